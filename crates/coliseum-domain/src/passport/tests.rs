@@ -1,0 +1,226 @@
+//! Validation cases for envelopes and deliveries, and the property that no
+//! input makes the parser panic.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use time::macros::datetime;
+
+use super::*;
+
+fn context() -> ValidationContext {
+    ValidationContext::at(datetime!(2026-11-20 18:00:00 UTC))
+}
+
+fn play() -> Value {
+    json!({
+        "event_id": "e-1",
+        "schema_version": 1,
+        "type": "audio.play",
+        "timestamp": "2026-11-20T17:04:05.123456789+01:00",
+        "user_id": "fan_1",
+        "artist_id": "art_1",
+        "metadata": {"city": " Lagos ", "genre": "AFROBEATS", "country": "ng", "extra": {"kept": true}},
+        "engagement": {"duration_ms": 183000, "completion": 0.92}
+    })
+}
+
+fn with(mut envelope: Value, pointer: &str, value: Value) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    let target = if parent.is_empty() { &mut envelope } else { envelope.pointer_mut(parent).expect("parent exists") };
+    target.as_object_mut().expect("parent is an object").insert(key.to_owned(), value);
+    envelope
+}
+
+fn without(mut envelope: Value, pointer: &str) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
+    let target = if parent.is_empty() { &mut envelope } else { envelope.pointer_mut(parent).expect("parent exists") };
+    target.as_object_mut().expect("parent is an object").remove(key);
+    envelope
+}
+
+fn errors_of(envelope: &Value) -> Vec<(String, String)> {
+    match validate_envelope(envelope, "/events/3", &context()) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.into_iter().map(|e| (e.pointer, e.detail)).collect(),
+    }
+}
+
+#[test]
+fn a_valid_play_is_normalized() {
+    let entry = validate_envelope(&play(), "", &context()).expect("valid");
+    assert_eq!(entry.timestamp, datetime!(2026-11-20 16:04:05.123456 UTC));
+    assert_eq!(entry.city.as_ref().map(|c| (c.key.as_str(), c.display.as_str())), Some(("lagos", "Lagos")));
+    assert_eq!(entry.genre.as_ref().map(|g| g.key.as_str()), Some("afrobeats"));
+    assert_eq!(entry.country.as_deref(), Some("NG"));
+    assert_eq!(entry.tier(), Some(Tier::LIGHT));
+    assert!(entry.is_full_play());
+    let kept: Value = serde_json::from_str(&entry.envelope).expect("json");
+    assert_eq!(kept, play(), "the log keeps the envelope as given");
+}
+
+#[test]
+fn a_short_play_is_a_preview() {
+    let entry = validate_envelope(&with(play(), "/engagement/duration_ms", json!(29_999)), "", &context()).expect("valid");
+    assert_eq!(entry.tier(), Some(Tier::PASSIVE));
+    assert!(!entry.is_full_play());
+}
+
+#[test]
+fn unknown_well_formed_types_are_kept_as_unrecognized() {
+    let entry = validate_envelope(&with(play(), "/type", json!("hologram.beamed")), "", &context()).expect("valid");
+    assert_eq!(entry.kind, EntryKind::Unrecognized);
+    assert_eq!(entry.tier(), None);
+}
+
+#[test]
+fn field_errors_point_into_the_batch() {
+    let cases: Vec<(Value, &str, &str)> = vec![
+        (without(play(), "/event_id"), "/events/3/event_id", "is required"),
+        (with(play(), "/event_id", json!("has space")), "/events/3/event_id", "must be 1 to 128"),
+        (with(play(), "/event_id", json!("x".repeat(129))), "/events/3/event_id", "must be 1 to 128"),
+        (with(play(), "/event_id", json!(7)), "/events/3/event_id", "must be a string"),
+        (with(play(), "/schema_version", json!(2)), "/events/3/schema_version", "supported versions: 1"),
+        (with(play(), "/schema_version", json!("1")), "/events/3/schema_version", "must be an integer"),
+        (without(play(), "/schema_version"), "/events/3/schema_version", "is required"),
+        (with(play(), "/type", json!("Audio.Play")), "/events/3/type", "family.action"),
+        (with(play(), "/type", json!("audio")), "/events/3/type", "family.action"),
+        (with(play(), "/timestamp", json!("2026-11-20 18:00:00")), "/events/3/timestamp", "RFC 3339"),
+        (with(play(), "/timestamp", json!("2026-11-20T18:05:01Z")), "/events/3/timestamp", "more than 5 minutes in the future"),
+        (with(play(), "/timestamp", json!("2024-11-20T17:59:59Z")), "/events/3/timestamp", "24-month"),
+        (with(play(), "/user_id", json!("")), "/events/3/user_id", "1 to 128"),
+        (with(play(), "/artist_id", json!(42)), "/events/3/artist_id", "string or null"),
+        (without(play(), "/artist_id"), "/events/3/artist_id", "is required for audio.play"),
+        (without(play(), "/engagement"), "/events/3/engagement/duration_ms", "is required for audio.play"),
+        (with(play(), "/engagement/duration_ms", json!(-1)), "/events/3/engagement/duration_ms", "at least 0"),
+        (with(play(), "/engagement/completion", json!(1.5)), "/events/3/engagement/completion", "0.0 to 1.0"),
+        (with(play(), "/metadata", json!([])), "/events/3/metadata", "must be an object"),
+        (with(play(), "/metadata/big", json!("x".repeat(8200))), "/events/3/metadata", "8 KiB"),
+        (with(play(), "/metadata/city", json!("  ")), "/events/3/metadata/city", "blank"),
+        (with(play(), "/metadata/country", json!("NGA")), "/events/3/metadata/country", "alpha-2"),
+        (with(play(), "/metadata/currency", json!("usd")), "/events/3/metadata/currency", "ISO 4217"),
+    ];
+    for (envelope, pointer, detail) in cases {
+        let errors = errors_of(&envelope);
+        assert!(
+            errors.iter().any(|(p, d)| p == pointer && d.contains(detail)),
+            "expected {pointer}: {detail}, got {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn the_boundaries_of_the_time_window_are_inclusive() {
+    assert!(errors_of(&with(play(), "/timestamp", json!("2026-11-20T18:05:00Z"))).is_empty());
+    assert!(errors_of(&with(play(), "/timestamp", json!("2024-11-20T18:00:00Z"))).is_empty());
+    let leap = ValidationContext::at(datetime!(2028-02-29 12:00:00 UTC));
+    assert_eq!(leap.oldest_accepted(), datetime!(2026-02-28 12:00:00 UTC));
+}
+
+#[test]
+fn each_type_requires_its_own_fields() {
+    let base = json!({"event_id": "e", "schema_version": 1, "timestamp": "2026-11-20T17:00:00Z"});
+    let required = |type_name: &str| -> Vec<String> {
+        let errors = errors_of(&with(base.clone(), "/type", json!(type_name)));
+        errors.into_iter().filter(|(_, d)| d.starts_with("is required for")).map(|(p, _)| p).collect()
+    };
+    assert_eq!(required("treasury.tip"), [
+        "/events/3/artist_id", "/events/3/user_id", "/events/3/metadata/amount_minor", "/events/3/metadata/currency"
+    ]);
+    assert_eq!(required("event.attended"), ["/events/3/artist_id", "/events/3/user_id", "/events/3/metadata/live_event_id"]);
+    assert_eq!(required("badge.earned"), ["/events/3/user_id"]);
+    assert_eq!(required("artist.headlined"), ["/events/3/artist_id", "/events/3/metadata/live_event_id"]);
+    assert!(required("hologram.beamed").is_empty(), "unknown types only need the envelope");
+    for spec in &KNOWN_TYPES {
+        assert!(!required(spec.name).is_empty(), "{} requires something", spec.name);
+    }
+}
+
+#[test]
+fn payment_rules() {
+    let spent = json!({
+        "event_id": "p", "schema_version": 1, "type": "treasury.money_spent", "timestamp": "2026-11-20T17:00:00Z",
+        "user_id": "u", "artist_id": "a", "metadata": {"amount_minor": 1000, "currency": "EUR", "kind": "ticket"}
+    });
+    let entry = validate_envelope(&spent, "", &context()).expect("valid");
+    assert_eq!(entry.money.map(|m| (m.amount_minor, m.currency.as_str().to_owned())), Some((1000, "EUR".to_owned())));
+    let bad_kind = errors_of(&with(spent.clone(), "/metadata/kind", json!("bribe")));
+    assert!(bad_kind.iter().any(|(p, _)| p == "/events/3/metadata/kind"));
+    let negative = errors_of(&with(spent.clone(), "/metadata/amount_minor", json!(-5)));
+    assert_eq!(negative.len(), 1, "{negative:?}");
+    let fractional = errors_of(&with(spent, "/metadata/amount_minor", json!(10.5)));
+    assert!(fractional.iter().any(|(p, _)| p == "/events/3/metadata/amount_minor"));
+}
+
+#[test]
+fn consent_purposes_are_booleans() {
+    let consent = json!({
+        "event_id": "c", "schema_version": 1, "type": "account.consent_updated", "timestamp": "2026-11-20T17:00:00Z",
+        "user_id": "u", "metadata": {"purposes": {"analytics": true, "marketing": false}}
+    });
+    assert!(errors_of(&consent).is_empty());
+    assert!(!errors_of(&with(consent, "/metadata/purposes/analytics", json!("yes"))).is_empty());
+}
+
+#[test]
+fn deliveries_single_and_batch() {
+    let single = serde_json::to_vec(&play()).expect("json");
+    let delivery = parse_delivery(&single, &context()).expect("delivery");
+    assert_eq!(delivery.entries.len(), 1);
+
+    let batch = json!({"events": [play(), without(play(), "/timestamp")]});
+    let delivery = parse_delivery(batch.to_string().as_bytes(), &context()).expect("delivery");
+    assert!(delivery.entries[0].is_ok());
+    let rejected = delivery.entries[1].as_ref().expect_err("rejected");
+    assert_eq!(rejected.event_id.as_deref(), Some("e-1"));
+    assert_eq!(rejected.errors[0].pointer, "/events/1/timestamp");
+
+    assert!(matches!(parse_delivery(b"{", &context()), Err(DeliveryError::NotJson(_))));
+    assert_eq!(parse_delivery(b"[]", &context()).err(), Some(DeliveryError::WrongShape));
+    assert_eq!(parse_delivery(br#"{"events": []}"#, &context()).err(), Some(DeliveryError::BadBatch));
+    assert_eq!(parse_delivery(br#"{"events": {}}"#, &context()).err(), Some(DeliveryError::BadBatch));
+    let too_many = json!({"events": vec![play(); MAX_BATCH_ENTRIES + 1]});
+    assert_eq!(parse_delivery(too_many.to_string().as_bytes(), &context()).err(), Some(DeliveryError::BadBatch));
+}
+
+fn arbitrary_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<f64>().prop_map(Value::from),
+        "\\PC{0,20}".prop_map(Value::String),
+        prop_oneof![Just("audio.play"), Just("2026-11-20T17:00:00Z"), Just("e-1"), Just("USD")]
+            .prop_map(|s| Value::String(s.to_owned())),
+    ];
+    leaf.prop_recursive(4, 64, 8, |inner| {
+        let keys = prop_oneof![
+            Just("event_id".to_owned()), Just("schema_version".to_owned()), Just("type".to_owned()),
+            Just("timestamp".to_owned()), Just("user_id".to_owned()), Just("artist_id".to_owned()),
+            Just("metadata".to_owned()), Just("engagement".to_owned()), Just("events".to_owned()),
+            Just("amount_minor".to_owned()), Just("currency".to_owned()), Just("duration_ms".to_owned()),
+            "[a-z_]{1,8}",
+        ];
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            prop::collection::btree_map(keys, inner, 0..8).prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_delivery(&body, &context());
+    }
+
+    #[test]
+    fn arbitrary_json_never_panics(document in arbitrary_json()) {
+        let _ = parse_delivery(document.to_string().as_bytes(), &context());
+    }
+
+    #[test]
+    fn mutated_valid_envelopes_never_panic(key in "[a-z_]{1,12}", value in arbitrary_json()) {
+        let _ = validate_envelope(&with(play(), &format!("/{key}"), value.clone()), "", &context());
+        let _ = validate_envelope(&with(play(), &format!("/metadata/{key}"), value), "", &context());
+    }
+}
