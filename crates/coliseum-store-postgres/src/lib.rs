@@ -1,1 +1,313 @@
-//! placeholder
+//! The PostgreSQL backend (15+, Supabase-compatible): the log partitioned by
+//! month, idempotency in an unpartitioned key table, and one writer at a time
+//! (a transaction-scoped advisory lock) so that sequence numbers become
+//! visible in order even with several nodes.
+
+pub mod testing;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coliseum_store::{
+    Accounts, Appended, LogStats, NewEntry, NewSession, NewUser, PassportLog, Store, StoreError, StoredEntry, User,
+    UserCredentials,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+use time::{Date, Month, OffsetDateTime};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The advisory lock that serializes appends across every node.
+const LOG_WRITER_LOCK: i64 = 0x636f_6c69_7365_756d; // "coliseum"
+/// Months of partitions kept ready beyond the current one.
+const MONTHS_AHEAD: i32 = 2;
+
+/// The PostgreSQL store.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: PgPool,
+    /// Months whose partition is known to exist.
+    partitions: Mutex<HashSet<Date>>,
+}
+
+impl PostgresStore {
+    /// Connects and migrates; creates the partitions of this month and the next ones.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options: PgConnectOptions =
+            url.parse().map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        let store = Self { pool, partitions: Mutex::new(HashSet::new()) };
+        let this_month = first_of_month(OffsetDateTime::now_utc().date());
+        let mut months = vec![this_month];
+        for _ in 0..MONTHS_AHEAD {
+            let last = months[months.len() - 1];
+            months.push(next_month(last));
+        }
+        store.ensure_partitions(months).await?;
+        Ok(store)
+    }
+
+    /// Creates the monthly partitions that are missing among `months`.
+    async fn ensure_partitions(&self, months: impl IntoIterator<Item = Date>) -> Result<(), StoreError> {
+        let missing: Vec<Date> = {
+            let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
+            months.into_iter().filter(|m| !known.contains(m)).collect::<HashSet<_>>().into_iter().collect()
+        };
+        for month in missing {
+            sqlx::query("SELECT coliseum_ensure_month($1)").bind(month).execute(&self.pool).await.map_err(classify)?;
+            self.partitions.lock().unwrap_or_else(|p| p.into_inner()).insert(month);
+        }
+        Ok(())
+    }
+}
+
+fn first_of_month(date: Date) -> Date {
+    date.replace_day(1).unwrap_or(date)
+}
+
+fn next_month(first: Date) -> Date {
+    let (year, month) = if first.month() == Month::December { (first.year() + 1, Month::January) } else { (first.year(), first.month().next()) };
+    Date::from_calendar_date(year, month, 1).unwrap_or(first)
+}
+
+fn unavailable(error: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn classify(error: sqlx::Error) -> StoreError {
+    match &error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            StoreError::Unavailable(error.to_string())
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // Connection exceptions, shutdown, too many connections, read-only standby.
+            Some(code) if code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006" => {
+                StoreError::Unavailable(error.to_string())
+            }
+            _ if db.is_unique_violation() || db.is_foreign_key_violation() => StoreError::Conflict(error.to_string()),
+            _ => StoreError::Internal(error.to_string()),
+        },
+        _ => StoreError::Internal(error.to_string()),
+    }
+}
+
+type EntryRow = (i64, String, String, bool, OffsetDateTime, OffsetDateTime, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, String);
+
+#[async_trait]
+impl PassportLog for PostgresStore {
+    async fn append_entries(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_partitions(entries.iter().map(|e| first_of_month(e.timestamp.date()))).await?;
+        let column = |f: fn(&NewEntry) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOG_WRITER_LOCK).execute(&mut *tx).await.map_err(classify)?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "WITH input AS ( \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::timestamptz[], $5::timestamptz[], \
+                                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
+                 WITH ORDINALITY AS t(event_id, entry_type, recognized, ts, received_at, user_id, artist_id, \
+                                      live_event_id, city, genre, envelope, ord) \
+             ), fresh AS ( \
+                 INSERT INTO passport_event_ids (event_id, month) \
+                 SELECT event_id, date_trunc('month', ts AT TIME ZONE 'UTC')::date FROM input \
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id \
+             ) \
+             INSERT INTO passport_entries (seq, event_id, entry_type, recognized, ts, received_at, user_id, artist_id, \
+                                           live_event_id, city, genre, envelope) \
+             SELECT nextval('passport_seq'), i.event_id, i.entry_type, i.recognized, i.ts, i.received_at, i.user_id, \
+                    i.artist_id, i.live_event_id, i.city, i.genre, i.envelope \
+             FROM input i JOIN fresh USING (event_id) ORDER BY i.ord \
+             RETURNING event_id, seq",
+        )
+        .bind(entries.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.entry_type.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.recognized).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.timestamp).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.received_at).collect::<Vec<_>>())
+        .bind(column(|e| e.user_id.clone()))
+        .bind(column(|e| e.artist_id.clone()))
+        .bind(column(|e| e.live_event_id.clone()))
+        .bind(column(|e| e.city.clone()))
+        .bind(column(|e| e.genre.clone()))
+        .bind(entries.iter().map(|e| e.envelope.clone()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        let accepted: HashMap<String, i64> = rows.into_iter().collect();
+        Ok(entries
+            .iter()
+            .map(|e| accepted.get(&e.event_id).map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq }))
+            .collect())
+    }
+
+    async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT seq, event_id, entry_type, recognized, ts, received_at, user_id, artist_id, live_event_id, \
+             city, genre, envelope FROM passport_entries WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, event_id, entry_type, recognized, timestamp, received_at, user_id, artist_id, live_event_id, city, genre, envelope)| {
+                StoredEntry {
+                    seq,
+                    entry: NewEntry { event_id, entry_type, recognized, timestamp, received_at, user_id, artist_id, live_event_id, city, genre, envelope },
+                }
+            })
+            .collect())
+    }
+
+    async fn log_stats(&self) -> Result<LogStats, StoreError> {
+        let (head_seq, entries, unrecognized): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT max(seq) FROM passport_entries), 0), \
+             (SELECT count(*) FROM passport_entries), \
+             (SELECT count(*) FROM passport_entries WHERE NOT recognized)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(LogStats { head_seq, entries, unrecognized })
+    }
+}
+
+type UserRow = (i64, String, String, String, String);
+
+async fn load_user<'c, E>(executor: E, row: UserRow) -> Result<User, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Postgres> + Copy,
+{
+    let (id, email, role, plan, _) = row;
+    let artists: Vec<String> =
+        sqlx::query_scalar("SELECT artist_id FROM user_artists WHERE user_id = $1 ORDER BY artist_id")
+            .bind(id)
+            .fetch_all(executor)
+            .await
+            .map_err(classify)?;
+    let live_events: Vec<String> =
+        sqlx::query_scalar("SELECT live_event_id FROM user_live_events WHERE user_id = $1 ORDER BY live_event_id")
+            .bind(id)
+            .fetch_all(executor)
+            .await
+            .map_err(classify)?;
+    Ok(User {
+        id,
+        email,
+        role: role.parse().map_err(|e| StoreError::Internal(format!("stored role: {e}")))?,
+        plan: plan.parse().map_err(|e| StoreError::Internal(format!("stored plan: {e}")))?,
+        artists,
+        live_events,
+    })
+}
+
+#[async_trait]
+impl Accounts for PostgresStore {
+    async fn upsert_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, password_hash, role, plan, created_at, updated_at) VALUES ($1, $2, $3, $4, now(), now()) \
+             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, \
+             plan = excluded.plan, updated_at = excluded.updated_at RETURNING id",
+        )
+        .bind(user.email.to_lowercase())
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(user.plan.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        sqlx::query("DELETE FROM user_artists WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
+        sqlx::query("DELETE FROM user_live_events WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
+        sqlx::query("INSERT INTO user_artists (user_id, artist_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(&user.artists)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query("INSERT INTO user_live_events (user_id, live_event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(&user.live_events)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        let row: UserRow = sqlx::query_as("SELECT id, email, role, plan, password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        load_user(&self.pool, row).await
+    }
+
+    async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, email, role, plan, password_hash FROM users WHERE email = $1")
+                .bind(email.to_lowercase())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        let password_hash = row.4.clone();
+        Ok(Some(UserCredentials { user: load_user(&self.pool, row).await?, password_hash }))
+    }
+
+    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+            .bind(&session.token_hash)
+            .bind(session.user_id)
+            .bind(session.created_at)
+            .bind(session.expires_at)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn session_user(&self, token_hash: &[u8], now: OffsetDateTime) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.email, u.role, u.plan, u.password_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match row {
+            Some(row) => Ok(Some(load_user(&self.pool, row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await.map_err(classify)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(classify)?;
+        Ok(())
+    }
+}

@@ -1,1 +1,296 @@
-//! placeholder
+//! The SQLite backend: the embedded default. One file, WAL mode, one writer;
+//! `synchronous = FULL`, so an acknowledged entry survives a power cut as
+//! well as a crash (group commit makes the fsync affordable).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use coliseum_store::{
+    Accounts, Appended, LogStats, NewEntry, NewSession, NewUser, PassportLog, Store, StoreError, StoredEntry, User,
+    UserCredentials,
+};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use time::OffsetDateTime;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Rows per INSERT statement: 11 parameters a row stays far below SQLite's
+/// limit of 32,766 parameters a statement.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its folder if missing) and migrates.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        if let Some(parent) = std::path::Path::new(options.get_filename()).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(unavailable)?;
+        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        Ok(Self { pool })
+    }
+}
+
+fn unavailable(error: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn classify(error: sqlx::Error) -> StoreError {
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(error.to_string())
+        }
+        sqlx::Error::Database(ref db) if db.message().contains("locked") || db.message().contains("busy") => {
+            StoreError::Unavailable(error.to_string())
+        }
+        sqlx::Error::Database(ref db) if db.is_unique_violation() || db.is_foreign_key_violation() => {
+            StoreError::Conflict(error.to_string())
+        }
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+fn micros(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+fn from_micros(us: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map_err(|e| StoreError::Internal(format!("stored timestamp out of range: {e}")))
+}
+
+type EntryRow = (i64, String, String, bool, i64, i64, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, String);
+
+fn stored_entry(row: EntryRow) -> Result<StoredEntry, StoreError> {
+    let (seq, event_id, entry_type, recognized, ts_us, received_us, user_id, artist_id, live_event_id, city, genre, envelope) = row;
+    Ok(StoredEntry {
+        seq,
+        entry: NewEntry {
+            event_id,
+            entry_type,
+            recognized,
+            timestamp: from_micros(ts_us)?,
+            received_at: from_micros(received_us)?,
+            user_id,
+            artist_id,
+            live_event_id,
+            city,
+            genre,
+            envelope,
+        },
+    })
+}
+
+#[async_trait]
+impl PassportLog for SqliteStore {
+    async fn append_entries(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
+        let mut accepted = std::collections::HashMap::with_capacity(entries.len());
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO passport_entries (event_id, entry_type, recognized, ts_us, received_us, \
+                 user_id, artist_id, live_event_id, city, genre, envelope) ",
+            );
+            insert.push_values(chunk, |mut row, e| {
+                row.push_bind(&e.event_id)
+                    .push_bind(&e.entry_type)
+                    .push_bind(e.recognized)
+                    .push_bind(micros(e.timestamp))
+                    .push_bind(micros(e.received_at))
+                    .push_bind(&e.user_id)
+                    .push_bind(&e.artist_id)
+                    .push_bind(&e.live_event_id)
+                    .push_bind(&e.city)
+                    .push_bind(&e.genre)
+                    .push_bind(&e.envelope);
+            });
+            insert.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id, seq");
+            let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut *tx).await.map_err(classify)?;
+            accepted.extend(rows);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(entries
+            .iter()
+            .map(|e| accepted.get(&e.event_id).map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq }))
+            .collect())
+    }
+
+    async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<StoredEntry>, StoreError> {
+        let rows: Vec<EntryRow> = sqlx::query_as(
+            "SELECT seq, event_id, entry_type, recognized, ts_us, received_us, user_id, artist_id, \
+             live_event_id, city, genre, envelope FROM passport_entries WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter().map(stored_entry).collect()
+    }
+
+    async fn log_stats(&self) -> Result<LogStats, StoreError> {
+        let (head_seq, entries, unrecognized): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'passport_entries'), 0), \
+             (SELECT COUNT(*) FROM passport_entries), \
+             (SELECT COUNT(*) FROM passport_entries WHERE recognized = 0)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(LogStats { head_seq, entries, unrecognized })
+    }
+}
+
+type UserRow = (i64, String, String, String, String);
+
+async fn load_user<'c, E>(executor: E, row: UserRow) -> Result<User, StoreError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite> + Copy,
+{
+    let (id, email, role, plan, _) = row;
+    let artists: Vec<String> =
+        sqlx::query_scalar("SELECT artist_id FROM user_artists WHERE user_id = $1 ORDER BY artist_id")
+            .bind(id)
+            .fetch_all(executor)
+            .await
+            .map_err(classify)?;
+    let live_events: Vec<String> =
+        sqlx::query_scalar("SELECT live_event_id FROM user_live_events WHERE user_id = $1 ORDER BY live_event_id")
+            .bind(id)
+            .fetch_all(executor)
+            .await
+            .map_err(classify)?;
+    Ok(User {
+        id,
+        email,
+        role: role.parse().map_err(|e| StoreError::Internal(format!("stored role: {e}")))?,
+        plan: plan.parse().map_err(|e| StoreError::Internal(format!("stored plan: {e}")))?,
+        artists,
+        live_events,
+    })
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn upsert_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let now = micros(OffsetDateTime::now_utc());
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO users (email, password_hash, role, plan, created_us, updated_us) VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (email) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, \
+             plan = excluded.plan, updated_us = excluded.updated_us RETURNING id",
+        )
+        .bind(user.email.to_lowercase())
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(user.plan.as_str())
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(classify)?;
+        sqlx::query("DELETE FROM user_artists WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
+        sqlx::query("DELETE FROM user_live_events WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
+        for artist in &user.artists {
+            sqlx::query("INSERT OR IGNORE INTO user_artists (user_id, artist_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(artist)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        for live_event in &user.live_events {
+            sqlx::query("INSERT OR IGNORE INTO user_live_events (user_id, live_event_id) VALUES ($1, $2)")
+                .bind(id)
+                .bind(live_event)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        let row: UserRow = sqlx::query_as("SELECT id, email, role, plan, password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        load_user(&self.pool, row).await
+    }
+
+    async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+        let row: Option<UserRow> =
+            sqlx::query_as("SELECT id, email, role, plan, password_hash FROM users WHERE email = $1")
+                .bind(email.to_lowercase())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        let password_hash = row.4.clone();
+        Ok(Some(UserCredentials { user: load_user(&self.pool, row).await?, password_hash }))
+    }
+
+    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO sessions (token_hash, user_id, created_us, expires_us) VALUES ($1, $2, $3, $4)")
+            .bind(&session.token_hash)
+            .bind(session.user_id)
+            .bind(micros(session.created_at))
+            .bind(micros(session.expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn session_user(&self, token_hash: &[u8], now: OffsetDateTime) -> Result<Option<User>, StoreError> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT u.id, u.email, u.role, u.plan, u.password_hash FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = $1 AND s.expires_us > $2",
+        )
+        .bind(token_hash)
+        .bind(micros(now))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(classify)?;
+        match row {
+            Some(row) => Ok(Some(load_user(&self.pool, row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await.map_err(classify)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(classify)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,228 @@
+//! The scenarios every backend must pass. Each backend's test binary runs
+//! them through [`conformance_tests!`](crate::conformance_tests) on a fresh
+//! database per test.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use coliseum_domain::plans::{Plan, Role};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use crate::{Appended, NewEntry, NewSession, NewUser, Store};
+
+/// Generates one `#[tokio::test]` per scenario. `$fresh` is an async fn
+/// returning `(Arc<dyn Store>, guard)`; the guard drops the database.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@each $fresh,
+            appended_entries_read_back_in_seq_order,
+            an_event_id_is_stored_once,
+            a_duplicate_in_another_month_is_still_a_duplicate,
+            a_thousand_entries_append_in_one_call,
+            read_after_pages_by_cursor,
+            log_stats_count_unrecognized_entries,
+            concurrent_appends_become_visible_in_seq_order,
+            users_are_upserted_by_email,
+            sessions_expire_and_revoke,
+        );
+    };
+    (@each $fresh:path, $($scenario:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let (store, _guard) = $fresh().await;
+                $crate::conformance::$scenario(store).await;
+            }
+        )+
+    };
+}
+
+/// A recognized play for `artist`, at `timestamp`.
+pub fn entry(event_id: &str, timestamp: OffsetDateTime) -> NewEntry {
+    NewEntry {
+        event_id: event_id.to_owned(),
+        entry_type: "audio.play".to_owned(),
+        recognized: true,
+        timestamp,
+        received_at: datetime!(2026-11-20 12:00:00.000001 UTC),
+        user_id: Some("fan_1".to_owned()),
+        artist_id: Some("art_1".to_owned()),
+        live_event_id: None,
+        city: Some("lagos".to_owned()),
+        genre: Some("afrobeats".to_owned()),
+        envelope: format!(r#"{{"event_id":"{event_id}"}}"#),
+    }
+}
+
+fn at() -> OffsetDateTime {
+    datetime!(2026-11-20 11:30:00.123456 UTC)
+}
+
+fn seq_of(appended: &Appended) -> i64 {
+    match appended {
+        Appended::Accepted { seq } => *seq,
+        Appended::Duplicate => panic!("expected a new entry, got a duplicate"),
+    }
+}
+
+pub async fn appended_entries_read_back_in_seq_order(store: Arc<dyn Store>) {
+    let mut third = entry("e-3", at());
+    third.user_id = None;
+    third.city = None;
+    third.live_event_id = Some("live_1".to_owned());
+    let entries = vec![entry("e-1", at()), entry("e-2", at() - Duration::days(40)), third];
+    let appended = store.append_entries(&entries).await.expect("append");
+    let seqs: Vec<i64> = appended.iter().map(seq_of).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs increase in input order: {seqs:?}");
+
+    let read = store.read_after(0, 10).await.expect("read");
+    assert_eq!(read.iter().map(|s| s.seq).collect::<Vec<_>>(), seqs);
+    assert_eq!(read.into_iter().map(|s| s.entry).collect::<Vec<_>>(), entries);
+    assert_eq!(store.log_stats().await.expect("stats").head_seq, seqs[2]);
+}
+
+pub async fn an_event_id_is_stored_once(store: Arc<dyn Store>) {
+    let first = store.append_entries(&[entry("e-1", at())]).await.expect("append");
+    let again = store.append_entries(&[entry("e-1", at()), entry("e-2", at())]).await.expect("append");
+    assert!(matches!(first[0], Appended::Accepted { .. }));
+    assert_eq!(again[0], Appended::Duplicate);
+    assert!(matches!(again[1], Appended::Accepted { .. }));
+    let stats = store.log_stats().await.expect("stats");
+    assert_eq!(stats.entries, 2);
+}
+
+pub async fn a_duplicate_in_another_month_is_still_a_duplicate(store: Arc<dyn Store>) {
+    let january = entry("e-1", datetime!(2026-01-31 23:59:59 UTC));
+    let february = entry("e-1", datetime!(2026-02-01 00:00:00 UTC));
+    store.append_entries(&[january.clone()]).await.expect("append");
+    let again = store.append_entries(&[february]).await.expect("append");
+    assert_eq!(again, vec![Appended::Duplicate]);
+    let read = store.read_after(0, 10).await.expect("read");
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].entry, january, "the first copy is kept untouched");
+}
+
+pub async fn a_thousand_entries_append_in_one_call(store: Arc<dyn Store>) {
+    let entries: Vec<NewEntry> =
+        (0..1000).map(|i| entry(&format!("bulk-{i}"), at() - Duration::hours(i % 900))).collect();
+    let appended = store.append_entries(&entries).await.expect("append");
+    assert_eq!(appended.iter().filter(|a| matches!(a, Appended::Accepted { .. })).count(), 1000);
+    let replay = store.append_entries(&entries).await.expect("append");
+    assert!(replay.iter().all(|a| *a == Appended::Duplicate));
+    assert_eq!(store.log_stats().await.expect("stats").entries, 1000);
+}
+
+pub async fn read_after_pages_by_cursor(store: Arc<dyn Store>) {
+    let entries: Vec<NewEntry> = (0..7).map(|i| entry(&format!("p-{i}"), at())).collect();
+    store.append_entries(&entries).await.expect("append");
+    let mut cursor = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = store.read_after(cursor, 3).await.expect("read");
+        assert!(page.len() <= 3);
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        seen.extend(page.into_iter().map(|s| s.entry.event_id));
+    }
+    assert_eq!(seen, (0..7).map(|i| format!("p-{i}")).collect::<Vec<_>>());
+}
+
+pub async fn log_stats_count_unrecognized_entries(store: Arc<dyn Store>) {
+    assert_eq!(store.log_stats().await.expect("stats"), crate::LogStats::default());
+    let mut odd = entry("u-1", at());
+    odd.entry_type = "hologram.beamed".to_owned();
+    odd.recognized = false;
+    store.append_entries(&[entry("k-1", at()), odd]).await.expect("append");
+    let stats = store.log_stats().await.expect("stats");
+    assert_eq!((stats.entries, stats.unrecognized), (2, 1));
+}
+
+/// DESIGN.md's pitfall: a tailer that reads "everything after my cursor"
+/// while writers commit must never skip an entry.
+pub async fn concurrent_appends_become_visible_in_seq_order(store: Arc<dyn Store>) {
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 25;
+    let tailer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut cursor = 0;
+            let mut seen = BTreeSet::new();
+            while seen.len() < WRITERS * BATCHES * 4 {
+                let page = store.read_after(cursor, 50).await.expect("read");
+                if page.is_empty() {
+                    tokio::task::yield_now().await;
+                }
+                for stored in page {
+                    cursor = stored.seq;
+                    assert!(seen.insert(stored.entry.event_id), "read twice");
+                }
+            }
+            seen
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for b in 0..BATCHES {
+                    let batch: Vec<NewEntry> = (0..4).map(|i| entry(&format!("w{w}-b{b}-{i}"), at())).collect();
+                    store.append_entries(&batch).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(30), tailer)
+        .await
+        .expect("the tailer saw every entry: none was skipped")
+        .expect("tailer");
+    assert_eq!(seen.len(), WRITERS * BATCHES * 4);
+}
+
+fn new_user(email: &str, role: Role, plan: Plan) -> NewUser {
+    NewUser {
+        email: email.to_owned(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo".to_owned(),
+        role,
+        plan,
+        artists: vec!["art_1".to_owned(), "art_2".to_owned()],
+        live_events: vec!["live_1".to_owned()],
+    }
+}
+
+pub async fn users_are_upserted_by_email(store: Arc<dyn Store>) {
+    let created = store.upsert_user(&new_user("Ada@Example.com", Role::Artist, Plan::Pro)).await.expect("create");
+    assert_eq!(created.email, "ada@example.com");
+    assert_eq!(created.artists, ["art_1", "art_2"]);
+
+    let mut changed = new_user("ada@example.COM", Role::Admin, Plan::Enterprise);
+    changed.artists = vec!["art_3".to_owned()];
+    changed.live_events.clear();
+    let updated = store.upsert_user(&changed).await.expect("update");
+    assert_eq!(updated.id, created.id, "same email, same user");
+    assert_eq!((updated.role, updated.plan), (Role::Admin, Plan::Enterprise));
+    assert_eq!(updated.artists, ["art_3"]);
+    assert!(updated.live_events.is_empty());
+
+    let credentials = store.user_credentials("ADA@example.com").await.expect("read").expect("found");
+    assert_eq!(credentials.user, updated);
+    assert!(credentials.password_hash.starts_with("$argon2id$"));
+    assert!(store.user_credentials("nobody@example.com").await.expect("read").is_none());
+}
+
+pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
+    let user = store.upsert_user(&new_user("s@example.com", Role::Fan, Plan::Free)).await.expect("create");
+    let now = at();
+    let session = NewSession { token_hash: vec![7; 32], user_id: user.id, created_at: now, expires_at: now + Duration::hours(1) };
+    store.create_session(&session).await.expect("create session");
+    let found = store.session_user(&[7; 32], now).await.expect("read").expect("live session");
+    assert_eq!(found.id, user.id);
+    assert!(store.session_user(&[7; 32], now + Duration::hours(2)).await.expect("read").is_none(), "expired");
+    assert!(store.session_user(&[8; 32], now).await.expect("read").is_none(), "unknown");
+    store.revoke_session(&[7; 32]).await.expect("revoke");
+    assert!(store.session_user(&[7; 32], now).await.expect("read").is_none(), "revoked");
+}
