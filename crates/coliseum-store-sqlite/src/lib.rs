@@ -151,15 +151,18 @@ impl PassportLog for SqliteStore {
     }
 
     async fn log_stats(&self) -> Result<LogStats, StoreError> {
-        let (head_seq, entries, unrecognized): (i64, i64, i64) = sqlx::query_as(
+        let (head_seq, unrecognized): (i64, i64) = sqlx::query_as(
             "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'passport_entries'), 0), \
-             (SELECT COUNT(*) FROM passport_entries), \
-             (SELECT COUNT(*) FROM passport_entries WHERE recognized = 0)",
+             (SELECT count(*) FROM passport_entries WHERE recognized = 0)",
         )
         .fetch_one(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(LogStats { head_seq, entries, unrecognized })
+        Ok(LogStats { head_seq, unrecognized })
+    }
+
+    async fn count_entries(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM passport_entries").fetch_one(&self.pool).await.map_err(classify)
     }
 }
 

@@ -40,8 +40,12 @@ pub trait PassportLog: Send + Sync {
     /// Up to `limit` entries with `seq > after`, in `seq` order.
     async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<StoredEntry>, StoreError>;
 
-    /// The head of the log and how much of it is unrecognized.
+    /// The head of the log and how much of it is unrecognized. Cheap: it
+    /// reads no more than an index end and the (rare) unrecognized entries.
     async fn log_stats(&self) -> Result<LogStats, StoreError>;
+
+    /// How many entries the log holds: a full count, for tests and tools.
+    async fn count_entries(&self) -> Result<i64, StoreError>;
 }
 
 /// Users and their browser sessions.

@@ -66,7 +66,6 @@ pub enum Appended {
 pub struct LogStats {
     /// The highest `seq` stored, 0 when empty.
     pub head_seq: i64,
-    pub entries: i64,
     pub unrecognized: i64,
 }
 
