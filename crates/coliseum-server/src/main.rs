@@ -1,1 +1,48 @@
-fn main() {}
+//! The `coliseum` binary: parses the command line and runs one command.
+
+use clap::Parser;
+use coliseum_server::cli::{BenchCommand, Cli, Command, UsersCommand};
+use coliseum_server::settings::{FileConfig, Settings};
+use coliseum_server::{app, bench, commands, demo, observability};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    observability::init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("coliseum: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("coliseum: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let file = FileConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = Settings::from_args(&args, &file)?;
+            if settings.demo {
+                demo::serve(settings).await
+            } else {
+                let application = app::Application::build(settings).await?;
+                commands::announce(&application);
+                application.run_until(app::shutdown_signal()).await
+            }
+        }
+        Command::Migrate(args) => commands::migrate(&file.database_url(args.database_url.as_ref())).await,
+        Command::Users(UsersCommand::Create(args)) => {
+            let database_url = file.database_url(args.database.database_url.as_ref());
+            commands::create_user(&database_url, &args).await
+        }
+        Command::Generate(args) => commands::generate(&args),
+        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
+    }
+}

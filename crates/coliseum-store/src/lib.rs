@@ -68,7 +68,7 @@ pub trait Accounts: Send + Sync {
 
 /// Everything a Coliseum node needs from its database.
 #[async_trait]
-pub trait Store: PassportLog + Accounts {
+pub trait Store: PassportLog + Accounts + std::fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

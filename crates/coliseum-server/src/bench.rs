@@ -1,0 +1,4 @@
+//! `coliseum bench`: the benchmark suite (BENCHMARKS.md says what each
+//! measures and how to read it).
+
+pub mod ingest;

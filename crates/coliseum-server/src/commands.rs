@@ -1,0 +1,97 @@
+//! The one-shot commands: `migrate`, `users create`, `generate`, and the
+//! start-up announcement of `serve`.
+
+use std::io::Write;
+
+use anyhow::{Context, bail};
+use coliseum_domain::plans::{Plan, Role};
+use coliseum_store::NewUser;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::app::{self, Application};
+use crate::cli::{GenerateArgs, UsersCreateArgs};
+use crate::generate::{Generator, GeneratorConfig, signed_delivery};
+use crate::sessions;
+use crate::webhook::WebhookKey;
+
+/// Prints where the engine listens: on stdout, for people and for the
+/// benchmarks and tests that start the binary on port 0.
+pub fn announce(application: &Application) {
+    let state = application.state();
+    println!("coliseum listening on http://{} (store: {})", application.local_addr(), state.store.backend());
+    let _ = std::io::stdout().flush();
+    if state.settings.passport_webhook_key.is_none() {
+        tracing::warn!("no --passport-webhook-secret: every Passport delivery will be refused with 401");
+    }
+}
+
+pub async fn migrate(database_url: &str) -> anyhow::Result<()> {
+    let store = app::open_store(database_url).await?;
+    println!("migrations applied ({})", store.backend());
+    Ok(())
+}
+
+pub async fn create_user(database_url: &str, args: &UsersCreateArgs) -> anyhow::Result<()> {
+    let role: Role = args.role.parse()?;
+    let plan: Plan = args.plan.parse()?;
+    if !args.email.contains('@') {
+        bail!("--email must be an email address");
+    }
+    if args.password.chars().count() < sessions::MIN_PASSWORD_CHARS {
+        bail!("--password must be at least {} characters", sessions::MIN_PASSWORD_CHARS);
+    }
+    let store = app::open_store(database_url).await?;
+    let user = store
+        .upsert_user(&NewUser {
+            email: args.email.clone(),
+            password_hash: sessions::hash_password(&args.password)?,
+            role,
+            plan,
+            artists: args.artists.clone(),
+            live_events: args.live_events.clone(),
+        })
+        .await?;
+    println!("user {} <{}>: role {}, plan {}", user.id, user.email, user.role, user.plan);
+    Ok(())
+}
+
+pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
+    let until = match &args.until {
+        Some(text) => OffsetDateTime::parse(text, &Rfc3339).context("--until must be an RFC 3339 timestamp")?,
+        None => OffsetDateTime::now_utc(),
+    };
+    let key = match (&args.signed, &args.secret) {
+        (true, Some(secret)) => Some(WebhookKey::parse(secret).context("--secret")?),
+        (true, None) => bail!("--signed needs --secret (or COLISEUM_PASSPORT_WEBHOOK_SECRET)"),
+        (false, _) => None,
+    };
+    let mut generator = Generator::new(GeneratorConfig {
+        artists: args.artists.max(1),
+        days: args.days.max(1),
+        seed: args.seed,
+        until,
+        total: args.events,
+    });
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut remaining = args.events;
+    while remaining > 0 {
+        let take = remaining.min(args.batch.max(1) as u64);
+        let envelopes: Vec<_> = (0..take).map(|_| generator.next_historical()).collect();
+        remaining -= take;
+        match &key {
+            Some(key) => {
+                let delivery = signed_delivery(key, &envelopes, until.unix_timestamp(), &generator.delivery_id());
+                writeln!(out, "{}", serde_json::to_string(&delivery)?)?;
+            }
+            None => {
+                for envelope in envelopes {
+                    writeln!(out, "{envelope}")?;
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The Coliseum server: the HTTP API over the engine, the `coliseum` command
+//! line, synthetic traffic for demos, and the benchmarks.
+//!
+//! Invariant: no SQL here; the server reaches data only through the store
+//! traits and the engine.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod commands;
+pub mod demo;
+pub mod generate;
+pub mod observability;
+pub mod problem;
+pub mod routes;
+pub mod sessions;
+pub mod settings;
+pub mod webhook;

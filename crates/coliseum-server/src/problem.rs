@@ -1,0 +1,146 @@
+//! Errors as RFC 9457 problem documents: one [`AppError`] for every failure
+//! a handler can return, mapped to status, type and title in one place.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use coliseum_domain::passport::FieldError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+const TYPE_BASE: &str = "https://coliseum.dev/problems/";
+
+/// A problem document.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Extension members, such as the per-entry `results` of a rejected delivery.
+    #[serde(flatten)]
+    pub extensions: Map<String, Value>,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// 400: the body is not what the endpoint reads (bad JSON, wrong shape).
+    #[error("{detail}")]
+    Malformed { detail: String, errors: Vec<FieldError> },
+    /// 401: no or bad credentials or signature.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 413.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    /// 415.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed but invalid; `extensions` carries any partial results.
+    #[error("{detail}")]
+    Invalid { detail: String, errors: Vec<FieldError>, extensions: Map<String, Value> },
+    /// 503: nothing was acknowledged; retry after the given seconds.
+    #[error("{detail}")]
+    Unavailable { detail: String, retry_after_s: u32 },
+    /// 500: a bug; the cause is logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    fn parts(&self) -> (StatusCode, &'static str, &'static str) {
+        match self {
+            Self::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Self::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Validation failed"),
+            Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let (status, slug, title) = self.parts();
+        let (detail, errors, extensions) = match self {
+            Self::Malformed { detail, errors } => (detail.clone(), errors.clone(), Map::new()),
+            Self::Invalid { detail, errors, extensions } => (detail.clone(), errors.clone(), extensions.clone()),
+            Self::Internal(_) => ("an unexpected error occurred; it has been logged".to_owned(), Vec::new(), Map::new()),
+            other => (other.to_string(), Vec::new(), Map::new()),
+        };
+        Problem { problem_type: format!("{TYPE_BASE}{slug}"), title, status: status.as_u16(), detail, errors, extensions }
+    }
+}
+
+impl From<coliseum_store::StoreError> for AppError {
+    fn from(error: coliseum_store::StoreError) -> Self {
+        match error {
+            coliseum_store::StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                Self::Unavailable { detail: "the store is unreachable; retry shortly".to_owned(), retry_after_s: 5 }
+            }
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = %cause, "request failed");
+        }
+        let problem = self.problem();
+        let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Self::Unavailable { retry_after_s, .. } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak_their_cause() {
+        let problem = AppError::Internal("password=hunter2 in query".into()).problem();
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("hunter2"));
+    }
+
+    #[test]
+    fn problems_serialize_per_rfc_9457() {
+        let error = AppError::Invalid {
+            detail: "every entry was rejected".into(),
+            errors: vec![FieldError { pointer: "/events/0/type".into(), detail: "is required".into() }],
+            extensions: Map::from_iter([("results".to_owned(), Value::Array(vec![]))]),
+        };
+        let json = serde_json::to_value(error.problem()).expect("json");
+        assert_eq!(json["type"], "https://coliseum.dev/problems/validation-failed");
+        assert_eq!(json["status"], 422);
+        assert_eq!(json["errors"][0]["pointer"], "/events/0/type");
+        assert!(json["results"].is_array());
+    }
+}

@@ -1,0 +1,174 @@
+//! Standard Webhooks signatures (PASSPORT.md, "Delivery"): HMAC-SHA256 over
+//! `{webhook-id}.{webhook-timestamp}.{body}` with the key after `whsec_`,
+//! any of several `v1,<base64>` signatures may match (so secrets can rotate),
+//! timestamps at most 5 minutes off, compared in constant time.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+const TOLERANCE_SECONDS: i64 = 5 * 60;
+
+/// Why a delivery's signature was refused. Every case is a `401`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the webhook-id, webhook-timestamp and webhook-signature headers are required")]
+    MissingHeaders,
+    #[error("webhook-timestamp must be whole seconds since the Unix epoch")]
+    MalformedTimestamp,
+    #[error("webhook-timestamp is more than 5 minutes away from the receiver's clock")]
+    StaleTimestamp,
+    #[error("webhook-signature must be a space-separated list of `v1,<base64>`")]
+    MalformedSignature,
+    #[error("no signature matches the body with the configured secret")]
+    Mismatch,
+    #[error("this server has no Passport webhook secret configured")]
+    NotConfigured,
+}
+
+/// The shared secret of a webhook sender.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookKey(Vec<u8>);
+
+impl std::fmt::Debug for WebhookKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookKey([redacted])")
+    }
+}
+
+/// A secret that is not `whsec_` followed by base64.
+#[derive(Debug, thiserror::Error)]
+#[error("a webhook secret is `whsec_` followed by base64 (at least 16 bytes)")]
+pub struct BadSecret;
+
+impl WebhookKey {
+    pub fn parse(secret: &str) -> Result<Self, BadSecret> {
+        let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+        let key = STANDARD.decode(encoded).map_err(|_| BadSecret)?;
+        if key.len() < 16 {
+            return Err(BadSecret);
+        }
+        Ok(Self(key))
+    }
+
+    /// A fresh random secret, as `whsec_…`.
+    pub fn generate() -> (Self, String) {
+        let key: [u8; 32] = rand::random();
+        (Self(key.to_vec()), format!("whsec_{}", STANDARD.encode(key)))
+    }
+
+    fn mac(&self, id: &str, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
+        // Invariant: HMAC accepts keys of any length.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!());
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac
+    }
+
+    /// The `webhook-signature` value for a delivery.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let tag = self.mac(id, &timestamp.to_string(), body).finalize().into_bytes();
+        format!("v1,{}", STANDARD.encode(tag))
+    }
+
+    /// Checks a delivery's headers against its raw body at `now`.
+    pub fn verify(
+        &self,
+        id: Option<&str>,
+        timestamp: Option<&str>,
+        signatures: Option<&str>,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<(), SignatureError> {
+        let (Some(id), Some(timestamp), Some(signatures)) = (id, timestamp, signatures) else {
+            return Err(SignatureError::MissingHeaders);
+        };
+        let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::MalformedTimestamp)?;
+        if (now.unix_timestamp() - seconds).abs() > TOLERANCE_SECONDS {
+            return Err(SignatureError::StaleTimestamp);
+        }
+        let mut any_well_formed = false;
+        for candidate in signatures.split(' ').filter(|s| !s.is_empty()) {
+            let Some(("v1", encoded)) = candidate.split_once(',') else { continue };
+            let Ok(tag) = STANDARD.decode(encoded) else { continue };
+            any_well_formed = true;
+            // verify_slice compares in constant time.
+            if self.mac(id, timestamp.trim(), body).verify_slice(&tag).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(if any_well_formed { SignatureError::Mismatch } else { SignatureError::MalformedSignature })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    const ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
+    const BODY: &[u8] = br#"{"email":"test@example.com","username":"test_user"}"#;
+    const AT: i64 = 1_649_367_553;
+
+    fn key() -> WebhookKey {
+        WebhookKey::parse(SECRET).expect("valid secret")
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(AT).expect("valid")
+    }
+
+    /// The published Standard Webhooks test vector.
+    #[test]
+    fn signs_the_published_test_vector() {
+        assert_eq!(key().sign(ID, AT, BODY), "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+    }
+
+    #[test]
+    fn verifies_what_the_official_library_signs() {
+        let official = standardwebhooks::Webhook::new(SECRET).expect("secret");
+        let signature = official.sign(ID, AT, BODY).expect("sign");
+        assert_eq!(key().verify(Some(ID), Some(&AT.to_string()), Some(&signature), BODY, now()), Ok(()));
+    }
+
+    #[test]
+    fn any_of_several_signatures_may_match() {
+        let good = key().sign(ID, AT, BODY);
+        let list = format!("v1,R3PTzyfHASBKHH98a7yexTwaJ4yNIcGhFQc1yuN+BPU= v2,abc {good}");
+        assert_eq!(key().verify(Some(ID), Some(&AT.to_string()), Some(&list), BODY, now()), Ok(()));
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let good = key().sign(ID, AT, BODY);
+        let ts = AT.to_string();
+        let check = |id, ts: Option<&str>, sig: Option<&str>, body: &[u8], now| key().verify(id, ts, sig, body, now);
+        assert_eq!(check(None, Some(&ts), Some(&good), BODY, now()), Err(SignatureError::MissingHeaders));
+        assert_eq!(check(Some(ID), Some("soon"), Some(&good), BODY, now()), Err(SignatureError::MalformedTimestamp));
+        assert_eq!(check(Some(ID), Some(&ts), Some(&good), BODY, now() + time::Duration::seconds(301)), Err(SignatureError::StaleTimestamp));
+        assert_eq!(check(Some(ID), Some(&ts), Some(&good), BODY, now() - time::Duration::seconds(301)), Err(SignatureError::StaleTimestamp));
+        assert_eq!(check(Some(ID), Some(&ts), Some(&good), BODY, now() + time::Duration::seconds(300)), Ok(()));
+        assert_eq!(check(Some(ID), Some(&ts), Some("v1,"), BODY, now()), Err(SignatureError::Mismatch));
+        assert_eq!(check(Some(ID), Some(&ts), Some("nonsense"), BODY, now()), Err(SignatureError::MalformedSignature));
+        assert_eq!(check(Some(ID), Some(&ts), Some(&good), b"{}", now()), Err(SignatureError::Mismatch));
+        assert_eq!(check(Some("other"), Some(&ts), Some(&good), BODY, now()), Err(SignatureError::Mismatch));
+        let truncated = &good[..good.len() - 4];
+        assert_eq!(check(Some(ID), Some(&ts), Some(truncated), BODY, now()), Err(SignatureError::Mismatch));
+        let _ = datetime!(2026-01-01 0:00 UTC);
+    }
+
+    #[test]
+    fn secrets_must_be_base64_of_at_least_16_bytes() {
+        assert!(WebhookKey::parse("whsec_***").is_err());
+        assert!(WebhookKey::parse("whsec_c2hvcnQ=").is_err());
+        let (generated, text) = WebhookKey::generate();
+        assert_eq!(WebhookKey::parse(&text).expect("round trip"), generated);
+        assert!(!format!("{generated:?}").contains(&text[6..]));
+    }
+}
