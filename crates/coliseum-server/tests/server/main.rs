@@ -1,0 +1,9 @@
+//! End-to-end tests of the server over real HTTP, on SQLite and on
+//! PostgreSQL, plus the real binary under SIGKILL and a PostgreSQL outage.
+//! One test binary for the crate keeps link times down.
+
+mod admin;
+mod ingest;
+mod outage;
+mod process;
+mod support;

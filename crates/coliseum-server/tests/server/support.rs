@@ -1,0 +1,207 @@
+//! The test harness: `spawn_app(Backend)` starts an engine on a free port
+//! with its own fresh database and gives typed helpers to talk to it.
+
+use std::sync::Arc;
+
+use coliseum_domain::plans::{Plan, Role};
+use coliseum_server::app::Application;
+use coliseum_server::sessions;
+use coliseum_server::settings::Settings;
+use coliseum_server::webhook::WebhookKey;
+use coliseum_store::{NewUser, Store};
+use coliseum_store_postgres::testing::TestDatabase;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per backend.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await;
+                }
+            )+
+        }
+    };
+}
+
+/// Keeps a test's database alive.
+pub enum DatabaseGuard {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres(#[allow(dead_code)] TestDatabase),
+}
+
+/// A fresh database URL for `backend`.
+pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}", dir.path().join("coliseum.db").display());
+            (url, DatabaseGuard::Sqlite(dir))
+        }
+        Backend::Postgres => {
+            let database = TestDatabase::create().await;
+            (database.url.clone(), DatabaseGuard::Postgres(database))
+        }
+    }
+}
+
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+pub fn key() -> WebhookKey {
+    WebhookKey::parse(SECRET).expect("valid secret")
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _database: DatabaseGuard,
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    let (url, guard) = fresh_database(backend).await;
+    spawn_app_on(Settings::for_tests(&url, key()), guard).await
+}
+
+pub async fn spawn_app_on(settings: Settings, guard: DatabaseGuard) -> TestApp {
+    let application = Application::build(settings).await.expect("the engine starts");
+    let base = format!("http://{}", application.local_addr());
+    let store = application.state().store.clone();
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let task = tokio::spawn(application.run_until(async move {
+        let _ = signal.await;
+    }));
+    TestApp { base, client: reqwest::Client::new(), store, shutdown: Some(shutdown), task: Some(task), _database: guard }
+}
+
+/// A play with this id, timestamped a minute ago.
+pub fn play(event_id: &str) -> Value {
+    let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    json!({
+        "event_id": event_id,
+        "schema_version": 1,
+        "type": "audio.play",
+        "timestamp": at.format(&time::format_description::well_known::Rfc3339).expect("format"),
+        "user_id": "fan_1",
+        "artist_id": "art_1",
+        "metadata": {"city": "Lagos", "genre": "afrobeats"},
+        "engagement": {"duration_ms": 183000}
+    })
+}
+
+/// The three Standard Webhooks headers for a body, signed now.
+pub fn signed_headers(body: &[u8]) -> Vec<(&'static str, String)> {
+    let id = format!("msg_{}", rand_id());
+    let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+    let signature = key().sign(&id, timestamp, body);
+    vec![("webhook-id", id), ("webhook-timestamp", timestamp.to_string()), ("webhook-signature", signature)]
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+impl TestApp {
+    /// Posts a signed delivery.
+    pub async fn deliver(&self, body: &Value) -> reqwest::Response {
+        let bytes = body.to_string().into_bytes();
+        let mut request = self.client.post(format!("{}/v1/passport/events", self.base)).header("content-type", "application/json");
+        for (name, value) in signed_headers(&bytes) {
+            request = request.header(name, value);
+        }
+        request.body(bytes).send().await.expect("request sent")
+    }
+
+    pub async fn entries(&self) -> i64 {
+        self.store.count_entries().await.expect("count")
+    }
+
+    /// Creates a user with this role; returns its email and password.
+    pub async fn create_user(&self, role: Role) -> (String, &'static str) {
+        let email = format!("{}-{}@example.com", role.as_str(), rand_id());
+        let password = "a long enough password";
+        self.store
+            .upsert_user(&NewUser {
+                email: email.clone(),
+                password_hash: sessions::hash_password(password).expect("hash"),
+                role,
+                plan: Plan::Pro,
+                artists: vec![],
+                live_events: vec![],
+            })
+            .await
+            .expect("user");
+        (email, password)
+    }
+
+    /// Creates a user and signs in; returns the `Cookie` header value.
+    pub async fn sign_in_as(&self, role: Role) -> String {
+        let (email, password) = self.create_user(role).await;
+        let response = self
+            .client
+            .post(format!("{}/v1/auth/login", self.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .expect("login");
+        assert_eq!(response.status(), 200);
+        let cookie = response.headers().get("set-cookie").expect("a session cookie").to_str().expect("ascii");
+        cookie.split(';').next().expect("name=value").to_owned()
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Stops the engine gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("joined").expect("clean shutdown");
+        }
+    }
+}
+
+/// Asserts a response is a problem document with this status and type slug.
+pub async fn assert_problem(response: reqwest::Response, status: u16, slug: &str) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/problem+json")
+    );
+    let problem: Value = response.json().await.expect("a JSON problem document");
+    assert_eq!(problem["type"], format!("https://coliseum.dev/problems/{slug}"), "{problem}");
+    assert_eq!(problem["status"], status);
+    assert!(problem["title"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    problem
+}
