@@ -18,7 +18,10 @@ impl Dimension {
         if display.is_empty() {
             return None;
         }
-        Some(Self { key: normalize(display), display: display.to_owned() })
+        Some(Self {
+            key: normalize(display),
+            display: display.to_owned(),
+        })
     }
 }
 

@@ -29,8 +29,8 @@ impl Currency {
     /// Digits after the decimal point in this currency's minor unit (ISO 4217).
     pub fn minor_unit_exponent(&self) -> u32 {
         match self.as_str() {
-            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
-            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX" | "UYI" | "VND"
+            | "VUV" | "XAF" | "XOF" | "XPF" => 0,
             "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
             "CLF" | "UYW" => 4,
             _ => 2,
@@ -86,20 +86,22 @@ pub struct FxTable {
 impl FxTable {
     /// A table that converts nothing but the base currency itself.
     pub fn new(base: Currency) -> Self {
-        Self { base, rates: BTreeMap::new() }
+        Self {
+            base,
+            rates: BTreeMap::new(),
+        }
     }
 
     /// Reads `EUR=1.08,GBP=1.27` (units of base currency per unit); blank is empty.
     pub fn parse(base: Currency, spec: &str) -> Result<Self, FxTableError> {
         let mut table = Self::new(base);
         for pair in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (code, rate) =
-                pair.split_once('=').ok_or_else(|| FxTableError::Malformed(pair.to_owned()))?;
+            let (code, rate) = pair
+                .split_once('=')
+                .ok_or_else(|| FxTableError::Malformed(pair.to_owned()))?;
             let code = code.trim();
-            let currency =
-                Currency::parse(code).ok_or_else(|| FxTableError::BadCurrency(code.to_owned()))?;
-            let rate = Rate::parse(rate.trim())
-                .ok_or_else(|| FxTableError::BadRate(currency.to_string()))?;
+            let currency = Currency::parse(code).ok_or_else(|| FxTableError::BadCurrency(code.to_owned()))?;
+            let rate = Rate::parse(rate.trim()).ok_or_else(|| FxTableError::BadRate(currency.to_string()))?;
             table.rates.insert(currency, rate);
         }
         Ok(table)
@@ -116,8 +118,7 @@ impl FxTable {
             return Some(amount_minor);
         }
         let rate = self.rates.get(&currency)?;
-        let exponent_gap =
-            i64::from(self.base.minor_unit_exponent()) - i64::from(currency.minor_unit_exponent());
+        let exponent_gap = i64::from(self.base.minor_unit_exponent()) - i64::from(currency.minor_unit_exponent());
         let pow10 = |n: u32| 10_i128.pow(n);
         let mut numerator = i128::from(amount_minor) * i128::from(rate.mantissa);
         let mut denominator = pow10(rate.scale);
@@ -178,10 +179,7 @@ mod tests {
 
     #[test]
     fn malformed_tables_say_what_is_wrong() {
-        assert_eq!(
-            FxTable::parse(usd(), "EUR"),
-            Err(FxTableError::Malformed("EUR".into()))
-        );
+        assert_eq!(FxTable::parse(usd(), "EUR"), Err(FxTableError::Malformed("EUR".into())));
         assert_eq!(
             FxTable::parse(usd(), "eur=1.1"),
             Err(FxTableError::BadCurrency("eur".into()))

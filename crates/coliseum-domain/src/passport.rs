@@ -5,11 +5,10 @@ mod catalogue;
 mod delivery;
 mod envelope;
 
-pub use catalogue::{KpiEffect, Requirement, Tier, TypeSpec, KNOWN_TYPES};
-pub use delivery::{parse_delivery, Delivery, DeliveryError, Rejected, MAX_BATCH_ENTRIES, MAX_BODY_BYTES};
+pub use catalogue::{KNOWN_TYPES, KpiEffect, Requirement, Tier, TypeSpec};
+pub use delivery::{Delivery, DeliveryError, MAX_BATCH_ENTRIES, MAX_BODY_BYTES, Rejected, parse_delivery};
 pub use envelope::{
-    validate_envelope, Engagement, Entry, EntryKind, FieldError, Money, ValidationContext,
-    SUPPORTED_SCHEMA_VERSIONS,
+    Engagement, Entry, EntryKind, FieldError, Money, SUPPORTED_SCHEMA_VERSIONS, ValidationContext, validate_envelope,
 };
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coliseum_store::{Appended, NewEntry, PassportLog, StoreError};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::stats::PipelineStats;
@@ -32,7 +32,11 @@ pub struct IngestConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { max_batch_entries: 5000, linger: Duration::from_millis(1), queue_entries: 50_000 }
+        Self {
+            max_batch_entries: 5000,
+            linger: Duration::from_millis(1),
+            queue_entries: 50_000,
+        }
     }
 }
 
@@ -61,7 +65,10 @@ impl From<&StoreError> for IngestError {
 type Reply = oneshot::Sender<Result<Vec<Appended>, IngestError>>;
 
 enum Message {
-    Write { entries: Vec<NewEntry>, reply: Reply },
+    Write {
+        entries: Vec<NewEntry>,
+        reply: Reply,
+    },
     /// Written after everything queued before it; then the writer exits.
     Stop,
 }
@@ -96,7 +103,14 @@ impl IngestWriter {
         let (sender, receiver) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(config.queue_entries));
         let task = tokio::spawn(run(store, config, stats, receiver));
-        (Self { sender, permits, config }, task)
+        (
+            Self {
+                sender,
+                permits,
+                config,
+            },
+            task,
+        )
     }
 
     /// Writes `entries` (in one commit with whatever else is waiting) and
@@ -115,13 +129,17 @@ impl IngestWriter {
             }
         };
         let (reply, answer) = oneshot::channel();
-        self.sender.send(Message::Write { entries, reply }).map_err(|_| IngestError::ShuttingDown)?;
+        self.sender
+            .send(Message::Write { entries, reply })
+            .map_err(|_| IngestError::ShuttingDown)?;
         answer.await.map_err(|_| IngestError::ShuttingDown)?
     }
 
     /// Entries waiting for or inside a commit.
     pub fn queued_entries(&self) -> usize {
-        self.config.queue_entries.saturating_sub(self.permits.available_permits())
+        self.config
+            .queue_entries
+            .saturating_sub(self.permits.available_permits())
     }
 
     /// Refuses new entries and lets the writer finish what it holds.
@@ -213,14 +231,20 @@ async fn commit(store: &dyn PassportLog, stats: &PipelineStats, jobs: Vec<(Vec<N
 
     match outcome {
         Ok(appended) => {
-            let accepted = appended.iter().filter(|a| matches!(a, Appended::Accepted { .. })).count() as u64;
+            let accepted = appended
+                .iter()
+                .filter(|a| matches!(a, Appended::Accepted { .. }))
+                .count() as u64;
             stats.accepted.record(accepted);
             metrics::counter!("coliseum_ingest_entries_total", "outcome" => "accepted").increment(accepted);
             let mut duplicates = 0_u64;
             for (slots, reply) in replies {
                 let fates: Vec<Appended> = slots
                     .into_iter()
-                    .map(|slot| slot.and_then(|i| appended.get(i).copied()).unwrap_or(Appended::Duplicate))
+                    .map(|slot| {
+                        slot.and_then(|i| appended.get(i).copied())
+                            .unwrap_or(Appended::Duplicate)
+                    })
                     .collect();
                 duplicates += fates.iter().filter(|f| **f == Appended::Duplicate).count() as u64;
                 let _ = reply.send(Ok(fates));

@@ -14,7 +14,11 @@ pub struct RateMeter {
 
 impl RateMeter {
     pub fn new(window: Duration) -> Self {
-        Self { window, buckets: Mutex::new(Vec::new()), origin: Instant::now() }
+        Self {
+            window,
+            buckets: Mutex::new(Vec::new()),
+            origin: Instant::now(),
+        }
     }
 
     pub fn record(&self, count: u64) {
@@ -42,7 +46,11 @@ impl RateMeter {
         let span = self.window.as_secs().max(1);
         let from = now.saturating_sub(span);
         let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        let total: u64 = buckets.iter().filter(|(s, _)| *s >= from && *s < now).map(|(_, c)| c).sum();
+        let total: u64 = buckets
+            .iter()
+            .filter(|(s, _)| *s >= from && *s < now)
+            .map(|(_, c)| c)
+            .sum();
         total as f64 / span as f64
     }
 }
@@ -55,7 +63,9 @@ pub struct PipelineStats {
 
 impl Default for PipelineStats {
     fn default() -> Self {
-        Self { accepted: RateMeter::new(Duration::from_secs(10)) }
+        Self {
+            accepted: RateMeter::new(Duration::from_secs(10)),
+        }
     }
 }
 

@@ -30,9 +30,17 @@ pub struct AppState {
 /// Opens the store named by a database URL, migrating it.
 pub async fn open_store(database_url: &str) -> anyhow::Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if database_url.starts_with("sqlite:") {
-        Arc::new(coliseum_store_sqlite::SqliteStore::connect(database_url).await.context("opening SQLite")?)
+        Arc::new(
+            coliseum_store_sqlite::SqliteStore::connect(database_url)
+                .await
+                .context("opening SQLite")?,
+        )
     } else {
-        Arc::new(coliseum_store_postgres::PostgresStore::connect(database_url).await.context("opening PostgreSQL")?)
+        Arc::new(
+            coliseum_store_postgres::PostgresStore::connect(database_url)
+                .await
+                .context("opening PostgreSQL")?,
+        )
     };
     Ok(store)
 }
@@ -55,14 +63,28 @@ impl Application {
         let store = open_store(&settings.database_url).await?;
         let stats = Arc::new(PipelineStats::default());
         let (ingest, writer_task) = IngestWriter::start(store.clone(), settings.ingest, stats.clone());
-        let listener = TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
-        let state = AppState { store, ingest, clock, stats, settings: Arc::new(settings) };
-        Ok(Self { listener, state, writer_task })
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("binding {}", settings.listen))?;
+        let state = AppState {
+            store,
+            ingest,
+            clock,
+            stats,
+            settings: Arc::new(settings),
+        };
+        Ok(Self {
+            listener,
+            state,
+            writer_task,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         // Invariant: a bound listener has an address.
-        self.listener.local_addr().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn state(&self) -> &AppState {
@@ -72,10 +94,17 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains: requests in flight are
     /// answered and every entry acknowledged is committed before returning.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, state, writer_task } = self;
+        let Self {
+            listener,
+            state,
+            writer_task,
+        } = self;
         let ingest = state.ingest.clone();
         let router = routes::router(state);
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await.context("serving HTTP")?;
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")?;
         ingest.shutdown();
         writer_task.await.context("the ingest writer failed")?;
         tracing::info!("stopped");

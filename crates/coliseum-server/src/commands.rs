@@ -19,7 +19,11 @@ use crate::webhook::WebhookKey;
 /// benchmarks and tests that start the binary on port 0.
 pub fn announce(application: &Application) {
     let state = application.state();
-    println!("coliseum listening on http://{} (store: {})", application.local_addr(), state.store.backend());
+    println!(
+        "coliseum listening on http://{} (store: {})",
+        application.local_addr(),
+        state.store.backend()
+    );
     let _ = std::io::stdout().flush();
     if state.settings.passport_webhook_key.is_none() {
         tracing::warn!("no --passport-webhook-secret: every Passport delivery will be refused with 401");
@@ -39,7 +43,10 @@ pub async fn create_user(database_url: &str, args: &UsersCreateArgs) -> anyhow::
         bail!("--email must be an email address");
     }
     if args.password.chars().count() < sessions::MIN_PASSWORD_CHARS {
-        bail!("--password must be at least {} characters", sessions::MIN_PASSWORD_CHARS);
+        bail!(
+            "--password must be at least {} characters",
+            sessions::MIN_PASSWORD_CHARS
+        );
     }
     let store = app::open_store(database_url).await?;
     let user = store
@@ -52,7 +59,10 @@ pub async fn create_user(database_url: &str, args: &UsersCreateArgs) -> anyhow::
             live_events: args.live_events.clone(),
         })
         .await?;
-    println!("user {} <{}>: role {}, plan {}", user.id, user.email, user.role, user.plan);
+    println!(
+        "user {} <{}>: role {}, plan {}",
+        user.id, user.email, user.role, user.plan
+    );
     Ok(())
 }
 

@@ -46,7 +46,12 @@ async fn seed_accounts(application: &Application) -> anyhow::Result<()> {
     println!("Demo accounts (new passwords at every start):");
     for (email, role, plan, artists) in [
         ("admin@coliseum.demo", Role::Admin, Plan::Enterprise, vec![]),
-        ("artist@coliseum.demo", Role::Artist, Plan::Pro, vec!["art_0".to_owned()]),
+        (
+            "artist@coliseum.demo",
+            Role::Artist,
+            Plan::Pro,
+            vec!["art_0".to_owned()],
+        ),
         ("fan@coliseum.demo", Role::Fan, Plan::Free, vec![]),
     ] {
         let password = Alphanumeric.sample_string(&mut rand::rng(), 16);
@@ -70,14 +75,26 @@ async fn stream(url: String, key: WebhookKey, rate: u32) {
     let client = reqwest::Client::new();
     let now = OffsetDateTime::now_utc();
     let seed = now.unix_timestamp().unsigned_abs();
-    let mut history = Generator::new(GeneratorConfig { artists: 300, days: 1, seed, until: now, total: BACKFILL_ENTRIES });
+    let mut history = Generator::new(GeneratorConfig {
+        artists: 300,
+        days: 1,
+        seed,
+        until: now,
+        total: BACKFILL_ENTRIES,
+    });
     let mut sent = 0;
     while sent < BACKFILL_ENTRIES {
         let envelopes: Vec<_> = (0..BACKFILL_BATCH).map(|_| history.next_historical()).collect();
         sent += envelopes.len() as u64;
         send(&client, &url, &key, &mut history, &envelopes).await;
     }
-    let mut live = Generator::new(GeneratorConfig { artists: 300, days: 1, seed: seed + 1, until: now, total: 1 });
+    let mut live = Generator::new(GeneratorConfig {
+        artists: 300,
+        days: 1,
+        seed: seed + 1,
+        until: now,
+        total: 1,
+    });
     let tick = Duration::from_millis(250);
     let per_tick = (rate / 4).max(1);
     let mut interval = tokio::time::interval(tick);
@@ -89,7 +106,13 @@ async fn stream(url: String, key: WebhookKey, rate: u32) {
     }
 }
 
-async fn send(client: &reqwest::Client, url: &str, key: &WebhookKey, generator: &mut Generator, envelopes: &[serde_json::Value]) {
+async fn send(
+    client: &reqwest::Client,
+    url: &str,
+    key: &WebhookKey,
+    generator: &mut Generator,
+    envelopes: &[serde_json::Value],
+) {
     let body = serde_json::json!({"events": envelopes}).to_string();
     let id = generator.delivery_id();
     let timestamp = OffsetDateTime::now_utc().unix_timestamp();

@@ -13,14 +13,43 @@ use time::{Duration, OffsetDateTime};
 use crate::webhook::WebhookKey;
 
 const CITIES: &[(&str, &str)] = &[
-    ("Lagos", "NG"), ("Accra", "GH"), ("Nairobi", "KE"), ("London", "GB"), ("Paris", "FR"), ("Berlin", "DE"),
-    ("New York", "US"), ("Los Angeles", "US"), ("Atlanta", "US"), ("São Paulo", "BR"), ("Mexico City", "MX"),
-    ("Tokyo", "JP"), ("Seoul", "KR"), ("Mumbai", "IN"), ("Johannesburg", "ZA"), ("Kingston", "JM"),
-    ("Toronto", "CA"), ("Madrid", "ES"), ("Lima", "PE"), ("Oslo", "NO"),
+    ("Lagos", "NG"),
+    ("Accra", "GH"),
+    ("Nairobi", "KE"),
+    ("London", "GB"),
+    ("Paris", "FR"),
+    ("Berlin", "DE"),
+    ("New York", "US"),
+    ("Los Angeles", "US"),
+    ("Atlanta", "US"),
+    ("São Paulo", "BR"),
+    ("Mexico City", "MX"),
+    ("Tokyo", "JP"),
+    ("Seoul", "KR"),
+    ("Mumbai", "IN"),
+    ("Johannesburg", "ZA"),
+    ("Kingston", "JM"),
+    ("Toronto", "CA"),
+    ("Madrid", "ES"),
+    ("Lima", "PE"),
+    ("Oslo", "NO"),
 ];
 const GENRES: &[&str] = &[
-    "afrobeats", "amapiano", "hip-hop", "r&b", "pop", "house", "techno", "jazz", "reggae", "dancehall",
-    "k-pop", "latin", "rock", "gospel", "highlife",
+    "afrobeats",
+    "amapiano",
+    "hip-hop",
+    "r&b",
+    "pop",
+    "house",
+    "techno",
+    "jazz",
+    "reggae",
+    "dancehall",
+    "k-pop",
+    "latin",
+    "rock",
+    "gospel",
+    "highlife",
 ];
 /// Currencies of payments, with their share; the base currency dominates.
 const CURRENCIES: &[(&str, u32)] = &[("USD", 70), ("EUR", 12), ("GBP", 10), ("NGN", 8)];
@@ -64,7 +93,10 @@ pub struct Generator {
 
 impl std::fmt::Debug for Generator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Generator").field("config", &self.config).field("drawn", &self.drawn).finish()
+        f.debug_struct("Generator")
+            .field("config", &self.config)
+            .field("drawn", &self.drawn)
+            .finish()
     }
 }
 
@@ -97,7 +129,15 @@ impl Generator {
                 genre: GENRES[rng.random_range(0..GENRES.len())],
             })
             .collect();
-        Self { config, rng, artists, popularity, fans, drawn: 0, deliveries: 0 }
+        Self {
+            config,
+            rng,
+            artists,
+            popularity,
+            fans,
+            drawn: 0,
+            deliveries: 0,
+        }
     }
 
     /// The next entry of the historical period, in time order but for a few
@@ -136,7 +176,11 @@ impl Generator {
         let entry_type = match roll {
             0..=549 => {
                 let preview = self.rng.random_bool(0.2);
-                let duration = if preview { self.rng.random_range(3_000..30_000) } else { self.rng.random_range(30_000..300_000) };
+                let duration = if preview {
+                    self.rng.random_range(3_000..30_000)
+                } else {
+                    self.rng.random_range(30_000..300_000)
+                };
                 engagement = json!({"duration_ms": duration, "completion": ((duration as f64 / 300_000.0) * 100.0).round() / 100.0});
                 metadata["track_id"] = json!(format!("trk_{}_{}", artist, self.rng.random_range(0..12)));
                 "audio.play"
@@ -210,7 +254,9 @@ impl Generator {
     fn pick_artist(&mut self) -> usize {
         let total = self.popularity.last().copied().unwrap_or(1.0);
         let target = self.rng.random::<f64>() * total;
-        self.popularity.partition_point(|&cumulative| cumulative < target).min(self.artists.len() - 1)
+        self.popularity
+            .partition_point(|&cumulative| cumulative < target)
+            .min(self.artists.len() - 1)
     }
 
     /// Fans mostly follow artists of their genre or city.
@@ -253,7 +299,11 @@ impl Generator {
 
 /// A delivery as a sender would make it: the body and its signature headers.
 pub fn signed_delivery(key: &WebhookKey, envelopes: &[Value], timestamp: i64, webhook_id: &str) -> Value {
-    let body = if envelopes.len() == 1 { envelopes[0].to_string() } else { json!({"events": envelopes}).to_string() };
+    let body = if envelopes.len() == 1 {
+        envelopes[0].to_string()
+    } else {
+        json!({"events": envelopes}).to_string()
+    };
     json!({
         "webhook_id": webhook_id,
         "webhook_timestamp": timestamp,
@@ -269,7 +319,13 @@ mod tests {
     use time::macros::datetime;
 
     fn config(seed: u64) -> GeneratorConfig {
-        GeneratorConfig { artists: 50, days: 7, seed, until: datetime!(2026-11-20 12:00 UTC), total: 2000 }
+        GeneratorConfig {
+            artists: 50,
+            days: 7,
+            seed,
+            until: datetime!(2026-11-20 12:00 UTC),
+            total: 2000,
+        }
     }
 
     #[test]

@@ -50,7 +50,11 @@ pub enum AppError {
     UnsupportedMediaType(String),
     /// 422: well-formed but invalid; `extensions` carries any partial results.
     #[error("{detail}")]
-    Invalid { detail: String, errors: Vec<FieldError>, extensions: Map<String, Value> },
+    Invalid {
+        detail: String,
+        errors: Vec<FieldError>,
+        extensions: Map<String, Value>,
+    },
     /// 503: nothing was acknowledged; retry after the given seconds.
     #[error("{detail}")]
     Unavailable { detail: String, retry_after_s: u32 },
@@ -66,12 +70,22 @@ impl AppError {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
-            Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed"),
+            Self::MethodNotAllowed(_) => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
-            Self::UnsupportedMediaType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
-            }
-            Self::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Validation failed"),
+            Self::UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            Self::Invalid { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation-failed",
+                "Validation failed",
+            ),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
@@ -81,11 +95,26 @@ impl AppError {
         let (status, slug, title) = self.parts();
         let (detail, errors, extensions) = match self {
             Self::Malformed { detail, errors } => (detail.clone(), errors.clone(), Map::new()),
-            Self::Invalid { detail, errors, extensions } => (detail.clone(), errors.clone(), extensions.clone()),
-            Self::Internal(_) => ("an unexpected error occurred; it has been logged".to_owned(), Vec::new(), Map::new()),
+            Self::Invalid {
+                detail,
+                errors,
+                extensions,
+            } => (detail.clone(), errors.clone(), extensions.clone()),
+            Self::Internal(_) => (
+                "an unexpected error occurred; it has been logged".to_owned(),
+                Vec::new(),
+                Map::new(),
+            ),
             other => (other.to_string(), Vec::new(), Map::new()),
         };
-        Problem { problem_type: format!("{TYPE_BASE}{slug}"), title, status: status.as_u16(), detail, errors, extensions }
+        Problem {
+            problem_type: format!("{TYPE_BASE}{slug}"),
+            title,
+            status: status.as_u16(),
+            detail,
+            errors,
+            extensions,
+        }
     }
 }
 
@@ -94,7 +123,10 @@ impl From<coliseum_store::StoreError> for AppError {
         match error {
             coliseum_store::StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
-                Self::Unavailable { detail: "the store is unreachable; retry shortly".to_owned(), retry_after_s: 5 }
+                Self::Unavailable {
+                    detail: "the store is unreachable; retry shortly".to_owned(),
+                    retry_after_s: 5,
+                }
             }
             other => Self::Internal(other.to_string()),
         }
@@ -111,7 +143,10 @@ impl IntoResponse for AppError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Self::Unavailable { retry_after_s, .. } = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }
@@ -134,7 +169,10 @@ mod tests {
     fn problems_serialize_per_rfc_9457() {
         let error = AppError::Invalid {
             detail: "every entry was rejected".into(),
-            errors: vec![FieldError { pointer: "/events/0/type".into(), detail: "is required".into() }],
+            errors: vec![FieldError {
+                pointer: "/events/0/type".into(),
+                detail: "is required".into(),
+            }],
             extensions: Map::from_iter([("results".to_owned(), Value::Array(vec![]))]),
         };
         let json = serde_json::to_value(error.problem()).expect("json");

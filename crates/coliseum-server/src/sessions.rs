@@ -1,8 +1,8 @@
 //! Passwords and browser sessions: Argon2id hashes, random session tokens
 //! kept server-side only as SHA-256 hashes, and the cookie that carries them.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};

@@ -72,7 +72,9 @@ impl FileConfig {
     }
 
     pub fn database_url(&self, flag: Option<&String>) -> String {
-        flag.or(self.database_url.as_ref()).cloned().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+        flag.or(self.database_url.as_ref())
+            .cloned()
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
     }
 }
 
@@ -96,10 +98,14 @@ impl Settings {
     pub fn from_args(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Self> {
         let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or_else(|| file.clone());
         let listen_text = pick(&args.listen, &file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr =
-            listen_text.parse().with_context(|| format!("--listen `{listen_text}` is not an address such as 127.0.0.1:8080"))?;
+        let listen: SocketAddr = listen_text
+            .parse()
+            .with_context(|| format!("--listen `{listen_text}` is not an address such as 127.0.0.1:8080"))?;
         let database_url = file.database_url(args.database.database_url.as_ref());
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres://") || database_url.starts_with("postgresql://")) {
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
             bail!("--database-url must start with sqlite:// or postgres://");
         }
         let passport_webhook_key = pick(&args.passport_webhook_secret, &file.passport_webhook_secret)
@@ -108,16 +114,36 @@ impl Settings {
             .context("--passport-webhook-secret")?;
         let defaults = IngestConfig::default();
         let ingest = IngestConfig {
-            max_batch_entries: args.ingest_max_batch.or(file.ingest_max_batch).unwrap_or(defaults.max_batch_entries).max(1),
-            linger: args.ingest_linger_ms.or(file.ingest_linger_ms).map_or(defaults.linger, Duration::from_millis),
-            queue_entries: args.ingest_queue_entries.or(file.ingest_queue_entries).unwrap_or(defaults.queue_entries),
+            max_batch_entries: args
+                .ingest_max_batch
+                .or(file.ingest_max_batch)
+                .unwrap_or(defaults.max_batch_entries)
+                .max(1),
+            linger: args
+                .ingest_linger_ms
+                .or(file.ingest_linger_ms)
+                .map_or(defaults.linger, Duration::from_millis),
+            queue_entries: args
+                .ingest_queue_entries
+                .or(file.ingest_queue_entries)
+                .unwrap_or(defaults.queue_entries),
         };
         if ingest.queue_entries < coliseum_domain::passport::MAX_BATCH_ENTRIES {
-            bail!("--ingest-queue-entries must hold at least one full batch ({})", coliseum_domain::passport::MAX_BATCH_ENTRIES);
+            bail!(
+                "--ingest-queue-entries must hold at least one full batch ({})",
+                coliseum_domain::passport::MAX_BATCH_ENTRIES
+            );
         }
-        let base_text = std::env::var("COLISEUM_BASE_CURRENCY").ok().or_else(|| file.base_currency.clone()).unwrap_or_else(|| "USD".to_owned());
-        let base = Currency::parse(&base_text).with_context(|| format!("COLISEUM_BASE_CURRENCY `{base_text}` is not an ISO 4217 code"))?;
-        let rates = std::env::var("COLISEUM_FX_RATES").ok().or_else(|| file.fx_rates.clone()).unwrap_or_default();
+        let base_text = std::env::var("COLISEUM_BASE_CURRENCY")
+            .ok()
+            .or_else(|| file.base_currency.clone())
+            .unwrap_or_else(|| "USD".to_owned());
+        let base = Currency::parse(&base_text)
+            .with_context(|| format!("COLISEUM_BASE_CURRENCY `{base_text}` is not an ISO 4217 code"))?;
+        let rates = std::env::var("COLISEUM_FX_RATES")
+            .ok()
+            .or_else(|| file.fx_rates.clone())
+            .unwrap_or_default();
         let fx = FxTable::parse(base, &rates).context("COLISEUM_FX_RATES")?;
         Ok(Self {
             listen,
@@ -153,7 +179,9 @@ impl Settings {
 
     /// Cookies are `Secure` when the public URL is HTTPS.
     pub fn secure_cookies(&self) -> bool {
-        self.public_url.as_deref().is_some_and(|url| url.starts_with("https://"))
+        self.public_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("https://"))
     }
 }
 
@@ -163,8 +191,12 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file_and_the_file_over_defaults() {
-        let file: FileConfig = toml::from_str("listen = \"127.0.0.1:9000\"\nmetrics_token = \"t\"\ningest_linger_ms = 7").expect("toml");
-        let args = ServeArgs { listen: Some("127.0.0.1:9100".into()), ..ServeArgs::default() };
+        let file: FileConfig =
+            toml::from_str("listen = \"127.0.0.1:9000\"\nmetrics_token = \"t\"\ningest_linger_ms = 7").expect("toml");
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9100".into()),
+            ..ServeArgs::default()
+        };
         let settings = Settings::from_args(&args, &file).expect("valid");
         assert_eq!(settings.listen.port(), 9100);
         assert_eq!(settings.ingest.linger, Duration::from_millis(7));
@@ -175,10 +207,22 @@ mod tests {
     #[test]
     fn bad_values_are_refused_with_the_flag_named() {
         let file = FileConfig::default();
-        let bad_listen = ServeArgs { listen: Some("nowhere".into()), ..ServeArgs::default() };
+        let bad_listen = ServeArgs {
+            listen: Some("nowhere".into()),
+            ..ServeArgs::default()
+        };
         assert!(format!("{:#}", Settings::from_args(&bad_listen, &file).expect_err("bad")).contains("--listen"));
-        let bad_secret = ServeArgs { passport_webhook_secret: Some("whsec_***".into()), ..ServeArgs::default() };
-        assert!(format!("{:#}", Settings::from_args(&bad_secret, &file).expect_err("bad")).contains("--passport-webhook-secret"));
-        assert!(toml::from_str::<FileConfig>("nonsense = 1").is_err(), "unknown keys are refused");
+        let bad_secret = ServeArgs {
+            passport_webhook_secret: Some("whsec_***".into()),
+            ..ServeArgs::default()
+        };
+        assert!(
+            format!("{:#}", Settings::from_args(&bad_secret, &file).expect_err("bad"))
+                .contains("--passport-webhook-secret")
+        );
+        assert!(
+            toml::from_str::<FileConfig>("nonsense = 1").is_err(),
+            "unknown keys are refused"
+        );
     }
 }

@@ -88,13 +88,18 @@ impl WebhookKey {
         let (Some(id), Some(timestamp), Some(signatures)) = (id, timestamp, signatures) else {
             return Err(SignatureError::MissingHeaders);
         };
-        let seconds: i64 = timestamp.trim().parse().map_err(|_| SignatureError::MalformedTimestamp)?;
+        let seconds: i64 = timestamp
+            .trim()
+            .parse()
+            .map_err(|_| SignatureError::MalformedTimestamp)?;
         if (now.unix_timestamp() - seconds).abs() > TOLERANCE_SECONDS {
             return Err(SignatureError::StaleTimestamp);
         }
         let mut any_well_formed = false;
         for candidate in signatures.split(' ').filter(|s| !s.is_empty()) {
-            let Some(("v1", encoded)) = candidate.split_once(',') else { continue };
+            let Some(("v1", encoded)) = candidate.split_once(',') else {
+                continue;
+            };
             let Ok(tag) = STANDARD.decode(encoded) else { continue };
             any_well_formed = true;
             // verify_slice compares in constant time.
@@ -102,7 +107,11 @@ impl WebhookKey {
                 return Ok(());
             }
         }
-        Err(if any_well_formed { SignatureError::Mismatch } else { SignatureError::MalformedSignature })
+        Err(if any_well_formed {
+            SignatureError::Mismatch
+        } else {
+            SignatureError::MalformedSignature
+        })
     }
 }
 
@@ -127,21 +136,30 @@ mod tests {
     /// The published Standard Webhooks test vector.
     #[test]
     fn signs_the_published_test_vector() {
-        assert_eq!(key().sign(ID, AT, BODY), "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+        assert_eq!(
+            key().sign(ID, AT, BODY),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
+        );
     }
 
     #[test]
     fn verifies_what_the_official_library_signs() {
         let official = standardwebhooks::Webhook::new(SECRET).expect("secret");
         let signature = official.sign(ID, AT, BODY).expect("sign");
-        assert_eq!(key().verify(Some(ID), Some(&AT.to_string()), Some(&signature), BODY, now()), Ok(()));
+        assert_eq!(
+            key().verify(Some(ID), Some(&AT.to_string()), Some(&signature), BODY, now()),
+            Ok(())
+        );
     }
 
     #[test]
     fn any_of_several_signatures_may_match() {
         let good = key().sign(ID, AT, BODY);
         let list = format!("v1,R3PTzyfHASBKHH98a7yexTwaJ4yNIcGhFQc1yuN+BPU= v2,abc {good}");
-        assert_eq!(key().verify(Some(ID), Some(&AT.to_string()), Some(&list), BODY, now()), Ok(()));
+        assert_eq!(
+            key().verify(Some(ID), Some(&AT.to_string()), Some(&list), BODY, now()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -149,17 +167,65 @@ mod tests {
         let good = key().sign(ID, AT, BODY);
         let ts = AT.to_string();
         let check = |id, ts: Option<&str>, sig: Option<&str>, body: &[u8], now| key().verify(id, ts, sig, body, now);
-        assert_eq!(check(None, Some(&ts), Some(&good), BODY, now()), Err(SignatureError::MissingHeaders));
-        assert_eq!(check(Some(ID), Some("soon"), Some(&good), BODY, now()), Err(SignatureError::MalformedTimestamp));
-        assert_eq!(check(Some(ID), Some(&ts), Some(&good), BODY, now() + time::Duration::seconds(301)), Err(SignatureError::StaleTimestamp));
-        assert_eq!(check(Some(ID), Some(&ts), Some(&good), BODY, now() - time::Duration::seconds(301)), Err(SignatureError::StaleTimestamp));
-        assert_eq!(check(Some(ID), Some(&ts), Some(&good), BODY, now() + time::Duration::seconds(300)), Ok(()));
-        assert_eq!(check(Some(ID), Some(&ts), Some("v1,"), BODY, now()), Err(SignatureError::Mismatch));
-        assert_eq!(check(Some(ID), Some(&ts), Some("nonsense"), BODY, now()), Err(SignatureError::MalformedSignature));
-        assert_eq!(check(Some(ID), Some(&ts), Some(&good), b"{}", now()), Err(SignatureError::Mismatch));
-        assert_eq!(check(Some("other"), Some(&ts), Some(&good), BODY, now()), Err(SignatureError::Mismatch));
+        assert_eq!(
+            check(None, Some(&ts), Some(&good), BODY, now()),
+            Err(SignatureError::MissingHeaders)
+        );
+        assert_eq!(
+            check(Some(ID), Some("soon"), Some(&good), BODY, now()),
+            Err(SignatureError::MalformedTimestamp)
+        );
+        assert_eq!(
+            check(
+                Some(ID),
+                Some(&ts),
+                Some(&good),
+                BODY,
+                now() + time::Duration::seconds(301)
+            ),
+            Err(SignatureError::StaleTimestamp)
+        );
+        assert_eq!(
+            check(
+                Some(ID),
+                Some(&ts),
+                Some(&good),
+                BODY,
+                now() - time::Duration::seconds(301)
+            ),
+            Err(SignatureError::StaleTimestamp)
+        );
+        assert_eq!(
+            check(
+                Some(ID),
+                Some(&ts),
+                Some(&good),
+                BODY,
+                now() + time::Duration::seconds(300)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(Some(ID), Some(&ts), Some("v1,"), BODY, now()),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(Some(ID), Some(&ts), Some("nonsense"), BODY, now()),
+            Err(SignatureError::MalformedSignature)
+        );
+        assert_eq!(
+            check(Some(ID), Some(&ts), Some(&good), b"{}", now()),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(Some("other"), Some(&ts), Some(&good), BODY, now()),
+            Err(SignatureError::Mismatch)
+        );
         let truncated = &good[..good.len() - 4];
-        assert_eq!(check(Some(ID), Some(&ts), Some(truncated), BODY, now()), Err(SignatureError::Mismatch));
+        assert_eq!(
+            check(Some(ID), Some(&ts), Some(truncated), BODY, now()),
+            Err(SignatureError::Mismatch)
+        );
         let _ = datetime!(2026-01-01 0:00 UTC);
     }
 

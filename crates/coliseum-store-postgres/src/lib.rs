@@ -36,16 +36,23 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects and migrates; creates the partitions of this month and the next ones.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let options: PgConnectOptions =
-            url.parse().map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
+        let options: PgConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
-        let store = Self { pool, partitions: Mutex::new(HashSet::new()) };
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        let store = Self {
+            pool,
+            partitions: Mutex::new(HashSet::new()),
+        };
         let this_month = first_of_month(OffsetDateTime::now_utc().date());
         let mut months = vec![this_month];
         for _ in 0..MONTHS_AHEAD {
@@ -60,10 +67,19 @@ impl PostgresStore {
     async fn ensure_partitions(&self, months: impl IntoIterator<Item = Date>) -> Result<(), StoreError> {
         let missing: Vec<Date> = {
             let known = self.partitions.lock().unwrap_or_else(|p| p.into_inner());
-            months.into_iter().filter(|m| !known.contains(m)).collect::<HashSet<_>>().into_iter().collect()
+            months
+                .into_iter()
+                .filter(|m| !known.contains(m))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect()
         };
         for month in missing {
-            sqlx::query("SELECT coliseum_ensure_month($1)").bind(month).execute(&self.pool).await.map_err(classify)?;
+            sqlx::query("SELECT coliseum_ensure_month($1)")
+                .bind(month)
+                .execute(&self.pool)
+                .await
+                .map_err(classify)?;
             self.partitions.lock().unwrap_or_else(|p| p.into_inner()).insert(month);
         }
         Ok(())
@@ -75,7 +91,11 @@ fn first_of_month(date: Date) -> Date {
 }
 
 fn next_month(first: Date) -> Date {
-    let (year, month) = if first.month() == Month::December { (first.year() + 1, Month::January) } else { (first.year(), first.month().next()) };
+    let (year, month) = if first.month() == Month::December {
+        (first.year() + 1, Month::January)
+    } else {
+        (first.year(), first.month().next())
+    };
     Date::from_calendar_date(year, month, 1).unwrap_or(first)
 }
 
@@ -85,9 +105,11 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 
 fn classify(error: sqlx::Error) -> StoreError {
     match &error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
-            StoreError::Unavailable(error.to_string())
-        }
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => StoreError::Unavailable(error.to_string()),
         sqlx::Error::Database(db) => match db.code().as_deref() {
             // Connection exceptions, shutdown, too many connections, read-only standby.
             Some(code) if code.starts_with("08") || code.starts_with("57P") || code == "53300" || code == "25006" => {
@@ -100,7 +122,20 @@ fn classify(error: sqlx::Error) -> StoreError {
     }
 }
 
-type EntryRow = (i64, String, String, bool, OffsetDateTime, OffsetDateTime, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, String);
+type EntryRow = (
+    i64,
+    String,
+    String,
+    bool,
+    OffsetDateTime,
+    OffsetDateTime,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
 
 #[async_trait]
 impl PassportLog for PostgresStore {
@@ -108,10 +143,15 @@ impl PassportLog for PostgresStore {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        self.ensure_partitions(entries.iter().map(|e| first_of_month(e.timestamp.date()))).await?;
+        self.ensure_partitions(entries.iter().map(|e| first_of_month(e.timestamp.date())))
+            .await?;
         let column = |f: fn(&NewEntry) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(LOG_WRITER_LOCK).execute(&mut *tx).await.map_err(classify)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(LOG_WRITER_LOCK)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "WITH input AS ( \
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::timestamptz[], $5::timestamptz[], \
@@ -148,7 +188,11 @@ impl PassportLog for PostgresStore {
         let accepted: HashMap<String, i64> = rows.into_iter().collect();
         Ok(entries
             .iter()
-            .map(|e| accepted.get(&e.event_id).map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq }))
+            .map(|e| {
+                accepted
+                    .get(&e.event_id)
+                    .map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq })
+            })
             .collect())
     }
 
@@ -164,12 +208,39 @@ impl PassportLog for PostgresStore {
         .map_err(classify)?;
         Ok(rows
             .into_iter()
-            .map(|(seq, event_id, entry_type, recognized, timestamp, received_at, user_id, artist_id, live_event_id, city, genre, envelope)| {
-                StoredEntry {
+            .map(
+                |(
                     seq,
-                    entry: NewEntry { event_id, entry_type, recognized, timestamp, received_at, user_id, artist_id, live_event_id, city, genre, envelope },
-                }
-            })
+                    event_id,
+                    entry_type,
+                    recognized,
+                    timestamp,
+                    received_at,
+                    user_id,
+                    artist_id,
+                    live_event_id,
+                    city,
+                    genre,
+                    envelope,
+                )| {
+                    StoredEntry {
+                        seq,
+                        entry: NewEntry {
+                            event_id,
+                            entry_type,
+                            recognized,
+                            timestamp,
+                            received_at,
+                            user_id,
+                            artist_id,
+                            live_event_id,
+                            city,
+                            genre,
+                            envelope,
+                        },
+                    }
+                },
+            )
             .collect())
     }
 
@@ -185,7 +256,10 @@ impl PassportLog for PostgresStore {
     }
 
     async fn count_entries(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM passport_entries").fetch_one(&self.pool).await.map_err(classify)
+        sqlx::query_scalar("SELECT count(*) FROM passport_entries")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
     }
 }
 
@@ -211,8 +285,12 @@ where
     Ok(User {
         id,
         email,
-        role: role.parse().map_err(|e| StoreError::Internal(format!("stored role: {e}")))?,
-        plan: plan.parse().map_err(|e| StoreError::Internal(format!("stored plan: {e}")))?,
+        role: role
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("stored role: {e}")))?,
+        plan: plan
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("stored plan: {e}")))?,
         artists,
         live_events,
     })
@@ -234,14 +312,24 @@ impl Accounts for PostgresStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
-        sqlx::query("DELETE FROM user_artists WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
-        sqlx::query("DELETE FROM user_live_events WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
-        sqlx::query("INSERT INTO user_artists (user_id, artist_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
+        sqlx::query("DELETE FROM user_artists WHERE user_id = $1")
             .bind(id)
-            .bind(&user.artists)
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
+        sqlx::query("DELETE FROM user_live_events WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO user_artists (user_id, artist_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(&user.artists)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?;
         sqlx::query("INSERT INTO user_live_events (user_id, live_event_id) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING")
             .bind(id)
             .bind(&user.live_events)
@@ -266,7 +354,10 @@ impl Accounts for PostgresStore {
                 .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
         let password_hash = row.4.clone();
-        Ok(Some(UserCredentials { user: load_user(&self.pool, row).await?, password_hash }))
+        Ok(Some(UserCredentials {
+            user: load_user(&self.pool, row).await?,
+            password_hash,
+        }))
     }
 
     async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
@@ -298,7 +389,11 @@ impl Accounts for PostgresStore {
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await.map_err(classify)?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 }

@@ -9,7 +9,9 @@ use coliseum_store_postgres::testing::TestDatabase;
 
 async fn fresh_store() -> (Arc<dyn Store>, TestDatabase) {
     let database = TestDatabase::create().await;
-    let store = PostgresStore::connect(&database.url).await.expect("connect to PostgreSQL");
+    let store = PostgresStore::connect(&database.url)
+        .await
+        .expect("connect to PostgreSQL");
     (Arc::new(store), database)
 }
 
@@ -20,8 +22,13 @@ async fn entries_land_in_monthly_partitions_created_on_demand() {
     let database = TestDatabase::create().await;
     let store = PostgresStore::connect(&database.url).await.expect("connect");
     let old = coliseum_store::conformance::entry("old", time::macros::datetime!(2025-03-15 10:00:00 UTC));
-    store.append_entries(&[old]).await.expect("append into a month created on demand");
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url).await.expect("connect");
+    store
+        .append_entries(&[old])
+        .await
+        .expect("append into a month created on demand");
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+        .await
+        .expect("connect");
     let partitions: Vec<String> = sqlx::query_scalar(
         "SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
          WHERE i.inhparent = 'passport_entries'::regclass ORDER BY 1",
@@ -29,8 +36,14 @@ async fn entries_land_in_monthly_partitions_created_on_demand() {
     .fetch_all(&mut connection)
     .await
     .expect("list partitions");
-    assert!(partitions.contains(&"passport_entries_2025_03".to_owned()), "{partitions:?}");
-    assert!(partitions.len() >= 4, "this month and two ahead exist too: {partitions:?}");
+    assert!(
+        partitions.contains(&"passport_entries_2025_03".to_owned()),
+        "{partitions:?}"
+    );
+    assert!(
+        partitions.len() >= 4,
+        "this month and two ahead exist too: {partitions:?}"
+    );
     let stored: String = sqlx::query_scalar("SELECT event_id FROM passport_entries_2025_03")
         .fetch_one(&mut connection)
         .await

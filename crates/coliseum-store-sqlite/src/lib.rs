@@ -36,11 +36,11 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(parent) = std::path::Path::new(options.get_filename()).parent() {
-            if !parent.as_os_str().is_empty() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
-            }
+        if let Some(parent) = std::path::Path::new(options.get_filename()).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
@@ -48,7 +48,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        MIGRATOR.run(&pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
         Ok(Self { pool })
     }
 }
@@ -81,10 +84,36 @@ fn from_micros(us: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| StoreError::Internal(format!("stored timestamp out of range: {e}")))
 }
 
-type EntryRow = (i64, String, String, bool, i64, i64, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>, String);
+type EntryRow = (
+    i64,
+    String,
+    String,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
 
 fn stored_entry(row: EntryRow) -> Result<StoredEntry, StoreError> {
-    let (seq, event_id, entry_type, recognized, ts_us, received_us, user_id, artist_id, live_event_id, city, genre, envelope) = row;
+    let (
+        seq,
+        event_id,
+        entry_type,
+        recognized,
+        ts_us,
+        received_us,
+        user_id,
+        artist_id,
+        live_event_id,
+        city,
+        genre,
+        envelope,
+    ) = row;
     Ok(StoredEntry {
         seq,
         entry: NewEntry {
@@ -133,7 +162,11 @@ impl PassportLog for SqliteStore {
         tx.commit().await.map_err(classify)?;
         Ok(entries
             .iter()
-            .map(|e| accepted.get(&e.event_id).map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq }))
+            .map(|e| {
+                accepted
+                    .get(&e.event_id)
+                    .map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq })
+            })
             .collect())
     }
 
@@ -162,7 +195,10 @@ impl PassportLog for SqliteStore {
     }
 
     async fn count_entries(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT count(*) FROM passport_entries").fetch_one(&self.pool).await.map_err(classify)
+        sqlx::query_scalar("SELECT count(*) FROM passport_entries")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
     }
 }
 
@@ -188,8 +224,12 @@ where
     Ok(User {
         id,
         email,
-        role: role.parse().map_err(|e| StoreError::Internal(format!("stored role: {e}")))?,
-        plan: plan.parse().map_err(|e| StoreError::Internal(format!("stored plan: {e}")))?,
+        role: role
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("stored role: {e}")))?,
+        plan: plan
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("stored plan: {e}")))?,
         artists,
         live_events,
     })
@@ -213,8 +253,16 @@ impl Accounts for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
-        sqlx::query("DELETE FROM user_artists WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
-        sqlx::query("DELETE FROM user_live_events WHERE user_id = $1").bind(id).execute(&mut *tx).await.map_err(classify)?;
+        sqlx::query("DELETE FROM user_artists WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query("DELETE FROM user_live_events WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         for artist in &user.artists {
             sqlx::query("INSERT OR IGNORE INTO user_artists (user_id, artist_id) VALUES ($1, $2)")
                 .bind(id)
@@ -249,7 +297,10 @@ impl Accounts for SqliteStore {
                 .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
         let password_hash = row.4.clone();
-        Ok(Some(UserCredentials { user: load_user(&self.pool, row).await?, password_hash }))
+        Ok(Some(UserCredentials {
+            user: load_user(&self.pool, row).await?,
+            password_hash,
+        }))
     }
 
     async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
@@ -281,7 +332,11 @@ impl Accounts for SqliteStore {
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(token_hash).execute(&self.pool).await.map_err(classify)?;
+        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
         Ok(())
     }
 }

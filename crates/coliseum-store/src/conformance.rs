@@ -75,7 +75,10 @@ pub async fn appended_entries_read_back_in_seq_order(store: Arc<dyn Store>) {
     let entries = vec![entry("e-1", at()), entry("e-2", at() - Duration::days(40)), third];
     let appended = store.append_entries(&entries).await.expect("append");
     let seqs: Vec<i64> = appended.iter().map(seq_of).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seqs increase in input order: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "seqs increase in input order: {seqs:?}"
+    );
 
     let read = store.read_after(0, 10).await.expect("read");
     assert_eq!(read.iter().map(|s| s.seq).collect::<Vec<_>>(), seqs);
@@ -85,7 +88,10 @@ pub async fn appended_entries_read_back_in_seq_order(store: Arc<dyn Store>) {
 
 pub async fn an_event_id_is_stored_once(store: Arc<dyn Store>) {
     let first = store.append_entries(&[entry("e-1", at())]).await.expect("append");
-    let again = store.append_entries(&[entry("e-1", at()), entry("e-2", at())]).await.expect("append");
+    let again = store
+        .append_entries(&[entry("e-1", at()), entry("e-2", at())])
+        .await
+        .expect("append");
     assert!(matches!(first[0], Appended::Accepted { .. }));
     assert_eq!(again[0], Appended::Duplicate);
     assert!(matches!(again[1], Appended::Accepted { .. }));
@@ -95,7 +101,10 @@ pub async fn an_event_id_is_stored_once(store: Arc<dyn Store>) {
 pub async fn a_duplicate_in_another_month_is_still_a_duplicate(store: Arc<dyn Store>) {
     let january = entry("e-1", datetime!(2026-01-31 23:59:59 UTC));
     let february = entry("e-1", datetime!(2026-02-01 00:00:00 UTC));
-    store.append_entries(&[january.clone()]).await.expect("append");
+    store
+        .append_entries(std::slice::from_ref(&january))
+        .await
+        .expect("append");
     let again = store.append_entries(&[february]).await.expect("append");
     assert_eq!(again, vec![Appended::Duplicate]);
     let read = store.read_after(0, 10).await.expect("read");
@@ -104,10 +113,17 @@ pub async fn a_duplicate_in_another_month_is_still_a_duplicate(store: Arc<dyn St
 }
 
 pub async fn a_thousand_entries_append_in_one_call(store: Arc<dyn Store>) {
-    let entries: Vec<NewEntry> =
-        (0..1000).map(|i| entry(&format!("bulk-{i}"), at() - Duration::hours(i % 900))).collect();
+    let entries: Vec<NewEntry> = (0..1000)
+        .map(|i| entry(&format!("bulk-{i}"), at() - Duration::hours(i % 900)))
+        .collect();
     let appended = store.append_entries(&entries).await.expect("append");
-    assert_eq!(appended.iter().filter(|a| matches!(a, Appended::Accepted { .. })).count(), 1000);
+    assert_eq!(
+        appended
+            .iter()
+            .filter(|a| matches!(a, Appended::Accepted { .. }))
+            .count(),
+        1000
+    );
     let replay = store.append_entries(&entries).await.expect("append");
     assert!(replay.iter().all(|a| *a == Appended::Duplicate));
     assert_eq!(store.count_entries().await.expect("count"), 1000);
@@ -195,7 +211,10 @@ fn new_user(email: &str, role: Role, plan: Plan) -> NewUser {
 }
 
 pub async fn users_are_upserted_by_email(store: Arc<dyn Store>) {
-    let created = store.upsert_user(&new_user("Ada@Example.com", Role::Artist, Plan::Pro)).await.expect("create");
+    let created = store
+        .upsert_user(&new_user("Ada@Example.com", Role::Artist, Plan::Pro))
+        .await
+        .expect("create");
     assert_eq!(created.email, "ada@example.com");
     assert_eq!(created.artists, ["art_1", "art_2"]);
 
@@ -208,21 +227,56 @@ pub async fn users_are_upserted_by_email(store: Arc<dyn Store>) {
     assert_eq!(updated.artists, ["art_3"]);
     assert!(updated.live_events.is_empty());
 
-    let credentials = store.user_credentials("ADA@example.com").await.expect("read").expect("found");
+    let credentials = store
+        .user_credentials("ADA@example.com")
+        .await
+        .expect("read")
+        .expect("found");
     assert_eq!(credentials.user, updated);
     assert!(credentials.password_hash.starts_with("$argon2id$"));
-    assert!(store.user_credentials("nobody@example.com").await.expect("read").is_none());
+    assert!(
+        store
+            .user_credentials("nobody@example.com")
+            .await
+            .expect("read")
+            .is_none()
+    );
 }
 
 pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
-    let user = store.upsert_user(&new_user("s@example.com", Role::Fan, Plan::Free)).await.expect("create");
+    let user = store
+        .upsert_user(&new_user("s@example.com", Role::Fan, Plan::Free))
+        .await
+        .expect("create");
     let now = at();
-    let session = NewSession { token_hash: vec![7; 32], user_id: user.id, created_at: now, expires_at: now + Duration::hours(1) };
+    let session = NewSession {
+        token_hash: vec![7; 32],
+        user_id: user.id,
+        created_at: now,
+        expires_at: now + Duration::hours(1),
+    };
     store.create_session(&session).await.expect("create session");
-    let found = store.session_user(&[7; 32], now).await.expect("read").expect("live session");
+    let found = store
+        .session_user(&[7; 32], now)
+        .await
+        .expect("read")
+        .expect("live session");
     assert_eq!(found.id, user.id);
-    assert!(store.session_user(&[7; 32], now + Duration::hours(2)).await.expect("read").is_none(), "expired");
-    assert!(store.session_user(&[8; 32], now).await.expect("read").is_none(), "unknown");
+    assert!(
+        store
+            .session_user(&[7; 32], now + Duration::hours(2))
+            .await
+            .expect("read")
+            .is_none(),
+        "expired"
+    );
+    assert!(
+        store.session_user(&[8; 32], now).await.expect("read").is_none(),
+        "unknown"
+    );
     store.revoke_session(&[7; 32]).await.expect("revoke");
-    assert!(store.session_user(&[7; 32], now).await.expect("read").is_none(), "revoked");
+    assert!(
+        store.session_user(&[7; 32], now).await.expect("read").is_none(),
+        "revoked"
+    );
 }

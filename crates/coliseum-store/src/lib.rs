@@ -11,7 +11,9 @@ mod records;
 
 use async_trait::async_trait;
 
-pub use records::{truncate_to_micros, Appended, LogStats, NewEntry, NewSession, NewUser, StoredEntry, User, UserCredentials};
+pub use records::{
+    Appended, LogStats, NewEntry, NewSession, NewUser, StoredEntry, User, UserCredentials, truncate_to_micros,
+};
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]

@@ -68,13 +68,13 @@ impl TypeSpec {
 use KpiEffect as K;
 use Requirement::{ArtistId as A, DurationMs, LiveEventId as L, Money as M, UserId as U};
 
-const fn spec(
-    name: &'static str,
-    tier: Tier,
-    kpi: KpiEffect,
-    requires: &'static [Requirement],
-) -> TypeSpec {
-    TypeSpec { name, tier, kpi, requires }
+const fn spec(name: &'static str, tier: Tier, kpi: KpiEffect, requires: &'static [Requirement]) -> TypeSpec {
+    TypeSpec {
+        name,
+        tier,
+        kpi,
+        requires,
+    }
 }
 
 const P: Tier = Tier::PASSIVE;

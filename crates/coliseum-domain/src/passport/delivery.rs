@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use super::envelope::{FieldError, ValidationContext, event_id_of, validate_envelope};
 use super::Entry;
+use super::envelope::{FieldError, ValidationContext, event_id_of, validate_envelope};
 
 /// The largest body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -38,9 +38,10 @@ pub struct Delivery {
 
 /// Parses and validates a delivery body.
 pub fn parse_delivery(body: &[u8], context: &ValidationContext) -> Result<Delivery, DeliveryError> {
-    let document: Value =
-        serde_json::from_slice(body).map_err(|error| DeliveryError::NotJson(error.to_string()))?;
-    let Value::Object(mut top) = document else { return Err(DeliveryError::WrongShape) };
+    let document: Value = serde_json::from_slice(body).map_err(|error| DeliveryError::NotJson(error.to_string()))?;
+    let Value::Object(mut top) = document else {
+        return Err(DeliveryError::WrongShape);
+    };
 
     let validate = |envelope: &Value, at: &str| {
         validate_envelope(envelope, at, context).map_err(|errors| Rejected {

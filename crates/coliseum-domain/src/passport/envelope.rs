@@ -33,7 +33,9 @@ pub struct ValidationContext {
 
 impl ValidationContext {
     pub fn at(now: OffsetDateTime) -> Self {
-        Self { now: now.to_offset(UtcOffset::UTC) }
+        Self {
+            now: now.to_offset(UtcOffset::UTC),
+        }
     }
 
     /// The latest timestamp accepted: five minutes ahead of the receiver.
@@ -107,13 +109,16 @@ impl Entry {
     /// shorter than 30 s is a preview, tier 0.1.
     pub fn tier(&self) -> Option<Tier> {
         let EntryKind::Known(spec) = self.kind else { return None };
-        Some(if spec.name == "audio.play" && !self.is_full_play() { Tier::PASSIVE } else { spec.tier })
+        Some(if spec.name == "audio.play" && !self.is_full_play() {
+            Tier::PASSIVE
+        } else {
+            spec.tier
+        })
     }
 
     /// An `audio.play` that lasted long enough to count as a play.
     pub fn is_full_play(&self) -> bool {
-        self.type_name == "audio.play"
-            && self.engagement.duration_ms.is_some_and(|ms| ms >= PLAY_THRESHOLD_MS)
+        self.type_name == "audio.play" && self.engagement.duration_ms.is_some_and(|ms| ms >= PLAY_THRESHOLD_MS)
     }
 }
 
@@ -124,11 +129,7 @@ pub fn event_id_of(envelope: &Value) -> Option<&str> {
 
 /// Validates one envelope. `at` is the JSON Pointer of the envelope in the
 /// request body (`""` for a single envelope, `/events/3` in a batch).
-pub fn validate_envelope(
-    envelope: &Value,
-    at: &str,
-    context: &ValidationContext,
-) -> Result<Entry, Vec<FieldError>> {
+pub fn validate_envelope(envelope: &Value, at: &str, context: &ValidationContext) -> Result<Entry, Vec<FieldError>> {
     let mut check = Checker { at, errors: Vec::new() };
     let Some(fields) = envelope.as_object() else {
         check.fail("", "an entry must be a JSON object");
@@ -200,7 +201,10 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn fail(&mut self, field: &str, detail: impl Into<String>) {
-        self.errors.push(FieldError { pointer: format!("{}{field}", self.at), detail: detail.into() });
+        self.errors.push(FieldError {
+            pointer: format!("{}{field}", self.at),
+            detail: detail.into(),
+        });
     }
 
     fn event_id(&mut self, value: Option<&Value>) -> Option<String> {
@@ -209,7 +213,10 @@ impl Checker<'_> {
             Some(Value::String(id)) => {
                 let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-');
                 if id.is_empty() || id.len() > MAX_ID_CHARS || !id.chars().all(allowed) {
-                    self.fail("/event_id", "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'");
+                    self.fail(
+                        "/event_id",
+                        "must be 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'",
+                    );
                 } else {
                     return Some(id.clone());
                 }
@@ -220,7 +227,11 @@ impl Checker<'_> {
     }
 
     fn schema_version(&mut self, value: Option<&Value>) {
-        let supported = SUPPORTED_SCHEMA_VERSIONS.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let supported = SUPPORTED_SCHEMA_VERSIONS
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         match value.map(|v| (v, v.as_u64())) {
             None | Some((Value::Null, _)) => self.fail("/schema_version", "is required"),
             Some((_, Some(version))) if SUPPORTED_SCHEMA_VERSIONS.contains(&version) => {}
@@ -239,7 +250,10 @@ impl Checker<'_> {
         match value {
             None | Some(Value::Null) => self.fail("/type", "is required"),
             Some(Value::String(name)) if is_well_formed_type(name) => return Some(name.clone()),
-            Some(_) => self.fail("/type", "must be `family.action` in lower case letters and '_' (for example audio.play)"),
+            Some(_) => self.fail(
+                "/type",
+                "must be `family.action` in lower case letters and '_' (for example audio.play)",
+            ),
         }
         None
     }
@@ -257,7 +271,10 @@ impl Checker<'_> {
             }
         };
         let Ok(parsed) = OffsetDateTime::parse(text, &Rfc3339) else {
-            self.fail("/timestamp", "must be an RFC 3339 timestamp with an offset, such as 2026-11-20T18:04:05Z");
+            self.fail(
+                "/timestamp",
+                "must be an RFC 3339 timestamp with an offset, such as 2026-11-20T18:04:05Z",
+            );
             return None;
         };
         let utc = parsed.to_offset(UtcOffset::UTC);
@@ -309,7 +326,10 @@ impl Checker<'_> {
             Some(value) => match value.as_i64() {
                 Some(amount) if amount >= 0 => Some(amount),
                 _ => {
-                    self.fail("/metadata/amount_minor", "must be an integer number of minor units, at least 0");
+                    self.fail(
+                        "/metadata/amount_minor",
+                        "must be an integer number of minor units, at least 0",
+                    );
                     None
                 }
             },
@@ -319,7 +339,10 @@ impl Checker<'_> {
             Some(value) => match value.as_str().and_then(Currency::parse) {
                 Some(currency) => Some(currency),
                 None => {
-                    self.fail("/metadata/currency", "must be an ISO 4217 code of three upper-case letters, such as USD");
+                    self.fail(
+                        "/metadata/currency",
+                        "must be an ISO 4217 code of three upper-case letters, such as USD",
+                    );
                     None
                 }
             },
@@ -329,7 +352,10 @@ impl Checker<'_> {
             (None, Some(_)) => self.fail("/metadata/amount_minor", "is required with currency"),
             _ => {}
         }
-        Some(Money { amount_minor: amount?, currency: currency? })
+        Some(Money {
+            amount_minor: amount?,
+            currency: currency?,
+        })
     }
 
     fn engagement(&mut self, value: Option<&Value>) -> Engagement {
@@ -342,12 +368,18 @@ impl Checker<'_> {
                 return engagement;
             }
         };
-        for (name, slot) in [("duration_ms", &mut engagement.duration_ms), ("position_ms", &mut engagement.position_ms)] {
+        for (name, slot) in [
+            ("duration_ms", &mut engagement.duration_ms),
+            ("position_ms", &mut engagement.position_ms),
+        ] {
             match fields.get(name) {
                 None | Some(Value::Null) => {}
                 Some(value) => match value.as_u64() {
                     Some(ms) => *slot = Some(ms),
-                    None => self.fail(&format!("/engagement/{name}"), "must be an integer number of milliseconds, at least 0"),
+                    None => self.fail(
+                        &format!("/engagement/{name}"),
+                        "must be an integer number of milliseconds, at least 0",
+                    ),
                 },
             }
         }
@@ -381,7 +413,10 @@ impl Checker<'_> {
                 Requirement::DurationMs => &[(
                     "/engagement/duration_ms",
                     engagement.duration_ms.is_none()
-                        && !fields.get("engagement").and_then(|e| e.get("duration_ms")).is_some_and(|v| !v.is_null()),
+                        && fields
+                            .get("engagement")
+                            .and_then(|e| e.get("duration_ms"))
+                            .is_none_or(Value::is_null),
                 )],
                 Requirement::Money => &[
                     ("/metadata/amount_minor", !present(metadata, "amount_minor")),
@@ -394,20 +429,16 @@ impl Checker<'_> {
                 }
             }
         }
-        if name == "treasury.money_spent" {
-            if let Some(kind) = metadata.get("kind").filter(|v| !v.is_null()) {
-                if !kind.as_str().is_some_and(|k| PAYMENT_KINDS.contains(&k)) {
-                    self.fail("/metadata/kind", format!("must be one of {}", PAYMENT_KINDS.join(", ")));
-                }
-            }
+        let given = |key: &str| metadata.get(key).filter(|v| !v.is_null());
+        if let Some(kind) = given("kind").filter(|_| name == "treasury.money_spent")
+            && !kind.as_str().is_some_and(|k| PAYMENT_KINDS.contains(&k))
+        {
+            self.fail("/metadata/kind", format!("must be one of {}", PAYMENT_KINDS.join(", ")));
         }
-        if name == "account.consent_updated" {
-            if let Some(purposes) = metadata.get("purposes").filter(|v| !v.is_null()) {
-                let booleans = purposes.as_object().is_some_and(|p| p.values().all(Value::is_boolean));
-                if !booleans {
-                    self.fail("/metadata/purposes", "must be an object whose values are true or false");
-                }
-            }
+        if let Some(purposes) = given("purposes").filter(|_| name == "account.consent_updated")
+            && !purposes.as_object().is_some_and(|p| p.values().all(Value::is_boolean))
+        {
+            self.fail("/metadata/purposes", "must be an object whose values are true or false");
         }
     }
 }
@@ -415,5 +446,6 @@ impl Checker<'_> {
 /// `family.action`, each part one or more of `[a-z_]`.
 fn is_well_formed_type(name: &str) -> bool {
     let part = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-    name.split_once('.').is_some_and(|(family, action)| part(family) && part(action))
+    name.split_once('.')
+        .is_some_and(|(family, action)| part(family) && part(action))
 }

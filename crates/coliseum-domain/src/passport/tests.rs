@@ -26,14 +26,25 @@ fn play() -> Value {
 
 fn with(mut envelope: Value, pointer: &str, value: Value) -> Value {
     let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
-    let target = if parent.is_empty() { &mut envelope } else { envelope.pointer_mut(parent).expect("parent exists") };
-    target.as_object_mut().expect("parent is an object").insert(key.to_owned(), value);
+    let target = if parent.is_empty() {
+        &mut envelope
+    } else {
+        envelope.pointer_mut(parent).expect("parent exists")
+    };
+    target
+        .as_object_mut()
+        .expect("parent is an object")
+        .insert(key.to_owned(), value);
     envelope
 }
 
 fn without(mut envelope: Value, pointer: &str) -> Value {
     let (parent, key) = pointer.rsplit_once('/').expect("pointer has a parent");
-    let target = if parent.is_empty() { &mut envelope } else { envelope.pointer_mut(parent).expect("parent exists") };
+    let target = if parent.is_empty() {
+        &mut envelope
+    } else {
+        envelope.pointer_mut(parent).expect("parent exists")
+    };
     target.as_object_mut().expect("parent is an object").remove(key);
     envelope
 }
@@ -49,7 +60,10 @@ fn errors_of(envelope: &Value) -> Vec<(String, String)> {
 fn a_valid_play_is_normalized() {
     let entry = validate_envelope(&play(), "", &context()).expect("valid");
     assert_eq!(entry.timestamp, datetime!(2026-11-20 16:04:05.123456 UTC));
-    assert_eq!(entry.city.as_ref().map(|c| (c.key.as_str(), c.display.as_str())), Some(("lagos", "Lagos")));
+    assert_eq!(
+        entry.city.as_ref().map(|c| (c.key.as_str(), c.display.as_str())),
+        Some(("lagos", "Lagos"))
+    );
     assert_eq!(entry.genre.as_ref().map(|g| g.key.as_str()), Some("afrobeats"));
     assert_eq!(entry.country.as_deref(), Some("NG"));
     assert_eq!(entry.tier(), Some(Tier::LIGHT));
@@ -60,7 +74,8 @@ fn a_valid_play_is_normalized() {
 
 #[test]
 fn a_short_play_is_a_preview() {
-    let entry = validate_envelope(&with(play(), "/engagement/duration_ms", json!(29_999)), "", &context()).expect("valid");
+    let entry =
+        validate_envelope(&with(play(), "/engagement/duration_ms", json!(29_999)), "", &context()).expect("valid");
     assert_eq!(entry.tier(), Some(Tier::PASSIVE));
     assert!(!entry.is_full_play());
 }
@@ -76,28 +91,108 @@ fn unknown_well_formed_types_are_kept_as_unrecognized() {
 fn field_errors_point_into_the_batch() {
     let cases: Vec<(Value, &str, &str)> = vec![
         (without(play(), "/event_id"), "/events/3/event_id", "is required"),
-        (with(play(), "/event_id", json!("has space")), "/events/3/event_id", "must be 1 to 128"),
-        (with(play(), "/event_id", json!("x".repeat(129))), "/events/3/event_id", "must be 1 to 128"),
-        (with(play(), "/event_id", json!(7)), "/events/3/event_id", "must be a string"),
-        (with(play(), "/schema_version", json!(2)), "/events/3/schema_version", "supported versions: 1"),
-        (with(play(), "/schema_version", json!("1")), "/events/3/schema_version", "must be an integer"),
-        (without(play(), "/schema_version"), "/events/3/schema_version", "is required"),
-        (with(play(), "/type", json!("Audio.Play")), "/events/3/type", "family.action"),
+        (
+            with(play(), "/event_id", json!("has space")),
+            "/events/3/event_id",
+            "must be 1 to 128",
+        ),
+        (
+            with(play(), "/event_id", json!("x".repeat(129))),
+            "/events/3/event_id",
+            "must be 1 to 128",
+        ),
+        (
+            with(play(), "/event_id", json!(7)),
+            "/events/3/event_id",
+            "must be a string",
+        ),
+        (
+            with(play(), "/schema_version", json!(2)),
+            "/events/3/schema_version",
+            "supported versions: 1",
+        ),
+        (
+            with(play(), "/schema_version", json!("1")),
+            "/events/3/schema_version",
+            "must be an integer",
+        ),
+        (
+            without(play(), "/schema_version"),
+            "/events/3/schema_version",
+            "is required",
+        ),
+        (
+            with(play(), "/type", json!("Audio.Play")),
+            "/events/3/type",
+            "family.action",
+        ),
         (with(play(), "/type", json!("audio")), "/events/3/type", "family.action"),
-        (with(play(), "/timestamp", json!("2026-11-20 18:00:00")), "/events/3/timestamp", "RFC 3339"),
-        (with(play(), "/timestamp", json!("2026-11-20T18:05:01Z")), "/events/3/timestamp", "more than 5 minutes in the future"),
-        (with(play(), "/timestamp", json!("2024-11-20T17:59:59Z")), "/events/3/timestamp", "24-month"),
+        (
+            with(play(), "/timestamp", json!("2026-11-20 18:00:00")),
+            "/events/3/timestamp",
+            "RFC 3339",
+        ),
+        (
+            with(play(), "/timestamp", json!("2026-11-20T18:05:01Z")),
+            "/events/3/timestamp",
+            "more than 5 minutes in the future",
+        ),
+        (
+            with(play(), "/timestamp", json!("2024-11-20T17:59:59Z")),
+            "/events/3/timestamp",
+            "24-month",
+        ),
         (with(play(), "/user_id", json!("")), "/events/3/user_id", "1 to 128"),
-        (with(play(), "/artist_id", json!(42)), "/events/3/artist_id", "string or null"),
-        (without(play(), "/artist_id"), "/events/3/artist_id", "is required for audio.play"),
-        (without(play(), "/engagement"), "/events/3/engagement/duration_ms", "is required for audio.play"),
-        (with(play(), "/engagement/duration_ms", json!(-1)), "/events/3/engagement/duration_ms", "at least 0"),
-        (with(play(), "/engagement/completion", json!(1.5)), "/events/3/engagement/completion", "0.0 to 1.0"),
-        (with(play(), "/metadata", json!([])), "/events/3/metadata", "must be an object"),
-        (with(play(), "/metadata/big", json!("x".repeat(8200))), "/events/3/metadata", "8 KiB"),
-        (with(play(), "/metadata/city", json!("  ")), "/events/3/metadata/city", "blank"),
-        (with(play(), "/metadata/country", json!("NGA")), "/events/3/metadata/country", "alpha-2"),
-        (with(play(), "/metadata/currency", json!("usd")), "/events/3/metadata/currency", "ISO 4217"),
+        (
+            with(play(), "/artist_id", json!(42)),
+            "/events/3/artist_id",
+            "string or null",
+        ),
+        (
+            without(play(), "/artist_id"),
+            "/events/3/artist_id",
+            "is required for audio.play",
+        ),
+        (
+            without(play(), "/engagement"),
+            "/events/3/engagement/duration_ms",
+            "is required for audio.play",
+        ),
+        (
+            with(play(), "/engagement/duration_ms", json!(-1)),
+            "/events/3/engagement/duration_ms",
+            "at least 0",
+        ),
+        (
+            with(play(), "/engagement/completion", json!(1.5)),
+            "/events/3/engagement/completion",
+            "0.0 to 1.0",
+        ),
+        (
+            with(play(), "/metadata", json!([])),
+            "/events/3/metadata",
+            "must be an object",
+        ),
+        (
+            with(play(), "/metadata/big", json!("x".repeat(8200))),
+            "/events/3/metadata",
+            "8 KiB",
+        ),
+        (
+            with(play(), "/metadata/city", json!("  ")),
+            "/events/3/metadata/city",
+            "blank",
+        ),
+        (
+            with(play(), "/metadata/country", json!("NGA")),
+            "/events/3/metadata/country",
+            "alpha-2",
+        ),
+        (
+            with(play(), "/metadata/currency", json!("usd")),
+            "/events/3/metadata/currency",
+            "ISO 4217",
+        ),
     ];
     for (envelope, pointer, detail) in cases {
         let errors = errors_of(&envelope);
@@ -121,15 +216,38 @@ fn each_type_requires_its_own_fields() {
     let base = json!({"event_id": "e", "schema_version": 1, "timestamp": "2026-11-20T17:00:00Z"});
     let required = |type_name: &str| -> Vec<String> {
         let errors = errors_of(&with(base.clone(), "/type", json!(type_name)));
-        errors.into_iter().filter(|(_, d)| d.starts_with("is required for")).map(|(p, _)| p).collect()
+        errors
+            .into_iter()
+            .filter(|(_, d)| d.starts_with("is required for"))
+            .map(|(p, _)| p)
+            .collect()
     };
-    assert_eq!(required("treasury.tip"), [
-        "/events/3/artist_id", "/events/3/user_id", "/events/3/metadata/amount_minor", "/events/3/metadata/currency"
-    ]);
-    assert_eq!(required("event.attended"), ["/events/3/artist_id", "/events/3/user_id", "/events/3/metadata/live_event_id"]);
+    assert_eq!(
+        required("treasury.tip"),
+        [
+            "/events/3/artist_id",
+            "/events/3/user_id",
+            "/events/3/metadata/amount_minor",
+            "/events/3/metadata/currency"
+        ]
+    );
+    assert_eq!(
+        required("event.attended"),
+        [
+            "/events/3/artist_id",
+            "/events/3/user_id",
+            "/events/3/metadata/live_event_id"
+        ]
+    );
     assert_eq!(required("badge.earned"), ["/events/3/user_id"]);
-    assert_eq!(required("artist.headlined"), ["/events/3/artist_id", "/events/3/metadata/live_event_id"]);
-    assert!(required("hologram.beamed").is_empty(), "unknown types only need the envelope");
+    assert_eq!(
+        required("artist.headlined"),
+        ["/events/3/artist_id", "/events/3/metadata/live_event_id"]
+    );
+    assert!(
+        required("hologram.beamed").is_empty(),
+        "unknown types only need the envelope"
+    );
     for spec in &KNOWN_TYPES {
         assert!(!required(spec.name).is_empty(), "{} requires something", spec.name);
     }
@@ -142,7 +260,10 @@ fn payment_rules() {
         "user_id": "u", "artist_id": "a", "metadata": {"amount_minor": 1000, "currency": "EUR", "kind": "ticket"}
     });
     let entry = validate_envelope(&spent, "", &context()).expect("valid");
-    assert_eq!(entry.money.map(|m| (m.amount_minor, m.currency.as_str().to_owned())), Some((1000, "EUR".to_owned())));
+    assert_eq!(
+        entry.money.map(|m| (m.amount_minor, m.currency.as_str().to_owned())),
+        Some((1000, "EUR".to_owned()))
+    );
     let bad_kind = errors_of(&with(spent.clone(), "/metadata/kind", json!("bribe")));
     assert!(bad_kind.iter().any(|(p, _)| p == "/events/3/metadata/kind"));
     let negative = errors_of(&with(spent.clone(), "/metadata/amount_minor", json!(-5)));
@@ -174,12 +295,24 @@ fn deliveries_single_and_batch() {
     assert_eq!(rejected.event_id.as_deref(), Some("e-1"));
     assert_eq!(rejected.errors[0].pointer, "/events/1/timestamp");
 
-    assert!(matches!(parse_delivery(b"{", &context()), Err(DeliveryError::NotJson(_))));
+    assert!(matches!(
+        parse_delivery(b"{", &context()),
+        Err(DeliveryError::NotJson(_))
+    ));
     assert_eq!(parse_delivery(b"[]", &context()).err(), Some(DeliveryError::WrongShape));
-    assert_eq!(parse_delivery(br#"{"events": []}"#, &context()).err(), Some(DeliveryError::BadBatch));
-    assert_eq!(parse_delivery(br#"{"events": {}}"#, &context()).err(), Some(DeliveryError::BadBatch));
+    assert_eq!(
+        parse_delivery(br#"{"events": []}"#, &context()).err(),
+        Some(DeliveryError::BadBatch)
+    );
+    assert_eq!(
+        parse_delivery(br#"{"events": {}}"#, &context()).err(),
+        Some(DeliveryError::BadBatch)
+    );
     let too_many = json!({"events": vec![play(); MAX_BATCH_ENTRIES + 1]});
-    assert_eq!(parse_delivery(too_many.to_string().as_bytes(), &context()).err(), Some(DeliveryError::BadBatch));
+    assert_eq!(
+        parse_delivery(too_many.to_string().as_bytes(), &context()).err(),
+        Some(DeliveryError::BadBatch)
+    );
 }
 
 fn arbitrary_json() -> impl Strategy<Value = Value> {
@@ -189,15 +322,28 @@ fn arbitrary_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(Value::from),
         any::<f64>().prop_map(Value::from),
         "\\PC{0,20}".prop_map(Value::String),
-        prop_oneof![Just("audio.play"), Just("2026-11-20T17:00:00Z"), Just("e-1"), Just("USD")]
-            .prop_map(|s| Value::String(s.to_owned())),
+        prop_oneof![
+            Just("audio.play"),
+            Just("2026-11-20T17:00:00Z"),
+            Just("e-1"),
+            Just("USD")
+        ]
+        .prop_map(|s| Value::String(s.to_owned())),
     ];
     leaf.prop_recursive(4, 64, 8, |inner| {
         let keys = prop_oneof![
-            Just("event_id".to_owned()), Just("schema_version".to_owned()), Just("type".to_owned()),
-            Just("timestamp".to_owned()), Just("user_id".to_owned()), Just("artist_id".to_owned()),
-            Just("metadata".to_owned()), Just("engagement".to_owned()), Just("events".to_owned()),
-            Just("amount_minor".to_owned()), Just("currency".to_owned()), Just("duration_ms".to_owned()),
+            Just("event_id".to_owned()),
+            Just("schema_version".to_owned()),
+            Just("type".to_owned()),
+            Just("timestamp".to_owned()),
+            Just("user_id".to_owned()),
+            Just("artist_id".to_owned()),
+            Just("metadata".to_owned()),
+            Just("engagement".to_owned()),
+            Just("events".to_owned()),
+            Just("amount_minor".to_owned()),
+            Just("currency".to_owned()),
+            Just("duration_ms".to_owned()),
             "[a-z_]{1,8}",
         ];
         prop_oneof![

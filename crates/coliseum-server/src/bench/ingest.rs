@@ -36,14 +36,25 @@ pub struct IngestBenchArgs {
     #[arg(long)]
     pub scenarios: Option<String>,
     /// Where benchmark databases are created on PostgreSQL.
-    #[arg(long, env = "COLISEUM_BENCH_POSTGRES_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "COLISEUM_BENCH_POSTGRES_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     pub postgres_url: String,
     /// Database connections the baseline's clients share (PostgreSQL allows 100 by default).
     #[arg(long, default_value_t = 64)]
     pub baseline_connections: u32,
 }
 
-const ALL_SCENARIOS: &[&str] = &["single-64", "single-512", "batch-100", "batch-1000", "replay", "overload"];
+const ALL_SCENARIOS: &[&str] = &[
+    "single-64",
+    "single-512",
+    "batch-100",
+    "batch-1000",
+    "replay",
+    "overload",
+];
 
 /// One measured run.
 #[derive(Debug, Clone)]
@@ -86,9 +97,15 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         "postgres" => vec!["postgres"],
         other => bail!("--backend must be sqlite, postgres or both, not `{other}`"),
     };
-    println!("# coliseum bench ingest — {} s per scenario, {} cores", args.seconds, std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "# coliseum bench ingest — {} s per scenario, {} cores",
+        args.seconds,
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     println!();
-    println!("| backend | scenario | connections | entries/request | accepted entries/s | p50 ms | p95 ms | p99 ms | 503s | errors | note |");
+    println!(
+        "| backend | scenario | connections | entries/request | accepted entries/s | p50 ms | p95 ms | p99 ms | 503s | errors | note |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for backend in backends {
         run_backend(&args, backend, &scenarios).await?;
@@ -112,23 +129,39 @@ impl BenchDatabase {
         if backend == "sqlite" {
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            return Ok(Self { url, cleanup: Cleanup::Directory(dir) });
+            return Ok(Self {
+                url,
+                cleanup: Cleanup::Directory(dir),
+            });
         }
         let name = format!("coliseum_bench_{label}_{}", std::process::id());
         let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(postgres_url)
             .await
             .with_context(|| format!("PostgreSQL is not reachable at {postgres_url}"))?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut connection).await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut connection).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut connection)
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut connection)
+            .await?;
         let base = postgres_url.rsplit_once('/').map_or(postgres_url, |(base, _)| base);
-        Ok(Self { url: format!("{base}/{name}"), cleanup: Cleanup::Postgres { admin_url: postgres_url.to_owned(), name } })
+        Ok(Self {
+            url: format!("{base}/{name}"),
+            cleanup: Cleanup::Postgres {
+                admin_url: postgres_url.to_owned(),
+                name,
+            },
+        })
     }
 
     async fn drop_now(self) {
-        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
-            if let Ok(mut connection) = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))).execute(&mut connection).await;
-            }
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup
+            && let Ok(mut connection) = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await
+        {
+            let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut connection).await;
         }
     }
 }
@@ -165,7 +198,10 @@ impl Server {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, base_url: address })
+        Ok(Self {
+            child,
+            base_url: address,
+        })
     }
 
     fn peak_rss_mib(&self) -> Option<f64> {
@@ -179,7 +215,9 @@ impl Server {
     async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             // SIGTERM: a graceful stop, as an operator would.
-            let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
         }
         let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
     }
@@ -194,7 +232,12 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
     let row = |scenario: &str, connections: usize, batch: usize, m: &Measured, note: String| {
         println!(
             "| {backend} | {scenario} | {connections} | {batch} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {note} |",
-            m.entries_per_s(), m.percentile_ms(0.5), m.percentile_ms(0.95), m.percentile_ms(0.99), m.refused, m.failed
+            m.entries_per_s(),
+            m.percentile_ms(0.5),
+            m.percentile_ms(0.95),
+            m.percentile_ms(0.99),
+            m.refused,
+            m.failed
         );
     };
 
@@ -206,10 +249,25 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
             "batch-1000" => (8, 1000),
             _ => continue,
         };
-        let measured = load(&server.base_url, &key, scenario, connections, batch, Load::For(duration)).await?;
+        let measured = load(
+            &server.base_url,
+            &key,
+            scenario,
+            connections,
+            batch,
+            Load::For(duration),
+        )
+        .await?;
         let mut note = String::new();
         if batch == 1 {
-            let baseline = baseline(backend, &args.postgres_url, connections, args.baseline_connections, duration).await?;
+            let baseline = baseline(
+                backend,
+                &args.postgres_url,
+                connections,
+                args.baseline_connections,
+                duration,
+            )
+            .await?;
             note = format!(
                 "baseline (1 INSERT per delivery, {} DB connections): {:.0}/s, p99 {:.1} ms → **{:.1}×**",
                 baseline_pool(backend, connections, args.baseline_connections),
@@ -234,10 +292,16 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
         row("replay: first delivery", 8, 1000, &first, format!("{total} entries"));
         let mut replay = again.clone();
         replay.entries = total;
-        row("replay: same entries again", 8, 1000, &replay, format!(
-            "all duplicates; store unchanged: {unchanged} (head {head_before}→{head_after}, rows {count_before}→{count_after}); {:.2}× first delivery",
-            replay.entries_per_s() / first.entries_per_s().max(1.0)
-        ));
+        row(
+            "replay: same entries again",
+            8,
+            1000,
+            &replay,
+            format!(
+                "all duplicates; store unchanged: {unchanged} (head {head_before}→{head_after}, rows {count_before}→{count_after}); {:.2}× first delivery",
+                replay.entries_per_s() / first.entries_per_s().max(1.0)
+            ),
+        );
     }
     let rss_before_overload = server.peak_rss_mib();
     server.stop().await;
@@ -248,12 +312,20 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
         let overload_db = BenchDatabase::create(backend, &args.postgres_url, "overload").await?;
         let server = Server::start(&overload_db.url, &secret, &["--ingest-queue-entries", "51200"]).await?;
         let measured = load(&server.base_url, &key, "overload", 512, 1000, Load::For(duration)).await?;
-        let alive = reqwest::get(format!("http://{}/healthz", server.base_url)).await.is_ok_and(|r| r.status().is_success());
+        let alive = reqwest::get(format!("http://{}/healthz", server.base_url))
+            .await
+            .is_ok_and(|r| r.status().is_success());
         let rss = server.peak_rss_mib().unwrap_or(0.0);
-        row("overload (queue 51,200 entries, 512 × 1000 offered)", 512, 1000, &measured, format!(
-            "peak RSS {rss:.0} MiB (before: {:.0} MiB in the runs above); still healthy afterwards: {alive}",
-            rss_before_overload.unwrap_or(0.0)
-        ));
+        row(
+            "overload (queue 51,200 entries, 512 × 1000 offered)",
+            512,
+            1000,
+            &measured,
+            format!(
+                "peak RSS {rss:.0} MiB (before: {:.0} MiB in the runs above); still healthy afterwards: {alive}",
+                rss_before_overload.unwrap_or(0.0)
+            ),
+        );
         server.stop().await;
         overload_db.drop_now().await;
     } else if let Some(rss) = rss_before_overload {
@@ -289,7 +361,14 @@ fn templates() -> Vec<String> {
         .collect()
 }
 
-async fn load(base_url: &str, key: &Arc<WebhookKey>, label: &str, connections: usize, batch: usize, load: Load) -> anyhow::Result<Measured> {
+async fn load(
+    base_url: &str,
+    key: &Arc<WebhookKey>,
+    label: &str,
+    connections: usize,
+    batch: usize,
+    load: Load,
+) -> anyhow::Result<Measured> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(connections)
         .timeout(Duration::from_secs(60))
@@ -298,15 +377,35 @@ async fn load(base_url: &str, key: &Arc<WebhookKey>, label: &str, connections: u
     let templates = Arc::new(templates());
     let next_id = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let run_id = format!("{label}-{:x}", time::OffsetDateTime::now_utc().unix_timestamp_nanos() & 0xffff_ffff);
+    let run_id = format!(
+        "{label}-{:x}",
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos() & 0xffff_ffff
+    );
     let started = Instant::now();
     let tasks: Vec<_> = (0..connections)
         .map(|_| {
-            let (client, url, key, templates, next_id, stop) =
-                (client.clone(), url.clone(), key.clone(), templates.clone(), next_id.clone(), stop.clone());
-            let prefix = if matches!(load, Load::Entries(_)) { label.to_owned() } else { run_id.clone() };
+            let (client, url, key, templates, next_id, stop) = (
+                client.clone(),
+                url.clone(),
+                key.clone(),
+                templates.clone(),
+                next_id.clone(),
+                stop.clone(),
+            );
+            let prefix = if matches!(load, Load::Entries(_)) {
+                label.to_owned()
+            } else {
+                run_id.clone()
+            };
             tokio::spawn(async move {
-                let mut m = Measured { requests: 0, entries: 0, refused: 0, failed: 0, seconds: 0.0, latencies_us: Vec::new() };
+                let mut m = Measured {
+                    requests: 0,
+                    entries: 0,
+                    refused: 0,
+                    failed: 0,
+                    seconds: 0.0,
+                    latencies_us: Vec::new(),
+                };
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -318,9 +417,15 @@ async fn load(base_url: &str, key: &Arc<WebhookKey>, label: &str, connections: u
                         Load::For(_) => batch as u64,
                     };
                     let envelopes: Vec<String> = (first..first + count)
-                        .map(|id| templates[(id % templates.len() as u64) as usize].replace("@ID@", &format!("{prefix}-{id}")))
+                        .map(|id| {
+                            templates[(id % templates.len() as u64) as usize].replace("@ID@", &format!("{prefix}-{id}"))
+                        })
                         .collect();
-                    let body = if count == 1 { envelopes[0].clone() } else { format!("{{\"events\":[{}]}}", envelopes.join(",")) };
+                    let body = if count == 1 {
+                        envelopes[0].clone()
+                    } else {
+                        format!("{{\"events\":[{}]}}", envelopes.join(","))
+                    };
                     let webhook_id = format!("msg-{prefix}-{first}");
                     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
                     let signature = key.sign(&webhook_id, timestamp, body.as_bytes());
@@ -358,7 +463,14 @@ async fn load(base_url: &str, key: &Arc<WebhookKey>, label: &str, connections: u
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
     }
-    let mut total = Measured { requests: 0, entries: 0, refused: 0, failed: 0, seconds: 0.0, latencies_us: Vec::new() };
+    let mut total = Measured {
+        requests: 0,
+        entries: 0,
+        refused: 0,
+        failed: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+    };
     for task in tasks {
         let m = task.await?;
         total.requests += m.requests;
@@ -372,12 +484,22 @@ async fn load(base_url: &str, key: &Arc<WebhookKey>, label: &str, connections: u
 }
 
 fn baseline_pool(backend: &str, clients: usize, max: u32) -> u32 {
-    if backend == "sqlite" { 4 } else { max.min(clients as u32) }
+    if backend == "sqlite" {
+        4
+    } else {
+        max.min(clients as u32)
+    }
 }
 
 /// One `INSERT … ON CONFLICT DO NOTHING` per delivery, each its own
 /// transaction, from `clients` concurrent clients sharing a connection pool.
-async fn baseline(backend: &str, postgres_url: &str, clients: usize, max_connections: u32, duration: Duration) -> anyhow::Result<Measured> {
+async fn baseline(
+    backend: &str,
+    postgres_url: &str,
+    clients: usize,
+    max_connections: u32,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
     let database = BenchDatabase::create(backend, postgres_url, "baseline").await?;
     let pool_size = baseline_pool(backend, clients, max_connections);
     let envelope = templates().swap_remove(0);
@@ -416,14 +538,17 @@ async fn baseline(backend: &str, postgres_url: &str, clients: usize, max_connect
         })
         .await
     } else {
-        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(pool_size).connect(&database.url).await?;
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(pool_size)
+            .connect(&database.url)
+            .await?;
         sqlx::raw_sql(
             "CREATE TABLE baseline_events (seq BIGSERIAL PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, \
              entry_type TEXT NOT NULL, ts TIMESTAMPTZ NOT NULL, user_id TEXT, artist_id TEXT, envelope TEXT NOT NULL)",
         )
         .execute(&pool)
         .await?;
-        let measured = drive_baseline(clients, duration, envelope, move |id, envelope| {
+        drive_baseline(clients, duration, envelope, move |id, envelope| {
             let pool = pool.clone();
             async move {
                 sqlx::query(
@@ -437,8 +562,7 @@ async fn baseline(backend: &str, postgres_url: &str, clients: usize, max_connect
                 .is_ok()
             }
         })
-        .await;
-        measured
+        .await
     };
     database.drop_now().await;
     Ok(measured)
@@ -456,7 +580,14 @@ where
         .map(|_| {
             let (insert, stop, next_id, envelope) = (insert.clone(), stop.clone(), next_id.clone(), envelope.clone());
             tokio::spawn(async move {
-                let mut m = Measured { requests: 0, entries: 0, refused: 0, failed: 0, seconds: 0.0, latencies_us: Vec::new() };
+                let mut m = Measured {
+                    requests: 0,
+                    entries: 0,
+                    refused: 0,
+                    failed: 0,
+                    seconds: 0.0,
+                    latencies_us: Vec::new(),
+                };
                 while !stop.load(Ordering::Relaxed) {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     let sent = Instant::now();
@@ -471,7 +602,14 @@ where
         .collect();
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total = Measured { requests: 0, entries: 0, refused: 0, failed: 0, seconds: 0.0, latencies_us: Vec::new() };
+    let mut total = Measured {
+        requests: 0,
+        entries: 0,
+        refused: 0,
+        failed: 0,
+        seconds: 0.0,
+        latencies_us: Vec::new(),
+    };
     for task in tasks {
         if let Ok(m) = task.await {
             total.requests += m.requests;

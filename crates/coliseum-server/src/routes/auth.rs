@@ -17,7 +17,9 @@ use crate::problem::AppError;
 use crate::sessions;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/auth/login", post(login)).route("/v1/auth/logout", post(logout))
+    Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/logout", post(logout))
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,7 +39,9 @@ async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result
         errors: Vec::new(),
     })?;
     let found = state.store.user_credentials(&credentials.email).await?;
-    let hash = found.as_ref().map_or_else(|| sessions::decoy_hash().to_owned(), |f| f.password_hash.clone());
+    let hash = found
+        .as_ref()
+        .map_or_else(|| sessions::decoy_hash().to_owned(), |f| f.password_hash.clone());
     let password = credentials.password;
     let matches = tokio::task::spawn_blocking(move || sessions::verify_password(&password, &hash))
         .await
@@ -71,7 +75,11 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Res
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(sessions::token_from_cookies)
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(sessions::token_from_cookies)
 }
 
 pub fn user_json(user: &User) -> serde_json::Value {

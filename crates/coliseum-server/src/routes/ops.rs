@@ -15,7 +15,10 @@ use crate::observability;
 use crate::problem::AppError;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -26,9 +29,14 @@ async fn healthz() -> Json<serde_json::Value> {
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
     state.store.ping().await.map_err(|error| {
         tracing::warn!(error = %error, "not ready");
-        AppError::Unavailable { detail: "the store is unreachable".to_owned(), retry_after_s: 5 }
+        AppError::Unavailable {
+            detail: "the store is unreachable".to_owned(),
+            retry_after_s: 5,
+        }
     })?;
-    Ok(Json(json!({"status": "ready", "backend": state.store.backend(), "processor": "not yet part of this engine"})))
+    Ok(Json(
+        json!({"status": "ready", "backend": state.store.backend(), "processor": "not yet part of this engine"}),
+    ))
 }
 
 async fn metrics(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
@@ -36,11 +44,20 @@ async fn metrics(State(state): State<AppState>, request: Request) -> Result<Resp
     if !has_metrics_token(&state, &parts.headers) {
         AdminUser::from_request_parts(&mut parts, &state).await?;
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], observability::render_metrics()).into_response())
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        observability::render_metrics(),
+    )
+        .into_response())
 }
 
 fn has_metrics_token(state: &AppState, headers: &HeaderMap) -> bool {
-    let Some(expected) = &state.settings.metrics_token else { return false };
-    let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(expected) = &state.settings.metrics_token else {
+        return false;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
     given.is_some_and(|given| bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())))
 }

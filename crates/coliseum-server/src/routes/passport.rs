@@ -58,28 +58,55 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         if is_length_limit(&error) {
             AppError::TooLarge { limit: MAX_BODY_BYTES }
         } else {
-            AppError::Malformed { detail: format!("the body could not be read: {error}"), errors: Vec::new() }
+            AppError::Malformed {
+                detail: format!("the body could not be read: {error}"),
+                errors: Vec::new(),
+            }
         }
     })?;
 
     let now = state.clock.now();
-    let key = state.settings.passport_webhook_key.as_ref().ok_or(SignatureError::NotConfigured).map_err(signature_error)?;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    key.verify(header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"), &body, now)
+    let key = state
+        .settings
+        .passport_webhook_key
+        .as_ref()
+        .ok_or(SignatureError::NotConfigured)
         .map_err(signature_error)?;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    key.verify(
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        &body,
+        now,
+    )
+    .map_err(signature_error)?;
 
-    let delivery = passport::parse_delivery(&body, &ValidationContext::at(now))
-        .map_err(|error| AppError::Malformed { detail: error.to_string(), errors: Vec::new() })?;
+    let delivery =
+        passport::parse_delivery(&body, &ValidationContext::at(now)).map_err(|error| AppError::Malformed {
+            detail: error.to_string(),
+            errors: Vec::new(),
+        })?;
 
     let mut results = Vec::with_capacity(delivery.entries.len());
     let mut valid = Vec::new();
     for (index, entry) in delivery.entries.into_iter().enumerate() {
         match entry {
             Ok(entry) => {
-                results.push(EntryResult { index, event_id: Some(entry.event_id.clone()), status: "accepted", errors: Vec::new() });
+                results.push(EntryResult {
+                    index,
+                    event_id: Some(entry.event_id.clone()),
+                    status: "accepted",
+                    errors: Vec::new(),
+                });
                 valid.push(NewEntry::from_entry(&entry, now));
             }
-            Err(rejected) => results.push(EntryResult { index, event_id: rejected.event_id, status: "rejected", errors: rejected.errors }),
+            Err(rejected) => results.push(EntryResult {
+                index,
+                event_id: rejected.event_id,
+                status: "rejected",
+                errors: rejected.errors,
+            }),
         }
     }
 
@@ -106,11 +133,18 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
             ("accepted", Value::from(0)),
             ("duplicates", Value::from(0)),
             ("rejected", Value::from(response.rejected)),
-            ("results", serde_json::to_value(&response.results).unwrap_or(Value::Null)),
+            (
+                "results",
+                serde_json::to_value(&response.results).unwrap_or(Value::Null),
+            ),
         ] {
             extensions.insert(key.to_owned(), value);
         }
-        return Err(AppError::Invalid { detail: "every entry in the delivery was rejected".to_owned(), errors, extensions });
+        return Err(AppError::Invalid {
+            detail: "every entry in the delivery was rejected".to_owned(),
+            errors,
+            extensions,
+        });
     }
     Ok((StatusCode::ACCEPTED, Json(response)).into_response())
 }
@@ -128,14 +162,21 @@ fn is_length_limit(error: &axum::Error) -> bool {
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), AppError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let essence = content_type.split(';').next().unwrap_or("").trim();
     if essence.eq_ignore_ascii_case("application/json") {
         Ok(())
     } else {
         Err(AppError::UnsupportedMediaType(format!(
             "deliveries must be sent as application/json, not `{}`",
-            if content_type.is_empty() { "(none)" } else { content_type }
+            if content_type.is_empty() {
+                "(none)"
+            } else {
+                content_type
+            }
         )))
     }
 }
@@ -154,5 +195,8 @@ fn ingest_error(error: IngestError) -> AppError {
         tracing::error!(error = %cause, "the store refused a commit");
     }
     // Whatever failed, nothing was acknowledged: the sender keeps the delivery and retries.
-    AppError::Unavailable { detail: "nothing in this delivery was stored; retry shortly".to_owned(), retry_after_s }
+    AppError::Unavailable {
+        detail: "nothing in this delivery was stored; retry shortly".to_owned(),
+        retry_after_s,
+    }
 }

@@ -16,7 +16,12 @@ async fn the_pipeline_view_is_for_admins_only(backend: Backend) {
     let app = spawn_app(backend).await;
     let mut unknown = play("u-1");
     unknown["type"] = json!("hologram.beamed");
-    assert_eq!(app.deliver(&json!({"events": [play("p-1"), play("p-2"), unknown]})).await.status(), 202);
+    assert_eq!(
+        app.deliver(&json!({"events": [play("p-1"), play("p-2"), unknown]}))
+            .await
+            .status(),
+        202
+    );
 
     assert_problem(app.get("/v1/admin/pipeline", None).await, 401, "unauthorized").await;
     let fan = app.sign_in_as(Role::Fan).await;
@@ -30,7 +35,13 @@ async fn the_pipeline_view_is_for_admins_only(backend: Backend) {
     assert_eq!(pipeline["queue_depth"], 3, "nothing is processed yet");
     assert_eq!(pipeline["unrecognized"], 1);
     assert_eq!(pipeline["paused"], false);
-    for field in ["processed_seq", "ingest_per_s", "processed_per_s", "error_rate_10m", "dead_letters"] {
+    for field in [
+        "processed_seq",
+        "ingest_per_s",
+        "processed_per_s",
+        "error_rate_10m",
+        "dead_letters",
+    ] {
         assert!(pipeline[field].is_number(), "{field} in {pipeline}");
     }
     for p in ["p50", "p95", "p99"] {
@@ -43,23 +54,53 @@ async fn logins_fail_alike_and_logout_ends_the_session_at_once(backend: Backend)
     let app = spawn_app(backend).await;
     let admin = app.sign_in_as(Role::Admin).await;
     let login = |email: &str, password: &str| {
-        app.client.post(format!("{}/v1/auth/login", app.base)).json(&json!({"email": email, "password": password})).send()
+        app.client
+            .post(format!("{}/v1/auth/login", app.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
     };
-    let unknown = assert_problem(login("nobody@example.com", "whatever password").await.expect("sent"), 401, "unauthorized").await;
+    let unknown = assert_problem(
+        login("nobody@example.com", "whatever password").await.expect("sent"),
+        401,
+        "unauthorized",
+    )
+    .await;
     let (email, _) = app.create_user(Role::Fan).await;
-    let wrong = assert_problem(login(&email, "wrong password!!").await.expect("sent"), 401, "unauthorized").await;
+    let wrong = assert_problem(
+        login(&email, "wrong password!!").await.expect("sent"),
+        401,
+        "unauthorized",
+    )
+    .await;
     assert_eq!(unknown["detail"], wrong["detail"], "no hint whether the email exists");
     assert_problem(
-        app.client.post(format!("{}/v1/auth/login", app.base)).body("{").send().await.expect("sent"),
+        app.client
+            .post(format!("{}/v1/auth/login", app.base))
+            .body("{")
+            .send()
+            .await
+            .expect("sent"),
         400,
         "malformed-request",
     )
     .await;
 
     assert_eq!(app.get("/v1/admin/pipeline", Some(&admin)).await.status(), 200);
-    let logout = app.client.post(format!("{}/v1/auth/logout", app.base)).header("cookie", &admin).send().await.expect("sent");
+    let logout = app
+        .client
+        .post(format!("{}/v1/auth/logout", app.base))
+        .header("cookie", &admin)
+        .send()
+        .await
+        .expect("sent");
     assert_eq!(logout.status(), 204);
-    assert!(logout.headers().get("set-cookie").and_then(|v| v.to_str().ok()).is_some_and(|c| c.contains("Max-Age=0")));
+    assert!(
+        logout
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("Max-Age=0"))
+    );
     assert_problem(app.get("/v1/admin/pipeline", Some(&admin)).await, 401, "unauthorized").await;
     app.stop().await;
 }
@@ -69,14 +110,26 @@ async fn health_readiness_and_metrics(backend: Backend) {
     assert_eq!(app.get("/healthz", None).await.status(), 200);
     let ready: Value = app.get("/readyz", None).await.json().await.expect("json");
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["backend"], match backend { Backend::Sqlite => "sqlite", Backend::Postgres => "postgres" });
+    assert_eq!(
+        ready["backend"],
+        match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    );
 
     assert_eq!(app.deliver(&play("m-1")).await.status(), 202);
     assert_problem(app.get("/metrics", None).await, 401, "unauthorized").await;
     let admin = app.sign_in_as(Role::Admin).await;
     let metrics = app.get("/metrics", Some(&admin)).await.text().await.expect("text");
-    assert!(metrics.contains("coliseum_ingest_entries_total{outcome=\"accepted\"}"), "{metrics}");
-    assert!(metrics.contains("coliseum_ingest_request_seconds_bucket"), "latency is a histogram");
+    assert!(
+        metrics.contains("coliseum_ingest_entries_total{outcome=\"accepted\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("coliseum_ingest_request_seconds_bucket"),
+        "latency is a histogram"
+    );
     assert!(metrics.contains("coliseum_ingest_commit_seconds_bucket"));
     app.stop().await;
 }

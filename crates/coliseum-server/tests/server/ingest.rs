@@ -19,16 +19,22 @@ async fn a_single_envelope_is_accepted_once(backend: Backend) {
     let response = app.deliver(&play("single-1")).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body, json!({
-        "accepted": 1, "duplicates": 0, "rejected": 0,
-        "results": [{"index": 0, "event_id": "single-1", "status": "accepted"}]
-    }));
+    assert_eq!(
+        body,
+        json!({
+            "accepted": 1, "duplicates": 0, "rejected": 0,
+            "results": [{"index": 0, "event_id": "single-1", "status": "accepted"}]
+        })
+    );
     let again: Value = app.deliver(&play("single-1")).await.json().await.expect("json");
     assert_eq!(again["results"][0]["status"], "duplicate");
     assert_eq!(app.entries().await, 1);
     let stored = app.store.read_after(0, 10).await.expect("read");
     assert_eq!(stored[0].entry.city.as_deref(), Some("lagos"), "stored normalized");
-    assert!(stored[0].entry.envelope.contains("\"Lagos\""), "the envelope keeps the original spelling");
+    assert!(
+        stored[0].entry.envelope.contains("\"Lagos\""),
+        "the envelope keeps the original spelling"
+    );
     app.stop().await;
 }
 
@@ -44,14 +50,36 @@ async fn a_mixed_batch_stores_exactly_the_valid_and_unknown_entries(backend: Bac
     let response = app.deliver(&batch).await;
     assert_eq!(response.status(), 202);
     let body: Value = response.json().await.expect("json");
-    let statuses: Vec<&str> = body["results"].as_array().expect("results").iter().map(|r| r["status"].as_str().unwrap_or("")).collect();
-    assert_eq!(statuses, ["accepted", "duplicate", "rejected", "accepted", "duplicate", "rejected"]);
-    assert_eq!((body["accepted"].as_u64(), body["duplicates"].as_u64(), body["rejected"].as_u64()), (Some(2), Some(2), Some(2)));
+    let statuses: Vec<&str> = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["status"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        statuses,
+        ["accepted", "duplicate", "rejected", "accepted", "duplicate", "rejected"]
+    );
+    assert_eq!(
+        (
+            body["accepted"].as_u64(),
+            body["duplicates"].as_u64(),
+            body["rejected"].as_u64()
+        ),
+        (Some(2), Some(2), Some(2))
+    );
     assert_eq!(body["results"][2]["errors"][0]["pointer"], "/events/2/timestamp");
     assert_eq!(body["results"][2]["event_id"], "new-invalid");
     assert!(body["results"][5].get("event_id").is_none());
 
-    let mut ids: Vec<String> = app.store.read_after(0, 100).await.expect("read").into_iter().map(|s| s.entry.event_id).collect();
+    let mut ids: Vec<String> = app
+        .store
+        .read_after(0, 100)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|s| s.entry.event_id)
+        .collect();
     ids.sort();
     assert_eq!(ids, ["new-1", "new-unknown", "old-1"]);
     assert_eq!(app.store.log_stats().await.expect("stats").unrecognized, 1);
@@ -79,8 +107,17 @@ async fn every_rejection_path_stores_nothing(backend: Backend) {
     signed.push(json_type.clone());
 
     // 401: no signature, a wrong one, a malformed one, a stale timestamp.
-    assert_problem(post(vec![json_type.clone()], body.clone()).await.expect("sent"), 401, "unauthorized").await;
-    let wrong = with(signed.clone(), "webhook-signature", "v1,bm90IHRoZSByaWdodCBzaWduYXR1cmUgYXQgYWxsIQ==".to_owned());
+    assert_problem(
+        post(vec![json_type.clone()], body.clone()).await.expect("sent"),
+        401,
+        "unauthorized",
+    )
+    .await;
+    let wrong = with(
+        signed.clone(),
+        "webhook-signature",
+        "v1,bm90IHRoZSByaWdodCBzaWduYXR1cmUgYXQgYWxsIQ==".to_owned(),
+    );
     assert_problem(post(wrong, body.clone()).await.expect("sent"), 401, "unauthorized").await;
     let malformed = with(signed.clone(), "webhook-signature", "sha256=abc".to_owned());
     assert_problem(post(malformed, body.clone()).await.expect("sent"), 401, "unauthorized").await;
@@ -89,23 +126,47 @@ async fn every_rejection_path_stores_nothing(backend: Backend) {
     let problem = assert_problem(post(stale, body.clone()).await.expect("sent"), 401, "unauthorized").await;
     assert!(problem["detail"].as_str().unwrap_or("").contains("5 minutes"));
     // A valid signature over a different body.
-    assert_problem(post(signed.clone(), play("tampered").to_string().into_bytes()).await.expect("sent"), 401, "unauthorized").await;
+    assert_problem(
+        post(signed.clone(), play("tampered").to_string().into_bytes())
+            .await
+            .expect("sent"),
+        401,
+        "unauthorized",
+    )
+    .await;
 
     // 415: not JSON.
     let text = with(signed.clone(), "content-type", "text/plain".to_owned());
-    assert_problem(post(text, body.clone()).await.expect("sent"), 415, "unsupported-media-type").await;
+    assert_problem(
+        post(text, body.clone()).await.expect("sent"),
+        415,
+        "unsupported-media-type",
+    )
+    .await;
 
     // 413: more than 1 MiB.
-    let huge = json!({"events": [play("big")], "padding": "x".repeat(1024 * 1024)}).to_string().into_bytes();
+    let huge = json!({"events": [play("big")], "padding": "x".repeat(1024 * 1024)})
+        .to_string()
+        .into_bytes();
     let mut huge_headers = signed_headers(&huge);
     huge_headers.push(json_type.clone());
     assert_problem(post(huge_headers, huge).await.expect("sent"), 413, "payload-too-large").await;
 
     // 400: not JSON at all, or not a delivery.
-    for bad in [&b"{\"events\": [tru"[..], b"[1, 2]", b"{\"events\": []}", b"{\"events\": {}}"] {
+    for bad in [
+        &b"{\"events\": [tru"[..],
+        b"[1, 2]",
+        b"{\"events\": []}",
+        b"{\"events\": {}}",
+    ] {
         let mut headers = signed_headers(bad);
         headers.push(json_type.clone());
-        assert_problem(post(headers, bad.to_vec()).await.expect("sent"), 400, "malformed-request").await;
+        assert_problem(
+            post(headers, bad.to_vec()).await.expect("sent"),
+            400,
+            "malformed-request",
+        )
+        .await;
     }
     let too_many = json!({"events": vec![play("x"); 1001]}).to_string().into_bytes();
     let mut headers = signed_headers(&too_many);
@@ -126,12 +187,25 @@ async fn a_delivery_where_everything_is_rejected_is_a_422_with_results(backend: 
     future["timestamp"] = json!("2999-01-01T00:00:00Z");
     let mut version = play("v2-1");
     version["schema_version"] = json!(2);
-    let problem = assert_problem(app.deliver(&json!({"events": [future, version]})).await, 422, "validation-failed").await;
+    let problem = assert_problem(
+        app.deliver(&json!({"events": [future, version]})).await,
+        422,
+        "validation-failed",
+    )
+    .await;
     assert_eq!(problem["rejected"], 2);
     assert_eq!(problem["results"][0]["status"], "rejected");
     assert_eq!(problem["results"][0]["errors"][0]["pointer"], "/events/0/timestamp");
-    assert_eq!(problem["results"][0]["errors"][0]["detail"], "more than 5 minutes in the future");
-    assert!(problem["results"][1]["errors"][0]["detail"].as_str().unwrap_or("").contains("supported versions: 1"));
+    assert_eq!(
+        problem["results"][0]["errors"][0]["detail"],
+        "more than 5 minutes in the future"
+    );
+    assert!(
+        problem["results"][1]["errors"][0]["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("supported versions: 1")
+    );
     assert_eq!(problem["errors"][1]["pointer"], "/events/1/schema_version");
 
     // A single envelope's pointers have no /events prefix.

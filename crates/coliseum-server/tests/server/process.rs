@@ -1,1 +1,145 @@
+//! The real `coliseum` binary killed with SIGKILL in the middle of a load:
+//! after a restart, no acknowledged entry is lost and none is stored twice.
 
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::on_both_backends;
+use crate::support::{Backend, SECRET, fresh_database, play, signed_headers};
+
+on_both_backends!(sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice);
+
+/// Starts `coliseum serve` on a free port; returns the child and its base URL.
+pub async fn start_binary(database_url: &str) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coliseum"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+        .env("COLISEUM_PASSPORT_WEBHOOK_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let base = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the server announces its address within 60 s")
+            .expect("readable stdout")
+            .expect("the server is still running");
+        if let Some(rest) = line.strip_prefix("coliseum listening on ") {
+            break rest.split_whitespace().next().expect("an address").to_owned();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+async fn post(client: &reqwest::Client, base: &str, ids: &[String]) -> Result<Value, String> {
+    let events: Vec<Value> = ids.iter().map(|id| play(id)).collect();
+    let body = json!({"events": events}).to_string().into_bytes();
+    let mut request = client
+        .post(format!("{base}/v1/passport/events"))
+        .header("content-type", "application/json");
+    for (name, value) in signed_headers(&body) {
+        request = request.header(name, value);
+    }
+    let response = request.body(body).send().await.map_err(|e| e.to_string())?;
+    if response.status() != 202 {
+        return Err(format!("status {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+async fn sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice(backend: Backend) {
+    let (url, _guard) = fresh_database(backend).await;
+    let (mut child, base) = start_binary(&url).await;
+    let client = reqwest::Client::new();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..16)
+        .map(|worker| {
+            let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
+            tokio::spawn(async move {
+                let (mut attempted, mut acknowledged) = (Vec::new(), Vec::new());
+                for round in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    // Each delivery repeats one id of the previous one, so duplicates are in the mix.
+                    let mut ids: Vec<String> = (0..1 + round % 5).map(|i| format!("k-{worker}-{round}-{i}")).collect();
+                    if round > 0 {
+                        ids.push(format!("k-{worker}-{}-0", round - 1));
+                    }
+                    attempted.extend(ids.iter().cloned());
+                    match post(&client, &base, &ids).await {
+                        Ok(answer) => {
+                            for result in answer["results"].as_array().into_iter().flatten() {
+                                if matches!(result["status"].as_str(), Some("accepted" | "duplicate")) {
+                                    acknowledged.push(result["event_id"].as_str().unwrap_or_default().to_owned());
+                                }
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+                (attempted, acknowledged)
+            })
+        })
+        .collect();
+
+    // Let the load build up, then kill without warning.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.start_kill().expect("SIGKILL sent");
+    let _ = child.wait().await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut attempted, mut acknowledged) = (BTreeSet::new(), BTreeSet::new());
+    for worker in workers {
+        let (a, k) = worker.await.expect("worker");
+        attempted.extend(a);
+        acknowledged.extend(k);
+    }
+    assert!(
+        acknowledged.len() > 100,
+        "the load was under way: {} acknowledged",
+        acknowledged.len()
+    );
+
+    // Restart on the same database and deliver everything attempted again.
+    let (_child, base) = start_binary(&url).await;
+    let attempted: Vec<String> = attempted.into_iter().collect();
+    for chunk in attempted.chunks(500) {
+        let answer = post(&client, &base, chunk).await.expect("delivered after the restart");
+        for result in answer["results"].as_array().expect("results") {
+            let id = result["event_id"].as_str().unwrap_or_default();
+            if acknowledged.contains(id) {
+                assert_eq!(
+                    result["status"], "duplicate",
+                    "{id} was acknowledged before the kill, so it must be stored"
+                );
+            }
+        }
+    }
+    let store = coliseum_server::app::open_store(&url).await.expect("open the store");
+    let mut stored = Vec::new();
+    let mut cursor = 0;
+    loop {
+        let page = store.read_after(cursor, 1000).await.expect("read");
+        let Some(last) = page.last() else { break };
+        cursor = last.seq;
+        stored.extend(page.into_iter().map(|s| s.entry.event_id));
+    }
+    let distinct: BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(distinct.len(), stored.len(), "no entry is stored twice");
+    assert_eq!(
+        stored.len(),
+        attempted.len(),
+        "every attempted entry is now stored exactly once"
+    );
+}

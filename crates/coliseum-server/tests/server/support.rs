@@ -92,7 +92,14 @@ pub async fn spawn_app_on(settings: Settings, guard: DatabaseGuard) -> TestApp {
     let task = tokio::spawn(application.run_until(async move {
         let _ = signal.await;
     }));
-    TestApp { base, client: reqwest::Client::new(), store, shutdown: Some(shutdown), task: Some(task), _database: guard }
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        store,
+        shutdown: Some(shutdown),
+        task: Some(task),
+        _database: guard,
+    }
 }
 
 /// A play with this id, timestamped a minute ago.
@@ -115,7 +122,11 @@ pub fn signed_headers(body: &[u8]) -> Vec<(&'static str, String)> {
     let id = format!("msg_{}", rand_id());
     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
     let signature = key().sign(&id, timestamp, body);
-    vec![("webhook-id", id), ("webhook-timestamp", timestamp.to_string()), ("webhook-signature", signature)]
+    vec![
+        ("webhook-id", id),
+        ("webhook-timestamp", timestamp.to_string()),
+        ("webhook-signature", signature),
+    ]
 }
 
 fn rand_id() -> u64 {
@@ -128,7 +139,10 @@ impl TestApp {
     /// Posts a signed delivery.
     pub async fn deliver(&self, body: &Value) -> reqwest::Response {
         let bytes = body.to_string().into_bytes();
-        let mut request = self.client.post(format!("{}/v1/passport/events", self.base)).header("content-type", "application/json");
+        let mut request = self
+            .client
+            .post(format!("{}/v1/passport/events", self.base))
+            .header("content-type", "application/json");
         for (name, value) in signed_headers(&bytes) {
             request = request.header(name, value);
         }
@@ -168,7 +182,12 @@ impl TestApp {
             .await
             .expect("login");
         assert_eq!(response.status(), 200);
-        let cookie = response.headers().get("set-cookie").expect("a session cookie").to_str().expect("ascii");
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .expect("a session cookie")
+            .to_str()
+            .expect("ascii");
         cookie.split(';').next().expect("name=value").to_owned()
     }
 
@@ -199,7 +218,11 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, slug: &str
         Some("application/problem+json")
     );
     let problem: Value = response.json().await.expect("a JSON problem document");
-    assert_eq!(problem["type"], format!("https://coliseum.dev/problems/{slug}"), "{problem}");
+    assert_eq!(
+        problem["type"],
+        format!("https://coliseum.dev/problems/{slug}"),
+        "{problem}"
+    );
     assert_eq!(problem["status"], status);
     assert!(problem["title"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
