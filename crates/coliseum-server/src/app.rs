@@ -25,6 +25,9 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub stats: Arc<PipelineStats>,
     pub settings: Arc<Settings>,
+    /// KiB of delivery bodies being read, parsed or committed at once: what
+    /// bounds the memory of ingestion however many connections are open.
+    pub ingest_body_budget: Arc<tokio::sync::Semaphore>,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -66,12 +69,14 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let ingest_body_budget = Arc::new(tokio::sync::Semaphore::new(settings.ingest_inflight_kib()));
         let state = AppState {
             store,
             ingest,
             clock,
             stats,
             settings: Arc::new(settings),
+            ingest_body_budget,
         };
         Ok(Self {
             listener,

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// The most entries waiting to be committed; beyond it requests get 503.
     #[arg(long, env = "COLISEUM_INGEST_QUEUE_ENTRIES")]
     pub ingest_queue_entries: Option<usize>,
+    /// MiB of delivery bodies being read and parsed at once; beyond it requests get 503.
+    #[arg(long, env = "COLISEUM_INGEST_INFLIGHT_MIB")]
+    pub ingest_inflight_mib: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,6 +53,7 @@ pub struct FileConfig {
     ingest_max_batch: Option<usize>,
     ingest_linger_ms: Option<u64>,
     ingest_queue_entries: Option<usize>,
+    ingest_inflight_mib: Option<usize>,
     base_currency: Option<String>,
     fx_rates: Option<String>,
 }
@@ -91,6 +92,8 @@ pub struct Settings {
     pub demo: bool,
     pub demo_rate: u32,
     pub ingest: IngestConfig,
+    /// MiB of delivery bodies in flight at most; beyond it, `503`.
+    pub ingest_inflight_mib: usize,
     pub fx: FxTable,
 }
 
@@ -156,6 +159,11 @@ impl Settings {
             demo: args.demo || file.demo.unwrap_or(false),
             demo_rate: args.demo_rate.or(file.demo_rate).unwrap_or(20),
             ingest,
+            ingest_inflight_mib: args
+                .ingest_inflight_mib
+                .or(file.ingest_inflight_mib)
+                .unwrap_or(64)
+                .max(1),
             fx,
         })
     }
@@ -173,8 +181,14 @@ impl Settings {
             demo: false,
             demo_rate: 20,
             ingest: IngestConfig::default(),
+            ingest_inflight_mib: 64,
             fx: FxTable::new(Currency::parse("USD").unwrap_or_else(|| unreachable!("USD is a currency code"))),
         }
+    }
+
+    /// The in-flight body budget in KiB, at least one largest body.
+    pub fn ingest_inflight_kib(&self) -> usize {
+        (self.ingest_inflight_mib * 1024).max(coliseum_domain::passport::MAX_BODY_BYTES / 1024)
     }
 
     /// Cookies are `Secure` when the public URL is HTTPS.

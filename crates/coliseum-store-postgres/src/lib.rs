@@ -145,47 +145,59 @@ impl PassportLog for PostgresStore {
         }
         self.ensure_partitions(entries.iter().map(|e| first_of_month(e.timestamp.date())))
             .await?;
-        let column = |f: fn(&NewEntry) -> Option<String>| entries.iter().map(f).collect::<Vec<_>>();
         let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(LOG_WRITER_LOCK)
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "WITH input AS ( \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::timestamptz[], $5::timestamptz[], \
-                                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
-                 WITH ORDINALITY AS t(event_id, entry_type, recognized, ts, received_at, user_id, artist_id, \
-                                      live_event_id, city, genre, envelope, ord) \
-             ), fresh AS ( \
-                 INSERT INTO passport_event_ids (event_id, month) \
-                 SELECT event_id, date_trunc('month', ts AT TIME ZONE 'UTC')::date FROM input \
-                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id \
-             ) \
-             INSERT INTO passport_entries (seq, event_id, entry_type, recognized, ts, received_at, user_id, artist_id, \
-                                           live_event_id, city, genre, envelope) \
-             SELECT nextval('passport_seq'), i.event_id, i.entry_type, i.recognized, i.ts, i.received_at, i.user_id, \
-                    i.artist_id, i.live_event_id, i.city, i.genre, i.envelope \
-             FROM input i JOIN fresh USING (event_id) ORDER BY i.ord \
-             RETURNING event_id, seq",
+        // Claim the ids first: only the ones this statement newly claims get a log row.
+        let claimed: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO passport_event_ids (event_id, month) SELECT * FROM UNNEST($1::text[], $2::date[]) \
+             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
         )
-        .bind(entries.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.entry_type.clone()).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.recognized).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.timestamp).collect::<Vec<_>>())
-        .bind(entries.iter().map(|e| e.received_at).collect::<Vec<_>>())
-        .bind(column(|e| e.user_id.clone()))
-        .bind(column(|e| e.artist_id.clone()))
-        .bind(column(|e| e.live_event_id.clone()))
-        .bind(column(|e| e.city.clone()))
-        .bind(column(|e| e.genre.clone()))
-        .bind(entries.iter().map(|e| e.envelope.clone()).collect::<Vec<_>>())
+        .bind(entries.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>())
+        .bind(
+            entries
+                .iter()
+                .map(|e| first_of_month(e.timestamp.date()))
+                .collect::<Vec<_>>(),
+        )
         .fetch_all(&mut *tx)
         .await
         .map_err(classify)?;
+        let claimed: HashSet<&str> = claimed.iter().map(String::as_str).collect();
+        let fresh: Vec<&NewEntry> = entries
+            .iter()
+            .filter(|e| claimed.contains(e.event_id.as_str()))
+            .collect();
+        let mut accepted: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+        if !fresh.is_empty() {
+            let text = |f: fn(&NewEntry) -> Option<&str>| fresh.iter().map(|e| f(e)).collect::<Vec<_>>();
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "INSERT INTO passport_entries (seq, event_id, entry_type, recognized, ts, received_at, user_id, \
+                                               artist_id, live_event_id, city, genre, envelope) \
+                 SELECT nextval('passport_seq'), * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::timestamptz[], \
+                        $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
+                 RETURNING event_id, seq",
+            )
+            .bind(text(|e| Some(e.event_id.as_str())))
+            .bind(text(|e| Some(e.entry_type.as_str())))
+            .bind(fresh.iter().map(|e| e.recognized).collect::<Vec<_>>())
+            .bind(fresh.iter().map(|e| e.timestamp).collect::<Vec<_>>())
+            .bind(fresh.iter().map(|e| e.received_at).collect::<Vec<_>>())
+            .bind(text(|e| e.user_id.as_deref()))
+            .bind(text(|e| e.artist_id.as_deref()))
+            .bind(text(|e| e.live_event_id.as_deref()))
+            .bind(text(|e| e.city.as_deref()))
+            .bind(text(|e| e.genre.as_deref()))
+            .bind(text(|e| Some(e.envelope.as_str())))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+            accepted.extend(rows);
+        }
         tx.commit().await.map_err(classify)?;
-        let accepted: HashMap<String, i64> = rows.into_iter().collect();
         Ok(entries
             .iter()
             .map(|e| {

@@ -24,19 +24,19 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
-    pub fn from_entry(entry: &Entry, received_at: OffsetDateTime) -> Self {
+    pub fn from_entry(entry: Entry, received_at: OffsetDateTime) -> Self {
         Self {
-            event_id: entry.event_id.clone(),
-            entry_type: entry.type_name.clone(),
             recognized: entry.is_recognized(),
+            event_id: entry.event_id,
+            entry_type: entry.type_name,
             timestamp: entry.timestamp,
             received_at: truncate_to_micros(received_at),
-            user_id: entry.user_id.clone(),
-            artist_id: entry.artist_id.clone(),
-            live_event_id: entry.live_event_id.clone(),
-            city: entry.city.as_ref().map(|c| c.key.clone()),
-            genre: entry.genre.as_ref().map(|g| g.key.clone()),
-            envelope: entry.envelope.clone(),
+            user_id: entry.user_id,
+            artist_id: entry.artist_id,
+            live_event_id: entry.live_event_id,
+            city: entry.city.map(|c| c.key),
+            genre: entry.genre.map(|g| g.key),
+            envelope: entry.envelope,
         }
     }
 }

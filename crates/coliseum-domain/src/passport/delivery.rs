@@ -2,10 +2,13 @@
 //! `{"events": [...]}`, validated entry by entry so that one bad entry never
 //! costs a good one.
 
-use serde_json::Value;
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
 use super::Entry;
-use super::envelope::{FieldError, ValidationContext, event_id_of, validate_envelope};
+use super::envelope::{FieldError, ValidationContext, validate_raw_envelope};
 
 /// The largest body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -36,28 +39,38 @@ pub struct Delivery {
     pub entries: Vec<Result<Entry, Rejected>>,
 }
 
-/// Parses and validates a delivery body.
+/// Parses and validates a delivery body. Each envelope is kept as the exact
+/// text the sender signed, and parsed once.
 pub fn parse_delivery(body: &[u8], context: &ValidationContext) -> Result<Delivery, DeliveryError> {
-    let document: Value = serde_json::from_slice(body).map_err(|error| DeliveryError::NotJson(error.to_string()))?;
-    let Value::Object(mut top) = document else {
-        return Err(DeliveryError::WrongShape);
+    let text = std::str::from_utf8(body).map_err(|error| DeliveryError::NotJson(error.to_string()))?;
+    let top: BTreeMap<String, &RawValue> = match serde_json::from_str(text) {
+        Ok(top) => top,
+        Err(error) => {
+            // Valid JSON of another shape is a shape error, not a syntax error.
+            return Err(match serde_json::from_str::<IgnoredAny>(text) {
+                Ok(_) => DeliveryError::WrongShape,
+                Err(_) => DeliveryError::NotJson(error.to_string()),
+            });
+        }
     };
 
-    let validate = |envelope: &Value, at: &str| {
-        validate_envelope(envelope, at, context).map_err(|errors| Rejected {
-            event_id: event_id_of(envelope).map(str::to_owned),
-            errors,
-        })
+    let validate = |raw: &str, at: &str| {
+        validate_raw_envelope(raw, at, context).map_err(|(event_id, errors)| Rejected { event_id, errors })
     };
 
-    let entries = match top.remove("events") {
-        None => vec![validate(&Value::Object(top), "")],
-        Some(Value::Array(envelopes)) if (1..=MAX_BATCH_ENTRIES).contains(&envelopes.len()) => envelopes
-            .iter()
-            .enumerate()
-            .map(|(index, envelope)| validate(envelope, &format!("/events/{index}")))
-            .collect(),
-        Some(_) => return Err(DeliveryError::BadBatch),
+    let entries = match top.get("events") {
+        None => vec![validate(text.trim(), "")],
+        Some(events) => {
+            let envelopes: Vec<&RawValue> = serde_json::from_str(events.get()).map_err(|_| DeliveryError::BadBatch)?;
+            if !(1..=MAX_BATCH_ENTRIES).contains(&envelopes.len()) {
+                return Err(DeliveryError::BadBatch);
+            }
+            envelopes
+                .iter()
+                .enumerate()
+                .map(|(index, raw)| validate(raw.get(), &format!("/events/{index}")))
+                .collect()
+        }
     };
     Ok(Delivery { entries })
 }

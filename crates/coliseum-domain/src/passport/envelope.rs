@@ -128,8 +128,39 @@ pub fn event_id_of(envelope: &Value) -> Option<&str> {
 }
 
 /// Validates one envelope. `at` is the JSON Pointer of the envelope in the
-/// request body (`""` for a single envelope, `/events/3` in a batch).
+/// request body (`""` for a single envelope, `/events/3` in a batch). The
+/// entry keeps the envelope re-serialized; [`validate_raw_envelope`] keeps
+/// the text exactly as received.
 pub fn validate_envelope(envelope: &Value, at: &str, context: &ValidationContext) -> Result<Entry, Vec<FieldError>> {
+    validate(envelope, at, context, || envelope.to_string())
+}
+
+/// Validates one envelope given as JSON text, which the entry keeps as is.
+/// A rejection carries the envelope's `event_id` when it has one.
+pub fn validate_raw_envelope(
+    raw: &str,
+    at: &str,
+    context: &ValidationContext,
+) -> Result<Entry, (Option<String>, Vec<FieldError>)> {
+    let envelope: Value = serde_json::from_str(raw).map_err(|error| {
+        (
+            None,
+            vec![FieldError {
+                pointer: at.to_owned(),
+                detail: format!("is not valid JSON: {error}"),
+            }],
+        )
+    })?;
+    validate(&envelope, at, context, || raw.to_owned())
+        .map_err(|errors| (event_id_of(&envelope).map(str::to_owned), errors))
+}
+
+fn validate(
+    envelope: &Value,
+    at: &str,
+    context: &ValidationContext,
+    kept_text: impl FnOnce() -> String,
+) -> Result<Entry, Vec<FieldError>> {
     let mut check = Checker { at, errors: Vec::new() };
     let Some(fields) = envelope.as_object() else {
         check.fail("", "an entry must be a JSON object");
@@ -187,7 +218,7 @@ pub fn validate_envelope(envelope: &Value, at: &str, context: &ValidationContext
             track_id,
             money,
             engagement,
-            envelope: envelope.to_string(),
+            envelope: kept_text(),
         }),
         _ => Err(check.errors),
     }

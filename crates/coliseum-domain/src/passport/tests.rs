@@ -370,3 +370,21 @@ proptest! {
         let _ = validate_envelope(&with(play(), &format!("/metadata/{key}"), value), "", &context());
     }
 }
+
+#[test]
+fn deliveries_keep_each_envelope_exactly_as_signed() {
+    let first = r#"{ "event_id":"raw-1", "schema_version":1, "type":"badge.earned",
+        "timestamp":"2026-11-20T17:00:00Z", "user_id":"u", "metadata":{"note":"caf\u00e9"} }"#;
+    let body = format!(r#"{{"events": [{first}, {{"event_id": "raw-2"}}]}}"#);
+    let delivery = parse_delivery(body.as_bytes(), &context()).expect("delivery");
+    let entry = delivery.entries[0].as_ref().expect("valid");
+    assert_eq!(entry.envelope, first, "whitespace and escapes as the sender wrote them");
+    let rejected = delivery.entries[1].as_ref().expect_err("rejected");
+    assert_eq!(rejected.event_id.as_deref(), Some("raw-2"));
+    let single = parse_delivery(format!("  {first}\n").as_bytes(), &context()).expect("delivery");
+    assert_eq!(single.entries[0].as_ref().map(|e| e.envelope.as_str()), Ok(first));
+    assert!(matches!(
+        parse_delivery(&[0xff, 0xfe], &context()),
+        Err(DeliveryError::NotJson(_))
+    ));
+}

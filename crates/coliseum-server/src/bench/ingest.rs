@@ -57,7 +57,7 @@ const ALL_SCENARIOS: &[&str] = &[
 ];
 
 /// One measured run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Measured {
     requests: u64,
     entries: u64,
@@ -68,6 +68,15 @@ struct Measured {
 }
 
 impl Measured {
+    /// Adds another client's counts to these.
+    fn absorb(&mut self, other: Measured) {
+        self.requests += other.requests;
+        self.entries += other.entries;
+        self.refused += other.refused;
+        self.failed += other.failed;
+        self.latencies_us.extend(other.latencies_us);
+    }
+
     fn entries_per_s(&self) -> f64 {
         self.entries as f64 / self.seconds
     }
@@ -193,7 +202,8 @@ impl Server {
                 .context("the server did not start within 60 s")??
                 .context("the server exited before listening")?;
             if let Some(rest) = line.strip_prefix("coliseum listening on ") {
-                break rest.split_whitespace().next().unwrap_or_default().to_owned();
+                let url = rest.split_whitespace().next().unwrap_or_default();
+                break url.trim_start_matches("http://").to_owned();
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
@@ -245,8 +255,8 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
         let (connections, batch) = match scenario.as_str() {
             "single-64" => (64, 1),
             "single-512" => (512, 1),
-            "batch-100" => (32, 100),
-            "batch-1000" => (8, 1000),
+            "batch-100" => (64, 100),
+            "batch-1000" => (32, 1000),
             _ => continue,
         };
         let measured = load(
@@ -398,14 +408,7 @@ async fn load(
                 run_id.clone()
             };
             tokio::spawn(async move {
-                let mut m = Measured {
-                    requests: 0,
-                    entries: 0,
-                    refused: 0,
-                    failed: 0,
-                    seconds: 0.0,
-                    latencies_us: Vec::new(),
-                };
+                let mut m = Measured::default();
                 loop {
                     if stop.load(Ordering::Relaxed) {
                         break;
@@ -463,21 +466,9 @@ async fn load(
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
     }
-    let mut total = Measured {
-        requests: 0,
-        entries: 0,
-        refused: 0,
-        failed: 0,
-        seconds: 0.0,
-        latencies_us: Vec::new(),
-    };
+    let mut total = Measured::default();
     for task in tasks {
-        let m = task.await?;
-        total.requests += m.requests;
-        total.entries += m.entries;
-        total.refused += m.refused;
-        total.failed += m.failed;
-        total.latencies_us.extend(m.latencies_us);
+        total.absorb(task.await?);
     }
     total.seconds = started.elapsed().as_secs_f64();
     Ok(total)
@@ -580,14 +571,7 @@ where
         .map(|_| {
             let (insert, stop, next_id, envelope) = (insert.clone(), stop.clone(), next_id.clone(), envelope.clone());
             tokio::spawn(async move {
-                let mut m = Measured {
-                    requests: 0,
-                    entries: 0,
-                    refused: 0,
-                    failed: 0,
-                    seconds: 0.0,
-                    latencies_us: Vec::new(),
-                };
+                let mut m = Measured::default();
                 while !stop.load(Ordering::Relaxed) {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     let sent = Instant::now();
@@ -602,20 +586,10 @@ where
         .collect();
     tokio::time::sleep(duration).await;
     stop.store(true, Ordering::Relaxed);
-    let mut total = Measured {
-        requests: 0,
-        entries: 0,
-        refused: 0,
-        failed: 0,
-        seconds: 0.0,
-        latencies_us: Vec::new(),
-    };
+    let mut total = Measured::default();
     for task in tasks {
         if let Ok(m) = task.await {
-            total.requests += m.requests;
-            total.entries += m.entries;
-            total.failed += m.failed;
-            total.latencies_us.extend(m.latencies_us);
+            total.absorb(m);
         }
     }
     total.seconds = started.elapsed().as_secs_f64();

@@ -3,6 +3,8 @@
 
 use std::time::Instant;
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -54,6 +56,7 @@ async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) 
 
 async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, AppError> {
     require_json(headers)?;
+    let _budget = reserve_body_budget(state, headers)?;
     let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|error| {
         if is_length_limit(&error) {
             AppError::TooLarge { limit: MAX_BODY_BYTES }
@@ -99,7 +102,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
                     status: "accepted",
                     errors: Vec::new(),
                 });
-                valid.push(NewEntry::from_entry(&entry, now));
+                valid.push(NewEntry::from_entry(entry, now));
             }
             Err(rejected) => results.push(EntryResult {
                 index,
@@ -147,6 +150,27 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         });
     }
     Ok((StatusCode::ACCEPTED, Json(response)).into_response())
+}
+
+/// Takes a share of the in-flight body budget (by the declared length, or the
+/// largest body when none is declared) for the life of the request, or
+/// refuses at once: under overload, memory stays bounded and senders back off.
+fn reserve_body_budget(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, AppError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(MAX_BODY_BYTES)
+        .min(MAX_BODY_BYTES);
+    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    state
+        .ingest_body_budget
+        .clone()
+        .try_acquire_many_owned(kib)
+        .map_err(|_| {
+            metrics::counter!("coliseum_ingest_overloaded_total").increment(1);
+            ingest_error(IngestError::Overloaded)
+        })
 }
 
 fn is_length_limit(error: &axum::Error) -> bool {

@@ -5,13 +5,14 @@
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
-use crate::support::{Backend, assert_problem, play, signed_headers, spawn_app};
+use crate::support::{Backend, assert_problem, fresh_database, key, play, signed_headers, spawn_app, spawn_app_on};
 
 on_both_backends!(
     a_single_envelope_is_accepted_once,
     a_mixed_batch_stores_exactly_the_valid_and_unknown_entries,
     every_rejection_path_stores_nothing,
     a_delivery_where_everything_is_rejected_is_a_422_with_results,
+    a_full_ingest_queue_answers_503_and_stores_nothing,
 );
 
 async fn a_single_envelope_is_accepted_once(backend: Backend) {
@@ -214,5 +215,29 @@ async fn a_delivery_where_everything_is_rejected_is_a_422_with_results(backend: 
     let problem = assert_problem(app.deliver(&bad).await, 422, "validation-failed").await;
     assert_eq!(problem["errors"][0]["pointer"], "/artist_id");
     assert_eq!(app.entries().await, 0);
+    app.stop().await;
+}
+
+async fn a_full_ingest_queue_answers_503_and_stores_nothing(backend: Backend) {
+    let (url, guard) = fresh_database(backend).await;
+    let mut settings = coliseum_server::settings::Settings::for_tests(&url, key());
+    settings.ingest.queue_entries = 2;
+    let app = spawn_app_on(settings, guard).await;
+    let response = app
+        .deliver(&json!({"events": [play("q-1"), play("q-2"), play("q-3")]}))
+        .await;
+    assert_eq!(
+        response.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    assert_problem(response, 503, "unavailable").await;
+    assert_eq!(app.entries().await, 0);
+    assert_eq!(
+        app.deliver(&json!({"events": [play("q-1"), play("q-2")]}))
+            .await
+            .status(),
+        202,
+        "what fits is taken"
+    );
     app.stop().await;
 }

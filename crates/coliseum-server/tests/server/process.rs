@@ -14,7 +14,10 @@ use tokio::process::{Child, Command};
 use crate::on_both_backends;
 use crate::support::{Backend, SECRET, fresh_database, play, signed_headers};
 
-on_both_backends!(sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice);
+on_both_backends!(
+    sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice,
+    sigterm_answers_requests_in_flight_and_commits_them_before_exiting,
+);
 
 /// Starts `coliseum serve` on a free port; returns the child and its base URL.
 pub async fn start_binary(database_url: &str) -> (Child, String) {
@@ -61,50 +64,13 @@ async fn sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice(back
     let (url, _guard) = fresh_database(backend).await;
     let (mut child, base) = start_binary(&url).await;
     let client = reqwest::Client::new();
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let workers: Vec<_> = (0..16)
-        .map(|worker| {
-            let (client, base, stop) = (client.clone(), base.clone(), stop.clone());
-            tokio::spawn(async move {
-                let (mut attempted, mut acknowledged) = (Vec::new(), Vec::new());
-                for round in 0.. {
-                    if stop.load(Ordering::Relaxed) {
-                        break;
-                    }
-                    // Each delivery repeats one id of the previous one, so duplicates are in the mix.
-                    let mut ids: Vec<String> = (0..1 + round % 5).map(|i| format!("k-{worker}-{round}-{i}")).collect();
-                    if round > 0 {
-                        ids.push(format!("k-{worker}-{}-0", round - 1));
-                    }
-                    attempted.extend(ids.iter().cloned());
-                    match post(&client, &base, &ids).await {
-                        Ok(answer) => {
-                            for result in answer["results"].as_array().into_iter().flatten() {
-                                if matches!(result["status"].as_str(), Some("accepted" | "duplicate")) {
-                                    acknowledged.push(result["event_id"].as_str().unwrap_or_default().to_owned());
-                                }
-                            }
-                        }
-                        Err(_) => break,
-                    }
-                }
-                (attempted, acknowledged)
-            })
-        })
-        .collect();
+    let load = Load::start(&client, &base);
 
     // Let the load build up, then kill without warning.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     child.start_kill().expect("SIGKILL sent");
     let _ = child.wait().await;
-    stop.store(true, Ordering::Relaxed);
-    let (mut attempted, mut acknowledged) = (BTreeSet::new(), BTreeSet::new());
-    for worker in workers {
-        let (a, k) = worker.await.expect("worker");
-        attempted.extend(a);
-        acknowledged.extend(k);
-    }
+    let (attempted, acknowledged) = load.finish().await;
     assert!(
         acknowledged.len() > 100,
         "the load was under way: {} acknowledged",
@@ -113,7 +79,6 @@ async fn sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice(back
 
     // Restart on the same database and deliver everything attempted again.
     let (_child, base) = start_binary(&url).await;
-    let attempted: Vec<String> = attempted.into_iter().collect();
     for chunk in attempted.chunks(500) {
         let answer = post(&client, &base, chunk).await.expect("delivered after the restart");
         for result in answer["results"].as_array().expect("results") {
@@ -126,7 +91,47 @@ async fn sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice(back
             }
         }
     }
-    let store = coliseum_server::app::open_store(&url).await.expect("open the store");
+    let stored = stored_ids(&url).await;
+    let distinct: BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(distinct.len(), stored.len(), "no entry is stored twice");
+    assert_eq!(
+        stored.len(),
+        attempted.len(),
+        "every attempted entry is now stored exactly once"
+    );
+}
+
+async fn sigterm_answers_requests_in_flight_and_commits_them_before_exiting(backend: Backend) {
+    let (url, _guard) = fresh_database(backend).await;
+    let (mut child, base) = start_binary(&url).await;
+    let client = reqwest::Client::new();
+    let load = Load::start(&client, &base);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pid = child.id().expect("running");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits within 30 s")
+        .expect("status");
+    assert!(status.success(), "a graceful stop exits 0, got {status}");
+    let (_, acknowledged) = load.finish().await;
+    assert!(
+        acknowledged.len() > 100,
+        "the load was under way: {} acknowledged",
+        acknowledged.len()
+    );
+    let stored: BTreeSet<String> = stored_ids(&url).await.into_iter().collect();
+    let missing: Vec<&String> = acknowledged.iter().filter(|id| !stored.contains(*id)).collect();
+    assert!(missing.is_empty(), "acknowledged but not stored: {missing:?}");
+}
+
+/// Every event id in the log, in seq order.
+async fn stored_ids(url: &str) -> Vec<String> {
+    let store = coliseum_server::app::open_store(url).await.expect("open the store");
     let mut stored = Vec::new();
     let mut cursor = 0;
     loop {
@@ -135,11 +140,59 @@ async fn sigkill_mid_load_loses_no_acknowledged_entry_and_stores_none_twice(back
         cursor = last.seq;
         stored.extend(page.into_iter().map(|s| s.entry.event_id));
     }
-    let distinct: BTreeSet<&String> = stored.iter().collect();
-    assert_eq!(distinct.len(), stored.len(), "no entry is stored twice");
-    assert_eq!(
-        stored.len(),
-        attempted.len(),
-        "every attempted entry is now stored exactly once"
-    );
+    stored
+}
+
+/// Sixteen clients delivering small batches until stopped or refused.
+struct Load {
+    stop: Arc<AtomicBool>,
+    workers: Vec<tokio::task::JoinHandle<(Vec<String>, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(client: &reqwest::Client, base: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers = (0..16)
+            .map(|worker| {
+                let (client, base, stop) = (client.clone(), base.to_owned(), stop.clone());
+                tokio::spawn(async move {
+                    let (mut attempted, mut acknowledged) = (Vec::new(), Vec::new());
+                    for round in 0.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        // Each delivery repeats one id of the previous one, so duplicates are in the mix.
+                        let mut ids: Vec<String> =
+                            (0..1 + round % 5).map(|i| format!("k-{worker}-{round}-{i}")).collect();
+                        if round > 0 {
+                            ids.push(format!("k-{worker}-{}-0", round - 1));
+                        }
+                        attempted.extend(ids.iter().cloned());
+                        let Ok(answer) = post(&client, &base, &ids).await else {
+                            break;
+                        };
+                        for result in answer["results"].as_array().into_iter().flatten() {
+                            if matches!(result["status"].as_str(), Some("accepted" | "duplicate")) {
+                                acknowledged.push(result["event_id"].as_str().unwrap_or_default().to_owned());
+                            }
+                        }
+                    }
+                    (attempted, acknowledged)
+                })
+            })
+            .collect();
+        Self { stop, workers }
+    }
+
+    /// Stops the clients; returns every id attempted and every id acknowledged.
+    async fn finish(self) -> (Vec<String>, BTreeSet<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut attempted, mut acknowledged) = (BTreeSet::new(), BTreeSet::new());
+        for worker in self.workers {
+            let (a, k) = worker.await.expect("worker");
+            attempted.extend(a);
+            acknowledged.extend(k);
+        }
+        (attempted.into_iter().collect(), acknowledged)
+    }
 }
