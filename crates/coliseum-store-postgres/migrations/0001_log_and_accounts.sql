@@ -25,8 +25,10 @@ CREATE INDEX passport_entries_unrecognized ON passport_entries (seq) WHERE NOT r
 -- A unique index on a partitioned table must include the partition key, so
 -- idempotency lives in this unpartitioned table, written in the same
 -- transaction as the log. `month` lets retention prune it with the partition.
+-- COLLATE "C": ids compare byte by byte, which is what an id means and is
+-- several times cheaper than a linguistic collation on every index probe.
 CREATE TABLE passport_event_ids (
-    event_id TEXT PRIMARY KEY,
+    event_id TEXT COLLATE "C" PRIMARY KEY,
     month    DATE NOT NULL
 );
 CREATE INDEX passport_event_ids_month ON passport_event_ids (month);

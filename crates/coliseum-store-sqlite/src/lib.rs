@@ -132,12 +132,45 @@ fn stored_entry(row: EntryRow) -> Result<StoredEntry, StoreError> {
     })
 }
 
+impl SqliteStore {
+    /// Which of these entries' ids the log already holds.
+    async fn stored_event_ids(&self, entries: &[NewEntry]) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut stored = std::collections::HashSet::new();
+        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+            let mut lookup = QueryBuilder::<Sqlite>::new("SELECT event_id FROM passport_entries WHERE event_id IN (");
+            let mut ids = lookup.separated(", ");
+            for entry in chunk {
+                ids.push_bind(&entry.event_id);
+            }
+            lookup.push(")");
+            let found: Vec<String> = lookup
+                .build_query_scalar()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(classify)?;
+            stored.extend(found);
+        }
+        Ok(stored)
+    }
+}
+
 #[async_trait]
 impl PassportLog for SqliteStore {
     async fn append_entries(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
-        let mut accepted = std::collections::HashMap::with_capacity(entries.len());
+        // Look the ids up first: a duplicate then costs a read, not a write (an
+        // INSERT that conflicts still consumes an AUTOINCREMENT number), and a
+        // delivery of nothing but duplicates opens no write transaction at all.
+        let stored = self.stored_event_ids(entries).await?;
+        let fresh: Vec<&NewEntry> = entries
+            .iter()
+            .filter(|e| !stored.contains(e.event_id.as_str()))
+            .collect();
+        let mut accepted = std::collections::HashMap::with_capacity(fresh.len());
+        if fresh.is_empty() {
+            return Ok(vec![Appended::Duplicate; entries.len()]);
+        }
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO passport_entries (event_id, entry_type, recognized, ts_us, received_us, \
                  user_id, artist_id, live_event_id, city, genre, envelope) ",
@@ -155,6 +188,7 @@ impl PassportLog for SqliteStore {
                     .push_bind(&e.genre)
                     .push_bind(&e.envelope);
             });
+            // Still guarded: another writer may have stored an id since the look-up.
             insert.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id, seq");
             let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut *tx).await.map_err(classify)?;
             accepted.extend(rows);
@@ -185,7 +219,7 @@ impl PassportLog for SqliteStore {
 
     async fn log_stats(&self) -> Result<LogStats, StoreError> {
         let (head_seq, unrecognized): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'passport_entries'), 0), \
+            "SELECT COALESCE((SELECT max(seq) FROM passport_entries), 0), \
              (SELECT count(*) FROM passport_entries WHERE recognized = 0)",
         )
         .fetch_one(&self.pool)

@@ -42,6 +42,9 @@ pub struct IngestBenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub postgres_url: String,
+    /// Runs of each load scenario; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
     /// Database connections the baseline's clients share (PostgreSQL allows 100 by default).
     #[arg(long, default_value_t = 64)]
     pub baseline_connections: u32,
@@ -259,32 +262,47 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
             "batch-1000" => (32, 1000),
             _ => continue,
         };
-        let measured = load(
-            &server.base_url,
-            &key,
-            scenario,
-            connections,
-            batch,
-            Load::For(duration),
-        )
-        .await?;
-        let mut note = String::new();
-        if batch == 1 {
-            let baseline = baseline(
-                backend,
-                &args.postgres_url,
+        // Each run alternates engine and baseline, so both see the same machine;
+        // the run with the median engine rate is reported, with its own baseline.
+        let mut runs = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            let measured = load(
+                &server.base_url,
+                &key,
+                scenario,
                 connections,
-                args.baseline_connections,
-                duration,
+                batch,
+                Load::For(duration),
             )
             .await?;
-            note = format!(
-                "baseline (1 INSERT per delivery, {} DB connections): {:.0}/s, p99 {:.1} ms → **{:.1}×**",
+            let baseline = if batch == 1 {
+                Some(
+                    baseline(
+                        backend,
+                        &args.postgres_url,
+                        connections,
+                        args.baseline_connections,
+                        duration,
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            runs.push((measured, baseline));
+        }
+        runs.sort_by(|a, b| a.0.entries_per_s().total_cmp(&b.0.entries_per_s()));
+        let rates: Vec<String> = runs.iter().map(|(m, _)| format!("{:.0}", m.entries_per_s())).collect();
+        let (measured, baseline) = runs.swap_remove(runs.len() / 2);
+        let mut note = format!("median of {} runs ({})", rates.len(), rates.join(", "));
+        if let Some(baseline) = baseline {
+            note.push_str(&format!(
+                "; baseline (1 INSERT per delivery, {} DB connections): {:.0}/s, p99 {:.1} ms → **{:.1}×**",
                 baseline_pool(backend, connections, args.baseline_connections),
                 baseline.entries_per_s(),
                 baseline.percentile_ms(0.99),
                 measured.entries_per_s() / baseline.entries_per_s().max(1.0)
-            );
+            ));
         }
         row(scenario, connections, batch, &measured, note);
     }

@@ -8,7 +8,8 @@ mod passport;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 use crate::app::AppState;
 use crate::problem::AppError;
@@ -21,7 +22,9 @@ pub fn router(state: AppState) -> Router {
         .merge(ops::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(TraceLayer::new_for_http())
+        // Failures are logged where they are understood (AppError logs each
+        // internal error once); a 503 storm under overload must not flood the log.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         .with_state(state)
 }
 
