@@ -151,36 +151,53 @@ impl PassportLog for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        // Claim the ids first: only the ones this statement newly claims get a log row.
-        let claimed: Vec<String> = sqlx::query_scalar(
+        // Claim the ids first: only the ones this transaction newly claims get a log row.
+        let ids: Vec<&str> = entries.iter().map(|e| e.event_id.as_str()).collect();
+        let months: Vec<Date> = entries.iter().map(|e| first_of_month(e.timestamp.date())).collect();
+        let claimed = sqlx::query(
             "INSERT INTO passport_event_ids (event_id, month) SELECT * FROM UNNEST($1::text[], $2::date[]) \
-             ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+             ON CONFLICT (event_id) DO NOTHING",
         )
-        .bind(entries.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>())
-        .bind(
-            entries
-                .iter()
-                .map(|e| first_of_month(e.timestamp.date()))
-                .collect::<Vec<_>>(),
-        )
-        .fetch_all(&mut *tx)
+        .bind(&ids)
+        .bind(&months)
+        .execute(&mut *tx)
         .await
-        .map_err(classify)?;
-        let claimed: HashSet<&str> = claimed.iter().map(String::as_str).collect();
-        let fresh: Vec<&NewEntry> = entries
-            .iter()
-            .filter(|e| claimed.contains(e.event_id.as_str()))
-            .collect();
-        let mut accepted: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+        .map_err(classify)?
+        .rows_affected();
+        let fresh: Vec<&NewEntry> = if claimed == entries.len() as u64 {
+            entries.iter().collect()
+        } else {
+            // Some were duplicates: the claimed ones are the rows this transaction wrote.
+            let mine: Vec<String> = sqlx::query_scalar(
+                "SELECT event_id FROM passport_event_ids \
+                 WHERE event_id = ANY($1::text[]) AND xmin = pg_current_xact_id()::xid",
+            )
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(classify)?;
+            let mine: HashSet<&str> = mine.iter().map(String::as_str).collect();
+            entries.iter().filter(|e| mine.contains(e.event_id.as_str())).collect()
+        };
+        let mut accepted: HashMap<&str, i64> = HashMap::with_capacity(fresh.len());
         if !fresh.is_empty() {
+            // Under the writer lock nobody else draws from the sequence: reserve
+            // a block and number the rows in order, so nothing needs to come back.
+            let count = fresh.len() as i64;
+            let last: i64 = sqlx::query_scalar("SELECT setval('passport_seq', nextval('passport_seq') + $1 - 1)")
+                .bind(count)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(classify)?;
+            let seqs: Vec<i64> = (last - count + 1..=last).collect();
             let text = |f: fn(&NewEntry) -> Option<&str>| fresh.iter().map(|e| f(e)).collect::<Vec<_>>();
-            let rows: Vec<(String, i64)> = sqlx::query_as(
+            sqlx::query(
                 "INSERT INTO passport_entries (seq, event_id, entry_type, recognized, ts, received_at, user_id, \
                                                artist_id, live_event_id, city, genre, envelope) \
-                 SELECT nextval('passport_seq'), * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::timestamptz[], \
-                        $5::timestamptz[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) \
-                 RETURNING event_id, seq",
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
+                        $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
             )
+            .bind(&seqs)
             .bind(text(|e| Some(e.event_id.as_str())))
             .bind(text(|e| Some(e.entry_type.as_str())))
             .bind(fresh.iter().map(|e| e.recognized).collect::<Vec<_>>())
@@ -192,17 +209,17 @@ impl PassportLog for PostgresStore {
             .bind(text(|e| e.city.as_deref()))
             .bind(text(|e| e.genre.as_deref()))
             .bind(text(|e| Some(e.envelope.as_str())))
-            .fetch_all(&mut *tx)
+            .execute(&mut *tx)
             .await
             .map_err(classify)?;
-            accepted.extend(rows);
+            accepted.extend(fresh.iter().map(|e| e.event_id.as_str()).zip(seqs));
         }
         tx.commit().await.map_err(classify)?;
         Ok(entries
             .iter()
             .map(|e| {
                 accepted
-                    .get(&e.event_id)
+                    .get(e.event_id.as_str())
                     .map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq })
             })
             .collect())

@@ -2,6 +2,7 @@
 //! `synchronous = FULL`, so an acknowledged entry survives a power cut as
 //! well as a crash (group commit makes the fsync affordable).
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -132,7 +133,67 @@ fn stored_entry(row: EntryRow) -> Result<StoredEntry, StoreError> {
     })
 }
 
+/// The columns of a log row, in the order [`push_row`] binds them.
+const INSERT_ENTRIES: &str = "INSERT INTO passport_entries (event_id, entry_type, recognized, ts_us, received_us, \
+                              user_id, artist_id, live_event_id, city, genre, envelope) ";
+
+fn push_row(mut row: sqlx::query_builder::Separated<'_, Sqlite, &'static str>, e: &NewEntry) {
+    row.push_bind(&e.event_id)
+        .push_bind(&e.entry_type)
+        .push_bind(e.recognized)
+        .push_bind(micros(e.timestamp))
+        .push_bind(micros(e.received_at))
+        .push_bind(&e.user_id)
+        .push_bind(&e.artist_id)
+        .push_bind(&e.live_event_id)
+        .push_bind(&e.city)
+        .push_bind(&e.genre)
+        .push_bind(&e.envelope);
+}
+
 impl SqliteStore {
+    /// Inserts entries known to be new, in one transaction, returning no rows
+    /// (each returned row would cross from SQLite's thread one by one): within
+    /// the transaction SQLite holds the only write lock, so the new rows take
+    /// the consecutive numbers that end at the table's AUTOINCREMENT counter.
+    async fn insert_fresh<'e>(&self, fresh: &[&'e NewEntry]) -> Result<HashMap<&'e str, i64>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(INSERT_ENTRIES);
+            insert.push_values(chunk, |row, e| push_row(row, e));
+            insert.build().execute(&mut *tx).await.map_err(classify)?;
+        }
+        let last: i64 = sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'passport_entries'")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(classify)?;
+        tx.commit().await.map_err(classify)?;
+        let first = last - fresh.len() as i64 + 1;
+        Ok(fresh
+            .iter()
+            .zip(first..)
+            .map(|(e, seq)| (e.event_id.as_str(), seq))
+            .collect())
+    }
+
+    /// The slow, always-correct path: each row inserted unless its id exists.
+    async fn insert_guarded<'e>(&self, fresh: &[&'e NewEntry]) -> Result<HashMap<&'e str, i64>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let mut stored: HashMap<String, i64> = HashMap::with_capacity(fresh.len());
+        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = QueryBuilder::<Sqlite>::new(INSERT_ENTRIES);
+            insert.push_values(chunk, |row, e| push_row(row, e));
+            insert.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id, seq");
+            let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut *tx).await.map_err(classify)?;
+            stored.extend(rows);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(fresh
+            .iter()
+            .filter_map(|e| stored.get(&e.event_id).map(|&seq| (e.event_id.as_str(), seq)))
+            .collect())
+    }
+
     /// Which of these entries' ids the log already holds.
     async fn stored_event_ids(&self, entries: &[NewEntry]) -> Result<std::collections::HashSet<String>, StoreError> {
         let mut stored = std::collections::HashSet::new();
@@ -165,40 +226,19 @@ impl PassportLog for SqliteStore {
             .iter()
             .filter(|e| !stored.contains(e.event_id.as_str()))
             .collect();
-        let mut accepted = std::collections::HashMap::with_capacity(fresh.len());
         if fresh.is_empty() {
             return Ok(vec![Appended::Duplicate; entries.len()]);
         }
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO passport_entries (event_id, entry_type, recognized, ts_us, received_us, \
-                 user_id, artist_id, live_event_id, city, genre, envelope) ",
-            );
-            insert.push_values(chunk, |mut row, e| {
-                row.push_bind(&e.event_id)
-                    .push_bind(&e.entry_type)
-                    .push_bind(e.recognized)
-                    .push_bind(micros(e.timestamp))
-                    .push_bind(micros(e.received_at))
-                    .push_bind(&e.user_id)
-                    .push_bind(&e.artist_id)
-                    .push_bind(&e.live_event_id)
-                    .push_bind(&e.city)
-                    .push_bind(&e.genre)
-                    .push_bind(&e.envelope);
-            });
-            // Still guarded: another writer may have stored an id since the look-up.
-            insert.push(" ON CONFLICT (event_id) DO NOTHING RETURNING event_id, seq");
-            let rows: Vec<(String, i64)> = insert.build_query_as().fetch_all(&mut *tx).await.map_err(classify)?;
-            accepted.extend(rows);
-        }
-        tx.commit().await.map_err(classify)?;
+        let accepted = match self.insert_fresh(&fresh).await {
+            // Another process wrote one of these ids since the look-up: redo it guarded.
+            Err(StoreError::Conflict(_)) => self.insert_guarded(&fresh).await?,
+            other => other?,
+        };
         Ok(entries
             .iter()
             .map(|e| {
                 accepted
-                    .get(&e.event_id)
+                    .get(e.event_id.as_str())
                     .map_or(Appended::Duplicate, |&seq| Appended::Accepted { seq })
             })
             .collect())
@@ -384,5 +424,34 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(classify)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coliseum_store::conformance::entry;
+    use time::macros::datetime;
+
+    /// The path taken when another process stored an id between the look-up
+    /// and the insert: the fast insert fails as a conflict, the guarded one skips it.
+    #[tokio::test]
+    async fn a_race_with_another_writer_falls_back_to_the_guarded_insert() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::connect(&format!("sqlite://{}", dir.path().join("c.db").display()))
+            .await
+            .expect("open");
+        let at = datetime!(2026-11-20 10:00 UTC);
+        let (taken, fresh) = (entry("taken", at), entry("fresh", at));
+        store
+            .append_entries(std::slice::from_ref(&taken))
+            .await
+            .expect("append");
+
+        let raced = [&taken, &fresh];
+        assert!(matches!(store.insert_fresh(&raced).await, Err(StoreError::Conflict(_))));
+        let stored = store.insert_guarded(&raced).await.expect("guarded insert");
+        assert_eq!(stored.keys().copied().collect::<Vec<_>>(), ["fresh"]);
+        assert_eq!(store.count_entries().await.expect("count"), 2);
     }
 }
