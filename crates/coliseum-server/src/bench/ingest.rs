@@ -65,6 +65,9 @@ struct Measured {
     requests: u64,
     entries: u64,
     refused: u64,
+    /// Requests whose connection closed before an answer (under overload the
+    /// server answers 503 before reading the body, and closes the connection).
+    dropped: u64,
     failed: u64,
     seconds: f64,
     latencies_us: Vec<u64>,
@@ -76,6 +79,7 @@ impl Measured {
         self.requests += other.requests;
         self.entries += other.entries;
         self.refused += other.refused;
+        self.dropped += other.dropped;
         self.failed += other.failed;
         self.latencies_us.extend(other.latencies_us);
     }
@@ -118,7 +122,7 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     println!(
         "| backend | scenario | connections | entries/request | accepted entries/s | p50 ms | p95 ms | p99 ms | 503s | errors | note |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for backend in backends {
         run_backend(&args, backend, &scenarios).await?;
     }
@@ -244,12 +248,13 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
     let duration = Duration::from_secs(args.seconds);
     let row = |scenario: &str, connections: usize, batch: usize, m: &Measured, note: String| {
         println!(
-            "| {backend} | {scenario} | {connections} | {batch} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {note} |",
+            "| {backend} | {scenario} | {connections} | {batch} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {note} |",
             m.entries_per_s(),
             m.percentile_ms(0.5),
             m.percentile_ms(0.95),
             m.percentile_ms(0.99),
             m.refused,
+            m.dropped,
             m.failed
         );
     };
@@ -357,7 +362,7 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
         server.stop().await;
         overload_db.drop_now().await;
     } else if let Some(rss) = rss_before_overload {
-        println!("| {backend} | peak RSS | | | | | | | | | {rss:.0} MiB |");
+        println!("| {backend} | peak RSS | | | | | | | | | | {rss:.0} MiB |");
     }
     database.drop_now().await;
     Ok(())
@@ -473,6 +478,7 @@ async fn load(
                     match status {
                         202 => m.entries += count,
                         503 => m.refused += 1,
+                        0 => m.dropped += 1,
                         _ => m.failed += 1,
                     }
                 }
