@@ -120,7 +120,7 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| backend | scenario | connections | entries/request | accepted entries/s | p50 ms | p95 ms | p99 ms | 503s | errors | note |"
+        "| backend | scenario | connections | entries/request | accepted entries/s | p50 ms | p95 ms | p99 ms | 503s | dropped | errors | note |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for backend in backends {
