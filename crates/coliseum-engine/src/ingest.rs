@@ -155,8 +155,16 @@ async fn run(
     stats: Arc<PipelineStats>,
     mut receiver: mpsc::UnboundedReceiver<Message>,
 ) {
+    // Commits in flight at once: as many as the store can overlap usefully.
+    let concurrency = store.concurrent_appends().max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
     let mut stopping = false;
     while !stopping {
+        // A slot first: whatever arrives while every slot is busy joins the
+        // next batch, so batches grow with the load.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
         let Some(first) = receiver.recv().await else { break };
         let mut batch = Batch::default();
         stopping = batch.take(first);
@@ -175,9 +183,15 @@ async fn run(
             }
         }
         if !batch.jobs.is_empty() {
-            commit(store.as_ref(), &stats, batch.jobs).await;
+            let (store, stats) = (store.clone(), stats.clone());
+            tokio::spawn(async move {
+                commit(store.as_ref(), &stats, batch.jobs).await;
+                drop(slot);
+            });
         }
     }
+    // Stopped only once every commit in flight has answered.
+    let _ = slots.acquire_many(u32::try_from(concurrency).unwrap_or(u32::MAX)).await;
     tracing::info!("ingest writer stopped");
 }
 

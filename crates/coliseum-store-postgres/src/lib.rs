@@ -3,6 +3,7 @@
 //! (a transaction-scoped advisory lock) so that sequence numbers become
 //! visible in order even with several nodes.
 
+mod copy;
 pub mod testing;
 
 use std::collections::{HashMap, HashSet};
@@ -139,6 +140,11 @@ type EntryRow = (
 
 #[async_trait]
 impl PassportLog for PostgresStore {
+    /// Two: one append claims its ids while the other holds the writer lock.
+    fn concurrent_appends(&self) -> usize {
+        2
+    }
+
     async fn append_entries(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -146,14 +152,17 @@ impl PassportLog for PostgresStore {
         self.ensure_partitions(entries.iter().map(|e| first_of_month(e.timestamp.date())))
             .await?;
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(LOG_WRITER_LOCK)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        // Claim the ids first: only the ones this transaction newly claims get a log row.
-        let ids: Vec<&str> = entries.iter().map(|e| e.event_id.as_str()).collect();
-        let months: Vec<Date> = entries.iter().map(|e| first_of_month(e.timestamp.date())).collect();
+        // Claim the ids before taking the writer lock, so that one append
+        // claims while another writes its log rows and commits. Claims go in
+        // byte order of id: two appends with ids in common then wait on each
+        // other in one direction only, never in a cycle, and a transaction
+        // holding the writer lock waits on no row at all.
+        let mut claims: Vec<(&str, Date)> = entries
+            .iter()
+            .map(|e| (e.event_id.as_str(), first_of_month(e.timestamp.date())))
+            .collect();
+        claims.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (ids, months): (Vec<&str>, Vec<Date>) = claims.into_iter().unzip();
         let claimed = sqlx::query(
             "INSERT INTO passport_event_ids (event_id, month) SELECT * FROM UNNEST($1::text[], $2::date[]) \
              ON CONFLICT (event_id) DO NOTHING",
@@ -166,6 +175,8 @@ impl PassportLog for PostgresStore {
         .rows_affected();
         let fresh: Vec<&NewEntry> = if claimed == entries.len() as u64 {
             entries.iter().collect()
+        } else if claimed == 0 {
+            Vec::new()
         } else {
             // Some were duplicates: the claimed ones are the rows this transaction wrote.
             let mine: Vec<String> = sqlx::query_scalar(
@@ -181,6 +192,11 @@ impl PassportLog for PostgresStore {
         };
         let mut accepted: HashMap<&str, i64> = HashMap::with_capacity(fresh.len());
         if !fresh.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(LOG_WRITER_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
             // Under the writer lock nobody else draws from the sequence: reserve
             // a block and number the rows in order, so nothing needs to come back.
             let count = fresh.len() as i64;
@@ -190,28 +206,11 @@ impl PassportLog for PostgresStore {
                 .await
                 .map_err(classify)?;
             let seqs: Vec<i64> = (last - count + 1..=last).collect();
-            let text = |f: fn(&NewEntry) -> Option<&str>| fresh.iter().map(|e| f(e)).collect::<Vec<_>>();
-            sqlx::query(
-                "INSERT INTO passport_entries (seq, event_id, entry_type, recognized, ts, received_at, user_id, \
-                                               artist_id, live_event_id, city, genre, envelope) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
-                        $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
-            )
-            .bind(&seqs)
-            .bind(text(|e| Some(e.event_id.as_str())))
-            .bind(text(|e| Some(e.entry_type.as_str())))
-            .bind(fresh.iter().map(|e| e.recognized).collect::<Vec<_>>())
-            .bind(fresh.iter().map(|e| e.timestamp).collect::<Vec<_>>())
-            .bind(fresh.iter().map(|e| e.received_at).collect::<Vec<_>>())
-            .bind(text(|e| e.user_id.as_deref()))
-            .bind(text(|e| e.artist_id.as_deref()))
-            .bind(text(|e| e.live_event_id.as_deref()))
-            .bind(text(|e| e.city.as_deref()))
-            .bind(text(|e| e.genre.as_deref()))
-            .bind(text(|e| Some(e.envelope.as_str())))
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
+            let mut copy = tx.copy_in_raw(copy::COPY_LOG_ROWS).await.map_err(classify)?;
+            copy.send(copy::encode_log_rows(&seqs, &fresh))
+                .await
+                .map_err(classify)?;
+            copy.finish().await.map_err(classify)?;
             accepted.extend(fresh.iter().map(|e| e.event_id.as_str()).zip(seqs));
         }
         tx.commit().await.map_err(classify)?;

@@ -24,6 +24,7 @@ macro_rules! conformance_tests {
             read_after_pages_by_cursor,
             log_stats_count_unrecognized_entries,
             concurrent_appends_become_visible_in_seq_order,
+            concurrent_appends_of_the_same_ids_accept_each_once,
             users_are_upserted_by_email,
             sessions_expire_and_revoke,
         );
@@ -197,6 +198,44 @@ pub async fn concurrent_appends_become_visible_in_seq_order(store: Arc<dyn Store
         .expect("the tailer saw every entry: none was skipped")
         .expect("tailer");
     assert_eq!(seen.len(), WRITERS * BATCHES * 4);
+}
+
+/// Appends that overlap in time and share ids (a sender retrying while its
+/// first delivery is still being committed) store each id once, and neither
+/// deadlocks nor fails: ids are offered in opposite orders on purpose.
+pub async fn concurrent_appends_of_the_same_ids_accept_each_once(store: Arc<dyn Store>) {
+    const IDS: usize = 400;
+    const WRITERS: usize = 4;
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut order: Vec<usize> = (0..IDS).collect();
+                if w % 2 == 1 {
+                    order.reverse();
+                }
+                let mut accepted = Vec::new();
+                for chunk in order.chunks(50) {
+                    let batch: Vec<NewEntry> = chunk.iter().map(|i| entry(&format!("shared-{i}"), at())).collect();
+                    let fates = store.append_entries(&batch).await.expect("append");
+                    for (entry, fate) in batch.iter().zip(fates) {
+                        if matches!(fate, Appended::Accepted { .. }) {
+                            accepted.push(entry.event_id.clone());
+                        }
+                    }
+                }
+                accepted
+            })
+        })
+        .collect();
+    let mut accepted = Vec::new();
+    for writer in writers {
+        accepted.extend(writer.await.expect("writer"));
+    }
+    let distinct: BTreeSet<&String> = accepted.iter().collect();
+    assert_eq!(accepted.len(), IDS, "each id accepted exactly once across writers");
+    assert_eq!(distinct.len(), IDS);
+    assert_eq!(store.count_entries().await.expect("count"), IDS as i64);
 }
 
 fn new_user(email: &str, role: Role, plan: Plan) -> NewUser {

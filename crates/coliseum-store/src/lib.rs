@@ -39,6 +39,13 @@ pub trait PassportLog: Send + Sync {
     /// visible in order: every `seq` below a returned one is already visible.
     async fn append_entries(&self, entries: &[NewEntry]) -> Result<Vec<Appended>, StoreError>;
 
+    /// How many `append_entries` calls may usefully run at once. A backend
+    /// that can do part of an append (claiming ids) while another append
+    /// holds the log says more than one; calls beyond it only wait.
+    fn concurrent_appends(&self) -> usize {
+        1
+    }
+
     /// Up to `limit` entries with `seq > after`, in `seq` order.
     async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<StoredEntry>, StoreError>;
 
