@@ -1,11 +1,12 @@
 //! The Coliseum domain: the Passport event schema and its validation, weight
-//! tiers, KPI mapping, money and exchange rates, roles and plans, and the clock.
+//! tiers, KPI mapping (`kpi`), money and exchange rates, roles and plans, and the clock.
 //!
 //! Invariant: nothing in this crate does I/O or reads the system time on its
 //! own. "Now" always arrives as an argument or through [`clock::Clock`].
 
 pub mod clock;
 pub mod dimension;
+pub mod kpi;
 pub mod money;
 pub mod passport;
 pub mod plans;

@@ -9,6 +9,7 @@ pub use catalogue::{KNOWN_TYPES, KpiEffect, Requirement, Tier, TypeSpec};
 pub use delivery::{Delivery, DeliveryError, MAX_BATCH_ENTRIES, MAX_BODY_BYTES, Rejected, parse_delivery};
 pub use envelope::{
     Engagement, Entry, EntryKind, FieldError, Money, SUPPORTED_SCHEMA_VERSIONS, ValidationContext, validate_envelope,
+    validate_raw_envelope,
 };
 
 #[cfg(test)]

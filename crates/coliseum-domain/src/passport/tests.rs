@@ -388,3 +388,18 @@ fn deliveries_keep_each_envelope_exactly_as_signed() {
         Err(DeliveryError::NotJson(_))
     ));
 }
+
+#[test]
+fn a_stored_entry_reads_back_the_same_however_late_it_is_processed() {
+    let received = validate_envelope(&play(), "", &context()).expect("valid on arrival");
+    let read_back = ValidationContext::stored(datetime!(2026-11-20 18:00:00 UTC));
+    let mut text = received.envelope.clone();
+    assert_eq!(
+        validate_raw_envelope(&text, "", &read_back).ok(),
+        Some(received.clone())
+    );
+    // A window check would now refuse it; reading back must not.
+    text = text.replace("2026-11-20T17:04:05", "2020-01-01T00:00:00");
+    assert!(validate_raw_envelope(&text, "", &context()).is_err());
+    assert!(validate_raw_envelope(&text, "", &read_back).is_ok());
+}

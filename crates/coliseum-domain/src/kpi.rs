@@ -1,0 +1,212 @@
+//! The KPI definitions of PASSPORT.md: what one entry adds to plays, votes,
+//! attendance, revenue and engagement. Figures are additive integers, so
+//! any split of the log into batches sums to the same totals.
+
+use std::ops::{Add, AddAssign};
+
+use crate::money::{Currency, FxTable};
+use crate::passport::{Entry, EntryKind, KpiEffect};
+
+/// The five KPIs, plus the count of revenue entries that the Economic DNA
+/// domain divides by. Engagement is kept in tenths of a point (tiers go down
+/// to 0.1), so every sum is exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Kpis {
+    pub plays: i64,
+    pub votes: i64,
+    pub attendance: i64,
+    /// Base currency, minor units.
+    pub revenue_minor: i64,
+    /// `treasury.money_spent`, `treasury.tip` and `treasury.patronage` entries.
+    pub revenue_entries: i64,
+    pub engagement_tenths: i64,
+}
+
+impl Kpis {
+    pub fn is_zero(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// One KPI by name: the value a leaderboard of that metric ranks by.
+    pub fn metric(&self, metric: Metric) -> i64 {
+        match metric {
+            Metric::Plays => self.plays,
+            Metric::Votes => self.votes,
+            Metric::Attendance => self.attendance,
+            Metric::Revenue => self.revenue_minor,
+            Metric::Engagement => self.engagement_tenths,
+        }
+    }
+}
+
+impl AddAssign for Kpis {
+    fn add_assign(&mut self, other: Self) {
+        self.plays += other.plays;
+        self.votes += other.votes;
+        self.attendance += other.attendance;
+        self.revenue_minor += other.revenue_minor;
+        self.revenue_entries += other.revenue_entries;
+        self.engagement_tenths += other.engagement_tenths;
+    }
+}
+
+impl Add for Kpis {
+    type Output = Self;
+
+    fn add(mut self, other: Self) -> Self {
+        self += other;
+        self
+    }
+}
+
+impl std::iter::Sum for Kpis {
+    fn sum<I: Iterator<Item = Self>>(iter: I) -> Self {
+        iter.fold(Self::default(), Add::add)
+    }
+}
+
+/// The KPI a leaderboard ranks by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    Plays,
+    Votes,
+    Attendance,
+    Revenue,
+    Engagement,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 5] = [
+        Metric::Plays,
+        Metric::Votes,
+        Metric::Attendance,
+        Metric::Revenue,
+        Metric::Engagement,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Plays => "plays",
+            Metric::Votes => "votes",
+            Metric::Attendance => "attendance",
+            Metric::Revenue => "revenue",
+            Metric::Engagement => "engagement",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+/// Why an entry's KPIs cannot be computed now; the entry goes to the dead
+/// letters with this reason and can be replayed once the cause is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KpiError {
+    #[error("no exchange rate for {0}")]
+    NoExchangeRate(Currency),
+    #[error("the amount overflows when converted to the base currency")]
+    Overflow,
+}
+
+/// What `entry` adds to the KPIs. Unrecognized entries add nothing.
+pub fn kpis_of(entry: &Entry, fx: &FxTable) -> Result<Kpis, KpiError> {
+    let EntryKind::Known(spec) = entry.kind else {
+        return Ok(Kpis::default());
+    };
+    let mut kpis = Kpis::default();
+    if spec.kpi == KpiEffect::None {
+        return Ok(kpis);
+    }
+    // Invariant: a known entry has a tier.
+    kpis.engagement_tenths = entry.tier().map_or(0, |tier| i64::from(tier.tenths()));
+    match spec.kpi {
+        KpiEffect::None | KpiEffect::Engagement => {}
+        KpiEffect::Play => kpis.plays = i64::from(entry.is_full_play()),
+        KpiEffect::Vote(sign) => kpis.votes = i64::from(sign),
+        KpiEffect::Attendance => kpis.attendance = 1,
+        KpiEffect::Revenue(sign) => {
+            // Validation guarantees money on every revenue type.
+            if let Some(money) = entry.money {
+                let base = fx
+                    .to_base_minor(money.amount_minor, money.currency)
+                    .ok_or(KpiError::NoExchangeRate(money.currency))?;
+                kpis.revenue_minor = base.checked_mul(i64::from(sign)).ok_or(KpiError::Overflow)?;
+            }
+            kpis.revenue_entries = i64::from(sign > 0);
+        }
+    }
+    Ok(kpis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::passport::{ValidationContext, validate_envelope};
+    use serde_json::json;
+    use time::macros::datetime;
+
+    fn entry(kind: &str, extra: serde_json::Value) -> Entry {
+        let mut envelope = json!({
+            "event_id": "e-1", "schema_version": 1, "type": kind,
+            "timestamp": "2026-11-20T10:00:00Z", "user_id": "fan_1", "artist_id": "art_1",
+            "metadata": {"live_event_id": "live_1", "amount_minor": 1000, "currency": "EUR", "kind": "merch"},
+        });
+        if let (Some(target), Some(extra)) = (envelope.as_object_mut(), extra.as_object()) {
+            target.extend(extra.clone());
+        }
+        validate_envelope(&envelope, "", &ValidationContext::at(datetime!(2026-11-20 12:00 UTC)))
+            .unwrap_or_else(|errors| panic!("{kind} is valid: {errors:?}"))
+    }
+
+    fn fx() -> FxTable {
+        FxTable::parse(Currency::parse("USD").expect("USD"), "EUR=1.10").expect("table")
+    }
+
+    fn kpis(kind: &str, extra: serde_json::Value) -> Kpis {
+        kpis_of(&entry(kind, extra), &fx()).expect("computable")
+    }
+
+    #[test]
+    fn a_play_of_30_seconds_counts_and_a_shorter_one_is_a_preview() {
+        let full = kpis("audio.play", json!({"engagement": {"duration_ms": 30_000}}));
+        assert_eq!((full.plays, full.engagement_tenths), (1, 10));
+        let preview = kpis("audio.play", json!({"engagement": {"duration_ms": 29_999}}));
+        assert_eq!((preview.plays, preview.engagement_tenths), (0, 1));
+    }
+
+    #[test]
+    fn votes_retractions_and_attendance() {
+        assert_eq!(kpis("vote.cast", json!({})).votes, 1);
+        assert_eq!(kpis("vote.retracted", json!({})).votes, -1);
+        assert_eq!(kpis("vote.retracted", json!({})).engagement_tenths, 100);
+        assert_eq!(kpis("event.attended", json!({})).attendance, 1);
+        assert_eq!(kpis("stream.joined", json!({})).attendance, 1);
+    }
+
+    #[test]
+    fn revenue_is_converted_per_entry_and_refunds_subtract() {
+        let spent = kpis("treasury.money_spent", json!({}));
+        assert_eq!((spent.revenue_minor, spent.revenue_entries), (1100, 1));
+        let refund = kpis("treasury.refunded", json!({}));
+        assert_eq!((refund.revenue_minor, refund.revenue_entries), (-1100, 0));
+        assert_eq!(kpis("treasury.patronage", json!({})).engagement_tenths, 10_000);
+    }
+
+    #[test]
+    fn types_without_a_kpi_add_nothing_not_even_engagement() {
+        assert!(kpis("treasury.money_earned", json!({})).is_zero());
+        assert!(kpis("event.created", json!({})).is_zero());
+    }
+
+    #[test]
+    fn a_currency_without_a_rate_is_an_error_naming_it() {
+        let mut nok = entry("treasury.tip", json!({}));
+        nok.money = nok.money.map(|m| crate::passport::Money {
+            currency: Currency::parse("NOK").expect("NOK"),
+            ..m
+        });
+        let error = kpis_of(&nok, &fx()).expect_err("no NOK rate");
+        assert_eq!(error.to_string(), "no exchange rate for NOK");
+    }
+}
