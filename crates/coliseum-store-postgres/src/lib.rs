@@ -4,6 +4,7 @@
 //! visible in order even with several nodes.
 
 mod copy;
+mod rollups;
 pub mod testing;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The advisory lock that serializes appends across every node.
 const LOG_WRITER_LOCK: i64 = 0x636f_6c69_7365_756d; // "coliseum"
+/// From this many new rows on, log rows go by binary `COPY` rather than one
+/// `INSERT … SELECT FROM UNNEST`. `COPY` parses less, but its closing message
+/// is a second small write that waits for the server's delayed ACK (about
+/// 40 ms, as sqlx leaves Nagle's algorithm on): worth it only for batches
+/// large enough to hide the wait, never on the path of single-entry webhooks.
+const COPY_MIN_ROWS: usize = 2000;
 /// Months of partitions kept ready beyond the current one.
 const MONTHS_AHEAD: i32 = 2;
 
@@ -138,6 +145,70 @@ type EntryRow = (
     String,
 );
 
+/// Inserts log rows with one statement: the path of small batches.
+async fn insert_log_rows(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    seqs: &[i64],
+    fresh: &[&NewEntry],
+) -> Result<(), StoreError> {
+    let text = |f: fn(&NewEntry) -> Option<&str>| fresh.iter().map(|e| f(e)).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO passport_entries (seq, event_id, entry_type, recognized, ts, received_at, user_id, \
+                                       artist_id, live_event_id, city, genre, envelope) \
+         SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
+                $6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])",
+    )
+    .bind(seqs)
+    .bind(text(|e| Some(e.event_id.as_str())))
+    .bind(text(|e| Some(e.entry_type.as_str())))
+    .bind(fresh.iter().map(|e| e.recognized).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|e| e.timestamp).collect::<Vec<_>>())
+    .bind(fresh.iter().map(|e| e.received_at).collect::<Vec<_>>())
+    .bind(text(|e| e.user_id.as_deref()))
+    .bind(text(|e| e.artist_id.as_deref()))
+    .bind(text(|e| e.live_event_id.as_deref()))
+    .bind(text(|e| e.city.as_deref()))
+    .bind(text(|e| e.genre.as_deref()))
+    .bind(text(|e| Some(e.envelope.as_str())))
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+fn stored_entry(row: EntryRow) -> StoredEntry {
+    let (
+        seq,
+        event_id,
+        entry_type,
+        recognized,
+        timestamp,
+        received_at,
+        user_id,
+        artist_id,
+        live_event_id,
+        city,
+        genre,
+        envelope,
+    ) = row;
+    StoredEntry {
+        seq,
+        entry: NewEntry {
+            event_id,
+            entry_type,
+            recognized,
+            timestamp,
+            received_at,
+            user_id,
+            artist_id,
+            live_event_id,
+            city,
+            genre,
+            envelope,
+        },
+    }
+}
+
 #[async_trait]
 impl PassportLog for PostgresStore {
     /// Two: one append claims its ids while the other holds the writer lock.
@@ -206,11 +277,15 @@ impl PassportLog for PostgresStore {
                 .await
                 .map_err(classify)?;
             let seqs: Vec<i64> = (last - count + 1..=last).collect();
-            let mut copy = tx.copy_in_raw(copy::COPY_LOG_ROWS).await.map_err(classify)?;
-            copy.send(copy::encode_log_rows(&seqs, &fresh))
-                .await
-                .map_err(classify)?;
-            copy.finish().await.map_err(classify)?;
+            if fresh.len() >= COPY_MIN_ROWS {
+                let mut copy = tx.copy_in_raw(copy::COPY_LOG_ROWS).await.map_err(classify)?;
+                copy.send(copy::encode_log_rows(&seqs, &fresh))
+                    .await
+                    .map_err(classify)?;
+                copy.finish().await.map_err(classify)?;
+            } else {
+                insert_log_rows(&mut tx, &seqs, &fresh).await?;
+            }
             accepted.extend(fresh.iter().map(|e| e.event_id.as_str()).zip(seqs));
         }
         tx.commit().await.map_err(classify)?;
@@ -234,42 +309,7 @@ impl PassportLog for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(
-                    seq,
-                    event_id,
-                    entry_type,
-                    recognized,
-                    timestamp,
-                    received_at,
-                    user_id,
-                    artist_id,
-                    live_event_id,
-                    city,
-                    genre,
-                    envelope,
-                )| {
-                    StoredEntry {
-                        seq,
-                        entry: NewEntry {
-                            event_id,
-                            entry_type,
-                            recognized,
-                            timestamp,
-                            received_at,
-                            user_id,
-                            artist_id,
-                            live_event_id,
-                            city,
-                            genre,
-                            envelope,
-                        },
-                    }
-                },
-            )
-            .collect())
+        Ok(rows.into_iter().map(stored_entry).collect())
     }
 
     async fn log_stats(&self) -> Result<LogStats, StoreError> {

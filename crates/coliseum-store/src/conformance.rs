@@ -9,7 +9,11 @@ use coliseum_domain::plans::{Plan, Role};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use crate::{Appended, NewEntry, NewSession, NewUser, Store};
+use crate::{
+    Appended, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, NewEntry, NewSession, NewUser,
+    PipelineState, ProcessedBatch, Store, StoreError,
+};
+use coliseum_domain::kpi::Kpis;
 
 /// Generates one `#[tokio::test]` per scenario. `$fresh` is an async fn
 /// returning `(Arc<dyn Store>, guard)`; the guard drops the database.
@@ -25,6 +29,10 @@ macro_rules! conformance_tests {
             log_stats_count_unrecognized_entries,
             concurrent_appends_become_visible_in_seq_order,
             concurrent_appends_of_the_same_ids_accept_each_once,
+            batches_add_to_cells_and_fan_days_and_move_the_cursor,
+            a_batch_from_a_stale_cursor_changes_nothing,
+            the_pause_flag_persists_and_a_reset_keeps_it,
+            dead_letters_retry_replay_and_resolve,
             users_are_upserted_by_email,
             sessions_expire_and_revoke,
         );
@@ -318,4 +326,216 @@ pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
         store.session_user(&[7; 32], now).await.expect("read").is_none(),
         "revoked"
     );
+}
+
+fn cell(grain: Grain, bucket: i64, artist: &str, city: &str) -> CellKey {
+    CellKey {
+        grain,
+        bucket,
+        artist: artist.to_owned(),
+        city: city.to_owned(),
+        genre: "jazz".to_owned(),
+        live_event: String::new(),
+    }
+}
+
+fn plays(n: i64) -> Kpis {
+    Kpis {
+        plays: n,
+        engagement_tenths: 10 * n,
+        ..Kpis::default()
+    }
+}
+
+fn fan_day(artist: &str, fan: &str) -> FanDayKey {
+    FanDayKey {
+        day: 20_412,
+        artist: artist.to_owned(),
+        fan: fan.to_owned(),
+        city: String::new(),
+        genre: "jazz".to_owned(),
+    }
+}
+
+pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dyn Store>) {
+    assert_eq!(store.pipeline_state().await.expect("state"), PipelineState::default());
+    let hour = 489_900;
+    let first = ProcessedBatch {
+        from_seq: 0,
+        to_seq: 3,
+        cells: vec![
+            (cell(Grain::Hour, hour, "art_1", "oslo"), plays(2)),
+            (cell(Grain::Hour, hour, "", "oslo"), plays(1)),
+            (cell(Grain::Day, 20_412, "art_1", "oslo"), plays(2)),
+        ],
+        fan_days: vec![(
+            fan_day("art_1", "fan_1"),
+            FanDay {
+                by_tier: [0, 2, 0, 0, 0],
+                influence: 0,
+            },
+        )],
+        dead_letters: Vec::new(),
+    };
+    store.apply_batch(&first).await.expect("first batch");
+    let second = ProcessedBatch {
+        from_seq: 3,
+        to_seq: 5,
+        cells: vec![
+            (cell(Grain::Hour, hour, "art_1", "oslo"), plays(1)),
+            (cell(Grain::Hour, hour + 1, "art_1", "oslo"), plays(1)),
+        ],
+        fan_days: vec![(
+            fan_day("art_1", "fan_1"),
+            FanDay {
+                by_tier: [1, 0, 1, 0, 0],
+                influence: 1,
+            },
+        )],
+        dead_letters: Vec::new(),
+    };
+    store.apply_batch(&second).await.expect("second batch");
+
+    let mut hours = store.kpi_cells(Grain::Hour, hour).await.expect("cells");
+    hours.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        hours,
+        vec![
+            (cell(Grain::Hour, hour, "", "oslo"), plays(1)),
+            (cell(Grain::Hour, hour, "art_1", "oslo"), plays(3)),
+            (cell(Grain::Hour, hour + 1, "art_1", "oslo"), plays(1)),
+        ]
+    );
+    assert_eq!(store.kpi_cells(Grain::Hour, hour + 1).await.expect("cells").len(), 1);
+    assert_eq!(store.kpi_cells(Grain::Day, 0).await.expect("cells").len(), 1);
+    assert_eq!(
+        store.fan_days(0).await.expect("fan days"),
+        vec![(
+            fan_day("art_1", "fan_1"),
+            FanDay {
+                by_tier: [1, 2, 1, 0, 0],
+                influence: 1,
+            }
+        )]
+    );
+    assert!(store.fan_days(20_413).await.expect("fan days").is_empty());
+    assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 5);
+}
+
+pub async fn a_batch_from_a_stale_cursor_changes_nothing(store: Arc<dyn Store>) {
+    let batch = ProcessedBatch {
+        from_seq: 0,
+        to_seq: 2,
+        cells: vec![(cell(Grain::Day, 1, "art_1", ""), plays(1))],
+        ..ProcessedBatch::default()
+    };
+    store.apply_batch(&batch).await.expect("first");
+    // The same batch again, as a second processor would send it.
+    let again = store.apply_batch(&batch).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store.kpi_cells(Grain::Day, 0).await.expect("cells"),
+        vec![(cell(Grain::Day, 1, "art_1", ""), plays(1))],
+        "counted once"
+    );
+    assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 2);
+}
+
+pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>) {
+    store.set_paused(true).await.expect("pause");
+    let batch = ProcessedBatch {
+        from_seq: 0,
+        to_seq: 9,
+        cells: vec![(cell(Grain::Day, 1, "art_1", ""), plays(1))],
+        fan_days: vec![(fan_day("art_1", ""), FanDay::default())],
+        dead_letters: vec![dead_letter(4, DeadLetterState::Dead)],
+    };
+    store.apply_batch(&batch).await.expect("apply");
+    store.reset_derived().await.expect("reset");
+    assert_eq!(
+        store.pipeline_state().await.expect("state"),
+        PipelineState {
+            processed_seq: 0,
+            paused: true
+        }
+    );
+    assert!(store.kpi_cells(Grain::Day, i64::MIN).await.expect("cells").is_empty());
+    assert!(store.fan_days(i64::MIN).await.expect("fan days").is_empty());
+    assert_eq!(store.open_dead_letters().await.expect("count"), 0);
+    store.set_paused(false).await.expect("resume");
+    assert!(!store.pipeline_state().await.expect("state").paused);
+}
+
+fn dead_letter(seq: i64, state: DeadLetterState) -> DeadLetter {
+    DeadLetter {
+        seq,
+        event_id: format!("e-{seq}"),
+        reason: "no exchange rate for NOK".to_owned(),
+        attempts: 1,
+        state,
+        first_failed_at: at(),
+        last_failed_at: at(),
+        next_attempt_at: (state == DeadLetterState::Retrying).then(|| at() + Duration::seconds(1)),
+    }
+}
+
+pub async fn dead_letters_retry_replay_and_resolve(store: Arc<dyn Store>) {
+    let entries: Vec<NewEntry> = (1..=3).map(|i| entry(&format!("e-{i}"), at())).collect();
+    store.append_entries(&entries).await.expect("append");
+    let batch = ProcessedBatch {
+        from_seq: 0,
+        to_seq: 3,
+        dead_letters: vec![
+            dead_letter(1, DeadLetterState::Retrying),
+            dead_letter(3, DeadLetterState::Dead),
+        ],
+        ..ProcessedBatch::default()
+    };
+    store.apply_batch(&batch).await.expect("apply");
+    assert_eq!(store.open_dead_letters().await.expect("count"), 2);
+    assert!(
+        store.due_dead_letters(at(), 10).await.expect("due").is_empty(),
+        "not yet"
+    );
+    let due = store
+        .due_dead_letters(at() + Duration::seconds(1), 10)
+        .await
+        .expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].0, dead_letter(1, DeadLetterState::Retrying));
+    assert_eq!(due[0].1.entry, entries[0], "with its entry from the log");
+
+    // Retried successfully: resolved in a batch that leaves the cursor where it is.
+    let resolved = ProcessedBatch {
+        from_seq: 3,
+        to_seq: 3,
+        cells: vec![(cell(Grain::Day, 1, "art_1", ""), plays(1))],
+        dead_letters: vec![DeadLetter {
+            state: DeadLetterState::Replayed,
+            next_attempt_at: None,
+            ..dead_letter(1, DeadLetterState::Retrying)
+        }],
+        ..ProcessedBatch::default()
+    };
+    store.apply_batch(&resolved).await.expect("resolve");
+    assert_eq!(store.open_dead_letters().await.expect("count"), 1);
+    let listed = store.dead_letters(0, 10, false).await.expect("list");
+    assert_eq!(listed, vec![dead_letter(3, DeadLetterState::Dead)]);
+    assert_eq!(store.dead_letters(0, 10, true).await.expect("list").len(), 2);
+    assert_eq!(
+        store.dead_letters(1, 10, true).await.expect("list").len(),
+        1,
+        "after a cursor"
+    );
+
+    // An operator replays: the dead one is due again with fresh attempts; the resolved one is left alone.
+    let later = at() + Duration::minutes(5);
+    assert_eq!(store.replay_dead_letters(None, later).await.expect("replay"), 1);
+    let due = store.due_dead_letters(later, 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (due[0].0.seq, due[0].0.attempts, due[0].0.state),
+        (3, 0, DeadLetterState::Retrying)
+    );
+    assert_eq!(store.replay_dead_letters(Some(1), later).await.expect("replay"), 0);
 }

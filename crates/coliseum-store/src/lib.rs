@@ -8,12 +8,14 @@
 
 pub mod conformance;
 mod records;
+mod rollups;
 
 use async_trait::async_trait;
 
 pub use records::{
     Appended, LogStats, NewEntry, NewSession, NewUser, StoredEntry, User, UserCredentials, truncate_to_micros,
 };
+pub use rollups::{CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch};
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,54 @@ pub trait PassportLog: Send + Sync {
     async fn count_entries(&self) -> Result<i64, StoreError>;
 }
 
+/// The derived tables the processor maintains: rollup cells, fan-days, its
+/// cursor and pause flag, and dead letters.
+#[async_trait]
+pub trait Rollups: Send + Sync {
+    async fn pipeline_state(&self) -> Result<PipelineState, StoreError>;
+
+    /// Pausing stops processing, never ingestion; it survives a restart.
+    async fn set_paused(&self, paused: bool) -> Result<(), StoreError>;
+
+    /// Adds the batch's deltas, writes its dead letters and moves the cursor
+    /// from `from_seq` to `to_seq`, all in one transaction. When the cursor is
+    /// not at `from_seq` (another processor moved it) nothing changes and the
+    /// answer is `Conflict`: the same entries are never counted twice.
+    async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError>;
+
+    /// Every cell of `grain` whose bucket is at least `from_bucket`.
+    async fn kpi_cells(
+        &self,
+        grain: Grain,
+        from_bucket: i64,
+    ) -> Result<Vec<(CellKey, coliseum_domain::kpi::Kpis)>, StoreError>;
+
+    /// Every fan-day from `from_day` on.
+    async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError>;
+
+    /// Dead letters with `seq > after`, in `seq` order; replayed ones only when asked.
+    async fn dead_letters(&self, after: i64, limit: u32, include_replayed: bool)
+    -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// How many dead letters are not yet replayed.
+    async fn open_dead_letters(&self) -> Result<i64, StoreError>;
+
+    /// Dead letters due for another attempt at `now`, with their entries.
+    async fn due_dead_letters(
+        &self,
+        now: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(DeadLetter, StoredEntry)>, StoreError>;
+
+    /// Makes dead letters (one by `seq`, or all) due at `now` with a fresh
+    /// count of attempts. Returns how many; replayed ones are left alone.
+    async fn replay_dead_letters(&self, seq: Option<i64>, now: time::OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Empties every derived table and puts the cursor back to 0 (the pause
+    /// flag is kept): the start of a rebuild.
+    async fn reset_derived(&self) -> Result<(), StoreError>;
+}
+
 /// Users and their browser sessions.
 #[async_trait]
 pub trait Accounts: Send + Sync {
@@ -77,7 +127,7 @@ pub trait Accounts: Send + Sync {
 
 /// Everything a Coliseum node needs from its database.
 #[async_trait]
-pub trait Store: PassportLog + Accounts + std::fmt::Debug {
+pub trait Store: PassportLog + Rollups + Accounts + std::fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -1,0 +1,326 @@
+//! The derived tables on PostgreSQL: rollup cells and fan-days added to with
+//! one `INSERT … SELECT FROM UNNEST … ON CONFLICT DO UPDATE` each, the cursor
+//! moved in the same transaction.
+
+use async_trait::async_trait;
+use coliseum_domain::kpi::Kpis;
+use coliseum_store::{
+    CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
+    StoredEntry,
+};
+use time::OffsetDateTime;
+
+use crate::{EntryRow, PostgresStore, classify, stored_entry};
+
+type CellRow = (i16, i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
+type FanDayRow = (i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
+type DeadLetterRow = (
+    i64,
+    String,
+    String,
+    i32,
+    String,
+    OffsetDateTime,
+    OffsetDateTime,
+    Option<OffsetDateTime>,
+);
+
+fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
+    let (seq, event_id, reason, attempts, state, first_failed_at, last_failed_at, next_attempt_at) = row;
+    Ok(DeadLetter {
+        seq,
+        event_id,
+        reason,
+        attempts,
+        state: DeadLetterState::parse(&state)
+            .ok_or_else(|| StoreError::Internal(format!("stored dead-letter state {state}")))?,
+        first_failed_at,
+        last_failed_at,
+        next_attempt_at,
+    })
+}
+
+/// One column of values pulled out of a slice of rows, for an `UNNEST` parameter.
+fn column<'a, T, U>(rows: &'a [T], pick: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(pick).collect()
+}
+
+#[async_trait]
+impl Rollups for PostgresStore {
+    async fn pipeline_state(&self) -> Result<PipelineState, StoreError> {
+        let (processed_seq, paused): (i64, bool) =
+            sqlx::query_as("SELECT processed_seq, paused FROM pipeline_state WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(classify)?;
+        Ok(PipelineState { processed_seq, paused })
+    }
+
+    async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE pipeline_state SET paused = $1 WHERE id = 1")
+            .bind(paused)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let moved = sqlx::query("UPDATE pipeline_state SET processed_seq = $1 WHERE id = 1 AND processed_seq = $2")
+            .bind(batch.to_seq)
+            .bind(batch.from_seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
+        if moved != 1 {
+            return Err(StoreError::Conflict(format!(
+                "the processor's cursor is no longer at {}",
+                batch.from_seq
+            )));
+        }
+        if !batch.cells.is_empty() {
+            let cells = &batch.cells;
+            sqlx::query(
+                "INSERT INTO kpi_cells (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, \
+                                        revenue_minor, revenue_entries, engagement_tenths) \
+                 SELECT * FROM UNNEST($1::int2[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                                      $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
+                 ON CONFLICT (grain, bucket, artist, city, genre, live_event) DO UPDATE SET \
+                 plays = kpi_cells.plays + excluded.plays, votes = kpi_cells.votes + excluded.votes, \
+                 attendance = kpi_cells.attendance + excluded.attendance, \
+                 revenue_minor = kpi_cells.revenue_minor + excluded.revenue_minor, \
+                 revenue_entries = kpi_cells.revenue_entries + excluded.revenue_entries, \
+                 engagement_tenths = kpi_cells.engagement_tenths + excluded.engagement_tenths",
+            )
+            .bind(column(cells, |(k, _)| k.grain.code()))
+            .bind(column(cells, |(k, _)| k.bucket))
+            .bind(column(cells, |(k, _)| k.artist.as_str()))
+            .bind(column(cells, |(k, _)| k.city.as_str()))
+            .bind(column(cells, |(k, _)| k.genre.as_str()))
+            .bind(column(cells, |(k, _)| k.live_event.as_str()))
+            .bind(column(cells, |(_, v)| v.plays))
+            .bind(column(cells, |(_, v)| v.votes))
+            .bind(column(cells, |(_, v)| v.attendance))
+            .bind(column(cells, |(_, v)| v.revenue_minor))
+            .bind(column(cells, |(_, v)| v.revenue_entries))
+            .bind(column(cells, |(_, v)| v.engagement_tenths))
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        if !batch.fan_days.is_empty() {
+            let days = &batch.fan_days;
+            sqlx::query(
+                "INSERT INTO fan_days (day, artist, fan, city, genre, passive, light, active, committed, patron, \
+                                       influence) \
+                 SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+                                      $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[]) \
+                 ON CONFLICT (day, artist, fan, city, genre) DO UPDATE SET \
+                 passive = fan_days.passive + excluded.passive, light = fan_days.light + excluded.light, \
+                 active = fan_days.active + excluded.active, committed = fan_days.committed + excluded.committed, \
+                 patron = fan_days.patron + excluded.patron, influence = fan_days.influence + excluded.influence",
+            )
+            .bind(column(days, |(k, _)| k.day))
+            .bind(column(days, |(k, _)| k.artist.as_str()))
+            .bind(column(days, |(k, _)| k.fan.as_str()))
+            .bind(column(days, |(k, _)| k.city.as_str()))
+            .bind(column(days, |(k, _)| k.genre.as_str()))
+            .bind(column(days, |(_, v)| v.by_tier[0]))
+            .bind(column(days, |(_, v)| v.by_tier[1]))
+            .bind(column(days, |(_, v)| v.by_tier[2]))
+            .bind(column(days, |(_, v)| v.by_tier[3]))
+            .bind(column(days, |(_, v)| v.by_tier[4]))
+            .bind(column(days, |(_, v)| v.influence))
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        for letter in &batch.dead_letters {
+            sqlx::query(
+                "INSERT INTO dead_letters (seq, event_id, reason, attempts, state, first_failed_at, last_failed_at, \
+                                           next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (seq) DO UPDATE SET event_id = excluded.event_id, reason = excluded.reason, \
+                 attempts = excluded.attempts, state = excluded.state, first_failed_at = excluded.first_failed_at, \
+                 last_failed_at = excluded.last_failed_at, next_attempt_at = excluded.next_attempt_at",
+            )
+            .bind(letter.seq)
+            .bind(&letter.event_id)
+            .bind(&letter.reason)
+            .bind(letter.attempts)
+            .bind(letter.state.as_str())
+            .bind(letter.first_failed_at)
+            .bind(letter.last_failed_at)
+            .bind(letter.next_attempt_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn kpi_cells(&self, grain: Grain, from_bucket: i64) -> Result<Vec<(CellKey, Kpis)>, StoreError> {
+        let rows: Vec<CellRow> = sqlx::query_as(
+            "SELECT grain, bucket, artist, city, genre, live_event, plays, votes, attendance, revenue_minor, \
+             revenue_entries, engagement_tenths FROM kpi_cells WHERE grain = $1 AND bucket >= $2",
+        )
+        .bind(grain.code())
+        .bind(from_bucket)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter()
+            .map(
+                |(
+                    grain_code,
+                    bucket,
+                    artist,
+                    city,
+                    genre,
+                    live_event,
+                    plays,
+                    votes,
+                    attendance,
+                    revenue,
+                    entries,
+                    engagement,
+                )| {
+                    let grain = Grain::from_code(grain_code)
+                        .ok_or_else(|| StoreError::Internal(format!("stored grain {grain_code}")))?;
+                    Ok((
+                        CellKey {
+                            grain,
+                            bucket,
+                            artist,
+                            city,
+                            genre,
+                            live_event,
+                        },
+                        Kpis {
+                            plays,
+                            votes,
+                            attendance,
+                            revenue_minor: revenue,
+                            revenue_entries: entries,
+                            engagement_tenths: engagement,
+                        },
+                    ))
+                },
+            )
+            .collect()
+    }
+
+    async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
+        let rows: Vec<FanDayRow> = sqlx::query_as(
+            "SELECT day, artist, fan, city, genre, passive, light, active, committed, patron, influence \
+             FROM fan_days WHERE day >= $1",
+        )
+        .bind(from_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, artist, fan, city, genre, p, l, a, c, pa, influence)| {
+                (
+                    FanDayKey {
+                        day,
+                        artist,
+                        fan,
+                        city,
+                        genre,
+                    },
+                    FanDay {
+                        by_tier: [p, l, a, c, pa],
+                        influence,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn dead_letters(
+        &self,
+        after: i64,
+        limit: u32,
+        include_replayed: bool,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT seq, event_id, reason, attempts, state, first_failed_at, last_failed_at, next_attempt_at \
+             FROM dead_letters WHERE seq > $1 AND ($2 OR state <> 'replayed') ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(include_replayed)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter().map(dead_letter_from_row).collect()
+    }
+
+    async fn open_dead_letters(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE state <> 'replayed'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn due_dead_letters(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(DeadLetter, StoredEntry)>, StoreError> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT seq, event_id, reason, attempts, state, first_failed_at, last_failed_at, next_attempt_at \
+             FROM dead_letters WHERE state = 'retrying' AND next_attempt_at <= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let letter = dead_letter_from_row(row)?;
+            let entry: Option<EntryRow> = sqlx::query_as(
+                "SELECT seq, event_id, entry_type, recognized, ts, received_at, user_id, artist_id, live_event_id, \
+                 city, genre, envelope FROM passport_entries WHERE seq = $1",
+            )
+            .bind(letter.seq)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+            // An entry gone from the log (retention, erasure) has nothing left to replay.
+            if let Some(entry) = entry {
+                due.push((letter, stored_entry(entry)));
+            }
+        }
+        Ok(due)
+    }
+
+    async fn replay_dead_letters(&self, seq: Option<i64>, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE dead_letters SET state = 'retrying', attempts = 0, next_attempt_at = $1 \
+             WHERE state <> 'replayed' AND ($2::bigint IS NULL OR seq = $2)",
+        )
+        .bind(now)
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn reset_derived(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        for statement in [
+            "TRUNCATE kpi_cells, fan_days, dead_letters",
+            "UPDATE pipeline_state SET processed_seq = 0 WHERE id = 1",
+        ] {
+            sqlx::query(statement).execute(&mut *tx).await.map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(())
+    }
+}

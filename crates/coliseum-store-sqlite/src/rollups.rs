@@ -1,0 +1,293 @@
+//! The derived tables on SQLite: rollup cells and fan-days added to with
+//! multi-row upserts, the cursor moved in the same transaction.
+
+use async_trait::async_trait;
+use coliseum_domain::kpi::Kpis;
+use coliseum_store::{
+    CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
+    StoredEntry,
+};
+use sqlx::{QueryBuilder, Sqlite};
+use time::OffsetDateTime;
+
+use crate::{EntryRow, SqliteStore, classify, from_micros, micros, stored_entry};
+
+/// 12 parameters a cell, 11 a fan-day: far below SQLite's 32,766 a statement.
+const ROWS_PER_UPSERT: usize = 1000;
+
+type CellRow = (i16, i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
+type FanDayRow = (i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
+type DeadLetterRow = (i64, String, String, i32, String, i64, i64, Option<i64>);
+
+fn cell_from_row(row: CellRow) -> Result<(CellKey, Kpis), StoreError> {
+    let (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, revenue, entries, engagement) = row;
+    let grain = Grain::from_code(grain).ok_or_else(|| StoreError::Internal(format!("stored grain {grain}")))?;
+    Ok((
+        CellKey {
+            grain,
+            bucket,
+            artist,
+            city,
+            genre,
+            live_event,
+        },
+        Kpis {
+            plays,
+            votes,
+            attendance,
+            revenue_minor: revenue,
+            revenue_entries: entries,
+            engagement_tenths: engagement,
+        },
+    ))
+}
+
+fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
+    let (seq, event_id, reason, attempts, state, first_us, last_us, next_us) = row;
+    Ok(DeadLetter {
+        seq,
+        event_id,
+        reason,
+        attempts,
+        state: DeadLetterState::parse(&state)
+            .ok_or_else(|| StoreError::Internal(format!("stored dead-letter state {state}")))?,
+        first_failed_at: from_micros(first_us)?,
+        last_failed_at: from_micros(last_us)?,
+        next_attempt_at: next_us.map(from_micros).transpose()?,
+    })
+}
+
+#[async_trait]
+impl Rollups for SqliteStore {
+    async fn pipeline_state(&self) -> Result<PipelineState, StoreError> {
+        let (processed_seq, paused): (i64, bool) =
+            sqlx::query_as("SELECT processed_seq, paused FROM pipeline_state WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(classify)?;
+        Ok(PipelineState { processed_seq, paused })
+    }
+
+    async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE pipeline_state SET paused = $1 WHERE id = 1")
+            .bind(paused)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let moved = sqlx::query("UPDATE pipeline_state SET processed_seq = $1 WHERE id = 1 AND processed_seq = $2")
+            .bind(batch.to_seq)
+            .bind(batch.from_seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?
+            .rows_affected();
+        if moved != 1 {
+            return Err(StoreError::Conflict(format!(
+                "the processor's cursor is no longer at {}",
+                batch.from_seq
+            )));
+        }
+        for chunk in batch.cells.chunks(ROWS_PER_UPSERT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO kpi_cells (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, \
+                 revenue_minor, revenue_entries, engagement_tenths) ",
+            );
+            upsert.push_values(chunk, |mut row, (key, kpis)| {
+                row.push_bind(key.grain.code())
+                    .push_bind(key.bucket)
+                    .push_bind(&key.artist)
+                    .push_bind(&key.city)
+                    .push_bind(&key.genre)
+                    .push_bind(&key.live_event)
+                    .push_bind(kpis.plays)
+                    .push_bind(kpis.votes)
+                    .push_bind(kpis.attendance)
+                    .push_bind(kpis.revenue_minor)
+                    .push_bind(kpis.revenue_entries)
+                    .push_bind(kpis.engagement_tenths);
+            });
+            upsert.push(
+                " ON CONFLICT (grain, bucket, artist, city, genre, live_event) DO UPDATE SET \
+                 plays = plays + excluded.plays, votes = votes + excluded.votes, \
+                 attendance = attendance + excluded.attendance, revenue_minor = revenue_minor + excluded.revenue_minor, \
+                 revenue_entries = revenue_entries + excluded.revenue_entries, \
+                 engagement_tenths = engagement_tenths + excluded.engagement_tenths",
+            );
+            upsert.build().execute(&mut *tx).await.map_err(classify)?;
+        }
+        for chunk in batch.fan_days.chunks(ROWS_PER_UPSERT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO fan_days (day, artist, fan, city, genre, passive, light, active, committed, patron, \
+                 influence) ",
+            );
+            upsert.push_values(chunk, |mut row, (key, counts)| {
+                row.push_bind(key.day)
+                    .push_bind(&key.artist)
+                    .push_bind(&key.fan)
+                    .push_bind(&key.city)
+                    .push_bind(&key.genre);
+                for count in counts.by_tier {
+                    row.push_bind(count);
+                }
+                row.push_bind(counts.influence);
+            });
+            upsert.push(
+                " ON CONFLICT (day, artist, fan, city, genre) DO UPDATE SET \
+                 passive = passive + excluded.passive, light = light + excluded.light, \
+                 active = active + excluded.active, committed = committed + excluded.committed, \
+                 patron = patron + excluded.patron, influence = influence + excluded.influence",
+            );
+            upsert.build().execute(&mut *tx).await.map_err(classify)?;
+        }
+        for letter in &batch.dead_letters {
+            sqlx::query(
+                "INSERT OR REPLACE INTO dead_letters (seq, event_id, reason, attempts, state, first_failed_us, \
+                 last_failed_us, next_attempt_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(letter.seq)
+            .bind(&letter.event_id)
+            .bind(&letter.reason)
+            .bind(letter.attempts)
+            .bind(letter.state.as_str())
+            .bind(micros(letter.first_failed_at))
+            .bind(micros(letter.last_failed_at))
+            .bind(letter.next_attempt_at.map(micros))
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn kpi_cells(&self, grain: Grain, from_bucket: i64) -> Result<Vec<(CellKey, Kpis)>, StoreError> {
+        let rows: Vec<CellRow> = sqlx::query_as(
+            "SELECT grain, bucket, artist, city, genre, live_event, plays, votes, attendance, revenue_minor, \
+             revenue_entries, engagement_tenths FROM kpi_cells WHERE grain = $1 AND bucket >= $2",
+        )
+        .bind(grain.code())
+        .bind(from_bucket)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter().map(cell_from_row).collect()
+    }
+
+    async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
+        let rows: Vec<FanDayRow> = sqlx::query_as(
+            "SELECT day, artist, fan, city, genre, passive, light, active, committed, patron, influence \
+             FROM fan_days WHERE day >= $1",
+        )
+        .bind(from_day)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(day, artist, fan, city, genre, p, l, a, c, pa, influence)| {
+                (
+                    FanDayKey {
+                        day,
+                        artist,
+                        fan,
+                        city,
+                        genre,
+                    },
+                    FanDay {
+                        by_tier: [p, l, a, c, pa],
+                        influence,
+                    },
+                )
+            })
+            .collect())
+    }
+
+    async fn dead_letters(
+        &self,
+        after: i64,
+        limit: u32,
+        include_replayed: bool,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT seq, event_id, reason, attempts, state, first_failed_us, last_failed_us, next_attempt_us \
+             FROM dead_letters WHERE seq > $1 AND ($2 OR state <> 'replayed') ORDER BY seq LIMIT $3",
+        )
+        .bind(after)
+        .bind(include_replayed)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter().map(dead_letter_from_row).collect()
+    }
+
+    async fn open_dead_letters(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE state <> 'replayed'")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
+    async fn due_dead_letters(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<(DeadLetter, StoredEntry)>, StoreError> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT seq, event_id, reason, attempts, state, first_failed_us, last_failed_us, next_attempt_us \
+             FROM dead_letters WHERE state = 'retrying' AND next_attempt_us <= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(micros(now))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        let mut due = Vec::with_capacity(rows.len());
+        for row in rows {
+            let letter = dead_letter_from_row(row)?;
+            let entry: Option<EntryRow> = sqlx::query_as(
+                "SELECT seq, event_id, entry_type, recognized, ts_us, received_us, user_id, artist_id, \
+                 live_event_id, city, genre, envelope FROM passport_entries WHERE seq = $1",
+            )
+            .bind(letter.seq)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+            // An entry gone from the log (retention, erasure) has nothing left to replay.
+            if let Some(entry) = entry {
+                due.push((letter, stored_entry(entry)?));
+            }
+        }
+        Ok(due)
+    }
+
+    async fn replay_dead_letters(&self, seq: Option<i64>, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE dead_letters SET state = 'retrying', attempts = 0, next_attempt_us = $1 \
+             WHERE state <> 'replayed' AND ($2 IS NULL OR seq = $2)",
+        )
+        .bind(micros(now))
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(result.rows_affected())
+    }
+
+    async fn reset_derived(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        for statement in [
+            "DELETE FROM kpi_cells",
+            "DELETE FROM fan_days",
+            "DELETE FROM dead_letters",
+            "UPDATE pipeline_state SET processed_seq = 0 WHERE id = 1",
+        ] {
+            sqlx::query(statement).execute(&mut *tx).await.map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+}

@@ -1,0 +1,162 @@
+//! The derived side of the store: KPI rollup cells, per-fan-per-day
+//! aggregates, the processor's cursor and pause flag, and dead letters.
+//! Everything here can be dropped and rebuilt from the log.
+
+use coliseum_domain::kpi::Kpis;
+use time::OffsetDateTime;
+
+/// The width of a rollup bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Grain {
+    Hour,
+    Day,
+}
+
+impl Grain {
+    pub const SECONDS_PER_HOUR: i64 = 3600;
+    pub const SECONDS_PER_DAY: i64 = 86_400;
+
+    pub fn seconds(self) -> i64 {
+        match self {
+            Grain::Hour => Self::SECONDS_PER_HOUR,
+            Grain::Day => Self::SECONDS_PER_DAY,
+        }
+    }
+
+    /// The bucket holding `at`: whole hours or days since the Unix epoch (UTC).
+    pub fn bucket_of(self, at: OffsetDateTime) -> i64 {
+        at.unix_timestamp().div_euclid(self.seconds())
+    }
+
+    /// The instant a bucket starts.
+    pub fn start_of(self, bucket: i64) -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(bucket.saturating_mul(self.seconds())).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+    }
+
+    /// The code both stores keep in their `grain` column.
+    pub fn code(self) -> i16 {
+        match self {
+            Grain::Hour => 0,
+            Grain::Day => 1,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<Self> {
+        match code {
+            0 => Some(Grain::Hour),
+            1 => Some(Grain::Day),
+            _ => None,
+        }
+    }
+}
+
+/// One cell of the KPI rollups: a bucket and the full combination of an
+/// entry's dimensions, each `""` where the entry has none (an entry without
+/// an artist counts in platform figures only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellKey {
+    pub grain: Grain,
+    pub bucket: i64,
+    pub artist: String,
+    pub city: String,
+    pub genre: String,
+    pub live_event: String,
+}
+
+/// One fan's entries for one artist on one UTC day, in one city and genre:
+/// what the DNA scores are computed from, so that scoring never reads the log.
+/// `fan` is `""` for entries without a user (they still weigh for the artist).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FanDayKey {
+    /// Days since the Unix epoch (UTC).
+    pub day: i64,
+    pub artist: String,
+    pub fan: String,
+    pub city: String,
+    pub genre: String,
+}
+
+/// Entry counts of a fan-day: by weight tier (0.1, 1, 10, 100, 1000), and of
+/// influence entries (shares, reposts, comments, mentions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FanDay {
+    pub by_tier: [i64; 5],
+    pub influence: i64,
+}
+
+impl FanDay {
+    pub fn add(&mut self, other: &FanDay) {
+        for (mine, theirs) in self.by_tier.iter_mut().zip(other.by_tier) {
+            *mine += theirs;
+        }
+        self.influence += other.influence;
+    }
+}
+
+/// Where a dead letter stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeadLetterState {
+    /// Failed; tried again at `next_attempt_at`.
+    Retrying,
+    /// Out of attempts: waits for an operator's replay.
+    Dead,
+    /// Processed at last; counted once.
+    Replayed,
+}
+
+impl DeadLetterState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterState::Retrying => "retrying",
+            DeadLetterState::Dead => "dead",
+            DeadLetterState::Replayed => "replayed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Retrying, Self::Dead, Self::Replayed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
+/// An entry of the log that could not be processed, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub seq: i64,
+    pub event_id: String,
+    pub reason: String,
+    pub attempts: i32,
+    pub state: DeadLetterState,
+    pub first_failed_at: OffsetDateTime,
+    pub last_failed_at: OffsetDateTime,
+    pub next_attempt_at: Option<OffsetDateTime>,
+}
+
+/// The processor's position and whether an operator paused it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PipelineState {
+    /// Every entry up to this `seq` is reflected in the rollups (or is a dead letter).
+    pub processed_seq: i64,
+    pub paused: bool,
+}
+
+/// What one step of the processor changes, applied in one transaction with
+/// the cursor's move from `from_seq` to `to_seq`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessedBatch {
+    pub from_seq: i64,
+    pub to_seq: i64,
+    /// Added to the cells (created where missing).
+    pub cells: Vec<(CellKey, Kpis)>,
+    /// Added to the fan-days (created where missing).
+    pub fan_days: Vec<(FanDayKey, FanDay)>,
+    /// Written as given, replacing the row with the same `seq`.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl ProcessedBatch {
+    pub fn is_empty(&self) -> bool {
+        self.cells.is_empty() && self.fan_days.is_empty() && self.dead_letters.is_empty()
+    }
+}
