@@ -250,6 +250,9 @@ async fn commit(store: &dyn PassportLog, stats: &PipelineStats, jobs: Vec<(Vec<N
                 .filter(|a| matches!(a, Appended::Accepted { .. }))
                 .count() as u64;
             stats.accepted.record(accepted);
+            if accepted > 0 {
+                stats.log_appended.notify_one();
+            }
             metrics::counter!("coliseum_ingest_entries_total", "outcome" => "accepted").increment(accepted);
             let mut duplicates = 0_u64;
             for (slots, reply) in replies {

@@ -1,12 +1,16 @@
 //! The Coliseum engine: the pipeline between the HTTP edge and the store.
-//! Today that is the group-commit ingest writer and the pipeline's own
-//! measurements; the processor, hot state and live hub join it here.
+//! The group-commit ingest writer, the processor that turns the log into
+//! rollups (through `deltas`), and the pipeline's own measurements; the hot
+//! state and the live hub join it here.
 //!
 //! Invariant: the engine knows nothing of HTTP or SQL; it talks to the store
 //! through `coliseum_store` traits only.
 
+pub mod deltas;
 pub mod ingest;
+pub mod processor;
 pub mod stats;
 
 pub use ingest::{IngestConfig, IngestError, IngestWriter};
-pub use stats::{PipelineStats, RateMeter};
+pub use processor::{AppliedSink, Processor, ProcessorConfig, Step, Watermark};
+pub use stats::{LatencyPercentiles, LatencyWindow, PipelineStats, RateMeter};

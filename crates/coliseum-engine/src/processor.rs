@@ -1,0 +1,332 @@
+//! The processor: tails the log after its cursor, turns each batch of
+//! entries into additive deltas, and writes the deltas and the cursor's move
+//! in one transaction, so a crash at any point neither loses nor counts twice.
+//! Entries that cannot be counted go to the dead letters in that same
+//! transaction and are retried with backoff; they never block the entries
+//! behind them. After each commit the applied batch is handed to the
+//! [`AppliedSink`]s (the hot state) and the new watermark is published.
+//!
+//! Driven step by step ([`Processor::step`], [`Processor::run_until_idle`])
+//! by tests and `coliseum rebuild`; [`Processor::run`] is the service loop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coliseum_domain::clock::Clock;
+use coliseum_domain::money::FxTable;
+use coliseum_store::{DeadLetter, DeadLetterState, ProcessedBatch, Store, StoreError, StoredEntry};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use crate::deltas::Deltas;
+use crate::stats::PipelineStats;
+
+/// How the processor batches and retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessorConfig {
+    /// The most log entries read and applied in one transaction.
+    pub batch_entries: u32,
+    /// Attempts (the first included) before an entry is left for an operator.
+    pub max_attempts: i32,
+    /// The wait before the second attempt; it doubles with each attempt.
+    pub first_retry: Duration,
+    /// The longest the idle loop sleeps without a signal: how soon it notices
+    /// due retries, or a pause or resume made by another node.
+    pub idle_wait: Duration,
+}
+
+impl Default for ProcessorConfig {
+    fn default() -> Self {
+        Self {
+            batch_entries: 10_000,
+            max_attempts: 5,
+            first_retry: Duration::from_secs(1),
+            idle_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How far the served figures reach: every entry up to `seq` is in them,
+/// and they are complete up to `as_of`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub seq: i64,
+    pub as_of: OffsetDateTime,
+}
+
+/// What sees every batch right after it is committed: the hot state.
+pub trait AppliedSink: Send + Sync {
+    fn applied(&self, batch: &ProcessedBatch, watermark: Watermark);
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Consumed this many log entries (counted, skipped or dead-lettered).
+    Processed(usize),
+    /// Nothing after the cursor.
+    Idle,
+    /// An operator paused the pipeline.
+    Paused,
+}
+
+/// The processor. One runs per deployment.
+pub struct Processor {
+    store: Arc<dyn Store>,
+    fx: Arc<FxTable>,
+    clock: Arc<dyn Clock>,
+    stats: Arc<PipelineStats>,
+    config: ProcessorConfig,
+    sinks: Vec<Arc<dyn AppliedSink>>,
+    watermark: watch::Sender<Watermark>,
+}
+
+impl std::fmt::Debug for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Processor")
+            .field("config", &self.config)
+            .field("watermark", &*self.watermark.borrow())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Processor {
+    /// A processor starting from the store's cursor. The sinks must already
+    /// reflect everything up to that cursor.
+    pub async fn new(
+        store: Arc<dyn Store>,
+        fx: Arc<FxTable>,
+        clock: Arc<dyn Clock>,
+        stats: Arc<PipelineStats>,
+        config: ProcessorConfig,
+        sinks: Vec<Arc<dyn AppliedSink>>,
+    ) -> Result<Self, StoreError> {
+        let state = store.pipeline_state().await?;
+        let (watermark, _) = watch::channel(Watermark {
+            seq: state.processed_seq,
+            as_of: clock.now(),
+        });
+        Ok(Self {
+            store,
+            fx,
+            clock,
+            stats,
+            config,
+            sinks,
+            watermark,
+        })
+    }
+
+    /// The watermark, updated after every applied batch.
+    pub fn watermark(&self) -> watch::Receiver<Watermark> {
+        self.watermark.subscribe()
+    }
+
+    /// Stops processing (ingestion goes on); survives a restart.
+    pub async fn pause(&self) -> Result<(), StoreError> {
+        self.store.set_paused(true).await
+    }
+
+    /// Resumes processing at once.
+    pub async fn resume(&self) -> Result<(), StoreError> {
+        self.store.set_paused(false).await?;
+        self.stats.log_appended.notify_one();
+        Ok(())
+    }
+
+    /// Makes dead letters (one, or all) due now; the loop picks them up at once.
+    pub async fn replay_dead_letters(&self, seq: Option<i64>) -> Result<u64, StoreError> {
+        let replayed = self.store.replay_dead_letters(seq, self.clock.now()).await?;
+        self.stats.log_appended.notify_one();
+        Ok(replayed)
+    }
+
+    /// Reads the next batch after the cursor and applies it.
+    pub async fn step(&self) -> Result<Step, StoreError> {
+        let state = self.store.pipeline_state().await?;
+        if state.paused {
+            return Ok(Step::Paused);
+        }
+        let read_at = self.clock.now();
+        let entries = self
+            .store
+            .read_after(state.processed_seq, self.config.batch_entries)
+            .await?;
+        let Some(last) = entries.last() else {
+            self.watermark.send_modify(|w| w.as_of = w.as_of.max(read_at));
+            return Ok(Step::Idle);
+        };
+        let now = self.clock.now();
+        let mut deltas = Deltas::default();
+        let mut dead_letters = Vec::new();
+        for stored in &entries {
+            if let Err(failure) = deltas.add(&stored.entry, &self.fx) {
+                tracing::warn!(seq = stored.seq, event_id = %stored.entry.event_id, error = %failure, "entry not counted");
+                dead_letters.push(self.failed(stored, failure.to_string(), 1, now, now));
+            }
+        }
+        // Everything received before this read began is in the log up to its end.
+        let complete = entries.len() < self.config.batch_entries as usize;
+        let as_of = if complete { read_at } else { last.entry.received_at };
+        let batch = ProcessedBatch {
+            from_seq: state.processed_seq,
+            to_seq: last.seq,
+            cells: deltas.cells.into_iter().collect(),
+            fan_days: deltas.fan_days.into_iter().collect(),
+            dead_letters,
+        };
+        self.apply(&batch, as_of, &entries).await?;
+        Ok(Step::Processed(entries.len()))
+    }
+
+    /// Tries the dead letters that are due again; returns how many it tried.
+    pub async fn retry_due(&self) -> Result<usize, StoreError> {
+        let state = self.store.pipeline_state().await?;
+        if state.paused {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        let due = self.store.due_dead_letters(now, self.config.batch_entries).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut deltas = Deltas::default();
+        let mut dead_letters = Vec::with_capacity(due.len());
+        for (letter, stored) in &due {
+            let next = match deltas.add(&stored.entry, &self.fx) {
+                Ok(()) => DeadLetter {
+                    state: DeadLetterState::Replayed,
+                    next_attempt_at: None,
+                    ..letter.clone()
+                },
+                Err(failure) => self.failed(
+                    stored,
+                    failure.to_string(),
+                    letter.attempts + 1,
+                    letter.first_failed_at,
+                    now,
+                ),
+            };
+            dead_letters.push(next);
+        }
+        let batch = ProcessedBatch {
+            from_seq: state.processed_seq,
+            to_seq: state.processed_seq,
+            cells: deltas.cells.into_iter().collect(),
+            fan_days: deltas.fan_days.into_iter().collect(),
+            dead_letters,
+        };
+        let as_of = self.watermark.borrow().as_of;
+        self.apply(&batch, as_of, &[]).await?;
+        Ok(due.len())
+    }
+
+    /// Steps until nothing is left after the cursor (or the pipeline is
+    /// paused); returns how many entries it consumed.
+    pub async fn run_until_idle(&self) -> Result<u64, StoreError> {
+        let mut consumed = 0;
+        while let Step::Processed(count) = self.step().await? {
+            consumed += count as u64;
+        }
+        Ok(consumed)
+    }
+
+    /// The service loop, until `shutdown` turns true. Store failures are
+    /// logged and retried; nothing is skipped.
+    pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
+        let mut failures = 0_u32;
+        while !*shutdown.borrow() {
+            let outcome = match self.step().await {
+                Ok(Step::Processed(_)) => Ok(true),
+                Ok(Step::Idle | Step::Paused) => self.retry_due().await.map(|tried| tried > 0),
+                Err(error) => Err(error),
+            };
+            let wait = match outcome {
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(false) => {
+                    failures = 0;
+                    self.config.idle_wait
+                }
+                // Another processor moved the cursor: read it again at once.
+                Err(StoreError::Conflict(_)) => continue,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    metrics::counter!("coliseum_processor_failures_total").increment(1);
+                    tracing::error!(error = %error, "the processor could not apply a batch; retrying");
+                    Duration::from_millis(100 * 2_u64.pow(failures.min(6)))
+                }
+            };
+            tokio::select! {
+                () = self.stats.log_appended.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("processor stopped");
+    }
+
+    /// A dead letter for `stored` after its `attempts`-th failure.
+    fn failed(
+        &self,
+        stored: &StoredEntry,
+        reason: String,
+        attempts: i32,
+        first_failed_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> DeadLetter {
+        let exhausted = attempts >= self.config.max_attempts;
+        let backoff = self.config.first_retry * 2_u32.saturating_pow(attempts.saturating_sub(1).unsigned_abs());
+        DeadLetter {
+            seq: stored.seq,
+            event_id: stored.entry.event_id.clone(),
+            reason,
+            attempts,
+            state: if exhausted {
+                DeadLetterState::Dead
+            } else {
+                DeadLetterState::Retrying
+            },
+            first_failed_at,
+            last_failed_at: now,
+            next_attempt_at: (!exhausted).then(|| now + backoff),
+        }
+    }
+
+    async fn apply(
+        &self,
+        batch: &ProcessedBatch,
+        as_of: OffsetDateTime,
+        entries: &[StoredEntry],
+    ) -> Result<(), StoreError> {
+        self.store.apply_batch(batch).await?;
+        let watermark = Watermark {
+            seq: batch.to_seq,
+            as_of: as_of.max(self.watermark.borrow().as_of),
+        };
+        for sink in &self.sinks {
+            sink.applied(batch, watermark);
+        }
+        self.watermark.send_replace(watermark);
+
+        let visible_at = self.clock.now();
+        for stored in entries {
+            let ms = (visible_at - stored.entry.received_at).whole_milliseconds().max(0);
+            self.stats.latency.record(u64::try_from(ms).unwrap_or(u64::MAX), 1);
+        }
+        let failed = batch
+            .dead_letters
+            .iter()
+            .filter(|l| l.state != DeadLetterState::Replayed && l.attempts == 1)
+            .count() as u64;
+        self.stats.processed.record(entries.len() as u64);
+        self.stats.processed_10m.record(entries.len() as u64);
+        self.stats.failed_10m.record(failed);
+        metrics::counter!("coliseum_processed_entries_total").increment(entries.len() as u64);
+        metrics::counter!("coliseum_dead_letters_total").increment(failed);
+        metrics::gauge!("coliseum_processed_seq").set(batch.to_seq as f64);
+        Ok(())
+    }
+}
