@@ -10,3 +10,4 @@ pub mod kpi;
 pub mod money;
 pub mod passport;
 pub mod plans;
+pub mod range;

@@ -7,8 +7,11 @@
 //! through `coliseum_store` traits only.
 
 pub mod deltas;
+pub mod health;
+pub mod hot;
 pub mod ingest;
 pub mod processor;
+pub mod reads;
 pub mod stats;
 
 pub use ingest::{IngestConfig, IngestError, IngestWriter};

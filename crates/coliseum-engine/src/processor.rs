@@ -57,6 +57,9 @@ pub struct Watermark {
 /// What sees every batch right after it is committed: the hot state.
 pub trait AppliedSink: Send + Sync {
     fn applied(&self, batch: &ProcessedBatch, watermark: Watermark);
+
+    /// The log held nothing new: the figures are complete up to a later `as_of`.
+    fn advanced(&self, _watermark: Watermark) {}
 }
 
 /// What one step did.
@@ -154,6 +157,10 @@ impl Processor {
             .await?;
         let Some(last) = entries.last() else {
             self.watermark.send_modify(|w| w.as_of = w.as_of.max(read_at));
+            let watermark = *self.watermark.borrow();
+            for sink in &self.sinks {
+                sink.advanced(watermark);
+            }
             return Ok(Step::Idle);
         };
         let now = self.clock.now();

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
-    StoredEntry,
+    CellFilter, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
+    StoreError, StoredEntry,
 };
 use time::OffsetDateTime;
 
@@ -43,6 +43,24 @@ fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
 /// One column of values pulled out of a slice of rows, for an `UNNEST` parameter.
 fn column<'a, T, U>(rows: &'a [T], pick: impl Fn(&'a T) -> U) -> Vec<U> {
     rows.iter().map(pick).collect()
+}
+
+fn kpis(
+    plays: i64,
+    votes: i64,
+    attendance: i64,
+    revenue_minor: i64,
+    revenue_entries: i64,
+    engagement_tenths: i64,
+) -> Kpis {
+    Kpis {
+        plays,
+        votes,
+        attendance,
+        revenue_minor,
+        revenue_entries,
+        engagement_tenths,
+    }
 }
 
 #[async_trait]
@@ -209,6 +227,66 @@ impl Rollups for PostgresStore {
                 },
             )
             .collect()
+    }
+
+    async fn sum_cells_by_artist(
+        &self,
+        grain: Grain,
+        from: i64,
+        to: i64,
+        filter: &CellFilter,
+    ) -> Result<Vec<(String, Kpis)>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT artist, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, \
+             sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> '' AND ($4::text IS NULL OR artist = $4) AND ($5::text IS NULL OR city = $5) \
+             AND ($6::text IS NULL OR genre = $6) AND ($7::text IS NULL OR live_event = $7) \
+             GROUP BY artist",
+        )
+        .bind(grain.code())
+        .bind(from)
+        .bind(to)
+        .bind(filter.artist.as_deref())
+        .bind(filter.city.as_deref())
+        .bind(filter.genre.as_deref())
+        .bind(filter.live_event.as_deref())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(artist, p, v, a, r, n, e)| (artist, kpis(p, v, a, r, n, e)))
+            .collect())
+    }
+
+    async fn sum_cells_by_bucket(
+        &self,
+        grain: Grain,
+        from: i64,
+        to: i64,
+        filter: &CellFilter,
+    ) -> Result<Vec<(i64, Kpis)>, StoreError> {
+        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT bucket, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, \
+             sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND ($4::text IS NULL OR artist = $4) AND ($5::text IS NULL OR city = $5) \
+             AND ($6::text IS NULL OR genre = $6) AND ($7::text IS NULL OR live_event = $7) \
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(grain.code())
+        .bind(from)
+        .bind(to)
+        .bind(filter.artist.as_deref())
+        .bind(filter.city.as_deref())
+        .bind(filter.genre.as_deref())
+        .bind(filter.live_event.as_deref())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, p, v, a, r, n, e)| (bucket, kpis(p, v, a, r, n, e)))
+            .collect())
     }
 
     async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {

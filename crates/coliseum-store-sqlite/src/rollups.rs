@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
-    StoredEntry,
+    CellFilter, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
+    StoreError, StoredEntry,
 };
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
@@ -55,6 +55,24 @@ fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
         last_failed_at: from_micros(last_us)?,
         next_attempt_at: next_us.map(from_micros).transpose()?,
     })
+}
+
+fn kpis(
+    plays: i64,
+    votes: i64,
+    attendance: i64,
+    revenue_minor: i64,
+    revenue_entries: i64,
+    engagement_tenths: i64,
+) -> Kpis {
+    Kpis {
+        plays,
+        votes,
+        attendance,
+        revenue_minor,
+        revenue_entries,
+        engagement_tenths,
+    }
 }
 
 #[async_trait]
@@ -175,6 +193,64 @@ impl Rollups for SqliteStore {
         .await
         .map_err(classify)?;
         rows.into_iter().map(cell_from_row).collect()
+    }
+
+    async fn sum_cells_by_artist(
+        &self,
+        grain: Grain,
+        from: i64,
+        to: i64,
+        filter: &CellFilter,
+    ) -> Result<Vec<(String, Kpis)>, StoreError> {
+        let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT artist, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM kpi_cells \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> '' AND ($4 IS NULL OR artist = $4) AND ($5 IS NULL OR city = $5) \
+             AND ($6 IS NULL OR genre = $6) AND ($7 IS NULL OR live_event = $7) \
+             GROUP BY artist",
+        )
+        .bind(grain.code())
+        .bind(from)
+        .bind(to)
+        .bind(filter.artist.as_deref())
+        .bind(filter.city.as_deref())
+        .bind(filter.genre.as_deref())
+        .bind(filter.live_event.as_deref())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(artist, p, v, a, r, n, e)| (artist, kpis(p, v, a, r, n, e)))
+            .collect())
+    }
+
+    async fn sum_cells_by_bucket(
+        &self,
+        grain: Grain,
+        from: i64,
+        to: i64,
+        filter: &CellFilter,
+    ) -> Result<Vec<(i64, Kpis)>, StoreError> {
+        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+            "SELECT bucket, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM kpi_cells \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND ($4 IS NULL OR artist = $4) AND ($5 IS NULL OR city = $5) \
+             AND ($6 IS NULL OR genre = $6) AND ($7 IS NULL OR live_event = $7) \
+             GROUP BY bucket ORDER BY bucket",
+        )
+        .bind(grain.code())
+        .bind(from)
+        .bind(to)
+        .bind(filter.artist.as_deref())
+        .bind(filter.city.as_deref())
+        .bind(filter.genre.as_deref())
+        .bind(filter.live_event.as_deref())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(bucket, p, v, a, r, n, e)| (bucket, kpis(p, v, a, r, n, e)))
+            .collect())
     }
 
     async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {

@@ -15,7 +15,9 @@ use async_trait::async_trait;
 pub use records::{
     Appended, LogStats, NewEntry, NewSession, NewUser, StoredEntry, User, UserCredentials, truncate_to_micros,
 };
-pub use rollups::{CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch};
+pub use rollups::{
+    CellFilter, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch,
+};
 
 /// A failure of the store.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +82,26 @@ pub trait Rollups: Send + Sync {
         grain: Grain,
         from_bucket: i64,
     ) -> Result<Vec<(CellKey, coliseum_domain::kpi::Kpis)>, StoreError>;
+
+    /// Sums per artist of the cells of `grain` with `from <= bucket < to`
+    /// that match `filter` (cells without an artist left out).
+    async fn sum_cells_by_artist(
+        &self,
+        grain: Grain,
+        from: i64,
+        to: i64,
+        filter: &CellFilter,
+    ) -> Result<Vec<(String, coliseum_domain::kpi::Kpis)>, StoreError>;
+
+    /// Sums per bucket of the cells of `grain` with `from <= bucket < to`
+    /// that match `filter`, in bucket order.
+    async fn sum_cells_by_bucket(
+        &self,
+        grain: Grain,
+        from: i64,
+        to: i64,
+        filter: &CellFilter,
+    ) -> Result<Vec<(i64, coliseum_domain::kpi::Kpis)>, StoreError>;
 
     /// Every fan-day from `from_day` on.
     async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError>;

@@ -160,3 +160,12 @@ impl ProcessedBatch {
         self.cells.is_empty() && self.fan_days.is_empty() && self.dead_letters.is_empty()
     }
 }
+
+/// Which cells a SQL read sums: each given dimension must match exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CellFilter {
+    pub artist: Option<String>,
+    pub city: Option<String>,
+    pub genre: Option<String>,
+    pub live_event: Option<String>,
+}

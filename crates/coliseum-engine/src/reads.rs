@@ -1,0 +1,425 @@
+//! KPI and leaderboard reads. A range is cut into tiles (runs of hour or day
+//! buckets that exactly cover it); each tile is summed from the hot state
+//! when it holds those buckets in that slice, else from the SQL rollups.
+//! Rankings are cached until the next applied batch and kept for a while as
+//! snapshots, so that a client paging through one never sees an artist twice
+//! or misses one while new entries arrive.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use coliseum_domain::clock::Clock;
+use coliseum_domain::kpi::{Kpis, Metric};
+use coliseum_domain::range::Range;
+use coliseum_store::{CellFilter, Grain, Store, StoreError};
+use time::OffsetDateTime;
+
+use crate::hot::{HotState, Slice};
+use crate::processor::Watermark;
+
+/// Rankings kept for pagination cursors, oldest dropped first.
+const SNAPSHOTS_KEPT: usize = 64;
+/// Distinct leaderboards cached at once; beyond it the cache starts over, so
+/// that requests naming ever new cities cannot grow memory without bound.
+const CACHED_BOARDS: usize = 1024;
+/// What `all` covers: the hot retention window.
+const KEPT_MONTHS: i64 = 24;
+
+/// The optional filters of a read: any combination.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Filters {
+    pub city: Option<String>,
+    pub genre: Option<String>,
+    pub live_event: Option<String>,
+}
+
+impl Filters {
+    /// The one hot-state slice these filters select, if they fit one.
+    fn slice(&self) -> Option<Slice> {
+        match (&self.city, &self.genre, &self.live_event) {
+            (None, None, None) => Some(Slice::All),
+            (Some(city), None, None) => Some(Slice::City(city.clone())),
+            (None, Some(genre), None) => Some(Slice::Genre(genre.clone())),
+            (None, None, Some(live)) => Some(Slice::LiveEvent(live.clone())),
+            _ => None,
+        }
+    }
+
+    fn cells(&self, artist: Option<&str>) -> CellFilter {
+        CellFilter {
+            artist: artist.map(str::to_owned),
+            city: self.city.clone(),
+            genre: self.genre.clone(),
+            live_event: self.live_event.clone(),
+        }
+    }
+}
+
+/// A run of buckets of one grain, `first..=last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Tile {
+    pub grain: Grain,
+    pub first: i64,
+    pub last: i64,
+}
+
+/// The tiles covering `[from, to)`: whole days as day buckets, the hours at
+/// either end as hour buckets. The bucket holding `to` is included when `to`
+/// is not on an hour (the current hour so far). `from` must be on an hour.
+pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Tile> {
+    let first_hour = Grain::Hour.bucket_of(from);
+    let end_hour = (to.unix_timestamp() + Grain::SECONDS_PER_HOUR - 1).div_euclid(Grain::SECONDS_PER_HOUR);
+    if end_hour <= first_hour {
+        return Vec::new();
+    }
+    let hour = |first: i64, end: i64| Tile {
+        grain: Grain::Hour,
+        first,
+        last: end - 1,
+    };
+    if finest == Grain::Hour {
+        return vec![hour(first_hour, end_hour)];
+    }
+    let first_day = first_hour.div_euclid(24) + i64::from(first_hour.rem_euclid(24) != 0);
+    let end_day = end_hour.div_euclid(24);
+    if first_day >= end_day {
+        return vec![hour(first_hour, end_hour)];
+    }
+    let mut tiles = Vec::with_capacity(3);
+    if first_hour < first_day * 24 {
+        tiles.push(hour(first_hour, first_day * 24));
+    }
+    tiles.push(Tile {
+        grain: Grain::Day,
+        first: first_day,
+        last: end_day - 1,
+    });
+    if end_day * 24 < end_hour {
+        tiles.push(hour(end_day * 24, end_hour));
+    }
+    tiles
+}
+
+/// What a leaderboard ranks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BoardQuery {
+    pub metric: Metric,
+    pub range: Range,
+    pub filters: Filters,
+}
+
+/// One ranked artist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ranked {
+    pub rank: u64,
+    pub artist: Arc<str>,
+    pub value: i64,
+}
+
+/// A whole leaderboard as of one applied batch.
+#[derive(Debug)]
+pub struct Ranking {
+    /// Names this snapshot in pagination cursors.
+    pub id: u64,
+    pub query: BoardQuery,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    pub watermark: Watermark,
+    /// The hot state's version it was computed at.
+    pub version: u64,
+    pub entries: Vec<Ranked>,
+    positions: HashMap<Arc<str>, usize>,
+}
+
+impl Ranking {
+    /// Where `artist` stands, if ranked.
+    pub fn position(&self, artist: &str) -> Option<usize> {
+        self.positions.get(artist).copied()
+    }
+}
+
+/// Orders by value descending then artist ascending, keeps values above 0,
+/// and gives standard competition ranks (1, 2, 2, 4).
+pub fn rank(sums: impl IntoIterator<Item = (Arc<str>, i64)>) -> Vec<Ranked> {
+    let mut ranked: Vec<(Arc<str>, i64)> = sums.into_iter().filter(|(_, v)| *v > 0).collect();
+    ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let mut out: Vec<Ranked> = Vec::with_capacity(ranked.len());
+    for (index, (artist, value)) in ranked.into_iter().enumerate() {
+        let rank = match out.last() {
+            Some(previous) if previous.value == value => previous.rank,
+            _ => index as u64 + 1,
+        };
+        out.push(Ranked { rank, artist, value });
+    }
+    out
+}
+
+/// What a KPI read asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KpiQuery {
+    /// `None` for the platform; a live event is a filter.
+    pub artist: Option<String>,
+    pub range: Range,
+    pub bucket: Grain,
+    pub filters: Filters,
+}
+
+/// KPI totals and their series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KpiReport {
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    pub watermark: Watermark,
+    pub totals: Kpis,
+    /// One point per bucket with any figure, oldest first.
+    pub series: Vec<(OffsetDateTime, Kpis)>,
+}
+
+type CacheKey = (Metric, Filters, Vec<Tile>);
+
+/// The read side of the engine.
+pub struct Reads {
+    hot: Arc<HotState>,
+    store: Arc<dyn Store>,
+    cache: Mutex<HashMap<CacheKey, Arc<Ranking>>>,
+    snapshots: Mutex<VecDeque<Arc<Ranking>>>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Reads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reads").finish_non_exhaustive()
+    }
+}
+
+impl Reads {
+    pub fn new(hot: Arc<HotState>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let seed = clock.now().unix_timestamp_nanos() as u64;
+        Self {
+            hot,
+            store,
+            cache: Mutex::new(HashMap::new()),
+            snapshots: Mutex::new(VecDeque::new()),
+            // Ids differ between restarts, so an old cursor never names a new snapshot.
+            next_id: AtomicU64::new(seed & 0x000f_ffff_ffff_ffff),
+        }
+    }
+
+    /// `[from, to)` of `range` as of the data's watermark.
+    fn bounds(&self, range: Range, watermark: Watermark) -> (OffsetDateTime, OffsetDateTime) {
+        let as_of = watermark.as_of;
+        let kept_from = (as_of - time::Duration::days(KEPT_MONTHS * 365 / 12)).replace_time(time::Time::MIDNIGHT);
+        range.bounds(as_of, kept_from)
+    }
+
+    /// The ranking for `query` as of the newest applied batch.
+    pub async fn leaderboard(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
+        let version = self.hot.version();
+        let watermark = self.hot.watermark();
+        let (from, to) = self.bounds(query.range, watermark);
+        let tiles = tiles(from, to, Grain::Day);
+        let key: CacheKey = (query.metric, query.filters.clone(), tiles.clone());
+        if let Some(cached) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && cached.version == version
+        {
+            return Ok(cached.clone());
+        }
+        let mut sums: HashMap<Arc<str>, i64> = HashMap::new();
+        for tile in &tiles {
+            for (artist, kpis) in self.sum_by_artist(*tile, &query.filters).await? {
+                *sums.entry(artist).or_default() += kpis.metric(query.metric);
+            }
+        }
+        let entries = rank(sums);
+        let positions = entries.iter().enumerate().map(|(i, r)| (r.artist.clone(), i)).collect();
+        let ranking = Arc::new(Ranking {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            query: query.clone(),
+            from,
+            to,
+            watermark,
+            version,
+            entries,
+            positions,
+        });
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= CACHED_BOARDS {
+                cache.clear();
+            }
+            cache.insert(key, ranking.clone());
+        }
+        let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
+        if snapshots.len() == SNAPSHOTS_KEPT {
+            snapshots.pop_front();
+        }
+        snapshots.push_back(ranking.clone());
+        Ok(ranking)
+    }
+
+    /// A ranking handed out earlier, while it is kept.
+    pub fn snapshot(&self, id: u64) -> Option<Arc<Ranking>> {
+        self.snapshots
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|r| r.id == id)
+            .cloned()
+    }
+
+    /// The freshest watermark for a ranking still current: `as_of` moves on
+    /// while no new batch changes the figures.
+    pub fn current_watermark(&self, ranking: &Ranking) -> Watermark {
+        let watermark = self.hot.watermark();
+        if self.hot.version() == ranking.version && watermark.seq == ranking.watermark.seq {
+            watermark
+        } else {
+            ranking.watermark
+        }
+    }
+
+    /// KPI totals and series for `query`.
+    pub async fn kpis(&self, query: &KpiQuery) -> Result<KpiReport, StoreError> {
+        let watermark = self.hot.watermark();
+        let (from, to) = self.bounds(query.range, watermark);
+        let mut points: std::collections::BTreeMap<i64, Kpis> = std::collections::BTreeMap::new();
+        for tile in tiles(from, to, query.bucket) {
+            for (bucket, kpis) in self
+                .sum_by_bucket(tile, &query.filters, query.artist.as_deref())
+                .await?
+            {
+                // Hours of a partial day add up into that day's point.
+                let start = tile.grain.start_of(bucket);
+                *points.entry(query.bucket.bucket_of(start)).or_default() += kpis;
+            }
+        }
+        let series: Vec<(OffsetDateTime, Kpis)> = points
+            .into_iter()
+            .filter(|(_, k)| !k.is_zero())
+            .map(|(bucket, k)| (query.bucket.start_of(bucket), k))
+            .collect();
+        Ok(KpiReport {
+            from,
+            to,
+            watermark,
+            totals: series.iter().map(|(_, k)| *k).sum(),
+            series,
+        })
+    }
+
+    async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Vec<(Arc<str>, Kpis)>, StoreError> {
+        if let Some(slice) = filters.slice() {
+            let hot = self.hot.clone();
+            let summed = tokio::task::spawn_blocking(move || hot.by_artist(tile.grain, tile.first, tile.last, &slice))
+                .await
+                .map_err(|e| StoreError::Internal(format!("summing the hot state failed: {e}")))?;
+            if let Some(summed) = summed {
+                return Ok(summed.sums);
+            }
+        }
+        let rows = self
+            .store
+            .sum_cells_by_artist(tile.grain, tile.first, tile.last + 1, &filters.cells(None))
+            .await?;
+        Ok(rows.into_iter().map(|(artist, k)| (Arc::from(artist), k)).collect())
+    }
+
+    async fn sum_by_bucket(
+        &self,
+        tile: Tile,
+        filters: &Filters,
+        artist: Option<&str>,
+    ) -> Result<Vec<(i64, Kpis)>, StoreError> {
+        if let Some(slice) = filters.slice()
+            && let Some((_, points)) = self.hot.series(tile.grain, tile.first, tile.last, &slice, artist)
+        {
+            return Ok(points);
+        }
+        self.store
+            .sum_cells_by_bucket(tile.grain, tile.first, tile.last + 1, &filters.cells(artist))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn arc(s: &str) -> Arc<str> {
+        Arc::from(s)
+    }
+
+    #[test]
+    fn ranks_are_standard_competition_ranks_with_ties_by_artist() {
+        let ranked = rank([
+            (arc("b"), 5),
+            (arc("a"), 5),
+            (arc("c"), 9),
+            (arc("d"), 1),
+            (arc("z"), 0),
+            (arc("y"), -2),
+        ]);
+        let view: Vec<(u64, &str, i64)> = ranked.iter().map(|r| (r.rank, &*r.artist, r.value)).collect();
+        assert_eq!(view, vec![(1, "c", 9), (2, "a", 5), (2, "b", 5), (4, "d", 1)]);
+    }
+
+    fn tile(grain: Grain, first: i64, last: i64) -> Tile {
+        Tile { grain, first, last }
+    }
+
+    #[test]
+    fn tiles_cover_a_range_with_days_inside_and_hours_at_the_ends() {
+        let day = Grain::Day.bucket_of(datetime!(2026-11-20 0:00 UTC));
+        let hour = day * 24;
+        // 7d as of 18:04: six whole days, then today's hours so far.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-14 0:00 UTC),
+                datetime!(2026-11-20 18:04 UTC),
+                Grain::Day
+            ),
+            vec![tile(Grain::Day, day - 6, day - 1), tile(Grain::Hour, hour, hour + 18)]
+        );
+        // A custom range from 22:00 to 02:00 two days later.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-18 22:00 UTC),
+                datetime!(2026-11-20 2:00 UTC),
+                Grain::Day
+            ),
+            vec![
+                tile(Grain::Hour, hour - 26, hour - 25),
+                tile(Grain::Day, day - 1, day - 1),
+                tile(Grain::Hour, hour, hour + 1)
+            ]
+        );
+        // 24h never holds a whole day unless it starts at midnight.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-19 19:00 UTC),
+                datetime!(2026-11-20 18:04 UTC),
+                Grain::Day
+            ),
+            vec![tile(Grain::Hour, hour - 5, hour + 18)]
+        );
+        // Hour series never use day buckets.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-14 0:00 UTC),
+                datetime!(2026-11-20 18:00 UTC),
+                Grain::Hour
+            ),
+            vec![tile(Grain::Hour, hour - 144, hour + 17)]
+        );
+        assert!(
+            tiles(
+                datetime!(2026-11-20 18:00 UTC),
+                datetime!(2026-11-20 18:00 UTC),
+                Grain::Day
+            )
+            .is_empty()
+        );
+    }
+}
