@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use coliseum_domain::clock::{Clock, SystemClock};
-use coliseum_engine::{IngestWriter, PipelineStats};
+use coliseum_engine::health::{HealthHistory, pipeline_health};
+use coliseum_engine::hot::HotState;
+use coliseum_engine::reads::Reads;
+use coliseum_engine::{IngestWriter, PipelineStats, Processor, ProcessorConfig};
 use coliseum_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -24,6 +27,10 @@ pub struct AppState {
     pub ingest: IngestWriter,
     pub clock: Arc<dyn Clock>,
     pub stats: Arc<PipelineStats>,
+    pub processor: Arc<Processor>,
+    pub reads: Arc<Reads>,
+    /// Pipeline health sampled every [`HEALTH_SAMPLE_EVERY`], for the admin charts.
+    pub health_history: Arc<HealthHistory>,
     pub settings: Arc<Settings>,
     /// KiB of delivery bodies being read, parsed or committed at once: what
     /// bounds the memory of ingestion however many connections are open.
@@ -56,6 +63,40 @@ pub struct Application {
     writer_task: JoinHandle<()>,
 }
 
+/// How often pipeline health is sampled for the charts; a day of samples is kept.
+pub const HEALTH_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const HEALTH_SAMPLES_KEPT: usize = 24 * 360;
+
+/// Starts the processor's service loop and the health sampler; send `true`
+/// to stop both.
+fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHandle<()>, JoinHandle<()>) {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let processor = state.processor.clone();
+    let processor_stopped = stopped.clone();
+    let processor_task = tokio::spawn(async move { processor.run(processor_stopped).await });
+    let sampler_task = tokio::spawn(sample_health(state.clone(), stopped));
+    (stop, processor_task, sampler_task)
+}
+
+async fn sample_health(state: AppState, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(HEALTH_SAMPLE_EVERY);
+    while !*stopped.borrow() {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stopped.changed() => continue,
+        }
+        match pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, state.clock.now()).await {
+            Ok(health) => {
+                metrics::gauge!("coliseum_pipeline_queue_depth").set(health.queue_depth as f64);
+                metrics::gauge!("coliseum_pipeline_dead_letters").set(health.dead_letters as f64);
+                metrics::gauge!("coliseum_pipeline_latency_p95_ms").set(health.latency_ms.p95);
+                state.health_history.record(health);
+            }
+            Err(error) => tracing::warn!(error = %error, "pipeline health not sampled"),
+        }
+    }
+}
+
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         Self::build_with_clock(settings, Arc::new(SystemClock)).await
@@ -66,15 +107,38 @@ impl Application {
         let store = open_store(&settings.database_url).await?;
         let stats = Arc::new(PipelineStats::default());
         let (ingest, writer_task) = IngestWriter::start(store.clone(), settings.ingest, stats.clone());
+        // The hot state is loaded before the processor starts, so it reflects
+        // exactly the cursor the processor continues from.
+        let hot = Arc::new(
+            HotState::load(store.as_ref(), clock.clone())
+                .await
+                .context("loading the hot state")?,
+        );
+        let processor = Arc::new(
+            Processor::new(
+                store.clone(),
+                Arc::new(settings.fx.clone()),
+                clock.clone(),
+                stats.clone(),
+                ProcessorConfig::default(),
+                vec![hot.clone()],
+            )
+            .await
+            .context("starting the processor")?,
+        );
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        let reads = Arc::new(Reads::new(hot, store.clone(), clock.clone()));
         let ingest_body_budget = Arc::new(tokio::sync::Semaphore::new(settings.ingest_inflight_kib()));
         let state = AppState {
             store,
             ingest,
             clock,
             stats,
+            processor,
+            reads,
+            health_history: Arc::new(HealthHistory::new(HEALTH_SAMPLES_KEPT)),
             settings: Arc::new(settings),
             ingest_body_budget,
         };
@@ -98,6 +162,7 @@ impl Application {
 
     /// Serves until `shutdown` resolves, then drains: requests in flight are
     /// answered and every entry acknowledged is committed before returning.
+    /// The processor runs alongside and stops last, between two batches.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Self {
             listener,
@@ -105,6 +170,7 @@ impl Application {
             writer_task,
         } = self;
         let ingest = state.ingest.clone();
+        let (stop_pipeline, processor_task, sampler_task) = spawn_pipeline(&state);
         let router = routes::router(state);
         axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
@@ -112,6 +178,9 @@ impl Application {
             .context("serving HTTP")?;
         ingest.shutdown();
         writer_task.await.context("the ingest writer failed")?;
+        let _ = stop_pipeline.send(true);
+        processor_task.await.context("the processor failed")?;
+        sampler_task.await.context("the health sampler failed")?;
         tracing::info!("stopped");
         Ok(())
     }

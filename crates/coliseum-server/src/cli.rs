@@ -19,7 +19,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Runs the engine: HTTP API and ingest writer.
+    /// Runs the engine: HTTP API, ingest writer and processor.
     Serve(ServeArgs),
     /// Applies migrations to the database and exits.
     Migrate(DatabaseArgs),
@@ -28,6 +28,8 @@ pub enum Command {
     Users(UsersCommand),
     /// Writes realistic synthetic Passport entries as JSON lines.
     Generate(GenerateArgs),
+    /// Empties every derived table and recomputes it from the log.
+    Rebuild(DatabaseArgs),
     /// Runs a benchmark (BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod demo;
 pub mod generate;
 pub mod observability;
+pub mod params;
 pub mod problem;
 pub mod routes;
 pub mod sessions;

@@ -48,6 +48,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::create_user(&database_url, &args).await
         }
         Command::Generate(args) => commands::generate(&args),
+        Command::Rebuild(args) => {
+            commands::rebuild(&file.database_url(args.database_url.as_ref()), file.fx_table()?).await
+        }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
     }
 }

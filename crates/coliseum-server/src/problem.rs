@@ -42,6 +42,9 @@ pub enum AppError {
     /// 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 410: what the request names existed and is no longer kept.
+    #[error("{detail}")]
+    Gone { detail: String },
     /// 413.
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
@@ -55,6 +58,9 @@ pub enum AppError {
         errors: Vec<FieldError>,
         extensions: Map<String, Value>,
     },
+    /// 422: a query or path parameter is out of its domain.
+    #[error("`{parameter}` {detail}")]
+    InvalidParameter { parameter: String, detail: String },
     /// 503: nothing was acknowledged; retry after the given seconds.
     #[error("{detail}")]
     Unavailable { detail: String, retry_after_s: u32 },
@@ -75,6 +81,7 @@ impl AppError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
+            Self::Gone { .. } => (StatusCode::GONE, "gone", "Gone"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -85,6 +92,11 @@ impl AppError {
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "validation-failed",
                 "Validation failed",
+            ),
+            Self::InvalidParameter { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid-parameter",
+                "Invalid parameter",
             ),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
@@ -100,6 +112,14 @@ impl AppError {
                 errors,
                 extensions,
             } => (detail.clone(), errors.clone(), extensions.clone()),
+            Self::InvalidParameter { parameter, detail } => (
+                self.to_string(),
+                Vec::new(),
+                Map::from_iter([(
+                    "errors".to_owned(),
+                    serde_json::json!([{"parameter": parameter, "detail": detail}]),
+                )]),
+            ),
             Self::Internal(_) => (
                 "an unexpected error occurred; it has been logged".to_owned(),
                 Vec::new(),
@@ -114,6 +134,15 @@ impl AppError {
             detail,
             errors,
             extensions,
+        }
+    }
+}
+
+impl AppError {
+    pub fn parameter(parameter: &str, detail: impl std::fmt::Display) -> Self {
+        Self::InvalidParameter {
+            parameter: parameter.to_owned(),
+            detail: detail.to_string(),
         }
     }
 }
@@ -180,5 +209,14 @@ mod tests {
         assert_eq!(json["status"], 422);
         assert_eq!(json["errors"][0]["pointer"], "/events/0/type");
         assert!(json["results"].is_array());
+    }
+
+    #[test]
+    fn parameter_errors_name_the_parameter() {
+        let json =
+            serde_json::to_value(AppError::parameter("limit", "must be between 1 and 100").problem()).expect("json");
+        assert_eq!(json["status"], 422);
+        assert_eq!(json["errors"][0]["parameter"], "limit");
+        assert_eq!(json["errors"][0]["detail"], "must be between 1 and 100");
     }
 }

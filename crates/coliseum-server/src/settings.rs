@@ -59,6 +59,22 @@ pub struct FileConfig {
 }
 
 impl FileConfig {
+    /// The base currency and exchange rates: `COLISEUM_BASE_CURRENCY` and
+    /// `COLISEUM_FX_RATES`, else the file, else USD with no other rates.
+    pub fn fx_table(&self) -> anyhow::Result<FxTable> {
+        let base_text = std::env::var("COLISEUM_BASE_CURRENCY")
+            .ok()
+            .or_else(|| self.base_currency.clone())
+            .unwrap_or_else(|| "USD".to_owned());
+        let base = Currency::parse(&base_text)
+            .with_context(|| format!("COLISEUM_BASE_CURRENCY `{base_text}` is not an ISO 4217 code"))?;
+        let rates = std::env::var("COLISEUM_FX_RATES")
+            .ok()
+            .or_else(|| self.fx_rates.clone())
+            .unwrap_or_default();
+        FxTable::parse(base, &rates).context("COLISEUM_FX_RATES")
+    }
+
     /// Reads `path`; with no path, `coliseum.toml` in the working directory if present.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let (path, required) = match path {
@@ -137,17 +153,7 @@ impl Settings {
                 coliseum_domain::passport::MAX_BATCH_ENTRIES
             );
         }
-        let base_text = std::env::var("COLISEUM_BASE_CURRENCY")
-            .ok()
-            .or_else(|| file.base_currency.clone())
-            .unwrap_or_else(|| "USD".to_owned());
-        let base = Currency::parse(&base_text)
-            .with_context(|| format!("COLISEUM_BASE_CURRENCY `{base_text}` is not an ISO 4217 code"))?;
-        let rates = std::env::var("COLISEUM_FX_RATES")
-            .ok()
-            .or_else(|| file.fx_rates.clone())
-            .unwrap_or_default();
-        let fx = FxTable::parse(base, &rates).context("COLISEUM_FX_RATES")?;
+        let fx = file.fx_table()?;
         Ok(Self {
             listen,
             database_url,

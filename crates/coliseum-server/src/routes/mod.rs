@@ -2,7 +2,10 @@
 //! URL paths (`routes/passport.rs` serves `/v1/passport/…`).
 
 mod admin;
+mod analytics;
 mod auth;
+mod kpis;
+mod leaderboards;
 mod ops;
 mod passport;
 
@@ -19,6 +22,8 @@ pub fn router(state: AppState) -> Router {
         .merge(passport::router())
         .merge(auth::router())
         .merge(admin::router())
+        .merge(kpis::router())
+        .merge(leaderboards::router())
         .merge(ops::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -25,18 +25,23 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Ready when the store answers (migrations ran before the listener opened).
+/// Ready when the store answers (migrations ran before the listener opened)
+/// and the processor is running, or paused on purpose.
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
-    state.store.ping().await.map_err(|error| {
+    let unready = |error: coliseum_store::StoreError| {
         tracing::warn!(error = %error, "not ready");
         AppError::Unavailable {
             detail: "the store is unreachable".to_owned(),
             retry_after_s: 5,
         }
-    })?;
-    Ok(Json(
-        json!({"status": "ready", "backend": state.store.backend(), "processor": "not yet part of this engine"}),
-    ))
+    };
+    state.store.ping().await.map_err(unready)?;
+    let pipeline = state.store.pipeline_state().await.map_err(unready)?;
+    Ok(Json(json!({
+        "status": "ready",
+        "backend": state.store.backend(),
+        "processor": if pipeline.paused { "paused" } else { "running" },
+    })))
 }
 
 async fn metrics(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {

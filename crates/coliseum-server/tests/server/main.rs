@@ -3,6 +3,7 @@
 //! One test binary for the crate keeps link times down.
 
 mod admin;
+mod analytics;
 mod ingest;
 mod outage;
 mod process;
