@@ -67,13 +67,18 @@ pub struct Application {
 pub const HEALTH_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 const HEALTH_SAMPLES_KEPT: usize = 24 * 360;
 
-/// Starts the processor's service loop and the health sampler; send `true`
-/// to stop both.
+/// Starts the processor's service loop (unless this node does not process)
+/// and the health sampler; send `true` to stop both.
 fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHandle<()>, JoinHandle<()>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let processor = state.processor.clone();
+    let processor = state.settings.process.then(|| state.processor.clone());
     let processor_stopped = stopped.clone();
-    let processor_task = tokio::spawn(async move { processor.run(processor_stopped).await });
+    let processor_task = tokio::spawn(async move {
+        match processor {
+            Some(processor) => processor.run(processor_stopped).await,
+            None => tracing::info!("this node does not process (--process false)"),
+        }
+    });
     let sampler_task = tokio::spawn(sample_health(state.clone(), stopped));
     (stop, processor_task, sampler_task)
 }

@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// MiB of delivery bodies being read and parsed at once; beyond it requests get 503.
     #[arg(long, env = "COLISEUM_INGEST_INFLIGHT_MIB")]
     pub ingest_inflight_mib: Option<usize>,
+    /// Whether this node runs the processor (default true); `false` makes an
+    /// ingest-only node, for deployments where another node processes.
+    #[arg(long, env = "COLISEUM_PROCESS")]
+    pub process: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -50,6 +50,7 @@ pub struct FileConfig {
     metrics_token: Option<String>,
     demo: Option<bool>,
     demo_rate: Option<u32>,
+    process: Option<bool>,
     ingest_max_batch: Option<usize>,
     ingest_linger_ms: Option<u64>,
     ingest_queue_entries: Option<usize>,
@@ -107,6 +108,8 @@ pub struct Settings {
     pub metrics_token: Option<Secret>,
     pub demo: bool,
     pub demo_rate: u32,
+    /// Whether this node runs the processor.
+    pub process: bool,
     pub ingest: IngestConfig,
     /// MiB of delivery bodies in flight at most; beyond it, `503`.
     pub ingest_inflight_mib: usize,
@@ -164,6 +167,7 @@ impl Settings {
             metrics_token: pick(&args.metrics_token, &file.metrics_token).map(Secret::new),
             demo: args.demo || file.demo.unwrap_or(false),
             demo_rate: args.demo_rate.or(file.demo_rate).unwrap_or(20),
+            process: args.process.or(file.process).unwrap_or(true),
             ingest,
             ingest_inflight_mib: args
                 .ingest_inflight_mib
@@ -186,6 +190,7 @@ impl Settings {
             metrics_token: None,
             demo: false,
             demo_rate: 20,
+            process: true,
             ingest: IngestConfig::default(),
             ingest_inflight_mib: 64,
             fx: FxTable::new(Currency::parse("USD").unwrap_or_else(|| unreachable!("USD is a currency code"))),

@@ -48,6 +48,10 @@ pub struct IngestBenchArgs {
     /// Database connections the baseline's clients share (PostgreSQL allows 100 by default).
     #[arg(long, default_value_t = 64)]
     pub baseline_connections: u32,
+    /// Runs the processor in the engine under test too. Off by default: this
+    /// measures ingestion, as an ingest-only node (`--process false`) does it.
+    #[arg(long)]
+    pub with_processor: bool,
 }
 
 const ALL_SCENARIOS: &[&str] = &[
@@ -114,9 +118,14 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         other => bail!("--backend must be sqlite, postgres or both, not `{other}`"),
     };
     println!(
-        "# coliseum bench ingest — {} s per scenario, {} cores",
+        "# coliseum bench ingest — {} s per scenario, {} cores, processor {}",
         args.seconds,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if args.with_processor {
+            "running in the engine under test"
+        } else {
+            "off (an ingest-only node)"
+        }
     );
     println!();
     println!(
@@ -189,10 +198,11 @@ struct Server {
 }
 
 impl Server {
-    async fn start(database_url: &str, secret: &str, extra: &[&str]) -> anyhow::Result<Self> {
+    async fn start(database_url: &str, secret: &str, process: bool, extra: &[&str]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the coliseum binary")?;
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+            .args(["--process", if process { "true" } else { "false" }])
             .args(extra)
             .env("COLISEUM_PASSPORT_WEBHOOK_SECRET", secret)
             .env("RUST_LOG", "warn")
@@ -244,7 +254,7 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
     let (key, secret) = WebhookKey::generate();
     let key = Arc::new(key);
     let database = BenchDatabase::create(backend, &args.postgres_url, "engine").await?;
-    let server = Server::start(&database.url, &secret, &[]).await?;
+    let server = Server::start(&database.url, &secret, args.with_processor, &[]).await?;
     let duration = Duration::from_secs(args.seconds);
     let row = |scenario: &str, connections: usize, batch: usize, m: &Measured, note: String| {
         println!(
@@ -343,7 +353,13 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
         // A small queue makes the overload reach it; 512 connections × 1000 entries
         // offer 10× what the queue may hold.
         let overload_db = BenchDatabase::create(backend, &args.postgres_url, "overload").await?;
-        let server = Server::start(&overload_db.url, &secret, &["--ingest-queue-entries", "51200"]).await?;
+        let server = Server::start(
+            &overload_db.url,
+            &secret,
+            args.with_processor,
+            &["--ingest-queue-entries", "51200"],
+        )
+        .await?;
         let measured = load(&server.base_url, &key, "overload", 512, 1000, Load::For(duration)).await?;
         let alive = reqwest::get(format!("http://{}/healthz", server.base_url))
             .await

@@ -40,7 +40,11 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     Ok(Json(json!({
         "status": "ready",
         "backend": state.store.backend(),
-        "processor": if pipeline.paused { "paused" } else { "running" },
+        "processor": match (state.settings.process, pipeline.paused) {
+            (false, _) => "elsewhere",
+            (true, true) => "paused",
+            (true, false) => "running",
+        },
     })))
 }
 
