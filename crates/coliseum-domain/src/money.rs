@@ -111,6 +111,11 @@ impl FxTable {
         self.base
     }
 
+    /// Whether amounts in `currency` can be converted.
+    pub fn converts(&self, currency: Currency) -> bool {
+        currency == self.base || self.rates.contains_key(&currency)
+    }
+
     /// `amount_minor` of `currency` in minor units of the base currency, or
     /// `None` when no rate is configured for `currency`.
     pub fn to_base_minor(&self, amount_minor: i64, currency: Currency) -> Option<i64> {

@@ -168,9 +168,13 @@ impl Processor {
         let mut dead_letters = Vec::new();
         for stored in &entries {
             if let Err(failure) = deltas.add(&stored.entry, &self.fx) {
-                tracing::warn!(seq = stored.seq, event_id = %stored.entry.event_id, error = %failure, "entry not counted");
+                tracing::debug!(seq = stored.seq, event_id = %stored.entry.event_id, error = %failure, "entry not counted");
                 dead_letters.push(self.failed(stored, failure.to_string(), 1, now, now));
             }
+        }
+        if let Some(first) = dead_letters.first() {
+            // One line a batch, not one an entry: a missing rate can fail thousands.
+            tracing::warn!(count = dead_letters.len(), first_reason = %first.reason, "entries not counted; they wait in the dead letters");
         }
         // Everything received before this read began is in the log up to its end.
         let complete = entries.len() < self.config.batch_entries as usize;

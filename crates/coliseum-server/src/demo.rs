@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use coliseum_domain::money::{Currency, FxTable};
 use coliseum_domain::plans::{Plan, Role};
 use coliseum_store::NewUser;
 use rand::distr::{Alphanumeric, SampleString};
@@ -21,6 +22,9 @@ use crate::webhook::WebhookKey;
 const BACKFILL_ENTRIES: u64 = 5000;
 const BACKFILL_BATCH: usize = 500;
 
+/// Rates for the demo's currencies when the operator configured none.
+const DEMO_FX_RATES: &str = "EUR=1.08,GBP=1.27,NGN=0.00065";
+
 pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let key = match settings.passport_webhook_key.clone() {
         Some(key) => key,
@@ -31,6 +35,13 @@ pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
         }
     };
     let rate = settings.demo_rate.max(1);
+    // The synthetic payments come in these currencies; without rates they
+    // would all wait in the dead letters.
+    let demo_currencies = ["EUR", "GBP", "NGN"].map(|code| Currency::parse(code).unwrap_or_else(|| unreachable!()));
+    if settings.fx.base().as_str() == "USD" && !demo_currencies.iter().any(|c| settings.fx.converts(*c)) {
+        settings.fx = FxTable::parse(settings.fx.base(), DEMO_FX_RATES)?;
+        println!("Demo exchange rates (COLISEUM_FX_RATES): {DEMO_FX_RATES}");
+    }
     let application = Application::build(settings).await?;
     seed_accounts(&application).await?;
     commands::announce(&application);
