@@ -116,3 +116,82 @@ fn tier_index(tenths: u16) -> usize {
         _ => 4,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use coliseum_domain::money::Currency;
+    use proptest::prelude::*;
+    use serde_json::json;
+    use time::macros::datetime;
+
+    const TYPES: &[&str] = &[
+        "audio.play",
+        "vote.cast",
+        "vote.retracted",
+        "event.attended",
+        "treasury.money_spent",
+        "treasury.refunded",
+        "social.share",
+        "badge.earned",
+        "hologram.beamed",
+    ];
+
+    fn stored(i: usize, kind: usize, artist: u8, minutes: u16, duration: u32, euros: bool) -> NewEntry {
+        let now = datetime!(2026-11-20 12:00 UTC);
+        let at = now - time::Duration::minutes(i64::from(minutes));
+        let city = ["Oslo", " oslo", "Lima"][usize::from(artist) % 3];
+        let envelope = json!({
+            "event_id": format!("e-{i}"), "schema_version": 1, "type": TYPES[kind % TYPES.len()],
+            "timestamp": at.format(&time::format_description::well_known::Rfc3339).expect("format"),
+            "user_id": format!("fan_{}", artist % 3), "artist_id": format!("art_{artist}"),
+            "metadata": {"city": city, "live_event_id": "live_1",
+                         "amount_minor": 250, "currency": if euros { "EUR" } else { "USD" }},
+            "engagement": {"duration_ms": duration},
+        });
+        let entry = validate_raw_envelope(&envelope.to_string(), "", &ValidationContext::at(now)).expect("valid");
+        NewEntry::from_entry(entry, now)
+    }
+
+    fn deltas_of(entries: &[NewEntry], fx: &FxTable) -> Deltas {
+        let mut deltas = Deltas::default();
+        for entry in entries {
+            let _ = deltas.add(entry, fx);
+        }
+        deltas
+    }
+
+    proptest! {
+        // Processing a stream in any split gives the same rollups as in one go.
+        #[test]
+        fn any_split_of_a_stream_sums_to_the_same_deltas(
+            raw in proptest::collection::vec((0usize..9, 0u8..6, 0u16..4000, 0u32..60_000, any::<bool>()), 1..120),
+            cuts in proptest::collection::vec(0usize..120, 0..8),
+        ) {
+            let fx = FxTable::parse(Currency::parse("USD").expect("USD"), "EUR=1.1").expect("rates");
+            let entries: Vec<NewEntry> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, &(kind, artist, minutes, duration, euros))| stored(i, kind, artist, minutes, duration, euros))
+                .collect();
+            let whole = deltas_of(&entries, &fx);
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (entries.len() + 1)).collect();
+            cuts.push(0);
+            cuts.push(entries.len());
+            cuts.sort_unstable();
+            let mut merged = Deltas::default();
+            for pair in cuts.windows(2) {
+                merged.merge(deltas_of(&entries[pair[0]..pair[1]], &fx));
+            }
+            prop_assert_eq!(merged, whole);
+        }
+    }
+
+    #[test]
+    fn a_stored_entry_that_no_longer_validates_is_a_failure_not_a_panic() {
+        let mut broken = stored(0, 0, 1, 5, 40_000, false);
+        broken.envelope = "{\"event_id\": 7}".to_owned();
+        let failure = Deltas::default().add(&broken, &FxTable::new(Currency::parse("USD").expect("USD")));
+        assert!(matches!(failure, Err(EntryFailure::Invalid(_))), "{failure:?}");
+    }
+}
