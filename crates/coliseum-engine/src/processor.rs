@@ -146,48 +146,102 @@ impl Processor {
 
     /// Reads the next batch after the cursor and applies it.
     pub async fn step(&self) -> Result<Step, StoreError> {
+        match self.prepare(None).await? {
+            Next::Batch(prepared) => {
+                let count = prepared.received.len();
+                self.commit(prepared).await?;
+                Ok(Step::Processed(count))
+            }
+            Next::Idle(read_at) => {
+                self.advance(read_at);
+                Ok(Step::Idle)
+            }
+            Next::Paused => Ok(Step::Paused),
+        }
+    }
+
+    /// Steps until nothing is left after the cursor (or the pipeline is
+    /// paused), reading and computing each batch while the one before it is
+    /// being written; returns how many entries it consumed.
+    pub async fn run_until_idle(&self) -> Result<u64, StoreError> {
+        let mut consumed = 0;
+        let mut next = self.prepare(None).await?;
+        loop {
+            let prepared = match next {
+                Next::Batch(prepared) => prepared,
+                Next::Idle(read_at) => {
+                    self.advance(read_at);
+                    return Ok(consumed);
+                }
+                Next::Paused => return Ok(consumed),
+            };
+            consumed += prepared.received.len() as u64;
+            let cursor = prepared.batch.to_seq;
+            let (committed, upcoming) = tokio::join!(self.commit(prepared), self.prepare(Some(cursor)));
+            committed?;
+            next = upcoming?;
+        }
+    }
+
+    /// Reads the batch after `cursor` (the stored one when `None`) and
+    /// computes its deltas on a blocking thread, so that it can overlap the
+    /// write of the batch before it.
+    async fn prepare(&self, cursor: Option<i64>) -> Result<Next, StoreError> {
         let state = self.store.pipeline_state().await?;
         if state.paused {
-            return Ok(Step::Paused);
+            return Ok(Next::Paused);
         }
+        let from_seq = cursor.unwrap_or(state.processed_seq);
         let read_at = self.clock.now();
-        let entries = self
-            .store
-            .read_after(state.processed_seq, self.config.batch_entries)
-            .await?;
+        let entries = self.store.read_after(from_seq, self.config.batch_entries).await?;
         let Some(last) = entries.last() else {
-            self.watermark.send_modify(|w| w.as_of = w.as_of.max(read_at));
-            let watermark = *self.watermark.borrow();
-            for sink in &self.sinks {
-                sink.advanced(watermark);
-            }
-            return Ok(Step::Idle);
+            return Ok(Next::Idle(read_at));
         };
-        let now = self.clock.now();
-        let mut deltas = Deltas::default();
-        let mut dead_letters = Vec::new();
-        for stored in &entries {
-            if let Err(failure) = deltas.add(&stored.entry, &self.fx) {
-                tracing::debug!(seq = stored.seq, event_id = %stored.entry.event_id, error = %failure, "entry not counted");
-                dead_letters.push(self.failed(stored, failure.to_string(), 1, now, now));
-            }
-        }
-        if let Some(first) = dead_letters.first() {
-            // One line a batch, not one an entry: a missing rate can fail thousands.
-            tracing::warn!(count = dead_letters.len(), first_reason = %first.reason, "entries not counted; they wait in the dead letters");
-        }
         // Everything received before this read began is in the log up to its end.
         let complete = entries.len() < self.config.batch_entries as usize;
         let as_of = if complete { read_at } else { last.entry.received_at };
-        let batch = ProcessedBatch {
-            from_seq: state.processed_seq,
-            to_seq: last.seq,
-            cells: deltas.cells.into_iter().collect(),
-            fan_days: deltas.fan_days.into_iter().collect(),
-            dead_letters,
-        };
-        self.apply(&batch, as_of, &entries).await?;
-        Ok(Step::Processed(entries.len()))
+        let to_seq = last.seq;
+        let (fx, config, now) = (self.fx.clone(), self.config, self.clock.now());
+        tokio::task::spawn_blocking(move || {
+            let mut deltas = Deltas::default();
+            let mut dead_letters = Vec::new();
+            for stored in &entries {
+                if let Err(failure) = deltas.add(&stored.entry, &fx) {
+                    tracing::debug!(seq = stored.seq, event_id = %stored.entry.event_id, error = %failure, "entry not counted");
+                    dead_letters.push(failed(&config, stored, failure.to_string(), 1, now, now));
+                }
+            }
+            if let Some(first) = dead_letters.first() {
+                // One line a batch, not one an entry: a missing rate can fail thousands.
+                tracing::warn!(count = dead_letters.len(), first_reason = %first.reason, "entries not counted; they wait in the dead letters");
+            }
+            Next::Batch(Prepared {
+                batch: ProcessedBatch {
+                    from_seq,
+                    to_seq,
+                    cells: deltas.cells.into_iter().collect(),
+                    fan_days: deltas.fan_days.into_iter().collect(),
+                    dead_letters,
+                },
+                as_of,
+                received: entries.iter().map(|e| e.entry.received_at).collect(),
+            })
+        })
+        .await
+        .map_err(|error| StoreError::Internal(format!("computing a batch failed: {error}")))
+    }
+
+    async fn commit(&self, prepared: Prepared) -> Result<(), StoreError> {
+        self.apply(&prepared.batch, prepared.as_of, &prepared.received).await
+    }
+
+    /// Nothing new: the figures are complete up to `read_at`.
+    fn advance(&self, read_at: OffsetDateTime) {
+        self.watermark.send_modify(|w| w.as_of = w.as_of.max(read_at));
+        let watermark = *self.watermark.borrow();
+        for sink in &self.sinks {
+            sink.advanced(watermark);
+        }
     }
 
     /// Tries the dead letters that are due again; returns how many it tried.
@@ -210,7 +264,8 @@ impl Processor {
                     next_attempt_at: None,
                     ..letter.clone()
                 },
-                Err(failure) => self.failed(
+                Err(failure) => failed(
+                    &self.config,
                     stored,
                     failure.to_string(),
                     letter.attempts + 1,
@@ -232,24 +287,13 @@ impl Processor {
         Ok(due.len())
     }
 
-    /// Steps until nothing is left after the cursor (or the pipeline is
-    /// paused); returns how many entries it consumed.
-    pub async fn run_until_idle(&self) -> Result<u64, StoreError> {
-        let mut consumed = 0;
-        while let Step::Processed(count) = self.step().await? {
-            consumed += count as u64;
-        }
-        Ok(consumed)
-    }
-
     /// The service loop, until `shutdown` turns true. Store failures are
     /// logged and retried; nothing is skipped.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut failures = 0_u32;
         while !*shutdown.borrow() {
-            let outcome = match self.step().await {
-                Ok(Step::Processed(_)) => Ok(true),
-                Ok(Step::Idle | Step::Paused) => self.retry_due().await.map(|tried| tried > 0),
+            let outcome = match self.run_until_idle().await {
+                Ok(_) => self.retry_due().await.map(|tried| tried > 0),
                 Err(error) => Err(error),
             };
             let wait = match outcome {
@@ -279,38 +323,11 @@ impl Processor {
         tracing::info!("processor stopped");
     }
 
-    /// A dead letter for `stored` after its `attempts`-th failure.
-    fn failed(
-        &self,
-        stored: &StoredEntry,
-        reason: String,
-        attempts: i32,
-        first_failed_at: OffsetDateTime,
-        now: OffsetDateTime,
-    ) -> DeadLetter {
-        let exhausted = attempts >= self.config.max_attempts;
-        let backoff = self.config.first_retry * 2_u32.saturating_pow(attempts.saturating_sub(1).unsigned_abs());
-        DeadLetter {
-            seq: stored.seq,
-            event_id: stored.entry.event_id.clone(),
-            reason,
-            attempts,
-            state: if exhausted {
-                DeadLetterState::Dead
-            } else {
-                DeadLetterState::Retrying
-            },
-            first_failed_at,
-            last_failed_at: now,
-            next_attempt_at: (!exhausted).then(|| now + backoff),
-        }
-    }
-
     async fn apply(
         &self,
         batch: &ProcessedBatch,
         as_of: OffsetDateTime,
-        entries: &[StoredEntry],
+        received: &[OffsetDateTime],
     ) -> Result<(), StoreError> {
         self.store.apply_batch(batch).await?;
         let watermark = Watermark {
@@ -323,8 +340,8 @@ impl Processor {
         self.watermark.send_replace(watermark);
 
         let visible_at = self.clock.now();
-        for stored in entries {
-            let ms = (visible_at - stored.entry.received_at).whole_milliseconds().max(0);
+        for received_at in received {
+            let ms = (visible_at - *received_at).whole_milliseconds().max(0);
             self.stats.latency.record(u64::try_from(ms).unwrap_or(u64::MAX), 1);
         }
         let failed = batch
@@ -332,12 +349,55 @@ impl Processor {
             .iter()
             .filter(|l| l.state != DeadLetterState::Replayed && l.attempts == 1)
             .count() as u64;
-        self.stats.processed.record(entries.len() as u64);
-        self.stats.processed_10m.record(entries.len() as u64);
+        self.stats.processed.record(received.len() as u64);
+        self.stats.processed_10m.record(received.len() as u64);
         self.stats.failed_10m.record(failed);
-        metrics::counter!("coliseum_processed_entries_total").increment(entries.len() as u64);
+        metrics::counter!("coliseum_processed_entries_total").increment(received.len() as u64);
         metrics::counter!("coliseum_dead_letters_total").increment(failed);
         metrics::gauge!("coliseum_processed_seq").set(batch.to_seq as f64);
         Ok(())
     }
+}
+
+/// A dead letter for `stored` after its `attempts`-th failure.
+fn failed(
+    config: &ProcessorConfig,
+    stored: &StoredEntry,
+    reason: String,
+    attempts: i32,
+    first_failed_at: OffsetDateTime,
+    now: OffsetDateTime,
+) -> DeadLetter {
+    let exhausted = attempts >= config.max_attempts;
+    let backoff = config.first_retry * 2_u32.saturating_pow(attempts.saturating_sub(1).unsigned_abs());
+    DeadLetter {
+        seq: stored.seq,
+        event_id: stored.entry.event_id.clone(),
+        reason,
+        attempts,
+        state: if exhausted {
+            DeadLetterState::Dead
+        } else {
+            DeadLetterState::Retrying
+        },
+        first_failed_at,
+        last_failed_at: now,
+        next_attempt_at: (!exhausted).then(|| now + backoff),
+    }
+}
+
+/// What the next step holds.
+enum Next {
+    Batch(Prepared),
+    /// Nothing after the cursor, as read at this instant.
+    Idle(OffsetDateTime),
+    Paused,
+}
+
+/// A batch read and computed, not yet written.
+struct Prepared {
+    batch: ProcessedBatch,
+    as_of: OffsetDateTime,
+    /// When each of its entries was received, for the latency figures.
+    received: Vec<OffsetDateTime>,
 }

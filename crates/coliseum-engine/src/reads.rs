@@ -178,11 +178,23 @@ pub struct KpiReport {
 
 type CacheKey = (Metric, Filters, Vec<Tile>);
 
+/// A ranking and when it was computed.
+struct Cached {
+    ranking: Arc<Ranking>,
+    computed: std::time::Instant,
+}
+
 /// The read side of the engine.
 pub struct Reads {
     hot: Arc<HotState>,
     store: Arc<dyn Store>,
-    cache: Mutex<HashMap<CacheKey, Arc<Ranking>>>,
+    /// How long a ranking may still be served once newer batches are
+    /// applied. Under continuous ingestion every request would otherwise see
+    /// a new version and recompute the whole board.
+    max_age: std::time::Duration,
+    cache: Mutex<HashMap<CacheKey, Cached>>,
+    /// One computation per leaderboard at a time; the others wait for it.
+    gates: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
     snapshots: Mutex<VecDeque<Arc<Ranking>>>,
     next_id: AtomicU64,
 }
@@ -194,12 +206,14 @@ impl std::fmt::Debug for Reads {
 }
 
 impl Reads {
-    pub fn new(hot: Arc<HotState>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(hot: Arc<HotState>, store: Arc<dyn Store>, clock: Arc<dyn Clock>, max_age: std::time::Duration) -> Self {
         let seed = clock.now().unix_timestamp_nanos() as u64;
         Self {
             hot,
             store,
+            max_age,
             cache: Mutex::new(HashMap::new()),
+            gates: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(VecDeque::new()),
             // Ids differ between restarts, so an old cursor never names a new snapshot.
             next_id: AtomicU64::new(seed & 0x000f_ffff_ffff_ffff),
@@ -220,10 +234,19 @@ impl Reads {
         let (from, to) = self.bounds(query.range, watermark);
         let tiles = tiles(from, to, Grain::Day);
         let key: CacheKey = (query.metric, query.filters.clone(), tiles.clone());
-        if let Some(cached) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
-            && cached.version == version
-        {
-            return Ok(cached.clone());
+        if let Some(cached) = self.cached(&key, version) {
+            return Ok(cached);
+        }
+        let gate = self
+            .gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        if let Some(cached) = self.cached(&key, self.hot.version()) {
+            return Ok(cached);
         }
         let mut sums: HashMap<Arc<str>, i64> = HashMap::new();
         for tile in &tiles {
@@ -247,8 +270,15 @@ impl Reads {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if cache.len() >= CACHED_BOARDS {
                 cache.clear();
+                self.gates.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
-            cache.insert(key, ranking.clone());
+            cache.insert(
+                key,
+                Cached {
+                    ranking: ranking.clone(),
+                    computed: std::time::Instant::now(),
+                },
+            );
         }
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
         if snapshots.len() == SNAPSHOTS_KEPT {
@@ -256,6 +286,13 @@ impl Reads {
         }
         snapshots.push_back(ranking.clone());
         Ok(ranking)
+    }
+
+    /// The cached ranking for `key` if it is of `version` or young enough.
+    fn cached(&self, key: &CacheKey, version: u64) -> Option<Arc<Ranking>> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = cache.get(key)?;
+        (cached.ranking.version == version || cached.computed.elapsed() < self.max_age).then(|| cached.ranking.clone())
     }
 
     /// A ranking handed out earlier, while it is kept.

@@ -134,7 +134,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
-        let reads = Arc::new(Reads::new(hot, store.clone(), clock.clone()));
+        let reads = Arc::new(Reads::new(hot, store.clone(), clock.clone(), settings.ranking_max_age));
         let ingest_body_budget = Arc::new(tokio::sync::Semaphore::new(settings.ingest_inflight_kib()));
         let state = AppState {
             store,

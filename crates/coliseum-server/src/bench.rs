@@ -2,3 +2,4 @@
 //! measures and how to read it).
 
 pub mod ingest;
+pub mod pipeline;

@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// ingest-only node, for deployments where another node processes.
     #[arg(long, env = "COLISEUM_PROCESS")]
     pub process: Option<bool>,
+    /// How long, in ms, a leaderboard may be served once newer entries are
+    /// applied (default 250): bounds recomputation under continuous ingestion.
+    #[arg(long, env = "COLISEUM_RANKING_MAX_AGE_MS")]
+    pub ranking_max_age_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,4 +153,6 @@ pub struct GenerateArgs {
 pub enum BenchCommand {
     /// Signed webhooks over HTTP against a `coliseum serve` child process.
     Ingest(crate::bench::ingest::IngestBenchArgs),
+    /// Processing, reads, freshness and rebuild on a realistic data set.
+    Pipeline(crate::bench::pipeline::PipelineBenchArgs),
 }

@@ -113,7 +113,7 @@ const REBUILD_BATCH_ENTRIES: u32 = 50_000;
 /// `coliseum rebuild`: empties every derived table and recomputes it from
 /// the log through the processor itself, with progress on stderr.
 pub async fn rebuild(database_url: &str, fx: coliseum_domain::money::FxTable) -> anyhow::Result<()> {
-    use coliseum_engine::{PipelineStats, Processor, ProcessorConfig, Step};
+    use coliseum_engine::{PipelineStats, Processor, ProcessorConfig};
     use std::sync::Arc;
 
     let store = app::open_store(database_url).await?;
@@ -135,23 +135,25 @@ pub async fn rebuild(database_url: &str, fx: coliseum_domain::money::FxTable) ->
     )
     .await?;
     let started = std::time::Instant::now();
-    let mut consumed = 0_u64;
+    let drain = processor.run_until_idle();
+    tokio::pin!(drain);
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut stderr = std::io::stderr();
-    while let Step::Processed(count) = processor.step().await? {
-        consumed += count as u64;
-        let seq = store.pipeline_state().await?.processed_seq;
-        let percent = if head > 0 {
-            100.0 * seq.min(head) as f64 / head as f64
-        } else {
-            100.0
-        };
-        let _ = write!(
-            stderr,
-            "\rrebuilding: {consumed} entries, {percent:5.1} % of the log, {:.0} entries/s   ",
-            consumed as f64 / started.elapsed().as_secs_f64().max(1e-9)
-        );
-        let _ = stderr.flush();
-    }
+    let consumed = loop {
+        tokio::select! {
+            consumed = &mut drain => break consumed?,
+            _ = ticks.tick() => {
+                let seq = store.pipeline_state().await?.processed_seq;
+                let percent = if head > 0 { 100.0 * seq.min(head) as f64 / head as f64 } else { 100.0 };
+                let _ = write!(
+                    stderr,
+                    "\rrebuilding: {percent:5.1} % of the log, {:.0} entries/s   ",
+                    seq as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                );
+                let _ = stderr.flush();
+            }
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
     let _ = writeln!(stderr);
     println!(

@@ -23,7 +23,7 @@ const BACKFILL_ENTRIES: u64 = 5000;
 const BACKFILL_BATCH: usize = 500;
 
 /// Rates for the demo's currencies when the operator configured none.
-const DEMO_FX_RATES: &str = "EUR=1.08,GBP=1.27,NGN=0.00065";
+pub const DEMO_FX_RATES: &str = "EUR=1.08,GBP=1.27,NGN=0.00065";
 
 pub async fn serve(mut settings: Settings) -> anyhow::Result<()> {
     let key = match settings.passport_webhook_key.clone() {

@@ -52,5 +52,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::rebuild(&file.database_url(args.database_url.as_ref()), file.fx_table()?).await
         }
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
+        Command::Bench(BenchCommand::Pipeline(args)) => bench::pipeline::run(args).await,
     }
 }

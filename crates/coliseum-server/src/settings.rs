@@ -51,6 +51,7 @@ pub struct FileConfig {
     demo: Option<bool>,
     demo_rate: Option<u32>,
     process: Option<bool>,
+    ranking_max_age_ms: Option<u64>,
     ingest_max_batch: Option<usize>,
     ingest_linger_ms: Option<u64>,
     ingest_queue_entries: Option<usize>,
@@ -110,6 +111,8 @@ pub struct Settings {
     pub demo_rate: u32,
     /// Whether this node runs the processor.
     pub process: bool,
+    /// How long a leaderboard may be served once newer entries are applied.
+    pub ranking_max_age: std::time::Duration,
     pub ingest: IngestConfig,
     /// MiB of delivery bodies in flight at most; beyond it, `503`.
     pub ingest_inflight_mib: usize,
@@ -168,6 +171,9 @@ impl Settings {
             demo: args.demo || file.demo.unwrap_or(false),
             demo_rate: args.demo_rate.or(file.demo_rate).unwrap_or(20),
             process: args.process.or(file.process).unwrap_or(true),
+            ranking_max_age: std::time::Duration::from_millis(
+                args.ranking_max_age_ms.or(file.ranking_max_age_ms).unwrap_or(250),
+            ),
             ingest,
             ingest_inflight_mib: args
                 .ingest_inflight_mib
@@ -191,6 +197,8 @@ impl Settings {
             demo: false,
             demo_rate: 20,
             process: true,
+            // Tests read exactly what was processed.
+            ranking_max_age: std::time::Duration::ZERO,
             ingest: IngestConfig::default(),
             ingest_inflight_mib: 64,
             fx: FxTable::new(Currency::parse("USD").unwrap_or_else(|| unreachable!("USD is a currency code"))),

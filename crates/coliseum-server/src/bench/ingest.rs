@@ -65,21 +65,21 @@ const ALL_SCENARIOS: &[&str] = &[
 
 /// One measured run.
 #[derive(Debug, Clone, Default)]
-struct Measured {
-    requests: u64,
-    entries: u64,
+pub(super) struct Measured {
+    pub(super) requests: u64,
+    pub(super) entries: u64,
     refused: u64,
     /// Requests whose connection closed before an answer (under overload the
     /// server answers 503 before reading the body, and closes the connection).
     dropped: u64,
-    failed: u64,
-    seconds: f64,
-    latencies_us: Vec<u64>,
+    pub(super) failed: u64,
+    pub(super) seconds: f64,
+    pub(super) latencies_us: Vec<u64>,
 }
 
 impl Measured {
     /// Adds another client's counts to these.
-    fn absorb(&mut self, other: Measured) {
+    pub(super) fn absorb(&mut self, other: Measured) {
         self.requests += other.requests;
         self.entries += other.entries;
         self.refused += other.refused;
@@ -88,11 +88,11 @@ impl Measured {
         self.latencies_us.extend(other.latencies_us);
     }
 
-    fn entries_per_s(&self) -> f64 {
+    pub(super) fn entries_per_s(&self) -> f64 {
         self.entries as f64 / self.seconds
     }
 
-    fn percentile_ms(&self, p: f64) -> f64 {
+    pub(super) fn percentile_ms(&self, p: f64) -> f64 {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
@@ -139,8 +139,8 @@ pub async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
 }
 
 /// A fresh database for one backend, removed when dropped.
-struct BenchDatabase {
-    url: String,
+pub(super) struct BenchDatabase {
+    pub(super) url: String,
     cleanup: Cleanup,
 }
 
@@ -150,7 +150,7 @@ enum Cleanup {
 }
 
 impl BenchDatabase {
-    async fn create(backend: &str, postgres_url: &str, label: &str) -> anyhow::Result<Self> {
+    pub(super) async fn create(backend: &str, postgres_url: &str, label: &str) -> anyhow::Result<Self> {
         if backend == "sqlite" {
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite://{}", dir.path().join("bench.db").display());
@@ -181,7 +181,7 @@ impl BenchDatabase {
         })
     }
 
-    async fn drop_now(self) {
+    pub(super) async fn drop_now(self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup
             && let Ok(mut connection) = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await
         {
@@ -192,19 +192,21 @@ impl BenchDatabase {
 }
 
 /// The engine under test, as a child process.
-struct Server {
+pub(super) struct Server {
     child: Child,
-    base_url: String,
+    pub(super) base_url: String,
 }
 
 impl Server {
-    async fn start(database_url: &str, secret: &str, process: bool, extra: &[&str]) -> anyhow::Result<Self> {
+    pub(super) async fn start(database_url: &str, secret: &str, process: bool, extra: &[&str]) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("locating the coliseum binary")?;
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
             .args(["--process", if process { "true" } else { "false" }])
             .args(extra)
             .env("COLISEUM_PASSPORT_WEBHOOK_SECRET", secret)
+            // The generator's payments come in these currencies.
+            .env("COLISEUM_FX_RATES", crate::demo::DEMO_FX_RATES)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -231,15 +233,24 @@ impl Server {
         })
     }
 
-    fn peak_rss_mib(&self) -> Option<f64> {
+    pub(super) fn peak_rss_mib(&self) -> Option<f64> {
+        self.status_mib("VmHWM:")
+    }
+
+    /// Resident memory now.
+    pub(super) fn rss_mib(&self) -> Option<f64> {
+        self.status_mib("VmRSS:")
+    }
+
+    fn status_mib(&self, field: &str) -> Option<f64> {
         let pid = self.child.id()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib / 1024.0)
     }
 
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
             // SIGTERM: a graceful stop, as an operator would.
             let _ = std::process::Command::new("kill")
@@ -514,7 +525,7 @@ async fn load(
     Ok(total)
 }
 
-fn baseline_pool(backend: &str, clients: usize, max: u32) -> u32 {
+pub(super) fn baseline_pool(backend: &str, clients: usize, max: u32) -> u32 {
     if backend == "sqlite" {
         4
     } else {
