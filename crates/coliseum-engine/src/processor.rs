@@ -38,7 +38,7 @@ pub struct ProcessorConfig {
 impl Default for ProcessorConfig {
     fn default() -> Self {
         Self {
-            batch_entries: 10_000,
+            batch_entries: 25_000,
             max_attempts: 5,
             first_retry: Duration::from_secs(1),
             idle_wait: Duration::from_secs(1),
@@ -343,6 +343,7 @@ impl Processor {
         for received_at in received {
             let ms = (visible_at - *received_at).whole_milliseconds().max(0);
             self.stats.latency.record(u64::try_from(ms).unwrap_or(u64::MAX), 1);
+            metrics::histogram!("coliseum_visibility_latency_seconds").record(ms as f64 / 1000.0);
         }
         let failed = batch
             .dead_letters

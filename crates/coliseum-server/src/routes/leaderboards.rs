@@ -5,13 +5,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use coliseum_domain::kpi::Metric;
 use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
-use super::analytics::{freshness, range_json, read_range};
+use super::analytics::{range_json, read_range, rfc3339};
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;
@@ -43,35 +45,81 @@ fn read_query(metric: Metric, params: &Params) -> Result<BoardQuery, AppError> {
 }
 
 /// A value as served: engagement in points (one decimal), the rest as counted.
-fn value_json(metric: Metric, value: i64) -> Value {
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Amount {
+    Whole(i64),
+    Points(f64),
+}
+
+fn amount(metric: Metric, value: i64) -> Amount {
     match metric {
-        Metric::Engagement => json!(value as f64 / 10.0),
-        _ => json!(value),
+        Metric::Engagement => Amount::Points(value as f64 / 10.0),
+        _ => Amount::Whole(value),
     }
 }
 
-fn entries_json(metric: Metric, entries: &[Ranked]) -> Vec<Value> {
-    entries
-        .iter()
-        .map(|r| json!({"rank": r.rank, "artist_id": &*r.artist, "value": value_json(metric, r.value)}))
-        .collect()
+#[derive(Debug, Serialize)]
+struct EntryBody<'a> {
+    rank: u64,
+    artist_id: &'a str,
+    value: Amount,
 }
 
-fn board_json(state: &AppState, ranking: &Ranking) -> serde_json::Map<String, Value> {
+#[derive(Debug, Serialize)]
+struct FiltersBody<'a> {
+    city: Option<&'a str>,
+    genre: Option<&'a str>,
+    live_event_id: Option<&'a str>,
+}
+
+/// A leaderboard page or the neighbourhood of one artist, written out as a
+/// struct rather than a JSON tree: this is the hottest response of the API.
+#[derive(Debug, Serialize)]
+struct BoardBody<'a> {
+    metric: &'static str,
+    range: Value,
+    filters: FiltersBody<'a>,
+    as_of: String,
+    watermark: i64,
+    total_ranked: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artist_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rank: Option<u64>,
+    entries: Vec<EntryBody<'a>>,
+    /// Present on pages (`null` on the last one), absent around an artist.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<Option<String>>,
+}
+
+fn board_body<'a>(state: &AppState, ranking: &'a Ranking, entries: &'a [Ranked]) -> BoardBody<'a> {
     let filters = &ranking.query.filters;
-    let mut body = serde_json::Map::new();
-    body.insert("metric".into(), json!(ranking.query.metric.as_str()));
-    body.insert(
-        "range".into(),
-        range_json(ranking.query.range, ranking.from, ranking.to),
-    );
-    body.insert(
-        "filters".into(),
-        json!({"city": filters.city, "genre": filters.genre, "live_event_id": filters.live_event}),
-    );
-    body.extend(freshness(state.reads.current_watermark(ranking)));
-    body.insert("total_ranked".into(), json!(ranking.entries.len()));
-    body
+    let watermark = state.reads.current_watermark(ranking);
+    let metric = ranking.query.metric;
+    BoardBody {
+        metric: metric.as_str(),
+        range: range_json(ranking.query.range, ranking.from, ranking.to),
+        filters: FiltersBody {
+            city: filters.city.as_deref(),
+            genre: filters.genre.as_deref(),
+            live_event_id: filters.live_event.as_deref(),
+        },
+        as_of: rfc3339(watermark.as_of),
+        watermark: watermark.seq,
+        total_ranked: ranking.entries.len(),
+        artist_id: None,
+        rank: None,
+        entries: entries
+            .iter()
+            .map(|r| EntryBody {
+                rank: r.rank,
+                artist_id: &r.artist,
+                value: amount(metric, r.value),
+            })
+            .collect(),
+        next_cursor: None,
+    }
 }
 
 /// A cursor names the snapshot and the offset of the next page.
@@ -91,7 +139,7 @@ async fn leaderboard(
     State(state): State<AppState>,
     Path(metric): Path<String>,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     params.only(&[
         "range",
         "from",
@@ -122,28 +170,19 @@ async fn leaderboard(
             (ranking, offset)
         }
     };
-    let page = ranking
-        .entries
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .cloned()
-        .collect::<Vec<_>>();
+    let end = (offset + limit).min(ranking.entries.len());
+    let page = &ranking.entries[offset.min(end)..end];
     let next = offset + page.len();
-    let mut body = board_json(&state, &ranking);
-    body.insert("entries".into(), json!(entries_json(query.metric, &page)));
-    body.insert(
-        "next_cursor".into(),
-        json!((next < ranking.entries.len()).then(|| encode_cursor(&ranking, next))),
-    );
-    Ok(Json(Value::Object(body)))
+    let mut body = board_body(&state, &ranking, page);
+    body.next_cursor = Some((next < ranking.entries.len()).then(|| encode_cursor(&ranking, next)));
+    Ok(Json(body).into_response())
 }
 
 async fn around(
     State(state): State<AppState>,
     Path((metric, artist)): Path<(String, String)>,
     params: Params,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Response, AppError> {
     params.only(&["range", "from", "to", "city", "genre", "live_event_id", "n"])?;
     let query = read_query(read_metric(&metric)?, &params)?;
     let n = params.number("n", 0..=50, 5)? as usize;
@@ -156,14 +195,10 @@ async fn around(
     })?;
     let from = position.saturating_sub(n);
     let to = (position + n + 1).min(ranking.entries.len());
-    let mut body = board_json(&state, &ranking);
-    body.insert("artist_id".into(), json!(artist));
-    body.insert("rank".into(), json!(ranking.entries[position].rank));
-    body.insert(
-        "entries".into(),
-        json!(entries_json(query.metric, &ranking.entries[from..to])),
-    );
-    Ok(Json(Value::Object(body)))
+    let mut body = board_body(&state, &ranking, &ranking.entries[from..to]);
+    body.artist_id = Some(&artist);
+    body.rank = Some(ranking.entries[position].rank);
+    Ok(Json(body).into_response())
 }
 
 #[cfg(test)]

@@ -133,5 +133,14 @@ async fn health_readiness_and_metrics(backend: Backend) {
         "latency is a histogram"
     );
     assert!(metrics.contains("coliseum_ingest_commit_seconds_bucket"));
+    app.processed().await;
+    let metrics = app.get("/metrics", Some(&admin)).await.text().await.expect("text");
+    for processing in [
+        "coliseum_processed_entries_total",
+        "coliseum_processed_seq",
+        "coliseum_visibility_latency_seconds_bucket",
+    ] {
+        assert!(metrics.contains(processing), "{processing} in {metrics}");
+    }
     app.stop().await;
 }

@@ -5,7 +5,6 @@
 //! and dead letters, through the admin API.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use coliseum_domain::plans::Role;
 use serde_json::{Value, json};
@@ -13,10 +12,11 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, assert_problem, spawn_app};
+use crate::support::{Backend, TestApp, assert_problem, spawn_app, spawn_app_with_clock};
 
 on_both_backends!(
     leaderboards_and_kpis_equal_a_reference,
+    ranges_end_and_start_exactly_on_utc_hour_and_day_edges,
     pages_neither_repeat_nor_skip_while_entries_arrive,
     bad_parameters_get_problem_documents,
     pause_holds_processing_and_resume_drains_it,
@@ -33,20 +33,6 @@ fn play(id: &str, artist: &str, minutes_ago: i64, city: &str) -> Value {
         "metadata": {"city": city, "genre": "afrobeats"},
         "engagement": {"duration_ms": 60000}
     })
-}
-
-/// Waits (bounded) until the processor has consumed everything stored.
-async fn processed(app: &TestApp) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let head = app.store.log_stats().await.expect("stats").head_seq;
-        let state = app.store.pipeline_state().await.expect("state");
-        if state.processed_seq >= head {
-            return;
-        }
-        assert!(std::time::Instant::now() < deadline, "the processor did not catch up");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn get_json(app: &TestApp, path: &str) -> Value {
@@ -117,7 +103,7 @@ fn ranked(counts: &BTreeMap<String, i64>) -> Vec<Value> {
 async fn leaderboards_and_kpis_equal_a_reference(backend: Backend) {
     let app = spawn_app(backend).await;
     let plays = send_plays(&app, 11, 600).await;
-    processed(&app).await;
+    app.processed().await;
     for (range, city) in [
         ("1h", None),
         ("24h", None),
@@ -192,13 +178,87 @@ async fn leaderboards_and_kpis_equal_a_reference(backend: Backend) {
     app.stop().await;
 }
 
+/// A play by `artist` at exactly `at`.
+fn play_at(id: &str, artist: &str, at: OffsetDateTime) -> Value {
+    let mut play = play(id, artist, 0, "Oslo");
+    play["timestamp"] = json!(at.format(&Rfc3339).expect("format"));
+    play
+}
+
+async fn ranges_end_and_start_exactly_on_utc_hour_and_day_edges(backend: Backend) {
+    // The engine's clock stands still now; the edges are the ones around it.
+    let now = OffsetDateTime::now_utc();
+    let clock = std::sync::Arc::new(coliseum_domain::clock::FixedClock::new(now));
+    let app = spawn_app_with_clock(backend, clock).await;
+    let hour = now.replace_time(time::Time::from_hms(now.hour(), 0, 0).expect("hour"));
+    let day = now.replace_time(time::Time::MIDNIGHT);
+    let second = time::Duration::seconds(1);
+    // Each artist plays once, at one edge: the ranges name who is in.
+    let plays = json!({"events": [
+        play_at("h-in", "art_hour_start", hour),
+        play_at("h-out", "art_hour_before", hour - second),
+        play_at("d-24h-in", "art_24h_start", hour - time::Duration::hours(23)),
+        play_at("d-24h-out", "art_24h_before", hour - time::Duration::hours(23) - second),
+        play_at("w-in", "art_week_start", day - time::Duration::days(6)),
+        play_at("w-out", "art_week_before", day - time::Duration::days(6) - second),
+    ]});
+    assert_eq!(app.deliver(&plays).await.status(), 202);
+    app.processed().await;
+    let artists = |board: &Value| -> BTreeSet<String> {
+        board["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["artist_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let set = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<BTreeSet<String>>();
+    let board = get_json(&app, "/v1/leaderboards/plays?range=1h").await;
+    assert_eq!(artists(&board), set(&["art_hour_start"]));
+    assert_eq!(board["range"]["from"], json!(hour.format(&Rfc3339).expect("format")));
+    assert_eq!(
+        board["as_of"],
+        json!(now.format(&Rfc3339).expect("format")),
+        "as of the engine's clock"
+    );
+    let board = get_json(&app, "/v1/leaderboards/plays?range=24h").await;
+    let in_24h = set(&["art_hour_start", "art_hour_before", "art_24h_start"]);
+    // Plays after midnight and before the 24h start are in both, whatever the time of day.
+    assert!(
+        artists(&board).is_superset(&in_24h) && !artists(&board).contains("art_24h_before"),
+        "{board}"
+    );
+    let board = get_json(&app, "/v1/leaderboards/plays?range=7d").await;
+    assert!(
+        artists(&board).contains("art_week_start") && !artists(&board).contains("art_week_before"),
+        "{board}"
+    );
+    // A custom range covers [from, to): the play at `to` is out, the one at `from` in.
+    let (from, to) = (hour - time::Duration::hours(23), hour);
+    let path = format!(
+        "/v1/leaderboards/plays?range=custom&from={}&to={}",
+        from.format(&Rfc3339).expect("format"),
+        to.format(&Rfc3339).expect("format")
+    );
+    let board = get_json(&app, &path).await;
+    assert!(
+        artists(&board).contains("art_24h_start") && artists(&board).contains("art_hour_before"),
+        "{board}"
+    );
+    assert!(
+        !artists(&board).contains("art_hour_start") && !artists(&board).contains("art_24h_before"),
+        "{board}"
+    );
+    app.stop().await;
+}
+
 async fn pages_neither_repeat_nor_skip_while_entries_arrive(backend: Backend) {
     let app = spawn_app(backend).await;
     let plays: Vec<Value> = (0..40)
         .map(|i| play(&format!("a-{i}"), &format!("art_{i:02}"), 5, "Oslo"))
         .collect();
     assert_eq!(app.deliver(&json!({"events": plays})).await.status(), 202);
-    processed(&app).await;
+    app.processed().await;
 
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -234,7 +294,7 @@ async fn pages_neither_repeat_nor_skip_while_entries_arrive(backend: Backend) {
             })
             .collect();
         assert_eq!(app.deliver(&json!({"events": newcomers})).await.status(), 202);
-        processed(&app).await;
+        app.processed().await;
         match body["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => break,
@@ -351,7 +411,7 @@ async fn pause_holds_processing_and_resume_drains_it(backend: Backend) {
         admin_post(&app, "/v1/admin/pipeline/resume", &admin).await.status(),
         200
     );
-    processed(&app).await;
+    app.processed().await;
     let pipeline: Value = app
         .get("/v1/admin/pipeline", Some(&admin))
         .await
@@ -389,7 +449,7 @@ async fn a_payment_without_a_rate_is_a_dead_letter_an_admin_can_see_and_replay(b
             .status(),
         202
     );
-    processed(&app).await;
+    app.processed().await;
 
     let letters: Value = app
         .get("/v1/admin/dead-letters", Some(&admin))

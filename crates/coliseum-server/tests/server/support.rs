@@ -84,8 +84,21 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_on(Settings::for_tests(&url, key()), guard).await
 }
 
+/// An engine whose clock stands still at `now` (moved with `clock.set`).
+pub async fn spawn_app_with_clock(backend: Backend, clock: Arc<coliseum_domain::clock::FixedClock>) -> TestApp {
+    let (url, guard) = fresh_database(backend).await;
+    let application = Application::build_with_clock(Settings::for_tests(&url, key()), clock)
+        .await
+        .expect("the engine starts");
+    serve(application, guard)
+}
+
 pub async fn spawn_app_on(settings: Settings, guard: DatabaseGuard) -> TestApp {
     let application = Application::build(settings).await.expect("the engine starts");
+    serve(application, guard)
+}
+
+fn serve(application: Application, guard: DatabaseGuard) -> TestApp {
     let base = format!("http://{}", application.local_addr());
     let store = application.state().store.clone();
     let (shutdown, signal) = oneshot::channel::<()>();
@@ -147,6 +160,20 @@ impl TestApp {
             request = request.header(name, value);
         }
         request.body(bytes).send().await.expect("request sent")
+    }
+
+    /// Waits (bounded) until the processor has consumed everything stored.
+    pub async fn processed(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let head = self.store.log_stats().await.expect("stats").head_seq;
+            let state = self.store.pipeline_state().await.expect("state");
+            if state.processed_seq >= head {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the processor did not catch up");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
 
     pub async fn entries(&self) -> i64 {
