@@ -160,7 +160,7 @@ struct Inner {
 }
 
 /// Per-artist sums over a run of buckets, and the newest change they include.
-type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
+type TileSums = (u64, Arc<Vec<(Arc<str>, Kpis)>>);
 
 /// Tile sums kept at once; beyond it the cache starts over.
 const CACHED_TILES: usize = 256;
@@ -188,7 +188,7 @@ impl Inner {
         self.day_changed = self.day_changed.split_off(&first_day);
     }
 
-    fn sum_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Vec<(u32, Kpis)> {
+    fn sum_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Vec<(Arc<str>, Kpis)> {
         let buckets = match grain {
             Grain::Hour => &self.hours,
             Grain::Day => &self.days,
@@ -201,7 +201,9 @@ impl Inner {
                 }
             }
         }
-        sums.into_iter().collect()
+        sums.into_iter()
+            .map(|(artist, kpis)| (self.artists.names[artist as usize].clone(), kpis))
+            .collect()
     }
 
     /// The newest version that changed any of buckets `first..=last`.
@@ -220,7 +222,7 @@ pub struct ArtistSums {
     pub version: u64,
     pub watermark: Watermark,
     /// Artists with any figure in the slice (never the "no artist" bucket).
-    pub sums: Vec<(Arc<str>, Kpis)>,
+    pub sums: Arc<Vec<(Arc<str>, Kpis)>>,
 }
 
 /// The hot state. Cheap to share; reads take a read lock for the sums only.
@@ -318,10 +320,7 @@ impl HotState {
         Some(ArtistSums {
             version: inner.version,
             watermark: inner.watermark,
-            sums: sums
-                .iter()
-                .map(|(artist, kpis)| (inner.artists.names[*artist as usize].clone(), *kpis))
-                .collect(),
+            sums,
         })
     }
 

@@ -129,13 +129,23 @@ pub struct Ranking {
     /// The hot state's version it was computed at.
     pub version: u64,
     pub entries: Vec<Ranked>,
-    positions: HashMap<Arc<str>, usize>,
+    /// Built on the first look-up: most rankings are only ever paged.
+    positions: std::sync::OnceLock<HashMap<Arc<str>, usize>>,
 }
 
 impl Ranking {
     /// Where `artist` stands, if ranked.
     pub fn position(&self, artist: &str) -> Option<usize> {
-        self.positions.get(artist).copied()
+        self.positions
+            .get_or_init(|| {
+                self.entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r.artist.clone(), i))
+                    .collect()
+            })
+            .get(artist)
+            .copied()
     }
 }
 
@@ -229,11 +239,7 @@ impl Reads {
 
     /// The ranking for `query` as of the newest applied batch.
     pub async fn leaderboard(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
-        let version = self.hot.version();
-        let watermark = self.hot.watermark();
-        let (from, to) = self.bounds(query.range, watermark);
-        let tiles = tiles(from, to, Grain::Day);
-        let key: CacheKey = (query.metric, query.filters.clone(), tiles.clone());
+        let (version, _, _, _, key) = self.board_key(query);
         if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
         }
@@ -241,21 +247,36 @@ impl Reads {
             .gates
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
+            .entry(key)
             .or_default()
             .clone();
         let _turn = gate.lock().await;
-        if let Some(cached) = self.cached(&key, self.hot.version()) {
+        // Whoever held the gate may have computed it, and time has moved on.
+        let (version, watermark, from, to, key) = self.board_key(query);
+        if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
         }
-        let mut sums: HashMap<Arc<str>, i64> = HashMap::new();
-        for tile in &tiles {
-            for (artist, kpis) in self.sum_by_artist(*tile, &query.filters).await? {
-                *sums.entry(artist).or_default() += kpis.metric(query.metric);
-            }
+        let mut parts = Vec::with_capacity(key.2.len());
+        for tile in &key.2 {
+            parts.push(self.sum_by_artist(*tile, &query.filters).await?);
         }
-        let entries = rank(sums);
-        let positions = entries.iter().enumerate().map(|(i, r)| (r.artist.clone(), i)).collect();
+        let metric = query.metric;
+        // Merging and sorting a board of every artist is milliseconds of CPU:
+        // off the request workers.
+        let entries = tokio::task::spawn_blocking(move || {
+            if let [only] = parts.as_slice() {
+                return rank(only.iter().map(|(artist, kpis)| (artist.clone(), kpis.metric(metric))));
+            }
+            let mut sums: HashMap<Arc<str>, i64> = HashMap::new();
+            for part in &parts {
+                for (artist, kpis) in part.iter() {
+                    *sums.entry(artist.clone()).or_default() += kpis.metric(metric);
+                }
+            }
+            rank(sums)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(format!("ranking failed: {e}")))?;
         let ranking = Arc::new(Ranking {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             query: query.clone(),
@@ -264,7 +285,7 @@ impl Reads {
             watermark,
             version,
             entries,
-            positions,
+            positions: std::sync::OnceLock::new(),
         });
         {
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -286,6 +307,16 @@ impl Reads {
         }
         snapshots.push_back(ranking.clone());
         Ok(ranking)
+    }
+
+    /// The version and watermark now, the range's bounds as of it, and the
+    /// cache key of the board.
+    fn board_key(&self, query: &BoardQuery) -> (u64, Watermark, OffsetDateTime, OffsetDateTime, CacheKey) {
+        let version = self.hot.version();
+        let watermark = self.hot.watermark();
+        let (from, to) = self.bounds(query.range, watermark);
+        let key = (query.metric, query.filters.clone(), tiles(from, to, Grain::Day));
+        (version, watermark, from, to, key)
     }
 
     /// The cached ranking for `key` if it is of `version` or young enough.
@@ -345,7 +376,7 @@ impl Reads {
         })
     }
 
-    async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Vec<(Arc<str>, Kpis)>, StoreError> {
+    async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(Arc<str>, Kpis)>>, StoreError> {
         if let Some(slice) = filters.slice() {
             let hot = self.hot.clone();
             let summed = tokio::task::spawn_blocking(move || hot.by_artist(tile.grain, tile.first, tile.last, &slice))
@@ -359,7 +390,9 @@ impl Reads {
             .store
             .sum_cells_by_artist(tile.grain, tile.first, tile.last + 1, &filters.cells(None))
             .await?;
-        Ok(rows.into_iter().map(|(artist, k)| (Arc::from(artist), k)).collect())
+        Ok(Arc::new(
+            rows.into_iter().map(|(artist, k)| (Arc::from(artist), k)).collect(),
+        ))
     }
 
     async fn sum_by_bucket(
