@@ -256,10 +256,16 @@ impl HotState {
             clock,
             tiles: std::sync::Mutex::new(HashMap::new()),
         };
+        // One bucket at a time: the cells of a month would take several times
+        // the memory of the state they build.
         let (first_hour, first_day) = hot.kept_from();
-        let mut cells = store.kpi_cells(Grain::Hour, first_hour).await?;
-        cells.extend(store.kpi_cells(Grain::Day, first_day).await?);
-        hot.add_cells(cells.iter().map(|(k, v)| (k, *v)));
+        for (grain, first) in [(Grain::Hour, first_hour), (Grain::Day, first_day)] {
+            let last = grain.bucket_of(now) + 1;
+            for bucket in first..=last {
+                let cells = store.kpi_cells(grain, bucket, bucket + 1).await?;
+                hot.add_cells(cells.iter().map(|(k, v)| (k, *v)));
+            }
+        }
         Ok(hot)
     }
 

@@ -65,9 +65,30 @@ pub struct Tile {
 }
 
 /// The tiles covering `[from, to)`: whole days as day buckets, the hours at
-/// either end as hour buckets. The bucket holding `to` is included when `to`
-/// is not on an hour (the current hour so far). `from` must be on an hour.
+/// either end as hour buckets, and the last hour a tile of its own. The
+/// bucket holding `to` is included when `to` is not on an hour (the current
+/// hour so far). `from` must be on an hour. Only the current hour changes
+/// under live traffic, so every other tile's sums can be reused.
 pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Tile> {
+    let mut tiles = covering_tiles(from, to, finest);
+    if let Some(last) = tiles.last().copied()
+        && last.grain == Grain::Hour
+        && last.first < last.last
+    {
+        tiles.pop();
+        tiles.push(Tile {
+            last: last.last - 1,
+            ..last
+        });
+        tiles.push(Tile {
+            first: last.last,
+            ..last
+        });
+    }
+    tiles
+}
+
+fn covering_tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Tile> {
     let first_hour = Grain::Hour.bucket_of(from);
     let end_hour = (to.unix_timestamp() + Grain::SECONDS_PER_HOUR - 1).div_euclid(Grain::SECONDS_PER_HOUR);
     if end_hour <= first_hour {
@@ -450,7 +471,11 @@ mod tests {
                 datetime!(2026-11-20 18:04 UTC),
                 Grain::Day
             ),
-            vec![tile(Grain::Day, day - 6, day - 1), tile(Grain::Hour, hour, hour + 18)]
+            vec![
+                tile(Grain::Day, day - 6, day - 1),
+                tile(Grain::Hour, hour, hour + 17),
+                tile(Grain::Hour, hour + 18, hour + 18)
+            ]
         );
         // A custom range from 22:00 to 02:00 two days later.
         assert_eq!(
@@ -462,7 +487,8 @@ mod tests {
             vec![
                 tile(Grain::Hour, hour - 26, hour - 25),
                 tile(Grain::Day, day - 1, day - 1),
-                tile(Grain::Hour, hour, hour + 1)
+                tile(Grain::Hour, hour, hour),
+                tile(Grain::Hour, hour + 1, hour + 1)
             ]
         );
         // 24h never holds a whole day unless it starts at midnight.
@@ -472,7 +498,10 @@ mod tests {
                 datetime!(2026-11-20 18:04 UTC),
                 Grain::Day
             ),
-            vec![tile(Grain::Hour, hour - 5, hour + 18)]
+            vec![
+                tile(Grain::Hour, hour - 5, hour + 17),
+                tile(Grain::Hour, hour + 18, hour + 18)
+            ]
         );
         // Hour series never use day buckets.
         assert_eq!(
@@ -481,7 +510,10 @@ mod tests {
                 datetime!(2026-11-20 18:00 UTC),
                 Grain::Hour
             ),
-            vec![tile(Grain::Hour, hour - 144, hour + 17)]
+            vec![
+                tile(Grain::Hour, hour - 144, hour + 16),
+                tile(Grain::Hour, hour + 17, hour + 17)
+            ]
         );
         assert!(
             tiles(

@@ -232,12 +232,12 @@ fn reference(envelopes: &[Value], rates: &[(&str, f64)]) -> Reference {
 
 async fn stored_rollups(store: &Arc<dyn Store>) -> Reference {
     let mut cells: HashMap<CellKey, Kpis> = store
-        .kpi_cells(Grain::Hour, i64::MIN)
+        .kpi_cells(Grain::Hour, i64::MIN, i64::MAX)
         .await
         .expect("hours")
         .into_iter()
         .collect();
-    cells.extend(store.kpi_cells(Grain::Day, i64::MIN).await.expect("days"));
+    cells.extend(store.kpi_cells(Grain::Day, i64::MIN, i64::MAX).await.expect("days"));
     let fan_days = store.fan_days(i64::MIN).await.expect("fan days").into_iter().collect();
     (cells, fan_days)
 }
@@ -291,7 +291,7 @@ async fn a_dead_letter_retries_dies_and_counts_once_when_replayed(store: Arc<dyn
     without_nok.run_until_idle().await.expect("process");
     let day = |store: Arc<dyn Store>| async move {
         store
-            .kpi_cells(Grain::Day, 0)
+            .kpi_cells(Grain::Day, 0, i64::MAX)
             .await
             .expect("cells")
             .into_iter()

@@ -5,15 +5,13 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
-    StoreError, StoredEntry,
+    CellFilter, CellKey, DeadLetter, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
+    StoredEntry, rows,
 };
 use time::OffsetDateTime;
 
 use crate::{EntryRow, PostgresStore, classify, stored_entry};
 
-type CellRow = (i16, i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
-type FanDayRow = (i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
 type DeadLetterRow = (
     i64,
     String,
@@ -32,8 +30,7 @@ fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
         event_id,
         reason,
         attempts,
-        state: DeadLetterState::parse(&state)
-            .ok_or_else(|| StoreError::Internal(format!("stored dead-letter state {state}")))?,
+        state: rows::dead_letter_state(&state)?,
         first_failed_at,
         last_failed_at,
         next_attempt_at,
@@ -43,24 +40,6 @@ fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
 /// One column of values pulled out of a slice of rows, for an `UNNEST` parameter.
 fn column<'a, T, U>(rows: &'a [T], pick: impl Fn(&'a T) -> U) -> Vec<U> {
     rows.iter().map(pick).collect()
-}
-
-fn kpis(
-    plays: i64,
-    votes: i64,
-    attendance: i64,
-    revenue_minor: i64,
-    revenue_entries: i64,
-    engagement_tenths: i64,
-) -> Kpis {
-    Kpis {
-        plays,
-        votes,
-        attendance,
-        revenue_minor,
-        revenue_entries,
-        engagement_tenths,
-    }
 }
 
 #[async_trait]
@@ -178,55 +157,23 @@ impl Rollups for PostgresStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn kpi_cells(&self, grain: Grain, from_bucket: i64) -> Result<Vec<(CellKey, Kpis)>, StoreError> {
-        let rows: Vec<CellRow> = sqlx::query_as(
+    async fn kpi_cells(
+        &self,
+        grain: Grain,
+        from_bucket: i64,
+        to_bucket: i64,
+    ) -> Result<Vec<(CellKey, Kpis)>, StoreError> {
+        let rows: Vec<rows::CellRow> = sqlx::query_as(
             "SELECT grain, bucket, artist, city, genre, live_event, plays, votes, attendance, revenue_minor, \
-             revenue_entries, engagement_tenths FROM kpi_cells WHERE grain = $1 AND bucket >= $2",
+             revenue_entries, engagement_tenths FROM kpi_cells WHERE grain = $1 AND bucket >= $2 AND bucket < $3",
         )
         .bind(grain.code())
         .bind(from_bucket)
+        .bind(to_bucket)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        rows.into_iter()
-            .map(
-                |(
-                    grain_code,
-                    bucket,
-                    artist,
-                    city,
-                    genre,
-                    live_event,
-                    plays,
-                    votes,
-                    attendance,
-                    revenue,
-                    entries,
-                    engagement,
-                )| {
-                    let grain = Grain::from_code(grain_code)
-                        .ok_or_else(|| StoreError::Internal(format!("stored grain {grain_code}")))?;
-                    Ok((
-                        CellKey {
-                            grain,
-                            bucket,
-                            artist,
-                            city,
-                            genre,
-                            live_event,
-                        },
-                        Kpis {
-                            plays,
-                            votes,
-                            attendance,
-                            revenue_minor: revenue,
-                            revenue_entries: entries,
-                            engagement_tenths: engagement,
-                        },
-                    ))
-                },
-            )
-            .collect()
+        rows.into_iter().map(rows::cell).collect()
     }
 
     async fn sum_cells_by_artist(
@@ -236,7 +183,7 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<rows::SumsRow<String>> = sqlx::query_as(
             "SELECT artist, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, \
              sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
              WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> '' AND ($4::text IS NULL OR artist = $4) AND ($5::text IS NULL OR city = $5) \
@@ -253,10 +200,7 @@ impl Rollups for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(artist, p, v, a, r, n, e)| (artist, kpis(p, v, a, r, n, e)))
-            .collect())
+        Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
     async fn sum_cells_by_bucket(
@@ -266,7 +210,7 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<rows::SumsRow<i64>> = sqlx::query_as(
             "SELECT bucket, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, \
              sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
              WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND ($4::text IS NULL OR artist = $4) AND ($5::text IS NULL OR city = $5) \
@@ -283,14 +227,11 @@ impl Rollups for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, p, v, a, r, n, e)| (bucket, kpis(p, v, a, r, n, e)))
-            .collect())
+        Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
     async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
-        let rows: Vec<FanDayRow> = sqlx::query_as(
+        let rows: Vec<rows::FanDayRow> = sqlx::query_as(
             "SELECT day, artist, fan, city, genre, passive, light, active, committed, patron, influence \
              FROM fan_days WHERE day >= $1",
         )
@@ -298,24 +239,7 @@ impl Rollups for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, artist, fan, city, genre, p, l, a, c, pa, influence)| {
-                (
-                    FanDayKey {
-                        day,
-                        artist,
-                        fan,
-                        city,
-                        genre,
-                    },
-                    FanDay {
-                        by_tier: [p, l, a, c, pa],
-                        influence,
-                    },
-                )
-            })
-            .collect())
+        Ok(rows.into_iter().map(rows::fan_day).collect())
     }
 
     async fn dead_letters(

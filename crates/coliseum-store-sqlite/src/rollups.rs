@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
-    StoreError, StoredEntry,
+    CellFilter, CellKey, DeadLetter, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
+    StoredEntry, rows,
 };
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
@@ -15,32 +15,7 @@ use crate::{EntryRow, SqliteStore, classify, from_micros, micros, stored_entry};
 /// 12 parameters a cell, 11 a fan-day: far below SQLite's 32,766 a statement.
 const ROWS_PER_UPSERT: usize = 1000;
 
-type CellRow = (i16, i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
-type FanDayRow = (i64, String, String, String, String, i64, i64, i64, i64, i64, i64);
 type DeadLetterRow = (i64, String, String, i32, String, i64, i64, Option<i64>);
-
-fn cell_from_row(row: CellRow) -> Result<(CellKey, Kpis), StoreError> {
-    let (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, revenue, entries, engagement) = row;
-    let grain = Grain::from_code(grain).ok_or_else(|| StoreError::Internal(format!("stored grain {grain}")))?;
-    Ok((
-        CellKey {
-            grain,
-            bucket,
-            artist,
-            city,
-            genre,
-            live_event,
-        },
-        Kpis {
-            plays,
-            votes,
-            attendance,
-            revenue_minor: revenue,
-            revenue_entries: entries,
-            engagement_tenths: engagement,
-        },
-    ))
-}
 
 fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
     let (seq, event_id, reason, attempts, state, first_us, last_us, next_us) = row;
@@ -49,30 +24,11 @@ fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
         event_id,
         reason,
         attempts,
-        state: DeadLetterState::parse(&state)
-            .ok_or_else(|| StoreError::Internal(format!("stored dead-letter state {state}")))?,
+        state: rows::dead_letter_state(&state)?,
         first_failed_at: from_micros(first_us)?,
         last_failed_at: from_micros(last_us)?,
         next_attempt_at: next_us.map(from_micros).transpose()?,
     })
-}
-
-fn kpis(
-    plays: i64,
-    votes: i64,
-    attendance: i64,
-    revenue_minor: i64,
-    revenue_entries: i64,
-    engagement_tenths: i64,
-) -> Kpis {
-    Kpis {
-        plays,
-        votes,
-        attendance,
-        revenue_minor,
-        revenue_entries,
-        engagement_tenths,
-    }
 }
 
 #[async_trait]
@@ -182,17 +138,23 @@ impl Rollups for SqliteStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn kpi_cells(&self, grain: Grain, from_bucket: i64) -> Result<Vec<(CellKey, Kpis)>, StoreError> {
-        let rows: Vec<CellRow> = sqlx::query_as(
+    async fn kpi_cells(
+        &self,
+        grain: Grain,
+        from_bucket: i64,
+        to_bucket: i64,
+    ) -> Result<Vec<(CellKey, Kpis)>, StoreError> {
+        let rows: Vec<rows::CellRow> = sqlx::query_as(
             "SELECT grain, bucket, artist, city, genre, live_event, plays, votes, attendance, revenue_minor, \
-             revenue_entries, engagement_tenths FROM kpi_cells WHERE grain = $1 AND bucket >= $2",
+             revenue_entries, engagement_tenths FROM kpi_cells WHERE grain = $1 AND bucket >= $2 AND bucket < $3",
         )
         .bind(grain.code())
         .bind(from_bucket)
+        .bind(to_bucket)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        rows.into_iter().map(cell_from_row).collect()
+        rows.into_iter().map(rows::cell).collect()
     }
 
     async fn sum_cells_by_artist(
@@ -202,7 +164,7 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<rows::SumsRow<String>> = sqlx::query_as(
             "SELECT artist, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM kpi_cells \
              WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> '' AND ($4 IS NULL OR artist = $4) AND ($5 IS NULL OR city = $5) \
              AND ($6 IS NULL OR genre = $6) AND ($7 IS NULL OR live_event = $7) \
@@ -218,10 +180,7 @@ impl Rollups for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(artist, p, v, a, r, n, e)| (artist, kpis(p, v, a, r, n, e)))
-            .collect())
+        Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
     async fn sum_cells_by_bucket(
@@ -231,7 +190,7 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let rows: Vec<(i64, i64, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<rows::SumsRow<i64>> = sqlx::query_as(
             "SELECT bucket, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM kpi_cells \
              WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND ($4 IS NULL OR artist = $4) AND ($5 IS NULL OR city = $5) \
              AND ($6 IS NULL OR genre = $6) AND ($7 IS NULL OR live_event = $7) \
@@ -247,14 +206,11 @@ impl Rollups for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(bucket, p, v, a, r, n, e)| (bucket, kpis(p, v, a, r, n, e)))
-            .collect())
+        Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
     async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
-        let rows: Vec<FanDayRow> = sqlx::query_as(
+        let rows: Vec<rows::FanDayRow> = sqlx::query_as(
             "SELECT day, artist, fan, city, genre, passive, light, active, committed, patron, influence \
              FROM fan_days WHERE day >= $1",
         )
@@ -262,24 +218,7 @@ impl Rollups for SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(rows
-            .into_iter()
-            .map(|(day, artist, fan, city, genre, p, l, a, c, pa, influence)| {
-                (
-                    FanDayKey {
-                        day,
-                        artist,
-                        fan,
-                        city,
-                        genre,
-                    },
-                    FanDay {
-                        by_tier: [p, l, a, c, pa],
-                        influence,
-                    },
-                )
-            })
-            .collect())
+        Ok(rows.into_iter().map(rows::fan_day).collect())
     }
 
     async fn dead_letters(

@@ -396,7 +396,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
     };
     store.apply_batch(&second).await.expect("second batch");
 
-    let mut hours = store.kpi_cells(Grain::Hour, hour).await.expect("cells");
+    let mut hours = store.kpi_cells(Grain::Hour, hour, i64::MAX).await.expect("cells");
     hours.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         hours,
@@ -406,8 +406,20 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
             (cell(Grain::Hour, hour + 1, "art_1", "oslo"), plays(1)),
         ]
     );
-    assert_eq!(store.kpi_cells(Grain::Hour, hour + 1).await.expect("cells").len(), 1);
-    assert_eq!(store.kpi_cells(Grain::Day, 0).await.expect("cells").len(), 1);
+    assert_eq!(
+        store
+            .kpi_cells(Grain::Hour, hour + 1, i64::MAX)
+            .await
+            .expect("cells")
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.kpi_cells(Grain::Hour, hour, hour + 1).await.expect("cells").len(),
+        2,
+        "the end is excluded"
+    );
+    assert_eq!(store.kpi_cells(Grain::Day, 0, i64::MAX).await.expect("cells").len(), 1);
     assert_eq!(
         store.fan_days(0).await.expect("fan days"),
         vec![(
@@ -434,7 +446,7 @@ pub async fn a_batch_from_a_stale_cursor_changes_nothing(store: Arc<dyn Store>) 
     let again = store.apply_batch(&batch).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     assert_eq!(
-        store.kpi_cells(Grain::Day, 0).await.expect("cells"),
+        store.kpi_cells(Grain::Day, 0, i64::MAX).await.expect("cells"),
         vec![(cell(Grain::Day, 1, "art_1", ""), plays(1))],
         "counted once"
     );
@@ -459,7 +471,13 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
             paused: true
         }
     );
-    assert!(store.kpi_cells(Grain::Day, i64::MIN).await.expect("cells").is_empty());
+    assert!(
+        store
+            .kpi_cells(Grain::Day, i64::MIN, i64::MAX)
+            .await
+            .expect("cells")
+            .is_empty()
+    );
     assert!(store.fan_days(i64::MIN).await.expect("fan days").is_empty());
     assert_eq!(store.open_dead_letters().await.expect("count"), 0);
     store.set_paused(false).await.expect("resume");

@@ -9,6 +9,7 @@
 pub mod conformance;
 mod records;
 mod rollups;
+pub mod rows;
 
 use async_trait::async_trait;
 
@@ -76,11 +77,12 @@ pub trait Rollups: Send + Sync {
     /// answer is `Conflict`: the same entries are never counted twice.
     async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError>;
 
-    /// Every cell of `grain` whose bucket is at least `from_bucket`.
+    /// Every cell of `grain` with `from_bucket <= bucket < to_bucket`.
     async fn kpi_cells(
         &self,
         grain: Grain,
         from_bucket: i64,
+        to_bucket: i64,
     ) -> Result<Vec<(CellKey, coliseum_domain::kpi::Kpis)>, StoreError>;
 
     /// Sums per artist of the cells of `grain` with `from <= bucket < to`

@@ -612,21 +612,35 @@ async fn baseline(
 
 async fn drive_baseline<F, Fut>(clients: usize, duration: Duration, envelope: String, insert: F) -> Measured
 where
-    F: Fn(String, String) -> Fut + Clone + Send + 'static,
+    F: Fn(String, String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = bool> + Send,
+{
+    closed_loop(clients, duration, move |n| {
+        insert(format!("baseline-{n}"), envelope.clone())
+    })
+    .await
+}
+
+/// `clients` concurrent loops, each calling `op` (with a number unique
+/// across them) again as soon as it answers, for `duration`; `op` says
+/// whether the call succeeded.
+pub(super) async fn closed_loop<F, Fut>(clients: usize, duration: Duration, op: F) -> Measured
+where
+    F: Fn(u64) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = bool> + Send,
 {
     let stop = Arc::new(AtomicBool::new(false));
-    let next_id = Arc::new(AtomicU64::new(0));
+    let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..clients)
         .map(|_| {
-            let (insert, stop, next_id, envelope) = (insert.clone(), stop.clone(), next_id.clone(), envelope.clone());
+            let (op, stop, next) = (op.clone(), stop.clone(), next.clone());
             tokio::spawn(async move {
                 let mut m = Measured::default();
                 while !stop.load(Ordering::Relaxed) {
-                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let n = next.fetch_add(1, Ordering::Relaxed);
                     let sent = Instant::now();
-                    let ok = insert(format!("baseline-{id}"), envelope.clone()).await;
+                    let ok = op(n).await;
                     m.latencies_us.push(sent.elapsed().as_micros() as u64);
                     m.requests += 1;
                     if ok { m.entries += 1 } else { m.failed += 1 }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::ingest::{BenchDatabase, Measured, Server};
+use super::ingest::{BenchDatabase, Measured, Server, closed_loop};
 use crate::generate::{Generator, GeneratorConfig};
 use crate::webhook::WebhookKey;
 
@@ -259,36 +259,17 @@ fn play(event_id: &str, artist: &str) -> Value {
 /// Closed-loop GETs of `path` from `connections` connections for `duration`.
 async fn get_load(base_url: &str, path: &str, connections: usize, duration: Duration) -> anyhow::Result<Measured> {
     let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
-    let url = format!("http://{base_url}{path}");
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (client, url, stop) = (client.clone(), url.clone(), stop.clone());
-            tokio::spawn(async move {
-                let mut m = Measured::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let ok = match client.get(&url).send().await {
-                        Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    m.latencies_us.push(sent.elapsed().as_micros() as u64);
-                    m.requests += 1;
-                    if ok { m.entries += 1 } else { m.failed += 1 }
-                }
-                m
-            })
-        })
-        .collect();
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = Measured::default();
-    for task in tasks {
-        total.absorb(task.await?);
-    }
-    total.seconds = started.elapsed().as_secs_f64();
-    Ok(total)
+    let url = Arc::new(format!("http://{base_url}{path}"));
+    Ok(closed_loop(connections, duration, move |_| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            match client.get(url.as_str()).send().await {
+                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    })
+    .await)
 }
 
 fn row(scenario: &str, m: &Measured, note: &str) {
@@ -363,74 +344,49 @@ async fn reads(
 /// deployment without rollups would run.
 async fn sql_baseline(backend: &str, database_url: &str, duration: Duration) -> anyhow::Result<Measured> {
     let since = time::OffsetDateTime::now_utc() - time::Duration::days(7);
-    let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    if backend == "sqlite" {
+    // A query may take longer than the run: the rate counts what finished.
+    Ok(if backend == "sqlite" {
         let pool = sqlx::sqlite::SqlitePoolOptions::new()
             .max_connections(8)
             .connect(database_url)
             .await?;
         let since_us = i64::try_from(since.unix_timestamp_nanos() / 1000).unwrap_or(0);
-        for _ in 0..64 {
-            let (pool, stop) = (pool.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut m = Measured::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let ok = sqlx::query(
-                        "SELECT artist_id, count(*) AS plays FROM passport_entries \
-                         WHERE entry_type = 'audio.play' AND ts_us >= $1 AND artist_id IS NOT NULL \
-                         GROUP BY artist_id ORDER BY plays DESC, artist_id LIMIT 25",
-                    )
-                    .bind(since_us)
-                    .fetch_all(&pool)
-                    .await
-                    .is_ok();
-                    m.latencies_us.push(sent.elapsed().as_micros() as u64);
-                    m.requests += 1;
-                    if ok { m.entries += 1 } else { m.failed += 1 }
-                }
-                m
-            }));
-        }
+        closed_loop(64, duration, move |_| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(
+                    "SELECT artist_id, count(*) AS plays FROM passport_entries \
+                     WHERE entry_type = 'audio.play' AND ts_us >= $1 AND artist_id IS NOT NULL \
+                     GROUP BY artist_id ORDER BY plays DESC, artist_id LIMIT 25",
+                )
+                .bind(since_us)
+                .fetch_all(&pool)
+                .await
+                .is_ok()
+            }
+        })
+        .await
     } else {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .max_connections(64)
             .connect(database_url)
             .await?;
-        for _ in 0..64 {
-            let (pool, stop) = (pool.clone(), stop.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut m = Measured::default();
-                while !stop.load(Ordering::Relaxed) {
-                    let sent = Instant::now();
-                    let ok = sqlx::query(
-                        "SELECT artist_id, count(*) AS plays FROM passport_entries \
-                         WHERE entry_type = 'audio.play' AND ts >= $1 AND artist_id IS NOT NULL \
-                         GROUP BY artist_id ORDER BY plays DESC, artist_id LIMIT 25",
-                    )
-                    .bind(since)
-                    .fetch_all(&pool)
-                    .await
-                    .is_ok();
-                    m.latencies_us.push(sent.elapsed().as_micros() as u64);
-                    m.requests += 1;
-                    if ok { m.entries += 1 } else { m.failed += 1 }
-                }
-                m
-            }));
-        }
-    }
-    // A query may take longer than the run: the rate counts what finished.
-    tokio::time::sleep(duration).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut total = Measured::default();
-    for task in tasks {
-        total.absorb(task.await?);
-    }
-    total.seconds = started.elapsed().as_secs_f64();
-    Ok(total)
+        closed_loop(64, duration, move |_| {
+            let pool = pool.clone();
+            async move {
+                sqlx::query(
+                    "SELECT artist_id, count(*) AS plays FROM passport_entries \
+                     WHERE entry_type = 'audio.play' AND ts >= $1 AND artist_id IS NOT NULL \
+                     GROUP BY artist_id ORDER BY plays DESC, artist_id LIMIT 25",
+                )
+                .bind(since)
+                .fetch_all(&pool)
+                .await
+                .is_ok()
+            }
+        })
+        .await
+    })
 }
 
 /// Single-entry webhooks at the freshness rate; every 50 ms one of them is a

@@ -134,12 +134,12 @@ async fn sigterm_answers_requests_in_flight_and_commits_them_before_exiting(back
 async fn derived(url: &str) -> (Vec<(coliseum_store::CellKey, coliseum_domain::kpi::Kpis)>, usize) {
     let store = coliseum_server::app::open_store(url).await.expect("open the store");
     let mut cells = store
-        .kpi_cells(coliseum_store::Grain::Hour, i64::MIN)
+        .kpi_cells(coliseum_store::Grain::Hour, i64::MIN, i64::MAX)
         .await
         .expect("hours");
     cells.extend(
         store
-            .kpi_cells(coliseum_store::Grain::Day, i64::MIN)
+            .kpi_cells(coliseum_store::Grain::Day, i64::MIN, i64::MAX)
             .await
             .expect("days"),
     );
