@@ -162,8 +162,9 @@ struct Inner {
 /// Per-artist sums over a run of buckets, and the newest change they include.
 type TileSums = (u64, Arc<Vec<(Arc<str>, Kpis)>>);
 
-/// Tile sums kept at once; beyond it the cache starts over.
-const CACHED_TILES: usize = 256;
+/// Per-artist rows kept in cached tile sums at most (64 bytes each); beyond
+/// it the cache starts over. A day of every artist is 50,000 rows.
+const CACHED_TILE_ROWS: usize = 2_000_000;
 
 impl Inner {
     fn add_cells<'a>(&mut self, cells: impl Iterator<Item = (&'a CellKey, Kpis)>, first_hour: i64, first_day: i64) {
@@ -232,7 +233,14 @@ pub struct HotState {
     inner: RwLock<Inner>,
     /// Sums over runs of buckets, reused while none of their buckets changes:
     /// a 30-day board under live traffic re-sums only today's hours.
-    tiles: std::sync::Mutex<HashMap<(Grain, i64, i64, Slice), TileSums>>,
+    tiles: std::sync::Mutex<TileCache>,
+}
+
+/// Tile sums by (grain, first, last, slice), and how many rows they hold.
+#[derive(Debug, Default)]
+struct TileCache {
+    sums: HashMap<(Grain, i64, i64, Slice), TileSums>,
+    rows: usize,
 }
 
 impl HotState {
@@ -254,7 +262,7 @@ impl HotState {
                 day_changed: BTreeMap::new(),
             }),
             clock,
-            tiles: std::sync::Mutex::new(HashMap::new()),
+            tiles: std::sync::Mutex::new(TileCache::default()),
         };
         // One bucket at a time: the cells of a month would take several times
         // the memory of the state they build.
@@ -310,16 +318,25 @@ impl HotState {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let changed = inner.changed(grain, first, last);
         let key = (grain, first, last, slice.clone());
-        let cached = self.tiles.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let cached = self
+            .tiles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sums
+            .get(&key)
+            .cloned();
         let sums = match cached {
             Some((stamp, sums)) if stamp == changed => sums,
             _ => {
                 let sums = Arc::new(inner.sum_by_artist(grain, first, last, slice));
                 let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
-                if tiles.len() >= CACHED_TILES {
-                    tiles.clear();
+                if tiles.rows + sums.len() > CACHED_TILE_ROWS {
+                    *tiles = TileCache::default();
                 }
-                tiles.insert(key, (changed, sums.clone()));
+                tiles.rows += sums.len();
+                if let Some((_, replaced)) = tiles.sums.insert(key, (changed, sums.clone())) {
+                    tiles.rows -= replaced.len();
+                }
                 sums
             }
         };

@@ -1,7 +1,7 @@
 //! The Coliseum engine: the pipeline between the HTTP edge and the store.
 //! The group-commit ingest writer, the processor that turns the log into
-//! rollups (through `deltas`), and the pipeline's own measurements; the hot
-//! state and the live hub join it here.
+//! rollups (through `deltas`), the hot state and the reads served from it,
+//! and the pipeline's own measurements; the live hub joins it here.
 //!
 //! Invariant: the engine knows nothing of HTTP or SQL; it talks to the store
 //! through `coliseum_store` traits only.

@@ -20,9 +20,10 @@ use crate::processor::Watermark;
 
 /// Rankings kept for pagination cursors, oldest dropped first.
 const SNAPSHOTS_KEPT: usize = 64;
-/// Distinct leaderboards cached at once; beyond it the cache starts over, so
-/// that requests naming ever new cities cannot grow memory without bound.
-const CACHED_BOARDS: usize = 1024;
+/// Ranked entries (32 bytes each) held by cached leaderboards at most; beyond
+/// it the cache starts over, so that requests naming ever new boards cannot
+/// grow memory without bound.
+const CACHED_RANKED: usize = 4_000_000;
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
 
@@ -223,7 +224,8 @@ pub struct Reads {
     /// applied. Under continuous ingestion every request would otherwise see
     /// a new version and recompute the whole board.
     max_age: std::time::Duration,
-    cache: Mutex<HashMap<CacheKey, Cached>>,
+    /// The cached rankings, and how many entries they hold together.
+    cache: Mutex<(HashMap<CacheKey, Cached>, usize)>,
     /// One computation per leaderboard at a time; the others wait for it.
     gates: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
     snapshots: Mutex<VecDeque<Arc<Ranking>>>,
@@ -243,7 +245,7 @@ impl Reads {
             hot,
             store,
             max_age,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new((HashMap::new(), 0)),
             gates: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(VecDeque::new()),
             // Ids differ between restarts, so an old cursor never names a new snapshot.
@@ -309,18 +311,21 @@ impl Reads {
             positions: std::sync::OnceLock::new(),
         });
         {
-            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= CACHED_BOARDS {
+            let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            let (cache, held) = &mut *guard;
+            if *held + ranking.entries.len() > CACHED_RANKED {
                 cache.clear();
+                *held = 0;
                 self.gates.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
-            cache.insert(
-                key,
-                Cached {
-                    ranking: ranking.clone(),
-                    computed: std::time::Instant::now(),
-                },
-            );
+            *held += ranking.entries.len();
+            let cached = Cached {
+                ranking: ranking.clone(),
+                computed: std::time::Instant::now(),
+            };
+            if let Some(replaced) = cache.insert(key, cached) {
+                *held -= replaced.ranking.entries.len();
+            }
         }
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
         if snapshots.len() == SNAPSHOTS_KEPT {
@@ -343,7 +348,7 @@ impl Reads {
     /// The cached ranking for `key` if it is of `version` or young enough.
     fn cached(&self, key: &CacheKey, version: u64) -> Option<Arc<Ranking>> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let cached = cache.get(key)?;
+        let cached = cache.0.get(key)?;
         (cached.ranking.version == version || cached.computed.elapsed() < self.max_age).then(|| cached.ranking.clone())
     }
 
