@@ -164,6 +164,12 @@ impl Processor {
     /// paused), reading and computing each batch while the one before it is
     /// being written; returns how many entries it consumed.
     pub async fn run_until_idle(&self) -> Result<u64, StoreError> {
+        self.drain(|| false).await
+    }
+
+    /// [`Processor::run_until_idle`], but returning between two batches as
+    /// soon as `stop` says so: a shutdown never waits for a whole backlog.
+    async fn drain(&self, stop: impl Fn() -> bool) -> Result<u64, StoreError> {
         let mut consumed = 0;
         let mut next = self.prepare(None).await?;
         loop {
@@ -179,6 +185,10 @@ impl Processor {
             let cursor = prepared.batch.to_seq;
             let (committed, upcoming) = tokio::join!(self.commit(prepared), self.prepare(Some(cursor)));
             committed?;
+            if stop() {
+                // The batch read ahead is dropped unwritten: it is read again at the next start.
+                return Ok(consumed);
+            }
             next = upcoming?;
         }
     }
@@ -292,7 +302,7 @@ impl Processor {
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut failures = 0_u32;
         while !*shutdown.borrow() {
-            let outcome = match self.run_until_idle().await {
+            let outcome = match self.drain(|| *shutdown.borrow()).await {
                 Ok(_) => self.retry_due().await.map(|tried| tried > 0),
                 Err(error) => Err(error),
             };
