@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 
+use coliseum_domain::dimension::Dimension;
 use coliseum_domain::kpi::{KpiError, Kpis, kpis_of};
 use coliseum_domain::money::FxTable;
 use coliseum_domain::passport::{Entry, FieldError, ValidationContext, validate_raw_envelope};
 use coliseum_store::{CellKey, FanDay, FanDayKey, Grain, NewEntry};
+use time::OffsetDateTime;
 
 /// The types whose weight is cultural influence (SCORING.md, domain A).
 const INFLUENCE_TYPES: &[&str] = &[
@@ -54,41 +56,92 @@ pub struct Deltas {
     pub counted: u64,
 }
 
+/// What one counted entry adds: its KPIs to its hour and day cells (when
+/// it moves any), and one entry of its tier to its fan-day (when it has an
+/// artist). Dimensions are `""` where the entry has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effects<'a> {
+    pub kpis: Kpis,
+    pub timestamp: OffsetDateTime,
+    pub artist: &'a str,
+    pub fan: &'a str,
+    pub city: &'a str,
+    pub genre: &'a str,
+    pub live_event: &'a str,
+    /// 0..=4: passive, light, active, committed, patron.
+    pub tier: usize,
+    pub influence: bool,
+}
+
+impl<'a> Effects<'a> {
+    /// The effects of an interpreted entry; `None` for an unrecognized one,
+    /// which adds nothing and is no failure.
+    pub fn of(entry: &'a Entry, fx: &FxTable) -> Result<Option<Self>, KpiError> {
+        let Some(tier) = entry.tier() else { return Ok(None) };
+        let dimension = |d: &'a Option<Dimension>| d.as_ref().map_or("", |d| d.key.as_str());
+        Ok(Some(Effects {
+            kpis: kpis_of(entry, fx)?,
+            timestamp: entry.timestamp,
+            artist: entry.artist_id.as_deref().unwrap_or_default(),
+            fan: entry.user_id.as_deref().unwrap_or_default(),
+            city: dimension(&entry.city),
+            genre: dimension(&entry.genre),
+            live_event: entry.live_event_id.as_deref().unwrap_or_default(),
+            tier: tier_index(tier.tenths()),
+            influence: INFLUENCE_TYPES.contains(&entry.type_name.as_str()),
+        }))
+    }
+
+    /// The cells the KPIs go to, as (grain, bucket); none when they are all zero.
+    pub fn cell_buckets(&self) -> impl Iterator<Item = (Grain, i64)> + use<'_> {
+        [Grain::Hour, Grain::Day]
+            .into_iter()
+            .filter(|_| !self.kpis.is_zero())
+            .map(|grain| (grain, grain.bucket_of(self.timestamp)))
+    }
+
+    /// The day of the fan-day this entry adds to; `None` without an artist.
+    pub fn fan_day(&self) -> Option<i64> {
+        (!self.artist.is_empty()).then(|| Grain::Day.bucket_of(self.timestamp))
+    }
+
+    /// What it adds to its fan-day.
+    pub fn fan_day_counts(&self) -> FanDay {
+        let mut counts = FanDay::default();
+        counts.by_tier[self.tier] = 1;
+        counts.influence = i64::from(self.influence);
+        counts
+    }
+}
+
 impl Deltas {
     /// Adds one stored entry's effects, or says why it cannot be counted
     /// (adding nothing). Unrecognized entries add nothing and are no failure.
     pub fn add(&mut self, stored: &NewEntry, fx: &FxTable) -> Result<(), EntryFailure> {
         let entry = interpret(stored)?;
-        let Some(tier) = entry.tier() else { return Ok(()) };
-        let kpis = kpis_of(&entry, fx)?;
-        let dimension =
-            |d: &Option<coliseum_domain::dimension::Dimension>| d.as_ref().map(|d| d.key.clone()).unwrap_or_default();
-        let (city, genre) = (dimension(&entry.city), dimension(&entry.genre));
-        let artist = entry.artist_id.clone().unwrap_or_default();
-        if !kpis.is_zero() {
-            for grain in [Grain::Hour, Grain::Day] {
-                let key = CellKey {
-                    grain,
-                    bucket: grain.bucket_of(entry.timestamp),
-                    artist: artist.clone(),
-                    city: city.clone(),
-                    genre: genre.clone(),
-                    live_event: entry.live_event_id.clone().unwrap_or_default(),
-                };
-                *self.cells.entry(key).or_default() += kpis;
-            }
-        }
-        if !artist.is_empty() {
-            let key = FanDayKey {
-                day: Grain::Day.bucket_of(entry.timestamp),
-                artist,
-                fan: entry.user_id.clone().unwrap_or_default(),
-                city,
-                genre,
+        let Some(effects) = Effects::of(&entry, fx)? else {
+            return Ok(());
+        };
+        for (grain, bucket) in effects.cell_buckets() {
+            let key = CellKey {
+                grain,
+                bucket,
+                artist: effects.artist.to_owned(),
+                city: effects.city.to_owned(),
+                genre: effects.genre.to_owned(),
+                live_event: effects.live_event.to_owned(),
             };
-            let day = self.fan_days.entry(key).or_default();
-            day.by_tier[tier_index(tier.tenths())] += 1;
-            day.influence += i64::from(INFLUENCE_TYPES.contains(&entry.type_name.as_str()));
+            *self.cells.entry(key).or_default() += effects.kpis;
+        }
+        if let Some(day) = effects.fan_day() {
+            let key = FanDayKey {
+                day,
+                artist: effects.artist.to_owned(),
+                fan: effects.fan.to_owned(),
+                city: effects.city.to_owned(),
+                genre: effects.genre.to_owned(),
+            };
+            self.fan_days.entry(key).or_default().add(&effects.fan_day_counts());
         }
         self.counted += 1;
         Ok(())

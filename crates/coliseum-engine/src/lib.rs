@@ -12,6 +12,7 @@ pub mod hot;
 pub mod ingest;
 pub mod processor;
 pub mod reads;
+pub mod rebuild;
 pub mod stats;
 
 pub use ingest::{IngestConfig, IngestError, IngestWriter};

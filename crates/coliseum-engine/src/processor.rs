@@ -371,7 +371,7 @@ impl Processor {
 }
 
 /// A dead letter for `stored` after its `attempts`-th failure.
-fn failed(
+pub(crate) fn failed(
     config: &ProcessorConfig,
     stored: &StoredEntry,
     reason: String,

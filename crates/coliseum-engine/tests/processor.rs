@@ -274,6 +274,63 @@ async fn rollups_equal_the_reference_for_any_batch_size(store: Arc<dyn Store>) {
     }
 }
 
+async fn a_rebuild_equals_the_reference_and_the_processor(store: Arc<dyn Store>) {
+    let envelopes = stream(11, 600);
+    store.append_entries(&new_entries(&envelopes)).await.expect("append");
+    let clock = Arc::new(FixedClock::new(now()));
+    assert_eq!(
+        processor(&store, "EUR=1.1", &clock, 64)
+            .await
+            .run_until_idle()
+            .await
+            .expect("process"),
+        600
+    );
+    let processed = store.dead_letters(0, 1000, true).await.expect("dead letters");
+    assert!(!processed.is_empty(), "the stream has payments without a rate");
+
+    let report = coliseum_engine::rebuild::rebuild(store.clone(), fx("EUR=1.1"), now(), |_| {})
+        .await
+        .expect("rebuild");
+    let expected = reference(&envelopes, &[("USD", 1.0), ("EUR", 1.1)]);
+    let stored = stored_rollups(&store).await;
+    assert_eq!(stored.0, expected.0, "cells");
+    assert_eq!(stored.1, expected.1, "fan-days");
+    assert_eq!(report.entries, 600);
+    assert_eq!(
+        report.cells as usize + report.fan_days as usize,
+        expected.0.len() + expected.1.len()
+    );
+    assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 600);
+    let rebuilt = store.dead_letters(0, 1000, true).await.expect("dead letters");
+    let fate = |letters: &[coliseum_store::DeadLetter]| {
+        letters
+            .iter()
+            .map(|l| (l.seq, l.event_id.clone(), l.reason.clone(), l.attempts, l.state))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        fate(&rebuilt),
+        fate(&processed),
+        "the same entries wait in the dead letters"
+    );
+
+    // The processor carries on from the rebuilt cursor.
+    let more = stream(12, 50);
+    store.append_entries(&new_entries(&more)).await.expect("append");
+    assert_eq!(
+        processor(&store, "EUR=1.1", &clock, 64)
+            .await
+            .run_until_idle()
+            .await
+            .expect("process"),
+        50
+    );
+    let all: Vec<Value> = envelopes.iter().chain(&more).cloned().collect();
+    let expected = reference(&all, &[("USD", 1.0), ("EUR", 1.1)]);
+    assert_eq!(stored_rollups(&store).await, expected);
+}
+
 async fn a_dead_letter_retries_dies_and_counts_once_when_replayed(store: Arc<dyn Store>) {
     let tip = json!({
         "event_id": "tip-1", "schema_version": 1, "type": "treasury.tip",
@@ -380,6 +437,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     rollups_equal_the_reference_for_any_batch_size,
+    a_rebuild_equals_the_reference_and_the_processor,
     a_dead_letter_retries_dies_and_counts_once_when_replayed,
     pause_holds_the_queue_across_a_restart_and_resume_drains_it,
 );

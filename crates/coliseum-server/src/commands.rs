@@ -106,60 +106,49 @@ pub fn generate(args: &GenerateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Entries read and applied per transaction by `rebuild`: larger than the
-/// live processor's batches, as nothing waits on a rebuild's freshness.
-const REBUILD_BATCH_ENTRIES: u32 = 50_000;
-
 /// `coliseum rebuild`: empties every derived table and recomputes it from
-/// the log through the processor itself, with progress on stderr.
+/// the log, with progress on stderr.
 pub async fn rebuild(database_url: &str, fx: coliseum_domain::money::FxTable) -> anyhow::Result<()> {
-    use coliseum_engine::{PipelineStats, Processor, ProcessorConfig};
-    use std::sync::Arc;
+    use coliseum_engine::rebuild::{RebuildProgress, rebuild};
 
     let store = app::open_store(database_url).await?;
     if store.pipeline_state().await?.paused {
         bail!("the pipeline is paused; resume it (POST /v1/admin/pipeline/resume) before rebuilding");
     }
-    let head = store.log_stats().await?.head_seq;
-    store.reset_derived().await?;
-    let processor = Processor::new(
-        store.clone(),
-        Arc::new(fx),
-        Arc::new(coliseum_domain::clock::SystemClock),
-        Arc::new(PipelineStats::default()),
-        ProcessorConfig {
-            batch_entries: REBUILD_BATCH_ENTRIES,
-            ..ProcessorConfig::default()
-        },
-        Vec::new(),
-    )
-    .await?;
+    let head = store.log_stats().await?.head_seq.max(1);
     let started = std::time::Instant::now();
-    let drain = processor.run_until_idle();
-    tokio::pin!(drain);
-    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
-    let mut stderr = std::io::stderr();
-    let consumed = loop {
-        tokio::select! {
-            consumed = &mut drain => break consumed?,
-            _ = ticks.tick() => {
-                let seq = store.pipeline_state().await?.processed_seq;
-                let percent = if head > 0 { 100.0 * seq.min(head) as f64 / head as f64 } else { 100.0 };
-                let _ = write!(
-                    stderr,
-                    "\rrebuilding: {percent:5.1} % of the log, {:.0} entries/s   ",
-                    seq as f64 / started.elapsed().as_secs_f64().max(1e-9)
-                );
-                let _ = stderr.flush();
+    let now = time::OffsetDateTime::now_utc();
+    let report = rebuild(store.clone(), std::sync::Arc::new(fx), now, |progress| {
+        let line = match progress {
+            RebuildProgress::Counting { seq } => format!(
+                "counting: {:5.1} % of the log, {:.0} entries/s",
+                100.0 * seq.min(head) as f64 / head as f64,
+                seq as f64 / started.elapsed().as_secs_f64().max(1e-9)
+            ),
+            RebuildProgress::Writing { written, rows } => {
+                format!(
+                    "writing: {:5.1} % of {rows} rows",
+                    100.0 * written as f64 / rows.max(1) as f64
+                )
             }
-        }
-    };
+        };
+        let mut stderr = std::io::stderr();
+        let _ = write!(stderr, "\r{line:<60}");
+        let _ = stderr.flush();
+    })
+    .await?;
     let seconds = started.elapsed().as_secs_f64();
-    let _ = writeln!(stderr);
+    eprintln!();
     println!(
-        "rebuilt from {consumed} entries in {seconds:.1} s ({:.0} entries/s); {} dead letters",
-        consumed as f64 / seconds.max(1e-9),
-        store.open_dead_letters().await?
+        "rebuilt from {} entries in {seconds:.1} s ({:.0} entries/s; counted in {:.1} s, {} cells and {} fan-days \
+         written in {:.1} s); {} dead letters",
+        report.entries,
+        report.entries as f64 / seconds.max(1e-9),
+        report.counting_seconds,
+        report.cells,
+        report.fan_days,
+        report.writing_seconds,
+        report.dead_letters
     );
     Ok(())
 }

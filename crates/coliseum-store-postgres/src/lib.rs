@@ -278,11 +278,7 @@ impl PassportLog for PostgresStore {
                 .map_err(classify)?;
             let seqs: Vec<i64> = (last - count + 1..=last).collect();
             if fresh.len() >= COPY_MIN_ROWS {
-                let mut copy = tx.copy_in_raw(copy::COPY_LOG_ROWS).await.map_err(classify)?;
-                copy.send(copy::encode_log_rows(&seqs, &fresh))
-                    .await
-                    .map_err(classify)?;
-                copy.finish().await.map_err(classify)?;
+                copy::copy_in(&mut tx, copy::COPY_LOG_ROWS, copy::encode_log_rows(&seqs, &fresh)).await?;
             } else {
                 insert_log_rows(&mut tx, &seqs, &fresh).await?;
             }

@@ -5,12 +5,14 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
-    StoredEntry, rows,
+    CellFilter, CellKey, DeadLetter, DerivedPart, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
+    StoreError, StoredEntry, rows,
 };
+use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
+use tokio::sync::mpsc::Receiver;
 
-use crate::{EntryRow, PostgresStore, classify, stored_entry};
+use crate::{EntryRow, PostgresStore, classify, copy, stored_entry};
 
 type DeadLetterRow = (
     i64,
@@ -42,6 +44,113 @@ fn column<'a, T, U>(rows: &'a [T], pick: impl Fn(&'a T) -> U) -> Vec<U> {
     rows.iter().map(pick).collect()
 }
 
+/// Adds `cells` to the rollups (created where missing).
+async fn upsert_cells(tx: &mut Transaction<'_, Postgres>, cells: &[(CellKey, Kpis)]) -> Result<(), StoreError> {
+    if !cells.is_empty() {
+        sqlx::query(
+            "INSERT INTO kpi_cells (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, \
+                                    revenue_minor, revenue_entries, engagement_tenths) \
+             SELECT * FROM UNNEST($1::int2[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
+                                  $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
+             ON CONFLICT (grain, bucket, artist, city, genre, live_event) DO UPDATE SET \
+             plays = kpi_cells.plays + excluded.plays, votes = kpi_cells.votes + excluded.votes, \
+             attendance = kpi_cells.attendance + excluded.attendance, \
+             revenue_minor = kpi_cells.revenue_minor + excluded.revenue_minor, \
+             revenue_entries = kpi_cells.revenue_entries + excluded.revenue_entries, \
+             engagement_tenths = kpi_cells.engagement_tenths + excluded.engagement_tenths",
+        )
+        .bind(column(cells, |(k, _)| k.grain.code()))
+        .bind(column(cells, |(k, _)| k.bucket))
+        .bind(column(cells, |(k, _)| k.artist.as_str()))
+        .bind(column(cells, |(k, _)| k.city.as_str()))
+        .bind(column(cells, |(k, _)| k.genre.as_str()))
+        .bind(column(cells, |(k, _)| k.live_event.as_str()))
+        .bind(column(cells, |(_, v)| v.plays))
+        .bind(column(cells, |(_, v)| v.votes))
+        .bind(column(cells, |(_, v)| v.attendance))
+        .bind(column(cells, |(_, v)| v.revenue_minor))
+        .bind(column(cells, |(_, v)| v.revenue_entries))
+        .bind(column(cells, |(_, v)| v.engagement_tenths))
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Adds `days` to the fan-days (created where missing).
+async fn upsert_fan_days(tx: &mut Transaction<'_, Postgres>, days: &[(FanDayKey, FanDay)]) -> Result<(), StoreError> {
+    if !days.is_empty() {
+        sqlx::query(
+            "INSERT INTO fan_days (day, artist, fan, city, genre, passive, light, active, committed, patron, \
+                                   influence) \
+             SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
+                                  $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[]) \
+             ON CONFLICT (day, artist, fan, city, genre) DO UPDATE SET \
+             passive = fan_days.passive + excluded.passive, light = fan_days.light + excluded.light, \
+             active = fan_days.active + excluded.active, committed = fan_days.committed + excluded.committed, \
+             patron = fan_days.patron + excluded.patron, influence = fan_days.influence + excluded.influence",
+        )
+        .bind(column(days, |(k, _)| k.day))
+        .bind(column(days, |(k, _)| k.artist.as_str()))
+        .bind(column(days, |(k, _)| k.fan.as_str()))
+        .bind(column(days, |(k, _)| k.city.as_str()))
+        .bind(column(days, |(k, _)| k.genre.as_str()))
+        .bind(column(days, |(_, v)| v.by_tier[0]))
+        .bind(column(days, |(_, v)| v.by_tier[1]))
+        .bind(column(days, |(_, v)| v.by_tier[2]))
+        .bind(column(days, |(_, v)| v.by_tier[3]))
+        .bind(column(days, |(_, v)| v.by_tier[4]))
+        .bind(column(days, |(_, v)| v.influence))
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Writes dead letters as given, replacing those with the same `seq`.
+async fn write_dead_letters(tx: &mut Transaction<'_, Postgres>, letters: &[DeadLetter]) -> Result<(), StoreError> {
+    for letter in letters {
+        sqlx::query(
+            "INSERT INTO dead_letters (seq, event_id, reason, attempts, state, first_failed_at, last_failed_at, \
+                                       next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (seq) DO UPDATE SET event_id = excluded.event_id, reason = excluded.reason, \
+             attempts = excluded.attempts, state = excluded.state, first_failed_at = excluded.first_failed_at, \
+             last_failed_at = excluded.last_failed_at, next_attempt_at = excluded.next_attempt_at",
+        )
+        .bind(letter.seq)
+        .bind(&letter.event_id)
+        .bind(&letter.reason)
+        .bind(letter.attempts)
+        .bind(letter.state.as_str())
+        .bind(letter.first_failed_at)
+        .bind(letter.last_failed_at)
+        .bind(letter.next_attempt_at)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Moves the cursor from `from` to `to`; `Conflict` when it is not at `from`.
+async fn move_cursor(tx: &mut Transaction<'_, Postgres>, from: i64, to: i64) -> Result<(), StoreError> {
+    let moved = sqlx::query("UPDATE pipeline_state SET processed_seq = $1 WHERE id = 1 AND processed_seq = $2")
+        .bind(to)
+        .bind(from)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+    if moved != 1 {
+        return Err(StoreError::Conflict(format!(
+            "the processor's cursor is no longer at {from}"
+        )));
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Rollups for PostgresStore {
     async fn pipeline_state(&self) -> Result<PipelineState, StoreError> {
@@ -64,96 +173,10 @@ impl Rollups for PostgresStore {
 
     async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let moved = sqlx::query("UPDATE pipeline_state SET processed_seq = $1 WHERE id = 1 AND processed_seq = $2")
-            .bind(batch.to_seq)
-            .bind(batch.from_seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?
-            .rows_affected();
-        if moved != 1 {
-            return Err(StoreError::Conflict(format!(
-                "the processor's cursor is no longer at {}",
-                batch.from_seq
-            )));
-        }
-        if !batch.cells.is_empty() {
-            let cells = &batch.cells;
-            sqlx::query(
-                "INSERT INTO kpi_cells (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, \
-                                        revenue_minor, revenue_entries, engagement_tenths) \
-                 SELECT * FROM UNNEST($1::int2[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], \
-                                      $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[], $12::int8[]) \
-                 ON CONFLICT (grain, bucket, artist, city, genre, live_event) DO UPDATE SET \
-                 plays = kpi_cells.plays + excluded.plays, votes = kpi_cells.votes + excluded.votes, \
-                 attendance = kpi_cells.attendance + excluded.attendance, \
-                 revenue_minor = kpi_cells.revenue_minor + excluded.revenue_minor, \
-                 revenue_entries = kpi_cells.revenue_entries + excluded.revenue_entries, \
-                 engagement_tenths = kpi_cells.engagement_tenths + excluded.engagement_tenths",
-            )
-            .bind(column(cells, |(k, _)| k.grain.code()))
-            .bind(column(cells, |(k, _)| k.bucket))
-            .bind(column(cells, |(k, _)| k.artist.as_str()))
-            .bind(column(cells, |(k, _)| k.city.as_str()))
-            .bind(column(cells, |(k, _)| k.genre.as_str()))
-            .bind(column(cells, |(k, _)| k.live_event.as_str()))
-            .bind(column(cells, |(_, v)| v.plays))
-            .bind(column(cells, |(_, v)| v.votes))
-            .bind(column(cells, |(_, v)| v.attendance))
-            .bind(column(cells, |(_, v)| v.revenue_minor))
-            .bind(column(cells, |(_, v)| v.revenue_entries))
-            .bind(column(cells, |(_, v)| v.engagement_tenths))
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
-        if !batch.fan_days.is_empty() {
-            let days = &batch.fan_days;
-            sqlx::query(
-                "INSERT INTO fan_days (day, artist, fan, city, genre, passive, light, active, committed, patron, \
-                                       influence) \
-                 SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], \
-                                      $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int8[]) \
-                 ON CONFLICT (day, artist, fan, city, genre) DO UPDATE SET \
-                 passive = fan_days.passive + excluded.passive, light = fan_days.light + excluded.light, \
-                 active = fan_days.active + excluded.active, committed = fan_days.committed + excluded.committed, \
-                 patron = fan_days.patron + excluded.patron, influence = fan_days.influence + excluded.influence",
-            )
-            .bind(column(days, |(k, _)| k.day))
-            .bind(column(days, |(k, _)| k.artist.as_str()))
-            .bind(column(days, |(k, _)| k.fan.as_str()))
-            .bind(column(days, |(k, _)| k.city.as_str()))
-            .bind(column(days, |(k, _)| k.genre.as_str()))
-            .bind(column(days, |(_, v)| v.by_tier[0]))
-            .bind(column(days, |(_, v)| v.by_tier[1]))
-            .bind(column(days, |(_, v)| v.by_tier[2]))
-            .bind(column(days, |(_, v)| v.by_tier[3]))
-            .bind(column(days, |(_, v)| v.by_tier[4]))
-            .bind(column(days, |(_, v)| v.influence))
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
-        for letter in &batch.dead_letters {
-            sqlx::query(
-                "INSERT INTO dead_letters (seq, event_id, reason, attempts, state, first_failed_at, last_failed_at, \
-                                           next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (seq) DO UPDATE SET event_id = excluded.event_id, reason = excluded.reason, \
-                 attempts = excluded.attempts, state = excluded.state, first_failed_at = excluded.first_failed_at, \
-                 last_failed_at = excluded.last_failed_at, next_attempt_at = excluded.next_attempt_at",
-            )
-            .bind(letter.seq)
-            .bind(&letter.event_id)
-            .bind(&letter.reason)
-            .bind(letter.attempts)
-            .bind(letter.state.as_str())
-            .bind(letter.first_failed_at)
-            .bind(letter.last_failed_at)
-            .bind(letter.next_attempt_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
+        move_cursor(&mut tx, batch.from_seq, batch.to_seq).await?;
+        upsert_cells(&mut tx, &batch.cells).await?;
+        upsert_fan_days(&mut tx, &batch.fan_days).await?;
+        write_dead_letters(&mut tx, &batch.dead_letters).await?;
         tx.commit().await.map_err(classify)
     }
 
@@ -324,5 +347,25 @@ impl Rollups for PostgresStore {
         }
         tx.commit().await.map_err(classify)?;
         Ok(())
+    }
+
+    async fn load_derived(&self, to_seq: i64, mut parts: Receiver<DerivedPart>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        move_cursor(&mut tx, 0, to_seq).await?;
+        while let Some(part) = parts.recv().await {
+            match part {
+                DerivedPart::Cells(cells) => {
+                    copy::copy_in(&mut tx, copy::COPY_CELLS, copy::encode_cells(&cells)).await?;
+                }
+                DerivedPart::FanDays(days) => {
+                    copy::copy_in(&mut tx, copy::COPY_FAN_DAYS, copy::encode_fan_days(&days)).await?;
+                }
+                DerivedPart::DeadLetters(letters) => write_dead_letters(&mut tx, &letters).await?,
+                DerivedPart::End => return tx.commit().await.map_err(classify),
+            }
+        }
+        Err(StoreError::Internal(
+            "the rebuild stopped before all its rows were sent".to_owned(),
+        ))
     }
 }

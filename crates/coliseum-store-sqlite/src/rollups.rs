@@ -4,11 +4,12 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups, StoreError,
-    StoredEntry, rows,
+    CellFilter, CellKey, DeadLetter, DerivedPart, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
+    StoreError, StoredEntry, rows,
 };
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
+use tokio::sync::mpsc::Receiver;
 
 use crate::{EntryRow, SqliteStore, classify, from_micros, micros, stored_entry};
 
@@ -29,6 +30,107 @@ fn dead_letter_from_row(row: DeadLetterRow) -> Result<DeadLetter, StoreError> {
         last_failed_at: from_micros(last_us)?,
         next_attempt_at: next_us.map(from_micros).transpose()?,
     })
+}
+
+/// Adds `cells` to the rollups (created where missing).
+async fn upsert_cells(tx: &mut Transaction<'_, Sqlite>, cells: &[(CellKey, Kpis)]) -> Result<(), StoreError> {
+    for chunk in cells.chunks(ROWS_PER_UPSERT) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO kpi_cells (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, \
+             revenue_minor, revenue_entries, engagement_tenths) ",
+        );
+        upsert.push_values(chunk, |mut row, (key, kpis)| {
+            row.push_bind(key.grain.code())
+                .push_bind(key.bucket)
+                .push_bind(&key.artist)
+                .push_bind(&key.city)
+                .push_bind(&key.genre)
+                .push_bind(&key.live_event)
+                .push_bind(kpis.plays)
+                .push_bind(kpis.votes)
+                .push_bind(kpis.attendance)
+                .push_bind(kpis.revenue_minor)
+                .push_bind(kpis.revenue_entries)
+                .push_bind(kpis.engagement_tenths);
+        });
+        upsert.push(
+            " ON CONFLICT (grain, bucket, artist, city, genre, live_event) DO UPDATE SET \
+             plays = plays + excluded.plays, votes = votes + excluded.votes, \
+             attendance = attendance + excluded.attendance, revenue_minor = revenue_minor + excluded.revenue_minor, \
+             revenue_entries = revenue_entries + excluded.revenue_entries, \
+             engagement_tenths = engagement_tenths + excluded.engagement_tenths",
+        );
+        upsert.build().execute(&mut **tx).await.map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Adds `fan_days` to the fan-days (created where missing).
+async fn upsert_fan_days(tx: &mut Transaction<'_, Sqlite>, fan_days: &[(FanDayKey, FanDay)]) -> Result<(), StoreError> {
+    for chunk in fan_days.chunks(ROWS_PER_UPSERT) {
+        let mut upsert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO fan_days (day, artist, fan, city, genre, passive, light, active, committed, patron, \
+             influence) ",
+        );
+        upsert.push_values(chunk, |mut row, (key, counts)| {
+            row.push_bind(key.day)
+                .push_bind(&key.artist)
+                .push_bind(&key.fan)
+                .push_bind(&key.city)
+                .push_bind(&key.genre);
+            for count in counts.by_tier {
+                row.push_bind(count);
+            }
+            row.push_bind(counts.influence);
+        });
+        upsert.push(
+            " ON CONFLICT (day, artist, fan, city, genre) DO UPDATE SET \
+             passive = passive + excluded.passive, light = light + excluded.light, \
+             active = active + excluded.active, committed = committed + excluded.committed, \
+             patron = patron + excluded.patron, influence = influence + excluded.influence",
+        );
+        upsert.build().execute(&mut **tx).await.map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Writes dead letters as given, replacing those with the same `seq`.
+async fn write_dead_letters(tx: &mut Transaction<'_, Sqlite>, letters: &[DeadLetter]) -> Result<(), StoreError> {
+    for letter in letters {
+        sqlx::query(
+            "INSERT OR REPLACE INTO dead_letters (seq, event_id, reason, attempts, state, first_failed_us, \
+             last_failed_us, next_attempt_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(letter.seq)
+        .bind(&letter.event_id)
+        .bind(&letter.reason)
+        .bind(letter.attempts)
+        .bind(letter.state.as_str())
+        .bind(micros(letter.first_failed_at))
+        .bind(micros(letter.last_failed_at))
+        .bind(letter.next_attempt_at.map(micros))
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    }
+    Ok(())
+}
+
+/// Moves the cursor from `from` to `to`; `Conflict` when it is not at `from`.
+async fn move_cursor(tx: &mut Transaction<'_, Sqlite>, from: i64, to: i64) -> Result<(), StoreError> {
+    let moved = sqlx::query("UPDATE pipeline_state SET processed_seq = $1 WHERE id = 1 AND processed_seq = $2")
+        .bind(to)
+        .bind(from)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+    if moved != 1 {
+        return Err(StoreError::Conflict(format!(
+            "the processor's cursor is no longer at {from}"
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -53,88 +155,10 @@ impl Rollups for SqliteStore {
 
     async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        let moved = sqlx::query("UPDATE pipeline_state SET processed_seq = $1 WHERE id = 1 AND processed_seq = $2")
-            .bind(batch.to_seq)
-            .bind(batch.from_seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?
-            .rows_affected();
-        if moved != 1 {
-            return Err(StoreError::Conflict(format!(
-                "the processor's cursor is no longer at {}",
-                batch.from_seq
-            )));
-        }
-        for chunk in batch.cells.chunks(ROWS_PER_UPSERT) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO kpi_cells (grain, bucket, artist, city, genre, live_event, plays, votes, attendance, \
-                 revenue_minor, revenue_entries, engagement_tenths) ",
-            );
-            upsert.push_values(chunk, |mut row, (key, kpis)| {
-                row.push_bind(key.grain.code())
-                    .push_bind(key.bucket)
-                    .push_bind(&key.artist)
-                    .push_bind(&key.city)
-                    .push_bind(&key.genre)
-                    .push_bind(&key.live_event)
-                    .push_bind(kpis.plays)
-                    .push_bind(kpis.votes)
-                    .push_bind(kpis.attendance)
-                    .push_bind(kpis.revenue_minor)
-                    .push_bind(kpis.revenue_entries)
-                    .push_bind(kpis.engagement_tenths);
-            });
-            upsert.push(
-                " ON CONFLICT (grain, bucket, artist, city, genre, live_event) DO UPDATE SET \
-                 plays = plays + excluded.plays, votes = votes + excluded.votes, \
-                 attendance = attendance + excluded.attendance, revenue_minor = revenue_minor + excluded.revenue_minor, \
-                 revenue_entries = revenue_entries + excluded.revenue_entries, \
-                 engagement_tenths = engagement_tenths + excluded.engagement_tenths",
-            );
-            upsert.build().execute(&mut *tx).await.map_err(classify)?;
-        }
-        for chunk in batch.fan_days.chunks(ROWS_PER_UPSERT) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO fan_days (day, artist, fan, city, genre, passive, light, active, committed, patron, \
-                 influence) ",
-            );
-            upsert.push_values(chunk, |mut row, (key, counts)| {
-                row.push_bind(key.day)
-                    .push_bind(&key.artist)
-                    .push_bind(&key.fan)
-                    .push_bind(&key.city)
-                    .push_bind(&key.genre);
-                for count in counts.by_tier {
-                    row.push_bind(count);
-                }
-                row.push_bind(counts.influence);
-            });
-            upsert.push(
-                " ON CONFLICT (day, artist, fan, city, genre) DO UPDATE SET \
-                 passive = passive + excluded.passive, light = light + excluded.light, \
-                 active = active + excluded.active, committed = committed + excluded.committed, \
-                 patron = patron + excluded.patron, influence = influence + excluded.influence",
-            );
-            upsert.build().execute(&mut *tx).await.map_err(classify)?;
-        }
-        for letter in &batch.dead_letters {
-            sqlx::query(
-                "INSERT OR REPLACE INTO dead_letters (seq, event_id, reason, attempts, state, first_failed_us, \
-                 last_failed_us, next_attempt_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(letter.seq)
-            .bind(&letter.event_id)
-            .bind(&letter.reason)
-            .bind(letter.attempts)
-            .bind(letter.state.as_str())
-            .bind(micros(letter.first_failed_at))
-            .bind(micros(letter.last_failed_at))
-            .bind(letter.next_attempt_at.map(micros))
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        }
+        move_cursor(&mut tx, batch.from_seq, batch.to_seq).await?;
+        upsert_cells(&mut tx, &batch.cells).await?;
+        upsert_fan_days(&mut tx, &batch.fan_days).await?;
+        write_dead_letters(&mut tx, &batch.dead_letters).await?;
         tx.commit().await.map_err(classify)
     }
 
@@ -304,5 +328,23 @@ impl Rollups for SqliteStore {
             sqlx::query(statement).execute(&mut *tx).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)
+    }
+
+    async fn load_derived(&self, to_seq: i64, mut parts: Receiver<DerivedPart>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        move_cursor(&mut tx, 0, to_seq).await?;
+        // Keys are unique, so the upserts only ever insert: SQLite has no
+        // faster bulk path than its prepared multi-row INSERT.
+        while let Some(part) = parts.recv().await {
+            match part {
+                DerivedPart::Cells(cells) => upsert_cells(&mut tx, &cells).await?,
+                DerivedPart::FanDays(fan_days) => upsert_fan_days(&mut tx, &fan_days).await?,
+                DerivedPart::DeadLetters(letters) => write_dead_letters(&mut tx, &letters).await?,
+                DerivedPart::End => return tx.commit().await.map_err(classify),
+            }
+        }
+        Err(StoreError::Internal(
+            "the rebuild stopped before all its rows were sent".to_owned(),
+        ))
     }
 }

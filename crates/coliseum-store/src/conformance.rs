@@ -10,8 +10,8 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    Appended, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, NewEntry, NewSession, NewUser,
-    PipelineState, ProcessedBatch, Store, StoreError,
+    Appended, CellKey, DeadLetter, DeadLetterState, DerivedPart, FanDay, FanDayKey, Grain, NewEntry, NewSession,
+    NewUser, PipelineState, ProcessedBatch, Store, StoreError,
 };
 use coliseum_domain::kpi::Kpis;
 
@@ -32,6 +32,7 @@ macro_rules! conformance_tests {
             batches_add_to_cells_and_fan_days_and_move_the_cursor,
             a_batch_from_a_stale_cursor_changes_nothing,
             the_pause_flag_persists_and_a_reset_keeps_it,
+            a_bulk_load_commits_only_at_its_end,
             dead_letters_retry_replay_and_resolve,
             users_are_upserted_by_email,
             sessions_expire_and_revoke,
@@ -482,6 +483,73 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
     assert_eq!(store.open_dead_letters().await.expect("count"), 0);
     store.set_paused(false).await.expect("resume");
     assert!(!store.pipeline_state().await.expect("state").paused);
+}
+
+pub async fn a_bulk_load_commits_only_at_its_end(store: Arc<dyn Store>) {
+    let cells = vec![
+        (cell(Grain::Hour, 489_900, "art_1", "oslo"), plays(2)),
+        (cell(Grain::Hour, 489_900, "art_2", "oslo"), plays(1)),
+    ];
+    let days = vec![(
+        fan_day("art_1", "fan_1"),
+        FanDay {
+            by_tier: [0, 2, 0, 0, 0],
+            influence: 1,
+        },
+    )];
+    let load = |parts: Vec<DerivedPart>| {
+        let store = store.clone();
+        async move {
+            let (sender, receiver) = tokio::sync::mpsc::channel(1);
+            let sending = tokio::spawn(async move {
+                for part in parts {
+                    let _ = sender.send(part).await;
+                }
+            });
+            let loaded = store.load_derived(9, receiver).await;
+            sending.await.expect("sender");
+            loaded
+        }
+    };
+
+    // A sender gone before the end leaves everything as it was.
+    let cut_short = load(vec![DerivedPart::Cells(cells.clone())]).await;
+    assert!(cut_short.is_err(), "{cut_short:?}");
+    assert!(
+        store
+            .kpi_cells(Grain::Hour, i64::MIN, i64::MAX)
+            .await
+            .expect("cells")
+            .is_empty()
+    );
+    assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 0);
+
+    let parts = vec![
+        DerivedPart::Cells(cells[..1].to_vec()),
+        DerivedPart::Cells(cells[1..].to_vec()),
+        DerivedPart::FanDays(days.clone()),
+        DerivedPart::DeadLetters(vec![dead_letter(4, DeadLetterState::Dead)]),
+        DerivedPart::End,
+    ];
+    load(parts.clone()).await.expect("load");
+    let mut loaded = store.kpi_cells(Grain::Hour, i64::MIN, i64::MAX).await.expect("cells");
+    loaded.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(loaded, cells);
+    assert_eq!(store.fan_days(i64::MIN).await.expect("fan days"), days);
+    assert_eq!(store.open_dead_letters().await.expect("dead letters"), 1);
+    assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 9);
+
+    // Only onto a cursor at 0: a second load would count everything twice.
+    let again = load(parts).await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(
+        store
+            .kpi_cells(Grain::Hour, i64::MIN, i64::MAX)
+            .await
+            .expect("cells")
+            .len(),
+        2
+    );
 }
 
 fn dead_letter(seq: i64, state: DeadLetterState) -> DeadLetter {

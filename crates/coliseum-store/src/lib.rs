@@ -17,7 +17,8 @@ pub use records::{
     Appended, LogStats, NewEntry, NewSession, NewUser, StoredEntry, User, UserCredentials, truncate_to_micros,
 };
 pub use rollups::{
-    CellFilter, CellKey, DeadLetter, DeadLetterState, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch,
+    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, FanDay, FanDayKey, Grain, PipelineState,
+    ProcessedBatch,
 };
 
 /// A failure of the store.
@@ -129,6 +130,18 @@ pub trait Rollups: Send + Sync {
     /// Empties every derived table and puts the cursor back to 0 (the pause
     /// flag is kept): the start of a rebuild.
     async fn reset_derived(&self) -> Result<(), StoreError>;
+
+    /// The end of a rebuild: writes the rows computed from the whole log up
+    /// to `to_seq` into the tables `reset_derived` emptied, and moves the
+    /// cursor from 0 to `to_seq`, in one transaction committed only when
+    /// [`DerivedPart::End`] arrives (a sender dropped before it changes
+    /// nothing). Every key arrives at most once, so nothing is merged: rows
+    /// are appended, fastest in key order. `Conflict` when the cursor is not at 0.
+    async fn load_derived(
+        &self,
+        to_seq: i64,
+        parts: tokio::sync::mpsc::Receiver<DerivedPart>,
+    ) -> Result<(), StoreError>;
 }
 
 /// Users and their browser sessions.

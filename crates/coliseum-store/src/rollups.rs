@@ -155,6 +155,16 @@ pub struct ProcessedBatch {
     pub dead_letters: Vec<DeadLetter>,
 }
 
+/// One part of the rows [`crate::Rollups::load_derived`] writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DerivedPart {
+    Cells(Vec<(CellKey, Kpis)>),
+    FanDays(Vec<(FanDayKey, FanDay)>),
+    DeadLetters(Vec<DeadLetter>),
+    /// Everything was sent: commit.
+    End,
+}
+
 impl ProcessedBatch {
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty() && self.fan_days.is_empty() && self.dead_letters.is_empty()

@@ -181,6 +181,14 @@ impl BenchDatabase {
         })
     }
 
+    /// Leaves the database in place; returns its URL.
+    pub(super) fn keep(self) -> String {
+        if let Cleanup::Directory(dir) = self.cleanup {
+            let _ = dir.keep();
+        }
+        self.url
+    }
+
     pub(super) async fn drop_now(self) {
         if let Cleanup::Postgres { admin_url, name } = &self.cleanup
             && let Ok(mut connection) = <sqlx::PgConnection as sqlx::Connection>::connect(admin_url).await

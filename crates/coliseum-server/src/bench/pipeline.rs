@@ -53,6 +53,10 @@ pub struct PipelineBenchArgs {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub postgres_url: String,
+    /// Leaves the data set's database in place and prints its URL, to run
+    /// `coliseum rebuild` or a server on it afterwards.
+    #[arg(long)]
+    pub keep_database: bool,
 }
 
 pub async fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
@@ -127,7 +131,11 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
 
     let rebuild = rebuild(&database.url).await?;
     println!("- rebuild: {rebuild}");
-    database.drop_now().await;
+    if args.keep_database {
+        println!("- data set kept at {}", database.keep());
+    } else {
+        database.drop_now().await;
+    }
     Ok(())
 }
 
