@@ -1,5 +1,6 @@
 //! The Coliseum domain: the Passport event schema and its validation, weight
-//! tiers, KPI mapping (`kpi`), money and exchange rates, roles and plans, and the clock.
+//! tiers, KPI mapping (`kpi`), the DNA scores (`scoring`), money and exchange rates,
+//! roles and plans, and the clock.
 //!
 //! Invariant: nothing in this crate does I/O or reads the system time on its
 //! own. "Now" always arrives as an argument or through [`clock::Clock`].
@@ -11,3 +12,4 @@ pub mod money;
 pub mod passport;
 pub mod plans;
 pub mod range;
+pub mod scoring;
