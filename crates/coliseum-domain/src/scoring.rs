@@ -187,15 +187,15 @@ impl ScoringConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FanDayRow {
     /// Days since the Unix epoch (UTC).
-    pub day: i64,
+    pub day: i32,
     pub artist: u32,
     pub fan: u32,
     pub city: u32,
     pub genre: u32,
     /// Entries by tier: passive, light, active, committed, patron.
-    pub by_tier: [i64; 5],
+    pub by_tier: [u32; 5],
     /// Influence entries (all of the "active" tier).
-    pub influence: i64,
+    pub influence: u32,
 }
 
 /// An artist's DNA in one range.
@@ -236,13 +236,13 @@ pub fn score(
         rows.windows(2)
             .all(|w| (w[0].artist, w[0].fan, w[0].day) <= (w[1].artist, w[1].fan, w[1].day))
     );
-    let weight = |row: &FanDayRow, tier: usize, count: i64| -> Option<i64> {
-        let age = as_of_day - row.day;
+    let weight = |row: &FanDayRow, tier: usize, count: u32| -> Option<i64> {
+        let age = as_of_day - i64::from(row.day);
         range
             .counts(age)
-            .then(|| count * config.tier_tenths[tier] * config.decay_hundredths(age))
+            .then(|| i64::from(count) * config.tier_tenths[tier] * config.decay_hundredths(age))
     };
-    let counted = |row: &&FanDayRow| range.counts(as_of_day - row.day);
+    let counted = |row: &&FanDayRow| range.counts(as_of_day - i64::from(row.day));
 
     // Every fan's home genre and the number of genres, across all artists.
     let mut fan_genres: HashMap<u32, Vec<(u32, i64)>> = HashMap::new();
@@ -276,7 +276,16 @@ pub fn score(
             continue;
         }
         let kpis = kpis.get(&artist).copied().unwrap_or_default();
-        population.push(raw_values(config, artist, &artist_rows, &kpis, &weight, genre_count, &home, genre_name));
+        population.push(raw_values(
+            config,
+            artist,
+            &artist_rows,
+            &kpis,
+            &weight,
+            genre_count,
+            &home,
+            genre_name,
+        ));
     }
     rank_population(&mut population);
     population
@@ -289,7 +298,7 @@ fn raw_values(
     artist: u32,
     rows: &[&FanDayRow],
     kpis: &Kpis,
-    weight: &dyn Fn(&FanDayRow, usize, i64) -> Option<i64>,
+    weight: &dyn Fn(&FanDayRow, usize, u32) -> Option<i64>,
     genre_count: usize,
     home: &HashMap<u32, u32>,
     genre_name: &dyn Fn(u32) -> String,
@@ -318,7 +327,7 @@ fn raw_values(
             fan_weight += row_weight;
             influence += weight(row, INFLUENCE_TIER, row.influence).unwrap_or(0);
             for (tier, count) in row.by_tier.iter().enumerate() {
-                entries_by_tier[tier] += count;
+                entries_by_tier[tier] += i64::from(*count);
             }
             if row.genre != NONE {
                 add_to(&mut by_genre, row.genre, row_weight);
@@ -440,7 +449,11 @@ fn entropy(weights: impl Iterator<Item = i64>) -> f64 {
 
 /// A ratio, 0 when the denominator is 0.
 fn ratio(numerator: f64, denominator: f64) -> f64 {
-    if denominator == 0.0 { 0.0 } else { numerator / denominator }
+    if denominator == 0.0 {
+        0.0
+    } else {
+        numerator / denominator
+    }
 }
 
 /// Percentile scores, domain scores and the overall score of a population.
@@ -452,7 +465,10 @@ fn rank_population(population: &mut [ArtistScore]) {
         let mut first = 0;
         while first < n {
             let value = population[order[first]].raw[component];
-            let ties = order[first..].iter().take_while(|&&i| population[i].raw[component] == value).count();
+            let ties = order[first..]
+                .iter()
+                .take_while(|&&i| population[i].raw[component] == value)
+                .count();
             // Ranks first+1 ..= first+ties, 1-based; ties share their mean.
             let mean_rank = first as f64 + (ties as f64 + 1.0) / 2.0;
             for &i in &order[first..first + ties] {

@@ -7,6 +7,7 @@
 //! through `coliseum_store` traits only.
 
 pub mod deltas;
+pub mod dna;
 pub mod health;
 pub mod hot;
 pub mod ingest;

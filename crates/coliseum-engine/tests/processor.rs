@@ -238,7 +238,12 @@ async fn stored_rollups(store: &Arc<dyn Store>) -> Reference {
         .into_iter()
         .collect();
     cells.extend(store.kpi_cells(Grain::Day, i64::MIN, i64::MAX).await.expect("days"));
-    let fan_days = store.fan_days(i64::MIN).await.expect("fan days").into_iter().collect();
+    let fan_days = store
+        .fan_days(i64::MIN, i64::MAX)
+        .await
+        .expect("fan days")
+        .into_iter()
+        .collect();
     (cells, fan_days)
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use coliseum_domain::clock::{Clock, SystemClock};
 use coliseum_engine::health::{HealthHistory, pipeline_health};
+use coliseum_engine::dna::{Dna, DnaSettings};
 use coliseum_engine::hot::HotState;
 use coliseum_engine::reads::Reads;
 use coliseum_engine::{IngestWriter, PipelineStats, Processor, ProcessorConfig};
@@ -29,6 +30,7 @@ pub struct AppState {
     pub stats: Arc<PipelineStats>,
     pub processor: Arc<Processor>,
     pub reads: Arc<Reads>,
+    pub dna: Arc<Dna>,
     /// Pipeline health sampled every [`HEALTH_SAMPLE_EVERY`], for the admin charts.
     pub health_history: Arc<HealthHistory>,
     pub settings: Arc<Settings>,
@@ -79,7 +81,12 @@ fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHa
             None => tracing::info!("this node does not process (--process false)"),
         }
     });
-    let sampler_task = tokio::spawn(sample_health(state.clone(), stopped));
+    let sampler_task = tokio::spawn({
+        let (state, dna) = (state.clone(), state.dna.clone());
+        async move {
+            tokio::join!(sample_health(state, stopped.clone()), dna.run(stopped));
+        }
+    });
     (stop, processor_task, sampler_task)
 }
 
@@ -119,6 +126,22 @@ impl Application {
                 .await
                 .context("loading the hot state")?,
         );
+        let cursor = store.pipeline_state().await?.processed_seq;
+        let dna_settings = DnaSettings {
+            interval: settings.dna_interval,
+            ..DnaSettings::default()
+        };
+        let dna = Dna::load(
+            store.clone(),
+            clock.clone(),
+            dna_settings,
+            coliseum_engine::Watermark {
+                seq: cursor,
+                as_of: clock.now(),
+            },
+        )
+        .await
+        .context("loading the DNA aggregates")?;
         let processor = Arc::new(
             Processor::new(
                 store.clone(),
@@ -126,7 +149,7 @@ impl Application {
                 clock.clone(),
                 stats.clone(),
                 ProcessorConfig::default(),
-                vec![hot.clone()],
+                vec![hot.clone(), dna.clone()],
             )
             .await
             .context("starting the processor")?,
@@ -143,6 +166,7 @@ impl Application {
             stats,
             processor,
             reads,
+            dna,
             health_history: Arc::new(HealthHistory::new(HEALTH_SAMPLES_KEPT)),
             settings: Arc::new(settings),
             ingest_body_budget,

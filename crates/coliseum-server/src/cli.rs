@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// applied (default 250): bounds recomputation under continuous ingestion.
     #[arg(long, env = "COLISEUM_RANKING_MAX_AGE_MS")]
     pub ranking_max_age_ms: Option<u64>,
+    /// How often, in ms, DNA scores are recomputed and published when
+    /// anything changed (default 5000).
+    #[arg(long, env = "COLISEUM_DNA_INTERVAL_MS")]
+    pub dna_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -36,6 +36,9 @@ pub enum AppError {
     /// 403: the caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the plan does not include this (PLANS.md).
+    #[error("{0}")]
+    UpgradeRequired(#[from] coliseum_domain::plans::UpgradeRequired),
     /// 404.
     #[error("{0}")]
     NotFound(String),
@@ -75,6 +78,7 @@ impl AppError {
             Self::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            Self::UpgradeRequired(_) => (StatusCode::FORBIDDEN, "upgrade-required", "Upgrade required"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::MethodNotAllowed(_) => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -119,6 +123,15 @@ impl AppError {
                     "errors".to_owned(),
                     serde_json::json!([{"parameter": parameter, "detail": detail}]),
                 )]),
+            ),
+            Self::UpgradeRequired(upgrade) => (
+                self.to_string(),
+                Vec::new(),
+                Map::from_iter([
+                    ("feature".to_owned(), upgrade.feature.name().into()),
+                    ("plan".to_owned(), upgrade.plan.as_str().into()),
+                    ("cheapest_plan".to_owned(), upgrade.cheapest.as_str().into()),
+                ]),
             ),
             Self::Internal(_) => (
                 "an unexpected error occurred; it has been logged".to_owned(),

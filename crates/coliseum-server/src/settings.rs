@@ -52,6 +52,7 @@ pub struct FileConfig {
     demo_rate: Option<u32>,
     process: Option<bool>,
     ranking_max_age_ms: Option<u64>,
+    dna_interval_ms: Option<u64>,
     ingest_max_batch: Option<usize>,
     ingest_linger_ms: Option<u64>,
     ingest_queue_entries: Option<usize>,
@@ -113,6 +114,8 @@ pub struct Settings {
     pub process: bool,
     /// How long a leaderboard may be served once newer entries are applied.
     pub ranking_max_age: std::time::Duration,
+    /// How often DNA scores are recomputed and published.
+    pub dna_interval: std::time::Duration,
     pub ingest: IngestConfig,
     /// MiB of delivery bodies in flight at most; beyond it, `503`.
     pub ingest_inflight_mib: usize,
@@ -174,6 +177,9 @@ impl Settings {
             ranking_max_age: std::time::Duration::from_millis(
                 args.ranking_max_age_ms.or(file.ranking_max_age_ms).unwrap_or(250),
             ),
+            dna_interval: std::time::Duration::from_millis(
+                args.dna_interval_ms.or(file.dna_interval_ms).unwrap_or(5000).max(100),
+            ),
             ingest,
             ingest_inflight_mib: args
                 .ingest_inflight_mib
@@ -199,6 +205,7 @@ impl Settings {
             process: true,
             // Tests read exactly what was processed.
             ranking_max_age: std::time::Duration::ZERO,
+            dna_interval: std::time::Duration::from_millis(100),
             ingest: IngestConfig::default(),
             ingest_inflight_mib: 64,
             fx: FxTable::new(Currency::parse("USD").unwrap_or_else(|| unreachable!("USD is a currency code"))),

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, DerivedPart, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
-    StoreError, StoredEntry, rows,
+    CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch,
+    Rollups, StoreError, StoredEntry, rows,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -253,12 +253,13 @@ impl Rollups for PostgresStore {
         Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
-    async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
+    async fn fan_days(&self, from_day: i64, to_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
         let rows: Vec<rows::FanDayRow> = sqlx::query_as(
             "SELECT day, artist, fan, city, genre, passive, light, active, committed, patron, influence \
-             FROM fan_days WHERE day >= $1",
+             FROM fan_days WHERE day >= $1 AND day < $2",
         )
         .bind(from_day)
+        .bind(to_day)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
@@ -347,6 +348,47 @@ impl Rollups for PostgresStore {
         }
         tx.commit().await.map_err(classify)?;
         Ok(())
+    }
+
+    async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError> {
+        if mutations.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO dna_mutations (artist, domain, range, old, new, at) \
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::timestamptz[])",
+        )
+        .bind(column(mutations, |m| m.artist.as_str()))
+        .bind(column(mutations, |m| m.domain.as_str()))
+        .bind(column(mutations, |m| m.range.as_str()))
+        .bind(column(mutations, |m| m.old))
+        .bind(column(mutations, |m| m.new))
+        .bind(column(mutations, |m| m.at))
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn mutations_since(&self, since: OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError> {
+        let rows: Vec<(String, String, String, f64, f64, OffsetDateTime)> = sqlx::query_as(
+            "SELECT artist, domain, range, old, new, at FROM dna_mutations WHERE at >= $1 ORDER BY at, id",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(artist, domain, range, old, new, at)| DnaMutation {
+                artist,
+                domain,
+                range,
+                old,
+                new,
+                at,
+            })
+            .collect())
     }
 
     async fn load_derived(&self, to_seq: i64, mut parts: Receiver<DerivedPart>) -> Result<(), StoreError> {

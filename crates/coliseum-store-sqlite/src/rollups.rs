@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, DerivedPart, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch, Rollups,
-    StoreError, StoredEntry, rows,
+    CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch,
+    Rollups, StoreError, StoredEntry, rows,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -233,12 +233,13 @@ impl Rollups for SqliteStore {
         Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
-    async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
+    async fn fan_days(&self, from_day: i64, to_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError> {
         let rows: Vec<rows::FanDayRow> = sqlx::query_as(
             "SELECT day, artist, fan, city, genre, passive, light, active, committed, patron, influence \
-             FROM fan_days WHERE day >= $1",
+             FROM fan_days WHERE day >= $1 AND day < $2",
         )
         .bind(from_day)
+        .bind(to_day)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;
@@ -328,6 +329,47 @@ impl Rollups for SqliteStore {
             sqlx::query(statement).execute(&mut *tx).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)
+    }
+
+    async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        for m in mutations {
+            sqlx::query(
+                "INSERT INTO dna_mutations (artist, domain, range, old, new, at_us) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&m.artist)
+            .bind(&m.domain)
+            .bind(&m.range)
+            .bind(m.old)
+            .bind(m.new)
+            .bind(micros(m.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    async fn mutations_since(&self, since: OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError> {
+        let rows: Vec<(String, String, String, f64, f64, i64)> = sqlx::query_as(
+            "SELECT artist, domain, range, old, new, at_us FROM dna_mutations WHERE at_us >= $1 ORDER BY at_us, id",
+        )
+        .bind(micros(since))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter()
+            .map(|(artist, domain, range, old, new, at_us)| {
+                Ok(DnaMutation {
+                    artist,
+                    domain,
+                    range,
+                    old,
+                    new,
+                    at: from_micros(at_us)?,
+                })
+            })
+            .collect()
     }
 
     async fn load_derived(&self, to_seq: i64, mut parts: Receiver<DerivedPart>) -> Result<(), StoreError> {

@@ -10,8 +10,8 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    Appended, CellKey, DeadLetter, DeadLetterState, DerivedPart, FanDay, FanDayKey, Grain, NewEntry, NewSession,
-    NewUser, PipelineState, ProcessedBatch, Store, StoreError,
+    Appended, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, NewEntry,
+    NewSession, NewUser, PipelineState, ProcessedBatch, Store, StoreError,
 };
 use coliseum_domain::kpi::Kpis;
 
@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             a_batch_from_a_stale_cursor_changes_nothing,
             the_pause_flag_persists_and_a_reset_keeps_it,
             a_bulk_load_commits_only_at_its_end,
+            dna_mutations_read_back_from_an_instant_in_order,
             dead_letters_retry_replay_and_resolve,
             users_are_upserted_by_email,
             sessions_expire_and_revoke,
@@ -422,7 +423,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
     );
     assert_eq!(store.kpi_cells(Grain::Day, 0, i64::MAX).await.expect("cells").len(), 1);
     assert_eq!(
-        store.fan_days(0).await.expect("fan days"),
+        store.fan_days(0, i64::MAX).await.expect("fan days"),
         vec![(
             fan_day("art_1", "fan_1"),
             FanDay {
@@ -431,7 +432,11 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
             }
         )]
     );
-    assert!(store.fan_days(20_413).await.expect("fan days").is_empty());
+    assert!(store.fan_days(20_413, i64::MAX).await.expect("fan days").is_empty());
+    assert!(
+        store.fan_days(0, 20_412).await.expect("fan days").is_empty(),
+        "the end is excluded"
+    );
     assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 5);
 }
 
@@ -479,7 +484,7 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
             .expect("cells")
             .is_empty()
     );
-    assert!(store.fan_days(i64::MIN).await.expect("fan days").is_empty());
+    assert!(store.fan_days(i64::MIN, i64::MAX).await.expect("fan days").is_empty());
     assert_eq!(store.open_dead_letters().await.expect("count"), 0);
     store.set_paused(false).await.expect("resume");
     assert!(!store.pipeline_state().await.expect("state").paused);
@@ -535,7 +540,7 @@ pub async fn a_bulk_load_commits_only_at_its_end(store: Arc<dyn Store>) {
     let mut loaded = store.kpi_cells(Grain::Hour, i64::MIN, i64::MAX).await.expect("cells");
     loaded.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(loaded, cells);
-    assert_eq!(store.fan_days(i64::MIN).await.expect("fan days"), days);
+    assert_eq!(store.fan_days(i64::MIN, i64::MAX).await.expect("fan days"), days);
     assert_eq!(store.open_dead_letters().await.expect("dead letters"), 1);
     assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 9);
 
@@ -549,6 +554,30 @@ pub async fn a_bulk_load_commits_only_at_its_end(store: Arc<dyn Store>) {
             .expect("cells")
             .len(),
         2
+    );
+}
+
+pub async fn dna_mutations_read_back_from_an_instant_in_order(store: Arc<dyn Store>) {
+    let mutation = |artist: &str, new: f64, minutes: i64| DnaMutation {
+        artist: artist.to_owned(),
+        domain: "a".to_owned(),
+        range: "7d".to_owned(),
+        old: 10.5,
+        new,
+        at: at() + Duration::minutes(minutes),
+    };
+    store
+        .record_mutations(&[mutation("art_2", 30.0, 5), mutation("art_1", 16.25, 0)])
+        .await
+        .expect("record");
+    store.record_mutations(&[]).await.expect("nothing to record");
+    assert_eq!(
+        store.mutations_since(at()).await.expect("read"),
+        vec![mutation("art_1", 16.25, 0), mutation("art_2", 30.0, 5)]
+    );
+    assert_eq!(
+        store.mutations_since(at() + Duration::minutes(1)).await.expect("read"),
+        vec![mutation("art_2", 30.0, 5)]
     );
 }
 

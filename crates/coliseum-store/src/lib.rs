@@ -17,8 +17,8 @@ pub use records::{
     Appended, LogStats, NewEntry, NewSession, NewUser, StoredEntry, User, UserCredentials, truncate_to_micros,
 };
 pub use rollups::{
-    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, FanDay, FanDayKey, Grain, PipelineState,
-    ProcessedBatch,
+    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
+    PipelineState, ProcessedBatch,
 };
 
 /// A failure of the store.
@@ -106,8 +106,8 @@ pub trait Rollups: Send + Sync {
         filter: &CellFilter,
     ) -> Result<Vec<(i64, coliseum_domain::kpi::Kpis)>, StoreError>;
 
-    /// Every fan-day from `from_day` on.
-    async fn fan_days(&self, from_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError>;
+    /// Every fan-day with `from_day <= day < to_day`.
+    async fn fan_days(&self, from_day: i64, to_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError>;
 
     /// Dead letters with `seq > after`, in `seq` order; replayed ones only when asked.
     async fn dead_letters(&self, after: i64, limit: u32, include_replayed: bool)
@@ -130,6 +130,12 @@ pub trait Rollups: Send + Sync {
     /// Empties every derived table and puts the cursor back to 0 (the pause
     /// flag is kept): the start of a rebuild.
     async fn reset_derived(&self) -> Result<(), StoreError>;
+
+    /// Appends DNA mutations.
+    async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError>;
+
+    /// DNA mutations at or after `since`, oldest first.
+    async fn mutations_since(&self, since: time::OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError>;
 
     /// The end of a rebuild: writes the rows computed from the whole log up
     /// to `to_seq` into the tables `reset_derived` emptied, and moves the

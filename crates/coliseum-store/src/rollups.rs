@@ -155,6 +155,20 @@ pub struct ProcessedBatch {
     pub dead_letters: Vec<DeadLetter>,
 }
 
+/// A change of an artist's DNA domain score of at least the configured
+/// points against the last recorded value (SCORING.md, "Mutations").
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnaMutation {
+    pub artist: String,
+    /// `a`, `t`, `g` or `c`.
+    pub domain: String,
+    /// `7d`, `30d` or `all`.
+    pub range: String,
+    pub old: f64,
+    pub new: f64,
+    pub at: OffsetDateTime,
+}
+
 /// One part of the rows [`crate::Rollups::load_derived`] writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DerivedPart {

@@ -27,7 +27,7 @@ fn row(artist: u32, fan: u32, age: i64, city: u32, genre: u32, tier: usize) -> F
     let mut by_tier = [0; 5];
     by_tier[tier] = 1;
     FanDayRow {
-        day: DAY - age,
+        day: i32::try_from(DAY - age).expect("a day"),
         artist,
         fan,
         city,
@@ -80,14 +80,43 @@ fn the_worked_example_of_scoring_md() {
         (ART_C, kpis(1, 0, 55_000, 1)),
     ];
     let scored = scores(&mut rows, &kpis, ScoreRange::Days7);
-    assert_eq!(scored.iter().map(|s| s.artist).collect::<Vec<_>>(), [ART_A, ART_B, ART_C]);
+    assert_eq!(
+        scored.iter().map(|s| s.artist).collect::<Vec<_>>(),
+        [ART_A, ART_B, ART_C]
+    );
     let [a, b, c] = [&scored[0], &scored[1], &scored[2]];
     assert_eq!((a.primary_genre, b.primary_genre, c.primary_genre), (JAZZ, HOUSE, JAZZ));
 
     let expected_raw: [[f64; 12]; 3] = [
-        [0.0, 1940.0 / 108_940.0, 0.0, 1.0, 54_470.0, 0.5, 50_000.0, 100_000.0, 50_000_000.0, 2.0, 0.0, 1.0],
+        [
+            0.0,
+            1940.0 / 108_940.0,
+            0.0,
+            1.0,
+            54_470.0,
+            0.5,
+            50_000.0,
+            100_000.0,
+            50_000_000.0,
+            2.0,
+            0.0,
+            1.0,
+        ],
         [0.0, 0.0, 10_000.0, 0.5, 53_545.5, 0.5, 0.0, 0.0, 0.0, 1.0, 0.01, 0.0],
-        [0.0, 0.0, 0.0, 0.0, 82_820.0, 1.0, 55_000.0, 55_000.0, 55_000_000.0, 1.0, 0.0, 0.0],
+        [
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            82_820.0,
+            1.0,
+            55_000.0,
+            55_000.0,
+            55_000_000.0,
+            1.0,
+            0.0,
+            0.0,
+        ],
     ];
     let expected_percentiles: [[f64; 12]; 3] = [
         [0.0, 100.0, 0.0, 100.0, 50.0, 25.0, 50.0, 100.0, 50.0, 100.0, 0.0, 100.0],
@@ -104,11 +133,18 @@ fn the_worked_example_of_scoring_md() {
         for component in 0..12 {
             let what = format!("artist {i}, {}", COMPONENTS[component]);
             let (raw, want) = (artist.raw[component], expected_raw[i][component]);
-            assert!((raw - want).abs() <= want.abs() * 1e-9 + 1e-9, "{what}: raw {raw} is not {want}");
+            assert!(
+                (raw - want).abs() <= want.abs() * 1e-9 + 1e-9,
+                "{what}: raw {raw} is not {want}"
+            );
             close(artist.percentile[component], expected_percentiles[i][component], &what);
         }
         for d in 0..4 {
-            close(artist.domains[d], expected_domains[i][d], &format!("artist {i}, domain {d}"));
+            close(
+                artist.domains[d],
+                expected_domains[i][d],
+                &format!("artist {i}, domain {d}"),
+            );
         }
         close(artist.overall, expected_overall[i], &format!("artist {i}, overall"));
     }
@@ -162,7 +198,11 @@ fn an_artist_without_fans_still_has_weight_but_no_fan_ratios() {
     let a = &scored[0];
     assert_eq!(a.entries_by_tier, [0, 0, 0, 0, 1]);
     for fan_ratio in [3, 4, 5, 6] {
-        assert_eq!(a.raw[fan_ratio], 0.0, "{} has no fans to divide by", COMPONENTS[fan_ratio]);
+        assert_eq!(
+            a.raw[fan_ratio], 0.0,
+            "{} has no fans to divide by",
+            COMPONENTS[fan_ratio]
+        );
     }
     assert_eq!(a.raw[7], 5000.0, "average transaction needs no fan");
     assert_eq!(a.raw[9], 1.0, "reach counts entries without a user");
@@ -173,7 +213,11 @@ fn an_artist_without_fans_still_has_weight_but_no_fan_ratios() {
 fn without_genres_there_is_no_primary_genre_diversity_or_crossover() {
     let mut rows = vec![row(ART_A, 100, 0, OSLO, NONE, 1), row(ART_B, 100, 0, OSLO, NONE, 1)];
     let scored = scores(&mut rows, &[], ScoreRange::Days7);
-    assert!(scored.iter().all(|s| s.primary_genre == NONE && s.raw[0] == 0.0 && s.raw[1] == 0.0));
+    assert!(
+        scored
+            .iter()
+            .all(|s| s.primary_genre == NONE && s.raw[0] == 0.0 && s.raw[1] == 0.0)
+    );
 }
 
 #[test]
@@ -224,10 +268,14 @@ fn touring_counts_cities_with_ten_fans_plus_attendance() {
     rows.extend((0..9).map(|fan| row(ART_A, 200 + fan, 0, LIMA, JAZZ, 1)));
     let scored = scores(&mut rows, &[(ART_A, kpis(0, 250, 0, 0))], ScoreRange::Days7);
     assert_eq!(scored[0].raw[10], 1.0 + 2.5);
-    close(scored[0].raw[11], {
-        let (p, q) = (10.0 / 19.0_f64, 9.0 / 19.0_f64);
-        -(p * p.ln() + q * q.ln()) / 2.0_f64.ln()
-    }, "city distribution");
+    close(
+        scored[0].raw[11],
+        {
+            let (p, q) = (10.0 / 19.0_f64, 9.0 / 19.0_f64);
+            -(p * p.ln() + q * q.ln()) / 2.0_f64.ln()
+        },
+        "city distribution",
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use coliseum_domain::plans::Role;
+use coliseum_domain::plans::{Plan, Role};
 use coliseum_store::User;
 use serde::Deserialize;
 use serde_json::json;
@@ -100,6 +100,39 @@ impl FromRequestParts<AppState> for SessionUser {
             .session_user(&sessions::token_hash(token), state.clock.now())
             .await?
             .ok_or_else(|| AppError::Unauthorized("the session has ended; sign in again".to_owned()))?;
+        Ok(Self(user))
+    }
+}
+
+/// Whoever makes a request: the signed-in user, or nobody (the Public plan).
+/// A missing or ended session is no error here: public reads stay public.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<User>);
+
+impl Caller {
+    pub fn plan(&self) -> Plan {
+        self.0.as_ref().map_or(Plan::Public, |user| user.plan)
+    }
+
+    /// Whether the caller is an artist account linked to `artist` (PLANS.md, "Roles").
+    pub fn speaks_for_artist(&self, artist: &str) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|user| user.role == Role::Artist && user.artists.iter().any(|a| a == artist))
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(token) = cookie_token(&parts.headers) else {
+            return Ok(Self(None));
+        };
+        let user = state
+            .store
+            .session_user(&sessions::token_hash(token), state.clock.now())
+            .await?;
         Ok(Self(user))
     }
 }

@@ -13,7 +13,7 @@ use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::analytics::{range_json, read_range, rfc3339};
+use super::analytics::{decode_cursor, encode_cursor, range_json, read_range, rfc3339};
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;
@@ -123,18 +123,6 @@ fn board_body<'a>(state: &AppState, ranking: &'a Ranking, entries: &'a [Ranked])
 }
 
 /// A cursor names the snapshot and the offset of the next page.
-fn encode_cursor(ranking: &Ranking, offset: usize) -> String {
-    format!("{:x}-{offset:x}", ranking.id)
-}
-
-fn decode_cursor(cursor: &str) -> Option<(u64, usize)> {
-    let (id, offset) = cursor.split_once('-')?;
-    Some((
-        u64::from_str_radix(id, 16).ok()?,
-        usize::from_str_radix(offset, 16).ok()?,
-    ))
-}
-
 async fn leaderboard(
     State(state): State<AppState>,
     Path(metric): Path<String>,
@@ -174,7 +162,7 @@ async fn leaderboard(
     let page = &ranking.entries[offset.min(end)..end];
     let next = offset + page.len();
     let mut body = board_body(&state, &ranking, page);
-    body.next_cursor = Some((next < ranking.entries.len()).then(|| encode_cursor(&ranking, next)));
+    body.next_cursor = Some((next < ranking.entries.len()).then(|| encode_cursor(ranking.id, next)));
     Ok(Json(body).into_response())
 }
 
@@ -199,16 +187,4 @@ async fn around(
     body.artist_id = Some(&artist);
     body.rank = Some(ranking.entries[position].rank);
     Ok(Json(body).into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_junk_is_refused() {
-        assert_eq!(decode_cursor("ff-19"), Some((255, 25)));
-        assert_eq!(decode_cursor("nonsense"), None);
-        assert_eq!(decode_cursor("zz-1"), None);
-    }
 }

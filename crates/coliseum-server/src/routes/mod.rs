@@ -4,6 +4,7 @@
 mod admin;
 mod analytics;
 mod auth;
+mod dna;
 mod kpis;
 mod leaderboards;
 mod ops;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(kpis::router())
         .merge(leaderboards::router())
+        .merge(dna::router())
         .merge(ops::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

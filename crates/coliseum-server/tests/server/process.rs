@@ -144,7 +144,7 @@ async fn derived(url: &str) -> (Vec<(coliseum_store::CellKey, coliseum_domain::k
             .expect("days"),
     );
     cells.sort_by(|a, b| a.0.cmp(&b.0));
-    let fan_days = store.fan_days(i64::MIN).await.expect("fan days").len();
+    let fan_days = store.fan_days(i64::MIN, i64::MAX).await.expect("fan days").len();
     (cells, fan_days)
 }
 

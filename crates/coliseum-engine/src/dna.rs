@@ -1,0 +1,538 @@
+//! The DNA scores, published: the aggregates scoring reads (fan-days and
+//! per-artist daily KPIs) kept in memory with names as numbers, advanced by
+//! every applied batch, and scored for the three ranges every few seconds
+//! into an immutable [`Publication`] that readers share, so that between two
+//! publications every query sees one consistent set of scores.
+//!
+//! The processor only queues each batch's rows ([`AppliedSink`]); merging
+//! and scoring happen on the publisher's thread, so scoring never delays a
+//! batch or the KPI boards.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use coliseum_domain::clock::Clock;
+use coliseum_domain::kpi::Kpis;
+use coliseum_domain::scoring::{self, ArtistScore, DnaBoard, DnaDomain, FanDayRow, NONE, ScoreRange, ScoringConfig};
+use coliseum_store::{CellKey, DnaMutation, FanDay, FanDayKey, Grain, ProcessedBatch, Store, StoreError};
+use time::OffsetDateTime;
+
+use crate::processor::{AppliedSink, Watermark};
+
+/// How far back the aggregates are loaded: everything hot or archived.
+const KEPT_DAYS: i64 = 36 * 31;
+/// Publications kept for the cursors that page through them.
+const KEPT_PUBLICATIONS: usize = 6;
+/// Scores computed for an explicit `as_of`, kept for repeated reads.
+const KEPT_EXPLICIT: usize = 8;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DnaSettings {
+    /// How often scores are recomputed and published (when anything changed).
+    pub interval: Duration,
+    pub scoring: ScoringConfig,
+}
+
+impl Default for DnaSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            scoring: ScoringConfig::default(),
+        }
+    }
+}
+
+/// Names as dense numbers; `""` is [`NONE`].
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<Box<str>, u32>,
+    names: Vec<Box<str>>,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u32 {
+        if name.is_empty() {
+            return NONE;
+        }
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.names.len()).expect("fewer than 4 billion names");
+        self.ids.insert(name.into(), id);
+        self.names.push(name.into());
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        if id == NONE { "" } else { &self.names[id as usize] }
+    }
+}
+
+/// What scoring reads, in memory.
+#[derive(Debug, Default)]
+struct Aggregates {
+    names: Names,
+    /// One row per fan-day key, sorted by artist, fan, day, city, genre.
+    rows: Vec<FanDayRow>,
+    /// Undecayed KPI sums by (artist, day).
+    kpis: HashMap<(u32, i32), Kpis>,
+}
+
+fn row_key(row: &FanDayRow) -> (u32, u32, i32, u32, u32) {
+    (row.artist, row.fan, row.day, row.city, row.genre)
+}
+
+impl Aggregates {
+    fn add_fan_days(&mut self, days: &[(FanDayKey, FanDay)]) {
+        if days.is_empty() {
+            return;
+        }
+        let mut fresh: Vec<FanDayRow> = days
+            .iter()
+            .filter_map(|(key, day)| {
+                Some(FanDayRow {
+                    day: i32::try_from(key.day).ok()?,
+                    artist: self.names.id(&key.artist),
+                    fan: self.names.id(&key.fan),
+                    city: self.names.id(&key.city),
+                    genre: self.names.id(&key.genre),
+                    by_tier: day.by_tier.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+                    influence: u32::try_from(day.influence).unwrap_or(u32::MAX),
+                })
+            })
+            .collect();
+        fresh.sort_unstable_by_key(row_key);
+        // One linear merge, summing rows with the same key.
+        let old = std::mem::take(&mut self.rows);
+        let mut merged: Vec<FanDayRow> = Vec::with_capacity(old.len() + fresh.len());
+        let (mut a, mut b) = (old.into_iter().peekable(), fresh.into_iter().peekable());
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) if row_key(x) <= row_key(y) => a.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+                (Some(_), None) => a.next(),
+                (None, None) => break,
+            };
+            let Some(row) = next else { break };
+            match merged.last_mut() {
+                Some(last) if row_key(last) == row_key(&row) => {
+                    for (mine, theirs) in last.by_tier.iter_mut().zip(row.by_tier) {
+                        *mine = mine.saturating_add(theirs);
+                    }
+                    last.influence = last.influence.saturating_add(row.influence);
+                }
+                _ => merged.push(row),
+            }
+        }
+        self.rows = merged;
+    }
+
+    fn add_day_cells(&mut self, cells: &[(CellKey, Kpis)]) {
+        for (key, kpis) in cells {
+            if key.grain != Grain::Day || key.artist.is_empty() {
+                continue;
+            }
+            let Ok(day) = i32::try_from(key.bucket) else { continue };
+            let artist = self.names.id(&key.artist);
+            *self.kpis.entry((artist, day)).or_default() += *kpis;
+        }
+    }
+
+    fn kpis_over(&self, as_of_day: i64, range: ScoreRange) -> HashMap<u32, Kpis> {
+        let mut sums: HashMap<u32, Kpis> = HashMap::new();
+        for (&(artist, day), kpis) in &self.kpis {
+            if range.counts(as_of_day - i64::from(day)) {
+                *sums.entry(artist).or_default() += *kpis;
+            }
+        }
+        sums
+    }
+
+    fn score(&self, config: &ScoringConfig, as_of_day: i64, range: ScoreRange) -> RangeScores {
+        let kpis = self.kpis_over(as_of_day, range);
+        let genre_name = |id: u32| self.names.name(id).to_owned();
+        let scores = scoring::score(config, as_of_day, range, &self.rows, &kpis, &genre_name);
+        RangeScores::new(range, scores, &self.names)
+    }
+}
+
+/// One artist's scores as served.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    pub artist: Arc<str>,
+    /// The normalized key of the primary genre, if any.
+    pub primary_genre: Option<Arc<str>>,
+    pub score: ArtistScore,
+}
+
+/// A place on a DNA board.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardEntry {
+    pub rank: u64,
+    pub artist: Arc<str>,
+    /// The reported score (one decimal).
+    pub score: f64,
+}
+
+/// The scores of one range: the population and its five boards.
+#[derive(Debug)]
+pub struct RangeScores {
+    pub range: ScoreRange,
+    /// The population, ordered by artist id.
+    pub artists: Vec<Scored>,
+    by_artist: HashMap<Arc<str>, usize>,
+    /// For each of [`DnaBoard::ALL`]: the population in board order.
+    boards: Vec<Vec<BoardEntry>>,
+}
+
+impl RangeScores {
+    fn new(range: ScoreRange, scores: Vec<ArtistScore>, names: &Names) -> Self {
+        let mut artists: Vec<Scored> = scores
+            .into_iter()
+            .map(|score| Scored {
+                artist: names.name(score.artist).into(),
+                primary_genre: (score.primary_genre != NONE).then(|| names.name(score.primary_genre).into()),
+                score,
+            })
+            .collect();
+        artists.sort_unstable_by(|a, b| a.artist.cmp(&b.artist));
+        let by_artist = artists.iter().enumerate().map(|(i, s)| (s.artist.clone(), i)).collect();
+        let boards = DnaBoard::ALL
+            .iter()
+            .map(|&board| {
+                let mut order: Vec<(f64, &Scored)> = artists
+                    .iter()
+                    .map(|s| (scoring::reported(board.score_of(&s.score)), s))
+                    .collect();
+                // Reported score descending, then artist id ascending.
+                order.sort_by(|(x, a), (y, b)| y.total_cmp(x).then_with(|| a.artist.cmp(&b.artist)));
+                competition_ranks(order.into_iter().map(|(score, s)| (score, s.artist.clone())))
+            })
+            .collect();
+        Self {
+            range,
+            artists,
+            by_artist,
+            boards,
+        }
+    }
+
+    pub fn artist(&self, artist: &str) -> Option<&Scored> {
+        self.by_artist.get(artist).map(|&i| &self.artists[i])
+    }
+
+    /// A board, optionally only the artists whose primary genre is `genre`
+    /// (ranked among themselves, scored in the whole population).
+    pub fn board(&self, board: DnaBoard, genre: Option<&str>) -> Vec<BoardEntry> {
+        let index = DnaBoard::ALL.iter().position(|b| *b == board).unwrap_or(0);
+        let entries = &self.boards[index];
+        match genre {
+            None => entries.clone(),
+            Some(genre) => competition_ranks(
+                entries
+                    .iter()
+                    .filter(|e| self.artist(&e.artist).and_then(|s| s.primary_genre.as_deref()) == Some(genre))
+                    .map(|e| (e.score, e.artist.clone())),
+            ),
+        }
+    }
+}
+
+/// Standard competition ranks (1, 2, 2, 4) of scores already in board order.
+fn competition_ranks(ordered: impl Iterator<Item = (f64, Arc<str>)>) -> Vec<BoardEntry> {
+    let mut entries: Vec<BoardEntry> = Vec::new();
+    for (position, (score, artist)) in ordered.enumerate() {
+        let rank = match entries.last() {
+            Some(last) if last.score == score => last.rank,
+            _ => position as u64 + 1,
+        };
+        entries.push(BoardEntry { rank, artist, score });
+    }
+    entries
+}
+
+/// One consistent set of scores.
+#[derive(Debug)]
+pub struct Publication {
+    /// Names this publication for cursors.
+    pub id: u64,
+    /// The instant the scores are for.
+    pub as_of: OffsetDateTime,
+    /// The log position the aggregates reflect.
+    pub watermark: Watermark,
+    pub config: ScoringConfig,
+    ranges: Vec<RangeScores>,
+}
+
+impl Publication {
+    pub fn range(&self, range: ScoreRange) -> Option<&RangeScores> {
+        self.ranges.iter().find(|r| r.range == range)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Incoming {
+    fan_days: Vec<(FanDayKey, FanDay)>,
+    day_cells: Vec<(CellKey, Kpis)>,
+    watermark: Option<Watermark>,
+}
+
+/// The DNA side of the engine.
+pub struct Dna {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    settings: DnaSettings,
+    aggregates: Mutex<(Aggregates, Watermark)>,
+    incoming: Mutex<Incoming>,
+    current: RwLock<Arc<Publication>>,
+    recent: Mutex<VecDeque<Arc<Publication>>>,
+    explicit: Mutex<VecDeque<((OffsetDateTime, ScoreRange), Arc<Publication>)>>,
+    /// The last recorded domain score of every (artist, domain, range).
+    recorded: Mutex<HashMap<(Arc<str>, DnaDomain, ScoreRange), f64>>,
+    next_id: AtomicU64,
+}
+
+impl Dna {
+    /// Loads the aggregates from the rollups (before the processor starts,
+    /// so that every later batch reaches them through [`AppliedSink`]) and
+    /// publishes the first scores.
+    pub async fn load(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: DnaSettings,
+        watermark: Watermark,
+    ) -> Result<Arc<Self>, StoreError> {
+        let today = Grain::Day.bucket_of(clock.now());
+        let mut aggregates = Aggregates::default();
+        // A day at a time: the rows arrive as strings and leave as numbers.
+        for day in today - KEPT_DAYS..=today + 2 {
+            let days = store.fan_days(day, day + 1).await?;
+            aggregates.add_fan_days(&days);
+            aggregates.add_day_cells(&store.kpi_cells(Grain::Day, day, day + 1).await?);
+        }
+        let empty = Publication {
+            id: 0,
+            as_of: clock.now(),
+            watermark,
+            config: settings.scoring,
+            ranges: Vec::new(),
+        };
+        let dna = Arc::new(Self {
+            store,
+            clock,
+            settings,
+            aggregates: Mutex::new((aggregates, watermark)),
+            incoming: Mutex::new(Incoming::default()),
+            current: RwLock::new(Arc::new(empty)),
+            recent: Mutex::new(VecDeque::new()),
+            explicit: Mutex::new(VecDeque::new()),
+            recorded: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        });
+        dna.clone().publish_now().await?;
+        Ok(dna)
+    }
+
+    /// The scores now being served.
+    pub fn current(&self) -> Arc<Publication> {
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A recent publication, for a cursor.
+    pub fn publication(&self, id: u64) -> Option<Arc<Publication>> {
+        let current = self.current();
+        if current.id == id {
+            return Some(current);
+        }
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().find(|p| p.id == id).cloned()
+    }
+
+    /// Scores for an explicit instant, computed now (and kept for a while).
+    pub async fn at(self: &Arc<Self>, as_of: OffsetDateTime, range: ScoreRange) -> Result<Arc<Publication>, StoreError> {
+        {
+            let explicit = self.explicit.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, publication)) = explicit.iter().find(|(key, _)| *key == (as_of, range)) {
+                return Ok(publication.clone());
+            }
+        }
+        let dna = self.clone();
+        let publication = tokio::task::spawn_blocking(move || {
+            let (aggregates, watermark) = &mut *dna.aggregates.lock().unwrap_or_else(|p| p.into_inner());
+            dna.take_incoming(aggregates, watermark);
+            let as_of_day = Grain::Day.bucket_of(as_of);
+            Arc::new(Publication {
+                id: dna.next_id.fetch_add(1, Ordering::Relaxed),
+                as_of,
+                watermark: *watermark,
+                config: dna.settings.scoring,
+                ranges: vec![aggregates.score(&dna.settings.scoring, as_of_day, range)],
+            })
+        })
+        .await
+        .map_err(|error| StoreError::Internal(format!("scoring failed: {error}")))?;
+        let mut explicit = self.explicit.lock().unwrap_or_else(|p| p.into_inner());
+        explicit.push_back(((as_of, range), publication.clone()));
+        if explicit.len() > KEPT_EXPLICIT {
+            explicit.pop_front();
+        }
+        Ok(publication)
+    }
+
+    /// Publishes every `interval` while anything changed (new batches or a
+    /// new day), until `shutdown` turns true.
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(self.settings.interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            let current = self.current();
+            let changed = self.incoming.lock().unwrap_or_else(|p| p.into_inner()).watermark.is_some();
+            let new_day = Grain::Day.bucket_of(self.clock.now()) != Grain::Day.bucket_of(current.as_of);
+            if (changed || new_day)
+                && let Err(error) = self.clone().publish_now().await
+            {
+                tracing::warn!(%error, "publishing DNA scores failed; the last scores stay served");
+            }
+        }
+    }
+
+    /// Scores the three ranges as of now, publishes them and records the mutations.
+    pub async fn publish_now(self: Arc<Self>) -> Result<Arc<Publication>, StoreError> {
+        let dna = self.clone();
+        let (publication, mutations) = tokio::task::spawn_blocking(move || dna.score_and_publish())
+            .await
+            .map_err(|error| StoreError::Internal(format!("scoring failed: {error}")))?;
+        self.store.record_mutations(&mutations).await?;
+        Ok(publication)
+    }
+
+    fn take_incoming(&self, aggregates: &mut Aggregates, watermark: &mut Watermark) {
+        let incoming = std::mem::take(&mut *self.incoming.lock().unwrap_or_else(|p| p.into_inner()));
+        aggregates.add_fan_days(&incoming.fan_days);
+        aggregates.add_day_cells(&incoming.day_cells);
+        if let Some(newer) = incoming.watermark {
+            *watermark = newer;
+        }
+    }
+
+    fn score_and_publish(&self) -> (Arc<Publication>, Vec<DnaMutation>) {
+        let (aggregates, watermark) = &mut *self.aggregates.lock().unwrap_or_else(|p| p.into_inner());
+        self.take_incoming(aggregates, watermark);
+        let as_of = self.clock.now();
+        let as_of_day = Grain::Day.bucket_of(as_of);
+        let config = self.settings.scoring;
+        let aggregates = &*aggregates;
+        // The three ranges on as many threads as there are cores for them.
+        let ranges: Vec<RangeScores> = std::thread::scope(|scope| {
+            let handles: Vec<_> = ScoreRange::ALL
+                .iter()
+                .map(|&range| scope.spawn(move || aggregates.score(&config, as_of_day, range)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        });
+        let publication = Arc::new(Publication {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            as_of,
+            watermark: *watermark,
+            config,
+            ranges,
+        });
+        let mutations = self.mutations(&publication);
+        let previous = std::mem::replace(
+            &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
+            publication.clone(),
+        );
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.push_back(previous);
+        while recent.len() > KEPT_PUBLICATIONS {
+            recent.pop_front();
+        }
+        (publication, mutations)
+    }
+
+    /// Domain scores that moved by the configured points or more against the
+    /// last recorded value; the first value seen since start-up is recorded
+    /// as it is.
+    fn mutations(&self, publication: &Publication) -> Vec<DnaMutation> {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        let mut mutations = Vec::new();
+        for scores in &publication.ranges {
+            for scored in &scores.artists {
+                for domain in DnaDomain::ALL {
+                    let new = scoring::reported(DnaBoard::Domain(domain).score_of(&scored.score));
+                    let key = (scored.artist.clone(), domain, scores.range);
+                    match recorded.get(&key) {
+                        Some(&old) if (new - old).abs() + 1e-9 < publication.config.mutation_points => {}
+                        Some(&old) => {
+                            mutations.push(DnaMutation {
+                                artist: scored.artist.to_string(),
+                                domain: domain.letter().to_owned(),
+                                range: scores.range.as_str().to_owned(),
+                                old,
+                                new,
+                                at: publication.as_of,
+                            });
+                            recorded.insert(key, new);
+                        }
+                        None => {
+                            recorded.insert(key, new);
+                        }
+                    }
+                }
+            }
+        }
+        mutations
+    }
+}
+
+impl std::fmt::Debug for Dna {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dna").field("settings", &self.settings).finish_non_exhaustive()
+    }
+}
+
+impl AppliedSink for Dna {
+    fn applied(&self, batch: &ProcessedBatch, watermark: Watermark) {
+        let mut incoming = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
+        incoming.fan_days.extend(batch.fan_days.iter().cloned());
+        incoming
+            .day_cells
+            .extend(batch.cells.iter().filter(|(k, _)| k.grain == Grain::Day).cloned());
+        incoming.watermark = Some(watermark);
+    }
+}
+
+/// The largest gains of one domain and range since `since`, from the
+/// recorded mutations: for each artist, its last new score minus its first
+/// old one; gains only, largest first, then by artist id.
+pub fn movers(mutations: &[DnaMutation], domain: DnaDomain, range: ScoreRange) -> Vec<(String, f64, f64)> {
+    let mut by_artist: HashMap<&str, (f64, f64)> = HashMap::new();
+    for m in mutations
+        .iter()
+        .filter(|m| m.domain == domain.letter() && m.range == range.as_str())
+    {
+        by_artist
+            .entry(m.artist.as_str())
+            .and_modify(|(_, last)| *last = m.new)
+            .or_insert((m.old, m.new));
+    }
+    let mut gains: Vec<(String, f64, f64)> = by_artist
+        .into_iter()
+        .filter(|(_, (first, last))| last > first)
+        .map(|(artist, (first, last))| (artist.to_owned(), first, last))
+        .collect();
+    gains.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)).then_with(|| a.0.cmp(&b.0)));
+    gains
+}
