@@ -4,6 +4,7 @@
 
 mod admin;
 mod analytics;
+mod dna;
 mod ingest;
 mod outage;
 mod process;

@@ -180,8 +180,13 @@ impl TestApp {
         self.store.count_entries().await.expect("count")
     }
 
-    /// Creates a user with this role; returns its email and password.
+    /// Creates a Pro user with this role; returns its email and password.
     pub async fn create_user(&self, role: Role) -> (String, &'static str) {
+        self.create_user_with(role, Plan::Pro, &[]).await
+    }
+
+    /// Creates a user with this role, plan and linked artists; returns its email and password.
+    pub async fn create_user_with(&self, role: Role, plan: Plan, artists: &[&str]) -> (String, &'static str) {
         let email = format!("{}-{}@example.com", role.as_str(), rand_id());
         let password = "a long enough password";
         self.store
@@ -189,8 +194,8 @@ impl TestApp {
                 email: email.clone(),
                 password_hash: sessions::hash_password(password).expect("hash"),
                 role,
-                plan: Plan::Pro,
-                artists: vec![],
+                plan,
+                artists: artists.iter().map(|a| (*a).to_owned()).collect(),
                 live_events: vec![],
             })
             .await
@@ -198,9 +203,15 @@ impl TestApp {
         (email, password)
     }
 
-    /// Creates a user and signs in; returns the `Cookie` header value.
+    /// Creates a Pro user and signs in; returns the `Cookie` header value.
     pub async fn sign_in_as(&self, role: Role) -> String {
-        let (email, password) = self.create_user(role).await;
+        self.sign_in_with(role, Plan::Pro, &[]).await
+    }
+
+    /// Creates a user with this role, plan and linked artists and signs in;
+    /// returns the `Cookie` header value.
+    pub async fn sign_in_with(&self, role: Role, plan: Plan, artists: &[&str]) -> String {
+        let (email, password) = self.create_user_with(role, plan, artists).await;
         let response = self
             .client
             .post(format!("{}/v1/auth/login", self.base))
