@@ -232,199 +232,428 @@ pub fn score(
     kpis: &HashMap<u32, Kpis>,
     genre_name: &dyn Fn(u32) -> String,
 ) -> Vec<ArtistScore> {
+    let [days7, days30, all] = score_all(config, as_of_day, rows, [kpis, kpis, kpis], genre_name, 1);
+    match range {
+        ScoreRange::Days7 => days7,
+        ScoreRange::Days30 => days30,
+        ScoreRange::All => all,
+    }
+}
+
+/// [`score`] for the three ranges at once (in [`ScoreRange::ALL`] order),
+/// `kpis` given per range: one pass over the rows for every fan's home
+/// genres, then the artists split between `threads` threads.
+pub fn score_all(
+    config: &ScoringConfig,
+    as_of_day: i64,
+    rows: &[FanDayRow],
+    kpis: [&HashMap<u32, Kpis>; 3],
+    genre_name: &dyn Fn(u32) -> String,
+    threads: usize,
+) -> [Vec<ArtistScore>; 3] {
     debug_assert!(
         rows.windows(2)
             .all(|w| (w[0].artist, w[0].fan, w[0].day) <= (w[1].artist, w[1].fan, w[1].day))
     );
-    let weight = |row: &FanDayRow, tier: usize, count: u32| -> Option<i64> {
-        let age = as_of_day - i64::from(row.day);
-        range
-            .counts(age)
-            .then(|| i64::from(count) * config.tier_tenths[tier] * config.decay_hundredths(age))
+    let genres = Genres::of(rows, as_of_day, genre_name);
+    let homes = home_genres(config, as_of_day, rows, &genres, threads);
+    let context = Context {
+        config,
+        as_of_day,
+        genres: &genres,
+        homes: &homes,
+        kpis,
     };
-    let counted = |row: &&FanDayRow| range.counts(as_of_day - i64::from(row.day));
-
-    // Every fan's home genre and the number of genres, across all artists.
-    let mut fan_genres: HashMap<u32, Vec<(u32, i64)>> = HashMap::new();
-    let mut genres: Vec<u32> = Vec::new();
-    for row in rows.iter().filter(counted) {
-        if row.genre == NONE {
-            continue;
+    // Slices of whole artists, one a thread.
+    let mut slices = Vec::new();
+    let mut rest = rows;
+    for left in (1..=threads.max(1)).rev() {
+        let mut cut = rest.len() / left;
+        while cut > 0 && cut < rest.len() && rest[cut].artist == rest[cut - 1].artist {
+            cut += 1;
         }
-        genres.push(row.genre);
-        if row.fan != NONE {
-            let w: i64 = (0..5).filter_map(|tier| weight(row, tier, row.by_tier[tier])).sum();
-            add_to(fan_genres.entry(row.fan).or_default(), row.genre, w);
+        let (slice, tail) = rest.split_at(cut.min(rest.len()));
+        slices.push(slice);
+        rest = tail;
+    }
+    let parts: Vec<[Vec<ArtistScore>; 3]> = std::thread::scope(|scope| {
+        let context = &context;
+        let handles: Vec<_> = slices[1..]
+            .iter()
+            .map(|&slice| scope.spawn(move || context.artists(slice)))
+            .collect();
+        let mut parts = vec![context.artists(slices[0])];
+        parts.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+        );
+        parts
+    });
+    let mut scores: [Vec<ArtistScore>; 3] = Default::default();
+    for part in parts {
+        for (range, more) in scores.iter_mut().zip(part) {
+            range.extend(more);
         }
     }
-    genres.sort_unstable();
-    genres.dedup();
-    let genre_count = genres.len();
-    let home: HashMap<u32, u32> = fan_genres
-        .into_iter()
-        .map(|(fan, weights)| (fan, heaviest(&weights, genre_name)))
-        .collect();
-
-    let mut population = Vec::new();
-    let mut start = 0;
-    while start < rows.len() {
-        let artist = rows[start].artist;
-        let end = start + rows[start..].iter().take_while(|r| r.artist == artist).count();
-        let artist_rows: Vec<&FanDayRow> = rows[start..end].iter().filter(counted).collect();
-        start = end;
-        if artist_rows.is_empty() {
-            continue;
-        }
-        let kpis = kpis.get(&artist).copied().unwrap_or_default();
-        population.push(raw_values(
-            config,
-            artist,
-            &artist_rows,
-            &kpis,
-            &weight,
-            genre_count,
-            &home,
-            genre_name,
-        ));
-    }
-    rank_population(&mut population);
-    population
-}
-
-/// The twelve raw values of one artist from its counted rows.
-#[allow(clippy::too_many_arguments)]
-fn raw_values(
-    config: &ScoringConfig,
-    artist: u32,
-    rows: &[&FanDayRow],
-    kpis: &Kpis,
-    weight: &dyn Fn(&FanDayRow, usize, u32) -> Option<i64>,
-    genre_count: usize,
-    home: &HashMap<u32, u32>,
-    genre_name: &dyn Fn(u32) -> String,
-) -> ArtistScore {
-    let mut total = 0_i64;
-    let mut influence = 0_i64;
-    let mut entries_by_tier = [0_i64; 5];
-    let mut by_genre: Vec<(u32, i64)> = Vec::new();
-    let mut cities: Vec<u32> = Vec::new();
-    // Per fan: weight, home genre; then the counts over fans.
-    let mut fan_weights: Vec<(u32, i64)> = Vec::new();
-    let (mut loyal, mut converted) = (0_usize, 0_usize);
-    let mut fans_by_city: Vec<(u32, i64)> = Vec::new();
-
-    let mut i = 0;
-    while i < rows.len() {
-        let fan = rows[i].fan;
-        let span = rows[i..].iter().take_while(|r| r.fan == fan).count();
-        let fan_rows = &rows[i..i + span];
-        i += span;
-        let (mut fan_weight, mut days, mut last_day, mut is_converted) = (0_i64, 0_usize, None, false);
-        let mut fan_cities: Vec<u32> = Vec::new();
-        for row in fan_rows {
-            let row_weight: i64 = (0..5).filter_map(|tier| weight(row, tier, row.by_tier[tier])).sum();
-            total += row_weight;
-            fan_weight += row_weight;
-            influence += weight(row, INFLUENCE_TIER, row.influence).unwrap_or(0);
-            for (tier, count) in row.by_tier.iter().enumerate() {
-                entries_by_tier[tier] += i64::from(*count);
-            }
-            if row.genre != NONE {
-                add_to(&mut by_genre, row.genre, row_weight);
-            }
-            if row.city != NONE {
-                cities.push(row.city);
-                fan_cities.push(row.city);
-            }
-            if last_day != Some(row.day) {
-                days += 1;
-                last_day = Some(row.day);
-            }
-            is_converted |= row.by_tier[CONVERTED_TIER..].iter().any(|&n| n > 0);
-        }
-        if fan == NONE {
-            continue;
-        }
-        fan_weights.push((home.get(&fan).copied().unwrap_or(NONE), fan_weight));
-        loyal += usize::from(days >= 2);
-        converted += usize::from(is_converted);
-        fan_cities.sort_unstable();
-        fan_cities.dedup();
-        for city in fan_cities {
-            add_to(&mut fans_by_city, city, 1);
-        }
-    }
-    cities.sort_unstable();
-    cities.dedup();
-
-    let fans = fan_weights.len();
-    let primary_genre = heaviest(&by_genre, genre_name);
-    let genre_diversity = if genre_count > 1 {
-        entropy(by_genre.iter().map(|&(_, w)| w)) / (genre_count as f64).ln()
-    } else {
-        0.0
-    };
-    let crossover = if primary_genre == NONE {
-        0.0
-    } else {
-        let with_home = fan_weights.iter().filter(|(home, _)| *home != NONE);
-        let (across, all) = with_home.fold((0_i64, 0_i64), |(across, all), &(home, w)| {
-            (across + if home == primary_genre { 0 } else { w }, all + w)
+    // The three populations ranked side by side.
+    let [days7, days30, all] = &mut scores;
+    if threads > 1 {
+        std::thread::scope(|scope| {
+            scope.spawn(|| rank_population(days7));
+            rank_population(days30);
+            rank_population(all);
         });
-        ratio(across as f64, all as f64)
-    };
-    let revenue = kpis.revenue_minor as f64;
-    let touring_cities = fans_by_city
-        .iter()
-        .filter(|&&(_, n)| n >= config.touring_min_fans as i64)
-        .count();
-    let city_distribution = if fans_by_city.len() > 1 {
-        entropy(fans_by_city.iter().map(|&(_, n)| n)) / (fans_by_city.len() as f64).ln()
     } else {
-        0.0
-    };
-    let raw = [
-        genre_diversity,
-        crossover,
-        influence as f64,
-        ratio(loyal as f64, fans as f64),
-        ratio(total as f64, fans as f64),
-        ratio(converted as f64, fans as f64),
-        ratio(revenue, fans as f64),
-        ratio(revenue, kpis.revenue_entries as f64),
-        revenue / kpis.plays.max(1) as f64 * 1000.0,
-        cities.len() as f64,
-        touring_cities as f64 + kpis.attendance as f64 / config.touring_attendance_divisor as f64,
-        city_distribution,
-    ];
-    ArtistScore {
-        artist,
-        primary_genre,
-        raw,
-        percentile: [0.0; 12],
-        domains: [0.0; 4],
-        overall: 0.0,
-        entries_by_tier,
+        for range in [days7, days30, all] {
+            rank_population(range);
+        }
+    }
+    scores
+}
+
+/// The genres of the counted rows as dense indices in name order (so that
+/// the smaller index is the smaller name), and how many each range counts.
+struct Genres {
+    /// (genre id, dense index) for the ids that occur: a short list, searched
+    /// in place (tens of millions of look-ups a recomputation).
+    index: Vec<(u32, u16)>,
+    /// Dense index → genre id.
+    ids: Vec<u32>,
+    /// Distinct genres counted in each range.
+    count: [usize; 3],
+}
+
+/// The dense index standing for "no genre".
+const NO_GENRE: u16 = u16::MAX;
+
+impl Genres {
+    fn of(rows: &[FanDayRow], as_of_day: i64, genre_name: &dyn Fn(u32) -> String) -> Self {
+        // Per genre: the youngest age it is counted at. Genres are few: a
+        // short list searched in place beats hashing ten million times.
+        let mut youngest: Vec<(u32, i64)> = Vec::new();
+        let mut last = NONE;
+        let mut last_age = i64::MAX;
+        for row in rows {
+            let age = as_of_day - i64::from(row.day);
+            if row.genre == NONE || age < 0 || (row.genre == last && age >= last_age) {
+                continue;
+            }
+            let at = match youngest.iter().position(|(genre, _)| *genre == row.genre) {
+                Some(at) => at,
+                None => {
+                    youngest.push((row.genre, age));
+                    youngest.len() - 1
+                }
+            };
+            youngest[at].1 = youngest[at].1.min(age);
+            (last, last_age) = (row.genre, youngest[at].1);
+        }
+        let mut ids: Vec<(String, u32)> = youngest.iter().map(|&(id, _)| (genre_name(id), id)).collect();
+        ids.sort();
+        let ids: Vec<u32> = ids.into_iter().map(|(_, id)| id).collect();
+        let index = ids
+            .iter()
+            .enumerate()
+            .map(|(i, &id)| (id, u16::try_from(i).unwrap_or(NO_GENRE - 1)))
+            .collect();
+        let count = ScoreRange::ALL.map(|range| youngest.iter().filter(|&&(_, age)| range.counts(age)).count());
+        Self { index, ids, count }
+    }
+
+    fn index_of(&self, genre: u32) -> u16 {
+        if genre == NONE {
+            NO_GENRE
+        } else {
+            self.index
+                .iter()
+                .find(|(id, _)| *id == genre)
+                .map_or(NO_GENRE, |&(_, index)| index)
+        }
     }
 }
 
-fn add_to(weights: &mut Vec<(u32, i64)>, key: u32, amount: i64) {
+/// Every fan's home genre in each range (dense indices, [`NO_GENRE`] for
+/// none), indexed by fan id: one pass over the rows for the three ranges,
+/// the fans split by id between `threads` threads (the rows are in artist
+/// order, so each thread reads them all and keeps its own fans).
+fn home_genres(
+    config: &ScoringConfig,
+    as_of_day: i64,
+    rows: &[FanDayRow],
+    genres: &Genres,
+    threads: usize,
+) -> Vec<[u16; 3]> {
+    let bound = rows
+        .iter()
+        .filter(|r| r.fan != NONE)
+        .map(|r| r.fan as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let threads = threads.max(1);
+    let share = bound.div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (1..threads)
+            .map(|t| scope.spawn(move || home_genres_of(config, as_of_day, rows, genres, t * share..(t + 1) * share)))
+            .collect();
+        let mut homes = home_genres_of(config, as_of_day, rows, genres, 0..share);
+        for handle in handles {
+            homes.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
+        }
+        homes.truncate(bound);
+        homes
+    })
+}
+
+/// [`home_genres`] for the fans with ids in `fans`.
+fn home_genres_of(
+    config: &ScoringConfig,
+    as_of_day: i64,
+    rows: &[FanDayRow],
+    genres: &Genres,
+    fans: std::ops::Range<usize>,
+) -> Vec<[u16; 3]> {
+    const END: u32 = u32::MAX;
+    struct Node {
+        genre: u16,
+        next: u32,
+        weight: [i64; 3],
+    }
+    let mut heads = vec![END; fans.len()];
+    // Room for one genre per eight rows (a fan's rows mostly repeat its
+    // genres) saves copying the arena several times as it grows.
+    let mut nodes: Vec<Node> = Vec::with_capacity(rows.len() / 8);
+    let (mut last_genre, mut last_index) = (NONE, NO_GENRE);
+    for row in rows {
+        let age = as_of_day - i64::from(row.day);
+        if row.fan == NONE || row.genre == NONE || age < 0 || !fans.contains(&(row.fan as usize)) {
+            continue;
+        }
+        let slot = row.fan as usize - fans.start;
+        if row.genre != last_genre {
+            (last_genre, last_index) = (row.genre, genres.index_of(row.genre));
+        }
+        let weight = row_weight(config, row, age);
+        let mut at = heads[slot];
+        while at != END && nodes[at as usize].genre != last_index {
+            at = nodes[at as usize].next;
+        }
+        if at == END {
+            at = u32::try_from(nodes.len()).expect("fewer than 4 billion fan genres");
+            nodes.push(Node {
+                genre: last_index,
+                next: heads[slot],
+                weight: [0; 3],
+            });
+            heads[slot] = at;
+        }
+        for (r, range) in ScoreRange::ALL.iter().enumerate() {
+            if range.counts(age) {
+                nodes[at as usize].weight[r] += weight;
+            }
+        }
+    }
+    heads
+        .iter()
+        .map(|&head| {
+            let mut best = [(NO_GENRE, 0_i64); 3];
+            let mut at = head;
+            while at != END {
+                let node = &nodes[at as usize];
+                for (best, &weight) in best.iter_mut().zip(&node.weight) {
+                    let better = weight > best.1 || (weight == best.1 && node.genre < best.0);
+                    if weight > 0 && better {
+                        *best = (node.genre, weight);
+                    }
+                }
+                at = node.next;
+            }
+            best.map(|(genre, _)| genre)
+        })
+        .collect()
+}
+
+/// A row's weight in thousandths of a point at `age`.
+fn row_weight(config: &ScoringConfig, row: &FanDayRow, age: i64) -> i64 {
+    let decay = config.decay_hundredths(age);
+    row.by_tier
+        .iter()
+        .zip(config.tier_tenths)
+        .map(|(&count, tenths)| i64::from(count) * tenths * decay)
+        .sum()
+}
+
+/// What every artist's raw values are computed with.
+struct Context<'a> {
+    config: &'a ScoringConfig,
+    as_of_day: i64,
+    genres: &'a Genres,
+    homes: &'a [[u16; 3]],
+    kpis: [&'a HashMap<u32, Kpis>; 3],
+}
+
+impl Context<'_> {
+    /// The raw values of the artists of `rows` (whole artists), per range.
+    fn artists(&self, rows: &[FanDayRow]) -> [Vec<ArtistScore>; 3] {
+        let mut scores: [Vec<ArtistScore>; 3] = Default::default();
+        let mut start = 0;
+        let mut counted: Vec<&FanDayRow> = Vec::new();
+        while start < rows.len() {
+            let artist = rows[start].artist;
+            let end = start + rows[start..].iter().take_while(|r| r.artist == artist).count();
+            for (r, range) in ScoreRange::ALL.iter().enumerate() {
+                counted.clear();
+                counted.extend(
+                    rows[start..end]
+                        .iter()
+                        .filter(|row| range.counts(self.as_of_day - i64::from(row.day))),
+                );
+                if !counted.is_empty() {
+                    let kpis = self.kpis[r].get(&artist).copied().unwrap_or_default();
+                    scores[r].push(self.raw_values(r, artist, &counted, &kpis));
+                }
+            }
+            start = end;
+        }
+        scores
+    }
+
+    /// The twelve raw values of one artist in range `r` from its counted rows.
+    fn raw_values(&self, r: usize, artist: u32, rows: &[&FanDayRow], kpis: &Kpis) -> ArtistScore {
+        let config = self.config;
+        let mut total = 0_i64;
+        let mut influence = 0_i64;
+        let mut entries_by_tier = [0_i64; 5];
+        let mut by_genre: Vec<(u16, i64)> = Vec::new();
+        let mut cities: Vec<u32> = Vec::new();
+        // Per fan: home genre and weight.
+        let mut fan_weights: Vec<(u16, i64)> = Vec::new();
+        let (mut loyal, mut converted) = (0_usize, 0_usize);
+        let mut fans_by_city: Vec<(u32, i64)> = Vec::new();
+        let mut fan_cities: Vec<u32> = Vec::new();
+
+        let mut i = 0;
+        while i < rows.len() {
+            let fan = rows[i].fan;
+            let span = rows[i..].iter().take_while(|row| row.fan == fan).count();
+            let fan_rows = &rows[i..i + span];
+            i += span;
+            let (mut fan_weight, mut days, mut last_day, mut is_converted) = (0_i64, 0_usize, None, false);
+            fan_cities.clear();
+            for row in fan_rows {
+                let age = self.as_of_day - i64::from(row.day);
+                let weight = row_weight(config, row, age);
+                total += weight;
+                fan_weight += weight;
+                influence +=
+                    i64::from(row.influence) * config.tier_tenths[INFLUENCE_TIER] * config.decay_hundredths(age);
+                for (tier, count) in row.by_tier.iter().enumerate() {
+                    entries_by_tier[tier] += i64::from(*count);
+                }
+                if row.genre != NONE {
+                    add_to(&mut by_genre, self.genres.index_of(row.genre), weight);
+                }
+                if row.city != NONE {
+                    cities.push(row.city);
+                    fan_cities.push(row.city);
+                }
+                if last_day != Some(row.day) {
+                    days += 1;
+                    last_day = Some(row.day);
+                }
+                is_converted |= row.by_tier[CONVERTED_TIER..].iter().any(|&n| n > 0);
+            }
+            if fan == NONE {
+                continue;
+            }
+            let home = self.homes.get(fan as usize).map_or(NO_GENRE, |homes| homes[r]);
+            fan_weights.push((home, fan_weight));
+            loyal += usize::from(days >= 2);
+            converted += usize::from(is_converted);
+            fan_cities.sort_unstable();
+            fan_cities.dedup();
+            for &city in &fan_cities {
+                add_to(&mut fans_by_city, city, 1);
+            }
+        }
+        cities.sort_unstable();
+        cities.dedup();
+
+        let fans = fan_weights.len();
+        let primary = heaviest(&by_genre);
+        let genre_count = self.genres.count[r];
+        let genre_diversity = if genre_count > 1 {
+            entropy(by_genre.iter().map(|&(_, w)| w)) / (genre_count as f64).ln()
+        } else {
+            0.0
+        };
+        let crossover = if primary == NO_GENRE {
+            0.0
+        } else {
+            let with_home = fan_weights.iter().filter(|(home, _)| *home != NO_GENRE);
+            let (across, all) = with_home.fold((0_i64, 0_i64), |(across, all), &(home, w)| {
+                (across + if home == primary { 0 } else { w }, all + w)
+            });
+            ratio(across as f64, all as f64)
+        };
+        let revenue = kpis.revenue_minor as f64;
+        let touring_cities = fans_by_city
+            .iter()
+            .filter(|&&(_, n)| n >= config.touring_min_fans as i64)
+            .count();
+        let city_distribution = if fans_by_city.len() > 1 {
+            entropy(fans_by_city.iter().map(|&(_, n)| n)) / (fans_by_city.len() as f64).ln()
+        } else {
+            0.0
+        };
+        let raw = [
+            genre_diversity,
+            crossover,
+            influence as f64,
+            ratio(loyal as f64, fans as f64),
+            ratio(total as f64, fans as f64),
+            ratio(converted as f64, fans as f64),
+            ratio(revenue, fans as f64),
+            ratio(revenue, kpis.revenue_entries as f64),
+            revenue / kpis.plays.max(1) as f64 * 1000.0,
+            cities.len() as f64,
+            touring_cities as f64 + kpis.attendance as f64 / config.touring_attendance_divisor as f64,
+            city_distribution,
+        ];
+        ArtistScore {
+            artist,
+            primary_genre: if primary == NO_GENRE {
+                NONE
+            } else {
+                self.genres.ids[primary as usize]
+            },
+            raw,
+            percentile: [0.0; 12],
+            domains: [0.0; 4],
+            overall: 0.0,
+            entries_by_tier,
+        }
+    }
+}
+
+fn add_to<K: PartialEq>(weights: &mut Vec<(K, i64)>, key: K, amount: i64) {
     match weights.iter_mut().find(|(k, _)| *k == key) {
         Some((_, sum)) => *sum += amount,
         None => weights.push((key, amount)),
     }
 }
 
-/// The key with the largest weight, ties to the smallest name; [`NONE`] when empty.
-fn heaviest(weights: &[(u32, i64)], name: &dyn Fn(u32) -> String) -> u32 {
-    let mut best: Option<(u32, i64)> = None;
+/// The genre with the largest weight, ties to the smallest index (name);
+/// [`NO_GENRE`] when empty.
+fn heaviest(weights: &[(u16, i64)]) -> u16 {
+    let mut best: Option<(u16, i64)> = None;
     for &(key, w) in weights {
         best = match best {
-            Some((b, bw)) if bw > w || (bw == w && name(b) <= name(key)) => Some((b, bw)),
+            Some((b, bw)) if bw > w || (bw == w && b < key) => Some((b, bw)),
             _ => Some((key, w)),
         };
     }
-    best.map_or(NONE, |(key, _)| key)
+    best.map_or(NO_GENRE, |(key, _)| key)
 }
 
 /// Shannon entropy (natural log) of a distribution given by weights, summed

@@ -25,6 +25,8 @@ use crate::processor::{AppliedSink, Watermark};
 const KEPT_DAYS: i64 = 36 * 31;
 /// Publications kept for the cursors that page through them.
 const KEPT_PUBLICATIONS: usize = 6;
+/// Threads a recomputation uses: the machines this runs on have two cores or more.
+const SCORING_THREADS: usize = 2;
 /// Scores computed for an explicit `as_of`, kept for repeated reads.
 const KEPT_EXPLICIT: usize = 8;
 
@@ -72,7 +74,7 @@ impl Names {
 
 /// What scoring reads, in memory.
 #[derive(Debug, Default)]
-struct Aggregates {
+pub struct Aggregates {
     names: Names,
     /// One row per fan-day key, sorted by artist, fan, day, city, genre.
     rows: Vec<FanDayRow>,
@@ -85,7 +87,21 @@ fn row_key(row: &FanDayRow) -> (u32, u32, i32, u32, u32) {
 }
 
 impl Aggregates {
-    fn add_fan_days(&mut self, days: &[(FanDayKey, FanDay)]) {
+    /// Bytes held: the rows, the daily KPIs and the names (allocator
+    /// overhead aside).
+    pub fn memory_bytes(&self) -> usize {
+        let rows = self.rows.capacity() * std::mem::size_of::<FanDayRow>();
+        let kpis = self.kpis.capacity() * (std::mem::size_of::<((u32, i32), Kpis)>() + 1);
+        let names: usize = self.names.names.iter().map(|n| 2 * n.len() + 2 * 16 + 8).sum();
+        rows + kpis + names
+    }
+
+    /// How many fan-day rows are held.
+    pub fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn add_fan_days(&mut self, days: &[(FanDayKey, FanDay)]) {
         if days.is_empty() {
             return;
         }
@@ -129,7 +145,7 @@ impl Aggregates {
         self.rows = merged;
     }
 
-    fn add_day_cells(&mut self, cells: &[(CellKey, Kpis)]) {
+    pub fn add_day_cells(&mut self, cells: &[(CellKey, Kpis)]) {
         for (key, kpis) in cells {
             if key.grain != Grain::Day || key.artist.is_empty() {
                 continue;
@@ -140,21 +156,49 @@ impl Aggregates {
         }
     }
 
-    fn kpis_over(&self, as_of_day: i64, range: ScoreRange) -> HashMap<u32, Kpis> {
-        let mut sums: HashMap<u32, Kpis> = HashMap::new();
+    /// Every artist's KPI sums over each range, in [`ScoreRange::ALL`] order.
+    fn kpis_over(&self, as_of_day: i64) -> [HashMap<u32, Kpis>; 3] {
+        let mut sums: [HashMap<u32, Kpis>; 3] = Default::default();
         for (&(artist, day), kpis) in &self.kpis {
-            if range.counts(as_of_day - i64::from(day)) {
-                *sums.entry(artist).or_default() += *kpis;
+            let age = as_of_day - i64::from(day);
+            for (range, sums) in ScoreRange::ALL.iter().zip(&mut sums) {
+                if range.counts(age) {
+                    *sums.entry(artist).or_default() += *kpis;
+                }
             }
         }
         sums
     }
 
-    fn score(&self, config: &ScoringConfig, as_of_day: i64, range: ScoreRange) -> RangeScores {
-        let kpis = self.kpis_over(as_of_day, range);
+    /// The scores of the three ranges as of a day, each with its five
+    /// boards, computed on `threads` threads.
+    pub fn score(&self, config: &ScoringConfig, as_of_day: i64, threads: usize) -> Vec<RangeScores> {
+        let [days7, days30, all] = self.kpis_over(as_of_day);
         let genre_name = |id: u32| self.names.name(id).to_owned();
-        let scores = scoring::score(config, as_of_day, range, &self.rows, &kpis, &genre_name);
-        RangeScores::new(range, scores, &self.names)
+        let scores = scoring::score_all(
+            config,
+            as_of_day,
+            &self.rows,
+            [&days7, &days30, &all],
+            &genre_name,
+            threads,
+        );
+        let ranges = ScoreRange::ALL.into_iter().zip(scores);
+        if threads <= 1 {
+            return ranges
+                .map(|(range, scores)| RangeScores::new(range, scores, &self.names))
+                .collect();
+        }
+        // The boards of the three ranges sorted side by side.
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = ranges
+                .map(|(range, scores)| scope.spawn(move || RangeScores::new(range, scores, &self.names)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .collect()
+        })
     }
 }
 
@@ -182,7 +226,6 @@ pub struct RangeScores {
     pub range: ScoreRange,
     /// The population, ordered by artist id.
     pub artists: Vec<Scored>,
-    by_artist: HashMap<Arc<str>, usize>,
     /// For each of [`DnaBoard::ALL`]: the population in board order.
     boards: Vec<Vec<BoardEntry>>,
 }
@@ -198,29 +241,26 @@ impl RangeScores {
             })
             .collect();
         artists.sort_unstable_by(|a, b| a.artist.cmp(&b.artist));
-        let by_artist = artists.iter().enumerate().map(|(i, s)| (s.artist.clone(), i)).collect();
         let boards = DnaBoard::ALL
             .iter()
             .map(|&board| {
-                let mut order: Vec<(f64, &Scored)> = artists
+                let mut order: Vec<(f64, usize)> = artists
                     .iter()
-                    .map(|s| (scoring::reported(board.score_of(&s.score)), s))
+                    .enumerate()
+                    .map(|(i, s)| (scoring::reported(board.score_of(&s.score)), i))
                     .collect();
-                // Reported score descending, then artist id ascending.
-                order.sort_by(|(x, a), (y, b)| y.total_cmp(x).then_with(|| a.artist.cmp(&b.artist)));
-                competition_ranks(order.into_iter().map(|(score, s)| (score, s.artist.clone())))
+                // Reported score descending, then artist id ascending: the
+                // artists are in id order, so their positions compare as ids do.
+                order.sort_unstable_by(|(x, i), (y, j)| y.total_cmp(x).then(i.cmp(j)));
+                competition_ranks(order.into_iter().map(|(score, i)| (score, artists[i].artist.clone())))
             })
             .collect();
-        Self {
-            range,
-            artists,
-            by_artist,
-            boards,
-        }
+        Self { range, artists, boards }
     }
 
     pub fn artist(&self, artist: &str) -> Option<&Scored> {
-        self.by_artist.get(artist).map(|&i| &self.artists[i])
+        let found = self.artists.binary_search_by(|s| s.artist.as_ref().cmp(artist));
+        found.ok().map(|i| &self.artists[i])
     }
 
     /// A board, optionally only the artists whose primary genre is `genre`
@@ -279,6 +319,11 @@ struct Incoming {
     watermark: Option<Watermark>,
 }
 
+/// An explicit instant and range scores were computed for.
+type ExplicitKey = (OffsetDateTime, ScoreRange);
+/// An artist's domain score in a range.
+type RecordedKey = (Arc<str>, DnaDomain, ScoreRange);
+
 /// The DNA side of the engine.
 pub struct Dna {
     store: Arc<dyn Store>,
@@ -288,9 +333,9 @@ pub struct Dna {
     incoming: Mutex<Incoming>,
     current: RwLock<Arc<Publication>>,
     recent: Mutex<VecDeque<Arc<Publication>>>,
-    explicit: Mutex<VecDeque<((OffsetDateTime, ScoreRange), Arc<Publication>)>>,
+    explicit: Mutex<VecDeque<(ExplicitKey, Arc<Publication>)>>,
     /// The last recorded domain score of every (artist, domain, range).
-    recorded: Mutex<HashMap<(Arc<str>, DnaDomain, ScoreRange), f64>>,
+    recorded: Mutex<HashMap<RecordedKey, f64>>,
     next_id: AtomicU64,
 }
 
@@ -351,7 +396,11 @@ impl Dna {
     }
 
     /// Scores for an explicit instant, computed now (and kept for a while).
-    pub async fn at(self: &Arc<Self>, as_of: OffsetDateTime, range: ScoreRange) -> Result<Arc<Publication>, StoreError> {
+    pub async fn at(
+        self: &Arc<Self>,
+        as_of: OffsetDateTime,
+        range: ScoreRange,
+    ) -> Result<Arc<Publication>, StoreError> {
         {
             let explicit = self.explicit.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((_, publication)) = explicit.iter().find(|(key, _)| *key == (as_of, range)) {
@@ -368,7 +417,11 @@ impl Dna {
                 as_of,
                 watermark: *watermark,
                 config: dna.settings.scoring,
-                ranges: vec![aggregates.score(&dna.settings.scoring, as_of_day, range)],
+                ranges: aggregates
+                    .score(&dna.settings.scoring, as_of_day, SCORING_THREADS)
+                    .into_iter()
+                    .filter(|scores| scores.range == range)
+                    .collect(),
             })
         })
         .await
@@ -382,26 +435,36 @@ impl Dna {
     }
 
     /// Publishes every `interval` while anything changed (new batches or a
-    /// new day), until `shutdown` turns true.
+    /// new day), until `shutdown` turns true. A recomputation that takes
+    /// longer than a quarter of the interval stretches the wait to four
+    /// times its length, so that scoring never takes more than about a
+    /// quarter of the machine from ingestion and reads.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let mut ticks = tokio::time::interval(self.settings.interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut wait = self.settings.interval;
         loop {
             tokio::select! {
-                _ = ticks.tick() => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => {}
             }
             if *shutdown.borrow() {
                 return;
             }
             let current = self.current();
-            let changed = self.incoming.lock().unwrap_or_else(|p| p.into_inner()).watermark.is_some();
+            let changed = self
+                .incoming
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .watermark
+                .is_some();
             let new_day = Grain::Day.bucket_of(self.clock.now()) != Grain::Day.bucket_of(current.as_of);
-            if (changed || new_day)
-                && let Err(error) = self.clone().publish_now().await
-            {
+            if !(changed || new_day) {
+                continue;
+            }
+            let started = std::time::Instant::now();
+            if let Err(error) = self.clone().publish_now().await {
                 tracing::warn!(%error, "publishing DNA scores failed; the last scores stay served");
             }
+            wait = self.settings.interval.max(started.elapsed() * 4);
         }
     }
 
@@ -430,18 +493,7 @@ impl Dna {
         let as_of = self.clock.now();
         let as_of_day = Grain::Day.bucket_of(as_of);
         let config = self.settings.scoring;
-        let aggregates = &*aggregates;
-        // The three ranges on as many threads as there are cores for them.
-        let ranges: Vec<RangeScores> = std::thread::scope(|scope| {
-            let handles: Vec<_> = ScoreRange::ALL
-                .iter()
-                .map(|&range| scope.spawn(move || aggregates.score(&config, as_of_day, range)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-                .collect()
-        });
+        let ranges = aggregates.score(&config, as_of_day, SCORING_THREADS);
         let publication = Arc::new(Publication {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             as_of,
@@ -499,7 +551,9 @@ impl Dna {
 
 impl std::fmt::Debug for Dna {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dna").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Dna")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 

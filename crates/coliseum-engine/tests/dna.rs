@@ -102,10 +102,16 @@ fn stream(seed: u64, count: usize) -> Vec<Value> {
         let at = now() - time::Duration::days(days) - time::Duration::minutes(1 + random.below(17 * 60) as i64);
         let mut metadata = serde_json::Map::new();
         if random.below(6) > 0 {
-            metadata.insert("city".into(), json!(random.pick(&["Oslo", " oslo ", "LAGOS", "Lima", "Bergen"])));
+            metadata.insert(
+                "city".into(),
+                json!(random.pick(&["Oslo", " oslo ", "LAGOS", "Lima", "Bergen"])),
+            );
         }
         if random.below(6) > 0 {
-            metadata.insert("genre".into(), json!(random.pick(&["jazz", "Afrobeats", "house ", "ROCK"])));
+            metadata.insert(
+                "genre".into(),
+                json!(random.pick(&["jazz", "Afrobeats", "house ", "ROCK"])),
+            );
         }
         metadata.insert("live_event_id".into(), json!(random.pick(&["live_1", "live_2"])));
         metadata.insert("amount_minor".into(), json!(100 + random.below(5000)));
@@ -137,8 +143,8 @@ fn new_entries(envelopes: &[Value]) -> Vec<NewEntry> {
     envelopes
         .iter()
         .map(|envelope| {
-            let entry = validate_raw_envelope(&envelope.to_string(), "", &ValidationContext::stored(now()))
-                .expect("valid");
+            let entry =
+                validate_raw_envelope(&envelope.to_string(), "", &ValidationContext::stored(now())).expect("valid");
             NewEntry::from_entry(entry, now())
         })
         .collect()
@@ -187,9 +193,14 @@ fn settings() -> DnaSettings {
 
 async fn load(store: &Arc<dyn Store>, clock: &Arc<FixedClock>) -> Arc<Dna> {
     let seq = store.pipeline_state().await.expect("state").processed_seq;
-    Dna::load(store.clone(), clock.clone(), settings(), Watermark { seq, as_of: now() })
-        .await
-        .expect("load")
+    Dna::load(
+        store.clone(),
+        clock.clone(),
+        settings(),
+        Watermark { seq, as_of: now() },
+    )
+    .await
+    .expect("load")
 }
 
 fn assert_matches_reference(publication: &Publication, entries: &[RefEntry], what: &str) {
@@ -209,23 +220,35 @@ fn assert_matches_reference(publication: &Publication, entries: &[RefEntry], wha
         );
         for (engine, reference) in scores.artists.iter().zip(&expected) {
             let who = format!("{what}, {}", reference.artist);
-            assert_eq!(engine.primary_genre.as_deref(), reference.primary_genre.as_deref(), "{who}: primary genre");
+            assert_eq!(
+                engine.primary_genre.as_deref(),
+                reference.primary_genre.as_deref(),
+                "{who}: primary genre"
+            );
             let tiers = engine.score.entries_by_tier.map(|n| n as u64);
             assert_eq!(tiers, reference.entries_by_tier, "{who}: entries by tier");
-            for c in 0..12 {
+            for (c, component) in COMPONENTS.iter().enumerate() {
                 let (raw, want) = (engine.score.raw[c], reference.raw[c]);
                 assert!(
                     (raw - want).abs() <= want.abs() * 1e-9 + 1e-9,
-                    "{who}, {}: raw {raw} vs {want}",
-                    COMPONENTS[c]
+                    "{who}, {component}: raw {raw} vs {want}"
                 );
                 let (got, want) = (engine.score.percentile[c], reference.percentile[c]);
-                assert!((got - want).abs() < 1e-6, "{who}, {}: percentile {got} vs {want}", COMPONENTS[c]);
+                assert!(
+                    (got - want).abs() < 1e-6,
+                    "{who}, {component}: percentile {got} vs {want}"
+                );
             }
             for d in 0..4 {
-                assert!((engine.score.domains[d] - reference.domains[d]).abs() < 1e-6, "{who}: domain {d}");
+                assert!(
+                    (engine.score.domains[d] - reference.domains[d]).abs() < 1e-6,
+                    "{who}: domain {d}"
+                );
             }
-            assert!((engine.score.overall - reference.overall).abs() < 1e-6, "{who}: overall");
+            assert!(
+                (engine.score.overall - reference.overall).abs() < 1e-6,
+                "{who}: overall"
+            );
         }
         // The overall board: reported score descending, then artist id; competition ranks.
         let board = scores.board(DnaBoard::Overall, None);
@@ -241,13 +264,21 @@ fn assert_matches_reference(publication: &Publication, entries: &[RefEntry], wha
         );
         for (i, entry) in board.iter().enumerate() {
             let first_with_score = board.iter().position(|e| e.score == entry.score).expect("itself");
-            assert_eq!(entry.rank, first_with_score as u64 + 1, "{what}: competition rank at {i}");
+            assert_eq!(
+                entry.rank,
+                first_with_score as u64 + 1,
+                "{what}: competition rank at {i}"
+            );
         }
         // A genre board holds the artists of that primary genre, ranked among themselves.
         let jazz = scores.board(DnaBoard::Overall, Some("jazz"));
         let expected_jazz: Vec<&str> = order
             .iter()
-            .filter(|(_, a)| expected.iter().any(|r| r.artist == *a && r.primary_genre.as_deref() == Some("jazz")))
+            .filter(|(_, a)| {
+                expected
+                    .iter()
+                    .any(|r| r.artist == *a && r.primary_genre.as_deref() == Some("jazz"))
+            })
             .map(|(_, a)| *a)
             .collect();
         assert_eq!(jazz.iter().map(|e| &*e.artist).collect::<Vec<_>>(), expected_jazz);
@@ -299,7 +330,11 @@ async fn scores_match_the_reference_live_loaded_and_rebuilt(store: Arc<dyn Store
     let scores = at_earlier.range(ScoreRange::Days7).expect("the range");
     assert_eq!(scores.artists.len(), expected.len());
     for (engine, reference) in scores.artists.iter().zip(&expected) {
-        assert!((engine.score.overall - reference.overall).abs() < 1e-6, "as_of: {}", reference.artist);
+        assert!(
+            (engine.score.overall - reference.overall).abs() < 1e-6,
+            "as_of: {}",
+            reference.artist
+        );
     }
     assert!(reported(scores.artists[0].score.overall) >= 0.0);
 }
@@ -320,8 +355,17 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
     let envelopes = stream(9, 300);
     store.append_entries(&new_entries(&envelopes)).await.expect("append");
     processor.run_until_idle().await.expect("process");
-    dna.clone().publish_now().await.expect("first publication: the baseline");
-    assert!(store.mutations_since(now() - time::Duration::days(1)).await.expect("read").is_empty());
+    dna.clone()
+        .publish_now()
+        .await
+        .expect("first publication: the baseline");
+    assert!(
+        store
+            .mutations_since(now() - time::Duration::days(1))
+            .await
+            .expect("read")
+            .is_empty()
+    );
 
     // A burst of patronage for one artist moves its economic and behavioral scores.
     let burst: Vec<Value> = (0..40)
@@ -336,8 +380,14 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
     store.append_entries(&new_entries(&burst)).await.expect("append");
     processor.run_until_idle().await.expect("process");
     let publication = dna.clone().publish_now().await.expect("publish");
-    let mutations = store.mutations_since(now() - time::Duration::days(1)).await.expect("read");
-    assert!(!mutations.is_empty(), "a newcomer at the top moves others by 5 points or more");
+    let mutations = store
+        .mutations_since(now() - time::Duration::days(1))
+        .await
+        .expect("read");
+    assert!(
+        !mutations.is_empty(),
+        "a newcomer at the top moves others by 5 points or more"
+    );
     for mutation in &mutations {
         assert!((mutation.new - mutation.old).abs() >= 5.0, "{mutation:?}");
         assert_eq!(mutation.at, publication.as_of);
@@ -347,7 +397,10 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
         coliseum_domain::scoring::DnaDomain::Economic,
         ScoreRange::Days7,
     );
-    assert!(gains.windows(2).all(|w| w[0].2 - w[0].1 >= w[1].2 - w[1].1), "largest gain first");
+    assert!(
+        gains.windows(2).all(|w| w[0].2 - w[0].1 >= w[1].2 - w[1].1),
+        "largest gain first"
+    );
     assert!(gains.iter().all(|(_, from, to)| to > from));
 }
 

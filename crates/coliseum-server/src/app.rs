@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use coliseum_domain::clock::{Clock, SystemClock};
-use coliseum_engine::health::{HealthHistory, pipeline_health};
 use coliseum_engine::dna::{Dna, DnaSettings};
+use coliseum_engine::health::{HealthHistory, pipeline_health};
 use coliseum_engine::hot::HotState;
 use coliseum_engine::reads::Reads;
 use coliseum_engine::{IngestWriter, PipelineStats, Processor, ProcessorConfig};

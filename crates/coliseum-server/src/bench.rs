@@ -1,5 +1,6 @@
 //! `coliseum bench`: the benchmark suite (BENCHMARKS.md says what each
 //! measures and how to read it).
 
+pub mod dna;
 pub mod ingest;
 pub mod pipeline;

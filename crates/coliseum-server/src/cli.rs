@@ -159,4 +159,6 @@ pub enum BenchCommand {
     Ingest(crate::bench::ingest::IngestBenchArgs),
     /// Processing, reads, freshness and rebuild on a realistic data set.
     Pipeline(crate::bench::pipeline::PipelineBenchArgs),
+    /// Recomputing the fifteen DNA boards from the in-memory aggregates.
+    Dna(crate::bench::dna::DnaBenchArgs),
 }

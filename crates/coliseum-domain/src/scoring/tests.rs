@@ -139,12 +139,8 @@ fn the_worked_example_of_scoring_md() {
             );
             close(artist.percentile[component], expected_percentiles[i][component], &what);
         }
-        for d in 0..4 {
-            close(
-                artist.domains[d],
-                expected_domains[i][d],
-                &format!("artist {i}, domain {d}"),
-            );
+        for (d, (&domain, &expected)) in artist.domains.iter().zip(&expected_domains[i]).enumerate() {
+            close(domain, expected, &format!("artist {i}, domain {d}"));
         }
         close(artist.overall, expected_overall[i], &format!("artist {i}, overall"));
     }
@@ -285,4 +281,52 @@ fn boards_and_ranges_parse_their_api_names() {
     assert_eq!(DnaBoard::parse("x"), None);
     assert_eq!(ScoreRange::parse("30d"), Some(ScoreRange::Days30));
     assert_eq!(ScoreRange::parse("24h"), None);
+}
+
+#[test]
+fn any_number_of_threads_gives_the_same_scores() {
+    let mut rows = Vec::new();
+    let mut state = 17_u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n) as u32
+    };
+    for _ in 0..2000 {
+        let genre = [JAZZ, HOUSE, NONE][next(3) as usize];
+        let city = [OSLO, BERGEN, LIMA, NONE][next(4) as usize];
+        rows.push(row(
+            next(40),
+            100 + next(60),
+            i64::from(next(40)),
+            city,
+            genre,
+            next(5) as usize,
+        ));
+    }
+    rows.sort_by_key(|r| (r.artist, r.fan, r.day, r.city, r.genre));
+    let kpis: HashMap<u32, Kpis> = (0..40)
+        .map(|a| (a, kpis(i64::from(a), 0, i64::from(a) * 100, 1)))
+        .collect();
+    let one = score_all(
+        &ScoringConfig::default(),
+        DAY,
+        &rows,
+        [&kpis, &kpis, &kpis],
+        &genre_name,
+        1,
+    );
+    for threads in [2, 3, 7] {
+        let many = score_all(
+            &ScoringConfig::default(),
+            DAY,
+            &rows,
+            [&kpis, &kpis, &kpis],
+            &genre_name,
+            threads,
+        );
+        assert_eq!(many, one, "{threads} threads");
+    }
+    assert!(one.iter().all(|range| range.len() > 30));
 }

@@ -6,8 +6,9 @@
 //!   by a processing node started afterwards (processing throughput);
 //! - **hot state**: the resident memory of an engine that loaded it;
 //! - **reads**: top-25 leaderboards (24h, 7d, 30d, with and without a city)
-//!   from 500 connections while entries keep arriving, against the same
-//!   server's `/healthz` and against one SQL `GROUP BY` over the log per request;
+//!   and DNA boards from 500 connections while entries keep arriving, against
+//!   the same server's `/healthz` and against one SQL `GROUP BY` over the log
+//!   per request;
 //! - **freshness**: single-entry webhooks at 2,000/s, and for probe entries
 //!   the time from acknowledgement to being visible in a leaderboard read;
 //! - **rebuild**: `coliseum rebuild` of the whole data set.
@@ -330,6 +331,20 @@ async fn reads(
                 ),
             );
         }
+    }
+    // DNA boards are served from the last publication, recomputed every 5 s
+    // while entries arrive.
+    for board in ["overall", "a"] {
+        let path = format!("/v1/dna/leaderboards/{board}?range=30d&limit=25");
+        let measured = get_load(base_url, &path, args.connections, duration).await?;
+        row(
+            &format!("DNA top 25, `{board}`, 30d"),
+            &measured,
+            &format!(
+                "{:.2}× `/healthz`",
+                measured.entries_per_s() / healthz.entries_per_s().max(1.0)
+            ),
+        );
     }
     stop.store(true, Ordering::Relaxed);
     for writer in writers {

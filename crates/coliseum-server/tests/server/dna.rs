@@ -27,7 +27,10 @@ async fn send_entries(app: &TestApp) -> usize {
             let (kind, extra) = match i % 3 {
                 0 => ("audio.play", json!({})),
                 1 => ("vote.cast", json!({})),
-                _ => ("treasury.tip", json!({"amount_minor": 500 * (artist + 1), "currency": "USD"})),
+                _ => (
+                    "treasury.tip",
+                    json!({"amount_minor": 500 * (artist + 1), "currency": "USD"}),
+                ),
             };
             let (city, genre) = (["Lagos", "Lima", "Oslo"][i % 3], ["jazz", "house"][artist % 2]);
             let mut metadata = json!({"city": city, "genre": genre});
@@ -53,11 +56,19 @@ async fn published(app: &TestApp) {
     let head = app.store.log_stats().await.expect("stats").head_seq;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
-        let body: Value = app.get("/v1/dna/leaderboards/overall", None).await.json().await.expect("json");
+        let body: Value = app
+            .get("/v1/dna/leaderboards/overall", None)
+            .await
+            .json()
+            .await
+            .expect("json");
         if body["watermark"].as_i64() == Some(head) {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "scores were not published: {body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "scores were not published: {body}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
@@ -67,7 +78,12 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
     send_entries(&app).await;
     published(&app).await;
 
-    let overall: Value = app.get("/v1/dna/leaderboards/overall?range=7d", None).await.json().await.expect("json");
+    let overall: Value = app
+        .get("/v1/dna/leaderboards/overall?range=7d", None)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(overall["total_ranked"], 7, "{overall}");
     assert_eq!(overall["config"]["tier_tenths"], json!([1, 10, 100, 1000, 10000]));
     let scores: Vec<f64> = overall["entries"]
@@ -80,21 +96,49 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
     assert_eq!(overall["entries"][0]["rank"], 1);
 
     // Public and Free see the cultural domain only, and no explanation.
-    let a: Value = app.get("/v1/dna/leaderboards/a", None).await.json().await.expect("json");
+    let a: Value = app
+        .get("/v1/dna/leaderboards/a", None)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(a["domain"], "a");
     let refused = assert_problem(app.get("/v1/dna/leaderboards/g", None).await, 403, "upgrade-required").await;
-    assert_eq!((refused["plan"].as_str(), refused["cheapest_plan"].as_str()), (Some("public"), Some("pro")));
+    assert_eq!(
+        (refused["plan"].as_str(), refused["cheapest_plan"].as_str()),
+        (Some("public"), Some("pro"))
+    );
     assert_eq!(refused["feature"], "dna_domain_g");
     let free = app.sign_in_with(Role::Fan, Plan::Free, &[]).await;
-    assert_problem(app.get("/v1/dna/leaderboards/t", Some(&free)).await, 403, "upgrade-required").await;
-    let refused = assert_problem(app.get("/v1/dna/artists/art_3", Some(&free)).await, 403, "upgrade-required").await;
+    assert_problem(
+        app.get("/v1/dna/leaderboards/t", Some(&free)).await,
+        403,
+        "upgrade-required",
+    )
+    .await;
+    let refused = assert_problem(
+        app.get("/v1/dna/artists/art_3", Some(&free)).await,
+        403,
+        "upgrade-required",
+    )
+    .await;
     assert_eq!(refused["feature"], "dna_explanation");
-    assert_problem(app.get("/v1/dna/movers?domain=c", Some(&free)).await, 403, "upgrade-required").await;
+    assert_problem(
+        app.get("/v1/dna/movers?domain=c", Some(&free)).await,
+        403,
+        "upgrade-required",
+    )
+    .await;
 
     // An artist account sees its own explanation on any plan, no one else's.
     let artist = app.sign_in_with(Role::Artist, Plan::Free, &["art_3"]).await;
     assert_eq!(app.get("/v1/dna/artists/art_3", Some(&artist)).await.status(), 200);
-    assert_problem(app.get("/v1/dna/artists/art_4", Some(&artist)).await, 403, "upgrade-required").await;
+    assert_problem(
+        app.get("/v1/dna/artists/art_4", Some(&artist)).await,
+        403,
+        "upgrade-required",
+    )
+    .await;
 
     // Pro sees every domain and every explanation.
     let pro = app.sign_in_with(Role::Fan, Plan::Pro, &[]).await;
@@ -112,7 +156,12 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
     assert!(revenue_per_fan["raw"].as_f64().expect("raw") > 0.0, "{why}");
     assert!(revenue_per_fan["percentile"].as_f64().is_some());
     let tiers = &why["entries_by_tier"];
-    assert_eq!(tiers["light"].as_i64().expect("plays") + tiers["active"].as_i64().expect("votes") + tiers["committed"].as_i64().expect("tips"), 15);
+    assert_eq!(
+        tiers["light"].as_i64().expect("plays")
+            + tiers["active"].as_i64().expect("votes")
+            + tiers["committed"].as_i64().expect("tips"),
+        15
+    );
     let overall_score = why["overall"]["score"].as_f64().expect("overall");
     let on_board = overall["entries"]
         .as_array()
@@ -122,7 +171,12 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
         .expect("on the board");
     assert_eq!(on_board["score"].as_f64(), Some(overall_score));
     assert_problem(app.get("/v1/dna/artists/art_99", Some(&pro)).await, 404, "not-found").await;
-    let movers: Value = app.get("/v1/dna/movers?domain=g&range=7d", Some(&pro)).await.json().await.expect("json");
+    let movers: Value = app
+        .get("/v1/dna/movers?domain=g&range=7d", Some(&pro))
+        .await
+        .json()
+        .await
+        .expect("json");
     assert!(movers["entries"].is_array(), "{movers}");
     app.stop().await;
 }
@@ -132,7 +186,12 @@ async fn pages_come_from_one_publication_and_bad_parameters_are_refused(backend:
     send_entries(&app).await;
     published(&app).await;
 
-    let whole: Value = app.get("/v1/dna/leaderboards/a?range=30d", None).await.json().await.expect("json");
+    let whole: Value = app
+        .get("/v1/dna/leaderboards/a?range=30d", None)
+        .await
+        .json()
+        .await
+        .expect("json");
     let mut seen = Vec::new();
     let mut path = "/v1/dna/leaderboards/a?range=30d&limit=3".to_owned();
     loop {
@@ -147,11 +206,18 @@ async fn pages_come_from_one_publication_and_bad_parameters_are_refused(backend:
     let artists: BTreeSet<&str> = seen.iter().filter_map(|e| e["artist_id"].as_str()).collect();
     assert_eq!(artists.len(), 7);
 
-    let jazz: Value = app.get("/v1/dna/leaderboards/overall?genre=%20JAZZ", None).await.json().await.expect("json");
+    let jazz: Value = app
+        .get("/v1/dna/leaderboards/overall?genre=%20JAZZ", None)
+        .await
+        .json()
+        .await
+        .expect("json");
     assert_eq!(jazz["total_ranked"], 4, "art_0, 2, 4, 6: {jazz}");
     assert_eq!(jazz["filters"]["genre"], "jazz");
 
-    let earlier = (OffsetDateTime::now_utc() - time::Duration::days(2)).format(&Rfc3339).expect("format");
+    let earlier = (OffsetDateTime::now_utc() - time::Duration::days(2))
+        .format(&Rfc3339)
+        .expect("format");
     let at: Value = app
         .get(&format!("/v1/dna/leaderboards/overall?range=7d&as_of={earlier}"), None)
         .await
@@ -164,7 +230,11 @@ async fn pages_come_from_one_publication_and_bad_parameters_are_refused(backend:
         ("/v1/dna/leaderboards/x", 404, "not-found"),
         ("/v1/dna/leaderboards/a?range=24h", 422, "invalid-parameter"),
         ("/v1/dna/leaderboards/a?as_of=yesterday", 422, "invalid-parameter"),
-        ("/v1/dna/leaderboards/a?as_of=2999-01-01T00:00:00Z", 422, "invalid-parameter"),
+        (
+            "/v1/dna/leaderboards/a?as_of=2999-01-01T00:00:00Z",
+            422,
+            "invalid-parameter",
+        ),
         ("/v1/dna/leaderboards/a?limit=0", 422, "invalid-parameter"),
         ("/v1/dna/leaderboards/a?cursor=nonsense", 422, "invalid-parameter"),
         ("/v1/dna/leaderboards/a?cursor=ffffff-0", 410, "gone"),
@@ -173,7 +243,10 @@ async fn pages_come_from_one_publication_and_bad_parameters_are_refused(backend:
         ("/v1/dna/movers?domain=overall", 422, "invalid-parameter"),
     ] {
         let problem = assert_problem(app.get(path, None).await, status, slug).await;
-        assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}: {problem}");
+        assert!(
+            problem["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path}: {problem}"
+        );
     }
     app.stop().await;
 }
