@@ -102,11 +102,13 @@ impl Aggregates {
     }
 
     pub fn add_fan_days(&mut self, days: &[(FanDayKey, FanDay)]) {
-        if days.is_empty() {
-            return;
-        }
-        let mut fresh: Vec<FanDayRow> = days
-            .iter()
+        let fresh = self.interned(days);
+        self.merge(fresh);
+    }
+
+    /// Fan-days as rows, in the order given.
+    fn interned(&mut self, days: &[(FanDayKey, FanDay)]) -> Vec<FanDayRow> {
+        days.iter()
             .filter_map(|(key, day)| {
                 Some(FanDayRow {
                     day: i32::try_from(key.day).ok()?,
@@ -118,9 +120,16 @@ impl Aggregates {
                     influence: u32::try_from(day.influence).unwrap_or(u32::MAX),
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    /// Sorts `fresh` and merges it into the rows in one linear pass,
+    /// summing rows with the same key.
+    fn merge(&mut self, mut fresh: Vec<FanDayRow>) {
+        if fresh.is_empty() {
+            return;
+        }
         fresh.sort_unstable_by_key(row_key);
-        // One linear merge, summing rows with the same key.
         let old = std::mem::take(&mut self.rows);
         let mut merged: Vec<FanDayRow> = Vec::with_capacity(old.len() + fresh.len());
         let (mut a, mut b) = (old.into_iter().peekable(), fresh.into_iter().peekable());
@@ -351,12 +360,14 @@ impl Dna {
     ) -> Result<Arc<Self>, StoreError> {
         let today = Grain::Day.bucket_of(clock.now());
         let mut aggregates = Aggregates::default();
-        // A day at a time: the rows arrive as strings and leave as numbers.
+        // A day at a time: the rows arrive as strings and leave as numbers,
+        // and are sorted once at the end.
+        let mut rows = Vec::new();
         for day in today - KEPT_DAYS..=today + 2 {
-            let days = store.fan_days(day, day + 1).await?;
-            aggregates.add_fan_days(&days);
+            rows.extend(aggregates.interned(&store.fan_days(day, day + 1).await?));
             aggregates.add_day_cells(&store.kpi_cells(Grain::Day, day, day + 1).await?);
         }
+        aggregates.merge(rows);
         let empty = Publication {
             id: 0,
             as_of: clock.now(),

@@ -224,9 +224,10 @@ impl Server {
         let stdout = child.stdout.take().context("child stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let address = loop {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            // Loading the hot state and the DNA aggregates of a large data set takes a while.
+            let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
                 .await
-                .context("the server did not start within 60 s")??
+                .context("the server did not start within 300 s")??
                 .context("the server exited before listening")?;
             if let Some(rest) = line.strip_prefix("coliseum listening on ") {
                 let url = rest.split_whitespace().next().unwrap_or_default();
