@@ -8,6 +8,7 @@
 //! and scoring happen on the publisher's thread, so scoring never delays a
 //! batch or the KPI boards.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -227,6 +228,8 @@ pub struct BoardEntry {
     pub artist: Arc<str>,
     /// The reported score (one decimal).
     pub score: f64,
+    /// The artist's primary genre, for genre boards.
+    pub primary_genre: Option<Arc<str>>,
 }
 
 /// The scores of one range: the population and its five boards.
@@ -261,7 +264,11 @@ impl RangeScores {
                 // Reported score descending, then artist id ascending: the
                 // artists are in id order, so their positions compare as ids do.
                 order.sort_unstable_by(|(x, i), (y, j)| y.total_cmp(x).then(i.cmp(j)));
-                competition_ranks(order.into_iter().map(|(score, i)| (score, artists[i].artist.clone())))
+                competition_ranks(
+                    order
+                        .into_iter()
+                        .map(|(score, i)| (score, artists[i].artist.clone(), artists[i].primary_genre.clone())),
+                )
             })
             .collect();
         Self { range, artists, boards }
@@ -273,31 +280,37 @@ impl RangeScores {
     }
 
     /// A board, optionally only the artists whose primary genre is `genre`
-    /// (ranked among themselves, scored in the whole population).
-    pub fn board(&self, board: DnaBoard, genre: Option<&str>) -> Vec<BoardEntry> {
+    /// (ranked among themselves, scored in the whole population). The
+    /// unfiltered board is the published one itself, not a copy.
+    pub fn board(&self, board: DnaBoard, genre: Option<&str>) -> Cow<'_, [BoardEntry]> {
         let index = DnaBoard::ALL.iter().position(|b| *b == board).unwrap_or(0);
         let entries = &self.boards[index];
         match genre {
-            None => entries.clone(),
-            Some(genre) => competition_ranks(
+            None => Cow::Borrowed(entries),
+            Some(genre) => Cow::Owned(competition_ranks(
                 entries
                     .iter()
-                    .filter(|e| self.artist(&e.artist).and_then(|s| s.primary_genre.as_deref()) == Some(genre))
-                    .map(|e| (e.score, e.artist.clone())),
-            ),
+                    .filter(|e| e.primary_genre.as_deref() == Some(genre))
+                    .map(|e| (e.score, e.artist.clone(), e.primary_genre.clone())),
+            )),
         }
     }
 }
 
 /// Standard competition ranks (1, 2, 2, 4) of scores already in board order.
-fn competition_ranks(ordered: impl Iterator<Item = (f64, Arc<str>)>) -> Vec<BoardEntry> {
+fn competition_ranks(ordered: impl Iterator<Item = (f64, Arc<str>, Option<Arc<str>>)>) -> Vec<BoardEntry> {
     let mut entries: Vec<BoardEntry> = Vec::new();
-    for (position, (score, artist)) in ordered.enumerate() {
+    for (position, (score, artist, primary_genre)) in ordered.enumerate() {
         let rank = match entries.last() {
             Some(last) if last.score == score => last.rank,
             _ => position as u64 + 1,
         };
-        entries.push(BoardEntry { rank, artist, score });
+        entries.push(BoardEntry {
+            rank,
+            artist,
+            score,
+            primary_genre,
+        });
     }
     entries
 }
@@ -321,10 +334,11 @@ impl Publication {
     }
 }
 
+/// Batches applied since the last merge, shared with the processor (the
+/// processor's path only pushes a pointer).
 #[derive(Debug, Default)]
 struct Incoming {
-    fan_days: Vec<(FanDayKey, FanDay)>,
-    day_cells: Vec<(CellKey, Kpis)>,
+    batches: Vec<Arc<ProcessedBatch>>,
     watermark: Option<Watermark>,
 }
 
@@ -447,9 +461,9 @@ impl Dna {
 
     /// Publishes every `interval` while anything changed (new batches or a
     /// new day), until `shutdown` turns true. A recomputation that takes
-    /// longer than a quarter of the interval stretches the wait to four
-    /// times its length, so that scoring never takes more than about a
-    /// quarter of the machine from ingestion and reads.
+    /// longer than an eighth of the interval stretches the wait to eight
+    /// times its length, so that scoring (on both cores while it runs) takes
+    /// at most about an eighth of the machine from ingestion and reads.
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut wait = self.settings.interval;
         loop {
@@ -475,7 +489,7 @@ impl Dna {
             if let Err(error) = self.clone().publish_now().await {
                 tracing::warn!(%error, "publishing DNA scores failed; the last scores stay served");
             }
-            wait = self.settings.interval.max(started.elapsed() * 4);
+            wait = self.settings.interval.max(started.elapsed() * 8);
         }
     }
 
@@ -491,8 +505,12 @@ impl Dna {
 
     fn take_incoming(&self, aggregates: &mut Aggregates, watermark: &mut Watermark) {
         let incoming = std::mem::take(&mut *self.incoming.lock().unwrap_or_else(|p| p.into_inner()));
-        aggregates.add_fan_days(&incoming.fan_days);
-        aggregates.add_day_cells(&incoming.day_cells);
+        let mut rows = Vec::new();
+        for batch in &incoming.batches {
+            rows.extend(aggregates.interned(&batch.fan_days));
+            aggregates.add_day_cells(&batch.cells);
+        }
+        aggregates.merge(rows);
         if let Some(newer) = incoming.watermark {
             *watermark = newer;
         }
@@ -569,12 +587,9 @@ impl std::fmt::Debug for Dna {
 }
 
 impl AppliedSink for Dna {
-    fn applied(&self, batch: &ProcessedBatch, watermark: Watermark) {
+    fn applied(&self, batch: &Arc<ProcessedBatch>, watermark: Watermark) {
         let mut incoming = self.incoming.lock().unwrap_or_else(|p| p.into_inner());
-        incoming.fan_days.extend(batch.fan_days.iter().cloned());
-        incoming
-            .day_cells
-            .extend(batch.cells.iter().filter(|(k, _)| k.grain == Grain::Day).cloned());
+        incoming.batches.push(batch.clone());
         incoming.watermark = Some(watermark);
     }
 }

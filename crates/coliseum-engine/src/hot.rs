@@ -389,7 +389,7 @@ impl HotState {
 }
 
 impl AppliedSink for HotState {
-    fn applied(&self, batch: &ProcessedBatch, watermark: Watermark) {
+    fn applied(&self, batch: &Arc<ProcessedBatch>, watermark: Watermark) {
         let (first_hour, first_day) = self.kept_from();
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         inner.add_cells(batch.cells.iter().map(|(k, v)| (k, *v)), first_hour, first_day);

@@ -56,7 +56,8 @@ pub struct Watermark {
 
 /// What sees every batch right after it is committed: the hot state.
 pub trait AppliedSink: Send + Sync {
-    fn applied(&self, batch: &ProcessedBatch, watermark: Watermark);
+    /// Shared, not copied: a sink may keep the batch for later.
+    fn applied(&self, batch: &Arc<ProcessedBatch>, watermark: Watermark);
 
     /// The log held nothing new: the figures are complete up to a later `as_of`.
     fn advanced(&self, _watermark: Watermark) {}
@@ -226,13 +227,13 @@ impl Processor {
                 tracing::warn!(count = dead_letters.len(), first_reason = %first.reason, "entries not counted; they wait in the dead letters");
             }
             Next::Batch(Prepared {
-                batch: ProcessedBatch {
+                batch: Arc::new(ProcessedBatch {
                     from_seq,
                     to_seq,
                     cells: deltas.cells.into_iter().collect(),
                     fan_days: deltas.fan_days.into_iter().collect(),
                     dead_letters,
-                },
+                }),
                 as_of,
                 received: entries.iter().map(|e| e.entry.received_at).collect(),
             })
@@ -293,7 +294,7 @@ impl Processor {
             dead_letters,
         };
         let as_of = self.watermark.borrow().as_of;
-        self.apply(&batch, as_of, &[]).await?;
+        self.apply(&Arc::new(batch), as_of, &[]).await?;
         Ok(due.len())
     }
 
@@ -335,7 +336,7 @@ impl Processor {
 
     async fn apply(
         &self,
-        batch: &ProcessedBatch,
+        batch: &Arc<ProcessedBatch>,
         as_of: OffsetDateTime,
         received: &[OffsetDateTime],
     ) -> Result<(), StoreError> {
@@ -407,7 +408,7 @@ enum Next {
 
 /// A batch read and computed, not yet written.
 struct Prepared {
-    batch: ProcessedBatch,
+    batch: Arc<ProcessedBatch>,
     as_of: OffsetDateTime,
     /// When each of its entries was received, for the latency figures.
     received: Vec<OffsetDateTime>,
