@@ -5,6 +5,7 @@
 //! from the log.
 
 mod dna_reference;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,25 +23,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-enum Guard {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(#[allow(dead_code)] coliseum_store_postgres::testing::TestDatabase),
-}
-
-async fn sqlite() -> (Arc<dyn Store>, Guard) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("d.db").display());
-    let store = coliseum_store_sqlite::SqliteStore::connect(&url).await.expect("open");
-    (Arc::new(store), Guard::Sqlite(dir))
-}
-
-async fn postgres() -> (Arc<dyn Store>, Guard) {
-    let database = coliseum_store_postgres::testing::TestDatabase::create().await;
-    let store = coliseum_store_postgres::PostgresStore::connect(&database.url)
-        .await
-        .expect("connect");
-    (Arc::new(store), Guard::Postgres(database))
-}
+use support::Random;
 
 /// The pinned `as_of`: every generated entry is before it.
 fn now() -> OffsetDateTime {
@@ -49,21 +32,6 @@ fn now() -> OffsetDateTime {
 
 fn fx() -> FxTable {
     FxTable::parse(Currency::parse("USD").expect("USD"), "EUR=1.1").expect("rates")
-}
-
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
 }
 
 const TYPES: &[&str] = &[
@@ -402,29 +370,6 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
         "largest gain first"
     );
     assert!(gains.iter().all(|(_, from, to)| to > from));
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),+ $(,)?) => {
-        mod sqlite_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let (store, _guard) = super::sqlite().await;
-                    super::$scenario(store).await;
-                }
-            )+
-        }
-        mod postgres_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let (store, _guard) = super::postgres().await;
-                    super::$scenario(store).await;
-                }
-            )+
-        }
-    };
 }
 
 on_both_backends!(

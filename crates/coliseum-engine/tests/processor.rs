@@ -3,6 +3,8 @@
 //! definitions, whatever the batch size; dead letters retry, die and are
 //! replayed once a rate is configured, counting once; pause survives a restart.
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,25 +19,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-enum Guard {
-    Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    Postgres(#[allow(dead_code)] coliseum_store_postgres::testing::TestDatabase),
-}
-
-async fn sqlite() -> (Arc<dyn Store>, Guard) {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}", dir.path().join("p.db").display());
-    let store = coliseum_store_sqlite::SqliteStore::connect(&url).await.expect("open");
-    (Arc::new(store), Guard::Sqlite(dir))
-}
-
-async fn postgres() -> (Arc<dyn Store>, Guard) {
-    let database = coliseum_store_postgres::testing::TestDatabase::create().await;
-    let store = coliseum_store_postgres::PostgresStore::connect(&database.url)
-        .await
-        .expect("connect");
-    (Arc::new(store), Guard::Postgres(database))
-}
+use support::Random;
 
 fn now() -> OffsetDateTime {
     datetime!(2026-11-20 12:00 UTC)
@@ -62,22 +46,6 @@ async fn processor(store: &Arc<dyn Store>, rates: &str, clock: &Arc<FixedClock>,
     )
     .await
     .expect("processor")
-}
-
-/// A small deterministic generator, so a failure reproduces.
-struct Random(u64);
-
-impl Random {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
 }
 
 const TYPES: &[&str] = &[
@@ -415,29 +383,6 @@ async fn pause_holds_the_queue_across_a_restart_and_resume_drains_it(store: Arc<
         coliseum_engine::Watermark { seq: 50, as_of: now() }
     );
     assert_eq!(restarted.step().await.expect("step"), Step::Idle);
-}
-
-macro_rules! on_both_backends {
-    ($($scenario:ident),+ $(,)?) => {
-        mod sqlite_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let (store, _guard) = super::sqlite().await;
-                    super::$scenario(store).await;
-                }
-            )+
-        }
-        mod postgres_backend {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $scenario() {
-                    let (store, _guard) = super::postgres().await;
-                    super::$scenario(store).await;
-                }
-            )+
-        }
-    };
 }
 
 on_both_backends!(
