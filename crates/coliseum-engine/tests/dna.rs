@@ -171,6 +171,25 @@ async fn load(store: &Arc<dyn Store>, clock: &Arc<FixedClock>) -> Arc<Dna> {
     .expect("load")
 }
 
+/// A processor whose applied batches reach `dna`.
+async fn processor_feeding(store: &Arc<dyn Store>, clock: &Arc<FixedClock>, dna: &Arc<Dna>, batch: u32) -> Processor {
+    let config = ProcessorConfig {
+        batch_entries: batch,
+        ..ProcessorConfig::default()
+    };
+    let stats = Arc::new(PipelineStats::default());
+    Processor::new(
+        store.clone(),
+        Arc::new(fx()),
+        clock.clone(),
+        stats,
+        config,
+        vec![dna.clone()],
+    )
+    .await
+    .expect("processor")
+}
+
 fn assert_matches_reference(publication: &Publication, entries: &[RefEntry], what: &str) {
     for (range, reference_range) in [
         (ScoreRange::Days7, RefRange::Days7),
@@ -261,19 +280,7 @@ async fn scores_match_the_reference_live_loaded_and_rebuilt(store: Arc<dyn Store
 
     // Kept up by the processor, batch by batch.
     let dna = load(&store, &clock).await;
-    let processor = Processor::new(
-        store.clone(),
-        Arc::new(fx()),
-        clock.clone(),
-        Arc::new(PipelineStats::default()),
-        ProcessorConfig {
-            batch_entries: 37,
-            ..ProcessorConfig::default()
-        },
-        vec![dna.clone()],
-    )
-    .await
-    .expect("processor");
+    let processor = processor_feeding(&store, &clock, &dna, 37).await;
     store.append_entries(&new_entries(&envelopes)).await.expect("append");
     processor.run_until_idle().await.expect("process");
     let live = dna.clone().publish_now().await.expect("publish");
@@ -310,16 +317,7 @@ async fn scores_match_the_reference_live_loaded_and_rebuilt(store: Arc<dyn Store
 async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
     let clock = Arc::new(FixedClock::new(now()));
     let dna = load(&store, &clock).await;
-    let processor = Processor::new(
-        store.clone(),
-        Arc::new(fx()),
-        clock.clone(),
-        Arc::new(PipelineStats::default()),
-        ProcessorConfig::default(),
-        vec![dna.clone()],
-    )
-    .await
-    .expect("processor");
+    let processor = processor_feeding(&store, &clock, &dna, ProcessorConfig::default().batch_entries).await;
     let envelopes = stream(9, 300);
     store.append_entries(&new_entries(&envelopes)).await.expect("append");
     processor.run_until_idle().await.expect("process");
