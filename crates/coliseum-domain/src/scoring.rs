@@ -256,7 +256,7 @@ pub fn score_all(
             .all(|w| (w[0].artist, w[0].fan, w[0].day) <= (w[1].artist, w[1].fan, w[1].day))
     );
     let genres = Genres::of(rows, as_of_day, genre_name);
-    let homes = home_genres(config, as_of_day, rows, &genres, threads);
+    let homes = home::home_genres(config, as_of_day, rows, &genres, threads);
     let context = Context {
         config,
         as_of_day,
@@ -276,20 +276,7 @@ pub fn score_all(
         slices.push(slice);
         rest = tail;
     }
-    let parts: Vec<[Vec<ArtistScore>; 3]> = std::thread::scope(|scope| {
-        let context = &context;
-        let handles: Vec<_> = slices[1..]
-            .iter()
-            .map(|&slice| scope.spawn(move || context.artists(slice)))
-            .collect();
-        let mut parts = vec![context.artists(slices[0])];
-        parts.extend(
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
-        );
-        parts
-    });
+    let parts = on_threads(slices, |slice| context.artists(slice));
     let mut scores: [Vec<ArtistScore>; 3] = Default::default();
     for part in parts {
         for (range, more) in scores.iter_mut().zip(part) {
@@ -373,104 +360,24 @@ impl Genres {
     }
 }
 
-/// Every fan's home genre in each range (dense indices, [`NO_GENRE`] for
-/// none), indexed by fan id: one pass over the rows for the three ranges,
-/// the fans split by id between `threads` threads (the rows are in artist
-/// order, so each thread reads them all and keeps its own fans).
-fn home_genres(
-    config: &ScoringConfig,
-    as_of_day: i64,
-    rows: &[FanDayRow],
-    genres: &Genres,
-    threads: usize,
-) -> Vec<[u16; 3]> {
-    let bound = rows
-        .iter()
-        .filter(|r| r.fan != NONE)
-        .map(|r| r.fan as usize + 1)
-        .max()
-        .unwrap_or(0);
-    let threads = threads.max(1);
-    let share = bound.div_ceil(threads).max(1);
+/// `work` applied to each input, the first on this thread and the others
+/// on their own; results in input order.
+fn on_threads<I: Send, O: Send>(inputs: Vec<I>, work: impl Fn(I) -> O + Sync) -> Vec<O> {
+    let mut inputs = inputs.into_iter();
+    let Some(first) = inputs.next() else {
+        return Vec::new();
+    };
     std::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads)
-            .map(|t| scope.spawn(move || home_genres_of(config, as_of_day, rows, genres, t * share..(t + 1) * share)))
-            .collect();
-        let mut homes = home_genres_of(config, as_of_day, rows, genres, 0..share);
-        for handle in handles {
-            homes.extend(handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)));
-        }
-        homes.truncate(bound);
-        homes
+        let work = &work;
+        let handles: Vec<_> = inputs.map(|input| scope.spawn(move || work(input))).collect();
+        let mut outputs = vec![work(first)];
+        outputs.extend(
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))),
+        );
+        outputs
     })
-}
-
-/// [`home_genres`] for the fans with ids in `fans`.
-fn home_genres_of(
-    config: &ScoringConfig,
-    as_of_day: i64,
-    rows: &[FanDayRow],
-    genres: &Genres,
-    fans: std::ops::Range<usize>,
-) -> Vec<[u16; 3]> {
-    const END: u32 = u32::MAX;
-    struct Node {
-        genre: u16,
-        next: u32,
-        weight: [i64; 3],
-    }
-    let mut heads = vec![END; fans.len()];
-    // Room for one genre per eight rows (a fan's rows mostly repeat its
-    // genres) saves copying the arena several times as it grows.
-    let mut nodes: Vec<Node> = Vec::with_capacity(rows.len() / 8);
-    let (mut last_genre, mut last_index) = (NONE, NO_GENRE);
-    for row in rows {
-        let age = as_of_day - i64::from(row.day);
-        if row.fan == NONE || row.genre == NONE || age < 0 || !fans.contains(&(row.fan as usize)) {
-            continue;
-        }
-        let slot = row.fan as usize - fans.start;
-        if row.genre != last_genre {
-            (last_genre, last_index) = (row.genre, genres.index_of(row.genre));
-        }
-        let weight = row_weight(config, row, age);
-        let mut at = heads[slot];
-        while at != END && nodes[at as usize].genre != last_index {
-            at = nodes[at as usize].next;
-        }
-        if at == END {
-            at = u32::try_from(nodes.len()).expect("fewer than 4 billion fan genres");
-            nodes.push(Node {
-                genre: last_index,
-                next: heads[slot],
-                weight: [0; 3],
-            });
-            heads[slot] = at;
-        }
-        for (r, range) in ScoreRange::ALL.iter().enumerate() {
-            if range.counts(age) {
-                nodes[at as usize].weight[r] += weight;
-            }
-        }
-    }
-    heads
-        .iter()
-        .map(|&head| {
-            let mut best = [(NO_GENRE, 0_i64); 3];
-            let mut at = head;
-            while at != END {
-                let node = &nodes[at as usize];
-                for (best, &weight) in best.iter_mut().zip(&node.weight) {
-                    let better = weight > best.1 || (weight == best.1 && node.genre < best.0);
-                    if weight > 0 && better {
-                        *best = (node.genre, weight);
-                    }
-                }
-                at = node.next;
-            }
-            best.map(|(genre, _)| genre)
-        })
-        .collect()
 }
 
 /// A row's weight in thousandths of a point at `age`.
@@ -498,9 +405,23 @@ impl Context<'_> {
         let mut scores: [Vec<ArtistScore>; 3] = Default::default();
         let mut start = 0;
         let mut counted: Vec<&FanDayRow> = Vec::new();
+        let mut fan_homes: Vec<(u32, [u16; 3])> = Vec::new();
         while start < rows.len() {
             let artist = rows[start].artist;
             let end = start + rows[start..].iter().take_while(|r| r.artist == artist).count();
+            // The artist's fans' home genres, gathered in one tight loop: the
+            // look-ups miss the cache, and independent misses overlap.
+            fan_homes.clear();
+            let mut last = NONE;
+            for row in &rows[start..end] {
+                if row.fan != last && row.fan != NONE {
+                    last = row.fan;
+                    fan_homes.push((
+                        row.fan,
+                        self.homes.get(row.fan as usize).copied().unwrap_or([NO_GENRE; 3]),
+                    ));
+                }
+            }
             for (r, range) in ScoreRange::ALL.iter().enumerate() {
                 counted.clear();
                 counted.extend(
@@ -510,7 +431,7 @@ impl Context<'_> {
                 );
                 if !counted.is_empty() {
                     let kpis = self.kpis[r].get(&artist).copied().unwrap_or_default();
-                    scores[r].push(self.raw_values(r, artist, &counted, &kpis));
+                    scores[r].push(self.raw_values(r, artist, &counted, &fan_homes, &kpis));
                 }
             }
             start = end;
@@ -518,8 +439,16 @@ impl Context<'_> {
         scores
     }
 
-    /// The twelve raw values of one artist in range `r` from its counted rows.
-    fn raw_values(&self, r: usize, artist: u32, rows: &[&FanDayRow], kpis: &Kpis) -> ArtistScore {
+    /// The twelve raw values of one artist in range `r` from its counted
+    /// rows, with its fans' home genres (in fan order).
+    fn raw_values(
+        &self,
+        r: usize,
+        artist: u32,
+        rows: &[&FanDayRow],
+        fan_homes: &[(u32, [u16; 3])],
+        kpis: &Kpis,
+    ) -> ArtistScore {
         let config = self.config;
         let mut total = 0_i64;
         let mut influence = 0_i64;
@@ -531,6 +460,7 @@ impl Context<'_> {
         let (mut loyal, mut converted) = (0_usize, 0_usize);
         let mut fans_by_city: Vec<(u32, i64)> = Vec::new();
         let mut fan_cities: Vec<u32> = Vec::new();
+        let mut next_home = 0;
 
         let mut i = 0;
         while i < rows.len() {
@@ -566,7 +496,11 @@ impl Context<'_> {
             if fan == NONE {
                 continue;
             }
-            let home = self.homes.get(fan as usize).map_or(NO_GENRE, |homes| homes[r]);
+            // The counted rows' fans are a subsequence of `fan_homes`.
+            while fan_homes[next_home].0 != fan {
+                next_home += 1;
+            }
+            let home = fan_homes[next_home].1[r];
             fan_weights.push((home, fan_weight));
             loyal += usize::from(days >= 2);
             converted += usize::from(is_converted);
@@ -731,6 +665,8 @@ pub fn reported(score: f64) -> f64 {
     // 56.2499999…) rounding up as the exact value would.
     ((score * 10.0) + 0.5 + 1e-9).floor() / 10.0
 }
+
+mod home;
 
 #[cfg(test)]
 mod tests;
