@@ -87,6 +87,14 @@ fn row_key(row: &FanDayRow) -> (u32, u32, i32, u32, u32) {
     (row.artist, row.fan, row.day, row.city, row.genre)
 }
 
+/// Adds `more`'s counts to `row`'s (same key).
+fn add_counts(row: &mut FanDayRow, more: &FanDayRow) {
+    for (mine, theirs) in row.by_tier.iter_mut().zip(more.by_tier) {
+        *mine = mine.saturating_add(theirs);
+    }
+    row.influence = row.influence.saturating_add(more.influence);
+}
+
 impl Aggregates {
     /// Bytes held: the rows, the daily KPIs and the names (allocator
     /// overhead aside).
@@ -124,35 +132,52 @@ impl Aggregates {
             .collect()
     }
 
-    /// Sorts `fresh` and merges it into the rows in one linear pass,
-    /// summing rows with the same key.
+    /// Sorts `fresh` and merges it into the rows, summing rows with the
+    /// same key. In place: rows already held are summed where they lie and
+    /// the new keys are merged in from the back, so a merge moves the rows
+    /// once but never copies the whole array into fresh memory (hundreds of
+    /// megabytes, faulted in and zeroed by the kernel at every publication).
     fn merge(&mut self, mut fresh: Vec<FanDayRow>) {
-        if fresh.is_empty() {
+        fresh.sort_unstable_by_key(row_key);
+        fresh.dedup_by(|row, kept| {
+            let same = row_key(row) == row_key(kept);
+            if same {
+                add_counts(kept, row);
+            }
+            same
+        });
+        if self.rows.is_empty() {
+            self.rows = fresh;
             return;
         }
-        fresh.sort_unstable_by_key(row_key);
-        let old = std::mem::take(&mut self.rows);
-        let mut merged: Vec<FanDayRow> = Vec::with_capacity(old.len() + fresh.len());
-        let (mut a, mut b) = (old.into_iter().peekable(), fresh.into_iter().peekable());
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) if row_key(x) <= row_key(y) => a.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-                (Some(_), None) => a.next(),
-                (None, None) => break,
-            };
-            let Some(row) = next else { break };
-            match merged.last_mut() {
-                Some(last) if row_key(last) == row_key(&row) => {
-                    for (mine, theirs) in last.by_tier.iter_mut().zip(row.by_tier) {
-                        *mine = mine.saturating_add(theirs);
-                    }
-                    last.influence = last.influence.saturating_add(row.influence);
-                }
-                _ => merged.push(row),
+        let mut new_keys = Vec::new();
+        for row in fresh {
+            match self.rows.binary_search_by_key(&row_key(&row), row_key) {
+                Ok(at) => add_counts(&mut self.rows[at], &row),
+                Err(_) => new_keys.push(row),
             }
         }
-        self.rows = merged;
+        if new_keys.is_empty() {
+            return;
+        }
+        let held = self.rows.len();
+        if self.rows.capacity() < held + new_keys.len() {
+            // A sixteenth to spare: growing by doubling would hold twice
+            // the rows for good, growing exactly would move them every time.
+            self.rows.reserve_exact(new_keys.len() + held / 16);
+        }
+        self.rows.resize(held + new_keys.len(), new_keys[0]);
+        let (mut old, mut new, mut to) = (held, new_keys.len(), self.rows.len());
+        while new > 0 {
+            to -= 1;
+            if old > 0 && row_key(&self.rows[old - 1]) > row_key(&new_keys[new - 1]) {
+                old -= 1;
+                self.rows[to] = self.rows[old];
+            } else {
+                new -= 1;
+                self.rows[to] = new_keys[new];
+            }
+        }
     }
 
     pub fn add_day_cells(&mut self, cells: &[(CellKey, Kpis)]) {
@@ -615,4 +640,53 @@ pub fn movers(mutations: &[DnaMutation], domain: DnaDomain, range: ScoreRange) -
         .collect();
     gains.sort_by(|a, b| (b.2 - b.1).total_cmp(&(a.2 - a.1)).then_with(|| a.0.cmp(&b.0)));
     gains
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn merging_batches_in_place_sums_each_key_once_in_key_order() {
+        let mut state = 9_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n) as u32
+        };
+        let mut aggregates = Aggregates::default();
+        let mut expected: BTreeMap<(u32, u32, i32, u32, u32), ([u32; 5], u32)> = BTreeMap::new();
+        for batch in 0..40 {
+            // Batches of every size, keys repeating within and across them.
+            let fresh: Vec<FanDayRow> = (0..next(300) + u32::from(batch == 0))
+                .map(|_| FanDayRow {
+                    day: 20_000 + next(3) as i32,
+                    artist: next(20),
+                    fan: next(30),
+                    city: next(2),
+                    genre: next(2),
+                    by_tier: [next(3), 0, next(2), 0, 1],
+                    influence: next(2),
+                })
+                .collect();
+            for row in &fresh {
+                let sum = expected.entry(row_key(row)).or_default();
+                for (sum, n) in sum.0.iter_mut().zip(row.by_tier) {
+                    *sum += n;
+                }
+                sum.1 += row.influence;
+            }
+            aggregates.merge(fresh);
+            let held: Vec<_> = aggregates
+                .rows
+                .iter()
+                .map(|row| (row_key(row), (row.by_tier, row.influence)))
+                .collect();
+            let want: Vec<_> = expected.iter().map(|(k, v)| (*k, *v)).collect();
+            assert_eq!(held, want, "after batch {batch}");
+        }
+    }
 }

@@ -52,6 +52,8 @@ fn measure(args: &DnaBenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let mut aggregates = Aggregates::default();
     let mut left = args.entries;
+    // The fan-days of the last chunk and how long they took to join the rest.
+    let mut last_merge = (0, 0.0);
     while left > 0 {
         let take = left.min(CHUNK);
         left -= take;
@@ -69,8 +71,10 @@ fn measure(args: &DnaBenchArgs) -> anyhow::Result<()> {
             .into_iter()
             .filter(|(k, _)| k.grain == Grain::Day)
             .collect();
+        let merging = Instant::now();
         aggregates.add_fan_days(&fan_days);
         aggregates.add_day_cells(&day_cells);
+        last_merge = (fan_days.len(), merging.elapsed().as_secs_f64());
     }
     println!(
         "# coliseum bench dna — {} entries, {} artists, {} days, {} cores",
@@ -85,6 +89,12 @@ fn measure(args: &DnaBenchArgs) -> anyhow::Result<()> {
         aggregates.rows(),
         aggregates.memory_bytes() as f64 / (1 << 20) as f64,
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "- merging the last {} entries' {} fan-days into the others (as a publication merges the batches applied since the last): {:.0} ms",
+        CHUNK.min(args.entries),
+        last_merge.0,
+        last_merge.1 * 1000.0
     );
     let config = ScoringConfig::default();
     let today = Grain::Day.bucket_of(now);
