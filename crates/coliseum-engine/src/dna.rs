@@ -83,7 +83,10 @@ pub struct Aggregates {
     kpis: HashMap<(u32, i32), Kpis>,
 }
 
-fn row_key(row: &FanDayRow) -> (u32, u32, i32, u32, u32) {
+/// Artist, fan, day, city, genre: the order the rows are kept in.
+type RowKey = (u32, u32, i32, u32, u32);
+
+fn row_key(row: &FanDayRow) -> RowKey {
     (row.artist, row.fan, row.day, row.city, row.genre)
 }
 
@@ -658,7 +661,7 @@ mod tests {
             (state % n) as u32
         };
         let mut aggregates = Aggregates::default();
-        let mut expected: BTreeMap<(u32, u32, i32, u32, u32), ([u32; 5], u32)> = BTreeMap::new();
+        let mut expected: BTreeMap<RowKey, ([u32; 5], u32)> = BTreeMap::new();
         for batch in 0..40 {
             // Batches of every size, keys repeating within and across them.
             let fresh: Vec<FanDayRow> = (0..next(300) + u32::from(batch == 0))

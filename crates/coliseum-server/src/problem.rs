@@ -128,7 +128,7 @@ impl AppError {
                 self.to_string(),
                 Vec::new(),
                 Map::from_iter([
-                    ("feature".to_owned(), upgrade.feature.name().into()),
+                    ("feature".to_owned(), upgrade.feature.clone().into()),
                     ("plan".to_owned(), upgrade.plan.as_str().into()),
                     ("cheapest_plan".to_owned(), upgrade.cheapest.as_str().into()),
                 ]),
@@ -193,6 +193,15 @@ impl IntoResponse for AppError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
         }
         response
+    }
+}
+
+impl From<coliseum_domain::plans::Denied> for AppError {
+    fn from(denied: coliseum_domain::plans::Denied) -> Self {
+        match denied {
+            coliseum_domain::plans::Denied::UpgradeRequired(upgrade) => Self::UpgradeRequired(upgrade),
+            coliseum_domain::plans::Denied::Forbidden(why) => Self::Forbidden(why),
+        }
     }
 }
 

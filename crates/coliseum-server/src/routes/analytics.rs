@@ -7,6 +7,9 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use coliseum_domain::plans::{Feature, depth_upgrade, leaderboard_depth};
+
+use super::auth::Caller;
 use crate::params::Params;
 use crate::problem::AppError;
 
@@ -59,4 +62,55 @@ mod tests {
         assert_eq!(decode_cursor("nonsense"), None);
         assert_eq!(decode_cursor("zz-1"), None);
     }
+}
+
+/// What every analytics read checks against the caller's plan: filters
+/// need a plan with filters, a custom range one reaching back far enough.
+pub fn check_read(caller: &Caller, range: Range, filtered: bool, now: OffsetDateTime) -> Result<(), AppError> {
+    if filtered {
+        caller.may(Feature::Filters)?;
+    }
+    if let Range::Custom { from, .. } = range {
+        let days_back = ((now - from).whole_seconds().max(0) + 86_399) / 86_400;
+        caller.may(Feature::CustomRange { days_back })?;
+    }
+    Ok(())
+}
+
+/// A page of a board cut at the caller's leaderboard depth.
+#[derive(Debug)]
+pub struct Page {
+    /// The positions served.
+    pub positions: std::ops::Range<usize>,
+    /// Where the next page starts, if any visible rank is left.
+    pub next: Option<usize>,
+    /// When the request reached past the visible ranks: the
+    /// `upgrade_required` marker of the response (PLANS.md).
+    pub upgrade_required: Option<Value>,
+}
+
+/// The page `offset..offset + limit` of a board of `len` entries, never
+/// past the ranks `caller`'s plan shows.
+pub fn visible_page(caller: &Caller, len: usize, offset: usize, limit: usize) -> Page {
+    let subject = caller.subject();
+    let visible = leaderboard_depth(&subject).map_or(len, |depth| depth.min(len));
+    let end = offset.saturating_add(limit).min(visible);
+    let start = offset.min(end);
+    let cut = offset.saturating_add(limit) > visible && len > visible;
+    Page {
+        positions: start..end,
+        next: (end < visible).then_some(end),
+        upgrade_required: cut.then(|| depth_marker(caller, visible)),
+    }
+}
+
+/// The `upgrade_required` marker of a board cut after `visible` ranks.
+pub fn depth_marker(caller: &Caller, visible: usize) -> Value {
+    let upgrade = depth_upgrade(&caller.subject());
+    json!({
+        "feature": upgrade.feature,
+        "plan": upgrade.plan.as_str(),
+        "cheapest_plan": upgrade.cheapest.as_str(),
+        "visible_ranks": visible,
+    })
 }

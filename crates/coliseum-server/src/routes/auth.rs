@@ -5,9 +5,9 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use coliseum_domain::plans::{Plan, Role};
+use coliseum_domain::plans::{Feature, Role, Subject, entitlement, entitlements};
 use coliseum_store::User;
 use serde::Deserialize;
 use serde_json::json;
@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
+        .route("/v1/me", get(me))
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +83,18 @@ fn cookie_token(headers: &HeaderMap) -> Option<&str> {
         .find_map(sessions::token_from_cookies)
 }
 
+/// `GET /v1/me`: the caller, its links, its plan and the entitlements in force.
+async fn me(SessionUser(user): SessionUser) -> Json<serde_json::Value> {
+    let entitlements = entitlements(&subject_of(&user));
+    Json(json!({
+        "user": {"id": user.id, "email": user.email, "role": user.role.as_str()},
+        "plan": user.plan.as_str(),
+        "artists": user.artists,
+        "live_events": user.live_events,
+        "entitlements": entitlements,
+    }))
+}
+
 pub fn user_json(user: &User) -> serde_json::Value {
     json!({"id": user.id, "email": user.email, "role": user.role.as_str(), "plan": user.plan.as_str()})
 }
@@ -110,15 +123,24 @@ impl FromRequestParts<AppState> for SessionUser {
 pub struct Caller(pub Option<User>);
 
 impl Caller {
-    pub fn plan(&self) -> Plan {
-        self.0.as_ref().map_or(Plan::Public, |user| user.plan)
+    /// Who the caller is for entitlements: a Public fan without a session.
+    pub fn subject(&self) -> Subject<'_> {
+        self.0.as_ref().map_or(Subject::PUBLIC, subject_of)
     }
 
-    /// Whether the caller is an artist account linked to `artist` (PLANS.md, "Roles").
-    pub fn speaks_for_artist(&self, artist: &str) -> bool {
-        self.0
-            .as_ref()
-            .is_some_and(|user| user.role == Role::Artist && user.artists.iter().any(|a| a == artist))
+    /// Whether the caller may have `feature` (PLANS.md).
+    pub fn may(&self, feature: Feature<'_>) -> Result<(), AppError> {
+        Ok(entitlement(&self.subject(), feature)?)
+    }
+}
+
+/// A user as entitlements see it.
+fn subject_of(user: &User) -> Subject<'_> {
+    Subject {
+        plan: user.plan,
+        role: user.role,
+        artists: &user.artists,
+        live_events: &user.live_events,
     }
 }
 

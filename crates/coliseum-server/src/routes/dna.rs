@@ -8,14 +8,14 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use coliseum_domain::plans::{Feature, entitlement};
+use coliseum_domain::plans::Feature;
 use coliseum_domain::scoring::{COMPONENTS, DnaBoard, DnaDomain, ScoreRange, reported};
 use coliseum_engine::dna::{Publication, RangeScores, movers};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::analytics::{decode_cursor, encode_cursor, rfc3339};
+use super::analytics::{decode_cursor, encode_cursor, rfc3339, visible_page};
 use super::auth::Caller;
 use crate::app::AppState;
 use crate::params::Params;
@@ -45,7 +45,7 @@ fn read_score_range(params: &Params) -> Result<ScoreRange, AppError> {
 fn check_board(caller: &Caller, board: DnaBoard) -> Result<(), AppError> {
     match board {
         DnaBoard::Overall => Ok(()),
-        DnaBoard::Domain(domain) => Ok(entitlement(caller.plan(), Feature::DnaDomain(domain))?),
+        DnaBoard::Domain(domain) => caller.may(Feature::DnaDomain(domain)),
     }
 }
 
@@ -81,6 +81,9 @@ async fn leaderboard(
     check_board(&caller, board)?;
     let range = read_score_range(&params)?;
     let genre = params.dimension("genre")?;
+    if genre.is_some() {
+        caller.may(Feature::Filters)?;
+    }
     let limit = params.limit()? as usize;
     let (publication, offset) = match params.get("cursor") {
         None => (publication(&state, &params, range).await?, 0),
@@ -95,10 +98,11 @@ async fn leaderboard(
         }
     };
     let entries = scores_of(&publication, range)?.board(board, genre.as_deref());
-    let end = (offset + limit).min(entries.len());
-    let page = &entries[offset.min(end)..end];
-    let next = offset + page.len();
-    Ok(Json(json!({
+    let page = visible_page(&caller, entries.len(), offset, limit);
+    let next_cursor = page.next.map(|next| encode_cursor(publication.id, next));
+    let upgrade_required = page.upgrade_required;
+    let page = &entries[page.positions];
+    let mut body = json!({
         "domain": board.as_str(),
         "range": range.as_str(),
         "filters": {"genre": genre},
@@ -109,10 +113,13 @@ async fn leaderboard(
             .iter()
             .map(|e| json!({"rank": e.rank, "artist_id": &*e.artist, "score": e.score}))
             .collect::<Vec<_>>(),
-        "next_cursor": (next < entries.len()).then(|| encode_cursor(publication.id, next)),
+        "next_cursor": next_cursor,
         "config": publication.config,
-    }))
-    .into_response())
+    });
+    if let Some(marker) = upgrade_required {
+        body["upgrade_required"] = marker;
+    }
+    Ok(Json(body).into_response())
 }
 
 /// The "why this rank" view: needs the explanation in the plan, or an
@@ -124,8 +131,8 @@ async fn artist(
     params: Params,
 ) -> Result<Response, AppError> {
     params.only(&["range", "as_of"])?;
-    if !caller.speaks_for_artist(&artist) {
-        entitlement(caller.plan(), Feature::DnaExplanation)?;
+    {
+        caller.may(Feature::DnaExplanation { artist: &artist })?;
     }
     let range = read_score_range(&params)?;
     let publication = publication(&state, &params, range).await?;

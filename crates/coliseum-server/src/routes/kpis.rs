@@ -6,12 +6,14 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use coliseum_domain::kpi::Kpis;
+use coliseum_domain::plans::Feature;
 use coliseum_domain::range::Range;
 use coliseum_engine::reads::{Filters, KpiQuery};
 use coliseum_store::Grain;
 use serde_json::{Value, json};
 
-use super::analytics::{freshness, range_json, read_range, rfc3339};
+use super::analytics::{check_read, freshness, range_json, read_range, rfc3339};
+use super::auth::Caller;
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;
@@ -43,11 +45,19 @@ fn read_scope(scope: &str) -> Result<(Option<String>, Option<String>), AppError>
     }
 }
 
-async fn kpis(State(state): State<AppState>, params: Params) -> Result<Json<Value>, AppError> {
+async fn kpis(State(state): State<AppState>, caller: Caller, params: Params) -> Result<Json<Value>, AppError> {
     params.only(&["scope", "range", "from", "to", "bucket", "city", "genre"])?;
     let scope = params.get("scope").unwrap_or("platform");
     let (artist, live_event) = read_scope(scope)?;
+    if let Some(artist) = &artist {
+        caller.may(Feature::ArtistKpis { artist })?;
+    }
+    if let Some(live_event) = &live_event {
+        caller.may(Feature::LiveEventKpis { live_event })?;
+    }
     let range = read_range(&params)?;
+    let filtered = params.get("city").is_some() || params.get("genre").is_some();
+    check_read(&caller, range, filtered, state.clock.now())?;
     let bucket = match params.get("bucket") {
         None if matches!(range, Range::Hour | Range::Day) => Grain::Hour,
         None | Some("day") => Grain::Day,

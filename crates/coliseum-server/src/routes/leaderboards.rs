@@ -9,11 +9,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use coliseum_domain::kpi::Metric;
+use coliseum_domain::plans::{Feature, depth_upgrade, leaderboard_depth};
 use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::analytics::{decode_cursor, encode_cursor, range_json, read_range, rfc3339};
+use super::analytics::{
+    check_read, decode_cursor, depth_marker, encode_cursor, range_json, read_range, rfc3339, visible_page,
+};
+use super::auth::Caller;
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;
@@ -32,8 +36,12 @@ fn read_metric(metric: &str) -> Result<Metric, AppError> {
     })
 }
 
-fn read_query(metric: Metric, params: &Params) -> Result<BoardQuery, AppError> {
-    Ok(BoardQuery {
+/// The board a request names, if the caller's plan shows it.
+fn read_query(state: &AppState, caller: &Caller, metric: Metric, params: &Params) -> Result<BoardQuery, AppError> {
+    if metric != Metric::Plays {
+        caller.may(Feature::KpiLeaderboard(metric))?;
+    }
+    let query = BoardQuery {
         metric,
         range: read_range(params)?,
         filters: Filters {
@@ -41,7 +49,11 @@ fn read_query(metric: Metric, params: &Params) -> Result<BoardQuery, AppError> {
             genre: params.dimension("genre")?,
             live_event: params.get("live_event_id").map(str::to_owned),
         },
-    })
+    };
+    let filters = &query.filters;
+    let filtered = filters.city.is_some() || filters.genre.is_some() || filters.live_event.is_some();
+    check_read(caller, query.range, filtered, state.clock.now())?;
+    Ok(query)
 }
 
 /// A value as served: engagement in points (one decimal), the rest as counted.
@@ -91,6 +103,9 @@ struct BoardBody<'a> {
     /// Present on pages (`null` on the last one), absent around an artist.
     #[serde(skip_serializing_if = "Option::is_none")]
     next_cursor: Option<Option<String>>,
+    /// Present when the request reached past the ranks the plan shows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upgrade_required: Option<Value>,
 }
 
 fn board_body<'a>(state: &AppState, ranking: &'a Ranking, entries: &'a [Ranked]) -> BoardBody<'a> {
@@ -119,12 +134,14 @@ fn board_body<'a>(state: &AppState, ranking: &'a Ranking, entries: &'a [Ranked])
             })
             .collect(),
         next_cursor: None,
+        upgrade_required: None,
     }
 }
 
 /// A cursor names the snapshot and the offset of the next page.
 async fn leaderboard(
     State(state): State<AppState>,
+    caller: Caller,
     Path(metric): Path<String>,
     params: Params,
 ) -> Result<Response, AppError> {
@@ -138,7 +155,7 @@ async fn leaderboard(
         "limit",
         "cursor",
     ])?;
-    let query = read_query(read_metric(&metric)?, &params)?;
+    let query = read_query(&state, &caller, read_metric(&metric)?, &params)?;
     let limit = params.limit()? as usize;
     let (ranking, offset): (Arc<Ranking>, usize) = match params.get("cursor") {
         None => (state.reads.leaderboard(&query).await?, 0),
@@ -158,21 +175,23 @@ async fn leaderboard(
             (ranking, offset)
         }
     };
-    let end = (offset + limit).min(ranking.entries.len());
-    let page = &ranking.entries[offset.min(end)..end];
-    let next = offset + page.len();
-    let mut body = board_body(&state, &ranking, page);
-    body.next_cursor = Some((next < ranking.entries.len()).then(|| encode_cursor(ranking.id, next)));
+    let page = visible_page(&caller, ranking.entries.len(), offset, limit);
+    let mut body = board_body(&state, &ranking, &ranking.entries[page.positions]);
+    body.next_cursor = Some(page.next.map(|next| encode_cursor(ranking.id, next)));
+    body.upgrade_required = page.upgrade_required;
     Ok(Json(body).into_response())
 }
 
+/// An artist's place and its neighbours, within the ranks the plan shows:
+/// an artist ranked past them is an upgrade away.
 async fn around(
     State(state): State<AppState>,
+    caller: Caller,
     Path((metric, artist)): Path<(String, String)>,
     params: Params,
 ) -> Result<Response, AppError> {
     params.only(&["range", "from", "to", "city", "genre", "live_event_id", "n"])?;
-    let query = read_query(read_metric(&metric)?, &params)?;
+    let query = read_query(&state, &caller, read_metric(&metric)?, &params)?;
     let n = params.number("n", 0..=50, 5)? as usize;
     let ranking = state.reads.leaderboard(&query).await?;
     let position = ranking.position(&artist).ok_or_else(|| {
@@ -181,10 +200,18 @@ async fn around(
             query.metric.as_str()
         ))
     })?;
+    let visible =
+        leaderboard_depth(&caller.subject()).map_or(ranking.entries.len(), |depth| depth.min(ranking.entries.len()));
+    if position >= visible {
+        return Err(depth_upgrade(&caller.subject()).into());
+    }
     let from = position.saturating_sub(n);
-    let to = (position + n + 1).min(ranking.entries.len());
+    let to = (position + n + 1).min(visible);
     let mut body = board_body(&state, &ranking, &ranking.entries[from..to]);
     body.artist_id = Some(&artist);
     body.rank = Some(ranking.entries[position].rank);
+    if position + n + 1 > visible && ranking.entries.len() > visible {
+        body.upgrade_required = Some(depth_marker(&caller, visible));
+    }
     Ok(Json(body).into_response())
 }

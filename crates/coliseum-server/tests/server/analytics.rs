@@ -36,7 +36,7 @@ fn play(id: &str, artist: &str, minutes_ago: i64, city: &str) -> Value {
 }
 
 async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app.get(path, None).await;
+    let response = app.get(path, Some(app.reader().await)).await;
     assert_eq!(response.status(), 200, "{path}");
     response.json().await.expect("json")
 }

@@ -206,12 +206,12 @@ async fn pages_come_from_one_publication_and_bad_parameters_are_refused(backend:
     let artists: BTreeSet<&str> = seen.iter().filter_map(|e| e["artist_id"].as_str()).collect();
     assert_eq!(artists.len(), 7);
 
-    let jazz: Value = app
-        .get("/v1/dna/leaderboards/overall?genre=%20JAZZ", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let path = "/v1/dna/leaderboards/overall?genre=%20JAZZ";
+    let refused = assert_problem(app.get(path, None).await, 403, "upgrade-required").await;
+    assert_eq!(refused["feature"], "filters");
+    assert_eq!(refused["cheapest_plan"], "free");
+    let free = app.sign_in_with(Role::Fan, Plan::Free, &[]).await;
+    let jazz: Value = app.get(path, Some(&free)).await.json().await.expect("json");
     assert_eq!(jazz["total_ranked"], 4, "art_0, 2, 4, 6: {jazz}");
     assert_eq!(jazz["filters"]["genre"], "jazz");
 

@@ -5,6 +5,7 @@
 mod admin;
 mod analytics;
 mod dna;
+mod entitlements;
 mod ingest;
 mod outage;
 mod process;

@@ -76,6 +76,8 @@ pub struct TestApp {
     pub store: Arc<dyn Store>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The session of [`TestApp::reader`], made on first use.
+    reader: tokio::sync::OnceCell<String>,
     _database: DatabaseGuard,
 }
 
@@ -111,6 +113,7 @@ fn serve(application: Application, guard: DatabaseGuard) -> TestApp {
         store,
         shutdown: Some(shutdown),
         task: Some(task),
+        reader: tokio::sync::OnceCell::new(),
         _database: guard,
     }
 }
@@ -212,6 +215,11 @@ impl TestApp {
     /// returns the `Cookie` header value.
     pub async fn sign_in_with(&self, role: Role, plan: Plan, artists: &[&str]) -> String {
         let (email, password) = self.create_user_with(role, plan, artists).await;
+        self.sign_in_existing(&email, password).await
+    }
+
+    /// Signs in as an existing user; returns the `Cookie` header value.
+    pub async fn sign_in_existing(&self, email: &str, password: &str) -> String {
         let response = self
             .client
             .post(format!("{}/v1/auth/login", self.base))
@@ -227,6 +235,14 @@ impl TestApp {
             .to_str()
             .expect("ascii");
         cookie.split(';').next().expect("name=value").to_owned()
+    }
+
+    /// The `Cookie` of an Enterprise admin, who may read everything: for
+    /// tests about what reads return rather than who may make them.
+    pub async fn reader(&self) -> &str {
+        self.reader
+            .get_or_init(|| self.sign_in_with(Role::Admin, Plan::Enterprise, &[]))
+            .await
     }
 
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
