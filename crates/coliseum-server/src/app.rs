@@ -37,6 +37,8 @@ pub struct AppState {
     /// KiB of delivery bodies being read, parsed or committed at once: what
     /// bounds the memory of ingestion however many connections are open.
     pub ingest_body_budget: Arc<tokio::sync::Semaphore>,
+    /// Sessions recently confirmed by the store.
+    pub sessions: Arc<crate::sessions::SessionCache>,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -170,6 +172,7 @@ impl Application {
             health_history: Arc::new(HealthHistory::new(HEALTH_SAMPLES_KEPT)),
             settings: Arc::new(settings),
             ingest_body_budget,
+            sessions: Arc::default(),
         };
         Ok(Self {
             listener,

@@ -68,6 +68,45 @@ pub fn token_from_cookies(cookie_header: &str) -> Option<&str> {
         .filter(|value| !value.is_empty())
 }
 
+/// How long a node may serve a session from memory before asking the store
+/// again. Logging out on this node ends the session at once; on another
+/// node of a cluster, within this long.
+pub const SESSION_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sessions the store confirmed recently, by token hash: a signed-in read
+/// should not cost a database round trip (it would cap signed-in reads at
+/// a fraction of anonymous ones).
+#[derive(Debug, Default)]
+pub struct SessionCache {
+    entries: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (coliseum_store::User, std::time::Instant)>>,
+}
+
+/// Entries kept at most; past it the cache starts over (cheaper than
+/// tracking age, and a store round trip refills it).
+const SESSION_CACHE_MAX: usize = 100_000;
+
+impl SessionCache {
+    /// The user of a session confirmed less than [`SESSION_CACHE_TTL`] ago.
+    pub fn get(&self, token_hash: &[u8]) -> Option<coliseum_store::User> {
+        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (user, at) = entries.get(token_hash)?;
+        (at.elapsed() < SESSION_CACHE_TTL).then(|| user.clone())
+    }
+
+    pub fn put(&self, token_hash: Vec<u8>, user: coliseum_store::User) {
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= SESSION_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(token_hash, (user, std::time::Instant::now()));
+    }
+
+    pub fn forget(&self, token_hash: &[u8]) {
+        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.remove(token_hash);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

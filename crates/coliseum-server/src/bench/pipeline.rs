@@ -266,8 +266,22 @@ fn play(event_id: &str, artist: &str) -> Value {
 }
 
 /// Closed-loop GETs of `path` from `connections` connections for `duration`.
-async fn get_load(base_url: &str, path: &str, connections: usize, duration: Duration) -> anyhow::Result<Measured> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+/// Loads `path` from `connections` connections, with a session cookie if given.
+async fn get_load(
+    base_url: &str,
+    path: &str,
+    cookie: Option<&str>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(cookie) = cookie {
+        headers.insert(reqwest::header::COOKIE, cookie.parse()?);
+    }
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(connections)
+        .default_headers(headers)
+        .build()?;
     let url = Arc::new(format!("http://{base_url}{path}"));
     Ok(closed_loop(connections, duration, move |_| {
         let (client, url) = (client.clone(), url.clone());
@@ -308,7 +322,9 @@ async fn reads(
     println!();
     println!("| read | requests/s | p50 ms | p95 ms | p99 ms | errors | note |");
     println!("|---|---|---|---|---|---|---|");
-    let healthz = get_load(base_url, "/healthz", args.connections, duration).await?;
+    let healthz = get_load(base_url, "/healthz", None, args.connections, duration).await?;
+    // Filters need a plan (PLANS.md): city boards are read by a signed-in Free user.
+    let reader = free_reader(base_url, database_url).await?;
     row("`/healthz` (the HTTP ceiling)", &healthz, "");
     let stop = Arc::new(AtomicBool::new(false));
     let writers = background(base_url, key, args.background_rate, "reads", stop.clone());
@@ -318,11 +334,13 @@ async fn reads(
             if let Some(city) = city {
                 path.push_str(&format!("&city={city}"));
             }
-            let measured = get_load(base_url, &path, args.connections, duration).await?;
+            let cookie = city.map(|_| reader.as_str());
+            let measured = get_load(base_url, &path, cookie, args.connections, duration).await?;
             row(
                 &format!(
                     "top 25, {range}{}",
-                    city.map(|c| format!(", city {c}")).unwrap_or_default()
+                    city.map(|c| format!(", city {c}, signed in (Free)"))
+                        .unwrap_or_default()
                 ),
                 &measured,
                 &format!(
@@ -336,7 +354,7 @@ async fn reads(
     // while entries arrive.
     for board in ["overall", "a"] {
         let path = format!("/v1/dna/leaderboards/{board}?range=30d&limit=25");
-        let measured = get_load(base_url, &path, args.connections, duration).await?;
+        let measured = get_load(base_url, &path, None, args.connections, duration).await?;
         row(
             &format!("DNA top 25, `{board}`, 30d"),
             &measured,
@@ -470,6 +488,37 @@ async fn freshness(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBenchAr
         seen.failed
     );
     Ok(())
+}
+
+/// Creates a Free fan with `coliseum users create` and signs in; returns
+/// the session's `Cookie` value.
+async fn free_reader(base_url: &str, database_url: &str) -> anyhow::Result<String> {
+    let exe = std::env::current_exe().context("locating the coliseum binary")?;
+    let (email, password) = ("bench-reader@example.com", "bench reader password");
+    let output = tokio::process::Command::new(exe)
+        .args(["users", "create", "--database-url", database_url, "--email", email])
+        .args(["--password", password, "--role", "fan", "--plan", "free"])
+        .env("RUST_LOG", "warn")
+        .output()
+        .await?;
+    if !output.status.success() {
+        bail!(
+            "creating the reader failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let response = reqwest::Client::new()
+        .post(format!("http://{base_url}/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await?;
+    let cookie = response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .ok_or_else(|| anyhow::anyhow!("signing the reader in gave no session ({})", response.status()))?;
+    Ok(cookie.to_owned())
 }
 
 /// Runs `coliseum rebuild` on the data set; returns its last line.

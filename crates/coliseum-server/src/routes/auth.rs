@@ -69,7 +69,9 @@ async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result
 
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     if let Some(token) = cookie_token(&headers) {
-        state.store.revoke_session(&sessions::token_hash(token)).await?;
+        let hash = sessions::token_hash(token);
+        state.store.revoke_session(&hash).await?;
+        state.sessions.forget(&hash);
     }
     let cookie = sessions::cleared_cookie(state.settings.secure_cookies());
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
@@ -99,6 +101,20 @@ pub fn user_json(user: &User) -> serde_json::Value {
     json!({"id": user.id, "email": user.email, "role": user.role.as_str(), "plan": user.plan.as_str()})
 }
 
+/// The user of a live session: from the node's cache when the store
+/// confirmed it moments ago, else from the store.
+async fn session_user(state: &AppState, token: &str) -> Result<Option<User>, AppError> {
+    let hash = sessions::token_hash(token);
+    if let Some(user) = state.sessions.get(&hash) {
+        return Ok(Some(user));
+    }
+    let user = state.store.session_user(&hash, state.clock.now()).await?;
+    if let Some(user) = &user {
+        state.sessions.put(hash, user.clone());
+    }
+    Ok(user)
+}
+
 /// The signed-in user of a request; `401` without a live session.
 #[derive(Debug, Clone)]
 pub struct SessionUser(pub User);
@@ -108,9 +124,7 @@ impl FromRequestParts<AppState> for SessionUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = cookie_token(&parts.headers).ok_or_else(|| AppError::Unauthorized("sign in first".to_owned()))?;
-        let user = state
-            .store
-            .session_user(&sessions::token_hash(token), state.clock.now())
+        let user = session_user(state, token)
             .await?
             .ok_or_else(|| AppError::Unauthorized("the session has ended; sign in again".to_owned()))?;
         Ok(Self(user))
@@ -151,11 +165,7 @@ impl FromRequestParts<AppState> for Caller {
         let Some(token) = cookie_token(&parts.headers) else {
             return Ok(Self(None));
         };
-        let user = state
-            .store
-            .session_user(&sessions::token_hash(token), state.clock.now())
-            .await?;
-        Ok(Self(user))
+        Ok(Self(session_user(state, token).await?))
     }
 }
 
