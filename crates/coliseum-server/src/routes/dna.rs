@@ -131,9 +131,7 @@ async fn artist(
     params: Params,
 ) -> Result<Response, AppError> {
     params.only(&["range", "as_of"])?;
-    {
-        caller.may(Feature::DnaExplanation { artist: &artist })?;
-    }
+    caller.may(Feature::DnaExplanation { artist: &artist })?;
     let range = read_score_range(&params)?;
     let publication = publication(&state, &params, range).await?;
     let scores = scores_of(&publication, range)?;
