@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coliseum_store::{
-    Accounts, Appended, LogStats, NewEntry, NewSession, NewUser, PassportLog, Store, StoreError, StoredEntry, User,
-    UserCredentials,
+    Accounts, ApiKey, Appended, LogStats, NewApiKey, NewEntry, NewSession, NewUser, PassportLog, Store, StoreError,
+    StoredEntry, User, UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
 
+mod identity;
 mod rollups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -278,6 +279,37 @@ impl PassportLog for SqliteStore {
     }
 }
 
+/// Makes the user's links exactly those of `user`.
+async fn replace_links(tx: &mut sqlx::Transaction<'_, Sqlite>, id: i64, user: &NewUser) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM user_artists WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    sqlx::query("DELETE FROM user_live_events WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    for artist in &user.artists {
+        sqlx::query("INSERT OR IGNORE INTO user_artists (user_id, artist_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(artist)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+    }
+    for live_event in &user.live_events {
+        sqlx::query("INSERT OR IGNORE INTO user_live_events (user_id, live_event_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(live_event)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+    }
+    Ok(())
+}
+
 type UserRow = (i64, String, String, String, String);
 
 async fn load_user<'c, E>(executor: E, row: UserRow) -> Result<User, StoreError>
@@ -329,32 +361,7 @@ impl Accounts for SqliteStore {
         .fetch_one(&mut *tx)
         .await
         .map_err(classify)?;
-        sqlx::query("DELETE FROM user_artists WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        sqlx::query("DELETE FROM user_live_events WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(classify)?;
-        for artist in &user.artists {
-            sqlx::query("INSERT OR IGNORE INTO user_artists (user_id, artist_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(artist)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
-        for live_event in &user.live_events {
-            sqlx::query("INSERT OR IGNORE INTO user_live_events (user_id, live_event_id) VALUES ($1, $2)")
-                .bind(id)
-                .bind(live_event)
-                .execute(&mut *tx)
-                .await
-                .map_err(classify)?;
-        }
+        replace_links(&mut tx, id, user).await?;
         tx.commit().await.map_err(classify)?;
         let row: UserRow = sqlx::query_as("SELECT id, email, role, plan, password_hash FROM users WHERE id = $1")
             .bind(id)
@@ -405,6 +412,39 @@ impl Accounts for SqliteStore {
             Some(row) => Ok(Some(load_user(&self.pool, row).await?)),
             None => Ok(None),
         }
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<Option<User>, StoreError> {
+        self.insert_user(user).await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.user_with_id(id).await
+    }
+
+    async fn external_user(&self, external_id: &str, email: &str) -> Result<User, StoreError> {
+        self.user_for_external(external_id, email).await
+    }
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        self.insert_api_key(key).await
+    }
+
+    async fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
+        self.keys_of(user_id).await
+    }
+
+    async fn revoke_api_key(
+        &self,
+        user_id: i64,
+        key_id: i64,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        self.revoke_key(user_id, key_id, now).await
+    }
+
+    async fn api_key_user(&self, key_hash: &[u8]) -> Result<Option<(User, i64)>, StoreError> {
+        self.key_owner(key_hash).await
     }
 
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {

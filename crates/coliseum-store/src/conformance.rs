@@ -10,8 +10,9 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    Appended, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, NewEntry,
-    NewSession, NewUser, PipelineState, ProcessedBatch, Store, StoreError,
+    ApiKey, Appended, AuditQuery, AuditRecord, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay,
+    FanDayKey, Grain, NewApiKey, NewEntry, NewSession, NewUser, PipelineState, ProcessedBatch, Store, StoreError,
+    StripeChange, StripeOutcome,
 };
 use coliseum_domain::kpi::Kpis;
 
@@ -37,6 +38,11 @@ macro_rules! conformance_tests {
             dead_letters_retry_replay_and_resolve,
             users_are_upserted_by_email,
             sessions_expire_and_revoke,
+            signup_never_changes_an_existing_account,
+            external_identities_find_link_or_create_users,
+            api_keys_are_found_by_hash_until_revoked,
+            stripe_events_apply_once_in_order_and_wait_for_a_link,
+            audit_records_filter_and_page_newest_first,
         );
     };
     (@each $fresh:path, $($scenario:ident),+ $(,)?) => {
@@ -653,4 +659,246 @@ pub async fn dead_letters_retry_replay_and_resolve(store: Arc<dyn Store>) {
         (3, 0, DeadLetterState::Retrying)
     );
     assert_eq!(store.replay_dead_letters(Some(1), later).await.expect("replay"), 0);
+}
+
+pub async fn signup_never_changes_an_existing_account(store: Arc<dyn Store>) {
+    let mut fresh = new_user("New@Example.com", Role::Fan, Plan::Free);
+    fresh.artists.clear();
+    let created = store.create_user(&fresh).await.expect("create").expect("new email");
+    assert_eq!((created.email.as_str(), created.plan), ("new@example.com", Plan::Free));
+    assert!(created.artists.is_empty());
+    assert_eq!(store.user_by_id(created.id).await.expect("read"), Some(created.clone()));
+
+    let again = new_user("NEW@example.com", Role::Admin, Plan::Enterprise);
+    assert_eq!(store.create_user(&again).await.expect("create"), None, "email taken");
+    let kept = store.user_by_id(created.id).await.expect("read").expect("found");
+    assert_eq!((kept.role, kept.plan), (Role::Fan, Plan::Free));
+    assert_eq!(store.user_by_id(created.id + 1000).await.expect("read"), None);
+}
+
+pub async fn external_identities_find_link_or_create_users(store: Arc<dyn Store>) {
+    let made = store.external_user("sub-1", "Fan@Example.com").await.expect("create");
+    assert_eq!((made.role, made.plan), (Role::Fan, Plan::Free));
+    assert_eq!(made.email, "fan@example.com");
+    let again = store.external_user("sub-1", "changed@example.com").await.expect("find");
+    assert_eq!(again.id, made.id, "found by subject, whatever the email says now");
+
+    let local = store
+        .upsert_user(&new_user("artist@example.com", Role::Artist, Plan::Pro))
+        .await
+        .expect("create");
+    let linked = store.external_user("sub-2", "ARTIST@example.com").await.expect("link");
+    assert_eq!(linked, local, "the account with that email, linked");
+
+    let other = store.external_user("sub-3", "artist@example.com").await;
+    assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
+    let credentials = store
+        .user_credentials("fan@example.com")
+        .await
+        .expect("read")
+        .expect("found");
+    assert!(credentials.password_hash.is_empty(), "no password to sign in with");
+}
+
+pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
+    let owner = store
+        .upsert_user(&new_user("dev@example.com", Role::Developer, Plan::Pro))
+        .await
+        .expect("create");
+    let other = store
+        .upsert_user(&new_user("else@example.com", Role::Fan, Plan::Pro))
+        .await
+        .expect("create");
+    let new_key = |name: &str, hash: u8| NewApiKey {
+        user_id: owner.id,
+        name: name.to_owned(),
+        key_hash: vec![hash; 32],
+        prefix: format!("ck_{hash}"),
+        created_at: at(),
+    };
+    let first = store.create_api_key(&new_key("ci", 1)).await.expect("create");
+    let second = store.create_api_key(&new_key("laptop", 2)).await.expect("create");
+    assert!(matches!(
+        store.create_api_key(&new_key("same hash", 2)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.api_keys(owner.id).await.expect("list"),
+        [first.clone(), second.clone()]
+    );
+    let (user, key_id) = store.api_key_user(&[1; 32]).await.expect("read").expect("live key");
+    assert_eq!((user.id, key_id), (owner.id, first.id));
+
+    assert_eq!(
+        store.revoke_api_key(other.id, first.id, at()).await.expect("revoke"),
+        None,
+        "only its owner revokes a key"
+    );
+    let revoked = store
+        .revoke_api_key(owner.id, first.id, at() + Duration::hours(1))
+        .await
+        .expect("revoke")
+        .expect("found");
+    assert_eq!(revoked.revoked_at, Some(at() + Duration::hours(1)));
+    let twice = store
+        .revoke_api_key(owner.id, first.id, at() + Duration::hours(2))
+        .await
+        .expect("revoke")
+        .expect("found");
+    assert_eq!(twice.revoked_at, revoked.revoked_at, "the first revocation stands");
+    assert_eq!(store.api_key_user(&[1; 32]).await.expect("read"), None);
+    assert!(store.api_key_user(&[2; 32]).await.expect("read").is_some());
+    let listed: Vec<ApiKey> = store.api_keys(owner.id).await.expect("list");
+    assert_eq!(listed[0].revoked_at, revoked.revoked_at);
+}
+
+pub async fn stripe_events_apply_once_in_order_and_wait_for_a_link(store: Arc<dyn Store>) {
+    let user = store
+        .upsert_user(&new_user("buyer@example.com", Role::Fan, Plan::Free))
+        .await
+        .expect("create");
+    let change = |id: &str, order: i64, link: Option<i64>, plan: Option<Plan>| StripeChange {
+        event_id: id.to_owned(),
+        customer_id: "cus_1".to_owned(),
+        order,
+        link_user: link,
+        plan,
+        received_at: at(),
+    };
+    // Events for a customer nobody is linked to yet are kept.
+    let early = store
+        .record_stripe_event(&change("evt_updated", 20, None, Some(Plan::Pro)))
+        .await
+        .expect("record");
+    assert_eq!(early, StripeOutcome::Pending);
+    let older = store
+        .record_stripe_event(&change("evt_created", 10, None, Some(Plan::Basic)))
+        .await
+        .expect("record");
+    assert_eq!(older, StripeOutcome::Pending);
+    // The link applies them in order: the newest state wins.
+    let linked = store
+        .record_stripe_event(&change("evt_checkout", 5, Some(user.id), None))
+        .await
+        .expect("record");
+    assert_eq!(
+        linked,
+        StripeOutcome::Applied {
+            user_id: user.id,
+            plan: Plan::Pro,
+            changed: true
+        }
+    );
+    assert_eq!(
+        store.user_by_id(user.id).await.expect("read").map(|u| u.plan),
+        Some(Plan::Pro)
+    );
+
+    let replay = store
+        .record_stripe_event(&change("evt_updated", 20, None, Some(Plan::Enterprise)))
+        .await
+        .expect("record");
+    assert_eq!(replay, StripeOutcome::Duplicate);
+    let stale = store
+        .record_stripe_event(&change("evt_stale", 15, None, Some(Plan::Free)))
+        .await
+        .expect("record");
+    assert_eq!(
+        stale,
+        StripeOutcome::Applied {
+            user_id: user.id,
+            plan: Plan::Pro,
+            changed: false
+        },
+        "an older state arriving late changes nothing"
+    );
+    let deleted = store
+        .record_stripe_event(&change("evt_deleted", 30, None, Some(Plan::Free)))
+        .await
+        .expect("record");
+    assert_eq!(
+        deleted,
+        StripeOutcome::Applied {
+            user_id: user.id,
+            plan: Plan::Free,
+            changed: true
+        }
+    );
+    let nobody = store
+        .record_stripe_event(&StripeChange {
+            customer_id: "cus_2".to_owned(),
+            ..change("evt_other", 40, Some(user.id + 1000), Some(Plan::Pro))
+        })
+        .await
+        .expect("record");
+    assert_eq!(nobody, StripeOutcome::Pending, "a link to nobody links nothing");
+}
+
+pub async fn audit_records_filter_and_page_newest_first(store: Arc<dyn Store>) {
+    let record = |minute: i64, actor: &str, action: &str| AuditRecord {
+        id: 0,
+        at: at() + Duration::minutes(minute),
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        subject: "user:1".to_owned(),
+        request_id: format!("req-{minute}"),
+        detail: format!("{{\"minute\": {minute}}}"),
+    };
+    store
+        .append_audit(&[record(0, "user:1", "login"), record(1, "user:2", "login.failed")])
+        .await
+        .expect("append");
+    store
+        .append_audit(&[record(2, "user:1", "login")])
+        .await
+        .expect("append");
+    store.append_audit(&[]).await.expect("nothing to append");
+
+    let all = store
+        .audit_records(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("read");
+    let minutes: Vec<String> = all.iter().map(|r| r.request_id.clone()).collect();
+    assert_eq!(minutes, ["req-2", "req-1", "req-0"]);
+    let detail: serde_json::Value = serde_json::from_str(&all[0].detail).expect("JSON detail");
+    assert_eq!(detail, serde_json::json!({"minute": 2}));
+    assert_eq!(all[0].at, at() + Duration::minutes(2));
+
+    let logins = store
+        .audit_records(&AuditQuery {
+            actor: Some("user:1".to_owned()),
+            action: Some("login".to_owned()),
+            subject: Some("user:1".to_owned()),
+            limit: 1,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("read");
+    assert_eq!(logins.len(), 1);
+    assert_eq!(logins[0].request_id, "req-2");
+    let next = store
+        .audit_records(&AuditQuery {
+            actor: Some("user:1".to_owned()),
+            before_id: Some(logins[0].id),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("read");
+    assert_eq!(
+        next.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        ["req-0"]
+    );
+    let since = store
+        .audit_records(&AuditQuery {
+            since: Some(at() + Duration::minutes(1)),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("read");
+    assert_eq!(since.len(), 2);
 }

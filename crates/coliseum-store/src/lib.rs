@@ -14,7 +14,8 @@ pub mod rows;
 use async_trait::async_trait;
 
 pub use records::{
-    Appended, LogStats, NewEntry, NewSession, NewUser, StoredEntry, User, UserCredentials, truncate_to_micros,
+    ApiKey, Appended, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser, StoredEntry,
+    StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
 pub use rollups::{
     CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
@@ -166,11 +167,58 @@ pub trait Accounts: Send + Sync {
 
     /// Ends a session at once; unknown tokens are ignored.
     async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+
+    /// Creates a user; `None` when the email is taken (signup never
+    /// changes an existing account, unlike [`Accounts::upsert_user`]).
+    async fn create_user(&self, user: &NewUser) -> Result<Option<User>, StoreError>;
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
+
+    /// The user an external identity provider (Supabase) knows as
+    /// `external_id`: found by that id, else the account with that email
+    /// (linked to it from then on), else a new Free fan without a password.
+    async fn external_user(&self, external_id: &str, email: &str) -> Result<User, StoreError>;
+
+    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+
+    /// A user's keys, revoked ones included, oldest first.
+    async fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes one of the user's keys; `None` when the user has no key with
+    /// that id. Revoking twice keeps the first instant.
+    async fn revoke_api_key(
+        &self,
+        user_id: i64,
+        key_id: i64,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<ApiKey>, StoreError>;
+
+    /// The owner of an unrevoked key, and the key's id, by the key's hash.
+    async fn api_key_user(&self, key_hash: &[u8]) -> Result<Option<(User, i64)>, StoreError>;
+}
+
+/// Plans bought through Stripe.
+#[async_trait]
+pub trait Billing: Send + Sync {
+    /// Records a Stripe event once (by id), links its customer when it
+    /// names a user, and, once the customer is linked, applies every kept
+    /// event of that customer in `order`: an event older than the last one
+    /// applied never changes the plan. All in one transaction.
+    async fn record_stripe_event(&self, change: &StripeChange) -> Result<StripeOutcome, StoreError>;
+}
+
+/// The append-only audit log.
+#[async_trait]
+pub trait Audit: Send + Sync {
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+
+    /// Records matching every given filter, newest first.
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
 /// Everything a Coliseum node needs from its database.
 #[async_trait]
-pub trait Store: PassportLog + Rollups + Accounts + std::fmt::Debug {
+pub trait Store: PassportLog + Rollups + Accounts + Billing + Audit + std::fmt::Debug {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -107,3 +107,107 @@ pub struct NewSession {
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
 }
+
+/// An API key to store: only the hash of the secret is kept.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub user_id: i64,
+    pub name: String,
+    /// SHA-256 of the whole key.
+    pub key_hash: Vec<u8>,
+    /// The key's first characters, so that its owner can tell keys apart.
+    pub prefix: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// An API key as its owner sees it in a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+/// What a Stripe event means for a customer, already verified and mapped.
+#[derive(Debug, Clone)]
+pub struct StripeChange {
+    pub event_id: String,
+    pub customer_id: String,
+    /// Orders the events of one customer: later states have larger values,
+    /// whatever order they arrive in.
+    pub order: i64,
+    /// The user this event links the customer to, if it names one.
+    pub link_user: Option<i64>,
+    /// The plan the customer has after this event; `None` when it says
+    /// nothing about the plan (a link only).
+    pub plan: Option<Plan>,
+    pub received_at: OffsetDateTime,
+}
+
+/// What recording a Stripe event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StripeOutcome {
+    /// The event id was seen before; nothing changed.
+    Duplicate,
+    /// The customer is not linked to a user yet; the event is kept and
+    /// applied when the link arrives.
+    Pending,
+    /// The customer's user, with the plan now in force (`changed` when this
+    /// call changed it).
+    Applied { user_id: i64, plan: Plan, changed: bool },
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Assigned by the store; ignored on append.
+    pub id: i64,
+    pub at: OffsetDateTime,
+    /// Who acted: `user:<id>`, `stripe`, `operator` or `anonymous`.
+    pub actor: String,
+    /// What was done, e.g. `login`, `login.failed`, `plan.changed`.
+    pub action: String,
+    /// What it was done to, e.g. `user:<id>`, `api_key:<id>`, `pipeline`.
+    pub subject: String,
+    pub request_id: String,
+    /// A JSON object with the details that matter for this action.
+    pub detail: String,
+}
+
+/// Which audit records to read, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub subject: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    /// Only records with a smaller id (the cursor of the previous page).
+    pub before_id: Option<i64>,
+    pub limit: u32,
+}
+
+/// The plan after applying a customer's kept Stripe events (`(order, plan)`,
+/// sorted by order) on top of `current`, and the order of the last one
+/// applied: an event no later than the last applied one, or one that says
+/// nothing about the plan, changes nothing.
+pub fn latest_plan(
+    applied_order: i64,
+    current: Plan,
+    waiting: &[(i64, Option<String>)],
+) -> Result<(i64, Plan), crate::StoreError> {
+    let mut latest = (applied_order, current);
+    for (order, plan) in waiting {
+        if let Some(plan) = plan
+            && *order > latest.0
+        {
+            let plan = plan
+                .parse()
+                .map_err(|e| crate::StoreError::Internal(format!("stored plan: {e}")))?;
+            latest = (*order, plan);
+        }
+    }
+    Ok(latest)
+}

@@ -1,0 +1,298 @@
+//! Accounts beyond passwords on PostgreSQL: signup, external identities, API
+//! keys, Stripe plans and the audit log.
+
+use async_trait::async_trait;
+use coliseum_domain::plans::Plan;
+use coliseum_store::{
+    ApiKey, Audit, AuditQuery, AuditRecord, Billing, NewApiKey, NewUser, StoreError, StripeChange, StripeOutcome, User,
+};
+use sqlx::{Postgres, QueryBuilder};
+use time::OffsetDateTime;
+
+use crate::{PostgresStore, UserRow, classify, load_user};
+
+type ApiKeyRow = (i64, i64, String, String, OffsetDateTime, Option<OffsetDateTime>);
+
+fn api_key(row: ApiKeyRow) -> ApiKey {
+    let (id, user_id, name, prefix, created_at, revoked_at) = row;
+    ApiKey {
+        id,
+        user_id,
+        name,
+        prefix,
+        created_at,
+        revoked_at,
+    }
+}
+
+const API_KEY_COLUMNS: &str = "id, user_id, name, prefix, created_at, revoked_at";
+
+impl PostgresStore {
+    pub(crate) async fn insert_user(&self, user: &NewUser) -> Result<Option<User>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let now = OffsetDateTime::now_utc();
+        let id: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO users (email, password_hash, role, plan, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $5) \
+             ON CONFLICT (email) DO NOTHING RETURNING id",
+        )
+        .bind(user.email.to_lowercase())
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(user.plan.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some(id) = id else { return Ok(None) };
+        crate::replace_links(&mut tx, id, user).await?;
+        tx.commit().await.map_err(classify)?;
+        self.find_user("id = $1", id).await
+    }
+
+    async fn find_user<T>(&self, condition: &'static str, value: T) -> Result<Option<User>, StoreError>
+    where
+        T: for<'q> sqlx::Encode<'q, Postgres> + sqlx::Type<Postgres> + Send,
+    {
+        let sql = format!("SELECT id, email, role, plan, password_hash FROM users WHERE {condition}");
+        let row: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        match row {
+            Some(row) => Ok(Some(load_user(&self.pool, row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn user_with_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.find_user("id = $1", id).await
+    }
+
+    pub(crate) async fn user_for_external(&self, external_id: &str, email: &str) -> Result<User, StoreError> {
+        if let Some(user) = self.find_user("external_id = $1", external_id.to_owned()).await? {
+            return Ok(user);
+        }
+        let now = OffsetDateTime::now_utc();
+        // A new Free fan, or the account with that email, now linked. The
+        // empty password hash never verifies: such accounts sign in through
+        // Supabase only.
+        sqlx::query(
+            "INSERT INTO users (email, password_hash, role, plan, created_at, updated_at, external_id) \
+             VALUES ($1, '', 'fan', 'free', $2, $2, $3) \
+             ON CONFLICT (email) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at \
+             WHERE users.external_id IS NULL",
+        )
+        .bind(email.to_lowercase())
+        .bind(now)
+        .bind(external_id)
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        self.find_user("external_id = $1", external_id.to_owned())
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("{email} belongs to another external identity")))
+    }
+
+    pub(crate) async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        let sql = format!(
+            "INSERT INTO api_keys (user_id, name, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) \
+             RETURNING {API_KEY_COLUMNS}"
+        );
+        let row: ApiKeyRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(key.user_id)
+            .bind(&key.name)
+            .bind(&key.key_hash)
+            .bind(&key.prefix)
+            .bind(key.created_at)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(api_key(row))
+    }
+
+    pub(crate) async fn keys_of(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
+        let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE user_id = $1 ORDER BY id");
+        let rows: Vec<ApiKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(rows.into_iter().map(api_key).collect())
+    }
+
+    pub(crate) async fn revoke_key(
+        &self,
+        user_id: i64,
+        key_id: i64,
+        now: OffsetDateTime,
+    ) -> Result<Option<ApiKey>, StoreError> {
+        let sql = format!(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND user_id = $2 \
+             RETURNING {API_KEY_COLUMNS}"
+        );
+        let row: Option<ApiKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(key_id)
+            .bind(user_id)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(row.map(api_key))
+    }
+
+    pub(crate) async fn key_owner(&self, key_hash: &[u8]) -> Result<Option<(User, i64)>, StoreError> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT id, user_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL")
+                .bind(key_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+        let Some((key_id, user_id)) = row else { return Ok(None) };
+        Ok(self.user_with_id(user_id).await?.map(|user| (user, key_id)))
+    }
+}
+
+#[async_trait]
+impl Billing for PostgresStore {
+    async fn record_stripe_event(&self, change: &StripeChange) -> Result<StripeOutcome, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let inserted = sqlx::query(
+            "INSERT INTO stripe_events (event_id, customer_id, event_order, plan, received_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (event_id) DO NOTHING",
+        )
+        .bind(&change.event_id)
+        .bind(&change.customer_id)
+        .bind(change.order)
+        .bind(change.plan.as_ref().map(Plan::as_str))
+        .bind(change.received_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+        if inserted == 0 {
+            return Ok(StripeOutcome::Duplicate);
+        }
+        if let Some(user_id) = change.link_user {
+            // A user id that names nobody links nothing.
+            sqlx::query(
+                "INSERT INTO stripe_customers (customer_id, user_id) SELECT $1, id FROM users WHERE id = $2 \
+                 ON CONFLICT (customer_id) DO UPDATE SET user_id = excluded.user_id",
+            )
+            .bind(&change.customer_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        }
+        let customer: Option<(i64, i64, String)> = sqlx::query_as(
+            "SELECT c.user_id, c.applied_order, u.plan FROM stripe_customers c JOIN users u ON u.id = c.user_id \
+             WHERE c.customer_id = $1",
+        )
+        .bind(&change.customer_id)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let Some((user_id, applied_order, plan)) = customer else {
+            tx.commit().await.map_err(classify)?;
+            return Ok(StripeOutcome::Pending);
+        };
+        let waiting: Vec<(i64, Option<String>)> = sqlx::query_as(
+            "SELECT event_order, plan FROM stripe_events WHERE customer_id = $1 AND NOT applied ORDER BY event_order",
+        )
+        .bind(&change.customer_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(classify)?;
+        let current: Plan = plan
+            .parse()
+            .map_err(|e| StoreError::Internal(format!("stored plan: {e}")))?;
+        let (order, latest) = coliseum_store::latest_plan(applied_order, current, &waiting)?;
+        sqlx::query("UPDATE stripe_events SET applied = true WHERE customer_id = $1 AND NOT applied")
+            .bind(&change.customer_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query("UPDATE stripe_customers SET applied_order = $2 WHERE customer_id = $1")
+            .bind(&change.customer_id)
+            .bind(order)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        if latest != current {
+            sqlx::query("UPDATE users SET plan = $2, updated_at = $3 WHERE id = $1")
+                .bind(user_id)
+                .bind(latest.as_str())
+                .bind(change.received_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(StripeOutcome::Applied {
+            user_id,
+            plan: latest,
+            changed: latest != current,
+        })
+    }
+}
+
+#[async_trait]
+impl Audit for PostgresStore {
+    async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut insert =
+            QueryBuilder::<Postgres>::new("INSERT INTO audit_log (at, actor, action, subject, request_id, detail) ");
+        insert.push_values(records, |mut row, r| {
+            row.push_bind(r.at)
+                .push_bind(&r.actor)
+                .push_bind(&r.action)
+                .push_bind(&r.subject)
+                .push_bind(&r.request_id)
+                .push_bind(&r.detail)
+                .push_unseparated("::jsonb");
+        });
+        insert.build().execute(&self.pool).await.map_err(classify)?;
+        Ok(())
+    }
+
+    async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut select = QueryBuilder::<Postgres>::new(
+            "SELECT id, at, actor, action, subject, request_id, detail::text FROM audit_log WHERE 1 = 1",
+        );
+        if let Some(actor) = &query.actor {
+            select.push(" AND actor = ").push_bind(actor);
+        }
+        if let Some(action) = &query.action {
+            select.push(" AND action = ").push_bind(action);
+        }
+        if let Some(subject) = &query.subject {
+            select.push(" AND subject = ").push_bind(subject);
+        }
+        if let Some(since) = query.since {
+            select.push(" AND at >= ").push_bind(since);
+        }
+        if let Some(before) = query.before_id {
+            select.push(" AND id < ").push_bind(before);
+        }
+        select
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows: Vec<(i64, OffsetDateTime, String, String, String, String, String)> =
+            select.build_query_as().fetch_all(&self.pool).await.map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, at, actor, action, subject, request_id, detail)| AuditRecord {
+                id,
+                at,
+                actor,
+                action,
+                subject,
+                request_id,
+                detail,
+            })
+            .collect())
+    }
+}
