@@ -37,8 +37,14 @@ pub struct AppState {
     /// KiB of delivery bodies being read, parsed or committed at once: what
     /// bounds the memory of ingestion however many connections are open.
     pub ingest_body_budget: Arc<tokio::sync::Semaphore>,
-    /// Sessions recently confirmed by the store.
+    /// Sessions and Supabase subjects recently confirmed by the store.
     pub sessions: Arc<crate::sessions::SessionCache>,
+    /// API keys recently confirmed by the store: owner and key id.
+    pub api_keys: Arc<crate::sessions::CredentialCache<(coliseum_store::User, i64)>>,
+    /// Allowances for rate limits and login attempts (Redis when configured).
+    pub limiter: Arc<crate::ratelimit::RateLimiter>,
+    /// For calls to Stripe.
+    pub http: reqwest::Client,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -160,6 +166,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
         let reads = Arc::new(Reads::new(hot, store.clone(), clock.clone(), settings.ranking_max_age));
+        let limiter = Arc::new(match &settings.redis_url {
+            Some(url) => crate::ratelimit::RateLimiter::redis(url)
+                .await
+                .context("connecting to Redis")?,
+            None => crate::ratelimit::RateLimiter::in_memory(),
+        });
         let ingest_body_budget = Arc::new(tokio::sync::Semaphore::new(settings.ingest_inflight_kib()));
         let state = AppState {
             store,
@@ -173,6 +185,12 @@ impl Application {
             settings: Arc::new(settings),
             ingest_body_budget,
             sessions: Arc::default(),
+            api_keys: Arc::default(),
+            limiter,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(20))
+                .build()
+                .context("building the HTTP client")?,
         };
         Ok(Self {
             listener,
@@ -204,7 +222,8 @@ impl Application {
         let ingest = state.ingest.clone();
         let (stop_pipeline, processor_task, sampler_task) = spawn_pipeline(&state);
         let router = routes::router(state);
-        axum::serve(listener, router)
+        // The peer address is what anonymous callers are rate-limited by.
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await
             .context("serving HTTP")?;

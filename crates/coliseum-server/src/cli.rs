@@ -94,6 +94,19 @@ pub struct ServeArgs {
     /// anything changed (default 5000).
     #[arg(long, env = "COLISEUM_DNA_INTERVAL_MS")]
     pub dna_interval_ms: Option<u64>,
+    /// Whether requests are rate-limited per plan (default true); login
+    /// attempts are limited either way.
+    #[arg(long, env = "COLISEUM_RATE_LIMITS")]
+    pub rate_limits: Option<bool>,
+    /// Stripe's secret API key (`sk_…`), for checkout and billing portal sessions.
+    #[arg(long, env = "COLISEUM_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Option<String>,
+    /// The Stripe API's base URL (default https://api.stripe.com).
+    #[arg(long, env = "COLISEUM_STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+    /// Appends Stripe payments to Passport as `treasury.money_spent` (default false).
+    #[arg(long, env = "COLISEUM_STRIPE_PASSPORT")]
+    pub stripe_passport: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

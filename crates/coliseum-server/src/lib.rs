@@ -5,15 +5,19 @@
 //! traits and the engine.
 
 pub mod app;
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod commands;
+pub mod credentials;
 pub mod demo;
 pub mod generate;
 pub mod observability;
 pub mod params;
 pub mod problem;
+pub mod ratelimit;
 pub mod routes;
 pub mod sessions;
 pub mod settings;
+pub mod stripe;
 pub mod webhook;

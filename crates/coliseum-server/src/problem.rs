@@ -45,6 +45,9 @@ pub enum AppError {
     /// 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 409: the request conflicts with what exists (an email already taken).
+    #[error("{0}")]
+    Conflict(String),
     /// 410: what the request names existed and is no longer kept.
     #[error("{detail}")]
     Gone { detail: String },
@@ -64,6 +67,12 @@ pub enum AppError {
     /// 422: a query or path parameter is out of its domain.
     #[error("`{parameter}` {detail}")]
     InvalidParameter { parameter: String, detail: String },
+    /// 429: over the caller's rate limit.
+    #[error("over the limit of {} requests a minute; retry in {} s", .0.limit, .0.retry_after_s)]
+    RateLimited(crate::ratelimit::Decision),
+    /// 502: a service the engine relies on (Stripe) failed.
+    #[error("{0}")]
+    Upstream(String),
     /// 503: nothing was acknowledged; retry after the given seconds.
     #[error("{detail}")]
     Unavailable { detail: String, retry_after_s: u32 },
@@ -85,6 +94,7 @@ impl AppError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Gone { .. } => (StatusCode::GONE, "gone", "Gone"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
             Self::UnsupportedMediaType(_) => (
@@ -102,6 +112,8 @@ impl AppError {
                 "invalid-parameter",
                 "Invalid parameter",
             ),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream-failed", "Upstream service failed"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
         }
@@ -189,8 +201,15 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Self::Unavailable { retry_after_s, .. } = self {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+        match self {
+            Self::Unavailable { retry_after_s, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            Self::RateLimited(decision) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(decision.retry_after_s));
+                crate::ratelimit::set_headers(headers, &decision);
+            }
+            _ => {}
         }
         response
     }

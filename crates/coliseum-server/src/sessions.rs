@@ -73,37 +73,57 @@ pub fn token_from_cookies(cookie_header: &str) -> Option<&str> {
 /// node of a cluster, within this long.
 pub const SESSION_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Sessions the store confirmed recently, by token hash: a signed-in read
-/// should not cost a database round trip (it would cap signed-in reads at
-/// a fraction of anonymous ones).
-#[derive(Debug, Default)]
-pub struct SessionCache {
-    entries: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (coliseum_store::User, std::time::Instant)>>,
+/// Credentials the store confirmed recently (sessions, API keys, Supabase
+/// subjects), by hash: a signed-in read should not cost a database round
+/// trip (it would cap signed-in reads at a fraction of anonymous ones).
+#[derive(Debug)]
+pub struct CredentialCache<V> {
+    entries: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (V, std::time::Instant)>>,
 }
+
+impl<V> Default for CredentialCache<V> {
+    fn default() -> Self {
+        Self {
+            entries: std::sync::RwLock::default(),
+        }
+    }
+}
+
+/// The users of sessions and Supabase subjects.
+pub type SessionCache = CredentialCache<coliseum_store::User>;
 
 /// Entries kept at most; past it the cache starts over (cheaper than
 /// tracking age, and a store round trip refills it).
 const SESSION_CACHE_MAX: usize = 100_000;
 
-impl SessionCache {
-    /// The user of a session confirmed less than [`SESSION_CACHE_TTL`] ago.
-    pub fn get(&self, token_hash: &[u8]) -> Option<coliseum_store::User> {
+impl<V: Clone> CredentialCache<V> {
+    /// The value confirmed less than [`SESSION_CACHE_TTL`] ago.
+    pub fn get(&self, hash: &[u8]) -> Option<V> {
         let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (user, at) = entries.get(token_hash)?;
-        (at.elapsed() < SESSION_CACHE_TTL).then(|| user.clone())
+        let (value, at) = entries.get(hash)?;
+        (at.elapsed() < SESSION_CACHE_TTL).then(|| value.clone())
     }
 
-    pub fn put(&self, token_hash: Vec<u8>, user: coliseum_store::User) {
+    pub fn put(&self, hash: Vec<u8>, value: V) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= SESSION_CACHE_MAX {
             entries.clear();
         }
-        entries.insert(token_hash, (user, std::time::Instant::now()));
+        entries.insert(hash, (value, std::time::Instant::now()));
     }
 
-    pub fn forget(&self, token_hash: &[u8]) {
+    pub fn forget(&self, hash: &[u8]) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.remove(token_hash);
+        entries.remove(hash);
+    }
+
+    /// Forgets every entry: after a change (a plan bought) that any of
+    /// them may carry.
+    pub fn clear(&self) {
+        self.entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
     }
 }
 

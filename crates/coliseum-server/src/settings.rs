@@ -59,6 +59,10 @@ pub struct FileConfig {
     ingest_inflight_mib: Option<usize>,
     base_currency: Option<String>,
     fx_rates: Option<String>,
+    rate_limits: Option<bool>,
+    stripe_secret_key: Option<String>,
+    stripe_api_base: Option<String>,
+    stripe_passport: Option<bool>,
 }
 
 impl FileConfig {
@@ -120,6 +124,49 @@ pub struct Settings {
     /// MiB of delivery bodies in flight at most; beyond it, `503`.
     pub ingest_inflight_mib: usize,
     pub fx: FxTable,
+    /// Whether requests are rate-limited per PLANS.md (login attempts always are).
+    pub rate_limits: bool,
+    /// Supabase's JWT secret: when set, its HS256 access tokens are accepted.
+    pub supabase_jwt_secret: Option<Secret>,
+    pub stripe: StripeSettings,
+}
+
+/// How the engine talks to Stripe.
+#[derive(Debug, Clone)]
+pub struct StripeSettings {
+    /// The secret API key, for checkout and portal sessions.
+    pub secret_key: Option<Secret>,
+    /// `https://api.stripe.com`, or a stand-in.
+    pub api_base: String,
+    /// Price ids of the Basic, Pro and Enterprise plans.
+    pub prices: Vec<(coliseum_domain::plans::Plan, String)>,
+    /// Whether Stripe payments are appended to Passport as `treasury.money_spent`.
+    pub passport_payments: bool,
+}
+
+pub const STRIPE_API: &str = "https://api.stripe.com";
+
+impl StripeSettings {
+    /// Price ids from `COLISEUM_STRIPE_PRICE_BASIC`, `_PRO` and `_ENTERPRISE`.
+    pub fn prices_from_env() -> Vec<(coliseum_domain::plans::Plan, String)> {
+        use coliseum_domain::plans::Plan;
+        [
+            (Plan::Basic, "COLISEUM_STRIPE_PRICE_BASIC"),
+            (Plan::Pro, "COLISEUM_STRIPE_PRICE_PRO"),
+            (Plan::Enterprise, "COLISEUM_STRIPE_PRICE_ENTERPRISE"),
+        ]
+        .into_iter()
+        .filter_map(|(plan, var)| std::env::var(var).ok().filter(|v| !v.is_empty()).map(|id| (plan, id)))
+        .collect()
+    }
+
+    pub fn plan_of_price(&self, price: &str) -> Option<coliseum_domain::plans::Plan> {
+        self.prices.iter().find(|(_, id)| id == price).map(|(plan, _)| *plan)
+    }
+
+    pub fn price_of_plan(&self, plan: coliseum_domain::plans::Plan) -> Option<&str> {
+        self.prices.iter().find(|(p, _)| *p == plan).map(|(_, id)| id.as_str())
+    }
 }
 
 impl Settings {
@@ -187,6 +234,17 @@ impl Settings {
                 .unwrap_or(64)
                 .max(1),
             fx,
+            rate_limits: args.rate_limits.or(file.rate_limits).unwrap_or(true),
+            supabase_jwt_secret: std::env::var("COLISEUM_SUPABASE_JWT_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .map(Secret::new),
+            stripe: StripeSettings {
+                secret_key: pick(&args.stripe_secret_key, &file.stripe_secret_key).map(Secret::new),
+                api_base: pick(&args.stripe_api_base, &file.stripe_api_base).unwrap_or_else(|| STRIPE_API.to_owned()),
+                prices: StripeSettings::prices_from_env(),
+                passport_payments: args.stripe_passport.or(file.stripe_passport).unwrap_or(false),
+            },
         })
     }
 
@@ -209,6 +267,16 @@ impl Settings {
             ingest: IngestConfig::default(),
             ingest_inflight_mib: 64,
             fx: FxTable::new(Currency::parse("USD").unwrap_or_else(|| unreachable!("USD is a currency code"))),
+            // Tests make many anonymous requests from one address; the
+            // rate-limit tests turn limits on.
+            rate_limits: false,
+            supabase_jwt_secret: None,
+            stripe: StripeSettings {
+                secret_key: None,
+                api_base: STRIPE_API.to_owned(),
+                prices: Vec::new(),
+                passport_payments: false,
+            },
         }
     }
 

@@ -235,6 +235,14 @@ impl Billing for PostgresStore {
             changed: latest != current,
         })
     }
+
+    async fn stripe_customer(&self, user_id: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar("SELECT customer_id FROM stripe_customers WHERE user_id = $1 LIMIT 1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)
+    }
 }
 
 #[async_trait]

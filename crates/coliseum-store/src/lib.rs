@@ -205,6 +205,9 @@ pub trait Billing: Send + Sync {
     /// event of that customer in `order`: an event older than the last one
     /// applied never changes the plan. All in one transaction.
     async fn record_stripe_event(&self, change: &StripeChange) -> Result<StripeOutcome, StoreError>;
+
+    /// The Stripe customer linked to a user, if any.
+    async fn stripe_customer(&self, user_id: i64) -> Result<Option<String>, StoreError>;
 }
 
 /// The append-only audit log.

@@ -1,6 +1,6 @@
-//! The admin (DIA) panel's pipeline endpoints: health, its history for
-//! charts, pause and resume, and the dead letters with their replay. Every
-//! one requires an admin.
+//! The admin (DIA) panel's endpoints: pipeline health, its history for
+//! charts, pause and resume, the dead letters with their replay, and the
+//! audit log. Every one requires an admin; every change is audited.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -12,8 +12,9 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
-use super::auth::AdminUser;
+use super::access::AdminUser;
 use crate::app::AppState;
+use crate::audit::{self, RequestId};
 use crate::params::Params;
 use crate::problem::AppError;
 
@@ -26,6 +27,77 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/dead-letters", get(dead_letters))
         .route("/v1/admin/dead-letters/replay", post(replay_all))
         .route("/v1/admin/dead-letters/{seq}/replay", post(replay_one))
+        .route("/v1/admin/audit", get(audit_log))
+}
+
+/// Appends an admin action to the audit log.
+async fn audit_admin(
+    state: &AppState,
+    request: &RequestId,
+    admin: &coliseum_store::User,
+    action: &str,
+    detail: Value,
+) -> Result<(), AppError> {
+    let event = audit::Event {
+        actor: format!("user:{}", admin.id),
+        action,
+        subject: "pipeline".to_owned(),
+        detail,
+    };
+    audit::record(state, request, event).await
+}
+
+/// `?actor=&action=&subject=&since=&limit=&cursor=`: newest first.
+async fn audit_log(
+    State(state): State<AppState>,
+    AdminUser(_): AdminUser,
+    params: Params,
+) -> Result<Json<Value>, AppError> {
+    params.only(&["actor", "action", "subject", "since", "limit", "cursor"])?;
+    let limit = params.limit()?;
+    let since = params
+        .get("since")
+        .map(|text| {
+            OffsetDateTime::parse(text, &Rfc3339)
+                .map_err(|_| AppError::parameter("since", "is not an RFC 3339 instant"))
+        })
+        .transpose()?;
+    let before_id = params
+        .get("cursor")
+        .map(|c| {
+            c.parse::<i64>()
+                .map_err(|_| AppError::parameter("cursor", "is not a cursor this endpoint gave out"))
+        })
+        .transpose()?;
+    let mut records = state
+        .store
+        .audit_records(&coliseum_store::AuditQuery {
+            actor: params.get("actor").map(str::to_owned),
+            action: params.get("action").map(str::to_owned),
+            subject: params.get("subject").map(str::to_owned),
+            since,
+            before_id,
+            limit: limit + 1,
+        })
+        .await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next_cursor = more.then(|| records.last().map(|r| r.id.to_string())).flatten();
+    let items: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "at": rfc3339(r.at),
+                "actor": r.actor,
+                "action": r.action,
+                "subject": r.subject,
+                "request_id": r.request_id,
+                "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
 }
 
 fn rfc3339(at: OffsetDateTime) -> String {
@@ -115,13 +187,23 @@ async fn series(
     })))
 }
 
-async fn pause(State(state): State<AppState>, AdminUser(admin): AdminUser) -> Result<Json<Value>, AppError> {
+async fn pause(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    request: RequestId,
+) -> Result<Json<Value>, AppError> {
+    audit_admin(&state, &request, &admin, "pipeline.paused", json!({})).await?;
     state.processor.pause().await?;
     tracing::info!(admin = admin.id, "pipeline paused");
     Ok(Json(json!({"paused": true})))
 }
 
-async fn resume(State(state): State<AppState>, AdminUser(admin): AdminUser) -> Result<Json<Value>, AppError> {
+async fn resume(
+    State(state): State<AppState>,
+    AdminUser(admin): AdminUser,
+    request: RequestId,
+) -> Result<Json<Value>, AppError> {
+    audit_admin(&state, &request, &admin, "pipeline.resumed", json!({})).await?;
     state.processor.resume().await?;
     tracing::info!(admin = admin.id, "pipeline resumed");
     Ok(Json(json!({"paused": false})))
@@ -170,8 +252,17 @@ async fn dead_letters(
 async fn replay_all(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
+    request: RequestId,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let replayed = state.processor.replay_dead_letters(None).await?;
+    audit_admin(
+        &state,
+        &request,
+        &admin,
+        "dead_letters.replayed",
+        json!({"replayed": replayed}),
+    )
+    .await?;
     tracing::info!(admin = admin.id, replayed, "dead letters replayed");
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": replayed}))))
 }
@@ -179,6 +270,7 @@ async fn replay_all(
 async fn replay_one(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
+    request: RequestId,
     Path(seq): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
     let seq: i64 = seq
@@ -190,6 +282,7 @@ async fn replay_one(
             "there is no dead letter {seq} waiting for a replay"
         )));
     }
+    audit_admin(&state, &request, &admin, "dead_letters.replayed", json!({"seq": seq})).await?;
     tracing::info!(admin = admin.id, seq, "dead letter replayed");
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": replayed}))))
 }

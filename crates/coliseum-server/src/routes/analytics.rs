@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 
 use coliseum_domain::plans::{Feature, depth_upgrade, leaderboard_depth};
 
-use super::auth::Caller;
+use super::access::Caller;
 use crate::params::Params;
 use crate::problem::AppError;
 

@@ -1,25 +1,29 @@
-//! `POST /v1/auth/login` and `/logout`: browser sessions for accounts made
-//! with `coliseum users create`, and the extractors that read them.
+//! Browser sessions: `POST /v1/auth/signup`, `/login` and `/logout`, the
+//! session's CSRF token at `GET /v1/auth/csrf`, and `GET /v1/me`.
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use coliseum_domain::plans::{Feature, Role, Subject, entitlement, entitlements};
-use coliseum_store::User;
+use coliseum_domain::plans::{Plan, Role, entitlements};
+use coliseum_store::{NewUser, User};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::{Caller, SignedIn, Via, cookie_token, subject_of, throttle_login};
 use crate::app::AppState;
+use crate::audit::{self, RequestId};
+use crate::credentials;
 use crate::problem::AppError;
 use crate::sessions;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/v1/auth/signup", post(signup))
         .route("/v1/auth/login", post(login))
         .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/csrf", get(csrf))
         .route("/v1/me", get(me))
 }
 
@@ -29,28 +33,89 @@ struct Credentials {
     password: String,
 }
 
+fn read_credentials(body: &[u8]) -> Result<Credentials, AppError> {
+    serde_json::from_slice(body).map_err(|error| AppError::Malformed {
+        detail: format!("expected {{\"email\": …, \"password\": …}}: {error}"),
+        errors: Vec::new(),
+    })
+}
+
 /// The one answer to every failed login, whatever was wrong.
 fn login_failed() -> AppError {
     AppError::Unauthorized("the email or password is not right".to_owned())
 }
 
-async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result<Response, AppError> {
-    let credentials: Credentials = serde_json::from_slice(&body).map_err(|error| AppError::Malformed {
-        detail: format!("expected {{\"email\": …, \"password\": …}}: {error}"),
-        errors: Vec::new(),
-    })?;
-    let found = state.store.user_credentials(&credentials.email).await?;
-    let hash = found
-        .as_ref()
-        .map_or_else(|| sessions::decoy_hash().to_owned(), |f| f.password_hash.clone());
+fn invalid_field(pointer: &str, detail: &str) -> AppError {
+    AppError::Invalid {
+        detail: detail.to_owned(),
+        errors: vec![coliseum_domain::passport::FieldError {
+            pointer: pointer.to_owned(),
+            detail: detail.to_owned(),
+        }],
+        extensions: serde_json::Map::new(),
+    }
+}
+
+/// `POST /v1/auth/signup`: a new Free fan, signed in at once.
+async fn signup(
+    State(state): State<AppState>,
+    request: RequestId,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let credentials = read_credentials(&body)?;
+    let email = credentials.email.trim().to_lowercase();
+    if !looks_like_email(&email) {
+        return Err(invalid_field("/email", "is not an email address"));
+    }
+    if credentials.password.chars().count() < sessions::MIN_PASSWORD_CHARS {
+        return Err(invalid_field("/password", "must be at least 10 characters"));
+    }
+    // Signups count against the same per-email allowance as logins, so
+    // that probing which emails exist is as slow as guessing passwords.
+    throttle_login(&state, &email).await?;
     let password = credentials.password;
-    let matches = tokio::task::spawn_blocking(move || sessions::verify_password(&password, &hash))
+    let password_hash = tokio::task::spawn_blocking(move || sessions::hash_password(&password))
         .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(|e| AppError::Internal(e.to_string()))?;
-    let Some(user) = found.filter(|_| matches).map(|f| f.user) else {
-        tracing::info!(outcome = "failed", "login");
-        return Err(login_failed());
+    let new_user = NewUser {
+        email,
+        password_hash,
+        role: Role::Fan,
+        plan: Plan::Free,
+        artists: Vec::new(),
+        live_events: Vec::new(),
     };
+    let user = state
+        .store
+        .create_user(&new_user)
+        .await?
+        .ok_or_else(|| AppError::Conflict("an account with this email exists; sign in instead".to_owned()))?;
+    audit_user(&state, &request, &user, "signup").await?;
+    let mut response = start_session(&state, &user).await?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+fn looks_like_email(email: &str) -> bool {
+    email.len() <= 254
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.'))
+        && !email.chars().any(char::is_whitespace)
+}
+
+async fn audit_user(state: &AppState, request: &RequestId, user: &User, action: &str) -> Result<(), AppError> {
+    let event = audit::Event {
+        actor: format!("user:{}", user.id),
+        action,
+        subject: format!("user:{}", user.id),
+        detail: json!({}),
+    };
+    audit::record(state, request, event).await
+}
+
+async fn start_session(state: &AppState, user: &User) -> Result<Response, AppError> {
     let (token, token_hash) = sessions::new_session_token();
     let now = state.clock.now();
     state
@@ -62,31 +127,71 @@ async fn login(State(state): State<AppState>, body: axum::body::Bytes) -> Result
             expires_at: now + sessions::SESSION_LIFETIME,
         })
         .await?;
-    tracing::info!(outcome = "ok", user_id = user.id, "login");
     let cookie = sessions::session_cookie(&token, state.settings.secure_cookies());
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({"user": user_json(&user)}))).into_response())
+    let body = json!({"user": user_json(user), "csrf_token": credentials::csrf_token(&token)});
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+async fn login(
+    State(state): State<AppState>,
+    request: RequestId,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let credentials = read_credentials(&body)?;
+    throttle_login(&state, &credentials.email).await?;
+    let found = state.store.user_credentials(&credentials.email).await?;
+    let hash = found
+        .as_ref()
+        .map_or_else(|| sessions::decoy_hash().to_owned(), |f| f.password_hash.clone());
+    let password = credentials.password;
+    let matches = tokio::task::spawn_blocking(move || sessions::verify_password(&password, &hash))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let Some(user) = found.filter(|_| matches).map(|f| f.user) else {
+        let event = audit::Event {
+            actor: "anonymous".to_owned(),
+            action: "login.failed",
+            subject: format!("email:{}", credentials.email.trim().to_lowercase()),
+            detail: json!({}),
+        };
+        audit::record(&state, &request, event).await?;
+        return Err(login_failed());
+    };
+    audit_user(&state, &request, &user, "login").await?;
+    start_session(&state, &user).await
+}
+
+/// `POST /v1/auth/logout`: the session ends server-side at once.
+async fn logout(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: RequestId,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     if let Some(token) = cookie_token(&headers) {
         let hash = sessions::token_hash(token);
         state.store.revoke_session(&hash).await?;
         state.sessions.forget(&hash);
+        if let Some(user) = &caller.user {
+            audit_user(&state, &request, user, "logout").await?;
+        }
     }
     let cookie = sessions::cleared_cookie(state.settings.secure_cookies());
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-fn cookie_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(sessions::token_from_cookies)
+/// `GET /v1/auth/csrf`: the token unsafe requests of this session carry.
+async fn csrf(SignedIn(_, via): SignedIn) -> Result<Json<serde_json::Value>, AppError> {
+    match via {
+        Via::Session(token) => Ok(Json(json!({"token": credentials::csrf_token(&token)}))),
+        _ => Err(AppError::Unauthorized(
+            "CSRF tokens belong to browser sessions; bearer tokens need none".to_owned(),
+        )),
+    }
 }
 
 /// `GET /v1/me`: the caller, its links, its plan and the entitlements in force.
-async fn me(SessionUser(user): SessionUser) -> Json<serde_json::Value> {
+async fn me(SignedIn(user, _): SignedIn) -> Json<serde_json::Value> {
     let entitlements = entitlements(&subject_of(&user));
     Json(json!({
         "user": {"id": user.id, "email": user.email, "role": user.role.as_str()},
@@ -99,89 +204,4 @@ async fn me(SessionUser(user): SessionUser) -> Json<serde_json::Value> {
 
 pub fn user_json(user: &User) -> serde_json::Value {
     json!({"id": user.id, "email": user.email, "role": user.role.as_str(), "plan": user.plan.as_str()})
-}
-
-/// The user of a live session: from the node's cache when the store
-/// confirmed it moments ago, else from the store.
-async fn session_user(state: &AppState, token: &str) -> Result<Option<User>, AppError> {
-    let hash = sessions::token_hash(token);
-    if let Some(user) = state.sessions.get(&hash) {
-        return Ok(Some(user));
-    }
-    let user = state.store.session_user(&hash, state.clock.now()).await?;
-    if let Some(user) = &user {
-        state.sessions.put(hash, user.clone());
-    }
-    Ok(user)
-}
-
-/// The signed-in user of a request; `401` without a live session.
-#[derive(Debug, Clone)]
-pub struct SessionUser(pub User);
-
-impl FromRequestParts<AppState> for SessionUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = cookie_token(&parts.headers).ok_or_else(|| AppError::Unauthorized("sign in first".to_owned()))?;
-        let user = session_user(state, token)
-            .await?
-            .ok_or_else(|| AppError::Unauthorized("the session has ended; sign in again".to_owned()))?;
-        Ok(Self(user))
-    }
-}
-
-/// Whoever makes a request: the signed-in user, or nobody (the Public plan).
-/// A missing or ended session is no error here: public reads stay public.
-#[derive(Debug, Clone)]
-pub struct Caller(pub Option<User>);
-
-impl Caller {
-    /// Who the caller is for entitlements: a Public fan without a session.
-    pub fn subject(&self) -> Subject<'_> {
-        self.0.as_ref().map_or(Subject::PUBLIC, subject_of)
-    }
-
-    /// Whether the caller may have `feature` (PLANS.md).
-    pub fn may(&self, feature: Feature<'_>) -> Result<(), AppError> {
-        Ok(entitlement(&self.subject(), feature)?)
-    }
-}
-
-/// A user as entitlements see it.
-fn subject_of(user: &User) -> Subject<'_> {
-    Subject {
-        plan: user.plan,
-        role: user.role,
-        artists: &user.artists,
-        live_events: &user.live_events,
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let Some(token) = cookie_token(&parts.headers) else {
-            return Ok(Self(None));
-        };
-        Ok(Self(session_user(state, token).await?))
-    }
-}
-
-/// A signed-in admin; `401` without a session, `403` for any other role.
-#[derive(Debug, Clone)]
-pub struct AdminUser(pub User);
-
-impl FromRequestParts<AppState> for AdminUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let SessionUser(user) = SessionUser::from_request_parts(parts, state).await?;
-        if user.role == Role::Admin {
-            Ok(Self(user))
-        } else {
-            Err(AppError::Forbidden("this needs the admin role".to_owned()))
-        }
-    }
 }

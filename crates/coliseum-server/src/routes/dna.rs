@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::access::Caller;
 use super::analytics::{decode_cursor, encode_cursor, rfc3339, visible_page};
-use super::auth::Caller;
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;

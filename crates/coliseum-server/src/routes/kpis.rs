@@ -12,8 +12,8 @@ use coliseum_engine::reads::{Filters, KpiQuery};
 use coliseum_store::Grain;
 use serde_json::{Value, json};
 
+use super::access::Caller;
 use super::analytics::{check_read, freshness, range_json, read_range, rfc3339};
-use super::auth::Caller;
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;

@@ -14,10 +14,10 @@ use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::access::Caller;
 use super::analytics::{
     check_read, decode_cursor, depth_marker, encode_cursor, range_json, read_range, rfc3339, visible_page,
 };
-use super::auth::Caller;
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;

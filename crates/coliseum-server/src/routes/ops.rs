@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
-use super::auth::AdminUser;
+use super::access::AdminUser;
 use crate::app::AppState;
 use crate::observability;
 use crate::problem::AppError;

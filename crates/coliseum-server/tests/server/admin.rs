@@ -88,13 +88,21 @@ async fn logins_fail_alike_and_logout_ends_the_session_at_once(backend: Backend)
     .await;
 
     assert_eq!(app.get("/v1/admin/pipeline", Some(&admin)).await.status(), 200);
-    let logout = app
+    let forged = app
         .client
         .post(format!("{}/v1/auth/logout", app.base))
         .header("cookie", &admin)
         .send()
         .await
         .expect("sent");
+    let problem = assert_problem(forged, 403, "forbidden").await;
+    assert!(problem["detail"].as_str().expect("detail").contains("CSRF"));
+    assert_eq!(
+        app.get("/v1/admin/pipeline", Some(&admin)).await.status(),
+        200,
+        "still signed in"
+    );
+    let logout = app.post_as("/v1/auth/logout", &admin, None).await;
     assert_eq!(logout.status(), 204);
     assert!(
         logout

@@ -377,12 +377,7 @@ async fn bad_parameters_get_problem_documents(backend: Backend) {
 }
 
 async fn admin_post(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}{path}", app.base))
-        .header("cookie", cookie)
-        .send()
-        .await
-        .expect("request sent")
+    app.post_as(path, cookie, None).await
 }
 
 async fn pause_holds_processing_and_resume_drains_it(backend: Backend) {

@@ -253,6 +253,39 @@ impl TestApp {
         request.send().await.expect("request sent")
     }
 
+    /// The CSRF token of a browser session (its `Cookie` header value).
+    pub async fn csrf(&self, cookie: &str) -> String {
+        let response = self.get("/v1/auth/csrf", Some(cookie)).await;
+        assert_eq!(response.status(), 200, "a CSRF token for a live session");
+        let body: Value = response.json().await.expect("json");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// A request with `method` as a browser session, CSRF token included.
+    pub async fn send_as(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        cookie: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let token = self.csrf(cookie).await;
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .header("x-csrf-token", token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// A POST as a browser session, CSRF token included.
+    pub async fn post_as(&self, path: &str, cookie: &str, body: Option<&Value>) -> reqwest::Response {
+        self.send_as(reqwest::Method::POST, path, cookie, body).await
+    }
+
     /// Stops the engine gracefully and waits for it.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {

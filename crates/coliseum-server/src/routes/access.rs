@@ -1,0 +1,409 @@
+//! Who may call what. Every route has one access rule, looked up by its
+//! matched path; a route without a rule is refused (default deny), so a new
+//! endpoint cannot ship open by accident. Before the handler runs, the
+//! guard identifies the caller once (session cookie, API key or Supabase
+//! token), checks the CSRF token of browser sessions, counts the request
+//! against the caller's rate limit and enforces the rule. Plan entitlements
+//! are then the handler's to check (`Caller::may`).
+
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use coliseum_domain::plans::{Entitlements, Feature, Role, Subject, entitlement};
+use coliseum_store::User;
+use subtle::ConstantTimeEq;
+
+use crate::app::AppState;
+use crate::credentials::{self, API_KEY_PREFIX};
+use crate::problem::AppError;
+use crate::ratelimit::{Decision, Quota, set_headers};
+use crate::sessions;
+
+/// What a route asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Health and metrics: no identity, no rate limit (`/metrics` checks
+    /// its own token or an admin session).
+    Operations,
+    /// Authenticated by a signature over the body, checked by the handler.
+    Signature,
+    /// Anyone, within the plan of whoever they are.
+    Anyone,
+    /// A signed-in user: session, API key or Supabase token.
+    SignedIn,
+    /// A signed-in admin.
+    Admin,
+}
+
+/// Every route's rule: (method, matched path, access).
+pub const RULES: &[(&str, &str, Access)] = &[
+    ("GET", "/healthz", Access::Operations),
+    ("GET", "/readyz", Access::Operations),
+    ("GET", "/metrics", Access::Operations),
+    ("POST", "/v1/passport/events", Access::Signature),
+    ("POST", "/v1/stripe/webhook", Access::Signature),
+    ("POST", "/v1/auth/signup", Access::Anyone),
+    ("POST", "/v1/auth/login", Access::Anyone),
+    ("POST", "/v1/auth/logout", Access::Anyone),
+    ("GET", "/v1/auth/csrf", Access::SignedIn),
+    ("GET", "/v1/me", Access::SignedIn),
+    ("POST", "/v1/api-keys", Access::SignedIn),
+    ("GET", "/v1/api-keys", Access::SignedIn),
+    ("DELETE", "/v1/api-keys/{id}", Access::SignedIn),
+    ("POST", "/v1/billing/checkout", Access::SignedIn),
+    ("POST", "/v1/billing/portal", Access::SignedIn),
+    ("GET", "/v1/kpis", Access::Anyone),
+    ("GET", "/v1/leaderboards/{metric}", Access::Anyone),
+    ("GET", "/v1/leaderboards/{metric}/around/{artist_id}", Access::Anyone),
+    ("GET", "/v1/dna/leaderboards/{domain}", Access::Anyone),
+    ("GET", "/v1/dna/artists/{artist_id}", Access::Anyone),
+    ("GET", "/v1/dna/movers", Access::Anyone),
+    ("GET", "/v1/admin/pipeline", Access::Admin),
+    ("GET", "/v1/admin/pipeline/series", Access::Admin),
+    ("POST", "/v1/admin/pipeline/pause", Access::Admin),
+    ("POST", "/v1/admin/pipeline/resume", Access::Admin),
+    ("GET", "/v1/admin/dead-letters", Access::Admin),
+    ("POST", "/v1/admin/dead-letters/replay", Access::Admin),
+    ("POST", "/v1/admin/dead-letters/{seq}/replay", Access::Admin),
+    ("GET", "/v1/admin/audit", Access::Admin),
+];
+
+/// Routes that set up a session rather than use one: no CSRF token yet.
+const NO_CSRF: &[&str] = &["/v1/auth/signup", "/v1/auth/login"];
+
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Anonymous,
+    /// A browser session (the cookie's token).
+    Session(String),
+    ApiKey(i64),
+    Supabase,
+}
+
+/// Whoever makes a request: a user, or nobody (the Public plan). An ended
+/// session is no error for public reads: they stay public.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: Option<User>,
+    pub via: Via,
+}
+
+impl Caller {
+    const ANONYMOUS: Self = Self {
+        user: None,
+        via: Via::Anonymous,
+    };
+
+    /// Who the caller is for entitlements: a Public fan without a user.
+    pub fn subject(&self) -> Subject<'_> {
+        self.user.as_ref().map_or(Subject::PUBLIC, subject_of)
+    }
+
+    /// Whether the caller may have `feature` (PLANS.md).
+    pub fn may(&self, feature: Feature<'_>) -> Result<(), AppError> {
+        Ok(entitlement(&self.subject(), feature)?)
+    }
+
+    /// The signed-in user; `401` for nobody.
+    pub fn user(&self) -> Result<&User, AppError> {
+        self.user
+            .as_ref()
+            .ok_or_else(|| AppError::Unauthorized("sign in first".to_owned()))
+    }
+
+    /// `user:<id>`, or `anonymous`: how the audit log names an actor.
+    pub fn actor(&self) -> String {
+        self.user
+            .as_ref()
+            .map_or_else(|| "anonymous".to_owned(), |u| format!("user:{}", u.id))
+    }
+
+    /// The rate-limit bucket and quota: per API key, per session (or per
+    /// Supabase user), per IP without credentials (PLANS.md).
+    fn rate_limit(&self, ip: Option<std::net::IpAddr>) -> (String, Quota) {
+        let quota = Quota::per_minute(Entitlements::of(self.subject().plan).rate_limit_per_minute);
+        let key = match (&self.via, &self.user) {
+            (Via::ApiKey(id), _) => format!("key:{id}"),
+            (Via::Session(token), _) => format!("session:{}", hex_prefix(&sessions::token_hash(token))),
+            (Via::Supabase, Some(user)) => format!("user:{}", user.id),
+            _ => format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())),
+        };
+        (key, quota)
+    }
+}
+
+fn hex_prefix(bytes: &[u8]) -> String {
+    bytes.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// A user as entitlements see it.
+pub fn subject_of(user: &User) -> Subject<'_> {
+    Subject {
+        plan: user.plan,
+        role: user.role,
+        artists: &user.artists,
+        live_events: &user.live_events,
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Self>() {
+            Some(caller) => Ok(caller.clone()),
+            None => identify(state, &parts.headers).await,
+        }
+    }
+}
+
+/// The signed-in user of a request; `401` without one.
+#[derive(Debug, Clone)]
+pub struct SignedIn(pub User, pub Via);
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        let user = caller.user()?.clone();
+        Ok(Self(user, caller.via))
+    }
+}
+
+/// A signed-in admin; `401` without credentials, `403` for any other role.
+#[derive(Debug, Clone)]
+pub struct AdminUser(pub User);
+
+impl FromRequestParts<AppState> for AdminUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let SignedIn(user, _) = SignedIn::from_request_parts(parts, state).await?;
+        if user.role == Role::Admin {
+            Ok(Self(user))
+        } else {
+            Err(AppError::Forbidden("this needs the admin role".to_owned()))
+        }
+    }
+}
+
+pub fn cookie_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(sessions::token_from_cookies)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// Who the request comes from. Presented credentials that fail are a `401`
+/// (a client that means to authenticate should learn it did not); an ended
+/// session cookie just makes the caller anonymous.
+pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
+    if let Some(token) = bearer(headers) {
+        return if token.starts_with(API_KEY_PREFIX) {
+            api_key_caller(state, token).await
+        } else {
+            supabase_caller(state, token).await
+        };
+    }
+    let Some(token) = cookie_token(headers) else {
+        return Ok(Caller::ANONYMOUS);
+    };
+    let hash = sessions::token_hash(token);
+    let user = match state.sessions.get(&hash) {
+        Some(user) => Some(user),
+        None => {
+            let user = state.store.session_user(&hash, state.clock.now()).await?;
+            if let Some(user) = &user {
+                state.sessions.put(hash, user.clone());
+            }
+            user
+        }
+    };
+    Ok(match user {
+        Some(user) => Caller {
+            user: Some(user),
+            via: Via::Session(token.to_owned()),
+        },
+        None => Caller::ANONYMOUS,
+    })
+}
+
+async fn api_key_caller(state: &AppState, key: &str) -> Result<Caller, AppError> {
+    let hash = credentials::api_key_hash(key);
+    let (user, key_id) = match state.api_keys.get(&hash) {
+        Some(found) => found,
+        None => {
+            let found = state
+                .store
+                .api_key_user(&hash)
+                .await?
+                .ok_or_else(|| AppError::Unauthorized("the API key is not valid or was revoked".to_owned()))?;
+            state.api_keys.put(hash, found.clone());
+            found
+        }
+    };
+    // A key acts with its owner's plan of the moment: below Pro it stops working.
+    entitlement(&subject_of(&user), Feature::ApiKeys)?;
+    Ok(Caller {
+        user: Some(user),
+        via: Via::ApiKey(key_id),
+    })
+}
+
+async fn supabase_caller(state: &AppState, token: &str) -> Result<Caller, AppError> {
+    let Some(secret) = &state.settings.supabase_jwt_secret else {
+        return Err(AppError::Unauthorized(
+            "the bearer token is neither an API key (ck_…) nor, on this server, an accepted access token".to_owned(),
+        ));
+    };
+    let claims = credentials::verify_supabase_token(token, secret.expose())
+        .map_err(|error| AppError::Unauthorized(error.to_string()))?;
+    let cache_key = [b"supabase:".as_slice(), claims.sub.as_bytes()].concat();
+    let user = match state.sessions.get(&cache_key) {
+        Some(user) => user,
+        None => {
+            let user = state
+                .store
+                .external_user(&claims.sub, &claims.email)
+                .await
+                .map_err(|error| match error {
+                    coliseum_store::StoreError::Conflict(why) => AppError::Conflict(why),
+                    other => other.into(),
+                })?;
+            state.sessions.put(cache_key, user.clone());
+            user
+        }
+    };
+    Ok(Caller {
+        user: Some(user),
+        via: Via::Supabase,
+    })
+}
+
+/// The guard every route passes through (see the module's documentation).
+pub async fn guard(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().clone();
+    let Some(path) = matched.as_ref().map(MatchedPath::as_str) else {
+        return next.run(request).await;
+    };
+    let Some(access) = rule(&method, path) else {
+        if RULES.iter().any(|(_, p, _)| *p == path) {
+            // Another method of a known path: the router answers 405.
+            return next.run(request).await;
+        }
+        tracing::error!(%method, path, "no access rule for this route: refused");
+        return AppError::Forbidden(format!("no access rule is defined for {method} {path}")).into_response();
+    };
+    if matches!(access, Access::Operations | Access::Signature) {
+        return next.run(request).await;
+    }
+    let caller = match identify(&state, request.headers()).await {
+        Ok(caller) => caller,
+        Err(error) => return error.into_response(),
+    };
+    if let Err(error) = check_csrf(&caller, &method, path, request.headers()) {
+        return error.into_response();
+    }
+    let decision = if state.settings.rate_limits {
+        {
+            let ip = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip());
+            let (key, quota) = caller.rate_limit(ip);
+            let decision = state.limiter.check(&key, quota).await;
+            if !decision.allowed {
+                return AppError::RateLimited(decision).into_response();
+            }
+            Some(decision)
+        }
+    } else {
+        None
+    };
+    let allowed = match access {
+        Access::SignedIn => caller.user().map(|_| ()),
+        Access::Admin => match &caller.user {
+            None => Err(AppError::Unauthorized("sign in first".to_owned())),
+            Some(user) if user.role == Role::Admin => Ok(()),
+            Some(_) => Err(AppError::Forbidden("this needs the admin role".to_owned())),
+        },
+        _ => Ok(()),
+    };
+    let mut response = match allowed {
+        Ok(()) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    };
+    if let Some(decision) = decision {
+        set_headers(response.headers_mut(), &decision);
+    }
+    response
+}
+
+fn rule(method: &Method, path: &str) -> Option<Access> {
+    RULES
+        .iter()
+        .find(|(m, p, _)| *p == path && *m == method.as_str())
+        .map(|(_, _, access)| *access)
+}
+
+/// A browser session's unsafe requests must carry its CSRF token: the
+/// cookie goes along with any cross-site form, the token cannot.
+fn check_csrf(caller: &Caller, method: &Method, path: &str, headers: &HeaderMap) -> Result<(), AppError> {
+    let Via::Session(token) = &caller.via else {
+        return Ok(());
+    };
+    if method.is_safe() || NO_CSRF.contains(&path) {
+        return Ok(());
+    }
+    let expected = credentials::csrf_token(token);
+    let given = headers.get(CSRF_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    if bool::from(given.ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "this request needs the session's CSRF token (GET /v1/auth/csrf) in X-CSRF-Token".to_owned(),
+        ))
+    }
+}
+
+/// The quota of failed-login protection: attempts per email.
+pub const LOGIN_ATTEMPTS: Quota = Quota {
+    max: 10,
+    per: std::time::Duration::from_secs(15 * 60),
+};
+
+/// Counts a login attempt for `email`; past [`LOGIN_ATTEMPTS`], `429`.
+pub async fn throttle_login(state: &AppState, email: &str) -> Result<Decision, AppError> {
+    let decision = state
+        .limiter
+        .check(&format!("login:{}", email.to_lowercase()), LOGIN_ATTEMPTS)
+        .await;
+    if decision.allowed {
+        Ok(decision)
+    } else {
+        Err(AppError::RateLimited(decision))
+    }
+}

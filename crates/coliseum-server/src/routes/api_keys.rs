@@ -1,0 +1,128 @@
+//! `POST/GET/DELETE /v1/api-keys`: API keys for Pro and Enterprise accounts.
+//! A key is shown once, at creation; the store keeps only its hash. It acts
+//! as its owner, with the owner's plan and role of the moment.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use coliseum_domain::plans::Feature;
+use coliseum_store::{ApiKey, NewApiKey};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use time::format_description::well_known::Rfc3339;
+
+use super::access::{Caller, SignedIn};
+use crate::app::AppState;
+use crate::audit::{self, RequestId};
+use crate::credentials;
+use crate::problem::AppError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/api-keys", get(list).post(create))
+        .route("/v1/api-keys/{id}", delete(revoke))
+}
+
+const MAX_NAME_CHARS: usize = 100;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    name: String,
+}
+
+fn key_json(key: &ApiKey) -> Value {
+    json!({
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": key.created_at.format(&Rfc3339).unwrap_or_default(),
+        "revoked_at": key.revoked_at.and_then(|at| at.format(&Rfc3339).ok()),
+    })
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: RequestId,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<Value>), AppError> {
+    let user = caller.user()?;
+    caller.may(Feature::ApiKeys)?;
+    let body: NewKeyBody = serde_json::from_slice(&body).map_err(|error| AppError::Malformed {
+        detail: format!("expected {{\"name\": …}}: {error}"),
+        errors: Vec::new(),
+    })?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(AppError::Invalid {
+            detail: "a key needs a name of 1 to 100 characters".to_owned(),
+            errors: vec![coliseum_domain::passport::FieldError {
+                pointer: "/name".to_owned(),
+                detail: "must be 1 to 100 characters".to_owned(),
+            }],
+            extensions: serde_json::Map::new(),
+        });
+    }
+    let (key, stored) = issue(&state, user.id, name).await?;
+    let event = audit::Event {
+        actor: caller.actor(),
+        action: "api_key.created",
+        subject: format!("api_key:{}", stored.id),
+        detail: json!({"name": stored.name, "prefix": stored.prefix}),
+    };
+    audit::record(&state, &request, event).await?;
+    let mut body = key_json(&stored);
+    body["key"] = json!(key);
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Makes a key for `user_id`; returns it in clear (once) and as stored.
+pub async fn issue(state: &AppState, user_id: i64, name: &str) -> Result<(String, ApiKey), AppError> {
+    let new_key = credentials::new_api_key();
+    let stored = state
+        .store
+        .create_api_key(&NewApiKey {
+            user_id,
+            name: name.to_owned(),
+            key_hash: new_key.hash,
+            prefix: new_key.prefix,
+            created_at: state.clock.now(),
+        })
+        .await?;
+    Ok((new_key.key, stored))
+}
+
+async fn list(State(state): State<AppState>, SignedIn(user, _): SignedIn) -> Result<Json<Value>, AppError> {
+    let keys = state.store.api_keys(user.id).await?;
+    Ok(Json(json!({"items": keys.iter().map(key_json).collect::<Vec<_>>()})))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: RequestId,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    let user = caller.user()?;
+    let not_found = || AppError::NotFound(format!("you have no API key {id}"));
+    let key_id: i64 = id.parse().map_err(|_| not_found())?;
+    let revoked = state
+        .store
+        .revoke_api_key(user.id, key_id, state.clock.now())
+        .await?
+        .ok_or_else(not_found)?;
+    // Keys are cached by hash, which this node no longer knows: forget them
+    // all, so the revoked one stops here at once (other nodes: within the
+    // cache's two seconds).
+    state.api_keys.clear();
+    let event = audit::Event {
+        actor: caller.actor(),
+        action: "api_key.revoked",
+        subject: format!("api_key:{}", revoked.id),
+        detail: json!({"name": revoked.name, "prefix": revoked.prefix}),
+    };
+    audit::record(&state, &request, event).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,111 @@
+//! `POST /v1/stripe/webhook`: subscription events set plans; payments to
+//! artists (when configured) enter Passport through the ingestion path.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::post;
+use axum::{Json, Router};
+use coliseum_domain::passport::{self, ValidationContext};
+use coliseum_store::{Appended, NewEntry, StripeChange, StripeOutcome};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::audit::{self, RequestId};
+use crate::problem::AppError;
+use crate::stripe::{self, Meaning};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/stripe/webhook", post(webhook))
+}
+
+async fn webhook(
+    State(state): State<AppState>,
+    request: RequestId,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, AppError> {
+    let secret = state
+        .settings
+        .stripe_webhook_secret
+        .as_ref()
+        .ok_or_else(|| AppError::Unauthorized(stripe::SignatureError::NotConfigured.to_string()))?;
+    let now = state.clock.now();
+    let signature = headers.get("stripe-signature").and_then(|v| v.to_str().ok());
+    stripe::verify(secret.expose(), signature, &body, now.unix_timestamp())
+        .map_err(|error| AppError::Unauthorized(error.to_string()))?;
+    let event = stripe::read_event(&body, &state.settings.stripe).map_err(|detail| AppError::Malformed {
+        detail,
+        errors: Vec::new(),
+    })?;
+    let order = event.order();
+    match event.meaning {
+        Meaning::Ignored(reason) => Ok(Json(json!({"received": true, "status": "ignored", "reason": reason}))),
+        Meaning::Payment(envelope) => {
+            let entry = passport::validate_envelope(&envelope, "", &ValidationContext::at(now)).map_err(|errors| {
+                AppError::Malformed {
+                    detail: "the payment does not make a valid Passport entry".to_owned(),
+                    errors,
+                }
+            })?;
+            let fates = state
+                .ingest
+                .submit(vec![NewEntry::from_entry(entry, now)])
+                .await
+                .map_err(|error| AppError::Unavailable {
+                    detail: error.to_string(),
+                    retry_after_s: 5,
+                })?;
+            let status = match fates.first() {
+                Some(Appended::Accepted { .. }) => "appended",
+                _ => "duplicate",
+            };
+            Ok(Json(json!({"received": true, "status": status})))
+        }
+        Meaning::Plan {
+            customer,
+            link_user,
+            plan,
+            note,
+        } => {
+            let change = StripeChange {
+                event_id: event.id.clone(),
+                customer_id: customer,
+                order,
+                link_user,
+                plan,
+                received_at: now,
+            };
+            let outcome = state.store.record_stripe_event(&change).await?;
+            if let Some(note) = &note {
+                tracing::warn!(event = %event.id, kind = %event.kind, note = %note, "Stripe event changes no plan");
+            }
+            let body = match outcome {
+                StripeOutcome::Duplicate => json!({"received": true, "status": "duplicate"}),
+                StripeOutcome::Pending => json!({"received": true, "status": "pending"}),
+                StripeOutcome::Applied { user_id, plan, changed } => {
+                    if changed {
+                        // Cached credentials carry the old plan.
+                        state.sessions.clear();
+                        state.api_keys.clear();
+                        let event = audit::Event {
+                            actor: "stripe".to_owned(),
+                            action: "plan.changed",
+                            subject: format!("user:{user_id}"),
+                            detail: json!({"plan": plan.as_str(), "stripe_event": event.id, "type": event.kind}),
+                        };
+                        audit::record(&state, &request, event).await?;
+                    }
+                    json!({"received": true, "status": "applied", "plan": plan.as_str(), "changed": changed})
+                }
+            };
+            Ok(Json(match note {
+                Some(note) => {
+                    let mut body = body;
+                    body["note"] = json!(note);
+                    body
+                }
+                None => body,
+            }))
+        }
+    }
+}

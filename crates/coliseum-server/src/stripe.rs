@@ -1,0 +1,403 @@
+//! Stripe webhooks: the `Stripe-Signature` check, and what each handled
+//! event means for a customer's plan (the store applies it once, in order).
+
+use coliseum_domain::plans::Plan;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use crate::settings::StripeSettings;
+
+/// Stripe's default tolerance between the signed timestamp and now.
+pub const TOLERANCE_S: i64 = 300;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SignatureError {
+    #[error("this server has no Stripe webhook secret configured")]
+    NotConfigured,
+    #[error("the Stripe-Signature header is missing")]
+    Missing,
+    #[error("the Stripe-Signature header has no timestamp or no v1 signature")]
+    Malformed,
+    #[error("the signed timestamp is more than 300 s from now (a replay, or a clock problem)")]
+    OutsideTolerance,
+    #[error("no v1 signature matches")]
+    Mismatch,
+}
+
+/// The hex HMAC-SHA256 of `"{t}.{body}"`, as Stripe signs it.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Verifies `Stripe-Signature: t=…,v1=…[,v1=…]` over the raw body: any `v1`
+/// may match (Stripe sends several while a secret is rolled).
+pub fn verify(secret: &str, header: Option<&str>, body: &[u8], now: i64) -> Result<(), SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?;
+    let mut timestamp = None;
+    let mut signatures = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
+            Some(("v1", value)) => signatures.push(value),
+            _ => {}
+        }
+    }
+    let timestamp = timestamp.ok_or(SignatureError::Malformed)?;
+    if signatures.is_empty() {
+        return Err(SignatureError::Malformed);
+    }
+    if (now - timestamp).abs() > TOLERANCE_S {
+        return Err(SignatureError::OutsideTolerance);
+    }
+    let expected = sign(secret, timestamp, body);
+    if signatures
+        .iter()
+        .any(|given| bool::from(given.as_bytes().ct_eq(expected.as_bytes())))
+    {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// What an event means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meaning {
+    /// A customer's plan or link changes (or both).
+    Plan {
+        customer: String,
+        link_user: Option<i64>,
+        plan: Option<Plan>,
+        /// Why `plan` is `None` when the event was about the plan.
+        note: Option<String>,
+    },
+    /// A fan's payment to an artist: a Passport `treasury.money_spent` envelope.
+    Payment(Value),
+    /// An event this engine does not act on.
+    Ignored(String),
+}
+
+/// A verified event, read.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub id: String,
+    pub kind: String,
+    pub created: i64,
+    pub meaning: Meaning,
+}
+
+impl Event {
+    /// Orders one customer's events: by `created` (seconds), and within a
+    /// second by how late in a subscription's life the event type comes,
+    /// so that a same-second `created` never overrides an `updated` or a
+    /// `deleted`.
+    pub fn order(&self) -> i64 {
+        let stage = match self.kind.as_str() {
+            "checkout.session.completed" => 0,
+            "customer.subscription.created" => 1,
+            "customer.subscription.deleted" => 3,
+            _ => 2,
+        };
+        self.created * 4 + stage
+    }
+}
+
+/// Reads a verified event body; `Err` names what is missing from an event
+/// type that is handled.
+pub fn read_event(body: &[u8], settings: &StripeSettings) -> Result<Event, String> {
+    let event: Value = serde_json::from_slice(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let id = text(&event, "id").ok_or("the event has no `id`")?;
+    let kind = text(&event, "type").ok_or("the event has no `type`")?;
+    let created = event
+        .get("created")
+        .and_then(Value::as_i64)
+        .ok_or("the event has no `created`")?;
+    let object = event.pointer("/data/object").ok_or("the event has no `data.object`")?;
+    let meaning = meaning(&kind, object, created, settings)?;
+    Ok(Event {
+        id,
+        kind,
+        created,
+        meaning,
+    })
+}
+
+/// An id given as a string or as an expanded object.
+fn id_of(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(id) => Some(id.clone()),
+        object => object.get("id").and_then(Value::as_str).map(str::to_owned),
+    }
+}
+
+fn metadata_user(object: &Value) -> Option<i64> {
+    let value = object.pointer("/metadata/coliseum_user_id")?;
+    value.as_i64().or_else(|| value.as_str()?.parse().ok())
+}
+
+fn meaning(kind: &str, object: &Value, created: i64, settings: &StripeSettings) -> Result<Meaning, String> {
+    let customer =
+        || id_of(object.get("customer")).ok_or_else(|| format!("a {kind} event needs `data.object.customer`"));
+    let plan_of = |price: Option<String>| -> (Option<Plan>, Option<String>) {
+        match price {
+            None => (None, Some("the object names no price".to_owned())),
+            Some(price) => match settings.plan_of_price(&price) {
+                Some(plan) => (Some(plan), None),
+                None => (None, Some(format!("price `{price}` is not mapped to a plan"))),
+            },
+        }
+    };
+    let (plan, note) = match kind {
+        "checkout.session.completed" => {
+            let link = object
+                .get("client_reference_id")
+                .and_then(Value::as_str)
+                .and_then(|id| id.parse().ok())
+                .or_else(|| metadata_user(object));
+            return Ok(Meaning::Plan {
+                customer: customer()?,
+                link_user: link,
+                plan: None,
+                note: None,
+            });
+        }
+        "customer.subscription.created" | "customer.subscription.updated" => {
+            let status = object.get("status").and_then(Value::as_str).unwrap_or_default();
+            match status {
+                "active" | "trialing" => plan_of(id_of(object.pointer("/items/data/0/price"))),
+                "unpaid" | "canceled" | "incomplete_expired" | "paused" => (Some(Plan::Free), None),
+                other => (None, Some(format!("status `{other}` keeps the plan as it is"))),
+            }
+        }
+        "customer.subscription.deleted" | "invoice.payment_failed" => (Some(Plan::Free), None),
+        "invoice.paid" => {
+            let line = object.pointer("/lines/data/0");
+            let price = line.and_then(|line| {
+                id_of(line.get("price")).or_else(|| {
+                    line.pointer("/pricing/price_details/price")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+            });
+            plan_of(price)
+        }
+        "payment_intent.succeeded" => return Ok(payment(object, created, settings)),
+        other => return Ok(Meaning::Ignored(format!("`{other}` events are not handled"))),
+    };
+    Ok(Meaning::Plan {
+        customer: customer()?,
+        link_user: metadata_user(object),
+        plan,
+        note,
+    })
+}
+
+/// A payment to an artist (`metadata.artist_id`) as a Passport entry, when
+/// configured; the Stripe object id makes the entry's event id, so a
+/// redelivery is a duplicate in the log as well.
+fn payment(object: &Value, created: i64, settings: &StripeSettings) -> Meaning {
+    if !settings.passport_payments {
+        return Meaning::Ignored("payments are not appended to Passport on this server".to_owned());
+    }
+    let meta = |key: &str| object.pointer(&format!("/metadata/{key}")).and_then(Value::as_str);
+    let (Some(artist), Some(id)) = (meta("artist_id"), object.get("id").and_then(Value::as_str)) else {
+        return Meaning::Ignored("the payment names no artist (`metadata.artist_id`)".to_owned());
+    };
+    let amount = object
+        .get("amount_received")
+        .or_else(|| object.get("amount"))
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    let currency = object
+        .get("currency")
+        .and_then(Value::as_str)
+        .unwrap_or("usd")
+        .to_uppercase();
+    let timestamp = time::OffsetDateTime::from_unix_timestamp(created)
+        .ok()
+        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok());
+    let mut metadata = json!({
+        "amount_minor": amount,
+        "currency": currency,
+        "kind": meta("kind").unwrap_or("other"),
+        "source": "stripe",
+    });
+    for key in ["city", "genre", "live_event_id", "country"] {
+        if let Some(value) = meta(key) {
+            metadata[key] = json!(value);
+        }
+    }
+    Meaning::Payment(json!({
+        "event_id": format!("stripe:{id}"),
+        "schema_version": 1,
+        "type": "treasury.money_spent",
+        "timestamp": timestamp,
+        "user_id": meta("user_id"),
+        "artist_id": artist,
+        "metadata": metadata,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_test_secret";
+
+    fn settings() -> StripeSettings {
+        StripeSettings {
+            secret_key: None,
+            api_base: String::new(),
+            prices: vec![
+                (Plan::Basic, "price_basic".to_owned()),
+                (Plan::Pro, "price_pro".to_owned()),
+            ],
+            passport_payments: true,
+        }
+    }
+
+    #[test]
+    fn signatures_verify_within_the_tolerance_and_any_v1_may_match() {
+        let body = br#"{"id":"evt_1"}"#;
+        let good = sign(SECRET, 1_000, body);
+        let header = format!("t=1000,v1=deadbeef,v1={good},v0=old");
+        assert_eq!(verify(SECRET, Some(&header), body, 1_000 + 300), Ok(()));
+        assert_eq!(verify(SECRET, Some(&header), body, 1_000 - 300), Ok(()));
+        assert_eq!(
+            verify(SECRET, Some(&header), body, 1_000 + 301),
+            Err(SignatureError::OutsideTolerance)
+        );
+        assert_eq!(
+            verify(SECRET, Some(&header), br#"{"id":"evt_2"}"#, 1_000),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify("whsec_other", Some(&header), body, 1_000),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(SECRET, Some("v1=abc"), body, 1_000),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(SECRET, Some("t=1000"), body, 1_000),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(verify(SECRET, None, body, 1_000), Err(SignatureError::Missing));
+    }
+
+    fn event(kind: &str, object: Value) -> Vec<u8> {
+        json!({"id": "evt_1", "type": kind, "created": 1_700_000_000, "data": {"object": object}})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn subscriptions_map_prices_and_statuses_to_plans() {
+        let subscription = |status: &str, price: &str| {
+            json!({"customer": "cus_1", "status": status, "metadata": {"coliseum_user_id": "7"},
+                   "items": {"data": [{"price": {"id": price}}]}})
+        };
+        let read = |kind: &str, object: Value| read_event(&event(kind, object), &settings()).expect("read").meaning;
+        assert_eq!(
+            read("customer.subscription.created", subscription("active", "price_pro")),
+            Meaning::Plan {
+                customer: "cus_1".into(),
+                link_user: Some(7),
+                plan: Some(Plan::Pro),
+                note: None
+            }
+        );
+        let Meaning::Plan {
+            plan: None,
+            note: Some(note),
+            ..
+        } = read("customer.subscription.updated", subscription("active", "price_unknown"))
+        else {
+            panic!("an unknown price changes no plan");
+        };
+        assert!(note.contains("price_unknown"));
+        for status in ["unpaid", "canceled"] {
+            let Meaning::Plan { plan, .. } = read("customer.subscription.updated", subscription(status, "price_pro"))
+            else {
+                panic!("a plan event");
+            };
+            assert_eq!(plan, Some(Plan::Free), "{status}");
+        }
+        let Meaning::Plan { plan, .. } = read("customer.subscription.updated", subscription("past_due", "price_pro"))
+        else {
+            panic!("a plan event");
+        };
+        assert_eq!(plan, None, "past due keeps the plan while Stripe retries");
+        let Meaning::Plan { plan, .. } = read("invoice.payment_failed", json!({"customer": "cus_1"})) else {
+            panic!("a plan event");
+        };
+        assert_eq!(plan, Some(Plan::Free));
+        let checkout = read(
+            "checkout.session.completed",
+            json!({"customer": "cus_1", "client_reference_id": "42"}),
+        );
+        assert_eq!(
+            checkout,
+            Meaning::Plan {
+                customer: "cus_1".into(),
+                link_user: Some(42),
+                plan: None,
+                note: None
+            }
+        );
+        assert!(matches!(read("charge.captured", json!({})), Meaning::Ignored(_)));
+        assert!(
+            read_event(&event("invoice.paid", json!({})), &settings()).is_err(),
+            "no customer"
+        );
+    }
+
+    #[test]
+    fn a_later_type_wins_within_the_same_second() {
+        let at = |kind: &str| {
+            Event {
+                id: String::new(),
+                kind: kind.to_owned(),
+                created: 10,
+                meaning: Meaning::Ignored(String::new()),
+            }
+            .order()
+        };
+        assert!(at("customer.subscription.created") < at("customer.subscription.updated"));
+        assert!(at("customer.subscription.updated") < at("customer.subscription.deleted"));
+        let later = Event {
+            id: String::new(),
+            kind: "customer.subscription.created".into(),
+            created: 11,
+            meaning: Meaning::Ignored(String::new()),
+        };
+        assert!(at("customer.subscription.deleted") < later.order());
+    }
+
+    #[test]
+    fn payments_to_an_artist_become_money_spent_entries() {
+        let object = json!({"id": "pi_1", "amount_received": 2500, "currency": "eur",
+                            "metadata": {"artist_id": "art_1", "user_id": "fan_1", "kind": "ticket", "city": "Lagos"}});
+        let Meaning::Payment(entry) = read_event(&event("payment_intent.succeeded", object), &settings())
+            .expect("read")
+            .meaning
+        else {
+            panic!("a payment");
+        };
+        assert_eq!(entry["type"], "treasury.money_spent");
+        assert_eq!(entry["event_id"], "stripe:pi_1");
+        assert_eq!(entry["metadata"]["amount_minor"], 2500);
+        assert_eq!(entry["metadata"]["currency"], "EUR");
+        assert_eq!(entry["metadata"]["city"], "Lagos");
+        assert_eq!(entry["timestamp"], "2023-11-14T22:13:20Z");
+    }
+}
