@@ -6,6 +6,7 @@ mod admin;
 mod analytics;
 mod dna;
 mod entitlements;
+mod identity;
 mod ingest;
 mod outage;
 mod process;

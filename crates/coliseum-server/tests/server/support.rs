@@ -8,7 +8,7 @@ use coliseum_server::app::Application;
 use coliseum_server::sessions;
 use coliseum_server::settings::Settings;
 use coliseum_server::webhook::WebhookKey;
-use coliseum_store::{NewUser, Store};
+use coliseum_store::{NewApiKey, NewSession, NewUser, Store, User};
 use coliseum_store_postgres::testing::TestDatabase;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -94,6 +94,23 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: Arc<coliseum_domain::
         .expect("the engine starts");
     serve(application, guard)
 }
+
+/// An engine with settings changed by `change`.
+pub async fn spawn_app_with(backend: Backend, change: impl FnOnce(&mut Settings)) -> TestApp {
+    let (url, guard) = fresh_database(backend).await;
+    let mut settings = Settings::for_tests(&url, key());
+    change(&mut settings);
+    spawn_app_on(settings, guard).await
+}
+
+/// One Argon2id hash of [`PASSWORD`] for users made straight in the store:
+/// hashing is slow in test builds, and these users need not differ.
+fn shared_password_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| sessions::hash_password(PASSWORD).expect("hash"))
+}
+
+pub const PASSWORD: &str = "a long enough password";
 
 pub async fn spawn_app_on(settings: Settings, guard: DatabaseGuard) -> TestApp {
     let application = Application::build(settings).await.expect("the engine starts");
@@ -251,6 +268,65 @@ impl TestApp {
             request = request.header("cookie", cookie);
         }
         request.send().await.expect("request sent")
+    }
+
+    /// A user made straight in the store (password [`PASSWORD`]).
+    pub async fn make_user(&self, role: Role, plan: Plan, artists: &[&str], live_events: &[&str]) -> User {
+        self.store
+            .upsert_user(&NewUser {
+                email: format!("{}-{}-{}@example.com", role.as_str(), plan.as_str(), rand_id()),
+                password_hash: shared_password_hash().to_owned(),
+                role,
+                plan,
+                artists: artists.iter().map(|a| (*a).to_owned()).collect(),
+                live_events: live_events.iter().map(|e| (*e).to_owned()).collect(),
+            })
+            .await
+            .expect("user")
+    }
+
+    /// A session made straight in the store, ending `lifetime` from now
+    /// (negative: already ended); returns the `Cookie` header value.
+    pub async fn session_for(&self, user: &User, lifetime: time::Duration) -> String {
+        let (token, token_hash) = sessions::new_session_token();
+        let now = time::OffsetDateTime::now_utc();
+        self.store
+            .create_session(&NewSession {
+                token_hash,
+                user_id: user.id,
+                created_at: now - time::Duration::days(30),
+                expires_at: now + lifetime,
+            })
+            .await
+            .expect("session");
+        format!("{}={token}", sessions::SESSION_COOKIE)
+    }
+
+    /// An API key made straight in the store; returns the key.
+    pub async fn api_key_for(&self, user: &User) -> (String, i64) {
+        let key = coliseum_server::credentials::new_api_key();
+        let stored = self
+            .store
+            .create_api_key(&NewApiKey {
+                user_id: user.id,
+                name: "test".to_owned(),
+                key_hash: key.hash,
+                prefix: key.prefix,
+                created_at: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .expect("key");
+        (key.key, stored.id)
+    }
+
+    /// A GET with `Authorization: Bearer`.
+    pub async fn get_bearer(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
     }
 
     /// The CSRF token of a browser session (its `Cookie` header value).
