@@ -4,6 +4,7 @@
 
 mod admin;
 mod analytics;
+mod billing;
 mod dna;
 mod entitlements;
 mod identity;
