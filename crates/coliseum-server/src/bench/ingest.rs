@@ -211,6 +211,9 @@ impl Server {
         let mut child = Command::new(exe)
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
             .args(["--process", if process { "true" } else { "false" }])
+            // The load generator stands for many callers behind one address:
+            // per-IP and per-session limits would measure the limiter, not the reads.
+            .args(["--rate-limits", "false"])
             .args(extra)
             .env("COLISEUM_PASSPORT_WEBHOOK_SECRET", secret)
             // The generator's payments come in these currencies.

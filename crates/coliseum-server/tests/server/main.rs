@@ -11,4 +11,5 @@ mod identity;
 mod ingest;
 mod outage;
 mod process;
+mod ratelimits;
 mod support;

@@ -22,8 +22,14 @@ on_both_backends!(
 
 /// Starts `coliseum serve` on a free port; returns the child and its base URL.
 pub async fn start_binary(database_url: &str) -> (Child, String) {
+    start_binary_with(database_url, &[]).await
+}
+
+/// Starts `coliseum serve` with more flags.
+pub async fn start_binary_with(database_url: &str, flags: &[&str]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_coliseum"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
+        .args(flags)
         .env("COLISEUM_PASSPORT_WEBHOOK_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
