@@ -23,7 +23,7 @@ on_both_backends!(
 
 const WEBHOOK_SECRET: &str = "whsec_stripe_test_endpoint_secret";
 
-fn configure(settings: &mut Settings, api_base: &str) {
+pub fn configure(settings: &mut Settings, api_base: &str) {
     settings.stripe_webhook_secret = Some(Secret::new(WEBHOOK_SECRET));
     settings.stripe.secret_key = Some(Secret::new("sk_test_coliseum"));
     settings.stripe.api_base = api_base.to_owned();
@@ -284,7 +284,7 @@ async fn record(State(recorded): State<Recorded>, request: Request) -> axum::Jso
 }
 
 /// A local stand-in for the Stripe API; returns its base URL and what it records.
-async fn stripe_stand_in() -> (String, Recorded) {
+pub async fn stripe_stand_in() -> (String, Recorded) {
     let recorded = Recorded::default();
     let router = axum::Router::new()
         .route("/v1/checkout/sessions", post(record))

@@ -4,6 +4,7 @@
 
 mod admin;
 mod analytics;
+mod authorization;
 mod billing;
 mod dna;
 mod entitlements;
