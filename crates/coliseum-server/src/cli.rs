@@ -26,6 +26,9 @@ pub enum Command {
     /// Manages users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manages API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
     /// Writes realistic synthetic Passport entries as JSON lines.
     Generate(GenerateArgs),
     /// Empties every derived table and recomputes it from the log.
@@ -107,6 +110,24 @@ pub struct ServeArgs {
     /// Appends Stripe payments to Passport as `treasury.money_spent` (default false).
     #[arg(long, env = "COLISEUM_STRIPE_PASSPORT")]
     pub stripe_passport: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApiKeysCommand {
+    /// Prints a new API key for a user (shown this once; only its hash is kept).
+    Create(ApiKeysCreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ApiKeysCreateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The user the key acts as.
+    #[arg(long)]
+    pub email: String,
+    /// What the key is for, to tell keys apart (default "cli").
+    #[arg(long, default_value = "cli")]
+    pub name: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,13 +4,13 @@
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use coliseum_domain::plans::{Plan, Role};
+use coliseum_domain::plans::{Feature, Plan, Role};
 use coliseum_store::NewUser;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::app::{self, Application};
-use crate::cli::{GenerateArgs, UsersCreateArgs};
+use crate::cli::{ApiKeysCreateArgs, GenerateArgs, UsersCreateArgs};
 use crate::generate::{Generator, GeneratorConfig, signed_delivery};
 use crate::sessions;
 use crate::webhook::WebhookKey;
@@ -63,6 +63,46 @@ pub async fn create_user(database_url: &str, args: &UsersCreateArgs) -> anyhow::
         "user {} <{}>: role {}, plan {}",
         user.id, user.email, user.role, user.plan
     );
+    Ok(())
+}
+
+/// `coliseum api-keys create`: prints the key once; audited as the operator's.
+pub async fn create_api_key(database_url: &str, args: &ApiKeysCreateArgs) -> anyhow::Result<()> {
+    let store = app::open_store(database_url).await?;
+    let user = store
+        .user_credentials(&args.email)
+        .await?
+        .with_context(|| format!("there is no user {}", args.email))?
+        .user;
+    let key = crate::credentials::new_api_key();
+    let now = OffsetDateTime::now_utc();
+    let stored = store
+        .create_api_key(&coliseum_store::NewApiKey {
+            user_id: user.id,
+            name: args.name.clone(),
+            key_hash: key.hash,
+            prefix: key.prefix,
+            created_at: now,
+        })
+        .await?;
+    store
+        .append_audit(&[coliseum_store::AuditRecord {
+            id: 0,
+            at: now,
+            actor: "operator".to_owned(),
+            action: "api_key.created".to_owned(),
+            subject: format!("api_key:{}", stored.id),
+            request_id: String::new(),
+            detail: serde_json::json!({"name": stored.name, "prefix": stored.prefix, "user": user.id}).to_string(),
+        }])
+        .await?;
+    if coliseum_domain::plans::entitlement(&crate::routes::access::subject_of(&user), Feature::ApiKeys).is_err() {
+        eprintln!(
+            "note: {} is on the {} plan; the key works once the plan includes API access (Pro and up)",
+            user.email, user.plan
+        );
+    }
+    println!("{}", key.key);
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! The `coliseum` binary: parses the command line and runs one command.
 
 use clap::Parser;
-use coliseum_server::cli::{BenchCommand, Cli, Command, UsersCommand};
+use coliseum_server::cli::{ApiKeysCommand, BenchCommand, Cli, Command, UsersCommand};
 use coliseum_server::settings::{FileConfig, Settings};
 use coliseum_server::{app, bench, commands, demo, observability};
 
@@ -46,6 +46,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users(UsersCommand::Create(args)) => {
             let database_url = file.database_url(args.database.database_url.as_ref());
             commands::create_user(&database_url, &args).await
+        }
+        Command::ApiKeys(ApiKeysCommand::Create(args)) => {
+            let database_url = file.database_url(args.database.database_url.as_ref());
+            commands::create_api_key(&database_url, &args).await
         }
         Command::Generate(args) => commands::generate(&args),
         Command::Rebuild(args) => {

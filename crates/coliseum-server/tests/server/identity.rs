@@ -13,6 +13,7 @@ on_both_backends!(
     api_keys_are_for_pro_shown_once_and_stop_when_revoked_or_downgraded,
     supabase_tokens_sign_in_and_bad_ones_are_refused,
     logins_are_throttled_per_email,
+    operators_print_api_keys_from_the_command_line,
     the_audit_log_records_who_did_what_in_which_request,
 );
 
@@ -344,5 +345,35 @@ async fn the_audit_log_records_who_did_what_in_which_request(backend: Backend) {
         "invalid-parameter",
     )
     .await;
+    app.stop().await;
+}
+
+async fn operators_print_api_keys_from_the_command_line(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.make_user(Role::Developer, Plan::Enterprise, &[], &[]).await;
+    let run = |email: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_coliseum"))
+            .args([
+                "api-keys",
+                "create",
+                "--database-url",
+                &app.database_url,
+                "--email",
+                email,
+                "--name",
+                "deploy",
+            ])
+            .output()
+            .expect("the binary runs")
+    };
+    let output = run(&user.email);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let key = String::from_utf8(output.stdout).expect("utf-8").trim().to_owned();
+    assert!(key.starts_with("ck_"), "{key}");
+    let me: Value = app.get_bearer("/v1/me", &key).await.json().await.expect("json");
+    assert_eq!(me["user"]["id"], user.id);
+    let unknown = run("nobody@example.com");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user"));
     app.stop().await;
 }

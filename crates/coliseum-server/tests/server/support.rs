@@ -72,6 +72,8 @@ pub fn key() -> WebhookKey {
 
 pub struct TestApp {
     pub base: String,
+    /// The engine's database, for commands run against it.
+    pub database_url: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -92,7 +94,7 @@ pub async fn spawn_app_with_clock(backend: Backend, clock: Arc<coliseum_domain::
     let application = Application::build_with_clock(Settings::for_tests(&url, key()), clock)
         .await
         .expect("the engine starts");
-    serve(application, guard)
+    serve(application, guard, url)
 }
 
 /// An engine with settings changed by `change`.
@@ -113,11 +115,12 @@ fn shared_password_hash() -> &'static str {
 pub const PASSWORD: &str = "a long enough password";
 
 pub async fn spawn_app_on(settings: Settings, guard: DatabaseGuard) -> TestApp {
+    let database_url = settings.database_url.clone();
     let application = Application::build(settings).await.expect("the engine starts");
-    serve(application, guard)
+    serve(application, guard, database_url)
 }
 
-fn serve(application: Application, guard: DatabaseGuard) -> TestApp {
+fn serve(application: Application, guard: DatabaseGuard, database_url: String) -> TestApp {
     let base = format!("http://{}", application.local_addr());
     let store = application.state().store.clone();
     let (shutdown, signal) = oneshot::channel::<()>();
@@ -126,6 +129,7 @@ fn serve(application: Application, guard: DatabaseGuard) -> TestApp {
     }));
     TestApp {
         base,
+        database_url,
         client: reqwest::Client::new(),
         store,
         shutdown: Some(shutdown),
