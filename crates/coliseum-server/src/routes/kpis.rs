@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use super::access::Caller;
 use super::analytics::{check_read, freshness, range_json, read_range, rfc3339};
 use crate::app::AppState;
+use crate::audit::{self, RequestId};
 use crate::params::Params;
 use crate::problem::AppError;
 
@@ -45,7 +46,36 @@ fn read_scope(scope: &str) -> Result<(Option<String>, Option<String>), AppError>
     }
 }
 
-async fn kpis(State(state): State<AppState>, caller: Caller, params: Params) -> Result<Json<Value>, AppError> {
+/// An admin reading a tenant's full KPIs without being linked to it is
+/// reading another subject's data: audited (PLANS.md, "Roles").
+async fn audit_tenant_read(
+    state: &AppState,
+    caller: &Caller,
+    request: &RequestId,
+    artist: Option<&str>,
+    live_event: Option<&str>,
+) -> Result<(), AppError> {
+    let Some(user) = &caller.user else { return Ok(()) };
+    let subject = match (artist, live_event) {
+        (Some(artist), _) if !user.artists.iter().any(|a| a == artist) => format!("artist:{artist}"),
+        (_, Some(event)) if !user.live_events.iter().any(|e| e == event) => format!("live_event:{event}"),
+        _ => return Ok(()),
+    };
+    let event = audit::Event {
+        actor: caller.actor(),
+        action: "tenant_data.read",
+        subject,
+        detail: json!({"endpoint": "/v1/kpis"}),
+    };
+    audit::record(state, request, event).await
+}
+
+async fn kpis(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: RequestId,
+    params: Params,
+) -> Result<Json<Value>, AppError> {
     params.only(&["scope", "range", "from", "to", "bucket", "city", "genre"])?;
     let scope = params.get("scope").unwrap_or("platform");
     let (artist, live_event) = read_scope(scope)?;
@@ -55,6 +85,7 @@ async fn kpis(State(state): State<AppState>, caller: Caller, params: Params) -> 
     if let Some(live_event) = &live_event {
         caller.may(Feature::LiveEventKpis { live_event })?;
     }
+    audit_tenant_read(&state, &caller, &request, artist.as_deref(), live_event.as_deref()).await?;
     let range = read_range(&params)?;
     let filtered = params.get("city").is_some() || params.get("genre").is_some();
     check_read(&caller, range, filtered, state.clock.now())?;

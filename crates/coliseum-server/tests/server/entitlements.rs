@@ -211,5 +211,11 @@ async fn links_decide_whose_full_kpis_a_user_sees(backend: Backend) {
     ] {
         assert_problem(app.get(path, cookie.map(String::as_str)).await, 403, "forbidden").await;
     }
+    // The admin's read of a tenant it is not linked to is in the audit log;
+    // the artist's read of its own data is not.
+    let audit = json_of(&app, "/v1/admin/audit?action=tenant_data.read", Some(&admin)).await;
+    let reads = audit["items"].as_array().expect("items");
+    assert_eq!(reads.len(), 1, "{audit}");
+    assert_eq!(reads[0]["subject"], "artist:art_03");
     app.stop().await;
 }
