@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod processor;
 pub mod reads;
 pub mod rebuild;
+pub mod served;
 pub mod stats;
 
 pub use ingest::{IngestConfig, IngestError, IngestWriter};

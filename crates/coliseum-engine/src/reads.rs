@@ -188,7 +188,7 @@ pub fn rank(sums: impl IntoIterator<Item = (Arc<str>, i64)>) -> Vec<Ranked> {
 }
 
 /// What a KPI read asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KpiQuery {
     /// `None` for the platform; a live event is a filter.
     pub artist: Option<String>,

@@ -45,6 +45,8 @@ pub struct AppState {
     pub limiter: Arc<crate::ratelimit::RateLimiter>,
     /// For calls to Stripe.
     pub http: reqwest::Client,
+    /// What plans below Enterprise are served (frozen at their boundary).
+    pub served: Arc<coliseum_engine::served::Served>,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -90,9 +92,13 @@ fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHa
         }
     });
     let sampler_task = tokio::spawn({
-        let (state, dna) = (state.clone(), state.dna.clone());
+        let (state, dna, served) = (state.clone(), state.dna.clone(), state.served.clone());
         async move {
-            tokio::join!(sample_health(state, stopped.clone()), dna.run(stopped));
+            tokio::join!(
+                sample_health(state, stopped.clone()),
+                dna.run(stopped.clone()),
+                served.run(stopped)
+            );
         }
     });
     (stop, processor_task, sampler_task)
@@ -172,6 +178,11 @@ impl Application {
                 .context("connecting to Redis")?,
             None => crate::ratelimit::RateLimiter::in_memory(),
         });
+        let served = Arc::new(coliseum_engine::served::Served::new(
+            reads.clone(),
+            dna.clone(),
+            clock.clone(),
+        ));
         let ingest_body_budget = Arc::new(tokio::sync::Semaphore::new(settings.ingest_inflight_kib()));
         let state = AppState {
             store,
@@ -191,6 +202,7 @@ impl Application {
                 .timeout(std::time::Duration::from_secs(20))
                 .build()
                 .context("building the HTTP client")?,
+            served,
         };
         Ok(Self {
             listener,

@@ -109,6 +109,11 @@ impl Caller {
         Ok(entitlement(&self.subject(), feature)?)
     }
 
+    /// How far behind live the caller's plan is served, in seconds (0: live).
+    pub fn freshness_s(&self) -> u32 {
+        coliseum_domain::plans::entitlements(&self.subject()).freshness_s
+    }
+
     /// The signed-in user; `401` for nobody.
     pub fn user(&self) -> Result<&User, AppError> {
         self.user

@@ -20,6 +20,7 @@ use super::analytics::{decode_cursor, encode_cursor, rfc3339, visible_page};
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;
+use coliseum_engine::served::boundary;
 
 /// Movers look this far back (SCORING.md: "the last 7 days").
 const MOVERS_WINDOW: time::Duration = time::Duration::days(7);
@@ -49,15 +50,32 @@ fn check_board(caller: &Caller, board: DnaBoard) -> Result<(), AppError> {
     }
 }
 
-/// The publication to read: the current one, or one computed for `as_of`.
-async fn publication(state: &AppState, params: &Params, range: ScoreRange) -> Result<Arc<Publication>, AppError> {
+/// The publication to read: the one the caller's plan is served (live,
+/// or frozen at its freshness boundary), or one computed for `as_of`, which
+/// may not be newer than that.
+async fn publication(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+    range: ScoreRange,
+) -> Result<Arc<Publication>, AppError> {
     match params.get("as_of") {
-        None => Ok(state.dna.current()),
+        None => Ok(state.served.publication(caller.freshness_s())),
         Some(raw) => {
             let as_of = OffsetDateTime::parse(raw, &Rfc3339)
                 .map_err(|_| AppError::parameter("as_of", "must be an RFC 3339 instant"))?;
-            if as_of > state.clock.now() {
+            let now = state.clock.now();
+            if as_of > now {
                 return Err(AppError::parameter("as_of", "must not be in the future"));
+            }
+            let freshness = caller.freshness_s();
+            if freshness > 0 && as_of.unix_timestamp() > boundary(now, freshness) {
+                return Err(AppError::parameter(
+                    "as_of",
+                    format!(
+                        "must not be after the last {freshness}-second boundary: the newest state this plan is served"
+                    ),
+                ));
             }
             Ok(state.dna.at(as_of, range).await?)
         }
@@ -86,11 +104,11 @@ async fn leaderboard(
     }
     let limit = params.limit()? as usize;
     let (publication, offset) = match params.get("cursor") {
-        None => (publication(&state, &params, range).await?, 0),
+        None => (publication(&state, &caller, &params, range).await?, 0),
         Some(cursor) => {
             let (id, offset) = decode_cursor(cursor)
                 .ok_or_else(|| AppError::parameter("cursor", "is not a cursor this endpoint gave out"))?;
-            let publication = state.dna.publication(id).ok_or_else(|| AppError::Gone {
+            let publication = state.served.publication_by_id(id).ok_or_else(|| AppError::Gone {
                 detail: "the scores this cursor pages through are no longer kept; start again without a cursor"
                     .to_owned(),
             })?;
@@ -133,7 +151,7 @@ async fn artist(
     params.only(&["range", "as_of"])?;
     caller.may(Feature::DnaExplanation { artist: &artist })?;
     let range = read_score_range(&params)?;
-    let publication = publication(&state, &params, range).await?;
+    let publication = publication(&state, &caller, &params, range).await?;
     let scores = scores_of(&publication, range)?;
     let scored = scores.artist(&artist).ok_or_else(|| {
         AppError::NotFound(format!(
@@ -197,7 +215,10 @@ async fn movers_board(State(state): State<AppState>, caller: Caller, params: Par
     let range = read_score_range(&params)?;
     let limit = params.limit()? as usize;
     let since = state.clock.now() - MOVERS_WINDOW;
-    let mutations = state.store.mutations_since(since).await?;
+    // Nothing newer than the state the caller's plan is served.
+    let newest = state.served.publication(caller.freshness_s()).as_of;
+    let mut mutations = state.store.mutations_since(since).await?;
+    mutations.retain(|m| m.at <= newest);
     let gains = movers(&mutations, domain, range);
     Ok(Json(json!({
         "domain": domain.letter(),

@@ -105,7 +105,7 @@ async fn kpis(
             live_event,
         },
     };
-    let report = state.reads.kpis(&query).await?;
+    let report = state.served.kpis(&query, caller.freshness_s()).await?;
     let mut body = serde_json::Map::new();
     body.insert("scope".into(), json!(scope));
     body.insert("range".into(), range_json(range, report.from, report.to));

@@ -158,11 +158,11 @@ async fn leaderboard(
     let query = read_query(&state, &caller, read_metric(&metric)?, &params)?;
     let limit = params.limit()? as usize;
     let (ranking, offset): (Arc<Ranking>, usize) = match params.get("cursor") {
-        None => (state.reads.leaderboard(&query).await?, 0),
+        None => (state.served.leaderboard(&query, caller.freshness_s()).await?, 0),
         Some(cursor) => {
             let (id, offset) = decode_cursor(cursor)
                 .ok_or_else(|| AppError::parameter("cursor", "is not a cursor this endpoint gave out"))?;
-            let ranking = state.reads.snapshot(id).ok_or_else(|| AppError::Gone {
+            let ranking = state.served.snapshot(id).ok_or_else(|| AppError::Gone {
                 detail: "the ranking this cursor pages through is no longer kept; start again without a cursor"
                     .to_owned(),
             })?;
@@ -193,7 +193,7 @@ async fn around(
     params.only(&["range", "from", "to", "city", "genre", "live_event_id", "n"])?;
     let query = read_query(&state, &caller, read_metric(&metric)?, &params)?;
     let n = params.number("n", 0..=50, 5)? as usize;
-    let ranking = state.reads.leaderboard(&query).await?;
+    let ranking = state.served.leaderboard(&query, caller.freshness_s()).await?;
     let position = ranking.position(&artist).ok_or_else(|| {
         AppError::NotFound(format!(
             "artist `{artist}` is not ranked on this leaderboard (no {} in the range)",

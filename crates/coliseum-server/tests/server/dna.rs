@@ -50,14 +50,16 @@ async fn send_entries(app: &TestApp) -> usize {
     entries.len()
 }
 
-/// Waits (bounded) until the published scores reflect the whole log.
+/// Waits (bounded) until the published scores reflect the whole log, as
+/// a live (Enterprise) reader sees them; other plans' first reads then see
+/// them too.
 async fn published(app: &TestApp) {
     app.processed().await;
     let head = app.store.log_stats().await.expect("stats").head_seq;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let body: Value = app
-            .get("/v1/dna/leaderboards/overall", None)
+            .get("/v1/dna/leaderboards/overall", Some(app.reader().await))
             .await
             .json()
             .await

@@ -8,6 +8,7 @@ mod authorization;
 mod billing;
 mod dna;
 mod entitlements;
+mod freshness;
 mod identity;
 mod ingest;
 mod outage;

@@ -1,0 +1,264 @@
+//! Served snapshots: what plans below Enterprise are shown. PLANS.md sells
+//! freshness: Public, Free and Basic see the state as of the last 5-minute
+//! boundary, Pro as of the last minute, Enterprise the live state. Each
+//! board, KPI report or DNA publication read on a tier is frozen at that
+//! tier's boundary and served until the next; a refresher recomputes, just
+//! after each boundary, everything read on that tier during the period
+//! before, so the frozen value is the state of the boundary (to within the
+//! refresher's tick). A value nobody read for a whole period is dropped.
+//! The first read of a value on a node sees the state of its moment and is
+//! frozen from then on.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use coliseum_domain::clock::Clock;
+use coliseum_store::StoreError;
+use time::OffsetDateTime;
+
+use crate::dna::{Dna, Publication};
+use crate::reads::{BoardQuery, KpiQuery, KpiReport, Ranking, Reads};
+
+/// How often the refresher looks for boundaries passed.
+const TICK: Duration = Duration::from_millis(200);
+/// Frozen values kept at most per kind; past it, the map starts over.
+const KEPT: usize = 20_000;
+
+/// The start of the `period_s`-second period `now` is in, in Unix seconds.
+pub fn boundary(now: OffsetDateTime, period_s: u32) -> i64 {
+    let period = i64::from(period_s.max(1));
+    now.unix_timestamp().div_euclid(period) * period
+}
+
+#[derive(Debug)]
+struct Frozen<V> {
+    /// The boundary the value stands for.
+    boundary: i64,
+    value: V,
+    /// The boundary of the last period in which it was read.
+    read_in: i64,
+}
+
+/// Values frozen per key and period.
+#[derive(Debug)]
+pub struct FrozenMap<K, V> {
+    entries: Mutex<HashMap<(K, u32), Frozen<V>>>,
+}
+
+impl<K, V> Default for FrozenMap<K, V> {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> FrozenMap<K, V> {
+    /// The value frozen for `key` at the current boundary (or, while the
+    /// refresher has not reached it yet, the one before).
+    pub fn get(&self, key: &K, period_s: u32, now: OffsetDateTime) -> Option<V> {
+        let current = boundary(now, period_s);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let frozen = entries.get_mut(&(key.clone(), period_s))?;
+        if frozen.boundary < current - i64::from(period_s) {
+            return None;
+        }
+        frozen.read_in = current;
+        Some(frozen.value.clone())
+    }
+
+    pub fn put(&self, key: K, period_s: u32, now: OffsetDateTime, value: V) {
+        let current = boundary(now, period_s);
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= KEPT {
+            entries.clear();
+        }
+        let read_in = entries.get(&(key.clone(), period_s)).map_or(current, |f| f.read_in);
+        entries.insert(
+            (key, period_s),
+            Frozen {
+                boundary: current,
+                value,
+                read_in,
+            },
+        );
+    }
+
+    /// Keys read during the period before the current boundary whose value
+    /// is older than it; forgets those nobody read for a whole period.
+    fn due(&self, now: OffsetDateTime) -> Vec<(K, u32)> {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.retain(|(_, period), frozen| frozen.read_in >= boundary(now, *period) - i64::from(*period));
+        entries
+            .iter()
+            .filter(|((_, period), frozen)| frozen.boundary < boundary(now, *period))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    /// Any frozen value matching `found`.
+    fn find(&self, found: impl Fn(&V) -> bool) -> Option<V> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.values().map(|f| &f.value).find(|v| found(v)).cloned()
+    }
+}
+
+/// The reads of the tiers that are not live.
+pub struct Served {
+    reads: Arc<Reads>,
+    dna: Arc<Dna>,
+    clock: Arc<dyn Clock>,
+    boards: FrozenMap<BoardQuery, Arc<Ranking>>,
+    kpis: FrozenMap<KpiQuery, KpiReport>,
+    publications: FrozenMap<(), Arc<Publication>>,
+}
+
+impl std::fmt::Debug for Served {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Served").finish_non_exhaustive()
+    }
+}
+
+impl Served {
+    pub fn new(reads: Arc<Reads>, dna: Arc<Dna>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            reads,
+            dna,
+            clock,
+            boards: FrozenMap::default(),
+            kpis: FrozenMap::default(),
+            publications: FrozenMap::default(),
+        }
+    }
+
+    /// The leaderboard for `query` as a reader `freshness_s` behind sees it
+    /// (0: live).
+    pub async fn leaderboard(&self, query: &BoardQuery, freshness_s: u32) -> Result<Arc<Ranking>, StoreError> {
+        if freshness_s == 0 {
+            return self.reads.leaderboard(query).await;
+        }
+        let now = self.clock.now();
+        if let Some(ranking) = self.boards.get(query, freshness_s, now) {
+            return Ok(ranking);
+        }
+        let ranking = self.reads.leaderboard(query).await?;
+        self.boards.put(query.clone(), freshness_s, now, ranking.clone());
+        Ok(ranking)
+    }
+
+    /// A ranking handed out earlier, live or frozen, for its cursors.
+    pub fn snapshot(&self, id: u64) -> Option<Arc<Ranking>> {
+        self.reads.snapshot(id).or_else(|| self.boards.find(|r| r.id == id))
+    }
+
+    pub async fn kpis(&self, query: &KpiQuery, freshness_s: u32) -> Result<KpiReport, StoreError> {
+        if freshness_s == 0 {
+            return self.reads.kpis(query).await;
+        }
+        let now = self.clock.now();
+        if let Some(report) = self.kpis.get(query, freshness_s, now) {
+            return Ok(report);
+        }
+        let report = self.reads.kpis(query).await?;
+        self.kpis.put(query.clone(), freshness_s, now, report.clone());
+        Ok(report)
+    }
+
+    /// The DNA publication a reader `freshness_s` behind sees.
+    pub fn publication(&self, freshness_s: u32) -> Arc<Publication> {
+        if freshness_s == 0 {
+            return self.dna.current();
+        }
+        let now = self.clock.now();
+        if let Some(publication) = self.publications.get(&(), freshness_s, now) {
+            return publication;
+        }
+        let publication = self.dna.current();
+        self.publications.put((), freshness_s, now, publication.clone());
+        publication
+    }
+
+    /// A publication handed out earlier, live or frozen, for its cursors.
+    pub fn publication_by_id(&self, id: u64) -> Option<Arc<Publication>> {
+        self.dna
+            .publication(id)
+            .or_else(|| self.publications.find(|p| p.id == id))
+    }
+
+    /// Refreshes what is due at each boundary, until `shutdown` says stop.
+    pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(TICK);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !*shutdown.borrow() {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = shutdown.changed() => continue,
+            }
+            if let Err(error) = self.refresh().await {
+                tracing::warn!(error = %error, "served snapshots not refreshed");
+            }
+        }
+    }
+
+    /// Freezes, at the current boundary, every value read in the period before.
+    pub async fn refresh(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        for (query, period) in self.boards.due(now) {
+            let ranking = self.reads.leaderboard(&query).await?;
+            self.boards.put(query, period, now, ranking);
+        }
+        for (query, period) in self.kpis.due(now) {
+            let report = self.reads.kpis(&query).await?;
+            self.kpis.put(query, period, now, report);
+        }
+        for ((), period) in self.publications.due(now) {
+            self.publications.put((), period, now, self.dna.current());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn values_hold_until_the_next_boundary_then_refresh_only_if_read() {
+        let map: FrozenMap<&str, u32> = FrozenMap::default();
+        let at = |s: i64| datetime!(2026-11-24 12:00 UTC) + time::Duration::seconds(s);
+        assert_eq!(map.get(&"board", 300, at(10)), None);
+        map.put("board", 300, at(10), 1);
+        assert_eq!(map.get(&"board", 300, at(299)), Some(1), "held within the period");
+        assert!(map.due(at(299)).is_empty());
+        // Past the boundary: the old value until the refresher puts the new one.
+        assert_eq!(map.due(at(301)), [("board", 300)]);
+        assert_eq!(map.get(&"board", 300, at(301)), Some(1));
+        map.put("board", 300, at(301), 2);
+        assert_eq!(map.get(&"board", 300, at(350)), Some(2));
+        assert!(map.due(at(350)).is_empty());
+        // Not read during a whole period: forgotten rather than refreshed.
+        assert_eq!(map.due(at(601)), [("board", 300)], "read in the period before");
+        map.put("board", 300, at(601), 3);
+        assert!(map.due(at(1201)).is_empty(), "nobody read it from 600 to 900");
+        assert_eq!(map.get(&"board", 300, at(1201)), None);
+    }
+
+    #[test]
+    fn periods_are_separate_and_aligned_to_the_clock() {
+        assert_eq!(
+            boundary(datetime!(2026-11-24 12:04:59 UTC), 300),
+            boundary(datetime!(2026-11-24 12:00 UTC), 300)
+        );
+        assert_eq!(
+            boundary(datetime!(2026-11-24 12:05 UTC), 300) - boundary(datetime!(2026-11-24 12:04:59 UTC), 300),
+            300
+        );
+        let map: FrozenMap<&str, u32> = FrozenMap::default();
+        map.put("k", 300, datetime!(2026-11-24 12:00 UTC), 5);
+        assert_eq!(map.get(&"k", 60, datetime!(2026-11-24 12:00 UTC)), None);
+        assert_eq!(map.find(|v| *v == 5), Some(5));
+    }
+}

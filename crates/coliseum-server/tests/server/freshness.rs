@@ -1,0 +1,121 @@
+//! Freshness by plan (PLANS.md): Public, Free and Basic are served the state
+//! of the last 5-minute boundary, Pro of the last minute, Enterprise live.
+//! The engine's clock stands still here and is moved across boundaries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use coliseum_domain::clock::FixedClock;
+use coliseum_domain::plans::{Plan, Role};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::on_both_backends;
+use crate::support::{Backend, TestApp, spawn_app_with_clock};
+
+on_both_backends!(each_plan_is_served_the_state_of_its_last_boundary,);
+
+fn plays(prefix: &str, n: usize, at: OffsetDateTime) -> Value {
+    let events: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "event_id": format!("{prefix}-{i}"), "schema_version": 1, "type": "audio.play",
+                "timestamp": at.format(&Rfc3339).expect("format"),
+                "user_id": "fan_1", "artist_id": "art_1",
+                "metadata": {"city": "Oslo", "genre": "jazz"},
+                "engagement": {"duration_ms": 60000}
+            })
+        })
+        .collect();
+    json!({"events": events})
+}
+
+async fn art_1_plays(app: &TestApp, cookie: Option<&str>) -> i64 {
+    let response = app.get("/v1/leaderboards/plays?range=24h", cookie).await;
+    assert_eq!(response.status(), 200);
+    let board: Value = response.json().await.expect("json");
+    board["entries"][0]["value"].as_i64().unwrap_or(0)
+}
+
+async fn kpi_plays(app: &TestApp, cookie: Option<&str>) -> i64 {
+    let body: Value = app.get("/v1/kpis?range=24h", cookie).await.json().await.expect("json");
+    body["totals"]["plays"].as_i64().expect("plays")
+}
+
+/// Waits (on the real clock) until `read` gives `expected`: the refresher
+/// runs a few times a second.
+async fn eventually(expected: i64, mut read: impl AsyncFnMut() -> i64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = read().await;
+        if got == expected {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "expected {expected}, still {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn each_plan_is_served_the_state_of_its_last_boundary(backend: Backend) {
+    // A minute into a 5-minute period.
+    let now = OffsetDateTime::now_utc();
+    let period_start = now.replace_time(time::Time::from_hms(now.hour(), now.minute() / 5 * 5, 0).expect("time"));
+    let clock = Arc::new(FixedClock::new(period_start + time::Duration::seconds(61)));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    let played_at = period_start - time::Duration::minutes(10);
+    let free = app.make_user(Role::Fan, Plan::Free, &[], &[]).await;
+    let free = app.session_for(&free, time::Duration::hours(1)).await;
+    let pro = app.make_user(Role::Fan, Plan::Pro, &[], &[]).await;
+    let pro = app.session_for(&pro, time::Duration::hours(1)).await;
+    let enterprise = app.make_user(Role::Fan, Plan::Enterprise, &[], &[]).await;
+    let enterprise = app.session_for(&enterprise, time::Duration::hours(1)).await;
+
+    assert_eq!(app.deliver(&plays("a", 3, played_at)).await.status(), 202);
+    app.processed().await;
+    for cookie in [None, Some(free.as_str()), Some(pro.as_str()), Some(enterprise.as_str())] {
+        assert_eq!(art_1_plays(&app, cookie).await, 3);
+        assert_eq!(kpi_plays(&app, cookie).await, 3);
+    }
+
+    // New plays: only Enterprise sees them at once.
+    assert_eq!(app.deliver(&plays("b", 2, played_at)).await.status(), 202);
+    app.processed().await;
+    assert_eq!(art_1_plays(&app, Some(&enterprise)).await, 5);
+    assert_eq!(kpi_plays(&app, Some(&enterprise)).await, 5);
+    for cookie in [None, Some(free.as_str()), Some(pro.as_str())] {
+        assert_eq!(art_1_plays(&app, cookie).await, 3, "frozen until the boundary");
+        assert_eq!(kpi_plays(&app, cookie).await, 3);
+    }
+
+    // The next minute: Pro catches up, the 5-minute plans do not.
+    clock.set(period_start + time::Duration::seconds(120));
+    eventually(5, async || art_1_plays(&app, Some(&pro)).await).await;
+    eventually(5, async || kpi_plays(&app, Some(&pro)).await).await;
+    assert_eq!(art_1_plays(&app, Some(&free)).await, 3);
+    assert_eq!(art_1_plays(&app, None).await, 3);
+
+    // The next 5-minute boundary: everyone has the state as of it.
+    clock.set(period_start + time::Duration::seconds(300));
+    eventually(5, async || art_1_plays(&app, Some(&free)).await).await;
+    eventually(5, async || art_1_plays(&app, None).await).await;
+    eventually(5, async || kpi_plays(&app, Some(&free)).await).await;
+
+    // A DNA `as_of` past the plan's boundary would be live data.
+    clock.set(period_start + time::Duration::seconds(330));
+    let later = (period_start + time::Duration::seconds(310))
+        .format(&Rfc3339)
+        .expect("format");
+    let response = app
+        .get(&format!("/v1/dna/leaderboards/overall?as_of={later}"), Some(&free))
+        .await;
+    assert_eq!(response.status(), 422);
+    let response = app
+        .get(
+            &format!("/v1/dna/leaderboards/overall?as_of={later}"),
+            Some(&enterprise),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
