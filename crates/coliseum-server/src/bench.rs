@@ -3,4 +3,5 @@
 
 pub mod dna;
 pub mod ingest;
+pub mod limits;
 pub mod pipeline;

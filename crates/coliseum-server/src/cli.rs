@@ -195,4 +195,6 @@ pub enum BenchCommand {
     Pipeline(crate::bench::pipeline::PipelineBenchArgs),
     /// Recomputing the fifteen DNA boards from the in-memory aggregates.
     Dna(crate::bench::dna::DnaBenchArgs),
+    /// What a rate-limit check costs, in memory and in Redis.
+    Limits(crate::bench::limits::LimitsBenchArgs),
 }

@@ -58,5 +58,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest::run(args).await,
         Command::Bench(BenchCommand::Pipeline(args)) => bench::pipeline::run(args).await,
         Command::Bench(BenchCommand::Dna(args)) => bench::dna::run(args).await,
+        Command::Bench(BenchCommand::Limits(args)) => bench::limits::run(args).await,
     }
 }

@@ -127,7 +127,9 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
     );
 
     reads(&node.base_url, &key, args, backend, &database.url).await?;
-    freshness(&node.base_url, &key, args).await?;
+    // Only Enterprise is served live (PLANS.md): the freshness probes read as it.
+    let live_reader = reader(&node.base_url, &database.url, "enterprise").await?;
+    freshness(&node.base_url, &key, &live_reader, args).await?;
     node.stop().await;
 
     let rebuild = rebuild(&database.url).await?;
@@ -324,24 +326,28 @@ async fn reads(
     println!("|---|---|---|---|---|---|---|");
     let healthz = get_load(base_url, "/healthz", None, args.connections, duration).await?;
     // Filters need a plan (PLANS.md): city boards are read by a signed-in Free user.
-    let reader = free_reader(base_url, database_url).await?;
+    let free = reader(base_url, database_url, "free").await?;
     row("`/healthz` (the HTTP ceiling)", &healthz, "");
     let stop = Arc::new(AtomicBool::new(false));
     let writers = background(base_url, key, args.background_rate, "reads", stop.clone());
+    // Public and Free are served boards frozen at the last 5-minute boundary,
+    // Enterprise the live ones (PLANS.md): both paths are measured.
+    let live = reader(base_url, database_url, "enterprise").await?;
     for range in ["24h", "7d", "30d"] {
-        for city in [None, Some("lagos")] {
-            let mut path = format!("/v1/leaderboards/plays?range={range}&limit=25");
-            if let Some(city) = city {
-                path.push_str(&format!("&city={city}"));
-            }
-            let cookie = city.map(|_| reader.as_str());
+        let readers = [
+            ("", None, "Public: anonymous, 5-minute snapshot"),
+            (
+                "&city=lagos",
+                Some(free.as_str()),
+                "Free: city lagos, 5-minute snapshot",
+            ),
+            ("", Some(live.as_str()), "Enterprise: live"),
+        ];
+        for (filter, cookie, who) in readers {
+            let path = format!("/v1/leaderboards/plays?range={range}&limit=25{filter}");
             let measured = get_load(base_url, &path, cookie, args.connections, duration).await?;
             row(
-                &format!(
-                    "top 25, {range}{}",
-                    city.map(|c| format!(", city {c}, signed in (Free)"))
-                        .unwrap_or_default()
-                ),
+                &format!("top 25, {range}, {who}"),
                 &measured,
                 &format!(
                     "{:.2}× `/healthz`",
@@ -432,7 +438,12 @@ async fn sql_baseline(backend: &str, database_url: &str, duration: Duration) -> 
 
 /// Single-entry webhooks at the freshness rate; every 50 ms one of them is a
 /// probe for an artist of its own, read back until it is ranked.
-async fn freshness(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBenchArgs) -> anyhow::Result<()> {
+async fn freshness(
+    base_url: &str,
+    key: &Arc<WebhookKey>,
+    cookie: &str,
+    args: &PipelineBenchArgs,
+) -> anyhow::Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let writers = background(base_url, key, args.freshness_rate, "fresh", stop.clone());
     let client = reqwest::Client::new();
@@ -445,6 +456,7 @@ async fn freshness(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBenchAr
         ticks.tick().await;
         n += 1;
         let (client, url, key, base) = (client.clone(), url.clone(), key.clone(), base_url.to_owned());
+        let cookie = cookie.to_owned();
         probes.push(tokio::spawn(async move {
             let artist = format!("probe_{n}");
             let body = play(&format!("probe-{n}"), &artist).to_string();
@@ -454,7 +466,15 @@ async fn freshness(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBenchAr
             let acknowledged = Instant::now();
             let read = format!("http://{base}/v1/leaderboards/plays/around/{artist}?range=1h&n=0");
             while acknowledged.elapsed() < Duration::from_secs(30) {
-                if client.get(&read).send().await.ok()?.status() == 200 {
+                if client
+                    .get(&read)
+                    .header(reqwest::header::COOKIE, &cookie)
+                    .send()
+                    .await
+                    .ok()?
+                    .status()
+                    == 200
+                {
                     return Some(acknowledged.elapsed().as_micros() as u64);
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -490,14 +510,15 @@ async fn freshness(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBenchAr
     Ok(())
 }
 
-/// Creates a Free fan with `coliseum users create` and signs in; returns
-/// the session's `Cookie` value.
-async fn free_reader(base_url: &str, database_url: &str) -> anyhow::Result<String> {
+/// Creates a fan on `plan` with `coliseum users create` and signs in;
+/// returns the session's `Cookie` value.
+async fn reader(base_url: &str, database_url: &str, plan: &str) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("locating the coliseum binary")?;
-    let (email, password) = ("bench-reader@example.com", "bench reader password");
+    let email = format!("bench-reader-{plan}@example.com");
+    let password = "bench reader password";
     let output = tokio::process::Command::new(exe)
-        .args(["users", "create", "--database-url", database_url, "--email", email])
-        .args(["--password", password, "--role", "fan", "--plan", "free"])
+        .args(["users", "create", "--database-url", database_url, "--email", &email])
+        .args(["--password", password, "--role", "fan", "--plan", plan])
         .env("RUST_LOG", "warn")
         .output()
         .await?;
