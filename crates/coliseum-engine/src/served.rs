@@ -23,7 +23,8 @@ use crate::reads::{BoardQuery, KpiQuery, KpiReport, Ranking, Reads};
 
 /// How often the refresher looks for boundaries passed.
 const TICK: Duration = Duration::from_millis(200);
-/// Frozen values kept at most per kind; past it, the map starts over.
+/// Frozen values kept at most per kind; past it, values not read in the
+/// current period make room, and if none, a new value is not kept.
 const KEPT: usize = 20_000;
 
 /// The start of the `period_s`-second period `now` is in, in Unix seconds.
@@ -73,7 +74,13 @@ impl<K: Hash + Eq + Clone, V: Clone> FrozenMap<K, V> {
         let current = boundary(now, period_s);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= KEPT {
-            entries.clear();
+            // Full: what was not read in this period goes first, so that one
+            // caller's many new keys cannot flush everyone's frozen values.
+            entries.retain(|(_, period), frozen| frozen.read_in >= boundary(now, *period));
+            if entries.len() >= KEPT && !entries.contains_key(&(key.clone(), period_s)) {
+                // Still full of values read this period: this one is served unkept.
+                return;
+            }
         }
         let read_in = entries.get(&(key.clone(), period_s)).map_or(current, |f| f.read_in);
         entries.insert(
@@ -98,10 +105,15 @@ impl<K: Hash + Eq + Clone, V: Clone> FrozenMap<K, V> {
             .collect()
     }
 
-    /// Any frozen value matching `found`.
-    fn find(&self, found: impl Fn(&V) -> bool) -> Option<V> {
+    /// A value frozen for `period_s` matching `found`.
+    fn find(&self, period_s: u32, found: impl Fn(&V) -> bool) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.values().map(|f| &f.value).find(|v| found(v)).cloned()
+        entries
+            .iter()
+            .filter(|((_, period), _)| *period == period_s)
+            .map(|(_, f)| &f.value)
+            .find(|v| found(v))
+            .cloned()
     }
 }
 
@@ -148,9 +160,14 @@ impl Served {
         Ok(ranking)
     }
 
-    /// A ranking handed out earlier, live or frozen, for its cursors.
-    pub fn snapshot(&self, id: u64) -> Option<Arc<Ranking>> {
-        self.reads.snapshot(id).or_else(|| self.boards.find(|r| r.id == id))
+    /// A ranking handed out earlier to a reader `freshness_s` behind, for
+    /// its cursors: a live one only to live readers (ids are sequential, and
+    /// a cursor must not be a way to the live state).
+    pub fn snapshot(&self, id: u64, freshness_s: u32) -> Option<Arc<Ranking>> {
+        if freshness_s == 0 {
+            return self.reads.snapshot(id);
+        }
+        self.boards.find(freshness_s, |r| r.id == id)
     }
 
     pub async fn kpis(&self, query: &KpiQuery, freshness_s: u32) -> Result<KpiReport, StoreError> {
@@ -180,11 +197,13 @@ impl Served {
         publication
     }
 
-    /// A publication handed out earlier, live or frozen, for its cursors.
-    pub fn publication_by_id(&self, id: u64) -> Option<Arc<Publication>> {
-        self.dna
-            .publication(id)
-            .or_else(|| self.publications.find(|p| p.id == id))
+    /// A publication handed out earlier to a reader `freshness_s` behind,
+    /// for its cursors (live ones to live readers only).
+    pub fn publication_by_id(&self, id: u64, freshness_s: u32) -> Option<Arc<Publication>> {
+        if freshness_s == 0 {
+            return self.dna.publication(id);
+        }
+        self.publications.find(freshness_s, |p| p.id == id)
     }
 
     /// Refreshes what is due at each boundary, until `shutdown` says stop.
@@ -259,6 +278,7 @@ mod tests {
         let map: FrozenMap<&str, u32> = FrozenMap::default();
         map.put("k", 300, datetime!(2026-11-24 12:00 UTC), 5);
         assert_eq!(map.get(&"k", 60, datetime!(2026-11-24 12:00 UTC)), None);
-        assert_eq!(map.find(|v| *v == 5), Some(5));
+        assert_eq!(map.find(300, |v| *v == 5), Some(5));
+        assert_eq!(map.find(60, |v| *v == 5), None, "not a Pro reader's value");
     }
 }

@@ -143,6 +143,24 @@ fn metadata_user(object: &Value) -> Option<i64> {
     value.as_i64().or_else(|| value.as_str()?.parse().ok())
 }
 
+/// The price an invoice renews: of its lines that are not prorations (a
+/// mid-cycle change lists the unused time of the old price too), the one
+/// whose period ends last.
+fn invoice_price(invoice: &Value) -> Option<String> {
+    let lines = invoice.pointer("/lines/data")?.as_array()?;
+    lines
+        .iter()
+        .filter(|line| line.get("proration").and_then(Value::as_bool) != Some(true))
+        .max_by_key(|line| line.pointer("/period/end").and_then(Value::as_i64).unwrap_or(0))
+        .and_then(|line| {
+            id_of(line.get("price")).or_else(|| {
+                line.pointer("/pricing/price_details/price")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+        })
+}
+
 fn meaning(kind: &str, object: &Value, created: i64, settings: &StripeSettings) -> Result<Meaning, String> {
     let customer =
         || id_of(object.get("customer")).ok_or_else(|| format!("a {kind} event needs `data.object.customer`"));
@@ -177,18 +195,18 @@ fn meaning(kind: &str, object: &Value, created: i64, settings: &StripeSettings) 
                 other => (None, Some(format!("status `{other}` keeps the plan as it is"))),
             }
         }
-        "customer.subscription.deleted" | "invoice.payment_failed" => (Some(Plan::Free), None),
-        "invoice.paid" => {
-            let line = object.pointer("/lines/data/0");
-            let price = line.and_then(|line| {
-                id_of(line.get("price")).or_else(|| {
-                    line.pointer("/pricing/price_details/price")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned)
-                })
-            });
-            plan_of(price)
-        }
+        "customer.subscription.deleted" => (Some(Plan::Free), None),
+        // Stripe retries a failed payment (the subscription is `past_due`
+        // meanwhile, and keeps its plan); an invoice left unpaid after the
+        // last attempt (`next_payment_attempt: null`) ends the plan.
+        "invoice.payment_failed" => match object.get("next_payment_attempt") {
+            Some(Value::Null) | None => (Some(Plan::Free), None),
+            Some(_) => (
+                None,
+                Some("Stripe will retry the payment; the plan stays meanwhile".to_owned()),
+            ),
+        },
+        "invoice.paid" => plan_of(invoice_price(object)),
         "payment_intent.succeeded" => return Ok(payment(object, created, settings)),
         other => return Ok(Meaning::Ignored(format!("`{other}` events are not handled"))),
     };
@@ -337,10 +355,33 @@ mod tests {
             panic!("a plan event");
         };
         assert_eq!(plan, None, "past due keeps the plan while Stripe retries");
-        let Meaning::Plan { plan, .. } = read("invoice.payment_failed", json!({"customer": "cus_1"})) else {
+        let Meaning::Plan { plan, .. } = read(
+            "invoice.payment_failed",
+            json!({"customer": "cus_1", "next_payment_attempt": 1_700_086_400}),
+        ) else {
             panic!("a plan event");
         };
-        assert_eq!(plan, Some(Plan::Free));
+        assert_eq!(plan, None, "Stripe retries: the plan stays");
+        let Meaning::Plan { plan, .. } = read(
+            "invoice.payment_failed",
+            json!({"customer": "cus_1", "next_payment_attempt": null}),
+        ) else {
+            panic!("a plan event");
+        };
+        assert_eq!(plan, Some(Plan::Free), "no attempt left: unpaid");
+        let upgrade = json!({"customer": "cus_1", "lines": {"data": [
+            {"proration": true, "price": {"id": "price_basic"}, "period": {"end": 1_700_500_000}},
+            {"proration": false, "price": {"id": "price_pro"}, "period": {"end": 1_702_000_000}},
+            {"proration": false, "price": {"id": "price_basic"}, "period": {"end": 1_699_000_000}},
+        ]}});
+        let Meaning::Plan { plan, .. } = read("invoice.paid", upgrade) else {
+            panic!("a plan event");
+        };
+        assert_eq!(
+            plan,
+            Some(Plan::Pro),
+            "the renewed price, not the proration of the old one"
+        );
         let checkout = read(
             "checkout.session.completed",
             json!({"customer": "cus_1", "client_reference_id": "42"}),

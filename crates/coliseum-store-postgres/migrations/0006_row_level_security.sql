@@ -66,3 +66,43 @@ GRANT SELECT ON users, user_artists, user_live_events, sessions, api_keys, strip
     audit_log, passport_entries, kpi_cells, fan_days TO coliseum_restricted;
 GRANT EXECUTE ON FUNCTION coliseum_acting_user(), coliseum_linked_artists(), coliseum_hosted_live_events()
     TO coliseum_restricted;
+
+-- The log's monthly partitions are tables of their own: read directly they
+-- would sidestep the parent's policies, and some platforms grant new tables
+-- to API roles by default. Each gets row-level security without a policy
+-- (only the owner reads it) and no grant, now and as months are added.
+CREATE OR REPLACE FUNCTION coliseum_ensure_month(month_start DATE) RETURNS VOID
+LANGUAGE plpgsql AS $$
+DECLARE
+    first_day DATE := date_trunc('month', month_start)::DATE;
+    partition TEXT := 'passport_entries_' || to_char(first_day, 'YYYY_MM');
+BEGIN
+    IF to_regclass(partition) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE format(
+        'CREATE TABLE %I PARTITION OF passport_entries FOR VALUES FROM (%L) TO (%L)',
+        partition,
+        first_day::TEXT || ' 00:00:00+00',
+        (first_day + INTERVAL '1 month')::DATE::TEXT || ' 00:00:00+00');
+    EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', partition);
+    EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', partition);
+EXCEPTION
+    -- Another node created it at the same moment.
+    WHEN duplicate_table OR unique_violation THEN NULL;
+END;
+$$;
+
+DO $$
+DECLARE
+    partition TEXT;
+BEGIN
+    FOR partition IN
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'passport_entries'::regclass
+    LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', partition);
+        EXECUTE format('REVOKE ALL ON %I FROM PUBLIC', partition);
+    END LOOP;
+END
+$$;

@@ -25,6 +25,10 @@ fn api_key(row: ApiKeyRow) -> ApiKey {
     }
 }
 
+/// The advisory-lock class of Stripe customers ("stri"); the object is the
+/// hash of the customer id.
+const STRIPE_CUSTOMER_LOCKS: i32 = 0x7374_7269;
+
 const API_KEY_COLUMNS: &str = "id, user_id, name, prefix, created_at, revoked_at";
 
 impl PostgresStore {
@@ -73,25 +77,32 @@ impl PostgresStore {
         if let Some(user) = self.find_user("external_id = $1", external_id.to_owned()).await? {
             return Ok(user);
         }
-        let now = OffsetDateTime::now_utc();
-        // A new Free fan, or the account with that email, now linked. The
-        // empty password hash never verifies: such accounts sign in through
-        // Supabase only.
-        sqlx::query(
+        // A new Free fan. Never the existing account with that email: the
+        // identity provider's word on an email is no proof of owning the
+        // account here (an unconfirmed signup there would take it over).
+        // The empty password hash never verifies: such accounts sign in
+        // through Supabase only.
+        let created: Option<i64> = sqlx::query_scalar(
             "INSERT INTO users (email, password_hash, role, plan, created_at, updated_at, external_id) \
-             VALUES ($1, '', 'fan', 'free', $2, $2, $3) \
-             ON CONFLICT (email) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at \
-             WHERE users.external_id IS NULL",
+             VALUES ($1, '', 'fan', 'free', $2, $2, $3) ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(email.to_lowercase())
-        .bind(now)
+        .bind(OffsetDateTime::now_utc())
         .bind(external_id)
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(classify)?;
-        self.find_user("external_id = $1", external_id.to_owned())
-            .await?
-            .ok_or_else(|| StoreError::Conflict(format!("{email} belongs to another external identity")))
+        match created {
+            Some(id) => self
+                .user_with_id(id)
+                .await?
+                .ok_or_else(|| StoreError::Internal("a user vanished as it was created".to_owned())),
+            // Another request for the same subject just made it, or the email is taken.
+            None => self
+                .find_user("external_id = $1", external_id.to_owned())
+                .await?
+                .ok_or_else(|| StoreError::Conflict(format!("{email} belongs to an account of this server"))),
+        }
     }
 
     pub(crate) async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
@@ -157,6 +168,14 @@ impl PostgresStore {
 impl Billing for PostgresStore {
     async fn record_stripe_event(&self, change: &StripeChange) -> Result<StripeOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
+        // One customer's events one at a time: two read-then-write
+        // transactions at once would each apply over the same `applied_order`.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(STRIPE_CUSTOMER_LOCKS)
+            .bind(&change.customer_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
         let inserted = sqlx::query(
             "INSERT INTO stripe_events (event_id, customer_id, event_order, plan, received_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (event_id) DO NOTHING",

@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             external_identities_find_link_or_create_users,
             api_keys_are_found_by_hash_until_revoked,
             stripe_events_apply_once_in_order_and_wait_for_a_link,
+            concurrent_stripe_events_leave_the_newest_plan,
             audit_records_filter_and_page_newest_first,
         );
     };
@@ -683,14 +684,16 @@ pub async fn external_identities_find_link_or_create_users(store: Arc<dyn Store>
     let again = store.external_user("sub-1", "changed@example.com").await.expect("find");
     assert_eq!(again.id, made.id, "found by subject, whatever the email says now");
 
-    let local = store
-        .upsert_user(&new_user("artist@example.com", Role::Artist, Plan::Pro))
+    store
+        .upsert_user(&new_user("admin@example.com", Role::Admin, Plan::Enterprise))
         .await
         .expect("create");
-    let linked = store.external_user("sub-2", "ARTIST@example.com").await.expect("link");
-    assert_eq!(linked, local, "the account with that email, linked");
-
-    let other = store.external_user("sub-3", "artist@example.com").await;
+    let takeover = store.external_user("sub-2", "ADMIN@example.com").await;
+    assert!(
+        matches!(takeover, Err(StoreError::Conflict(_))),
+        "an account is never linked by email alone: {takeover:?}"
+    );
+    let other = store.external_user("sub-3", "fan@example.com").await;
     assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
     let credentials = store
         .user_credentials("fan@example.com")
@@ -901,4 +904,55 @@ pub async fn audit_records_filter_and_page_newest_first(store: Arc<dyn Store>) {
         .await
         .expect("read");
     assert_eq!(since.len(), 2);
+}
+
+pub async fn concurrent_stripe_events_leave_the_newest_plan(store: Arc<dyn Store>) {
+    let user = store
+        .upsert_user(&new_user("racer@example.com", Role::Fan, Plan::Free))
+        .await
+        .expect("create");
+    let link = StripeChange {
+        event_id: "evt_link".to_owned(),
+        customer_id: "cus_race".to_owned(),
+        order: 0,
+        link_user: Some(user.id),
+        plan: None,
+        received_at: at(),
+    };
+    store.record_stripe_event(&link).await.expect("link");
+    let plans = [Plan::Basic, Plan::Pro, Plan::Enterprise, Plan::Free];
+    // 40 events at once, in a scrambled order; the one of order 40 is Basic.
+    let tasks: Vec<_> = (1..=40_i64)
+        .map(|i| {
+            let store = store.clone();
+            let order = (i * 17) % 41;
+            let plan = if order == 40 {
+                Plan::Basic
+            } else {
+                plans[(order % 4) as usize]
+            };
+            tokio::spawn(async move {
+                store
+                    .record_stripe_event(&StripeChange {
+                        event_id: format!("evt_{order}"),
+                        customer_id: "cus_race".to_owned(),
+                        order,
+                        link_user: None,
+                        plan: Some(plan),
+                        received_at: at(),
+                    })
+                    .await
+                    .expect("record")
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("joined");
+    }
+    let plan = store.user_by_id(user.id).await.expect("read").expect("user").plan;
+    assert_eq!(
+        plan,
+        Plan::Basic,
+        "the plan of the newest event, whatever order they committed in"
+    );
 }

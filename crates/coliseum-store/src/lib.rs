@@ -175,8 +175,9 @@ pub trait Accounts: Send + Sync {
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
 
     /// The user an external identity provider (Supabase) knows as
-    /// `external_id`: found by that id, else the account with that email
-    /// (linked to it from then on), else a new Free fan without a password.
+    /// `external_id`: found by that id, else a new Free fan with that email
+    /// and no password. An email that already belongs to an account is a
+    /// conflict: accounts are never linked by email alone.
     async fn external_user(&self, external_id: &str, email: &str) -> Result<User, StoreError>;
 
     async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;

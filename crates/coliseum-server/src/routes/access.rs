@@ -322,19 +322,30 @@ pub async fn guard(
     if matches!(access, Access::Operations | Access::Signature) {
         return next.run(request).await;
     }
+    let ip = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
     let caller = match identify(&state, request.headers()).await {
         Ok(caller) => caller,
-        Err(error) => return error.into_response(),
+        Err(error) => {
+            // Failed credentials count against the address, as anonymous
+            // requests do: guessing keys or tokens is rate-limited too.
+            if state.settings.rate_limits {
+                let (key, quota) = Caller::ANONYMOUS.rate_limit(ip);
+                let decision = state.limiter.check(&key, quota).await;
+                if !decision.allowed {
+                    return AppError::RateLimited(decision).into_response();
+                }
+            }
+            return error.into_response();
+        }
     };
     if let Err(error) = check_csrf(&caller, &method, path, request.headers()) {
         return error.into_response();
     }
     let decision = if state.settings.rate_limits {
         {
-            let ip = request
-                .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip());
             let (key, quota) = caller.rate_limit(ip);
             let decision = state.limiter.check(&key, quota).await;
             if !decision.allowed {
@@ -368,9 +379,11 @@ pub async fn guard(
 }
 
 fn rule(method: &Method, path: &str) -> Option<Access> {
+    // The router answers HEAD with the GET handler: it is a GET for the rules too.
+    let method = if method == Method::HEAD { "GET" } else { method.as_str() };
     RULES
         .iter()
-        .find(|(m, p, _)| *p == path && *m == method.as_str())
+        .find(|(m, p, _)| *p == path && *m == method)
         .map(|(_, _, access)| *access)
 }
 

@@ -84,6 +84,13 @@ async fn checkout(
         ("cancel_url", return_url(&state, "/billing")),
     ];
     match state.store.stripe_customer(user.id).await? {
+        // One subscription per account: a second one would make the plan
+        // whichever subscription changed last.
+        Some(_) if user.plan >= Plan::Basic => {
+            return Err(AppError::Conflict(
+                "this account already has a subscription; change or cancel it in the billing portal".to_owned(),
+            ));
+        }
         Some(customer) => form.push(("customer", customer)),
         None => form.push(("customer_email", user.email.clone())),
     }

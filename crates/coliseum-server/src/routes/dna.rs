@@ -108,10 +108,13 @@ async fn leaderboard(
         Some(cursor) => {
             let (id, offset) = decode_cursor(cursor)
                 .ok_or_else(|| AppError::parameter("cursor", "is not a cursor this endpoint gave out"))?;
-            let publication = state.served.publication_by_id(id).ok_or_else(|| AppError::Gone {
-                detail: "the scores this cursor pages through are no longer kept; start again without a cursor"
-                    .to_owned(),
-            })?;
+            let publication = state
+                .served
+                .publication_by_id(id, caller.freshness_s())
+                .ok_or_else(|| AppError::Gone {
+                    detail: "the scores this cursor pages through are no longer kept; start again without a cursor"
+                        .to_owned(),
+                })?;
             (publication, offset)
         }
     };

@@ -162,10 +162,13 @@ async fn leaderboard(
         Some(cursor) => {
             let (id, offset) = decode_cursor(cursor)
                 .ok_or_else(|| AppError::parameter("cursor", "is not a cursor this endpoint gave out"))?;
-            let ranking = state.served.snapshot(id).ok_or_else(|| AppError::Gone {
-                detail: "the ranking this cursor pages through is no longer kept; start again without a cursor"
-                    .to_owned(),
-            })?;
+            let ranking = state
+                .served
+                .snapshot(id, caller.freshness_s())
+                .ok_or_else(|| AppError::Gone {
+                    detail: "the ranking this cursor pages through is no longer kept; start again without a cursor"
+                        .to_owned(),
+                })?;
             if ranking.query != query {
                 return Err(AppError::parameter(
                     "cursor",

@@ -364,6 +364,14 @@ async fn checkout_and_portal_sessions_come_from_the_stripe_api(backend: Backend)
     assert_eq!(path, "/v1/billing_portal/sessions");
     assert_eq!(form_value(body, "customer").as_deref(), Some("cus_portal"));
     assert_eq!(calls.len(), 2, "refused requests never reach Stripe");
+    // Subscribed: a second checkout would make a second subscription.
+    let subscribed = subscription("cus_portal", "active", "price_pro", None);
+    deliver(&app, &event("evt_2", "customer.subscription.created", 2, subscribed)).await;
+    let again = app
+        .post_as("/v1/billing/checkout", &cookie, Some(&json!({"plan": "enterprise"})))
+        .await;
+    assert_problem(again, 409, "conflict").await;
+    assert_eq!(recorded.lock().expect("lock").len(), 2);
     app.stop().await;
 
     // A Stripe API that cannot be reached is a 502, not a hang or a 500.

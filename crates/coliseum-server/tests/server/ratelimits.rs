@@ -51,12 +51,22 @@ async fn limits_follow_the_plan_per_session_and_per_ip(backend: Backend) {
         (200, 600)
     );
 
-    // Without credentials: 30 a minute per IP.
-    for used in 1..=30 {
+    // Without credentials: 30 a minute per IP, HEAD requests and failed
+    // credentials included.
+    for used in 1..=28 {
         let response = app.get("/v1/leaderboards/plays", None).await;
         assert_eq!(response.status(), 200, "anonymous request {used}");
     }
+    let head = app
+        .client
+        .head(format!("{}/v1/leaderboards/plays", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!((head.status().as_u16(), header(&head, "ratelimit-remaining")), (200, 1));
+    assert_eq!(app.get_bearer("/v1/me", "ck_guessed").await.status(), 401, "the 30th");
     assert_problem(app.get("/v1/leaderboards/plays", None).await, 429, "rate-limited").await;
+    assert_problem(app.get_bearer("/v1/me", "ck_guessed-again").await, 429, "rate-limited").await;
     // Health checks and signed webhooks are not counted.
     assert_eq!(app.get("/healthz", None).await.status(), 200);
     assert_eq!(app.deliver(&crate::support::play("rl-1")).await.status(), 202);
