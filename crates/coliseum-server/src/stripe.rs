@@ -312,6 +312,25 @@ mod tests {
         assert_eq!(verify(SECRET, None, body, 1_000), Err(SignatureError::Missing));
     }
 
+    /// A header made by Stripe's own Node library
+    /// (`stripe.webhooks.generateTestHeaderString`, stripe 17), which its
+    /// `constructEvent` accepts.
+    #[test]
+    fn verifies_what_stripes_library_signs() {
+        let payload = br#"{"id":"evt_1","type":"customer.subscription.created","created":1700000000}"#;
+        let header = "t=1700000000,v1=8d8b153237d405de7bdd40aebd8a60aef536515bb595d4876cdf5f88a87912ec";
+        let secret = "whsec_stripe_test_endpoint_secret";
+        assert_eq!(verify(secret, Some(header), payload, 1_700_000_000), Ok(()));
+        assert_eq!(
+            format!("t=1700000000,v1={}", sign(secret, 1_700_000_000, payload)),
+            header
+        );
+        assert_eq!(
+            verify(secret, Some(header), payload, 1_700_000_301),
+            Err(SignatureError::OutsideTolerance)
+        );
+    }
+
     fn event(kind: &str, object: Value) -> Vec<u8> {
         json!({"id": "evt_1", "type": kind, "created": 1_700_000_000, "data": {"object": object}})
             .to_string()
