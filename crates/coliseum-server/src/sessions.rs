@@ -104,6 +104,21 @@ impl<V: Clone> CredentialCache<V> {
         (at.elapsed() < SESSION_CACHE_TTL).then(|| value.clone())
     }
 
+    /// The cached value, else what `fetch` finds (cached when found).
+    pub async fn get_or_fetch<E, Fut>(&self, hash: &[u8], fetch: impl FnOnce() -> Fut) -> Result<Option<V>, E>
+    where
+        Fut: std::future::Future<Output = Result<Option<V>, E>>,
+    {
+        if let Some(value) = self.get(hash) {
+            return Ok(Some(value));
+        }
+        let found = fetch().await?;
+        if let Some(value) = &found {
+            self.put(hash.to_vec(), value.clone());
+        }
+        Ok(found)
+    }
+
     pub fn put(&self, hash: Vec<u8>, value: V) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if entries.len() >= SESSION_CACHE_MAX {

@@ -408,12 +408,9 @@ impl Accounts for PostgresStore {
         .map_err(classify)?;
         replace_links(&mut tx, id, user).await?;
         tx.commit().await.map_err(classify)?;
-        let row: UserRow = sqlx::query_as("SELECT id, email, role, plan, password_hash FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(classify)?;
-        load_user(&self.pool, row).await
+        self.user_with_id(id)
+            .await?
+            .ok_or_else(|| StoreError::Internal("a user vanished as it was saved".to_owned()))
     }
 
     async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {

@@ -229,16 +229,12 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
         return Ok(Caller::ANONYMOUS);
     };
     let hash = sessions::token_hash(token);
-    let user = match state.sessions.get(&hash) {
-        Some(user) => Some(user),
-        None => {
-            let user = state.store.session_user(&hash, state.clock.now()).await?;
-            if let Some(user) = &user {
-                state.sessions.put(hash, user.clone());
-            }
-            user
-        }
-    };
+    let user = state
+        .sessions
+        .get_or_fetch(&hash, || async {
+            Ok::<_, AppError>(state.store.session_user(&hash, state.clock.now()).await?)
+        })
+        .await?;
     Ok(match user {
         Some(user) => Caller {
             user: Some(user),
@@ -250,18 +246,13 @@ pub async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
 
 async fn api_key_caller(state: &AppState, key: &str) -> Result<Caller, AppError> {
     let hash = credentials::api_key_hash(key);
-    let (user, key_id) = match state.api_keys.get(&hash) {
-        Some(found) => found,
-        None => {
-            let found = state
-                .store
-                .api_key_user(&hash)
-                .await?
-                .ok_or_else(|| AppError::Unauthorized("the API key is not valid or was revoked".to_owned()))?;
-            state.api_keys.put(hash, found.clone());
-            found
-        }
-    };
+    let (user, key_id) = state
+        .api_keys
+        .get_or_fetch(&hash, || async {
+            Ok::<_, AppError>(state.store.api_key_user(&hash).await?)
+        })
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the API key is not valid or was revoked".to_owned()))?;
     // A key acts with its owner's plan of the moment: below Pro it stops working.
     entitlement(&subject_of(&user), Feature::ApiKeys)?;
     Ok(Caller {
@@ -279,21 +270,17 @@ async fn supabase_caller(state: &AppState, token: &str) -> Result<Caller, AppErr
     let claims = credentials::verify_supabase_token(token, secret.expose())
         .map_err(|error| AppError::Unauthorized(error.to_string()))?;
     let cache_key = [b"supabase:".as_slice(), claims.sub.as_bytes()].concat();
-    let user = match state.sessions.get(&cache_key) {
-        Some(user) => user,
-        None => {
-            let user = state
-                .store
-                .external_user(&claims.sub, &claims.email)
-                .await
-                .map_err(|error| match error {
-                    coliseum_store::StoreError::Conflict(why) => AppError::Conflict(why),
-                    other => other.into(),
-                })?;
-            state.sessions.put(cache_key, user.clone());
-            user
-        }
-    };
+    let user = state
+        .sessions
+        .get_or_fetch(&cache_key, || async {
+            match state.store.external_user(&claims.sub, &claims.email).await {
+                Ok(user) => Ok(Some(user)),
+                Err(coliseum_store::StoreError::Conflict(why)) => Err(AppError::Conflict(why)),
+                Err(other) => Err(other.into()),
+            }
+        })
+        .await?
+        .ok_or_else(|| AppError::Internal("an external user was neither found nor made".to_owned()))?;
     Ok(Caller {
         user: Some(user),
         via: Via::Supabase,
