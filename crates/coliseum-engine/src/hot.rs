@@ -1,9 +1,11 @@
 //! The hot state: the recent KPI rollups in memory, so that reads of the
-//! common shapes never touch SQL. It keeps the last 25 hour buckets and the
-//! last 31 day buckets, each split into coarse slices (everything, by city,
-//! by genre, by live event) of per-artist sums, never the full cube
-//! (DESIGN.md: the cube does not compress). Loaded from the rollup tables at
-//! start-up, advanced by every batch the processor commits.
+//! common shapes never touch SQL. It keeps the last 31 day buckets and the
+//! last 25 hour buckets split into slices (everything, by city, by genre,
+//! by city and genre, by live event) of per-artist sums, and the hour
+//! buckets of the 30 days before with the `all` slice only; never the full
+//! cube (DESIGN.md: the cube does not compress). Closed buckets are packed
+//! (`bucket`). Beside them, the platform totals (`totals`). Loaded from the
+//! rollup tables at start-up, advanced by every batch the processor commits.
 //!
 //! Every read sees one applied batch or the next, never half of one: the
 //! state changes under one write lock per batch.
@@ -16,103 +18,28 @@ use coliseum_domain::kpi::Kpis;
 use coliseum_store::{CellKey, Grain, ProcessedBatch, Store, StoreError};
 
 use crate::processor::{AppliedSink, Watermark};
+use crate::totals::Totals;
 
-/// Hour buckets kept: the current one and the 24 before (`24h` needs 23).
+mod bucket;
+
+use bucket::Bucket;
+pub use bucket::Slice;
+
+/// Hour buckets kept with every slice: the current one and the 24 before
+/// (`24h` needs 23).
 pub const HOURS_KEPT: i64 = 25;
+/// Hour buckets kept for the `all` slice: the current one and 30 days
+/// before, for the hour edges of custom ranges and an artist's hourly series
+/// over 7 or 30 days.
+pub const ALL_HOURS_KEPT: i64 = 31 * 24;
 /// Day buckets kept: the current one and the 30 before (`30d` needs 29).
 pub const DAYS_KEPT: i64 = 31;
-
-/// Which slice of the rollups a read wants: at most one dimension.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Slice {
-    All,
-    City(String),
-    Genre(String),
-    LiveEvent(String),
-}
-
-/// One artist's figures in one slice of one bucket, in 40 bytes instead of
-/// 48: the per-artist maps are most of the hot state. Counts of one artist in
-/// one hour or day stay far below 2^31; money and engagement keep 64 bits.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct CellSums {
-    revenue_minor: i64,
-    engagement_tenths: i64,
-    plays: i32,
-    votes: i32,
-    attendance: i32,
-    revenue_entries: i32,
-}
-
-impl CellSums {
-    fn add(&mut self, kpis: &Kpis) {
-        let narrow = |n: i64| i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX });
-        self.revenue_minor += kpis.revenue_minor;
-        self.engagement_tenths += kpis.engagement_tenths;
-        self.plays = self.plays.saturating_add(narrow(kpis.plays));
-        self.votes = self.votes.saturating_add(narrow(kpis.votes));
-        self.attendance = self.attendance.saturating_add(narrow(kpis.attendance));
-        self.revenue_entries = self.revenue_entries.saturating_add(narrow(kpis.revenue_entries));
-    }
-
-    fn kpis(&self) -> Kpis {
-        Kpis {
-            plays: i64::from(self.plays),
-            votes: i64::from(self.votes),
-            attendance: i64::from(self.attendance),
-            revenue_minor: self.revenue_minor,
-            revenue_entries: i64::from(self.revenue_entries),
-            engagement_tenths: self.engagement_tenths,
-        }
-    }
-}
-
-/// Per-artist sums of one slice of one bucket, and their total (which also
-/// holds entries without an artist).
-#[derive(Debug, Default)]
-struct SliceSums {
-    total: Kpis,
-    by_artist: HashMap<u32, CellSums>,
-}
-
-impl SliceSums {
-    fn add(&mut self, artist: u32, kpis: Kpis) {
-        self.total += kpis;
-        self.by_artist.entry(artist).or_default().add(&kpis);
-    }
-}
-
-#[derive(Debug, Default)]
-struct Bucket {
-    all: SliceSums,
-    city: HashMap<Box<str>, SliceSums>,
-    genre: HashMap<Box<str>, SliceSums>,
-    live_event: HashMap<Box<str>, SliceSums>,
-}
-
-impl Bucket {
-    fn add(&mut self, key: &CellKey, artist: u32, kpis: Kpis) {
-        self.all.add(artist, kpis);
-        for (slices, value) in [
-            (&mut self.city, &key.city),
-            (&mut self.genre, &key.genre),
-            (&mut self.live_event, &key.live_event),
-        ] {
-            if !value.is_empty() {
-                slices.entry(value.as_str().into()).or_default().add(artist, kpis);
-            }
-        }
-    }
-
-    fn slice(&self, slice: &Slice) -> Option<&SliceSums> {
-        match slice {
-            Slice::All => Some(&self.all),
-            Slice::City(city) => self.city.get(city.as_str()),
-            Slice::Genre(genre) => self.genre.get(genre.as_str()),
-            Slice::LiveEvent(live) => self.live_event.get(live.as_str()),
-        }
-    }
-}
+/// Hour buckets this far behind the current one are packed: entries up to
+/// a few hours late are common, and each new artist in a packed slice opens
+/// it again until the next pass.
+const HOURS_OPEN: i64 = 7;
+/// Likewise for days: today and yesterday stay open.
+const DAYS_OPEN: i64 = 2;
 
 /// Artist ids as small numbers: the per-artist maps are the bulk of the
 /// state, and a `u32` key is a fraction of a `String`. Index 0 is "no artist".
@@ -157,6 +84,28 @@ struct Inner {
     /// of which changed since it was taken is still right.
     hour_changed: BTreeMap<i64, u64>,
     day_changed: BTreeMap<i64, u64>,
+    /// The version that last changed an hour or day bucket older than the
+    /// kept ones (a late entry): sums of those read from SQL are right while
+    /// it has not moved.
+    late_changed: (u64, u64),
+    /// Platform totals per city and genre combination, kept longer than the
+    /// per-artist buckets.
+    totals: Totals,
+}
+
+/// The first buckets kept, per-artist and in the platform totals, and the
+/// current ones.
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    /// With every slice.
+    hour: i64,
+    /// With the `all` slice.
+    hour_all: i64,
+    day: i64,
+    total_hour: i64,
+    total_day: i64,
+    current_hour: i64,
+    current_day: i64,
 }
 
 /// Per-artist sums over a run of buckets, and the newest change they include.
@@ -167,26 +116,63 @@ type TileSums = (u64, Arc<Vec<(Arc<str>, Kpis)>>);
 const CACHED_TILE_ROWS: usize = 2_000_000;
 
 impl Inner {
-    fn add_cells<'a>(&mut self, cells: impl Iterator<Item = (&'a CellKey, Kpis)>, first_hour: i64, first_day: i64) {
+    fn add_cells<'a>(&mut self, cells: impl Iterator<Item = (&'a CellKey, Kpis)>, kept: Kept) {
         // Every change is a new version, the one stamped on what it touched.
         self.version += 1;
         let version = self.version;
         for (key, kpis) in cells {
-            let (buckets, changed, first) = match key.grain {
-                Grain::Hour => (&mut self.hours, &mut self.hour_changed, first_hour),
-                Grain::Day => (&mut self.days, &mut self.day_changed, first_day),
+            let (buckets, changed, first, late, totals_first) = match key.grain {
+                Grain::Hour => (
+                    &mut self.hours,
+                    &mut self.hour_changed,
+                    kept.hour_all,
+                    &mut self.late_changed.0,
+                    kept.total_hour,
+                ),
+                Grain::Day => (
+                    &mut self.days,
+                    &mut self.day_changed,
+                    kept.day,
+                    &mut self.late_changed.1,
+                    kept.total_day,
+                ),
             };
-            // Late entries for older buckets live in SQL only.
+            self.totals.add(key, kpis, totals_first);
+            // Late entries for older buckets live in SQL (and the totals) only.
             if key.bucket >= first {
                 let artist = self.artists.intern(&key.artist);
-                buckets.entry(key.bucket).or_default().add(key, artist, kpis);
+                let bucket = buckets.entry(key.bucket).or_insert_with(|| {
+                    let mut bucket = Bucket::default();
+                    if key.grain == Grain::Hour && key.bucket < kept.hour {
+                        bucket.thin_out();
+                    }
+                    bucket
+                });
+                bucket.add(key, artist, kpis);
                 changed.insert(key.bucket, version);
+            } else {
+                *late = version;
             }
         }
-        self.hours = self.hours.split_off(&first_hour);
-        self.days = self.days.split_off(&first_day);
-        self.hour_changed = self.hour_changed.split_off(&first_hour);
-        self.day_changed = self.day_changed.split_off(&first_day);
+        self.totals.prune(kept.total_hour, kept.total_day);
+        self.hours = self.hours.split_off(&kept.hour_all);
+        self.days = self.days.split_off(&kept.day);
+        self.hour_changed = self.hour_changed.split_off(&kept.hour_all);
+        self.day_changed = self.day_changed.split_off(&kept.day);
+        // Hours leave the full window newest last: thin them until one
+        // that already is.
+        for (_, bucket) in self.hours.range_mut(..kept.hour).rev() {
+            if bucket.is_thin() {
+                break;
+            }
+            bucket.thin_out();
+        }
+        for (_, bucket) in self.hours.range_mut(..kept.current_hour - HOURS_OPEN + 1) {
+            bucket.close();
+        }
+        for (_, bucket) in self.days.range_mut(..kept.current_day - DAYS_OPEN + 1) {
+            bucket.close();
+        }
     }
 
     fn sum_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Vec<(Arc<str>, Kpis)> {
@@ -194,16 +180,40 @@ impl Inner {
             Grain::Hour => &self.hours,
             Grain::Day => &self.days,
         };
-        let mut sums: HashMap<u32, Kpis> = HashMap::new();
-        for bucket in buckets.range(first..=last).filter_map(|(_, b)| b.slice(slice)) {
-            for (&artist, cell) in &bucket.by_artist {
+        let mut slices = buckets.range(first..=last).filter_map(|(_, b)| b.slice(slice));
+        let Some(only) = slices.next() else {
+            return Vec::new();
+        };
+        let name = |artist: u32| self.artists.names[artist as usize].clone();
+        let Some(second) = slices.next() else {
+            let mut rows = Vec::with_capacity(only.len());
+            only.for_each(|artist, cell| {
                 if artist != 0 {
-                    *sums.entry(artist).or_default() += cell.kpis();
+                    rows.push((name(artist), cell.kpis()));
                 }
-            }
+            });
+            return rows;
+        };
+        // Summed into a dense array indexed by artist: a few megabytes that
+        // stay in cache, where a hash map per bucket would miss on every row.
+        let mut sums = vec![Kpis::default(); self.artists.names.len()];
+        let mut seen = vec![false; self.artists.names.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        for bucket in [only, second].into_iter().chain(slices) {
+            bucket.for_each(|artist, cell| {
+                let index = artist as usize;
+                if artist != 0 && index < sums.len() {
+                    if !seen[index] {
+                        seen[index] = true;
+                        touched.push(artist);
+                    }
+                    sums[index] += cell.kpis();
+                }
+            });
         }
-        sums.into_iter()
-            .map(|(artist, kpis)| (self.artists.names[artist as usize].clone(), kpis))
+        touched
+            .into_iter()
+            .map(|artist| (name(artist), sums[artist as usize]))
             .collect()
     }
 
@@ -260,14 +270,17 @@ impl HotState {
                 days: BTreeMap::new(),
                 hour_changed: BTreeMap::new(),
                 day_changed: BTreeMap::new(),
+                late_changed: (0, 0),
+                totals: Totals::default(),
             }),
             clock,
             tiles: std::sync::Mutex::new(TileCache::default()),
         };
         // One bucket at a time: the cells of a month would take several times
-        // the memory of the state they build.
-        let (first_hour, first_day) = hot.kept_from();
-        for (grain, first) in [(Grain::Hour, first_hour), (Grain::Day, first_day)] {
+        // the memory of the state they build. The platform totals reach
+        // further back than the per-artist buckets.
+        let kept = hot.kept();
+        for (grain, first) in [(Grain::Hour, kept.total_hour), (Grain::Day, kept.total_day)] {
             let last = grain.bucket_of(now) + 1;
             for bucket in first..=last {
                 let cells = store.kpi_cells(grain, bucket, bucket + 1).await?;
@@ -277,19 +290,80 @@ impl HotState {
         Ok(hot)
     }
 
-    /// The first hour and day bucket kept now.
-    fn kept_from(&self) -> (i64, i64) {
+    fn kept(&self) -> Kept {
         let now = self.clock.now();
-        (
-            Grain::Hour.bucket_of(now) - HOURS_KEPT + 1,
-            Grain::Day.bucket_of(now) - DAYS_KEPT + 1,
-        )
+        let (hour, day) = (Grain::Hour.bucket_of(now), Grain::Day.bucket_of(now));
+        let (total_hour, total_day) = Totals::kept_from(hour, day);
+        Kept {
+            hour: hour - HOURS_KEPT + 1,
+            hour_all: hour - ALL_HOURS_KEPT + 1,
+            day: day - DAYS_KEPT + 1,
+            total_hour,
+            total_day,
+            current_hour: hour,
+            current_day: day,
+        }
     }
 
     fn add_cells<'a>(&self, cells: impl Iterator<Item = (&'a CellKey, Kpis)>) {
-        let (first_hour, first_day) = self.kept_from();
+        let kept = self.kept();
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        inner.add_cells(cells, first_hour, first_day);
+        inner.add_cells(cells, kept);
+    }
+
+    /// The first bucket of `grain` whose per-artist sums are kept in `slice`.
+    pub fn first_kept(&self, grain: Grain, slice: &Slice) -> i64 {
+        let kept = self.kept();
+        match grain {
+            Grain::Hour if *slice == Slice::All => kept.hour_all,
+            Grain::Hour => kept.hour,
+            Grain::Day => kept.day,
+        }
+    }
+
+    /// The first bucket of `grain` the platform totals keep.
+    pub fn first_total(&self, grain: Grain) -> i64 {
+        let kept = self.kept();
+        match grain {
+            Grain::Hour => kept.total_hour,
+            Grain::Day => kept.total_day,
+        }
+    }
+
+    /// The newest version that changed any of buckets `first..=last` of
+    /// `grain`, buckets older than the kept ones included: what a sum of
+    /// them read from SQL is stamped with, to know when it is stale.
+    pub fn stamp(&self, grain: Grain, first: i64, last: i64) -> u64 {
+        let first_kept = self.first_kept(grain, &Slice::All);
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let from = first.max(first_kept);
+        let kept = if from <= last {
+            inner.changed(grain, from, last)
+        } else {
+            0
+        };
+        let late = match grain {
+            Grain::Hour => inner.late_changed.0,
+            Grain::Day => inner.late_changed.1,
+        };
+        if first < first_kept { kept.max(late) } else { kept }
+    }
+
+    /// Platform sums per bucket over `first..=last` of `grain` for a city,
+    /// a genre, both or neither; `None` when those buckets are not all kept.
+    pub fn platform_series(
+        &self,
+        grain: Grain,
+        first: i64,
+        last: i64,
+        city: Option<&str>,
+        genre: Option<&str>,
+    ) -> Option<(Watermark, Vec<(i64, Kpis)>)> {
+        if first < self.first_total(grain) {
+            return None;
+        }
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        Some((inner.watermark, inner.totals.series(grain, first, last, city, genre)))
     }
 
     pub fn watermark(&self) -> Watermark {
@@ -300,19 +374,15 @@ impl HotState {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).version
     }
 
-    /// Whether buckets `first..=last` of `grain` are all kept.
-    pub fn covers(&self, grain: Grain, first: i64) -> bool {
-        let (first_hour, first_day) = self.kept_from();
-        match grain {
-            Grain::Hour => first >= first_hour,
-            Grain::Day => first >= first_day,
-        }
+    /// Whether buckets from `first` on of `grain` are all kept in `slice`.
+    pub fn covers(&self, grain: Grain, first: i64, slice: &Slice) -> bool {
+        first >= self.first_kept(grain, slice)
     }
 
     /// Per-artist sums over buckets `first..=last` of `grain` in `slice`, or
     /// `None` when those buckets are not all kept.
     pub fn by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Option<ArtistSums> {
-        if !self.covers(grain, first) {
+        if !self.covers(grain, first, slice) {
             return None;
         }
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
@@ -358,7 +428,7 @@ impl HotState {
         slice: &Slice,
         artist: Option<&str>,
     ) -> Option<(Watermark, Vec<(i64, Kpis)>)> {
-        if !self.covers(grain, first) {
+        if !self.covers(grain, first, slice) {
             return None;
         }
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
@@ -379,7 +449,7 @@ impl HotState {
                 let sums = b.slice(slice)?;
                 let kpis = match artist {
                     None => sums.total,
-                    Some(index) => sums.by_artist.get(&index)?.kpis(),
+                    Some(index) => sums.get(index)?.kpis(),
                 };
                 Some((bucket, kpis))
             })
@@ -390,9 +460,9 @@ impl HotState {
 
 impl AppliedSink for HotState {
     fn applied(&self, batch: &Arc<ProcessedBatch>, watermark: Watermark) {
-        let (first_hour, first_day) = self.kept_from();
+        let kept = self.kept();
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        inner.add_cells(batch.cells.iter().map(|(k, v)| (k, *v)), first_hour, first_day);
+        inner.add_cells(batch.cells.iter().map(|(k, v)| (k, *v)), kept);
         inner.watermark = watermark;
     }
 

@@ -8,6 +8,7 @@
 
 pub mod deltas;
 pub mod dna;
+pub mod fallback;
 pub mod health;
 pub mod hot;
 pub mod ingest;
@@ -16,6 +17,7 @@ pub mod reads;
 pub mod rebuild;
 pub mod served;
 pub mod stats;
+pub mod totals;
 
 pub use ingest::{IngestConfig, IngestError, IngestWriter};
 pub use processor::{AppliedSink, Processor, ProcessorConfig, Step, Watermark};

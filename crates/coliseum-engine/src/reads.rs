@@ -1,6 +1,10 @@
 //! KPI and leaderboard reads. A range is cut into tiles (runs of hour or day
-//! buckets that exactly cover it); each tile is summed from the hot state
-//! when it holds those buckets in that slice, else from the SQL rollups.
+//! buckets that exactly cover it); each tile is summed from memory where it
+//! holds those buckets — platform KPI series from the platform totals (any
+//! city and genre), anything of one slice from the hot state's per-artist
+//! sums — and the rest (buckets older than the hot window, combined filters
+//! for a board or an artist) from the SQL rollups through the bounded,
+//! single-flight, cached [`Fallback`].
 //! Rankings are cached until the next applied batch and kept for a while as
 //! snapshots, so that a client paging through one never sees an artist twice
 //! or misses one while new entries arrive.
@@ -13,8 +17,10 @@ use coliseum_domain::clock::Clock;
 use coliseum_domain::kpi::{Kpis, Metric};
 use coliseum_domain::range::Range;
 use coliseum_store::{CellFilter, Grain, Store, StoreError};
+use rustc_hash::FxHashMap;
 use time::OffsetDateTime;
 
+use crate::fallback::{Answer, By, Fallback, Question};
 use crate::hot::{HotState, Slice};
 use crate::processor::Watermark;
 
@@ -36,12 +42,15 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// The one hot-state slice these filters select, if they fit one.
+    /// The one hot-state slice these filters select, if they fit one. A
+    /// live event with a city or genre does not: a live event's entries are
+    /// few, and SQL sums them from the rollups' own key.
     fn slice(&self) -> Option<Slice> {
         match (&self.city, &self.genre, &self.live_event) {
             (None, None, None) => Some(Slice::All),
             (Some(city), None, None) => Some(Slice::City(city.clone())),
             (None, Some(genre), None) => Some(Slice::Genre(genre.clone())),
+            (Some(city), Some(genre), None) => Some(Slice::CityGenre(city.clone(), genre.clone())),
             (None, None, Some(live)) => Some(Slice::LiveEvent(live.clone())),
             _ => None,
         }
@@ -151,23 +160,14 @@ pub struct Ranking {
     /// The hot state's version it was computed at.
     pub version: u64,
     pub entries: Vec<Ranked>,
-    /// Built on the first look-up: most rankings are only ever paged.
-    positions: std::sync::OnceLock<HashMap<Arc<str>, usize>>,
 }
 
 impl Ranking {
-    /// Where `artist` stands, if ranked.
+    /// Where `artist` stands, if ranked: a scan, cheaper than building an
+    /// index of every artist for each ranking (rankings under live traffic
+    /// last a quarter of a second).
     pub fn position(&self, artist: &str) -> Option<usize> {
-        self.positions
-            .get_or_init(|| {
-                self.entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (r.artist.clone(), i))
-                    .collect()
-            })
-            .get(artist)
-            .copied()
+        self.entries.iter().position(|r| &*r.artist == artist)
     }
 }
 
@@ -219,7 +219,7 @@ struct Cached {
 /// The read side of the engine.
 pub struct Reads {
     hot: Arc<HotState>,
-    store: Arc<dyn Store>,
+    fallback: Fallback,
     /// How long a ranking may still be served once newer batches are
     /// applied. Under continuous ingestion every request would otherwise see
     /// a new version and recompute the whole board.
@@ -243,7 +243,7 @@ impl Reads {
         let seed = clock.now().unix_timestamp_nanos() as u64;
         Self {
             hot,
-            store,
+            fallback: Fallback::new(store, max_age),
             max_age,
             cache: Mutex::new((HashMap::new(), 0)),
             gates: Mutex::new(HashMap::new()),
@@ -290,7 +290,9 @@ impl Reads {
             if let [only] = parts.as_slice() {
                 return rank(only.iter().map(|(artist, kpis)| (artist.clone(), kpis.metric(metric))));
             }
-            let mut sums: HashMap<Arc<str>, i64> = HashMap::new();
+            // Keyed by a fast hash: the keys are our own artist ids, and a
+            // board merges tens of thousands of them.
+            let mut sums: FxHashMap<Arc<str>, i64> = FxHashMap::default();
             for part in &parts {
                 for (artist, kpis) in part.iter() {
                     *sums.entry(artist.clone()).or_default() += kpis.metric(metric);
@@ -308,7 +310,6 @@ impl Reads {
             watermark,
             version,
             entries,
-            positions: std::sync::OnceLock::new(),
         });
         {
             let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -402,39 +403,130 @@ impl Reads {
         })
     }
 
+    /// Per-artist sums over `tile`: the part the hot state keeps from it,
+    /// the part before from SQL.
     async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(Arc<str>, Kpis)>>, StoreError> {
-        if let Some(slice) = filters.slice() {
-            let hot = self.hot.clone();
-            let summed = tokio::task::spawn_blocking(move || hot.by_artist(tile.grain, tile.first, tile.last, &slice))
-                .await
-                .map_err(|e| StoreError::Internal(format!("summing the hot state failed: {e}")))?;
-            if let Some(summed) = summed {
-                return Ok(summed.sums);
+        let Some(slice) = filters.slice() else {
+            return self.sql_by_artist(tile, filters).await;
+        };
+        let (older, kept) = tile.split_at(self.hot.first_kept(tile.grain, &slice));
+        let kept = match kept {
+            None => None,
+            Some(kept) => {
+                let hot = self.hot.clone();
+                tokio::task::spawn_blocking(move || hot.by_artist(kept.grain, kept.first, kept.last, &slice))
+                    .await
+                    .map_err(|e| StoreError::Internal(format!("summing the hot state failed: {e}")))?
+                    .map(|summed| summed.sums)
             }
+        };
+        match (older, kept) {
+            (None, Some(kept)) => Ok(kept),
+            (Some(older), Some(kept)) => {
+                let older = self.sql_by_artist(older, filters).await?;
+                if older.is_empty() {
+                    return Ok(kept);
+                }
+                let merged = tokio::task::spawn_blocking(move || {
+                    let mut sums: FxHashMap<Arc<str>, Kpis> = older.iter().cloned().collect();
+                    for (artist, kpis) in kept.iter() {
+                        *sums.entry(artist.clone()).or_default() += *kpis;
+                    }
+                    sums.into_iter().collect::<Vec<_>>()
+                })
+                .await
+                .map_err(|e| StoreError::Internal(format!("merging sums failed: {e}")))?;
+                Ok(Arc::new(merged))
+            }
+            // The hot window moved between the split and the read.
+            _ => self.sql_by_artist(tile, filters).await,
         }
-        let rows = self
-            .store
-            .sum_cells_by_artist(tile.grain, tile.first, tile.last + 1, &filters.cells(None))
-            .await?;
-        Ok(Arc::new(
-            rows.into_iter().map(|(artist, k)| (Arc::from(artist), k)).collect(),
-        ))
     }
 
+    async fn sql_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(Arc<str>, Kpis)>>, StoreError> {
+        match self.ask(tile, filters, None, By::Artist).await? {
+            Answer::ByArtist(rows) => Ok(rows),
+            Answer::ByBucket(_) => Err(StoreError::Internal("the fallback answered per bucket".into())),
+        }
+    }
+
+    /// Sums per bucket over `tile` for the platform, an artist or a live
+    /// event (`filters.live_event`).
     async fn sum_by_bucket(
         &self,
         tile: Tile,
         filters: &Filters,
         artist: Option<&str>,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        if let Some(slice) = filters.slice()
-            && let Some((_, points)) = self.hot.series(tile.grain, tile.first, tile.last, &slice, artist)
-        {
+        if artist.is_none() && filters.live_event.is_none() {
+            let (city, genre) = (filters.city.as_deref(), filters.genre.as_deref());
+            let (older, kept) = tile.split_at(self.hot.first_total(tile.grain));
+            let mut points = match older {
+                Some(older) => self.sql_by_bucket(older, filters, None).await?,
+                None => Vec::new(),
+            };
+            if let Some(kept) = kept {
+                match self.hot.platform_series(kept.grain, kept.first, kept.last, city, genre) {
+                    Some((_, totals)) => points.extend(totals),
+                    // The window moved between the split and the read.
+                    None => return self.sql_by_bucket(tile, filters, None).await,
+                }
+            }
             return Ok(points);
         }
-        self.store
-            .sum_cells_by_bucket(tile.grain, tile.first, tile.last + 1, &filters.cells(artist))
-            .await
+        let Some(slice) = filters.slice() else {
+            return self.sql_by_bucket(tile, filters, artist).await;
+        };
+        let (older, kept) = tile.split_at(self.hot.first_kept(tile.grain, &slice));
+        let mut points = match older {
+            Some(older) => self.sql_by_bucket(older, filters, artist).await?,
+            None => Vec::new(),
+        };
+        if let Some(kept) = kept {
+            match self.hot.series(kept.grain, kept.first, kept.last, &slice, artist) {
+                Some((_, hot)) => points.extend(hot),
+                // The hot window moved between the split and the read.
+                None => return self.sql_by_bucket(tile, filters, artist).await,
+            }
+        }
+        Ok(points)
+    }
+
+    async fn sql_by_bucket(
+        &self,
+        tile: Tile,
+        filters: &Filters,
+        artist: Option<&str>,
+    ) -> Result<Vec<(i64, Kpis)>, StoreError> {
+        match self.ask(tile, filters, artist, By::Bucket).await? {
+            Answer::ByBucket(rows) => Ok(rows.to_vec()),
+            Answer::ByArtist(_) => Err(StoreError::Internal("the fallback answered per artist".into())),
+        }
+    }
+
+    async fn ask(&self, tile: Tile, filters: &Filters, artist: Option<&str>, by: By) -> Result<Answer, StoreError> {
+        let question = Question {
+            grain: tile.grain,
+            first: tile.first,
+            last: tile.last,
+            filter: filters.cells(artist),
+            by,
+        };
+        let stamp = self.hot.stamp(tile.grain, tile.first, tile.last);
+        self.fallback.answer(&question, stamp).await
+    }
+}
+
+impl Tile {
+    /// The part of the tile before bucket `at` and the part from it on.
+    fn split_at(self, at: i64) -> (Option<Tile>, Option<Tile>) {
+        if at <= self.first {
+            (None, Some(self))
+        } else if at > self.last {
+            (Some(self), None)
+        } else {
+            (Some(Tile { last: at - 1, ..self }), Some(Tile { first: at, ..self }))
+        }
     }
 }
 

@@ -42,16 +42,38 @@ struct Frozen<V> {
     read_in: i64,
 }
 
-/// Values frozen per key and period.
+/// Values frozen per key and period, bounded by their count and by their
+/// weight (a leaderboard weighs its ranked entries): the values of many
+/// distinct boards would otherwise hold gigabytes.
 #[derive(Debug)]
 pub struct FrozenMap<K, V> {
-    entries: Mutex<HashMap<(K, u32), Frozen<V>>>,
+    entries: Mutex<Held<K, V>>,
+    weight: fn(&V) -> usize,
+    budget: usize,
+}
+
+#[derive(Debug)]
+struct Held<K, V> {
+    values: HashMap<(K, u32), Frozen<V>>,
+    weight: usize,
 }
 
 impl<K, V> Default for FrozenMap<K, V> {
     fn default() -> Self {
+        Self::weighed(|_| 1, KEPT)
+    }
+}
+
+impl<K, V> FrozenMap<K, V> {
+    /// A map holding values of at most `budget` in total `weight`.
+    pub fn weighed(weight: fn(&V) -> usize, budget: usize) -> Self {
         Self {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Held {
+                values: HashMap::new(),
+                weight: 0,
+            }),
+            weight,
+            budget,
         }
     }
 }
@@ -62,7 +84,7 @@ impl<K: Hash + Eq + Clone, V: Clone> FrozenMap<K, V> {
     pub fn get(&self, key: &K, period_s: u32, now: OffsetDateTime) -> Option<V> {
         let current = boundary(now, period_s);
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let frozen = entries.get_mut(&(key.clone(), period_s))?;
+        let frozen = entries.values.get_mut(&(key.clone(), period_s))?;
         if frozen.boundary < current - i64::from(period_s) {
             return None;
         }
@@ -72,33 +94,40 @@ impl<K: Hash + Eq + Clone, V: Clone> FrozenMap<K, V> {
 
     pub fn put(&self, key: K, period_s: u32, now: OffsetDateTime, value: V) {
         let current = boundary(now, period_s);
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= KEPT {
+        let weight = (self.weight)(&value);
+        let mut held = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let full = |held: &Held<K, V>| held.values.len() >= KEPT || held.weight + weight > self.budget;
+        if full(&held) {
             // Full: what was not read in this period goes first, so that one
             // caller's many new keys cannot flush everyone's frozen values.
-            entries.retain(|(_, period), frozen| frozen.read_in >= boundary(now, *period));
-            if entries.len() >= KEPT && !entries.contains_key(&(key.clone(), period_s)) {
+            held.retain(self.weight, |(_, period), frozen| {
+                frozen.read_in >= boundary(now, *period)
+            });
+            if full(&held) && !held.values.contains_key(&(key.clone(), period_s)) {
                 // Still full of values read this period: this one is served unkept.
                 return;
             }
         }
-        let read_in = entries.get(&(key.clone(), period_s)).map_or(current, |f| f.read_in);
-        entries.insert(
-            (key, period_s),
-            Frozen {
-                boundary: current,
-                value,
-                read_in,
-            },
-        );
+        let read_in = held.values.get(&(key.clone(), period_s)).map_or(current, |f| f.read_in);
+        held.weight += weight;
+        let frozen = Frozen {
+            boundary: current,
+            value,
+            read_in,
+        };
+        if let Some(replaced) = held.values.insert((key, period_s), frozen) {
+            held.weight -= (self.weight)(&replaced.value);
+        }
     }
 
     /// Keys read during the period before the current boundary whose value
     /// is older than it; forgets those nobody read for a whole period.
     fn due(&self, now: OffsetDateTime) -> Vec<(K, u32)> {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.retain(|(_, period), frozen| frozen.read_in >= boundary(now, *period) - i64::from(*period));
-        entries
+        let mut held = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        held.retain(self.weight, |(_, period), frozen| {
+            frozen.read_in >= boundary(now, *period) - i64::from(*period)
+        });
+        held.values
             .iter()
             .filter(|((_, period), frozen)| frozen.boundary < boundary(now, *period))
             .map(|(key, _)| key.clone())
@@ -107,8 +136,8 @@ impl<K: Hash + Eq + Clone, V: Clone> FrozenMap<K, V> {
 
     /// A value frozen for `period_s` matching `found`.
     fn find(&self, period_s: u32, found: impl Fn(&V) -> bool) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
+        let held = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        held.values
             .iter()
             .filter(|((_, period), _)| *period == period_s)
             .map(|(_, f)| &f.value)
@@ -116,6 +145,19 @@ impl<K: Hash + Eq + Clone, V: Clone> FrozenMap<K, V> {
             .cloned()
     }
 }
+
+impl<K: Hash + Eq, V> Held<K, V> {
+    /// Keeps the values `keep` says, and their weight.
+    fn retain(&mut self, weight: fn(&V) -> usize, keep: impl Fn(&(K, u32), &Frozen<V>) -> bool) {
+        self.values.retain(|key, frozen| keep(key, frozen));
+        self.weight = self.values.values().map(|frozen| weight(&frozen.value)).sum();
+    }
+}
+
+/// Ranked entries held by frozen leaderboards at most (32 bytes each), and
+/// points by frozen KPI series (64 bytes each).
+const FROZEN_RANKED: usize = 4_000_000;
+const FROZEN_POINTS: usize = 1_000_000;
 
 /// The reads of the tiers that are not live.
 pub struct Served {
@@ -139,8 +181,8 @@ impl Served {
             reads,
             dna,
             clock,
-            boards: FrozenMap::default(),
-            kpis: FrozenMap::default(),
+            boards: FrozenMap::weighed(|ranking: &Arc<Ranking>| ranking.entries.len() + 1, FROZEN_RANKED),
+            kpis: FrozenMap::weighed(|report: &KpiReport| report.series.len() + 1, FROZEN_POINTS),
             publications: FrozenMap::default(),
         }
     }
@@ -263,6 +305,23 @@ mod tests {
         map.put("board", 300, at(601), 3);
         assert!(map.due(at(1201)).is_empty(), "nobody read it from 600 to 900");
         assert_eq!(map.get(&"board", 300, at(1201)), None);
+    }
+
+    #[test]
+    fn heavy_values_are_bounded_by_weight_and_unread_ones_make_room_first() {
+        let map: FrozenMap<u32, Vec<u8>> = FrozenMap::weighed(|v| v.len(), 10);
+        let at = |s: i64| datetime!(2026-11-24 12:00 UTC) + time::Duration::seconds(s);
+        map.put(1, 300, at(0), vec![0; 6]);
+        map.put(2, 300, at(1), vec![0; 6]);
+        assert_eq!(map.get(&2, 300, at(2)), None, "over the budget: served unkept");
+        assert!(map.get(&1, 300, at(2)).is_some());
+        // In the next period, value 1 is not read before 3 arrives: it makes room.
+        map.put(3, 300, at(301), vec![0; 7]);
+        assert_eq!(map.get(&3, 300, at(302)).map(|v| v.len()), Some(7));
+        assert_eq!(map.get(&1, 300, at(302)), None);
+        // Replacing a value counts its new weight only.
+        map.put(3, 300, at(303), vec![0; 9]);
+        assert_eq!(map.get(&3, 300, at(304)).map(|v| v.len()), Some(9));
     }
 
     #[test]

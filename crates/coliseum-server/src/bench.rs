@@ -4,4 +4,5 @@
 pub mod dna;
 pub mod ingest;
 pub mod limits;
+mod mixed;
 pub mod pipeline;

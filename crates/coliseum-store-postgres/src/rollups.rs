@@ -206,23 +206,19 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let rows: Vec<rows::SumsRow<String>> = sqlx::query_as(
-            "SELECT artist, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, \
-             sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> '' AND ($4::text IS NULL OR artist = $4) AND ($5::text IS NULL OR city = $5) \
-             AND ($6::text IS NULL OR genre = $6) AND ($7::text IS NULL OR live_event = $7) \
-             GROUP BY artist",
-        )
-        .bind(grain.code())
-        .bind(from)
-        .bind(to)
-        .bind(filter.artist.as_deref())
-        .bind(filter.city.as_deref())
-        .bind(filter.genre.as_deref())
-        .bind(filter.live_event.as_deref())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let (terms, values) = filter.sql_terms();
+        let sql = format!(
+            "SELECT artist, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> ''{terms} GROUP BY artist"
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(grain.code())
+            .bind(from)
+            .bind(to);
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows: Vec<rows::SumsRow<String>> = query.fetch_all(&self.pool).await.map_err(classify)?;
         Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
@@ -233,23 +229,19 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let rows: Vec<rows::SumsRow<i64>> = sqlx::query_as(
-            "SELECT bucket, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, \
-             sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND ($4::text IS NULL OR artist = $4) AND ($5::text IS NULL OR city = $5) \
-             AND ($6::text IS NULL OR genre = $6) AND ($7::text IS NULL OR live_event = $7) \
-             GROUP BY bucket ORDER BY bucket",
-        )
-        .bind(grain.code())
-        .bind(from)
-        .bind(to)
-        .bind(filter.artist.as_deref())
-        .bind(filter.city.as_deref())
-        .bind(filter.genre.as_deref())
-        .bind(filter.live_event.as_deref())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let (terms, values) = filter.sql_terms();
+        let sql = format!(
+            "SELECT bucket, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3{terms} GROUP BY bucket ORDER BY bucket"
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(grain.code())
+            .bind(from)
+            .bind(to);
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows: Vec<rows::SumsRow<i64>> = query.fetch_all(&self.pool).await.map_err(classify)?;
         Ok(rows.into_iter().map(rows::grouped).collect())
     }
 

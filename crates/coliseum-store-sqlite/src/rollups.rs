@@ -188,22 +188,20 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let rows: Vec<rows::SumsRow<String>> = sqlx::query_as(
-            "SELECT artist, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM kpi_cells \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> '' AND ($4 IS NULL OR artist = $4) AND ($5 IS NULL OR city = $5) \
-             AND ($6 IS NULL OR genre = $6) AND ($7 IS NULL OR live_event = $7) \
-             GROUP BY artist",
-        )
-        .bind(grain.code())
-        .bind(from)
-        .bind(to)
-        .bind(filter.artist.as_deref())
-        .bind(filter.city.as_deref())
-        .bind(filter.genre.as_deref())
-        .bind(filter.live_event.as_deref())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let (terms, values) = filter.sql_terms();
+        let from_table = indexed(filter);
+        let sql = format!(
+            "SELECT artist, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM {from_table} \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> ''{terms} GROUP BY artist"
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(grain.code())
+            .bind(from)
+            .bind(to);
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows: Vec<rows::SumsRow<String>> = query.fetch_all(&self.pool).await.map_err(classify)?;
         Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
@@ -214,22 +212,20 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let rows: Vec<rows::SumsRow<i64>> = sqlx::query_as(
-            "SELECT bucket, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM kpi_cells \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND ($4 IS NULL OR artist = $4) AND ($5 IS NULL OR city = $5) \
-             AND ($6 IS NULL OR genre = $6) AND ($7 IS NULL OR live_event = $7) \
-             GROUP BY bucket ORDER BY bucket",
-        )
-        .bind(grain.code())
-        .bind(from)
-        .bind(to)
-        .bind(filter.artist.as_deref())
-        .bind(filter.city.as_deref())
-        .bind(filter.genre.as_deref())
-        .bind(filter.live_event.as_deref())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let (terms, values) = filter.sql_terms();
+        let from_table = indexed(filter);
+        let sql = format!(
+            "SELECT bucket, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM {from_table} \
+             WHERE grain = $1 AND bucket >= $2 AND bucket < $3{terms} GROUP BY bucket ORDER BY bucket"
+        );
+        let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(grain.code())
+            .bind(from)
+            .bind(to);
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows: Vec<rows::SumsRow<i64>> = query.fetch_all(&self.pool).await.map_err(classify)?;
         Ok(rows.into_iter().map(rows::grouped).collect())
     }
 
@@ -388,5 +384,13 @@ impl Rollups for SqliteStore {
         Err(StoreError::Internal(
             "the rebuild stopped before all its rows were sent".to_owned(),
         ))
+    }
+}
+
+/// `kpi_cells`, with the index a filtered read should take named.
+fn indexed(filter: &CellFilter) -> String {
+    match filter.index() {
+        Some(index) => format!("kpi_cells INDEXED BY {index}"),
+        None => "kpi_cells".to_owned(),
     }
 }

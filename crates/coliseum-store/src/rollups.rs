@@ -193,3 +193,44 @@ pub struct CellFilter {
     pub genre: Option<String>,
     pub live_event: Option<String>,
 }
+
+impl CellFilter {
+    /// The `WHERE` terms after `grain = $1 AND bucket >= $2 AND bucket < $3`
+    /// for the dimensions given, numbered from `$4`, and the values to bind
+    /// in that order. Only the given dimensions appear (an `$n IS NULL OR …`
+    /// term could not use an index), and a live event also names the
+    /// condition of its partial index.
+    pub fn sql_terms(&self) -> (String, Vec<&str>) {
+        let mut terms = String::new();
+        let mut values = Vec::new();
+        for (column, value) in [
+            ("artist", &self.artist),
+            ("city", &self.city),
+            ("genre", &self.genre),
+            ("live_event", &self.live_event),
+        ] {
+            if let Some(value) = value {
+                values.push(value.as_str());
+                terms.push_str(&format!(" AND {column} = ${}", values.len() + 3));
+            }
+        }
+        if self.live_event.is_some() {
+            terms.push_str(" AND live_event <> ''");
+        }
+        (terms, values)
+    }
+
+    /// The index a read with this filter should take, when one fits better
+    /// than the primary key's bucket range: an artist's or a live event's
+    /// cells are a small share of any range. (SQLite's planner, without
+    /// statistics, takes the primary key's range instead.)
+    pub fn index(&self) -> Option<&'static str> {
+        if self.artist.is_some() {
+            Some("kpi_cells_by_artist")
+        } else if self.live_event.is_some() {
+            Some("kpi_cells_by_live_event")
+        } else {
+            None
+        }
+    }
+}

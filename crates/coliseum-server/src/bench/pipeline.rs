@@ -21,6 +21,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::ingest::{BenchDatabase, Measured, Server, closed_loop};
+use super::mixed;
 use crate::generate::{Generator, GeneratorConfig};
 use crate::webhook::WebhookKey;
 
@@ -58,6 +59,14 @@ pub struct PipelineBenchArgs {
     /// `coliseum rebuild` or a server on it afterwards.
     #[arg(long)]
     pub keep_database: bool,
+    /// Distinct queries in the mixed read scenario's catalogue.
+    #[arg(long, default_value_t = 5_200)]
+    pub mixed_queries: usize,
+    /// Runs only the mixed and cold read scenarios and the idle latencies,
+    /// on a data set kept earlier with `--keep-database` (its URL here),
+    /// instead of the whole benchmark on a new one.
+    #[arg(long)]
+    pub reads_only_on: Option<String>,
 }
 
 pub async fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
@@ -74,11 +83,212 @@ pub async fn run(args: PipelineBenchArgs) -> anyhow::Result<()> {
         args.days,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
+    if let Some(url) = &args.reads_only_on {
+        return reads_only(&args, url).await;
+    }
     for backend in backends {
         println!();
         println!("## {backend}");
         println!();
         run_backend(&args, backend).await?;
+    }
+    Ok(())
+}
+
+/// The mixed and cold read scenarios on a data set kept earlier.
+async fn reads_only(args: &PipelineBenchArgs, database_url: &str) -> anyhow::Result<()> {
+    let (key, secret) = WebhookKey::generate();
+    let key = Arc::new(key);
+    let started = Instant::now();
+    let node = Server::start(database_url, &secret, true, &[]).await?;
+    println!(
+        "- engine started and loaded in {:.1} s; resident memory {:.0} MiB",
+        started.elapsed().as_secs_f64(),
+        node.rss_mib().unwrap_or(0.0)
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = background(&node.base_url, &key, args.background_rate, "mixed", stop.clone());
+    let healthz = get_load(
+        &node.base_url,
+        "/healthz",
+        None,
+        args.connections,
+        Duration::from_secs(args.seconds),
+    )
+    .await?;
+    println!();
+    println!(
+        "- `/healthz` from {} connections: {:.0}/s, p99 {:.1} ms",
+        args.connections,
+        healthz.entries_per_s(),
+        healthz.percentile_ms(0.99)
+    );
+    mixed_reads(&node.base_url, database_url, args, healthz.entries_per_s()).await?;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        let _ = writer.await;
+    }
+    idle_latencies(&node.base_url, database_url, args).await?;
+    println!(
+        "- resident memory after the reads: {:.0} MiB",
+        node.rss_mib().unwrap_or(0.0)
+    );
+    node.stop().await;
+    Ok(())
+}
+
+/// The three readers of the mixed scenarios on `plan`: a fan, an artist
+/// account linked to the drawn artists and a host linked to one live event
+/// of each.
+async fn mixed_readers(
+    base_url: &str,
+    database_url: &str,
+    plan: &str,
+    linked: &[u32],
+) -> anyhow::Result<mixed::Readers> {
+    let artists: Vec<String> = linked
+        .iter()
+        .flat_map(|a| ["--artist".to_owned(), format!("art_{a}")])
+        .collect();
+    let events: Vec<String> = linked
+        .iter()
+        .flat_map(|a| ["--live-event".to_owned(), format!("live_{a}_0")])
+        .collect();
+    Ok(mixed::Readers {
+        fan: reader_as(base_url, database_url, plan, "fan", &[]).await?,
+        artist: reader_as(base_url, database_url, plan, "artist", &artists).await?,
+        host: reader_as(base_url, database_url, plan, "host", &events).await?,
+    })
+}
+
+fn mixed_table(title: &str, outcome: &mixed::Outcome, healthz_per_s: f64) {
+    let total = outcome.total();
+    println!();
+    println!(
+        "{title}: **{:.0} requests/s** ({:.2}× `/healthz`), p50 {:.1} ms, p99 **{:.1} ms**, {} not 200, {} errors",
+        outcome.per_s(&total),
+        outcome.per_s(&total) / healthz_per_s.max(1.0),
+        total.percentile_ms(0.5),
+        total.percentile_ms(0.99),
+        total.not_ok,
+        total.failed
+    );
+    println!();
+    println!("| category | requests/s | p50 ms | p99 ms | not 200 | errors |");
+    println!("|---|---|---|---|---|---|");
+    for (category, tally) in &outcome.by_category {
+        if tally.latencies_us.is_empty() && tally.failed == 0 {
+            continue;
+        }
+        println!(
+            "| {} | {:.0} | {:.1} | {:.1} | {} | {} |",
+            category.label(),
+            outcome.per_s(tally),
+            tally.percentile_ms(0.5),
+            tally.percentile_ms(0.99),
+            tally.not_ok,
+            tally.failed
+        );
+    }
+}
+
+/// The mixed scenario as Enterprise (live) and as Free (frozen), and the
+/// cold one, while entries keep arriving.
+async fn mixed_reads(
+    base_url: &str,
+    database_url: &str,
+    args: &PipelineBenchArgs,
+    healthz_per_s: f64,
+) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    for (plan, label, which) in [
+        (mixed::Plan::Enterprise, "enterprise", "Enterprise, live"),
+        (mixed::Plan::Free, "free", "Free, 5-minute snapshot"),
+    ] {
+        let mut draw = mixed::Draw::new(11, plan, args.artists);
+        let catalogue = Arc::new(draw.distinct(args.mixed_queries));
+        let readers = mixed_readers(base_url, database_url, label, &draw.linked).await?;
+        let outcome = mixed::run(
+            base_url,
+            &readers,
+            mixed::Source::Popular(catalogue.clone()),
+            args.connections,
+            duration,
+        )
+        .await?;
+        mixed_table(
+            &format!(
+                "Mixed reads, {which}, {} distinct queries, {} connections",
+                catalogue.len(),
+                args.connections
+            ),
+            &outcome,
+            healthz_per_s,
+        );
+    }
+    // Cold: no query repeats within the run.
+    let mut draw = mixed::Draw::new(12, mixed::Plan::Enterprise, args.artists);
+    let queries = Arc::new(draw.distinct(400_000));
+    let readers = mixed_readers(base_url, database_url, "enterprise", &draw.linked).await?;
+    let outcome = mixed::run(
+        base_url,
+        &readers,
+        mixed::Source::Once(queries.clone()),
+        args.connections,
+        duration,
+    )
+    .await?;
+    mixed_table(
+        &format!(
+            "Cold reads, Enterprise, every query new ({} drawn), {} connections",
+            queries.len(),
+            args.connections
+        ),
+        &outcome,
+        healthz_per_s,
+    );
+    Ok(())
+}
+
+/// On an idle engine, one connection, each query new: the latency of a
+/// first read of each shape (KPI series of every scope, combined filters).
+async fn idle_latencies(base_url: &str, database_url: &str, args: &PipelineBenchArgs) -> anyhow::Result<()> {
+    let mut draw = mixed::Draw::new(13, mixed::Plan::Enterprise, args.artists);
+    let queries = draw.distinct(20_000);
+    let readers = mixed_readers(base_url, database_url, "enterprise", &draw.linked).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut per_shape: std::collections::BTreeMap<String, Vec<u64>> = std::collections::BTreeMap::new();
+    let client = reqwest::Client::new();
+    for query in queries.iter().filter(|q| q.category != mixed::Category::SecondPage) {
+        let shape = mixed::shape(query);
+        let seen = per_shape.entry(shape).or_default();
+        if seen.len() >= 30 {
+            continue;
+        }
+        let cookie = match query.reader {
+            mixed::Reader::Fan => &readers.fan,
+            mixed::Reader::Artist => &readers.artist,
+            mixed::Reader::Host => &readers.host,
+        };
+        let sent = Instant::now();
+        let response = client
+            .get(format!("http://{base_url}{}", query.path))
+            .header(reqwest::header::COOKIE, cookie)
+            .send()
+            .await?;
+        let _ = response.bytes().await;
+        seen.push(sent.elapsed().as_micros() as u64);
+    }
+    println!();
+    println!("Idle engine, one connection, every query read for the first time (30 of each shape):");
+    println!();
+    println!("| shape | p50 ms | max ms |");
+    println!("|---|---|---|");
+    for (shape, mut latencies) in per_shape {
+        latencies.sort_unstable();
+        let p50 = latencies[latencies.len() / 2] as f64 / 1000.0;
+        let max = latencies.last().copied().unwrap_or(0) as f64 / 1000.0;
+        println!("| {shape} | {p50:.2} | {max:.2} |");
     }
     Ok(())
 }
@@ -370,10 +580,12 @@ async fn reads(
             ),
         );
     }
+    mixed_reads(base_url, database_url, args, healthz.entries_per_s()).await?;
     stop.store(true, Ordering::Relaxed);
     for writer in writers {
         let _ = writer.await;
     }
+    idle_latencies(base_url, database_url, args).await?;
     let baseline = sql_baseline(backend, database_url, duration).await?;
     row(
         "baseline: SQL `GROUP BY` over the log per request, 7d top 25",
@@ -513,12 +725,25 @@ async fn freshness(
 /// Creates a fan on `plan` with `coliseum users create` and signs in;
 /// returns the session's `Cookie` value.
 async fn reader(base_url: &str, database_url: &str, plan: &str) -> anyhow::Result<String> {
+    reader_as(base_url, database_url, plan, "fan", &[]).await
+}
+
+/// Creates a user of `role` on `plan` (with `links`: `--artist` and
+/// `--live-event` arguments) and signs in; returns the session's `Cookie`.
+async fn reader_as(
+    base_url: &str,
+    database_url: &str,
+    plan: &str,
+    role: &str,
+    links: &[String],
+) -> anyhow::Result<String> {
     let exe = std::env::current_exe().context("locating the coliseum binary")?;
-    let email = format!("bench-reader-{plan}@example.com");
+    let email = format!("bench-reader-{plan}-{role}@example.com");
     let password = "bench reader password";
     let output = tokio::process::Command::new(exe)
         .args(["users", "create", "--database-url", database_url, "--email", &email])
-        .args(["--password", password, "--role", "fan", "--plan", plan])
+        .args(["--password", password, "--role", role, "--plan", plan])
+        .args(links)
         .env("RUST_LOG", "warn")
         .output()
         .await?;

@@ -1,6 +1,10 @@
 //! `GET /v1/leaderboards/{metric}` and `…/around/{artist_id}`: KPI
 //! leaderboards by range, city, genre and live event, paginated through
-//! snapshots so that paging never repeats or skips an artist.
+//! snapshots so that paging never repeats or skips an artist. A cursor also
+//! carries the last artist of its page: once its snapshot is no longer kept
+//! (under many distinct boards it may go within seconds), the next page
+//! continues after that artist in the ranking served now, as keyset
+//! pagination does, instead of failing.
 
 use std::sync::Arc;
 
@@ -15,9 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::access::Caller;
-use super::analytics::{
-    check_read, decode_cursor, depth_marker, encode_cursor, range_json, read_range, rfc3339, visible_page,
-};
+use super::analytics::{check_read, depth_marker, range_json, read_range, rfc3339, visible_page};
 use crate::app::AppState;
 use crate::params::Params;
 use crate::problem::AppError;
@@ -54,6 +56,54 @@ fn read_query(state: &AppState, caller: &Caller, metric: Metric, params: &Params
     let filtered = filters.city.is_some() || filters.genre.is_some() || filters.live_event.is_some();
     check_read(caller, query.range, filtered, state.clock.now())?;
     Ok(query)
+}
+
+/// Where the next page of a board starts: an offset into a snapshot, and
+/// the last artist before it (value and id) for when that snapshot is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct BoardCursor {
+    snapshot: u64,
+    offset: usize,
+    after: Option<(i64, String)>,
+}
+
+impl BoardCursor {
+    fn encode(&self) -> String {
+        use base64::Engine as _;
+        let mut cursor = format!("{:x}-{:x}", self.snapshot, self.offset);
+        if let Some((value, artist)) = &self.after {
+            let artist = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(artist);
+            cursor.push_str(&format!("-{value:x}-{artist}"));
+        }
+        cursor
+    }
+
+    fn decode(cursor: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let mut parts = cursor.splitn(4, '-');
+        let snapshot = u64::from_str_radix(parts.next()?, 16).ok()?;
+        let offset = usize::from_str_radix(parts.next()?, 16).ok()?;
+        let after = match (parts.next(), parts.next()) {
+            (None, None) => None,
+            (Some(value), Some(artist)) => {
+                let value = i64::from_str_radix(value, 16).ok()?;
+                let artist = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(artist).ok()?;
+                Some((value, String::from_utf8(artist).ok()?))
+            }
+            _ => return None,
+        };
+        Some(Self {
+            snapshot,
+            offset,
+            after,
+        })
+    }
+}
+
+/// The position of the first entry ranked after an artist with `value`
+/// (boards are ordered by value descending, then artist id ascending).
+fn after(entries: &[Ranked], value: i64, artist: &str) -> usize {
+    entries.partition_point(|e| e.value > value || (e.value == value && &*e.artist <= artist))
 }
 
 /// A value as served: engagement in points (one decimal), the rest as counted.
@@ -160,27 +210,44 @@ async fn leaderboard(
     let (ranking, offset): (Arc<Ranking>, usize) = match params.get("cursor") {
         None => (state.served.leaderboard(&query, caller.freshness_s()).await?, 0),
         Some(cursor) => {
-            let (id, offset) = decode_cursor(cursor)
+            let cursor = BoardCursor::decode(cursor)
                 .ok_or_else(|| AppError::parameter("cursor", "is not a cursor this endpoint gave out"))?;
-            let ranking = state
-                .served
-                .snapshot(id, caller.freshness_s())
-                .ok_or_else(|| AppError::Gone {
-                    detail: "the ranking this cursor pages through is no longer kept; start again without a cursor"
-                        .to_owned(),
-                })?;
-            if ranking.query != query {
-                return Err(AppError::parameter(
-                    "cursor",
-                    "belongs to a leaderboard with other parameters; repeat them as they were",
-                ));
+            match state.served.snapshot(cursor.snapshot, caller.freshness_s()) {
+                Some(ranking) if ranking.query != query => {
+                    return Err(AppError::parameter(
+                        "cursor",
+                        "belongs to a leaderboard with other parameters; repeat them as they were",
+                    ));
+                }
+                Some(ranking) => (ranking, cursor.offset),
+                None => {
+                    let Some((value, artist)) = &cursor.after else {
+                        return Err(AppError::Gone {
+                            detail:
+                                "the ranking this cursor pages through is no longer kept; start again without a cursor"
+                                    .to_owned(),
+                        });
+                    };
+                    let ranking = state.served.leaderboard(&query, caller.freshness_s()).await?;
+                    let offset = after(&ranking.entries, *value, artist);
+                    (ranking, offset)
+                }
             }
-            (ranking, offset)
         }
     };
     let page = visible_page(&caller, ranking.entries.len(), offset, limit);
     let mut body = board_body(&state, &ranking, &ranking.entries[page.positions]);
-    body.next_cursor = Some(page.next.map(|next| encode_cursor(ranking.id, next)));
+    body.next_cursor = Some(page.next.map(|next| {
+        BoardCursor {
+            snapshot: ranking.id,
+            offset: next,
+            after: next
+                .checked_sub(1)
+                .and_then(|last| ranking.entries.get(last))
+                .map(|last| (last.value, last.artist.to_string())),
+        }
+        .encode()
+    }));
     body.upgrade_required = page.upgrade_required;
     Ok(Json(body).into_response())
 }
@@ -217,4 +284,47 @@ async fn around(
         body.upgrade_required = Some(depth_marker(&caller, visible));
     }
     Ok(Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_with_and_without_the_last_artist() {
+        for cursor in [
+            BoardCursor {
+                snapshot: 0xabc,
+                offset: 25,
+                after: Some((1_234, "art-1/é".to_owned())),
+            },
+            BoardCursor {
+                snapshot: 7,
+                offset: 0,
+                after: None,
+            },
+        ] {
+            assert_eq!(BoardCursor::decode(&cursor.encode()), Some(cursor));
+        }
+        for bad in ["", "zz-1", "1-2-3", "1-2-x-YQ", "1-2-3-!!"] {
+            assert_eq!(BoardCursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_page_after_an_artist_starts_behind_it_in_the_order_served_now() {
+        let entry = |rank, artist: &str, value| Ranked {
+            rank,
+            artist: Arc::from(artist),
+            value,
+        };
+        let entries = [entry(1, "c", 9), entry(2, "a", 5), entry(2, "b", 5), entry(4, "d", 1)];
+        assert_eq!(after(&entries, 5, "a"), 2);
+        assert_eq!(after(&entries, 5, "b"), 3);
+        // The artist moved or left: the page starts where it would stand.
+        assert_eq!(after(&entries, 6, "zz"), 1);
+        assert_eq!(after(&entries, 5, "aa"), 2);
+        assert_eq!(after(&entries, 0, "a"), 4);
+        assert_eq!(after(&entries, 100, "a"), 0);
+    }
 }

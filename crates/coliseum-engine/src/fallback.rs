@@ -1,0 +1,170 @@
+//! The SQL fallback: what memory does not hold (buckets older than the hot
+//! window, combinations of filters the hot state does not slice by) is
+//! summed from the rollup tables, with three guards so that cold queries
+//! degrade only themselves:
+//!
+//! - **bounded**: at most [`CONCURRENT`] queries run at once; a burst of
+//!   cold queries waits for its turn instead of taking every database
+//!   connection (and, behind them, every request that needs one);
+//! - **single flight**: one query per distinct question at a time; the
+//!   others asking it wait for its answer;
+//! - **kept**: an answer is reused while none of the buckets it covers has
+//!   changed (the caller's stamp, from the hot state), or for `max_age`
+//!   after it was read, as leaderboards are.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coliseum_domain::kpi::Kpis;
+use coliseum_store::{CellFilter, Grain, Store, StoreError};
+
+/// SQL fallbacks running at once at most (the SQLite pool has 8
+/// connections, the PostgreSQL one 16: the rest stay for writes and for
+/// everything else).
+pub const CONCURRENT: usize = 4;
+/// Rows held by kept answers at most; beyond it the cache starts over.
+const KEPT_ROWS: usize = 1_000_000;
+
+/// A question to the rollups: sums over buckets `first..=last` of `grain`
+/// matching `filter`, per artist or per bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Question {
+    pub grain: Grain,
+    pub first: i64,
+    pub last: i64,
+    pub filter: CellFilter,
+    pub by: By,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum By {
+    Artist,
+    Bucket,
+}
+
+/// Sums per artist or per bucket.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    ByArtist(Arc<Vec<(Arc<str>, Kpis)>>),
+    ByBucket(Arc<Vec<(i64, Kpis)>>),
+}
+
+impl Answer {
+    /// What it counts against the cache's bound: its rows, and one for the
+    /// answer itself, so that many empty answers are bounded too.
+    fn rows(&self) -> usize {
+        1 + match self {
+            Answer::ByArtist(rows) => rows.len(),
+            Answer::ByBucket(rows) => rows.len(),
+        }
+    }
+}
+
+struct Kept {
+    stamp: u64,
+    read: Instant,
+    answer: Answer,
+}
+
+#[derive(Default)]
+struct Cache {
+    answers: HashMap<Question, Kept>,
+    rows: usize,
+}
+
+pub struct Fallback {
+    store: Arc<dyn Store>,
+    max_age: Duration,
+    permits: tokio::sync::Semaphore,
+    cache: Mutex<Cache>,
+    gates: Mutex<HashMap<Question, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fallback").finish_non_exhaustive()
+    }
+}
+
+impl Fallback {
+    pub fn new(store: Arc<dyn Store>, max_age: Duration) -> Self {
+        Self {
+            store,
+            max_age,
+            permits: tokio::sync::Semaphore::new(CONCURRENT),
+            cache: Mutex::new(Cache::default()),
+            gates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The answer to `question` as of `stamp` (the newest change to its
+    /// buckets), from the cache when it is still right.
+    pub async fn answer(&self, question: &Question, stamp: u64) -> Result<Answer, StoreError> {
+        if let Some(answer) = self.kept(question, stamp) {
+            return Ok(answer);
+        }
+        let gate = self
+            .gates
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(question.clone())
+            .or_default()
+            .clone();
+        let _turn = gate.lock().await;
+        // Whoever held the gate may have answered it meanwhile.
+        if let Some(answer) = self.kept(question, stamp) {
+            return Ok(answer);
+        }
+        let answer = {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| StoreError::Internal(format!("the SQL fallback is closed: {e}")))?;
+            self.ask(question).await?
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.rows + answer.rows() > KEPT_ROWS {
+            *cache = Cache::default();
+        }
+        cache.rows += answer.rows();
+        let kept = Kept {
+            stamp,
+            read: Instant::now(),
+            answer: answer.clone(),
+        };
+        if let Some(replaced) = cache.answers.insert(question.clone(), kept) {
+            cache.rows -= replaced.answer.rows();
+        }
+        drop(cache);
+        // The answer is kept: later askers find it without a gate.
+        self.gates.lock().unwrap_or_else(|p| p.into_inner()).remove(question);
+        Ok(answer)
+    }
+
+    fn kept(&self, question: &Question, stamp: u64) -> Option<Answer> {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = cache.answers.get(question)?;
+        (kept.stamp == stamp || kept.read.elapsed() < self.max_age).then(|| kept.answer.clone())
+    }
+
+    async fn ask(&self, q: &Question) -> Result<Answer, StoreError> {
+        Ok(match q.by {
+            By::Artist => {
+                let rows = self
+                    .store
+                    .sum_cells_by_artist(q.grain, q.first, q.last + 1, &q.filter)
+                    .await?;
+                Answer::ByArtist(Arc::new(
+                    rows.into_iter().map(|(artist, k)| (Arc::from(artist), k)).collect(),
+                ))
+            }
+            By::Bucket => Answer::ByBucket(Arc::new(
+                self.store
+                    .sum_cells_by_bucket(q.grain, q.first, q.last + 1, &q.filter)
+                    .await?,
+            )),
+        })
+    }
+}
