@@ -108,6 +108,11 @@ struct Kept {
     current_day: i64,
 }
 
+thread_local! {
+    /// Per-artist sums by interned id, for summing runs of buckets.
+    static DENSE: std::cell::RefCell<Vec<Option<Kpis>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Per-artist sums over a run of buckets, and the newest change they include.
 type TileSums = (u64, Arc<Vec<(Arc<str>, Kpis)>>);
 
@@ -196,25 +201,30 @@ impl Inner {
         };
         // Summed into a dense array indexed by artist: a few megabytes that
         // stay in cache, where a hash map per bucket would miss on every row.
-        let mut sums = vec![Kpis::default(); self.artists.names.len()];
-        let mut seen = vec![false; self.artists.names.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        for bucket in [only, second].into_iter().chain(slices) {
-            bucket.for_each(|artist, cell| {
-                let index = artist as usize;
-                if artist != 0 && index < sums.len() {
-                    if !seen[index] {
-                        seen[index] = true;
-                        touched.push(artist);
+        // The array is the thread's own, kept zeroed between sums, so that
+        // a sum allocates only its result.
+        DENSE.with_borrow_mut(|dense| {
+            if dense.len() < self.artists.names.len() {
+                dense.resize(self.artists.names.len(), None);
+            }
+            let mut touched: Vec<u32> = Vec::new();
+            for bucket in [only, second].into_iter().chain(slices) {
+                bucket.for_each(|artist, cell| {
+                    let index = artist as usize;
+                    if artist != 0 && index < dense.len() {
+                        let sum = dense[index].get_or_insert_with(|| {
+                            touched.push(artist);
+                            Kpis::default()
+                        });
+                        *sum += cell.kpis();
                     }
-                    sums[index] += cell.kpis();
-                }
-            });
-        }
-        touched
-            .into_iter()
-            .map(|artist| (name(artist), sums[artist as usize]))
-            .collect()
+                });
+            }
+            touched
+                .into_iter()
+                .map(|artist| (name(artist), dense[artist as usize].take().unwrap_or_default()))
+                .collect()
+        })
     }
 
     /// The newest version that changed any of buckets `first..=last`.

@@ -220,6 +220,8 @@ struct Cached {
 pub struct Reads {
     hot: Arc<HotState>,
     fallback: Fallback,
+    /// One permit per core for CPU-heavy read work.
+    cores: tokio::sync::Semaphore,
     /// How long a ranking may still be served once newer batches are
     /// applied. Under continuous ingestion every request would otherwise see
     /// a new version and recompute the whole board.
@@ -244,6 +246,7 @@ impl Reads {
         Self {
             hot,
             fallback: Fallback::new(store, max_age),
+            cores: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_age,
             cache: Mutex::new((HashMap::new(), 0)),
             gates: Mutex::new(HashMap::new()),
@@ -286,22 +289,22 @@ impl Reads {
         let metric = query.metric;
         // Merging and sorting a board of every artist is milliseconds of CPU:
         // off the request workers.
-        let entries = tokio::task::spawn_blocking(move || {
-            if let [only] = parts.as_slice() {
-                return rank(only.iter().map(|(artist, kpis)| (artist.clone(), kpis.metric(metric))));
-            }
-            // Keyed by a fast hash: the keys are our own artist ids, and a
-            // board merges tens of thousands of them.
-            let mut sums: FxHashMap<Arc<str>, i64> = FxHashMap::default();
-            for part in &parts {
-                for (artist, kpis) in part.iter() {
-                    *sums.entry(artist.clone()).or_default() += kpis.metric(metric);
+        let entries = self
+            .compute(move || {
+                if let [only] = parts.as_slice() {
+                    return rank(only.iter().map(|(artist, kpis)| (artist.clone(), kpis.metric(metric))));
                 }
-            }
-            rank(sums)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("ranking failed: {e}")))?;
+                // Keyed by a fast hash: the keys are our own artist ids, and a
+                // board merges tens of thousands of them.
+                let mut sums: FxHashMap<Arc<str>, i64> = FxHashMap::default();
+                for part in &parts {
+                    for (artist, kpis) in part.iter() {
+                        *sums.entry(artist.clone()).or_default() += kpis.metric(metric);
+                    }
+                }
+                rank(sums)
+            })
+            .await?;
         let ranking = Arc::new(Ranking {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             query: query.clone(),
@@ -403,6 +406,21 @@ impl Reads {
         })
     }
 
+    /// Runs CPU-heavy work (summing buckets, merging and ranking a board)
+    /// off the request workers, at most one job per core at once: a burst
+    /// of distinct boards queues here instead of starting hundreds of
+    /// threads that each hold megabytes and share two cores.
+    async fn compute<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+        let _permit = self
+            .cores
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Internal(format!("the read workers are closed: {e}")))?;
+        tokio::task::spawn_blocking(job)
+            .await
+            .map_err(|e| StoreError::Internal(format!("a read job failed: {e}")))
+    }
+
     /// Per-artist sums over `tile`: the part the hot state keeps from it,
     /// the part before from SQL.
     async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(Arc<str>, Kpis)>>, StoreError> {
@@ -414,9 +432,8 @@ impl Reads {
             None => None,
             Some(kept) => {
                 let hot = self.hot.clone();
-                tokio::task::spawn_blocking(move || hot.by_artist(kept.grain, kept.first, kept.last, &slice))
-                    .await
-                    .map_err(|e| StoreError::Internal(format!("summing the hot state failed: {e}")))?
+                self.compute(move || hot.by_artist(kept.grain, kept.first, kept.last, &slice))
+                    .await?
                     .map(|summed| summed.sums)
             }
         };
@@ -427,15 +444,15 @@ impl Reads {
                 if older.is_empty() {
                     return Ok(kept);
                 }
-                let merged = tokio::task::spawn_blocking(move || {
-                    let mut sums: FxHashMap<Arc<str>, Kpis> = older.iter().cloned().collect();
-                    for (artist, kpis) in kept.iter() {
-                        *sums.entry(artist.clone()).or_default() += *kpis;
-                    }
-                    sums.into_iter().collect::<Vec<_>>()
-                })
-                .await
-                .map_err(|e| StoreError::Internal(format!("merging sums failed: {e}")))?;
+                let merged = self
+                    .compute(move || {
+                        let mut sums: FxHashMap<Arc<str>, Kpis> = older.iter().cloned().collect();
+                        for (artist, kpis) in kept.iter() {
+                            *sums.entry(artist.clone()).or_default() += *kpis;
+                        }
+                        sums.into_iter().collect::<Vec<_>>()
+                    })
+                    .await?;
                 Ok(Arc::new(merged))
             }
             // The hot window moved between the split and the read.
