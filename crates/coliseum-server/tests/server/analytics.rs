@@ -18,6 +18,7 @@ on_both_backends!(
     leaderboards_and_kpis_equal_a_reference,
     ranges_end_and_start_exactly_on_utc_hour_and_day_edges,
     pages_neither_repeat_nor_skip_while_entries_arrive,
+    a_cursor_whose_snapshot_is_gone_continues_after_its_last_artist,
     bad_parameters_get_problem_documents,
     pause_holds_processing_and_resume_drains_it,
     a_payment_without_a_rate_is_a_dead_letter_an_admin_can_see_and_replay,
@@ -308,6 +309,39 @@ async fn pages_neither_repeat_nor_skip_while_entries_arrive(backend: Backend) {
         fresh["total_ranked"].as_u64().expect("total") > 40,
         "a new first page sees the newcomers"
     );
+    app.stop().await;
+}
+
+async fn a_cursor_whose_snapshot_is_gone_continues_after_its_last_artist(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // Artist n has n plays: one order, no ties.
+    let plays: Vec<Value> = (1..=20)
+        .flat_map(|n| (0..n).map(move |i| play(&format!("c-{n}-{i}"), &format!("art_{n:02}"), 5, "Oslo")))
+        .collect();
+    assert_eq!(app.deliver(&json!({"events": plays})).await.status(), 202);
+    app.processed().await;
+    let first = get_json(&app, "/v1/leaderboards/plays?range=24h&limit=5").await;
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    // Many other boards computed since: the first page's snapshot is no longer kept.
+    for n in 0..80 {
+        get_json(&app, &format!("/v1/leaderboards/plays?range=24h&limit=5&city=c{n}")).await;
+    }
+    let second = get_json(&app, &format!("/v1/leaderboards/plays?range=24h&limit=5&cursor={cursor}")).await;
+    let artists = |page: &Value| -> Vec<String> {
+        page["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .map(|e| e["artist_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(artists(&first), ["art_20", "art_19", "art_18", "art_17", "art_16"]);
+    assert_eq!(
+        artists(&second),
+        ["art_15", "art_14", "art_13", "art_12", "art_11"],
+        "the next page starts after the last artist of the first"
+    );
+    assert_eq!(second["entries"][0]["rank"], 6);
     app.stop().await;
 }
 
