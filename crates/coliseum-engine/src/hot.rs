@@ -108,15 +108,10 @@ struct Kept {
     current_day: i64,
 }
 
-thread_local! {
-    /// Per-artist sums by interned id, for summing runs of buckets.
-    static DENSE: std::cell::RefCell<Vec<Option<Kpis>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Per-artist sums over a run of buckets, and the newest change they include.
-type TileSums = (u64, Arc<Vec<(Arc<str>, Kpis)>>);
+type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
 
-/// Per-artist rows kept in cached tile sums at most (64 bytes each); beyond
+/// Per-artist rows kept in cached tile sums at most (56 bytes each); beyond
 /// it the cache starts over. A day of every artist is 50,000 rows.
 const CACHED_TILE_ROWS: usize = 2_000_000;
 
@@ -180,50 +175,35 @@ impl Inner {
         }
     }
 
-    fn sum_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Vec<(Arc<str>, Kpis)> {
+    fn sum_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Vec<(u32, Kpis)> {
         let buckets = match grain {
             Grain::Hour => &self.hours,
             Grain::Day => &self.days,
         };
-        let mut slices = buckets.range(first..=last).filter_map(|(_, b)| b.slice(slice));
+        let mut slices = buckets
+            .range(first..=last)
+            .filter_map(|(_, b)| b.slice(slice))
+            .peekable();
         let Some(only) = slices.next() else {
             return Vec::new();
         };
-        let name = |artist: u32| self.artists.names[artist as usize].clone();
-        let Some(second) = slices.next() else {
+        if slices.peek().is_none() {
             let mut rows = Vec::with_capacity(only.len());
             only.for_each(|artist, cell| {
                 if artist != 0 {
-                    rows.push((name(artist), cell.kpis()));
+                    rows.push((artist, cell.kpis()));
                 }
             });
             return rows;
-        };
-        // Summed into a dense array indexed by artist: a few megabytes that
-        // stay in cache, where a hash map per bucket would miss on every row.
-        // The array is the thread's own, kept zeroed between sums, so that
-        // a sum allocates only its result.
-        DENSE.with_borrow_mut(|dense| {
-            if dense.len() < self.artists.names.len() {
-                dense.resize(self.artists.names.len(), None);
-            }
-            let mut touched: Vec<u32> = Vec::new();
-            for bucket in [only, second].into_iter().chain(slices) {
+        }
+        crate::dense::sum_by_id(self.artists.names.len(), |add| {
+            for bucket in std::iter::once(only).chain(slices) {
                 bucket.for_each(|artist, cell| {
-                    let index = artist as usize;
-                    if artist != 0 && index < dense.len() {
-                        let sum = dense[index].get_or_insert_with(|| {
-                            touched.push(artist);
-                            Kpis::default()
-                        });
-                        *sum += cell.kpis();
+                    if artist != 0 {
+                        add(artist, &cell.kpis());
                     }
                 });
             }
-            touched
-                .into_iter()
-                .map(|artist| (name(artist), dense[artist as usize].take().unwrap_or_default()))
-                .collect()
         })
     }
 
@@ -242,8 +222,9 @@ impl Inner {
 pub struct ArtistSums {
     pub version: u64,
     pub watermark: Watermark,
-    /// Artists with any figure in the slice (never the "no artist" bucket).
-    pub sums: Arc<Vec<(Arc<str>, Kpis)>>,
+    /// Artists (interned ids, see [`HotState::names`]) with any figure in
+    /// the slice, never the "no artist" bucket.
+    pub sums: Arc<Vec<(u32, Kpis)>>,
 }
 
 /// The hot state. Cheap to share; reads take a read lock for the sums only.
@@ -254,6 +235,55 @@ pub struct HotState {
     /// Sums over runs of buckets, reused while none of their buckets changes:
     /// a 30-day board under live traffic re-sums only today's hours.
     tiles: std::sync::Mutex<TileCache>,
+    /// The artists' names and their order, for ranking by id.
+    names: std::sync::Mutex<Arc<Names>>,
+}
+
+/// The interned artists' names, and each id's place in name order, so that
+/// boards break ties by artist without comparing strings.
+#[derive(Debug, Default)]
+pub struct Names {
+    names: Vec<Arc<str>>,
+    /// Ids in name order.
+    by_name: Vec<u32>,
+    /// Per id, its place in `by_name`.
+    place: Vec<u32>,
+}
+
+impl Names {
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+
+    pub fn name(&self, id: u32) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+
+    /// How ids compare by their names.
+    pub fn cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {
+        self.place[a as usize].cmp(&self.place[b as usize])
+    }
+
+    /// These names and `more` after them (ids from `self.len()` on).
+    fn extended(&self, more: &[Arc<str>]) -> Names {
+        let mut names = self.names.clone();
+        let mut by_name = self.by_name.clone();
+        for name in more {
+            let id = u32::try_from(names.len()).unwrap_or(u32::MAX);
+            let at = by_name.partition_point(|other| *names[*other as usize] < **name);
+            by_name.insert(at, id);
+            names.push(name.clone());
+        }
+        let mut place = vec![0; names.len()];
+        for (at, id) in by_name.iter().enumerate() {
+            place[*id as usize] = u32::try_from(at).unwrap_or(u32::MAX);
+        }
+        Names { names, by_name, place }
+    }
 }
 
 /// Tile sums by (grain, first, last, slice), and how many rows they hold.
@@ -285,6 +315,7 @@ impl HotState {
             }),
             clock,
             tiles: std::sync::Mutex::new(TileCache::default()),
+            names: std::sync::Mutex::new(Arc::new(Names::default())),
         };
         // One bucket at a time: the cells of a month would take several times
         // the memory of the state they build. The platform totals reach
@@ -427,6 +458,35 @@ impl HotState {
         })
     }
 
+    /// The artists' names, covering every id below `ids` at least.
+    pub fn names(&self, ids: usize) -> Arc<Names> {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if names.len() < ids {
+            let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            let more = inner.artists.names.get(names.len()..).unwrap_or_default();
+            *names = Arc::new(names.extended(more));
+        }
+        names.clone()
+    }
+
+    /// The ids of artists named in rows read from SQL, interning new ones.
+    pub fn intern_rows(&self, rows: &[(Arc<str>, Kpis)]) -> Vec<(u32, Kpis)> {
+        {
+            let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            let known: Option<Vec<(u32, Kpis)>> = rows
+                .iter()
+                .map(|(name, kpis)| inner.artists.index.get(&**name).map(|id| (*id, *kpis)))
+                .collect();
+            if let Some(known) = known {
+                return known;
+            }
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        rows.iter()
+            .map(|(name, kpis)| (inner.artists.intern(name), *kpis))
+            .collect()
+    }
+
     /// Sums per bucket over `first..=last` of `grain` in `slice`, for one
     /// artist or (with `None`) for everything in the slice; `None` when those
     /// buckets are not all kept. Buckets without figures are left out.
@@ -479,5 +539,31 @@ impl AppliedSink for HotState {
     fn advanced(&self, watermark: Watermark) {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         inner.watermark = watermark;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_order_ids_as_their_strings_order_when_extended_piecemeal() {
+        let batch = |names: &[&str]| names.iter().map(|n| Arc::from(*n)).collect::<Vec<Arc<str>>>();
+        let names = Names::default()
+            .extended(&batch(&["", "art_5", "art_10", "zed"]))
+            .extended(&batch(&["art_1", "Art_2"]))
+            .extended(&batch(&["art_50", "a"]));
+        assert_eq!(names.len(), 8);
+        for a in 0..8_u32 {
+            for b in 0..8_u32 {
+                assert_eq!(
+                    names.cmp(a, b),
+                    names.name(a).cmp(names.name(b)),
+                    "{} vs {}",
+                    names.name(a),
+                    names.name(b)
+                );
+            }
+        }
     }
 }

@@ -17,11 +17,10 @@ use coliseum_domain::clock::Clock;
 use coliseum_domain::kpi::{Kpis, Metric};
 use coliseum_domain::range::Range;
 use coliseum_store::{CellFilter, Grain, Store, StoreError};
-use rustc_hash::FxHashMap;
 use time::OffsetDateTime;
 
 use crate::fallback::{Answer, By, Fallback, Question};
-use crate::hot::{HotState, Slice};
+use crate::hot::{HotState, Names, Slice};
 use crate::processor::Watermark;
 
 /// Rankings kept for pagination cursors, oldest dropped first.
@@ -187,6 +186,40 @@ pub fn rank(sums: impl IntoIterator<Item = (Arc<str>, i64)>) -> Vec<Ranked> {
     out
 }
 
+/// Per-artist sums over several parts, by interned id.
+fn merge(parts: &[Arc<Vec<(u32, Kpis)>>]) -> Vec<(u32, Kpis)> {
+    let ids = parts
+        .iter()
+        .flat_map(|part| part.iter().map(|(id, _)| *id as usize + 1))
+        .max()
+        .unwrap_or(0);
+    crate::dense::sum_by_id(ids, |add| {
+        for (id, kpis) in parts.iter().flat_map(|part| part.iter()) {
+            add(*id, kpis);
+        }
+    })
+}
+
+/// [`rank`] over interned ids: ties are broken by each id's place in name
+/// order, integers compared instead of strings.
+fn rank_ids(values: Vec<(u32, i64)>, names: &Names) -> Vec<Ranked> {
+    let mut ranked: Vec<(u32, i64)> = values.into_iter().filter(|(_, v)| *v > 0).collect();
+    ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| names.cmp(a.0, b.0)));
+    let mut out: Vec<Ranked> = Vec::with_capacity(ranked.len());
+    for (index, (id, value)) in ranked.into_iter().enumerate() {
+        let rank = match out.last() {
+            Some(previous) if previous.value == value => previous.rank,
+            _ => index as u64 + 1,
+        };
+        out.push(Ranked {
+            rank,
+            artist: names.name(id).clone(),
+            value,
+        });
+    }
+    out
+}
+
 /// What a KPI read asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KpiQuery {
@@ -287,22 +320,20 @@ impl Reads {
             parts.push(self.sum_by_artist(*tile, &query.filters).await?);
         }
         let metric = query.metric;
+        let hot = self.hot.clone();
         // Merging and sorting a board of every artist is milliseconds of CPU:
         // off the request workers.
         let entries = self
             .compute(move || {
-                if let [only] = parts.as_slice() {
-                    return rank(only.iter().map(|(artist, kpis)| (artist.clone(), kpis.metric(metric))));
-                }
-                // Keyed by a fast hash: the keys are our own artist ids, and a
-                // board merges tens of thousands of them.
-                let mut sums: FxHashMap<Arc<str>, i64> = FxHashMap::default();
-                for part in &parts {
-                    for (artist, kpis) in part.iter() {
-                        *sums.entry(artist.clone()).or_default() += kpis.metric(metric);
-                    }
-                }
-                rank(sums)
+                let values: Vec<(u32, i64)> = match parts.as_slice() {
+                    [only] => only.iter().map(|(id, kpis)| (*id, kpis.metric(metric))).collect(),
+                    _ => merge(&parts)
+                        .into_iter()
+                        .map(|(id, kpis)| (id, kpis.metric(metric)))
+                        .collect(),
+                };
+                let ids = values.iter().map(|(id, _)| *id as usize + 1).max().unwrap_or(0);
+                rank_ids(values, &hot.names(ids))
             })
             .await?;
         let ranking = Arc::new(Ranking {
@@ -421,9 +452,9 @@ impl Reads {
             .map_err(|e| StoreError::Internal(format!("a read job failed: {e}")))
     }
 
-    /// Per-artist sums over `tile`: the part the hot state keeps from it,
-    /// the part before from SQL.
-    async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(Arc<str>, Kpis)>>, StoreError> {
+    /// Per-artist sums over `tile`, by interned id: the part the hot state
+    /// keeps from it, the part before from SQL.
+    async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(u32, Kpis)>>, StoreError> {
         let Some(slice) = filters.slice() else {
             return self.sql_by_artist(tile, filters).await;
         };
@@ -444,25 +475,16 @@ impl Reads {
                 if older.is_empty() {
                     return Ok(kept);
                 }
-                let merged = self
-                    .compute(move || {
-                        let mut sums: FxHashMap<Arc<str>, Kpis> = older.iter().cloned().collect();
-                        for (artist, kpis) in kept.iter() {
-                            *sums.entry(artist.clone()).or_default() += *kpis;
-                        }
-                        sums.into_iter().collect::<Vec<_>>()
-                    })
-                    .await?;
-                Ok(Arc::new(merged))
+                Ok(Arc::new(self.compute(move || merge(&[older, kept])).await?))
             }
             // The hot window moved between the split and the read.
             _ => self.sql_by_artist(tile, filters).await,
         }
     }
 
-    async fn sql_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(Arc<str>, Kpis)>>, StoreError> {
+    async fn sql_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(u32, Kpis)>>, StoreError> {
         match self.ask(tile, filters, None, By::Artist).await? {
-            Answer::ByArtist(rows) => Ok(rows),
+            Answer::ByArtist(rows) => Ok(Arc::new(self.hot.intern_rows(&rows))),
             Answer::ByBucket(_) => Err(StoreError::Internal("the fallback answered per bucket".into())),
         }
     }

@@ -326,7 +326,11 @@ async fn a_cursor_whose_snapshot_is_gone_continues_after_its_last_artist(backend
     for n in 0..80 {
         get_json(&app, &format!("/v1/leaderboards/plays?range=24h&limit=5&city=c{n}")).await;
     }
-    let second = get_json(&app, &format!("/v1/leaderboards/plays?range=24h&limit=5&cursor={cursor}")).await;
+    let second = get_json(
+        &app,
+        &format!("/v1/leaderboards/plays?range=24h&limit=5&cursor={cursor}"),
+    )
+    .await;
     let artists = |page: &Value| -> Vec<String> {
         page["entries"]
             .as_array()
