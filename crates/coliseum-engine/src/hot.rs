@@ -40,6 +40,8 @@ pub const DAYS_KEPT: i64 = 31;
 const HOURS_OPEN: i64 = 7;
 /// Likewise for days: today and yesterday stay open.
 const DAYS_OPEN: i64 = 2;
+/// Seconds between packing passes.
+const PACK_EVERY_S: i64 = 30;
 
 /// Artist ids as small numbers: the per-artist maps are the bulk of the
 /// state, and a `u32` key is a fraction of a `String`. Index 0 is "no artist".
@@ -91,6 +93,8 @@ struct Inner {
     /// Platform totals per city and genre combination, kept longer than the
     /// per-artist buckets.
     totals: Totals,
+    /// When closed buckets were last packed, in Unix seconds.
+    packed_at: i64,
 }
 
 /// The first buckets kept, per-artist and in the platform totals, and the
@@ -106,6 +110,8 @@ struct Kept {
     total_day: i64,
     current_hour: i64,
     current_day: i64,
+    /// Now, in Unix seconds.
+    now_s: i64,
 }
 
 /// Per-artist sums over a run of buckets, and the newest change they include.
@@ -167,6 +173,16 @@ impl Inner {
             }
             bucket.thin_out();
         }
+        // Packing at most every so often: a backlog of old entries touches
+        // closed buckets batch after batch, and packing after each batch
+        // would sort them again every time.
+        if kept.now_s >= self.packed_at + PACK_EVERY_S {
+            self.pack(kept);
+        }
+    }
+
+    fn pack(&mut self, kept: Kept) {
+        self.packed_at = kept.now_s;
         for (_, bucket) in self.hours.range_mut(..kept.current_hour - HOURS_OPEN + 1) {
             bucket.close();
         }
@@ -312,6 +328,7 @@ impl HotState {
                 day_changed: BTreeMap::new(),
                 late_changed: (0, 0),
                 totals: Totals::default(),
+                packed_at: 0,
             }),
             clock,
             tiles: std::sync::Mutex::new(TileCache::default()),
@@ -326,6 +343,10 @@ impl HotState {
             for bucket in first..=last {
                 let cells = store.kpi_cells(grain, bucket, bucket + 1).await?;
                 hot.add_cells(cells.iter().map(|(k, v)| (k, *v)));
+                // Packed as it loads: a month of open maps would take twice
+                // the memory of the state it ends up as.
+                let mut inner = hot.inner.write().unwrap_or_else(|p| p.into_inner());
+                inner.pack(kept);
             }
         }
         Ok(hot)
@@ -343,6 +364,7 @@ impl HotState {
             total_day,
             current_hour: hour,
             current_day: day,
+            now_s: now.unix_timestamp(),
         }
     }
 

@@ -221,16 +221,10 @@ impl CellFilter {
     }
 
     /// The index a read with this filter should take, when one fits better
-    /// than the primary key's bucket range: an artist's or a live event's
-    /// cells are a small share of any range. (SQLite's planner, without
-    /// statistics, takes the primary key's range instead.)
+    /// than the primary key's bucket range: a live event's cells are a small
+    /// share of any range. (SQLite's planner, without statistics, takes the
+    /// primary key's range instead.)
     pub fn index(&self) -> Option<&'static str> {
-        if self.artist.is_some() {
-            Some("kpi_cells_by_artist")
-        } else if self.live_event.is_some() {
-            Some("kpi_cells_by_live_event")
-        } else {
-            None
-        }
+        self.live_event.is_some().then_some("kpi_cells_by_live_event")
     }
 }
