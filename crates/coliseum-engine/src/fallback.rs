@@ -3,9 +3,12 @@
 //! summed from the rollup tables, with three guards so that cold queries
 //! degrade only themselves:
 //!
-//! - **bounded**: at most [`CONCURRENT`] queries run at once; a burst of
-//!   cold queries waits for its turn instead of taking every database
-//!   connection (and, behind them, every request that needs one);
+//! - **bounded, by cost**: at most [`CONCURRENT`] queries run at once, of
+//!   which at most [`SCANS`] may read many cells (a long range without an
+//!   index on what it selects, such as an artist's cells over a month of
+//!   hours): a burst of cold queries waits for its turn instead of taking
+//!   every database connection, and slow scans queue behind each other,
+//!   never in front of the quick reads (a live event's cells, a short range);
 //! - **single flight**: one query per distinct question at a time; the
 //!   others asking it wait for its answer;
 //! - **kept**: an answer is reused while none of the buckets it covers has
@@ -23,6 +26,8 @@ use coliseum_store::{CellFilter, Grain, Store, StoreError};
 /// connections, the PostgreSQL one 16: the rest stay for writes and for
 /// everything else).
 pub const CONCURRENT: usize = 4;
+/// Of which scans at most.
+pub const SCANS: usize = 2;
 /// Rows held by kept answers at most; beyond it the cache starts over.
 const KEPT_ROWS: usize = 1_000_000;
 
@@ -35,6 +40,20 @@ pub struct Question {
     pub last: i64,
     pub filter: CellFilter,
     pub by: By,
+}
+
+impl Question {
+    /// Whether it reads few cells: a live event's (through its index), or
+    /// any of a short range (two days of hours, a week of days). Anything
+    /// else may scan every cell of a long range.
+    fn is_quick(&self) -> bool {
+        let span = self.last.saturating_sub(self.first).saturating_add(1);
+        self.filter.index().is_some()
+            || match self.grain {
+                Grain::Hour => span <= 48,
+                Grain::Day => span <= 7,
+            }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,6 +96,7 @@ pub struct Fallback {
     store: Arc<dyn Store>,
     max_age: Duration,
     permits: tokio::sync::Semaphore,
+    scans: tokio::sync::Semaphore,
     cache: Mutex<Cache>,
     gates: Mutex<HashMap<Question, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -92,7 +112,8 @@ impl Fallback {
         Self {
             store,
             max_age,
-            permits: tokio::sync::Semaphore::new(CONCURRENT),
+            permits: tokio::sync::Semaphore::new(CONCURRENT - SCANS),
+            scans: tokio::sync::Semaphore::new(SCANS),
             cache: Mutex::new(Cache::default()),
             gates: Mutex::new(HashMap::new()),
         }
@@ -117,8 +138,12 @@ impl Fallback {
             return Ok(answer);
         }
         let answer = {
-            let _permit = self
-                .permits
+            let permits = if question.is_quick() {
+                &self.permits
+            } else {
+                &self.scans
+            };
+            let _permit = permits
                 .acquire()
                 .await
                 .map_err(|e| StoreError::Internal(format!("the SQL fallback is closed: {e}")))?;
