@@ -6,13 +6,16 @@ use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
     CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch,
-    Rollups, StoreError, StoredEntry, rows,
+    Rollups, StoreError, StoredEntry, SumsBy, rows,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::Receiver;
 
 use crate::{EntryRow, PostgresStore, classify, copy, stored_entry};
+
+/// The six sums of a read of cells, as this backend selects them.
+const SUMS: &str = "sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, sum(revenue_entries)::int8, sum(engagement_tenths)::int8";
 
 type DeadLetterRow = (
     i64,
@@ -206,11 +209,7 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let (terms, values) = filter.sql_terms();
-        let sql = format!(
-            "SELECT artist, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> ''{terms} GROUP BY artist"
-        );
+        let (sql, values) = filter.sum_statement(SumsBy::Artist, SUMS, "kpi_cells");
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)
@@ -229,11 +228,7 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let (terms, values) = filter.sql_terms();
-        let sql = format!(
-            "SELECT bucket, sum(plays)::int8, sum(votes)::int8, sum(attendance)::int8, sum(revenue_minor)::int8, sum(revenue_entries)::int8, sum(engagement_tenths)::int8 FROM kpi_cells \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3{terms} GROUP BY bucket ORDER BY bucket"
-        );
+        let (sql, values) = filter.sum_statement(SumsBy::Bucket, SUMS, "kpi_cells");
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)

@@ -5,13 +5,17 @@ use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
     CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch,
-    Rollups, StoreError, StoredEntry, rows,
+    Rollups, StoreError, StoredEntry, SumsBy, rows,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
 use tokio::sync::mpsc::Receiver;
 
 use crate::{EntryRow, SqliteStore, classify, from_micros, micros, stored_entry};
+
+/// The six sums of a read of cells, as this backend selects them.
+const SUMS: &str =
+    "sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths)";
 
 /// 12 parameters a cell, 11 a fan-day: far below SQLite's 32,766 a statement.
 const ROWS_PER_UPSERT: usize = 1000;
@@ -188,12 +192,7 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let (terms, values) = filter.sql_terms();
-        let from_table = indexed(filter);
-        let sql = format!(
-            "SELECT artist, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM {from_table} \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3 AND artist <> ''{terms} GROUP BY artist"
-        );
+        let (sql, values) = filter.sum_statement(SumsBy::Artist, SUMS, &indexed(filter));
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)
@@ -212,12 +211,7 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let (terms, values) = filter.sql_terms();
-        let from_table = indexed(filter);
-        let sql = format!(
-            "SELECT bucket, sum(plays), sum(votes), sum(attendance), sum(revenue_minor), sum(revenue_entries), sum(engagement_tenths) FROM {from_table} \
-             WHERE grain = $1 AND bucket >= $2 AND bucket < $3{terms} GROUP BY bucket ORDER BY bucket"
-        );
+        let (sql, values) = filter.sum_statement(SumsBy::Bucket, SUMS, &indexed(filter));
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)

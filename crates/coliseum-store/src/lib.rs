@@ -19,7 +19,7 @@ pub use records::{
 };
 pub use rollups::{
     CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
-    PipelineState, ProcessedBatch,
+    PipelineState, ProcessedBatch, SumsBy,
 };
 
 /// A failure of the store.

@@ -185,6 +185,13 @@ impl ProcessedBatch {
     }
 }
 
+/// What a SQL sum of cells is grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SumsBy {
+    Artist,
+    Bucket,
+}
+
 /// Which cells a SQL read sums: each given dimension must match exactly.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CellFilter {
@@ -200,7 +207,7 @@ impl CellFilter {
     /// in that order. Only the given dimensions appear (an `$n IS NULL OR …`
     /// term could not use an index), and a live event also names the
     /// condition of its partial index.
-    pub fn sql_terms(&self) -> (String, Vec<&str>) {
+    fn sql_terms(&self) -> (String, Vec<&str>) {
         let mut terms = String::new();
         let mut values = Vec::new();
         for (column, value) in [
@@ -218,6 +225,24 @@ impl CellFilter {
             terms.push_str(" AND live_event <> ''");
         }
         (terms, values)
+    }
+
+    /// The statement summing the cells of one grain with `$2 <= bucket < $3`
+    /// (grain `$1`) that match this filter, grouped `by` artist or bucket,
+    /// and the values to bind after those three. `sums` is the backend's
+    /// select list of the six sums and `table` how it names `kpi_cells`.
+    pub fn sum_statement(&self, by: SumsBy, sums: &str, table: &str) -> (String, Vec<&str>) {
+        let (terms, values) = self.sql_terms();
+        let range = "WHERE grain = $1 AND bucket >= $2 AND bucket < $3";
+        let sql = match by {
+            SumsBy::Artist => {
+                format!("SELECT artist, {sums} FROM {table} {range} AND artist <> ''{terms} GROUP BY artist")
+            }
+            SumsBy::Bucket => {
+                format!("SELECT bucket, {sums} FROM {table} {range}{terms} GROUP BY bucket ORDER BY bucket")
+            }
+        };
+        (sql, values)
     }
 
     /// The index a read with this filter should take, when one fits better
