@@ -497,34 +497,33 @@ impl Reads {
         filters: &Filters,
         artist: Option<&str>,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        if artist.is_none() && filters.live_event.is_none() {
-            let (city, genre) = (filters.city.as_deref(), filters.genre.as_deref());
-            let (older, kept) = tile.split_at(self.hot.first_total(tile.grain));
-            let mut points = match older {
-                Some(older) => self.sql_by_bucket(older, filters, None).await?,
-                None => Vec::new(),
-            };
-            if let Some(kept) = kept {
-                match self.hot.platform_series(kept.grain, kept.first, kept.last, city, genre) {
-                    Some((_, totals)) => points.extend(totals),
-                    // The window moved between the split and the read.
-                    None => return self.sql_by_bucket(tile, filters, None).await,
-                }
-            }
-            return Ok(points);
-        }
-        let Some(slice) = filters.slice() else {
-            return self.sql_by_bucket(tile, filters, artist).await;
+        // The platform's series come from its totals (any city and genre),
+        // the rest from the slice the filters select; SQL for what neither
+        // holds.
+        let platform = artist.is_none() && filters.live_event.is_none();
+        let slice = filters.slice();
+        let edge = match &slice {
+            _ if platform => self.hot.first_total(tile.grain),
+            Some(slice) => self.hot.first_kept(tile.grain, slice),
+            None => return self.sql_by_bucket(tile, filters, artist).await,
         };
-        let (older, kept) = tile.split_at(self.hot.first_kept(tile.grain, &slice));
+        let (older, kept) = tile.split_at(edge);
         let mut points = match older {
             Some(older) => self.sql_by_bucket(older, filters, artist).await?,
             None => Vec::new(),
         };
         if let Some(kept) = kept {
-            match self.hot.series(kept.grain, kept.first, kept.last, &slice, artist) {
-                Some((_, hot)) => points.extend(hot),
-                // The hot window moved between the split and the read.
+            let from_memory = match &slice {
+                _ if platform => {
+                    let (city, genre) = (filters.city.as_deref(), filters.genre.as_deref());
+                    self.hot.platform_series(kept.grain, kept.first, kept.last, city, genre)
+                }
+                Some(slice) => self.hot.series(kept.grain, kept.first, kept.last, slice, artist),
+                None => None,
+            };
+            match from_memory {
+                Some((_, memory)) => points.extend(memory),
+                // The window moved between the split and the read.
                 None => return self.sql_by_bucket(tile, filters, artist).await,
             }
         }

@@ -95,8 +95,8 @@ impl Totals {
         }
     }
 
-    /// The sums per bucket of `first..=last` in `combination`, buckets
-    /// without figures left out.
+    /// The sums per bucket of `first..=last` for a city, a genre, both or
+    /// neither, buckets without figures left out.
     pub fn series(
         &self,
         grain: Grain,
