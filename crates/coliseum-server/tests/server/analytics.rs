@@ -456,7 +456,7 @@ async fn pause_holds_processing_and_resume_drains_it(backend: Backend) {
         (json!(false), json!(0))
     );
     assert!(pipeline["latency_ms"]["p99"].as_f64().is_some());
-    let board = get_json(&app, "/v1/leaderboards/plays?range=1h").await;
+    let board = get_json(&app, "/v1/leaderboards/plays?range=24h").await;
     assert_eq!(board["entries"][0]["value"], 25);
 
     let fan = app.sign_in_as(Role::Fan).await;
@@ -493,7 +493,7 @@ async fn a_payment_without_a_rate_is_a_dead_letter_an_admin_can_see_and_replay(b
     assert_eq!(letters["items"][0]["event_id"], "tip-1");
     assert_eq!(letters["items"][0]["reason"], "no exchange rate for EUR");
     assert_eq!(letters["next_cursor"], Value::Null);
-    let board = get_json(&app, "/v1/leaderboards/plays?range=1h").await;
+    let board = get_json(&app, "/v1/leaderboards/plays?range=24h").await;
     assert_eq!(board["entries"][0]["value"], 1, "the entry behind it is counted");
     let id = letters["items"][0]["id"].as_i64().expect("id");
     assert_eq!(
