@@ -107,6 +107,49 @@ pub enum KpiError {
     NoExchangeRate(Currency),
     #[error("the amount overflows when converted to the base currency")]
     Overflow,
+    #[error(
+        "counting it would take the revenue counted so far past {} minor units, the most every revenue figure can hold exactly",
+        i64::MAX
+    )]
+    RevenueCeiling,
+}
+
+/// The guard that keeps every revenue figure exact. Every figure the
+/// engine keeps or serves (a cell, a bucket's platform total, an artist's
+/// sum over two years, a DNA component) is a sum of some entries' revenue,
+/// so it is at most the sum of their absolute values. While that sum over
+/// every counted entry stays within `i64`, no figure anywhere can overflow,
+/// in memory or in either store; the entry that would take it past is
+/// refused (a dead letter with [`KpiError::RevenueCeiling`]), never wrapped.
+/// At 10^12 per entry that is millions of maximal payments: only absurd or
+/// hostile input reaches it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevenueCeiling {
+    /// The sum of the absolute revenue of every entry counted so far.
+    gross: i64,
+}
+
+impl RevenueCeiling {
+    /// The guard after entries of `gross` absolute revenue were counted.
+    pub fn after(gross: i64) -> Self {
+        Self { gross }
+    }
+
+    pub fn gross(&self) -> i64 {
+        self.gross
+    }
+
+    /// Counts `kpis`' revenue against the ceiling, or refuses it and leaves
+    /// the ceiling as it was.
+    pub fn admit(&mut self, kpis: &Kpis) -> Result<(), KpiError> {
+        let gross = kpis
+            .revenue_minor
+            .checked_abs()
+            .and_then(|amount| self.gross.checked_add(amount))
+            .ok_or(KpiError::RevenueCeiling)?;
+        self.gross = gross;
+        Ok(())
+    }
 }
 
 /// What `entry` adds to the KPIs. Unrecognized entries add nothing.
@@ -208,5 +251,38 @@ mod tests {
         });
         let error = kpis_of(&nok, &fx()).expect_err("no NOK rate");
         assert_eq!(error.to_string(), "no exchange rate for NOK");
+    }
+
+    proptest::proptest! {
+        /// Over any sequence of revenues, from anywhere in `i64`: an entry
+        /// is admitted exactly when the absolute sum stays within `i64`,
+        /// and then every partial sum of the admitted entries, in any
+        /// order, fits too.
+        #[test]
+        fn the_revenue_ceiling_admits_exactly_what_sums_without_overflow(
+            revenues in proptest::collection::vec(
+                proptest::prop_oneof![proptest::num::i64::ANY, -1_000_000_000_000_i64..=1_000_000_000_000],
+                0..64,
+            ),
+            start in 0_i64..=i64::MAX,
+        ) {
+            let mut ceiling = RevenueCeiling::after(start);
+            let mut gross = i128::from(start);
+            let mut admitted = Vec::new();
+            for revenue_minor in revenues {
+                let kpis = Kpis { revenue_minor, ..Kpis::default() };
+                let fits = gross + i128::from(revenue_minor).abs() <= i128::from(i64::MAX);
+                proptest::prop_assert_eq!(ceiling.admit(&kpis).is_ok(), fits);
+                if fits {
+                    gross += i128::from(revenue_minor).abs();
+                    admitted.push(revenue_minor);
+                }
+                proptest::prop_assert_eq!(i128::from(ceiling.gross()), gross);
+            }
+            let mut sum = 0_i64;
+            for revenue in admitted.iter().rev() {
+                sum = sum.checked_add(*revenue).expect("a partial sum of admitted entries fits");
+            }
+        }
     }
 }

@@ -8,6 +8,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// The largest `amount_minor` an entry may carry (PASSPORT.md): ten
+/// billion of a two-decimal currency, far beyond any real payment, and far
+/// enough below `i64::MAX` that millions of them sum exactly.
+pub const MAX_AMOUNT_MINOR: i64 = 1_000_000_000_000;
+
 /// An ISO 4217 code: three upper-case ASCII letters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Currency([u8; 3]);
@@ -124,22 +129,33 @@ impl FxTable {
         }
         let rate = self.rates.get(&currency)?;
         let exponent_gap = i64::from(self.base.minor_unit_exponent()) - i64::from(currency.minor_unit_exponent());
-        let pow10 = |n: u32| 10_i128.pow(n);
-        let mut numerator = i128::from(amount_minor) * i128::from(rate.mantissa);
-        let mut denominator = pow10(rate.scale);
+        // Checked: an amount and a rate from anywhere in their ranges give a
+        // figure or `None`, never a wrapped one.
+        let pow10 = |n: u32| 10_i128.checked_pow(n);
+        let gap = pow10(exponent_gap.unsigned_abs() as u32)?;
+        let mut numerator = i128::from(amount_minor).checked_mul(i128::from(rate.mantissa))?;
+        let mut denominator = pow10(rate.scale)?;
         if exponent_gap >= 0 {
-            numerator *= pow10(exponent_gap.unsigned_abs() as u32);
+            numerator = numerator.checked_mul(gap)?;
         } else {
-            denominator *= pow10(exponent_gap.unsigned_abs() as u32);
+            denominator = denominator.checked_mul(gap)?;
         }
-        i64::try_from(divide_rounding_half_away_from_zero(numerator, denominator)).ok()
+        i64::try_from(divide_rounding_half_away_from_zero(numerator, denominator)?).ok()
     }
 }
 
-/// `numerator / denominator` (denominator > 0) rounded to the nearest integer, halves away from zero.
-fn divide_rounding_half_away_from_zero(numerator: i128, denominator: i128) -> i128 {
-    let magnitude = (2 * numerator.abs() + denominator) / (2 * denominator);
-    if numerator < 0 { -magnitude } else { magnitude }
+/// `numerator / denominator` (denominator > 0) rounded to the nearest
+/// integer, halves away from zero; `None` beyond `i128`.
+fn divide_rounding_half_away_from_zero(numerator: i128, denominator: i128) -> Option<i128> {
+    let quotient = numerator.checked_abs()? / denominator;
+    let remainder = numerator.checked_abs()? % denominator;
+    // remainder < denominator, so the doubled remainder is compared without overflow.
+    let magnitude = if remainder >= denominator - remainder {
+        quotient + 1
+    } else {
+        quotient
+    };
+    Some(if numerator < 0 { -magnitude } else { magnitude })
 }
 
 #[cfg(test)]
@@ -193,5 +209,42 @@ mod tests {
             assert!(FxTable::parse(usd(), &format!("EUR={rate}")).is_err(), "{rate}");
         }
         assert!(FxTable::parse(usd(), " ").is_ok());
+    }
+
+    proptest::proptest! {
+        /// Any amount at any rate, between currencies of any minor units:
+        /// the exact rational figure rounded half away from zero, or `None`
+        /// when it does not fit; never a wrapped figure, never a panic.
+        #[test]
+        fn conversion_is_exact_or_refused_over_the_whole_range(
+            amount in proptest::num::i64::ANY,
+            mantissa in 1_u64..=u64::MAX,
+            scale in 0_u32..=12,
+            from in proptest::sample::select(vec!["JPY", "EUR", "KWD", "CLF"]),
+            base in proptest::sample::select(vec!["JPY", "USD", "KWD", "CLF"]),
+        ) {
+            let table = FxTable {
+                base: cur(base),
+                rates: BTreeMap::from([(cur(from), Rate { mantissa, scale })]),
+            };
+            let converted = table.to_base_minor(amount, cur(from));
+            if from == base {
+                proptest::prop_assert_eq!(converted, Some(amount));
+                return Ok(());
+            }
+            // The reference, computed another way. Wherever it overflows
+            // i128 the figure is beyond 10^21, so no i64 can hold it.
+            let gap = i64::from(cur(base).minor_unit_exponent()) - i64::from(cur(from).minor_unit_exponent());
+            let expected = (|| {
+                let numerator = i128::from(amount)
+                    .checked_mul(i128::from(mantissa))?
+                    .checked_mul(10_i128.pow(gap.max(0) as u32))?;
+                let denominator = 10_i128.pow(scale + (-gap).max(0) as u32);
+                let half = if numerator < 0 { -denominator } else { denominator };
+                let rounded = numerator.checked_mul(2)?.checked_add(half)? / (2 * denominator);
+                i64::try_from(rounded).ok()
+            })();
+            proptest::prop_assert_eq!(converted, expected);
+        }
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use coliseum_domain::dimension::Dimension;
-use coliseum_domain::kpi::{KpiError, Kpis, kpis_of};
+use coliseum_domain::kpi::{KpiError, Kpis, RevenueCeiling, kpis_of};
 use coliseum_domain::money::FxTable;
 use coliseum_domain::passport::{Entry, FieldError, ValidationContext, validate_raw_envelope};
 use coliseum_store::{CellKey, FanDay, FanDayKey, Grain, NewEntry};
@@ -117,11 +117,14 @@ impl<'a> Effects<'a> {
 impl Deltas {
     /// Adds one stored entry's effects, or says why it cannot be counted
     /// (adding nothing). Unrecognized entries add nothing and are no failure.
-    pub fn add(&mut self, stored: &NewEntry, fx: &FxTable) -> Result<(), EntryFailure> {
+    /// Its revenue counts against `ceiling`, which refuses it when it would
+    /// make a revenue figure overflow.
+    pub fn add(&mut self, stored: &NewEntry, fx: &FxTable, ceiling: &mut RevenueCeiling) -> Result<(), EntryFailure> {
         let entry = interpret(stored)?;
         let Some(effects) = Effects::of(&entry, fx)? else {
             return Ok(());
         };
+        ceiling.admit(&effects.kpis)?;
         for (grain, bucket) in effects.cell_buckets() {
             let key = CellKey {
                 grain,
@@ -209,7 +212,7 @@ mod tests {
     fn deltas_of(entries: &[NewEntry], fx: &FxTable) -> Deltas {
         let mut deltas = Deltas::default();
         for entry in entries {
-            let _ = deltas.add(entry, fx);
+            let _ = deltas.add(entry, fx, &mut RevenueCeiling::default());
         }
         deltas
     }
@@ -244,7 +247,32 @@ mod tests {
     fn a_stored_entry_that_no_longer_validates_is_a_failure_not_a_panic() {
         let mut broken = stored(0, 0, 1, 5, 40_000, false);
         broken.envelope = "{\"event_id\": 7}".to_owned();
-        let failure = Deltas::default().add(&broken, &FxTable::new(Currency::parse("USD").expect("USD")));
+        let failure = Deltas::default().add(
+            &broken,
+            &FxTable::new(Currency::parse("USD").expect("USD")),
+            &mut RevenueCeiling::default(),
+        );
         assert!(matches!(failure, Err(EntryFailure::Invalid(_))), "{failure:?}");
+    }
+
+    #[test]
+    fn an_entry_past_the_revenue_ceiling_adds_nothing_and_says_why() {
+        let fx = FxTable::parse(Currency::parse("USD").expect("USD"), "EUR=1.1").expect("rates");
+        let payment = stored(0, 4, 1, 5, 0, false);
+        let mut deltas = Deltas::default();
+        let mut ceiling = RevenueCeiling::after(i64::MAX - 300);
+        deltas.add(&payment, &fx, &mut ceiling).expect("250 fits");
+        let refused = deltas.add(&stored(1, 4, 1, 6, 0, false), &fx, &mut ceiling);
+        assert!(
+            matches!(refused, Err(EntryFailure::Kpi(KpiError::RevenueCeiling))),
+            "{refused:?}"
+        );
+        assert_eq!((deltas.counted, ceiling.gross()), (1, i64::MAX - 50));
+        let day = deltas
+            .cells
+            .iter()
+            .find(|(key, _)| key.grain == Grain::Day)
+            .expect("a day cell");
+        assert_eq!(day.1.revenue_minor, 250);
     }
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use coliseum_domain::clock::Clock;
+use coliseum_domain::kpi::RevenueCeiling;
 use coliseum_domain::money::FxTable;
 use coliseum_store::{DeadLetter, DeadLetterState, ProcessedBatch, Store, StoreError, StoredEntry};
 use time::OffsetDateTime;
@@ -183,8 +184,8 @@ impl Processor {
                 Next::Paused => return Ok(consumed),
             };
             consumed += prepared.received.len() as u64;
-            let cursor = prepared.batch.to_seq;
-            let (committed, upcoming) = tokio::join!(self.commit(prepared), self.prepare(Some(cursor)));
+            let after = (prepared.batch.to_seq, prepared.ceiling);
+            let (committed, upcoming) = tokio::join!(self.commit(prepared), self.prepare(Some(after)));
             committed?;
             if stop() {
                 // The batch read ahead is dropped unwritten: it is read again at the next start.
@@ -194,15 +195,16 @@ impl Processor {
         }
     }
 
-    /// Reads the batch after `cursor` (the stored one when `None`) and
+    /// Reads the batch after `after` (the batch before, not yet written:
+    /// its cursor and revenue ceiling; the stored ones when `None`) and
     /// computes its deltas on a blocking thread, so that it can overlap the
     /// write of the batch before it.
-    async fn prepare(&self, cursor: Option<i64>) -> Result<Next, StoreError> {
+    async fn prepare(&self, after: Option<(i64, RevenueCeiling)>) -> Result<Next, StoreError> {
         let state = self.store.pipeline_state().await?;
         if state.paused {
             return Ok(Next::Paused);
         }
-        let from_seq = cursor.unwrap_or(state.processed_seq);
+        let (from_seq, before) = after.unwrap_or((state.processed_seq, RevenueCeiling::after(state.revenue_gross)));
         let read_at = self.clock.now();
         let entries = self.store.read_after(from_seq, self.config.batch_entries).await?;
         let Some(last) = entries.last() else {
@@ -216,8 +218,9 @@ impl Processor {
         tokio::task::spawn_blocking(move || {
             let mut deltas = Deltas::default();
             let mut dead_letters = Vec::new();
+            let mut ceiling = before;
             for stored in &entries {
-                if let Err(failure) = deltas.add(&stored.entry, &fx) {
+                if let Err(failure) = deltas.add(&stored.entry, &fx, &mut ceiling) {
                     tracing::debug!(seq = stored.seq, event_id = %stored.entry.event_id, error = %failure, "entry not counted");
                     dead_letters.push(failed(&config, stored, failure.to_string(), 1, now, now));
                 }
@@ -233,7 +236,9 @@ impl Processor {
                     cells: deltas.cells.into_iter().collect(),
                     fan_days: deltas.fan_days.into_iter().collect(),
                     dead_letters,
+                    revenue_gross: ceiling.gross() - before.gross(),
                 }),
+                ceiling,
                 as_of,
                 received: entries.iter().map(|e| e.entry.received_at).collect(),
             })
@@ -268,8 +273,9 @@ impl Processor {
         }
         let mut deltas = Deltas::default();
         let mut dead_letters = Vec::with_capacity(due.len());
+        let mut ceiling = RevenueCeiling::after(state.revenue_gross);
         for (letter, stored) in &due {
-            let next = match deltas.add(&stored.entry, &self.fx) {
+            let next = match deltas.add(&stored.entry, &self.fx, &mut ceiling) {
                 Ok(()) => DeadLetter {
                     state: DeadLetterState::Replayed,
                     next_attempt_at: None,
@@ -292,6 +298,7 @@ impl Processor {
             cells: deltas.cells.into_iter().collect(),
             fan_days: deltas.fan_days.into_iter().collect(),
             dead_letters,
+            revenue_gross: ceiling.gross() - state.revenue_gross,
         };
         let as_of = self.watermark.borrow().as_of;
         self.apply(&Arc::new(batch), as_of, &[]).await?;
@@ -409,6 +416,8 @@ enum Next {
 /// A batch read and computed, not yet written.
 struct Prepared {
     batch: Arc<ProcessedBatch>,
+    /// The revenue ceiling once the batch is written.
+    ceiling: RevenueCeiling,
     as_of: OffsetDateTime,
     /// When each of its entries was received, for the latency figures.
     received: Vec<OffsetDateTime>,

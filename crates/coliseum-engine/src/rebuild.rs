@@ -19,13 +19,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
-use coliseum_domain::kpi::Kpis;
+use coliseum_domain::kpi::{Kpis, RevenueCeiling};
 use coliseum_domain::money::FxTable;
+use coliseum_domain::passport::{KpiEffect, TypeSpec};
 use coliseum_store::{CellKey, DeadLetter, DerivedPart, FanDay, FanDayKey, Grain, Store, StoreError, StoredEntry};
 use time::OffsetDateTime;
 
 use crate::ProcessorConfig;
-use crate::deltas::{Effects, interpret};
+use crate::deltas::{Effects, EntryFailure, interpret};
 use crate::processor::failed;
 
 /// Entries read from the log at a time.
@@ -70,6 +71,7 @@ pub async fn rebuild(
     let started = std::time::Instant::now();
     let mut partitions = Box::new([Partition::default(), Partition::default()]);
     let mut dead_letters = Vec::new();
+    let mut ceiling = RevenueCeiling::default();
     let (mut entries, mut to_seq) = (0_u64, 0_i64);
     let mut batch = store.read_after(0, READ_BATCH).await?;
     while let Some(last) = batch.last() {
@@ -77,12 +79,12 @@ pub async fn rebuild(
         entries += batch.len() as u64;
         let fx = fx.clone();
         let counting = tokio::task::spawn_blocking(move || {
-            let failures = count(&mut partitions, &batch, &fx, now);
-            (partitions, failures)
+            let failures = count(&mut partitions, &batch, &fx, now, &mut ceiling);
+            (partitions, ceiling, failures)
         });
         let (counted, next) = tokio::join!(counting, store.read_after(to_seq, READ_BATCH));
-        let (counted_partitions, failures) = counted.map_err(join_failure)?;
-        partitions = counted_partitions;
+        let (counted_partitions, counted_ceiling, failures) = counted.map_err(join_failure)?;
+        (partitions, ceiling) = (counted_partitions, counted_ceiling);
         dead_letters.extend(failures);
         batch = next?;
         progress(RebuildProgress::Counting { seq: to_seq });
@@ -112,7 +114,7 @@ pub async fn rebuild(
     let written = Arc::new(AtomicU64::new(0));
     let counter = written.clone();
     let writing = tokio::task::spawn_blocking(move || send_parts(&sorted, dead_letters, &sender, &counter));
-    let mut load = std::pin::pin!(store.load_derived(to_seq, receiver));
+    let mut load = std::pin::pin!(store.load_derived(to_seq, ceiling.gross(), receiver));
     let rows = cells + fan_days;
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
     let loaded = loop {
@@ -144,10 +146,23 @@ fn join_failure(error: tokio::task::JoinError) -> StoreError {
 }
 
 /// Counts a batch into the two partitions, one per thread; returns the
-/// dead letters of the entries that could not be counted.
-fn count(partitions: &mut [Partition; 2], batch: &[StoredEntry], fx: &FxTable, now: OffsetDateTime) -> Vec<DeadLetter> {
+/// dead letters of the entries that could not be counted. Revenue is
+/// admitted against the ceiling first, in log order as the processor does,
+/// so that a rebuild refuses the same entries.
+fn count(
+    partitions: &mut [Partition; 2],
+    batch: &[StoredEntry],
+    fx: &FxTable,
+    now: OffsetDateTime,
+    ceiling: &mut RevenueCeiling,
+) -> Vec<DeadLetter> {
     let (mut halves, mut shares): ([Vec<&StoredEntry>; 2], [usize; 2]) = (Default::default(), [0, 0]);
+    let mut refused = Vec::new();
     for stored in batch {
+        if let Err(failure) = admit_revenue(stored, fx, ceiling) {
+            refused.push((stored, failure.to_string()));
+            continue;
+        }
         let half = partition_of(stored.entry.artist_id.as_deref().unwrap_or_default());
         halves[half].push(stored);
         shares[half] += 1;
@@ -163,11 +178,30 @@ fn count(partitions: &mut [Partition; 2], batch: &[StoredEntry], fx: &FxTable, n
         )
     });
     failed_first.extend(failed_second);
+    failed_first.extend(refused);
     let config = ProcessorConfig::default();
     failed_first
         .into_iter()
         .map(|(stored, reason)| failed(&config, stored, reason, 1, now, now))
         .collect()
+}
+
+/// Counts a revenue entry's amount against the ceiling. Entries of other
+/// types, and entries that cannot be interpreted (their partition says
+/// why), pass.
+fn admit_revenue(stored: &StoredEntry, fx: &FxTable, ceiling: &mut RevenueCeiling) -> Result<(), EntryFailure> {
+    let moves_revenue =
+        TypeSpec::lookup(&stored.entry.entry_type).is_some_and(|spec| matches!(spec.kpi, KpiEffect::Revenue(_)));
+    if !moves_revenue {
+        return Ok(());
+    }
+    let Ok(entry) = interpret(&stored.entry) else {
+        return Ok(());
+    };
+    match Effects::of(&entry, fx) {
+        Ok(Some(effects)) => Ok(ceiling.admit(&effects.kpis)?),
+        Ok(None) | Err(_) => Ok(()),
+    }
 }
 
 /// 0 or 1, by the stored artist id: the same artist always lands in the same partition.

@@ -120,15 +120,25 @@ async fn write_dead_letters(tx: &mut Transaction<'_, Sqlite>, letters: &[DeadLet
     Ok(())
 }
 
-/// Moves the cursor from `from` to `to`; `Conflict` when it is not at `from`.
-async fn move_cursor(tx: &mut Transaction<'_, Sqlite>, from: i64, to: i64) -> Result<(), StoreError> {
-    let moved = sqlx::query("UPDATE pipeline_state SET processed_seq = $1 WHERE id = 1 AND processed_seq = $2")
-        .bind(to)
-        .bind(from)
-        .execute(&mut **tx)
-        .await
-        .map_err(classify)?
-        .rows_affected();
+/// Moves the cursor from `from` to `to` and adds `revenue_gross` to the
+/// absolute revenue counted; `Conflict` when the cursor is not at `from`.
+async fn move_cursor(
+    tx: &mut Transaction<'_, Sqlite>,
+    from: i64,
+    to: i64,
+    revenue_gross: i64,
+) -> Result<(), StoreError> {
+    let moved = sqlx::query(
+        "UPDATE pipeline_state SET processed_seq = $1, revenue_gross = revenue_gross + $3 \
+         WHERE id = 1 AND processed_seq = $2",
+    )
+    .bind(to)
+    .bind(from)
+    .bind(revenue_gross)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?
+    .rows_affected();
     if moved != 1 {
         return Err(StoreError::Conflict(format!(
             "the processor's cursor is no longer at {from}"
@@ -140,12 +150,16 @@ async fn move_cursor(tx: &mut Transaction<'_, Sqlite>, from: i64, to: i64) -> Re
 #[async_trait]
 impl Rollups for SqliteStore {
     async fn pipeline_state(&self) -> Result<PipelineState, StoreError> {
-        let (processed_seq, paused): (i64, bool) =
-            sqlx::query_as("SELECT processed_seq, paused FROM pipeline_state WHERE id = 1")
+        let (processed_seq, paused, revenue_gross): (i64, bool, i64) =
+            sqlx::query_as("SELECT processed_seq, paused, revenue_gross FROM pipeline_state WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await
                 .map_err(classify)?;
-        Ok(PipelineState { processed_seq, paused })
+        Ok(PipelineState {
+            processed_seq,
+            paused,
+            revenue_gross,
+        })
     }
 
     async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
@@ -159,7 +173,7 @@ impl Rollups for SqliteStore {
 
     async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        move_cursor(&mut tx, batch.from_seq, batch.to_seq).await?;
+        move_cursor(&mut tx, batch.from_seq, batch.to_seq, batch.revenue_gross).await?;
         upsert_cells(&mut tx, &batch.cells).await?;
         upsert_fan_days(&mut tx, &batch.fan_days).await?;
         write_dead_letters(&mut tx, &batch.dead_letters).await?;
@@ -314,7 +328,7 @@ impl Rollups for SqliteStore {
             "DELETE FROM kpi_cells",
             "DELETE FROM fan_days",
             "DELETE FROM dead_letters",
-            "UPDATE pipeline_state SET processed_seq = 0 WHERE id = 1",
+            "UPDATE pipeline_state SET processed_seq = 0, revenue_gross = 0 WHERE id = 1",
         ] {
             sqlx::query(statement).execute(&mut *tx).await.map_err(classify)?;
         }
@@ -362,9 +376,14 @@ impl Rollups for SqliteStore {
             .collect()
     }
 
-    async fn load_derived(&self, to_seq: i64, mut parts: Receiver<DerivedPart>) -> Result<(), StoreError> {
+    async fn load_derived(
+        &self,
+        to_seq: i64,
+        revenue_gross: i64,
+        mut parts: Receiver<DerivedPart>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        move_cursor(&mut tx, 0, to_seq).await?;
+        move_cursor(&mut tx, 0, to_seq, revenue_gross).await?;
         // Keys are unique, so the upserts only ever insert: SQLite has no
         // faster bulk path than its prepared multi-row INSERT.
         while let Some(part) = parts.recv().await {

@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             concurrent_appends_become_visible_in_seq_order,
             concurrent_appends_of_the_same_ids_accept_each_once,
             batches_add_to_cells_and_fan_days_and_move_the_cursor,
+            a_cell_that_would_overflow_fails_its_batch,
             a_batch_from_a_stale_cursor_changes_nothing,
             the_pause_flag_persists_and_a_reset_keeps_it,
             a_bulk_load_commits_only_at_its_end,
@@ -385,6 +386,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
             },
         )],
         dead_letters: Vec::new(),
+        revenue_gross: 5,
     };
     store.apply_batch(&first).await.expect("first batch");
     let second = ProcessedBatch {
@@ -402,6 +404,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
             },
         )],
         dead_letters: Vec::new(),
+        revenue_gross: 7,
     };
     store.apply_batch(&second).await.expect("second batch");
 
@@ -444,7 +447,47 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
         store.fan_days(0, 20_412).await.expect("fan days").is_empty(),
         "the end is excluded"
     );
-    assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 5);
+    let state = store.pipeline_state().await.expect("state");
+    assert_eq!((state.processed_seq, state.revenue_gross), (5, 12));
+}
+
+/// A cell sums to the largest integer exactly, and a write that would take
+/// it past fails whole: nothing of its batch is written, and the cell is
+/// never stored as anything but an integer.
+pub async fn a_cell_that_would_overflow_fails_its_batch(store: Arc<dyn Store>) {
+    let revenue = |revenue_minor| Kpis {
+        revenue_minor,
+        revenue_entries: 1,
+        ..Kpis::default()
+    };
+    let key = cell(Grain::Day, 20_412, "art_1", "oslo");
+    let batch = |from_seq, to_seq, revenue_minor| ProcessedBatch {
+        from_seq,
+        to_seq,
+        cells: vec![(key.clone(), revenue(revenue_minor))],
+        revenue_gross: revenue_minor,
+        ..ProcessedBatch::default()
+    };
+    store.apply_batch(&batch(0, 1, i64::MAX - 1)).await.expect("first");
+    store
+        .apply_batch(&batch(1, 2, 1))
+        .await
+        .expect("to the largest integer");
+    let overflowing = store.apply_batch(&batch(2, 3, 1)).await;
+    assert!(overflowing.is_err(), "{overflowing:?}");
+    let cells = store.kpi_cells(Grain::Day, 0, i64::MAX).await.expect("cells read back");
+    assert_eq!(
+        cells,
+        vec![(
+            key.clone(),
+            Kpis {
+                revenue_entries: 2,
+                ..revenue(i64::MAX)
+            }
+        )]
+    );
+    let state = store.pipeline_state().await.expect("state");
+    assert_eq!((state.processed_seq, state.revenue_gross), (2, i64::MAX));
 }
 
 pub async fn a_batch_from_a_stale_cursor_changes_nothing(store: Arc<dyn Store>) {
@@ -474,6 +517,7 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
         cells: vec![(cell(Grain::Day, 1, "art_1", ""), plays(1))],
         fan_days: vec![(fan_day("art_1", ""), FanDay::default())],
         dead_letters: vec![dead_letter(4, DeadLetterState::Dead)],
+        revenue_gross: 3,
     };
     store.apply_batch(&batch).await.expect("apply");
     store.reset_derived().await.expect("reset");
@@ -481,7 +525,8 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
         store.pipeline_state().await.expect("state"),
         PipelineState {
             processed_seq: 0,
-            paused: true
+            paused: true,
+            revenue_gross: 0,
         }
     );
     assert!(
@@ -518,7 +563,7 @@ pub async fn a_bulk_load_commits_only_at_its_end(store: Arc<dyn Store>) {
                     let _ = sender.send(part).await;
                 }
             });
-            let loaded = store.load_derived(9, receiver).await;
+            let loaded = store.load_derived(9, 40, receiver).await;
             sending.await.expect("sender");
             loaded
         }
@@ -549,7 +594,8 @@ pub async fn a_bulk_load_commits_only_at_its_end(store: Arc<dyn Store>) {
     assert_eq!(loaded, cells);
     assert_eq!(store.fan_days(i64::MIN, i64::MAX).await.expect("fan days"), days);
     assert_eq!(store.open_dead_letters().await.expect("dead letters"), 1);
-    assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 9);
+    let state = store.pipeline_state().await.expect("state");
+    assert_eq!((state.processed_seq, state.revenue_gross), (9, 40));
 
     // Only onto a cursor at 0: a second load would count everything twice.
     let again = load(parts).await;

@@ -140,13 +140,15 @@ pub trait Rollups: Send + Sync {
 
     /// The end of a rebuild: writes the rows computed from the whole log up
     /// to `to_seq` into the tables `reset_derived` emptied, and moves the
-    /// cursor from 0 to `to_seq`, in one transaction committed only when
+    /// cursor from 0 to `to_seq` with the absolute revenue the rebuild
+    /// counted (`revenue_gross`), in one transaction committed only when
     /// [`DerivedPart::End`] arrives (a sender dropped before it changes
     /// nothing). Every key arrives at most once, so nothing is merged: rows
     /// are appended, fastest in key order. `Conflict` when the cursor is not at 0.
     async fn load_derived(
         &self,
         to_seq: i64,
+        revenue_gross: i64,
         parts: tokio::sync::mpsc::Receiver<DerivedPart>,
     ) -> Result<(), StoreError>;
 }

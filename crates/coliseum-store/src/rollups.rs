@@ -139,6 +139,9 @@ pub struct PipelineState {
     /// Every entry up to this `seq` is reflected in the rollups (or is a dead letter).
     pub processed_seq: i64,
     pub paused: bool,
+    /// The sum of the absolute revenue (base minor units) of every entry
+    /// counted: the processor's `RevenueCeiling` starts from it.
+    pub revenue_gross: i64,
 }
 
 /// What one step of the processor changes, applied in one transaction with
@@ -153,6 +156,9 @@ pub struct ProcessedBatch {
     pub fan_days: Vec<(FanDayKey, FanDay)>,
     /// Written as given, replacing the row with the same `seq`.
     pub dead_letters: Vec<DeadLetter>,
+    /// The absolute revenue of the entries counted in this batch, added
+    /// to [`PipelineState::revenue_gross`] with the cursor's move.
+    pub revenue_gross: i64,
 }
 
 /// A change of an artist's DNA domain score of at least the configured

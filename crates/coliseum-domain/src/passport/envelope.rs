@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 
 use super::catalogue::{PLAY_THRESHOLD_MS, Requirement, Tier, TypeSpec};
 use crate::dimension::Dimension;
-use crate::money::Currency;
+use crate::money::{Currency, MAX_AMOUNT_MINOR};
 
 /// The envelope versions this receiver understands.
 pub const SUPPORTED_SCHEMA_VERSIONS: &[u64] = &[1];
@@ -371,11 +371,11 @@ impl Checker<'_> {
         let amount = match metadata.get("amount_minor") {
             None | Some(Value::Null) => None,
             Some(value) => match value.as_i64() {
-                Some(amount) if amount >= 0 => Some(amount),
+                Some(amount) if (0..=MAX_AMOUNT_MINOR).contains(&amount) => Some(amount),
                 _ => {
                     self.fail(
                         "/metadata/amount_minor",
-                        "must be an integer number of minor units, at least 0",
+                        "must be an integer number of minor units from 0 to 10^12 (1000000000000)",
                     );
                     None
                 }

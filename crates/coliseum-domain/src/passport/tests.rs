@@ -268,8 +268,23 @@ fn payment_rules() {
     assert!(bad_kind.iter().any(|(p, _)| p == "/events/3/metadata/kind"));
     let negative = errors_of(&with(spent.clone(), "/metadata/amount_minor", json!(-5)));
     assert_eq!(negative.len(), 1, "{negative:?}");
-    let fractional = errors_of(&with(spent, "/metadata/amount_minor", json!(10.5)));
+    let fractional = errors_of(&with(spent.clone(), "/metadata/amount_minor", json!(10.5)));
     assert!(fractional.iter().any(|(p, _)| p == "/events/3/metadata/amount_minor"));
+    let largest = with(spent.clone(), "/metadata/amount_minor", json!(1_000_000_000_000_i64));
+    assert!(validate_envelope(&largest, "", &context()).is_ok());
+    for beyond in [
+        json!(1_000_000_000_001_i64),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(1e300),
+    ] {
+        let errors = errors_of(&with(spent.clone(), "/metadata/amount_minor", beyond.clone()));
+        assert_eq!(
+            errors.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            ["/events/3/metadata/amount_minor"],
+            "{beyond}"
+        );
+    }
 }
 
 #[test]

@@ -7,6 +7,7 @@
 use std::time::Instant;
 
 use coliseum_domain::clock::{Clock, SystemClock};
+use coliseum_domain::kpi::RevenueCeiling;
 use coliseum_domain::passport::{ValidationContext, validate_raw_envelope};
 use coliseum_domain::scoring::ScoringConfig;
 use coliseum_engine::deltas::Deltas;
@@ -54,6 +55,7 @@ fn measure(args: &DnaBenchArgs) -> anyhow::Result<()> {
     let mut left = args.entries;
     // The fan-days of the last chunk and how long they took to join the rest.
     let mut last_merge = (0, 0.0);
+    let mut ceiling = RevenueCeiling::default();
     while left > 0 {
         let take = left.min(CHUNK);
         left -= take;
@@ -63,7 +65,7 @@ fn measure(args: &DnaBenchArgs) -> anyhow::Result<()> {
             let entry = validate_raw_envelope(&envelope, "", &ValidationContext::stored(now))
                 .map_err(|(_, errors)| anyhow::anyhow!("the generator made an invalid entry: {errors:?}"))?;
             // Payments in a currency without a rate would be dead letters: not counted here either.
-            let _ = deltas.add(&NewEntry::from_entry(entry, now), &fx);
+            let _ = deltas.add(&NewEntry::from_entry(entry, now), &fx, &mut ceiling);
         }
         let fan_days: Vec<_> = deltas.fan_days.into_iter().collect();
         let day_cells: Vec<_> = deltas

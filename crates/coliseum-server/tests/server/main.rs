@@ -9,6 +9,7 @@ mod billing;
 mod dna;
 mod entitlements;
 mod freshness;
+mod hostile;
 mod identity;
 mod ingest;
 mod outage;

@@ -27,9 +27,15 @@ pub async fn start_binary(database_url: &str) -> (Child, String) {
 
 /// Starts `coliseum serve` with more flags.
 pub async fn start_binary_with(database_url: &str, flags: &[&str]) -> (Child, String) {
+    start_binary_in(database_url, flags, &[]).await
+}
+
+/// Starts `coliseum serve` with more flags and environment variables.
+pub async fn start_binary_in(database_url: &str, flags: &[&str], env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_coliseum"))
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", database_url])
         .args(flags)
+        .envs(env.iter().copied())
         .env("COLISEUM_PASSPORT_WEBHOOK_SECRET", SECRET)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -137,7 +143,7 @@ async fn sigterm_answers_requests_in_flight_and_commits_them_before_exiting(back
 }
 
 /// Every rollup cell and fan-day, sorted.
-async fn derived(url: &str) -> (Vec<(coliseum_store::CellKey, coliseum_domain::kpi::Kpis)>, usize) {
+pub async fn derived(url: &str) -> (Vec<(coliseum_store::CellKey, coliseum_domain::kpi::Kpis)>, usize) {
     let store = coliseum_server::app::open_store(url).await.expect("open the store");
     let mut cells = store
         .kpi_cells(coliseum_store::Grain::Hour, i64::MIN, i64::MAX)
