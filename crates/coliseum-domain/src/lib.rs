@@ -13,3 +13,4 @@ pub mod passport;
 pub mod plans;
 pub mod range;
 pub mod scoring;
+pub mod text;

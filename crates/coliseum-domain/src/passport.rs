@@ -4,6 +4,7 @@
 mod catalogue;
 mod delivery;
 mod envelope;
+mod strict_json;
 
 pub use catalogue::{KNOWN_TYPES, KpiEffect, Requirement, Tier, TypeSpec};
 pub use delivery::{Delivery, DeliveryError, MAX_BATCH_ENTRIES, MAX_BODY_BYTES, Rejected, parse_delivery};

@@ -8,6 +8,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use super::catalogue::{PLAY_THRESHOLD_MS, Requirement, Tier, TypeSpec};
 use crate::dimension::Dimension;
 use crate::money::{Currency, MAX_AMOUNT_MINOR};
+use crate::text::{FORBIDDEN_CHARS, has_forbidden_chars};
 
 /// The envelope versions this receiver understands.
 pub const SUPPORTED_SCHEMA_VERSIONS: &[u64] = &[1];
@@ -155,12 +156,18 @@ pub fn validate_raw_envelope(
     at: &str,
     context: &ValidationContext,
 ) -> Result<Entry, (Option<String>, Vec<FieldError>)> {
-    let envelope: Value = serde_json::from_str(raw).map_err(|error| {
+    let envelope: Value = super::strict_json::from_str(raw).map_err(|error| {
+        let error = error.to_string();
+        let detail = if error.starts_with(super::strict_json::REPEATED_KEY) {
+            format!("{error}: an envelope that repeats a key is ambiguous")
+        } else {
+            format!("is not valid JSON: {error}")
+        };
         (
             None,
             vec![FieldError {
                 pointer: at.to_owned(),
-                detail: format!("is not valid JSON: {error}"),
+                detail,
             }],
         )
     })?;
@@ -339,6 +346,7 @@ impl Checker<'_> {
     fn optional_id(&mut self, value: Option<&Value>, field: &str) -> Option<String> {
         match value {
             None | Some(Value::Null) => {}
+            Some(Value::String(id)) if has_forbidden_chars(id) => self.fail(field, FORBIDDEN_CHARS),
             Some(Value::String(id)) if (1..=MAX_ID_CHARS).contains(&id.chars().count()) => {
                 return Some(id.clone());
             }

@@ -418,3 +418,46 @@ fn a_stored_entry_reads_back_the_same_however_late_it_is_processed() {
     assert!(validate_raw_envelope(&text, "", &context()).is_err());
     assert!(validate_raw_envelope(&text, "", &read_back).is_ok());
 }
+
+#[test]
+fn ids_and_dimensions_with_control_characters_or_bidi_overrides_are_field_errors() {
+    for (pointer, bad) in [
+        ("/user_id", "fan\u{0}1"),
+        ("/artist_id", "art\u{202E}1"),
+        ("/metadata/city", "La\ngos"),
+        ("/metadata/genre", "\u{2066}pop"),
+        ("/metadata/live_event_id", "live\u{7f}"),
+    ] {
+        let errors = errors_of(&with(play(), pointer, json!(bad)));
+        assert_eq!(
+            errors.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            [format!("/events/3{pointer}")],
+            "{bad:?}"
+        );
+    }
+    let accented = with(play(), "/metadata/city", json!("São Paulo"));
+    assert!(validate_envelope(&accented, "", &context()).is_ok());
+}
+
+#[test]
+fn an_envelope_that_repeats_a_key_is_rejected_as_ambiguous() {
+    let text = play().to_string();
+    let repeated = text.replacen(
+        "\"type\":\"audio.play\"",
+        "\"type\":\"audio.play\",\"type\":\"treasury.tip\"",
+        1,
+    );
+    assert_ne!(repeated, text, "the envelope has a type to repeat");
+    let (_, errors) = validate_raw_envelope(&repeated, "/events/0", &context()).expect_err("ambiguous");
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].pointer, "/events/0");
+    assert!(
+        errors[0].detail.contains("repeats the key `type`"),
+        "{}",
+        errors[0].detail
+    );
+    assert!(errors[0].detail.contains("ambiguous"), "{}", errors[0].detail);
+    let body = format!("{{\"events\": [{repeated}]}}");
+    let delivery = parse_delivery(body.as_bytes(), &context()).expect("a delivery");
+    assert!(delivery.entries[0].is_err(), "rejected in a delivery too");
+}
