@@ -63,16 +63,20 @@ pub struct BadToken(String);
 
 /// Checks a Supabase access token: HS256 only (so `alg: none` and any
 /// other algorithm fail), a valid signature with the project's JWT secret,
-/// an unexpired `exp`, the `authenticated` audience and role (an `anon`
-/// key is no sign-in), and a non-empty `sub` and `email`.
+/// an unexpired `exp`, a `nbf` (when present) that has passed, the
+/// `authenticated` audience and role (an `anon` key is no sign-in), and a
+/// non-empty `sub` and `email`. The email comes back normalized as signup
+/// normalizes it (trimmed, lower case), so both find the same account.
 pub fn verify_supabase_token(token: &str, secret: &str) -> Result<SupabaseClaims, BadToken> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.set_required_spec_claims(&["exp", "sub", "aud"]);
     validation.set_audience(&["authenticated"]);
     validation.leeway = 30;
+    validation.validate_nbf = true;
     let data = jsonwebtoken::decode::<SupabaseClaims>(token, &DecodingKey::from_secret(secret.as_bytes()), &validation)
         .map_err(|error| BadToken(error.to_string()))?;
-    let claims = data.claims;
+    let mut claims = data.claims;
+    claims.email = claims.email.trim().to_lowercase();
     if claims.role != "authenticated" {
         return Err(BadToken(format!("role `{}` is not a signed-in user", claims.role)));
     }
@@ -140,6 +144,28 @@ mod tests {
         assert!(
             verify_supabase_token(&token(&no_sub, SECRET), SECRET).is_err(),
             "no sub"
+        );
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_is_refused_and_its_email_is_normalized_as_signup_does() {
+        let mut early = claims(600);
+        early["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() + 300);
+        assert!(
+            verify_supabase_token(&token(&early, SECRET), SECRET).is_err(),
+            "nbf in the future"
+        );
+        let mut started = claims(600);
+        started["nbf"] = json!(time::OffsetDateTime::now_utc().unix_timestamp() - 5);
+        let mut shouting = started.clone();
+        shouting["email"] = json!("  Fan@Example.COM ");
+        let verified = verify_supabase_token(&token(&shouting, SECRET), SECRET).expect("valid");
+        assert_eq!(verified.email, "fan@example.com");
+        let mut blank = claims(600);
+        blank["email"] = json!("   ");
+        assert!(
+            verify_supabase_token(&token(&blank, SECRET), SECRET).is_err(),
+            "blank email"
         );
     }
 

@@ -132,18 +132,14 @@ impl Caller {
     /// Supabase user), per IP without credentials (PLANS.md).
     fn rate_limit(&self, ip: Option<std::net::IpAddr>) -> (String, Quota) {
         let quota = Quota::per_minute(Entitlements::of(self.subject().plan).rate_limit_per_minute);
-        let key = match (&self.via, &self.user) {
-            (Via::ApiKey(id), _) => format!("key:{id}"),
-            (Via::Session(token), _) => format!("session:{}", hex_prefix(&sessions::token_hash(token))),
-            (Via::Supabase, Some(user)) => format!("user:{}", user.id),
-            _ => format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())),
+        // One allowance per account (PLANS.md): every session and API key
+        // of a user draws on it, so more of them do not multiply it.
+        let key = match &self.user {
+            Some(user) => format!("user:{}", user.id),
+            None => format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())),
         };
         (key, quota)
     }
-}
-
-fn hex_prefix(bytes: &[u8]) -> String {
-    bytes.iter().take(12).map(|b| format!("{b:02x}")).collect()
 }
 
 /// A user as entitlements see it.

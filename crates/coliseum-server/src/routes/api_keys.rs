@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
 
 use super::access::{Caller, SignedIn};
+use coliseum_domain::text::{FORBIDDEN_CHARS, has_forbidden_chars};
+
 use crate::app::AppState;
 use crate::audit::{self, RequestId};
 use crate::credentials;
@@ -25,6 +27,8 @@ pub fn router() -> Router<AppState> {
 }
 
 const MAX_NAME_CHARS: usize = 100;
+/// Keys in force per account at most (PLANS.md).
+pub const MAX_ACTIVE_KEYS: usize = 25;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,15 +59,31 @@ async fn create(
         errors: Vec::new(),
     })?;
     let name = body.name.trim();
+    let invalid_name = |detail: &str| AppError::Invalid {
+        detail: format!("a key's name {detail}"),
+        errors: vec![coliseum_domain::passport::FieldError {
+            pointer: "/name".to_owned(),
+            detail: detail.to_owned(),
+        }],
+        extensions: serde_json::Map::new(),
+    };
     if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(AppError::Invalid {
-            detail: "a key needs a name of 1 to 100 characters".to_owned(),
-            errors: vec![coliseum_domain::passport::FieldError {
-                pointer: "/name".to_owned(),
-                detail: "must be 1 to 100 characters".to_owned(),
-            }],
-            extensions: serde_json::Map::new(),
-        });
+        return Err(invalid_name("must be 1 to 100 characters"));
+    }
+    if has_forbidden_chars(name) {
+        return Err(invalid_name(FORBIDDEN_CHARS));
+    }
+    let active = state
+        .store
+        .api_keys(user.id)
+        .await?
+        .iter()
+        .filter(|k| k.revoked_at.is_none())
+        .count();
+    if active >= MAX_ACTIVE_KEYS {
+        return Err(AppError::Conflict(format!(
+            "an account has at most {MAX_ACTIVE_KEYS} API keys in force; revoke one first"
+        )));
     }
     let (key, stored) = issue(&state, user.id, name).await?;
     let event = audit::Event {
