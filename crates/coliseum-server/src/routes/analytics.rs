@@ -96,7 +96,8 @@ pub fn visible_page(caller: &Caller, len: usize, offset: usize, limit: usize) ->
     let visible = leaderboard_depth(&subject).map_or(len, |depth| depth.min(len));
     let end = offset.saturating_add(limit).min(visible);
     let start = offset.min(end);
-    let cut = offset.saturating_add(limit) > visible && len > visible;
+    // The page reaches the last rank the plan shows, and more exist.
+    let cut = offset.saturating_add(limit) >= visible && len > visible;
     Page {
         positions: start..end,
         next: (end < visible).then_some(end),

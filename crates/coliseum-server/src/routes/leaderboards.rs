@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use coliseum_domain::kpi::Metric;
-use coliseum_domain::plans::{Feature, depth_upgrade, leaderboard_depth};
+use coliseum_domain::plans::{Feature, leaderboard_depth};
 use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
 use serde::Serialize;
 use serde_json::Value;
@@ -264,23 +264,30 @@ async fn around(
     let query = read_query(&state, &caller, read_metric(&metric)?, &params)?;
     let n = params.number("n", 0..=50, 5)? as usize;
     let ranking = state.served.leaderboard(&query, caller.freshness_s()).await?;
-    let position = ranking.position(&artist).ok_or_else(|| {
-        AppError::NotFound(format!(
-            "artist `{artist}` is not ranked on this leaderboard (no {} in the range)",
-            query.metric.as_str()
-        ))
-    })?;
-    let visible =
-        leaderboard_depth(&caller.subject()).map_or(ranking.entries.len(), |depth| depth.min(ranking.entries.len()));
-    if position >= visible {
-        return Err(depth_upgrade(&caller.subject()).into());
-    }
+    let depth = leaderboard_depth(&caller.subject());
+    let visible = depth.map_or(ranking.entries.len(), |depth| depth.min(ranking.entries.len()));
+    // An artist ranked beyond what the plan shows gets the answer an
+    // unranked one gets: a different one would reveal the hidden ranks.
+    let position = ranking
+        .position(&artist)
+        .filter(|&position| position < visible)
+        .ok_or_else(|| {
+            AppError::NotFound(match depth {
+                Some(depth) => {
+                    format!("artist `{artist}` is not among the top {depth} of this leaderboard that your plan shows")
+                }
+                None => format!(
+                    "artist `{artist}` is not ranked on this leaderboard (no {} in the range)",
+                    query.metric.as_str()
+                ),
+            })
+        })?;
     let from = position.saturating_sub(n);
     let to = (position + n + 1).min(visible);
     let mut body = board_body(&state, &ranking, &ranking.entries[from..to]);
     body.artist_id = Some(&artist);
     body.rank = Some(ranking.entries[position].rank);
-    if position + n + 1 > visible && ranking.entries.len() > visible {
+    if to == visible && ranking.entries.len() > visible {
         body.upgrade_required = Some(depth_marker(&caller, visible));
     }
     Ok(Json(body).into_response())

@@ -67,6 +67,11 @@ async fn boards_are_cut_at_the_plans_depth(backend: Backend) {
     assert_eq!(body["upgrade_required"]["cheapest_plan"], "basic");
     assert_eq!(body["upgrade_required"]["visible_ranks"], 10);
 
+    // A page ending exactly at the depth says so too: ranks beyond it exist.
+    let exact = json_of(&app, "/v1/leaderboards/plays?range=24h&limit=10", Some(&free)).await;
+    assert_eq!(artists(&exact).len(), 10);
+    assert_eq!(exact["upgrade_required"]["visible_ranks"], 10, "{exact}");
+
     // Within the depth, pages carry no marker and go on.
     let first = json_of(&app, "/v1/leaderboards/plays?range=24h&limit=4", Some(&free)).await;
     assert!(first.get("upgrade_required").is_none(), "{first}");
@@ -94,14 +99,31 @@ async fn boards_are_cut_at_the_plans_depth(backend: Backend) {
     assert_eq!(artists(&public).len(), 30);
     assert!(public.get("upgrade_required").is_none());
 
-    // Around an artist: its neighbours within the depth; past it, an upgrade.
+    // Around an artist: its neighbours within the depth, marked as cut when
+    // the depth ends the window; an artist ranked past the depth is answered
+    // exactly as an unranked one, so the hidden ranks stay hidden.
     let around = json_of(&app, "/v1/leaderboards/plays/around/art_08?n=3", Some(&free)).await;
     assert_eq!(artists(&around), ["art_05", "art_06", "art_07", "art_08", "art_09"]);
     assert!(around["upgrade_required"].is_object());
+    let ending_at_the_depth = json_of(&app, "/v1/leaderboards/plays/around/art_07?n=2", Some(&free)).await;
+    assert_eq!(
+        artists(&ending_at_the_depth),
+        ["art_05", "art_06", "art_07", "art_08", "art_09"]
+    );
+    assert!(
+        ending_at_the_depth["upgrade_required"].is_object(),
+        "{ending_at_the_depth}"
+    );
     let hidden = app.get("/v1/leaderboards/plays/around/art_12", Some(&free)).await;
-    let problem = assert_problem(hidden, 403, "upgrade-required").await;
-    assert_eq!(problem["feature"], "leaderboard_depth");
-    assert!(!problem.to_string().contains("\"rank\""), "{problem}");
+    let hidden = assert_problem(hidden, 404, "not-found").await;
+    let unranked = app.get("/v1/leaderboards/plays/around/art_nobody", Some(&free)).await;
+    let unranked = assert_problem(unranked, 404, "not-found").await;
+    assert_eq!(
+        hidden["detail"].as_str().map(|d| d.replace("art_12", "")),
+        unranked["detail"].as_str().map(|d| d.replace("art_nobody", "")),
+        "the same answer but for the name asked"
+    );
+    assert!(!hidden.to_string().contains("\"rank\""), "{hidden}");
 
     // DNA boards are cut the same way.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
