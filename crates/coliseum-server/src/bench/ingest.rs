@@ -32,7 +32,8 @@ pub struct IngestBenchArgs {
     /// Entries delivered, then delivered again, in the replay scenario.
     #[arg(long, default_value_t = 1_000_000)]
     pub replay_entries: u64,
-    /// Comma-separated scenarios (default all): single-64, single-512, batch-100, batch-1000, replay, overload.
+    /// Comma-separated scenarios (default all): single-64, single-512, batch-100, batch-1000, replay,
+    /// slow-clients, overload.
     #[arg(long)]
     pub scenarios: Option<String>,
     /// Where benchmark databases are created on PostgreSQL.
@@ -60,8 +61,14 @@ const ALL_SCENARIOS: &[&str] = &[
     "batch-100",
     "batch-1000",
     "replay",
+    "slow-clients",
     "overload",
 ];
+
+/// The slow-client scenario's attack: connections that trickle a body, and
+/// connections that send nothing.
+const SLOW_BODIES: usize = 250;
+const IDLE_CONNECTIONS: usize = 250;
 
 /// One measured run.
 #[derive(Debug, Clone, Default)]
@@ -369,6 +376,9 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
             ),
         );
     }
+    if scenarios.iter().any(|s| s == "slow-clients") {
+        slow_clients(args, &server, &key, &row).await?;
+    }
     let rss_before_overload = server.peak_rss_mib();
     server.stop().await;
 
@@ -404,6 +414,65 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
         println!("| {backend} | peak RSS | | | | | | | | | | {rss:.0} MiB |");
     }
     database.drop_now().await;
+    Ok(())
+}
+
+/// Signed deliveries (64 connections, 100 entries each) alone, then while
+/// 500 hostile connections are held open from another address, in turns;
+/// the run with the median ratio is reported.
+async fn slow_clients(
+    args: &IngestBenchArgs,
+    server: &Server,
+    key: &Arc<WebhookKey>,
+    row: &impl Fn(&str, usize, usize, &Measured, String),
+) -> anyhow::Result<()> {
+    let duration = Duration::from_secs(args.seconds);
+    let mut runs = Vec::new();
+    for run in 0..args.repeat.max(1) {
+        let alone = load(&server.base_url, key, &format!("slow-alone-{run}"), 64, 100, Load::For(duration)).await?;
+        let attack = super::attack::Attack::start(&server.base_url, SLOW_BODIES, IDLE_CONNECTIONS)?;
+        // Let the attack take hold before measuring.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let attacked = load(
+            &server.base_url,
+            key,
+            &format!("slow-attacked-{run}"),
+            64,
+            100,
+            Load::For(duration),
+        )
+        .await?;
+        let held = attack.stop().await;
+        runs.push((alone, attacked, held));
+    }
+    let ratio = |(alone, attacked, _): &(Measured, Measured, (u64, u64))| {
+        attacked.entries_per_s() / alone.entries_per_s().max(1.0)
+    };
+    runs.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    let ratios: Vec<String> = runs.iter().map(|r| format!("{:.2}", ratio(r))).collect();
+    let median = runs.swap_remove(runs.len() / 2);
+    let (alone, attacked, (opened, closed)) = &median;
+    row(
+        "slow-clients: signed deliveries alone",
+        64,
+        100,
+        alone,
+        "the same run's reference".to_owned(),
+    );
+    row(
+        &format!("slow-clients: the same with {SLOW_BODIES} trickling bodies and {IDLE_CONNECTIONS} idle connections held from another address"),
+        64,
+        100,
+        attacked,
+        format!(
+            "**{:.2}×** alone (p99 {:.1} vs {:.1} ms); median of {} runs ({}); {opened} hostile connections opened, {closed} closed by the server",
+            ratio(&median),
+            attacked.percentile_ms(0.99),
+            alone.percentile_ms(0.99),
+            ratios.len(),
+            ratios.join(", ")
+        ),
+    );
     Ok(())
 }
 
