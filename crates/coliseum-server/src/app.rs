@@ -36,7 +36,7 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// KiB of delivery bodies being read, parsed or committed at once: what
     /// bounds the memory of ingestion however many connections are open.
-    pub ingest_body_budget: Arc<tokio::sync::Semaphore>,
+    pub ingest_body_budget: Arc<crate::ingest_budget::BodyBudget>,
     /// Sessions and Supabase subjects recently confirmed by the store.
     pub sessions: Arc<crate::sessions::SessionCache>,
     /// API keys recently confirmed by the store: owner and key id.
@@ -183,7 +183,7 @@ impl Application {
             dna.clone(),
             clock.clone(),
         ));
-        let ingest_body_budget = Arc::new(tokio::sync::Semaphore::new(settings.ingest_inflight_kib()));
+        let ingest_body_budget = crate::ingest_budget::BodyBudget::new(settings.ingest_inflight_kib());
         let state = AppState {
             store,
             ingest,
@@ -234,11 +234,9 @@ impl Application {
         let ingest = state.ingest.clone();
         let (stop_pipeline, processor_task, sampler_task) = spawn_pipeline(&state);
         let router = routes::router(state);
-        // The peer address is what anonymous callers are rate-limited by.
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        // Each request carries its peer's address: what anonymous callers are
+        // rate-limited by, and what the ingest budget is shared by.
+        crate::connections::serve(listener, router, shutdown).await;
         ingest.shutdown();
         writer_task.await.context("the ingest writer failed")?;
         let _ = stop_pipeline.send(true);

@@ -45,6 +45,9 @@ pub enum AppError {
     /// 405.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 408: the client took longer than the deadline to send its request.
+    #[error("{0}")]
+    Timeout(String),
     /// 409: the request conflicts with what exists (an email already taken).
     #[error("{0}")]
     Conflict(String),
@@ -54,6 +57,16 @@ pub enum AppError {
     /// 413.
     #[error("the body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// 414.
+    #[error("the request target is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    /// 431.
+    #[error("{0}")]
+    HeadersTooLarge(String),
+    /// Any other refusal made outside the engine's own handlers (a framework
+    /// rejection), carried over into a problem document.
+    #[error("{detail}")]
+    Other { status: StatusCode, detail: String },
     /// 415.
     #[error("{0}")]
     UnsupportedMediaType(String),
@@ -94,9 +107,30 @@ impl AppError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
+            Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
             Self::Gone { .. } => (StatusCode::GONE, "gone", "Gone"),
             Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "uri-too-long", "URI too long"),
+            Self::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request header fields too large",
+            ),
+            Self::Other { status, .. } => (
+                *status,
+                match status.as_u16() {
+                    400 => "malformed-request",
+                    404 => "not-found",
+                    405 => "method-not-allowed",
+                    413 => "payload-too-large",
+                    415 => "unsupported-media-type",
+                    422 => "invalid-parameter",
+                    500.. => "internal",
+                    _ => "bad-request",
+                },
+                status.canonical_reason().unwrap_or("Error"),
+            ),
             Self::UnsupportedMediaType(_) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",

@@ -53,7 +53,8 @@ pub fn verify(secret: &str, header: Option<&str>, body: &[u8], now: i64) -> Resu
     if signatures.is_empty() {
         return Err(SignatureError::Malformed);
     }
-    if (now - timestamp).abs() > TOLERANCE_S {
+    // abs_diff: a timestamp near i64::MIN must not wrap into the window.
+    if now.abs_diff(timestamp) > TOLERANCE_S.unsigned_abs() {
         return Err(SignatureError::OutsideTolerance);
     }
     let expected = sign(secret, timestamp, body);
@@ -267,6 +268,8 @@ fn payment(object: &Value, created: i64, settings: &StripeSettings) -> Meaning {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Just;
+    use proptest::strategy::Strategy;
 
     const SECRET: &str = "whsec_test_secret";
 
@@ -459,5 +462,29 @@ mod tests {
         assert_eq!(entry["metadata"]["currency"], "EUR");
         assert_eq!(entry["metadata"]["city"], "Lagos");
         assert_eq!(entry["timestamp"], "2023-11-14T22:13:20Z");
+    }
+
+    proptest::proptest! {
+        /// Over the whole `i64` range of signed timestamps and clocks: a
+        /// correctly signed event is accepted exactly when the two are at
+        /// most 300 s apart, and nothing panics.
+        #[test]
+        fn the_tolerance_holds_over_every_timestamp(
+            timestamp in proptest::num::i64::ANY,
+            now in proptest::prop_oneof![proptest::num::i64::ANY, Just(0_i64), Just(i64::MAX), Just(i64::MIN)],
+            near in proptest::prop_oneof![Just(None), (-400_i64..=400).prop_map(Some)],
+        ) {
+            let body = br#"{"id":"evt_1"}"#;
+            let now = near.map_or(now, |offset| timestamp.saturating_add(offset));
+            let header = format!("t={timestamp},v1={}", sign(SECRET, timestamp, body));
+            let within = i128::from(now).abs_diff(i128::from(timestamp)) <= 300;
+            let verified = verify(SECRET, Some(&header), body, now);
+            proptest::prop_assert_eq!(verified.is_ok(), within, "{:?}", verified);
+        }
+
+        #[test]
+        fn any_header_is_refused_or_accepted_without_panicking(header in ".{0,200}", now in proptest::num::i64::ANY) {
+            let _ = verify(SECRET, Some(&header), b"{}", now);
+        }
     }
 }

@@ -85,25 +85,20 @@ impl WebhookKey {
         body: &[u8],
         now: OffsetDateTime,
     ) -> Result<(), SignatureError> {
-        let (Some(id), Some(timestamp), Some(signatures)) = (id, timestamp, signatures) else {
-            return Err(SignatureError::MissingHeaders);
-        };
-        let seconds: i64 = timestamp
-            .trim()
-            .parse()
-            .map_err(|_| SignatureError::MalformedTimestamp)?;
-        if (now.unix_timestamp() - seconds).abs() > TOLERANCE_SECONDS {
-            return Err(SignatureError::StaleTimestamp);
-        }
+        self.verify_body(&SignedHeaders::check(id, timestamp, signatures, now)?, body)
+    }
+
+    /// Checks headers already found present and fresh against the body.
+    pub fn verify_body(&self, headers: &SignedHeaders<'_>, body: &[u8]) -> Result<(), SignatureError> {
         let mut any_well_formed = false;
-        for candidate in signatures.split(' ').filter(|s| !s.is_empty()) {
+        for candidate in headers.signatures.split(' ').filter(|s| !s.is_empty()) {
             let Some(("v1", encoded)) = candidate.split_once(',') else {
                 continue;
             };
             let Ok(tag) = STANDARD.decode(encoded) else { continue };
             any_well_formed = true;
             // verify_slice compares in constant time.
-            if self.mac(id, timestamp.trim(), body).verify_slice(&tag).is_ok() {
+            if self.mac(headers.id, headers.timestamp, body).verify_slice(&tag).is_ok() {
                 return Ok(());
             }
         }
@@ -115,9 +110,49 @@ impl WebhookKey {
     }
 }
 
+/// A delivery's signature headers, present and with a fresh timestamp:
+/// what can be checked before a byte of the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct SignedHeaders<'a> {
+    id: &'a str,
+    timestamp: &'a str,
+    signatures: &'a str,
+}
+
+impl<'a> SignedHeaders<'a> {
+    pub fn check(
+        id: Option<&'a str>,
+        timestamp: Option<&'a str>,
+        signatures: Option<&'a str>,
+        now: OffsetDateTime,
+    ) -> Result<Self, SignatureError> {
+        let (Some(id), Some(timestamp), Some(signatures)) = (id, timestamp, signatures) else {
+            return Err(SignatureError::MissingHeaders);
+        };
+        let timestamp = timestamp.trim();
+        let seconds: i64 = timestamp.parse().map_err(|_| SignatureError::MalformedTimestamp)?;
+        if !within_tolerance(now, seconds) {
+            return Err(SignatureError::StaleTimestamp);
+        }
+        Ok(Self {
+            id,
+            timestamp,
+            signatures,
+        })
+    }
+}
+
+/// Whether `seconds` since the epoch is at most [`TOLERANCE_SECONDS`] from
+/// `now`, however far out it is: the difference is taken without overflow.
+pub fn within_tolerance(now: OffsetDateTime, seconds: i64) -> bool {
+    now.unix_timestamp().abs_diff(seconds) <= TOLERANCE_SECONDS.unsigned_abs()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Just;
+    use proptest::strategy::Strategy;
 
     const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     const ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
@@ -234,5 +269,38 @@ mod tests {
         let (generated, text) = WebhookKey::generate();
         assert_eq!(WebhookKey::parse(&text).expect("round trip"), generated);
         assert!(!format!("{generated:?}").contains(&text[6..]));
+    }
+
+    proptest::proptest! {
+        /// Over the whole `i64` range of timestamps and clocks: a correctly
+        /// signed delivery is accepted exactly when the two are at most
+        /// 5 minutes apart, and nothing panics.
+        #[test]
+        fn the_tolerance_holds_over_every_timestamp(
+            timestamp in proptest::num::i64::ANY,
+            now in proptest::prop_oneof![
+                proptest::num::i64::ANY,
+                Just(OffsetDateTime::UNIX_EPOCH.unix_timestamp()),
+            ],
+            near in proptest::prop_oneof![Just(None), (-400_i64..=400).prop_map(Some)],
+        ) {
+            // The clocks a server can have: what `OffsetDateTime` represents.
+            let now = near.map_or(now, |offset| timestamp.saturating_add(offset));
+            let Ok(now) = OffsetDateTime::from_unix_timestamp(now) else { return Ok(()) };
+            let signature = key().sign(ID, timestamp, BODY);
+            let within = i128::from(now.unix_timestamp()).abs_diff(i128::from(timestamp)) <= 300;
+            let verified = key().verify(Some(ID), Some(&timestamp.to_string()), Some(&signature), BODY, now);
+            proptest::prop_assert_eq!(verified.is_ok(), within, "{:?}", verified);
+        }
+
+        #[test]
+        fn any_headers_are_refused_or_accepted_without_panicking(
+            id in ".{0,40}",
+            timestamp in ".{0,30}",
+            signatures in ".{0,200}",
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+        ) {
+            let _ = key().verify(Some(&id), Some(&timestamp), Some(&signatures), &body, now());
+        }
     }
 }

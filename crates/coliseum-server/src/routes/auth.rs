@@ -56,12 +56,53 @@ fn invalid_field(pointer: &str, detail: &str) -> AppError {
     }
 }
 
+/// Refuses a login or signup sent by a page of another site: it would sign
+/// the victim's browser in to the attacker's account (login CSRF), and no
+/// session exists yet for a CSRF token to protect it. Browsers say where a
+/// request comes from (`Sec-Fetch-Site`, `Origin`); clients that are not
+/// browsers send neither and pass.
+fn refuse_cross_site(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let refused = || AppError::Forbidden("sign-in is only accepted from this site's own pages".to_owned());
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() == b"cross-site")
+    {
+        return Err(refused());
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let origin = origin.trim_end_matches('/');
+    let same = match &state.settings.public_url {
+        Some(public) => origin.eq_ignore_ascii_case(origin_of(public)),
+        // Without a configured public URL, the site is whatever host the request named.
+        None => headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|host| {
+                origin
+                    .split_once("://")
+                    .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+            }),
+    };
+    if same { Ok(()) } else { Err(refused()) }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
 /// `POST /v1/auth/signup`: a new Free fan, signed in at once.
 async fn signup(
     State(state): State<AppState>,
     request: RequestId,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
+    refuse_cross_site(&state, &headers)?;
     let credentials = read_credentials(&body)?;
     let email = credentials.email.trim().to_lowercase();
     if !looks_like_email(&email) {
@@ -135,8 +176,10 @@ async fn start_session(state: &AppState, user: &User) -> Result<Response, AppErr
 async fn login(
     State(state): State<AppState>,
     request: RequestId,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
+    refuse_cross_site(&state, &headers)?;
     let credentials = read_credentials(&body)?;
     throttle_login(&state, &credentials.email).await?;
     let found = state.store.user_credentials(&credentials.email).await?;

@@ -39,6 +39,11 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Limits and deadlines for every request; problem documents for every error.
+        .layer(axum::middleware::from_fn(crate::request_limits::enforce))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::request_limits::MAX_BODY_BYTES,
+        ))
         // Failures are logged where they are understood (AppError logs each
         // internal error once); a 503 storm under overload must not flood the log.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))

@@ -1,25 +1,27 @@
 //! `POST /v1/passport/events`: signed Passport deliveries in, each entry's
 //! fate out, answered only once the accepted entries are committed.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
+use bytes::{Bytes, BytesMut};
 use coliseum_domain::passport::{self, FieldError, MAX_BODY_BYTES, ValidationContext};
 use coliseum_engine::IngestError;
 use coliseum_store::{Appended, NewEntry};
+use http_body_util::BodyExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::app::AppState;
+use crate::ingest_budget::{Refused, Reservation};
 use crate::problem::AppError;
-use crate::webhook::SignatureError;
+use crate::webhook::{SignatureError, SignedHeaders};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/passport/events", post(receive))
@@ -43,31 +45,40 @@ struct DeliveryResponse {
     results: Vec<EntryResult>,
 }
 
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, AppError> {
+async fn receive(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
-    let outcome = handle(&state, &headers, body).await;
-    let label = match &outcome {
-        Ok(response) => response.status().as_u16().to_string(),
-        Err(error) => error.problem().status.to_string(),
+    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(ConnectInfo(address))| {
+        address.ip()
+    });
+    let response = match read_delivery(&state, peer, &headers, body).await {
+        Ok(body) => handle(&state, &body).await.unwrap_or_else(IntoResponse::into_response),
+        Err(refused) => {
+            // Refused before the whole body was read: the rest of it may
+            // still be on its way, so the connection cannot serve another
+            // request. Saying so keeps clients from reusing it.
+            let mut response = refused.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
     };
+    let label = response.status().as_u16().to_string();
     metrics::histogram!("coliseum_ingest_request_seconds", "status" => label).record(started.elapsed().as_secs_f64());
-    outcome
+    response
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, AppError> {
+/// A delivery's verified body, or why it was refused; everything that can
+/// be checked before a byte of the body is read is checked first, so that
+/// unsigned or oversized senders are refused for nothing.
+async fn read_delivery(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body) -> Result<Bytes, AppError> {
     require_json(headers)?;
-    let _budget = reserve_body_budget(state, headers)?;
-    let body = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|error| {
-        if is_length_limit(&error) {
-            AppError::TooLarge { limit: MAX_BODY_BYTES }
-        } else {
-            AppError::Malformed {
-                detail: format!("the body could not be read: {error}"),
-                errors: Vec::new(),
-            }
-        }
-    })?;
-
+    // A declared length over the limit was refused before the route (request_limits).
     let now = state.clock.now();
     let key = state
         .settings
@@ -76,17 +87,24 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
         .ok_or(SignatureError::NotConfigured)
         .map_err(signature_error)?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    key.verify(
+    let signed = SignedHeaders::check(
         header("webhook-id"),
         header("webhook-timestamp"),
         header("webhook-signature"),
-        &body,
         now,
     )
     .map_err(signature_error)?;
 
+    let mut budget = state.ingest_body_budget.start(peer);
+    let body = read_body(body, &mut budget).await?;
+    key.verify_body(&signed, &body).map_err(signature_error)?;
+    Ok(body)
+}
+
+async fn handle(state: &AppState, body: &Bytes) -> Result<Response, AppError> {
+    let now = state.clock.now();
     let delivery =
-        passport::parse_delivery(&body, &ValidationContext::at(now)).map_err(|error| AppError::Malformed {
+        passport::parse_delivery(body, &ValidationContext::at(now)).map_err(|error| AppError::Malformed {
             detail: error.to_string(),
             errors: Vec::new(),
         })?;
@@ -152,55 +170,49 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Res
     Ok((StatusCode::ACCEPTED, Json(response)).into_response())
 }
 
-/// Takes a share of the in-flight body budget (by the declared length, or the
-/// largest body when none is declared) for the life of the request, or
-/// refuses at once: under overload, memory stays bounded and senders back off.
-fn reserve_body_budget(state: &AppState, headers: &HeaderMap) -> Result<OwnedSemaphorePermit, AppError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(MAX_BODY_BYTES)
-        .min(MAX_BODY_BYTES);
-    let kib = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    state
-        .ingest_body_budget
-        .clone()
-        .try_acquire_many_owned(kib)
-        .map_err(|_| {
-            metrics::counter!("coliseum_ingest_overloaded_total").increment(1);
-            ingest_error(IngestError::Overloaded)
-        })
-}
-
-fn is_length_limit(error: &axum::Error) -> bool {
-    // axum wraps http-body-util's LengthLimitError; its message is stable.
-    let mut source: Option<&dyn std::error::Error> = Some(error);
-    while let Some(current) = source {
-        if current.to_string().contains("length limit exceeded") {
-            return true;
+/// Reads the body as it arrives, holding a share of the in-flight budget
+/// for what has arrived (kept for the life of the request), or refuses as
+/// soon as the budget, or this peer's share of it, is spent: under
+/// overload memory stays bounded and senders back off.
+async fn read_body(mut body: Body, budget: &mut Reservation) -> Result<Bytes, AppError> {
+    let mut read = BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| AppError::Malformed {
+            detail: format!("the body could not be read: {error}"),
+            errors: Vec::new(),
+        })?;
+        let Ok(data) = frame.into_data() else { continue };
+        let total = read.len() + data.len();
+        if total > MAX_BODY_BYTES {
+            return Err(AppError::TooLarge { limit: MAX_BODY_BYTES });
         }
-        source = current.source();
+        budget.grow_to(total).map_err(|refused| {
+            metrics::counter!("coliseum_ingest_overloaded_total").increment(1);
+            match refused {
+                Refused::Overloaded => ingest_error(IngestError::Overloaded),
+                Refused::PeerShare => AppError::Unavailable {
+                    detail: "this address already has its share of deliveries in flight; \
+                             nothing in this delivery was stored; retry shortly"
+                        .to_owned(),
+                    retry_after_s: 1,
+                },
+            }
+        })?;
+        read.extend_from_slice(&data);
     }
-    false
+    Ok(read.freeze())
 }
 
 fn require_json(headers: &HeaderMap) -> Result<(), AppError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    if essence.eq_ignore_ascii_case("application/json") {
+    if crate::request_limits::is_json(headers) {
         Ok(())
     } else {
         Err(AppError::UnsupportedMediaType(format!(
             "deliveries must be sent as application/json, not `{}`",
-            if content_type.is_empty() {
-                "(none)"
-            } else {
-                content_type
-            }
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)")
         )))
     }
 }

@@ -78,6 +78,7 @@ async fn logins_fail_alike_and_logout_ends_the_session_at_once(backend: Backend)
     assert_problem(
         app.client
             .post(format!("{}/v1/auth/login", app.base))
+            .header("content-type", "application/json")
             .body("{")
             .send()
             .await

@@ -107,6 +107,7 @@ async fn webhooks_are_verified_idempotent_and_never_roll_a_plan_back(backend: Ba
     let missing = app
         .client
         .post(format!("{}/v1/stripe/webhook", app.base))
+        .header("content-type", "application/json; charset=utf-8")
         .body(body.clone())
         .send()
         .await

@@ -13,9 +13,15 @@ use tokio::process::{Child, Command};
 
 use crate::on_both_backends;
 use crate::process::{derived, start_binary_in};
-use crate::support::{Backend, fresh_database, signed_headers};
+use crate::support::{Backend, PASSWORD, assert_problem, fresh_database, signed_headers, spawn_app, spawn_app_with};
 
-on_both_backends!(revenue_at_its_limits_stays_exact_through_reads_a_restart_and_a_rebuild);
+on_both_backends!(
+    revenue_at_its_limits_stays_exact_through_reads_a_restart_and_a_rebuild,
+    slow_and_idle_clients_do_not_stop_signed_deliveries,
+    a_page_of_another_site_cannot_sign_a_browser_in,
+    every_refusal_is_a_problem_document,
+    an_account_has_one_allowance_and_at_most_25_keys,
+);
 
 const MAX_AMOUNT: i64 = 1_000_000_000_000;
 /// One euro buys a million dollars here, so that a maximal euro payment is
@@ -228,4 +234,328 @@ async fn revenue_at_its_limits_stays_exact_through_reads_a_restart_and_a_rebuild
     let (child, base) = start_binary_in(&url, &[], &RATES).await;
     assert_exact_reads(&client, &base, &key, now).await;
     stop(child).await;
+}
+
+/// A connection from `source` (another loopback address: another peer) to
+/// the server at `base`.
+async fn connect_from(source: [u8; 4], base: &str) -> tokio::net::TcpStream {
+    let address: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("an address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind(std::net::SocketAddr::from((source, 0)))
+        .expect("bind to the attacker's loopback address");
+    socket.connect(address).await.expect("connected")
+}
+
+/// Whether the server closed the connection (reading gives end of file or
+/// a reset, after any response it wrote).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0_u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buffer)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn slow_and_idle_clients_do_not_stop_signed_deliveries(backend: Backend) {
+    use tokio::io::AsyncWriteExt;
+    let (url, _guard) = fresh_database(backend).await;
+    // The smallest budget (1 MiB) makes the attack as strong as it can be.
+    let (child, base) = start_binary_in(&url, &["--ingest-inflight-mib", "1"], &[]).await;
+    let store = coliseum_server::app::open_store(&url).await.expect("open the store");
+    let client = reqwest::Client::new();
+    let attacker = [127, 0, 0, 2];
+
+    // 64 connections that declare a megabyte, send fresh-looking headers
+    // with a wrong signature and one byte of body; 300 that send nothing.
+    let mut slow = Vec::new();
+    for _ in 0..64 {
+        let mut stream = connect_from(attacker, &base).await;
+        let head = format!(
+            "POST /v1/passport/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: 1048576\r\nwebhook-id: msg_x\r\nwebhook-timestamp: {}\r\n\
+             webhook-signature: v1,AAAA\r\n\r\n{{",
+            OffsetDateTime::now_utc().unix_timestamp()
+        );
+        stream.write_all(head.as_bytes()).await.expect("sent");
+        slow.push(stream);
+    }
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        idle.push(connect_from(attacker, &base).await);
+    }
+
+    // Meanwhile every signed delivery is stored, promptly.
+    for i in 0..40 {
+        let at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        let delivery = [payment(&format!("good-{i}"), "art_1", json!(100), "USD", at)];
+        let sent = std::time::Instant::now();
+        let response = deliver(&client, &base, &delivery).await;
+        assert_eq!(response.status(), 202, "delivery {i} during the attack");
+        assert!(
+            sent.elapsed() < Duration::from_secs(2),
+            "delivery {i} took {:?}",
+            sent.elapsed()
+        );
+    }
+    assert_eq!(store.count_entries().await.expect("count"), 40);
+
+    // A sender from one address that really sends can take half the
+    // budget (512 KiB here), not more: with 510 KiB held by two stalled
+    // bodies, a small signed delivery (6 KB) from that address is refused
+    // at once, and a 200 KB one from elsewhere still fits.
+    let greedy_address = [127, 0, 0, 3];
+    let mut greedy = Vec::new();
+    for kib in [400, 110] {
+        let mut stream = connect_from(greedy_address, &base).await;
+        let head = "POST /v1/passport/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+                    content-length: 1048576\r\nwebhook-id: msg_x\r\nwebhook-timestamp: TS\r\n\
+                    webhook-signature: v1,AAAA\r\n\r\n"
+            .replace("TS", &OffsetDateTime::now_utc().unix_timestamp().to_string());
+        stream.write_all(head.as_bytes()).await.expect("sent");
+        stream.write_all(&vec![b' '; kib * 1024]).await.expect("sent");
+        greedy.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let from_attacker = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(greedy_address))
+        .build()
+        .expect("client");
+    let at = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let small: Vec<Value> = (0..20)
+        .map(|i| payment(&format!("attacker-{i}"), "art_1", json!(100), "USD", at))
+        .collect();
+    let refused = deliver(&from_attacker, &base, &small).await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["content-type"], "application/problem+json");
+    assert!(refused.headers().contains_key("retry-after"));
+    let big: Vec<Value> = (0..900)
+        .map(|i| payment(&format!("bulk-{i}"), "art_1", json!(100), "USD", at))
+        .collect();
+    let response = deliver(&client, &base, &big).await;
+    assert_eq!(
+        response.status(),
+        202,
+        "a 200 KB delivery from another address still fits"
+    );
+    assert_eq!(store.count_entries().await.expect("count"), 940);
+    drop(greedy);
+
+    // Past the deadlines, the server has closed every idle and slow connection.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for (i, stream) in idle.iter_mut().enumerate() {
+        assert!(closed_by_server(stream).await, "idle connection {i} is still open");
+    }
+    let mut timed_out = 0;
+    for stream in &mut slow {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0_u8; 4096];
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), stream.read(&mut buffer)).await
+            && String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 408")
+        {
+            timed_out += 1;
+        }
+    }
+    assert_eq!(timed_out, slow.len(), "every slow body was answered 408");
+    stop(child).await;
+}
+
+async fn a_page_of_another_site_cannot_sign_a_browser_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.make_user(Role::Fan, Plan::Free, &[], &[]).await;
+    let credentials = json!({"email": user.email, "password": PASSWORD}).to_string();
+    let post = |path: &'static str, content_type: &'static str, extra: Option<(&'static str, &'static str)>| {
+        let mut request = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .header("content-type", content_type)
+            .body(credentials.clone());
+        if let Some((name, value)) = extra {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    // What a cross-site form or a no-CORS fetch can send: refused unread.
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ] {
+        for path in ["/v1/auth/login", "/v1/auth/signup"] {
+            let response = post(path, content_type, None).await.expect("sent");
+            assert_problem(response, 415, "unsupported-media-type").await;
+        }
+    }
+    // JSON from a foreign page (which needs CORS, but be sure): refused.
+    for header in [("origin", "https://evil.example"), ("sec-fetch-site", "cross-site")] {
+        let response = post("/v1/auth/login", "application/json", Some(header))
+            .await
+            .expect("sent");
+        assert_problem(response, 403, "forbidden").await;
+    }
+    // The site's own page, and clients that are not browsers, sign in.
+    let own = format!("http://{}", app.base.trim_start_matches("http://"));
+    let own: &'static str = Box::leak(own.into_boxed_str());
+    let response = post("/v1/auth/login", "application/json", Some(("origin", own)))
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    let response = post("/v1/auth/login", "application/json; charset=utf-8", None)
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
+
+async fn every_refusal_is_a_problem_document(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(backend).await;
+    let raw = |request: String| {
+        let address = app.base.trim_start_matches("http://").to_owned();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.expect("connected");
+            stream.write_all(request.as_bytes()).await.expect("sent");
+            let mut response = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut response)).await;
+            String::from_utf8_lossy(&response).into_owned()
+        }
+    };
+    let is_problem = |response: &str, status: u16| {
+        response.starts_with(&format!("HTTP/1.1 {status}"))
+            && response
+                .to_ascii_lowercase()
+                .contains("content-type: application/problem+json")
+            && response.contains(&format!("\"status\":{status}"))
+    };
+    // 414: a request target past 8 KiB.
+    let long = raw(format!(
+        "GET /v1/leaderboards/plays?x={} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+        "a".repeat(9000)
+    ))
+    .await;
+    assert!(is_problem(&long, 414), "{long}");
+    // 431: too many headers, and too many bytes of them.
+    let many: String = (0..80).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let crowded = raw(format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\n{many}connection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(is_problem(&crowded, 431), "{crowded}");
+    let heavy = raw(format!(
+        "GET /healthz HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n",
+        "b".repeat(20_000)
+    ))
+    .await;
+    assert!(is_problem(&heavy, 431), "{heavy}");
+    // 400: a path that is not UTF-8 where a route reads it.
+    let bad_path =
+        raw("GET /v1/leaderboards/plays/around/%FF%FE HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".to_owned())
+            .await;
+    assert!(is_problem(&bad_path, 400), "{bad_path}");
+    // 413 on login and on the Stripe webhook, as on ingestion.
+    let big = format!("{{\"email\": \"{}\"}}", "a".repeat(3 * 1024 * 1024));
+    for path in ["/v1/auth/login", "/v1/stripe/webhook"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .header("content-type", "application/json")
+            .body(big.clone())
+            .send()
+            .await;
+        // The server may close before reading everything; when it answers, it answers a problem.
+        if let Ok(response) = response {
+            assert_problem(response, 413, "payload-too-large").await;
+        }
+    }
+    let declared = raw(format!(
+        "POST /v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        3 * 1024 * 1024
+    ))
+    .await;
+    assert!(is_problem(&declared, 413), "{declared}");
+    // 405 keeps its Allow header.
+    let response = app
+        .client
+        .delete(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("sent");
+    assert!(response.headers().contains_key("allow"));
+    assert_problem(response, 405, "method-not-allowed").await;
+    // API key names: no control characters or bidi overrides.
+    let developer = app.sign_in_with(Role::Developer, Plan::Pro, &[]).await;
+    for name in ["ci\u{0}", "evil\u{202E}txt.exe", "line\nbreak"] {
+        let response = app
+            .post_as("/v1/api-keys", &developer, Some(&json!({"name": name})))
+            .await;
+        let problem = assert_problem(response, 422, "validation-failed").await;
+        assert_eq!(problem["errors"][0]["pointer"], "/name");
+    }
+    app.stop().await;
+}
+
+async fn an_account_has_one_allowance_and_at_most_25_keys(backend: Backend) {
+    let app = spawn_app_with(backend, |settings| settings.rate_limits = true).await;
+    let developer = app.make_user(Role::Developer, Plan::Pro, &[], &[]).await;
+    // Two sessions and two keys of one account draw on one allowance.
+    let sessions = [
+        app.session_for(&developer, time::Duration::hours(1)).await,
+        app.session_for(&developer, time::Duration::hours(1)).await,
+    ];
+    let keys = [app.api_key_for(&developer).await.0, app.api_key_for(&developer).await.0];
+    let remaining = |response: &reqwest::Response| -> u64 {
+        response.headers()["ratelimit-remaining"]
+            .to_str()
+            .expect("text")
+            .parse()
+            .expect("a number")
+    };
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        for cookie in &sessions {
+            let response = app.get("/v1/leaderboards/plays", Some(cookie)).await;
+            assert_eq!(response.status(), 200, "round {round}");
+            seen.push(remaining(&response));
+        }
+        for key in &keys {
+            let response = app.get_bearer("/v1/leaderboards/plays", key).await;
+            assert_eq!(response.status(), 200, "round {round}");
+            seen.push(remaining(&response));
+        }
+    }
+    let expected: Vec<u64> = (1..=12).map(|used| 600 - used).collect();
+    assert_eq!(seen, expected, "one count across every session and key");
+
+    // At most 25 keys in force: two exist, 23 more may be made, then none
+    // until one is revoked.
+    let cookie = &sessions[0];
+    let mut made = Vec::new();
+    for i in 0..23 {
+        let response = app
+            .post_as("/v1/api-keys", cookie, Some(&json!({"name": format!("k{i}")})))
+            .await;
+        assert_eq!(response.status(), 201, "key {i}");
+        let body: Value = response.json().await.expect("json");
+        made.push(body["id"].clone());
+    }
+    let refused = app
+        .post_as("/v1/api-keys", cookie, Some(&json!({"name": "one too many"})))
+        .await;
+    assert_problem(refused, 409, "conflict").await;
+    let id = made[0]
+        .as_i64()
+        .map_or_else(|| made[0].as_str().expect("an id").to_owned(), |id| id.to_string());
+    let revoked = app
+        .send_as(reqwest::Method::DELETE, &format!("/v1/api-keys/{id}"), cookie, None)
+        .await;
+    assert_eq!(revoked.status(), 204);
+    let again = app
+        .post_as("/v1/api-keys", cookie, Some(&json!({"name": "after a revoke"})))
+        .await;
+    assert_eq!(again.status(), 201);
+    app.stop().await;
 }
