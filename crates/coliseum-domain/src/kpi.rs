@@ -50,6 +50,17 @@ impl AddAssign for Kpis {
     }
 }
 
+impl std::ops::SubAssign for Kpis {
+    fn sub_assign(&mut self, other: Self) {
+        self.plays -= other.plays;
+        self.votes -= other.votes;
+        self.attendance -= other.attendance;
+        self.revenue_minor -= other.revenue_minor;
+        self.revenue_entries -= other.revenue_entries;
+        self.engagement_tenths -= other.engagement_tenths;
+    }
+}
+
 impl Add for Kpis {
     type Output = Self;
 

@@ -438,6 +438,24 @@ impl Dna {
         self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// The newest publication made by `instant` (the one a reader frozen at
+    /// that boundary saw), or the oldest kept when every kept one is newer.
+    /// The placeholder that stands before the first scores is never one.
+    pub fn published_by(&self, instant: OffsetDateTime) -> Arc<Publication> {
+        let current = self.current();
+        if current.as_of <= instant {
+            return current;
+        }
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let scored = || recent.iter().filter(|p| !p.ranges.is_empty());
+        scored()
+            .rev()
+            .find(|p| p.as_of <= instant)
+            .or_else(|| scored().next())
+            .cloned()
+            .unwrap_or(current)
+    }
+
     /// A recent publication, for a cursor.
     pub fn publication(&self, id: u64) -> Option<Arc<Publication>> {
         let current = self.current();

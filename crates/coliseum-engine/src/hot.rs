@@ -16,7 +16,9 @@ use std::sync::{Arc, RwLock};
 use coliseum_domain::clock::Clock;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{CellKey, Grain, ProcessedBatch, Store, StoreError};
+use time::OffsetDateTime;
 
+use crate::journal::{Journal, Since};
 use crate::processor::{AppliedSink, Watermark};
 use crate::totals::Totals;
 
@@ -95,6 +97,8 @@ struct Inner {
     totals: Totals,
     /// When closed buckets were last packed, in Unix seconds.
     packed_at: i64,
+    /// The batches applied lately, for reads as of a past boundary.
+    journal: Journal,
 }
 
 /// The first buckets kept, per-artist and in the platform totals, and the
@@ -329,6 +333,7 @@ impl HotState {
                 late_changed: (0, 0),
                 totals: Totals::default(),
                 packed_at: 0,
+                journal: Journal::default(),
             }),
             clock,
             tiles: std::sync::Mutex::new(TileCache::default()),
@@ -435,6 +440,16 @@ impl HotState {
 
     pub fn version(&self) -> u64 {
         self.inner.read().unwrap_or_else(|p| p.into_inner()).version
+    }
+
+    /// What batches up to `version` applied after `instant`, and the
+    /// watermark then (see [`Journal::since`]).
+    pub fn since(&self, instant: OffsetDateTime, version: u64) -> Since {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .journal
+            .since(instant, version)
     }
 
     /// Whether buckets from `first` on of `grain` are all kept in `slice`.
@@ -555,7 +570,11 @@ impl AppliedSink for HotState {
         let kept = self.kept();
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         inner.add_cells(batch.cells.iter().map(|(k, v)| (k, *v)), kept);
-        inner.watermark = watermark;
+        let before = std::mem::replace(&mut inner.watermark, watermark);
+        let version = inner.version;
+        // Under the same lock as the figures: a read that sees version v
+        // finds every batch up to v here.
+        inner.journal.record(version, before, watermark, batch);
     }
 
     fn advanced(&self, watermark: Watermark) {

@@ -13,6 +13,7 @@ pub mod fallback;
 pub mod health;
 pub mod hot;
 pub mod ingest;
+pub mod journal;
 pub mod processor;
 pub mod reads;
 pub mod rebuild;

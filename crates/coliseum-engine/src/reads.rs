@@ -236,6 +236,9 @@ pub struct KpiReport {
     pub from: OffsetDateTime,
     pub to: OffsetDateTime,
     pub watermark: Watermark,
+    /// The hot state's version when it was computed: it holds every batch
+    /// up to it.
+    pub version: u64,
     pub totals: Kpis,
     /// One point per bucket with any figure, oldest first.
     pub series: Vec<(OffsetDateTime, Kpis)>,
@@ -291,9 +294,46 @@ impl Reads {
 
     /// `[from, to)` of `range` as of the data's watermark.
     fn bounds(&self, range: Range, watermark: Watermark) -> (OffsetDateTime, OffsetDateTime) {
-        let as_of = watermark.as_of;
+        self.bounds_at(range, watermark.as_of)
+    }
+
+    /// `[from, to)` of `range` for data complete up to `as_of`.
+    pub fn bounds_at(&self, range: Range, as_of: OffsetDateTime) -> (OffsetDateTime, OffsetDateTime) {
         let kept_from = (as_of - time::Duration::days(KEPT_MONTHS * 365 / 12)).replace_time(time::Time::MIDNIGHT);
         range.bounds(as_of, kept_from)
+    }
+
+    /// The watermark of the figures now.
+    pub fn watermark(&self) -> Watermark {
+        self.hot.watermark()
+    }
+
+    /// What batches up to `version` applied after `instant`, and the
+    /// watermark then: what a value computed at `version` holds that the
+    /// state at `instant` did not.
+    pub fn since(&self, instant: OffsetDateTime, version: u64) -> crate::journal::Since {
+        self.hot.since(instant, version)
+    }
+
+    /// A ranking of `entries` for `query` (a past state of a board), with
+    /// an id of its own for cursors.
+    pub fn ranking_of(
+        &self,
+        query: BoardQuery,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        watermark: Watermark,
+        version: u64,
+        entries: Vec<Ranked>,
+    ) -> Arc<Ranking> {
+        Arc::new(Ranking {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            query,
+            from,
+            to,
+            watermark,
+            version,
+            entries,
+        })
     }
 
     /// The ranking for `query` as of the newest applied batch.
@@ -410,6 +450,7 @@ impl Reads {
 
     /// KPI totals and series for `query`.
     pub async fn kpis(&self, query: &KpiQuery) -> Result<KpiReport, StoreError> {
+        let version = self.hot.version();
         let watermark = self.hot.watermark();
         let (from, to) = self.bounds(query.range, watermark);
         let mut points: std::collections::BTreeMap<i64, Kpis> = std::collections::BTreeMap::new();
@@ -432,6 +473,7 @@ impl Reads {
             from,
             to,
             watermark,
+            version,
             totals: series.iter().map(|(_, k)| *k).sum(),
             series,
         })

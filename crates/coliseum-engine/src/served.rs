@@ -6,20 +6,28 @@
 //! after each boundary, everything read on that tier during the period
 //! before, so the frozen value is the state of the boundary (to within the
 //! refresher's tick). A value nobody read for a whole period is dropped.
-//! The first read of a value on a node sees the state of its moment and is
-//! frozen from then on.
+//! A value is computed as of its boundary, whenever it is first read: the
+//! figures now, over the range as it stood at the boundary, less what the
+//! batches applied since added (the hot state's [`crate::journal`]), so a
+//! reader who varies a query (a custom range's end, a filter, a bucket)
+//! still sees the state of the boundary, never a later one.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use coliseum_domain::clock::Clock;
-use coliseum_store::StoreError;
+use coliseum_domain::kpi::Kpis;
+use coliseum_domain::range::Range;
+use coliseum_store::{CellKey, Grain, StoreError};
 use time::OffsetDateTime;
 
 use crate::dna::{Dna, Publication};
-use crate::reads::{BoardQuery, KpiQuery, KpiReport, Ranking, Reads};
+use crate::processor::Watermark;
+use crate::reads::{BoardQuery, Filters, KpiQuery, KpiReport, Ranking, Reads, rank};
 
 /// How often the refresher looks for boundaries passed.
 const TICK: Duration = Duration::from_millis(200);
@@ -197,9 +205,58 @@ impl Served {
         if let Some(ranking) = self.boards.get(query, freshness_s, now) {
             return Ok(ranking);
         }
-        let ranking = self.reads.leaderboard(query).await?;
+        let ranking = self.board_at(query, freshness_s, now).await?;
         self.boards.put(query.clone(), freshness_s, now, ranking.clone());
         Ok(ranking)
+    }
+
+    /// The board for `query` as it stood at the last `period_s` boundary
+    /// before `now`.
+    async fn board_at(
+        &self,
+        query: &BoardQuery,
+        period_s: u32,
+        now: OffsetDateTime,
+    ) -> Result<Arc<Ranking>, StoreError> {
+        let (instant, bounds) = self.at_boundary(query.range, period_s, now);
+        let live = self.reads.leaderboard(&over(query, bounds)).await?;
+        let since = self.reads.since(instant, live.version);
+        let mut later: HashMap<&str, i64> = HashMap::new();
+        for (key, kpis) in &since.cells {
+            if !key.artist.is_empty() && counts_in(key, &query.filters, None, bounds) {
+                *later.entry(key.artist.as_str()).or_default() += kpis.metric(query.metric);
+            }
+        }
+        let entries = if later.values().all(|v| *v == 0) {
+            live.entries.clone()
+        } else {
+            let mut values: HashMap<Arc<str>, i64> = live.entries.iter().map(|r| (r.artist.clone(), r.value)).collect();
+            for (artist, value) in later {
+                *values.entry(Arc::from(artist)).or_default() -= value;
+            }
+            rank(values)
+        };
+        let watermark = since.watermark.unwrap_or(Watermark {
+            seq: live.watermark.seq,
+            as_of: live.watermark.as_of.min(instant),
+        });
+        Ok(self
+            .reads
+            .ranking_of(query.clone(), bounds, watermark, live.version, entries))
+    }
+
+    /// The boundary's instant, and `range`'s bounds for the data as it
+    /// stood then (complete up to the boundary, or less when processing
+    /// was behind).
+    fn at_boundary(
+        &self,
+        range: Range,
+        period_s: u32,
+        now: OffsetDateTime,
+    ) -> (OffsetDateTime, (OffsetDateTime, OffsetDateTime)) {
+        let instant = boundary_instant(now, period_s);
+        let as_of = instant.min(self.reads.watermark().as_of);
+        (instant, self.reads.bounds_at(range, as_of))
     }
 
     /// A ranking handed out earlier to a reader `freshness_s` behind, for
@@ -220,9 +277,51 @@ impl Served {
         if let Some(report) = self.kpis.get(query, freshness_s, now) {
             return Ok(report);
         }
-        let report = self.reads.kpis(query).await?;
+        let report = self.kpis_at(query, freshness_s, now).await?;
         self.kpis.put(query.clone(), freshness_s, now, report.clone());
         Ok(report)
+    }
+
+    /// The KPI report for `query` as it stood at the last `period_s`
+    /// boundary before `now`.
+    async fn kpis_at(&self, query: &KpiQuery, period_s: u32, now: OffsetDateTime) -> Result<KpiReport, StoreError> {
+        let (instant, bounds) = self.at_boundary(query.range, period_s, now);
+        let at_bounds = KpiQuery {
+            range: Range::Custom {
+                from: bounds.0,
+                to: bounds.1,
+            },
+            ..query.clone()
+        };
+        let live = self.reads.kpis(&at_bounds).await?;
+        let since = self.reads.since(instant, live.version);
+        let mut points: BTreeMap<i64, Kpis> = live
+            .series
+            .iter()
+            .map(|(start, kpis)| (query.bucket.bucket_of(*start), *kpis))
+            .collect();
+        for (key, kpis) in &since.cells {
+            if counts_in(key, &query.filters, query.artist.as_deref(), bounds) {
+                let bucket = query.bucket.bucket_of(Grain::Hour.start_of(key.bucket));
+                *points.entry(bucket).or_default() -= *kpis;
+            }
+        }
+        let series: Vec<(OffsetDateTime, Kpis)> = points
+            .into_iter()
+            .filter(|(_, kpis)| !kpis.is_zero())
+            .map(|(bucket, kpis)| (query.bucket.start_of(bucket), kpis))
+            .collect();
+        Ok(KpiReport {
+            from: bounds.0,
+            to: bounds.1,
+            watermark: since.watermark.unwrap_or(Watermark {
+                seq: live.watermark.seq,
+                as_of: live.watermark.as_of.min(instant),
+            }),
+            version: live.version,
+            totals: series.iter().map(|(_, kpis)| *kpis).sum(),
+            series,
+        })
     }
 
     /// The DNA publication a reader `freshness_s` behind sees.
@@ -234,7 +333,7 @@ impl Served {
         if let Some(publication) = self.publications.get(&(), freshness_s, now) {
             return publication;
         }
-        let publication = self.dna.current();
+        let publication = self.dna.published_by(boundary_instant(now, freshness_s));
         self.publications.put((), freshness_s, now, publication.clone());
         publication
     }
@@ -267,18 +366,51 @@ impl Served {
     pub async fn refresh(&self) -> Result<(), StoreError> {
         let now = self.clock.now();
         for (query, period) in self.boards.due(now) {
-            let ranking = self.reads.leaderboard(&query).await?;
+            let ranking = self.board_at(&query, period, now).await?;
             self.boards.put(query, period, now, ranking);
         }
         for (query, period) in self.kpis.due(now) {
-            let report = self.reads.kpis(&query).await?;
+            let report = self.kpis_at(&query, period, now).await?;
             self.kpis.put(query, period, now, report);
         }
         for ((), period) in self.publications.due(now) {
-            self.publications.put((), period, now, self.dna.current());
+            self.publications
+                .put((), period, now, self.dna.published_by(boundary_instant(now, period)));
         }
         Ok(())
     }
+}
+
+/// The instant of the last `period_s` boundary at or before `now`.
+fn boundary_instant(now: OffsetDateTime, period_s: u32) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(boundary(now, period_s)).unwrap_or(now)
+}
+
+/// `query` over fixed bounds.
+fn over(query: &BoardQuery, (from, to): (OffsetDateTime, OffsetDateTime)) -> BoardQuery {
+    BoardQuery {
+        range: Range::Custom { from, to },
+        ..query.clone()
+    }
+}
+
+/// Whether an hour cell counts in a read of `filters` (and of `artist`,
+/// when given) over `[from, to)`: its hour overlaps the range, as the
+/// buckets a read sums do.
+fn counts_in(
+    key: &CellKey,
+    filters: &Filters,
+    artist: Option<&str>,
+    (from, to): (OffsetDateTime, OffsetDateTime),
+) -> bool {
+    let start = Grain::Hour.start_of(key.bucket);
+    let matches = |wanted: &Option<String>, have: &str| wanted.as_deref().is_none_or(|wanted| wanted == have);
+    start < to
+        && start + time::Duration::HOUR > from
+        && matches(&filters.city, &key.city)
+        && matches(&filters.genre, &key.genre)
+        && matches(&filters.live_event, &key.live_event)
+        && artist.is_none_or(|artist| artist == key.artist)
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, PipelineState, ProcessedBatch,
-    Rollups, StoreError, StoredEntry, SumsBy, rows,
+    CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState,
+    ProcessedBatch, Rollups, StoreError, StoredEntry, SumsBy, cursor_moved, rows,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -145,23 +145,15 @@ async fn move_cursor(
     to: i64,
     revenue_gross: i64,
 ) -> Result<(), StoreError> {
-    let moved = sqlx::query(
-        "UPDATE pipeline_state SET processed_seq = $1, revenue_gross = revenue_gross + $3 \
-         WHERE id = 1 AND processed_seq = $2",
-    )
-    .bind(to)
-    .bind(from)
-    .bind(revenue_gross)
-    .execute(&mut **tx)
-    .await
-    .map_err(classify)?
-    .rows_affected();
-    if moved != 1 {
-        return Err(StoreError::Conflict(format!(
-            "the processor's cursor is no longer at {from}"
-        )));
-    }
-    Ok(())
+    let moved = sqlx::query(MOVE_CURSOR)
+        .bind(to)
+        .bind(from)
+        .bind(revenue_gross)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+    cursor_moved(moved, from)
 }
 
 #[async_trait]

@@ -18,8 +18,8 @@ pub use records::{
     StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
 pub use rollups::{
-    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
-    PipelineState, ProcessedBatch, SumsBy,
+    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR,
+    PipelineState, ProcessedBatch, SumsBy, cursor_moved,
 };
 
 /// A failure of the store.

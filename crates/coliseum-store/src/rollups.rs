@@ -5,6 +5,8 @@
 use coliseum_domain::kpi::Kpis;
 use time::OffsetDateTime;
 
+use crate::StoreError;
+
 /// The width of a rollup bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Grain {
@@ -142,6 +144,24 @@ pub struct PipelineState {
     /// The sum of the absolute revenue (base minor units) of every entry
     /// counted: the processor's `RevenueCeiling` starts from it.
     pub revenue_gross: i64,
+}
+
+/// Moves the processor's cursor from `$2` to `$1` and adds `$3` to the
+/// absolute revenue counted, in the transaction of a batch; the same
+/// statement on both backends.
+pub const MOVE_CURSOR: &str = "UPDATE pipeline_state SET processed_seq = $1, revenue_gross = revenue_gross + $3 \
+                               WHERE id = 1 AND processed_seq = $2";
+
+/// What [`MOVE_CURSOR`] touching `rows` rows means: `Conflict` when the
+/// cursor was not at `from` (another processor moved it).
+pub fn cursor_moved(rows: u64, from: i64) -> Result<(), StoreError> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!(
+            "the processor's cursor is no longer at {from}"
+        )))
+    }
 }
 
 /// What one step of the processor changes, applied in one transaction with

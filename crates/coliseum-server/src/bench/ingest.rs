@@ -429,7 +429,15 @@ async fn slow_clients(
     let duration = Duration::from_secs(args.seconds);
     let mut runs = Vec::new();
     for run in 0..args.repeat.max(1) {
-        let alone = load(&server.base_url, key, &format!("slow-alone-{run}"), 64, 100, Load::For(duration)).await?;
+        let alone = load(
+            &server.base_url,
+            key,
+            &format!("slow-alone-{run}"),
+            64,
+            100,
+            Load::For(duration),
+        )
+        .await?;
         let attack = super::attack::Attack::start(&server.base_url, SLOW_BODIES, IDLE_CONNECTIONS)?;
         // Let the attack take hold before measuring.
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -460,7 +468,9 @@ async fn slow_clients(
         "the same run's reference".to_owned(),
     );
     row(
-        &format!("slow-clients: the same with {SLOW_BODIES} trickling bodies and {IDLE_CONNECTIONS} idle connections held from another address"),
+        &format!(
+            "slow-clients: the same with {SLOW_BODIES} trickling bodies and {IDLE_CONNECTIONS} idle connections held from another address"
+        ),
         64,
         100,
         attacked,

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, assert_problem, spawn_app};
+use crate::support::{Backend, TestApp, assert_problem, spawn_app_before_a_boundary};
 
 on_both_backends!(
     boards_and_explanations_follow_the_plan,
@@ -51,8 +51,8 @@ async fn send_entries(app: &TestApp) -> usize {
 }
 
 /// Waits (bounded) until the published scores reflect the whole log, as
-/// a live (Enterprise) reader sees them; other plans' first reads then see
-/// them too.
+/// a live (Enterprise) reader sees them; once the engine's clock passes
+/// the boundary, every plan reads them.
 async fn published(app: &TestApp) {
     app.processed().await;
     let head = app.store.log_stats().await.expect("stats").head_seq;
@@ -76,9 +76,10 @@ async fn published(app: &TestApp) {
 }
 
 async fn boards_and_explanations_follow_the_plan(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
     send_entries(&app).await;
     published(&app).await;
+    clock.set(boundary + time::Duration::seconds(1));
 
     let overall: Value = app
         .get("/v1/dna/leaderboards/overall?range=7d", None)
@@ -184,9 +185,10 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
 }
 
 async fn pages_come_from_one_publication_and_bad_parameters_are_refused(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
     send_entries(&app).await;
     published(&app).await;
+    clock.set(boundary + time::Duration::seconds(1));
 
     let whole: Value = app
         .get("/v1/dna/leaderboards/a?range=30d", None)

@@ -1,5 +1,6 @@
 //! Freshness by plan (PLANS.md): Public, Free and Basic are served the state
-//! of the last 5-minute boundary, Pro of the last minute, Enterprise live.
+//! of the last 5-minute boundary, Pro of the last minute, Enterprise live,
+//! whatever the query, the first read of a new one included.
 //! The engine's clock stands still here and is moved across boundaries.
 
 use std::sync::Arc;
@@ -12,7 +13,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, spawn_app_with_clock};
+use crate::support::{Backend, TestApp, key, spawn_app_with_clock};
 
 on_both_backends!(each_plan_is_served_the_state_of_its_last_boundary,);
 
@@ -71,35 +72,98 @@ async fn each_plan_is_served_the_state_of_its_last_boundary(backend: Backend) {
     let enterprise = app.make_user(Role::Fan, Plan::Enterprise, &[], &[]).await;
     let enterprise = app.session_for(&enterprise, time::Duration::hours(1)).await;
 
+    // Plays processed after every boundary so far: only Enterprise sees
+    // them, even on the first read of each query.
     assert_eq!(app.deliver(&plays("a", 3, played_at)).await.status(), 202);
     app.processed().await;
-    for cookie in [None, Some(free.as_str()), Some(pro.as_str()), Some(enterprise.as_str())] {
-        assert_eq!(art_1_plays(&app, cookie).await, 3);
-        assert_eq!(kpi_plays(&app, cookie).await, 3);
+    assert_eq!(art_1_plays(&app, Some(&enterprise)).await, 3);
+    assert_eq!(kpi_plays(&app, Some(&enterprise)).await, 3);
+    for cookie in [None, Some(free.as_str()), Some(pro.as_str())] {
+        assert_eq!(
+            art_1_plays(&app, cookie).await,
+            0,
+            "the state of the boundary, read first now"
+        );
+        assert_eq!(kpi_plays(&app, cookie).await, 0);
     }
-
-    // New plays: only Enterprise sees them at once.
     assert_eq!(app.deliver(&plays("b", 2, played_at)).await.status(), 202);
     app.processed().await;
     assert_eq!(art_1_plays(&app, Some(&enterprise)).await, 5);
     assert_eq!(kpi_plays(&app, Some(&enterprise)).await, 5);
     for cookie in [None, Some(free.as_str()), Some(pro.as_str())] {
-        assert_eq!(art_1_plays(&app, cookie).await, 3, "frozen until the boundary");
-        assert_eq!(kpi_plays(&app, cookie).await, 3);
+        assert_eq!(art_1_plays(&app, cookie).await, 0, "frozen until the boundary");
+        assert_eq!(kpi_plays(&app, cookie).await, 0);
     }
 
     // The next minute: Pro catches up, the 5-minute plans do not.
     clock.set(period_start + time::Duration::seconds(120));
     eventually(5, async || art_1_plays(&app, Some(&pro)).await).await;
     eventually(5, async || kpi_plays(&app, Some(&pro)).await).await;
-    assert_eq!(art_1_plays(&app, Some(&free)).await, 3);
-    assert_eq!(art_1_plays(&app, None).await, 3);
+    assert_eq!(art_1_plays(&app, Some(&free)).await, 0);
+    assert_eq!(art_1_plays(&app, None).await, 0);
 
     // The next 5-minute boundary: everyone has the state as of it.
     clock.set(period_start + time::Duration::seconds(300));
     eventually(5, async || art_1_plays(&app, Some(&free)).await).await;
     eventually(5, async || art_1_plays(&app, None).await).await;
     eventually(5, async || kpi_plays(&app, Some(&free)).await).await;
+
+    // Plays processed after that boundary: a Basic reader who varies the
+    // query (a custom range ending in the future, the other bucket, a
+    // filter, another range) reads each variant first now, and still gets
+    // the state of the boundary.
+    clock.set(period_start + time::Duration::seconds(330));
+    let basic = app.make_user(Role::Fan, Plan::Basic, &[], &[]).await;
+    let basic = app.session_for(&basic, time::Duration::hours(1)).await;
+    // Signed by the engine's clock, which runs ahead of the real one here.
+    let body = plays("c", 4, played_at).to_string().into_bytes();
+    let signed_at = (period_start + time::Duration::seconds(330)).unix_timestamp();
+    let response = app
+        .client
+        .post(format!("{}/v1/passport/events", app.base))
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_c")
+        .header("webhook-timestamp", signed_at.to_string())
+        .header("webhook-signature", key().sign("msg_c", signed_at, &body))
+        .body(body)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 202);
+    app.processed().await;
+    let hour = |h: i64| {
+        (period_start.replace_minute(0).expect("an hour") + time::Duration::hours(h))
+            .format(&Rfc3339)
+            .expect("format")
+    };
+    let custom = format!("range=custom&from={}&to={}", hour(-3), hour(5));
+    let variants = [
+        format!("/v1/kpis?{custom}"),
+        format!("/v1/kpis?{custom}&bucket=day"),
+        "/v1/kpis?range=7d&bucket=hour&city=oslo".to_owned(),
+        "/v1/kpis?range=30d&genre=jazz".to_owned(),
+        "/v1/kpis?range=24h&bucket=day&city=oslo&genre=jazz".to_owned(),
+    ];
+    for path in &variants {
+        let plays_of = async |cookie: &str| -> i64 {
+            let response = app.get(path, Some(cookie)).await;
+            assert_eq!(response.status(), 200, "{path}");
+            let body: Value = response.json().await.expect("json");
+            body["totals"]["plays"].as_i64().expect("plays")
+        };
+        assert_eq!(plays_of(&basic).await, 5, "{path} for Basic");
+        assert_eq!(plays_of(&enterprise).await, 9, "{path} for Enterprise");
+    }
+    for board in [
+        format!("/v1/leaderboards/plays?{custom}"),
+        "/v1/leaderboards/plays?range=7d&city=oslo&genre=jazz".to_owned(),
+        "/v1/leaderboards/plays/around/art_1?range=30d".to_owned(),
+    ] {
+        let response = app.get(&board, Some(&basic)).await;
+        assert_eq!(response.status(), 200, "{board}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["entries"][0]["value"], 5, "{board} for Basic: {body}");
+    }
 
     // A DNA `as_of` past the plan's boundary would be live data.
     clock.set(period_start + time::Duration::seconds(330));

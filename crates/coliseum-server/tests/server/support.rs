@@ -90,8 +90,42 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// An engine whose clock stands still at `now` (moved with `clock.set`).
 pub async fn spawn_app_with_clock(backend: Backend, clock: Arc<coliseum_domain::clock::FixedClock>) -> TestApp {
+    spawn_app_with_clock_and(backend, clock, |_| {}).await
+}
+
+/// An engine whose clock stands one second before the next 5-minute
+/// boundary, and that boundary. Every plan but Enterprise reads the state
+/// of its last boundary: data processed now, and the clock then set past
+/// the boundary, is what they all read. Deliveries signed on the real clock
+/// stay within 5 minutes of the engine's either way.
+pub async fn spawn_app_before_a_boundary(
+    backend: Backend,
+    change: impl FnOnce(&mut Settings),
+) -> (TestApp, Arc<coliseum_domain::clock::FixedClock>, time::OffsetDateTime) {
+    let mut now = time::OffsetDateTime::now_utc();
+    if now.unix_timestamp().rem_euclid(300) < 10 {
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        now = time::OffsetDateTime::now_utc();
+    }
+    let boundary = time::OffsetDateTime::from_unix_timestamp(now.unix_timestamp().div_euclid(300) * 300 + 300)
+        .expect("a boundary");
+    let clock = Arc::new(coliseum_domain::clock::FixedClock::new(
+        boundary - time::Duration::seconds(1),
+    ));
+    let app = spawn_app_with_clock_and(backend, clock.clone(), change).await;
+    (app, clock, boundary)
+}
+
+/// An engine on `clock` with settings changed by `change`.
+pub async fn spawn_app_with_clock_and(
+    backend: Backend,
+    clock: Arc<coliseum_domain::clock::FixedClock>,
+    change: impl FnOnce(&mut Settings),
+) -> TestApp {
     let (url, guard) = fresh_database(backend).await;
-    let application = Application::build_with_clock(Settings::for_tests(&url, key()), clock)
+    let mut settings = Settings::for_tests(&url, key());
+    change(&mut settings);
+    let application = Application::build_with_clock(settings, clock)
         .await
         .expect("the engine starts");
     serve(application, guard, url)
