@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, play, spawn_app_before_a_boundary};
+use crate::support::{Backend, TestApp, past_the_boundary, play, spawn_app_before_a_boundary};
 
 on_both_backends!(every_endpoint_answers_every_caller_as_the_table_says,);
 
@@ -435,14 +435,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says(backend: Backend)
     let mut seed = play("az-seed");
     seed["metadata"]["live_event_id"] = json!("live_1");
     assert_eq!(app.deliver(&seed).await.status(), 202);
-    app.processed().await;
-    let reader = app.reader().await.to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while app.get("/v1/dna/artists/art_1", Some(&reader)).await.status() != 200 {
-        assert!(std::time::Instant::now() < deadline, "art_1 is scored within 20 s");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    clock.set(boundary + time::Duration::seconds(1));
+    past_the_boundary(&app, &clock, boundary).await;
 
     let callers = callers(&app).await;
     let mut wrong = Vec::new();

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, assert_problem, spawn_app_before_a_boundary};
+use crate::support::{Backend, TestApp, assert_problem, past_the_boundary, spawn_app_before_a_boundary};
 
 on_both_backends!(
     boards_and_explanations_follow_the_plan,
@@ -50,36 +50,10 @@ async fn send_entries(app: &TestApp) -> usize {
     entries.len()
 }
 
-/// Waits (bounded) until the published scores reflect the whole log, as
-/// a live (Enterprise) reader sees them; once the engine's clock passes
-/// the boundary, every plan reads them.
-async fn published(app: &TestApp) {
-    app.processed().await;
-    let head = app.store.log_stats().await.expect("stats").head_seq;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let body: Value = app
-            .get("/v1/dna/leaderboards/overall", Some(app.reader().await))
-            .await
-            .json()
-            .await
-            .expect("json");
-        if body["watermark"].as_i64() == Some(head) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "scores were not published: {body}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
 async fn boards_and_explanations_follow_the_plan(backend: Backend) {
     let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
     send_entries(&app).await;
-    published(&app).await;
-    clock.set(boundary + time::Duration::seconds(1));
+    past_the_boundary(&app, &clock, boundary).await;
 
     let overall: Value = app
         .get("/v1/dna/leaderboards/overall?range=7d", None)
@@ -187,8 +161,7 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
 async fn pages_come_from_one_publication_and_bad_parameters_are_refused(backend: Backend) {
     let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
     send_entries(&app).await;
-    published(&app).await;
-    clock.set(boundary + time::Duration::seconds(1));
+    past_the_boundary(&app, &clock, boundary).await;
 
     let whole: Value = app
         .get("/v1/dna/leaderboards/a?range=30d", None)

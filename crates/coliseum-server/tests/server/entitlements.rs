@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::on_both_backends;
-use crate::support::{Backend, TestApp, assert_problem, spawn_app};
+use crate::support::{Backend, TestApp, assert_problem, past_the_boundary, spawn_app_before_a_boundary};
 
 on_both_backends!(
     boards_are_cut_at_the_plans_depth,
@@ -51,8 +51,9 @@ fn artists(body: &Value) -> Vec<String> {
 }
 
 async fn boards_are_cut_at_the_plans_depth(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
     send_plays(&app).await;
+    past_the_boundary(&app, &clock, boundary).await;
     let free = app.sign_in_with(Role::Fan, Plan::Free, &[]).await;
     let path = "/v1/leaderboards/plays?range=24h&limit=25";
 
@@ -144,8 +145,9 @@ async fn boards_are_cut_at_the_plans_depth(backend: Backend) {
 }
 
 async fn plans_gate_boards_filters_and_ranges(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
     send_plays(&app).await;
+    past_the_boundary(&app, &clock, boundary).await;
     let free = app.sign_in_with(Role::Fan, Plan::Free, &[]).await;
     let basic = app.sign_in_with(Role::Fan, Plan::Basic, &[]).await;
     let hour = |days_ago: i64| {
@@ -202,8 +204,9 @@ async fn plans_gate_boards_filters_and_ranges(backend: Backend) {
 }
 
 async fn links_decide_whose_full_kpis_a_user_sees(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
     send_plays(&app).await;
+    past_the_boundary(&app, &clock, boundary).await;
     let artist = app.sign_in_with(Role::Artist, Plan::Free, &["art_03"]).await;
     let fan = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
     let admin = app.sign_in_with(Role::Admin, Plan::Free, &[]).await;

@@ -116,6 +116,18 @@ pub async fn spawn_app_before_a_boundary(
     (app, clock, boundary)
 }
 
+/// Moves `clock` past `boundary` once everything stored is processed and
+/// scored, so that the state every plan but Enterprise reads from then on
+/// holds it.
+pub async fn past_the_boundary(
+    app: &TestApp,
+    clock: &coliseum_domain::clock::FixedClock,
+    boundary: time::OffsetDateTime,
+) {
+    app.published().await;
+    clock.set(boundary + time::Duration::seconds(1));
+}
+
 /// An engine on `clock` with settings changed by `change`.
 pub async fn spawn_app_with_clock_and(
     backend: Backend,
@@ -218,6 +230,31 @@ impl TestApp {
             request = request.header(name, value);
         }
         request.body(bytes).send().await.expect("request sent")
+    }
+
+    /// Waits (bounded) until everything stored is processed and the
+    /// published DNA scores reflect it, as a live (Enterprise) reader sees
+    /// them.
+    pub async fn published(&self) {
+        self.processed().await;
+        let head = self.store.log_stats().await.expect("stats").head_seq;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let body: Value = self
+                .get("/v1/dna/leaderboards/overall", Some(self.reader().await))
+                .await
+                .json()
+                .await
+                .expect("json");
+            if body["watermark"].as_i64() == Some(head) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "scores were not published: {body}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits (bounded) until the processor has consumed everything stored.
