@@ -25,6 +25,8 @@ use tower::ServiceExt;
 /// The longest a client may take to send a request's headers, or stay
 /// silent on a kept-alive connection.
 pub const HEADER_DEADLINE: Duration = Duration::from_secs(10);
+/// The most a connection buffers while reading (headers, or body frames).
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// How long a graceful shutdown waits for connections to finish.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -36,6 +38,9 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_DEADLINE)
+        // A connection's read buffer, and so the largest header block:
+        // hyper's default (about 400 KiB) for 10 s is room to hold memory.
+        .max_buf_size(READ_BUFFER_BYTES)
         .keep_alive(true);
     // Connections watch `stopping` to shut down gracefully, and each holds
     // a clone of `open` until it ends: `open_tx.closed()` is all of them gone.
@@ -84,6 +89,7 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
     let _ = stopping_tx.send(true);
     drop(open);
     if tokio::time::timeout(DRAIN_DEADLINE, open_tx.closed()).await.is_err() {
-        tracing::warn!("connections still open after the drain deadline; closing them");
+        // Their tasks end with the runtime, which the caller shuts down next.
+        tracing::warn!("connections still open after the drain deadline are left to close with the process");
     }
 }

@@ -13,8 +13,9 @@
 //!   framework's own rejections (a body over the limit, a path that is not
 //!   UTF-8, a body that could not be read), which it writes as plain text.
 //!
-//! Limits hyper enforces itself, beyond these (a header block over 64 KiB),
-//! are answered by hyper with an empty `431`.
+//! What hyper refuses itself, before any handler, keeps hyper's answer
+//! with an empty body: a header block over the connection's 64 KiB read
+//! buffer (`431`), more than 100 headers, a request line it cannot parse.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

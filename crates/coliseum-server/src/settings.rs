@@ -282,7 +282,9 @@ impl Settings {
 
     /// The in-flight body budget in KiB, at least one largest body.
     pub fn ingest_inflight_kib(&self) -> usize {
-        (self.ingest_inflight_mib * 1024).max(coliseum_domain::passport::MAX_BODY_BYTES / 1024)
+        // At least two of the largest bodies: one peer's share (half) always
+        // holds a whole delivery.
+        (self.ingest_inflight_mib * 1024).max(2 * coliseum_domain::passport::MAX_BODY_BYTES / 1024)
     }
 
     /// Cookies are `Secure` when the public URL is HTTPS.

@@ -53,10 +53,12 @@ async fn receive(
 ) -> Response {
     let started = Instant::now();
     let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |Extension(ConnectInfo(address))| {
-        address.ip()
+        crate::ingest_budget::peer_of(address.ip())
     });
     let response = match read_delivery(&state, peer, &headers, body).await {
-        Ok(body) => handle(&state, &body).await.unwrap_or_else(IntoResponse::into_response),
+        // The body's share of the budget is held until the delivery is
+        // parsed and committed, not only read.
+        Ok((body, _budget)) => handle(&state, &body).await.unwrap_or_else(IntoResponse::into_response),
         Err(refused) => {
             // Refused before the whole body was read: the rest of it may
             // still be on its way, so the connection cannot serve another
@@ -76,7 +78,12 @@ async fn receive(
 /// A delivery's verified body, or why it was refused; everything that can
 /// be checked before a byte of the body is read is checked first, so that
 /// unsigned or oversized senders are refused for nothing.
-async fn read_delivery(state: &AppState, peer: IpAddr, headers: &HeaderMap, body: Body) -> Result<Bytes, AppError> {
+async fn read_delivery(
+    state: &AppState,
+    peer: IpAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Bytes, Reservation), AppError> {
     require_json(headers)?;
     // A declared length over the limit was refused before the route (request_limits).
     let now = state.clock.now();
@@ -98,7 +105,7 @@ async fn read_delivery(state: &AppState, peer: IpAddr, headers: &HeaderMap, body
     let mut budget = state.ingest_body_budget.start(peer);
     let body = read_body(body, &mut budget).await?;
     key.verify_body(&signed, &body).map_err(signature_error)?;
-    Ok(body)
+    Ok((body, budget))
 }
 
 async fn handle(state: &AppState, body: &Bytes) -> Result<Response, AppError> {

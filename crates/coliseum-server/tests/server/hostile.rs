@@ -264,7 +264,7 @@ async fn closed_by_server(stream: &mut tokio::net::TcpStream) -> bool {
 async fn slow_and_idle_clients_do_not_stop_signed_deliveries(backend: Backend) {
     use tokio::io::AsyncWriteExt;
     let (url, _guard) = fresh_database(backend).await;
-    // The smallest budget (1 MiB) makes the attack as strong as it can be.
+    // The smallest budget (2 MiB) makes the attack as strong as it can be.
     let (child, base) = start_binary_in(&url, &["--ingest-inflight-mib", "1"], &[]).await;
     let store = coliseum_server::app::open_store(&url).await.expect("open the store");
     let client = reqwest::Client::new();
@@ -305,12 +305,12 @@ async fn slow_and_idle_clients_do_not_stop_signed_deliveries(backend: Backend) {
     assert_eq!(store.count_entries().await.expect("count"), 40);
 
     // A sender from one address that really sends can take half the
-    // budget (512 KiB here), not more: with 510 KiB held by two stalled
+    // budget (1 MiB here), not more: with 1,020 KiB held by two stalled
     // bodies, a small signed delivery (6 KB) from that address is refused
     // at once, and a 200 KB one from elsewhere still fits.
     let greedy_address = [127, 0, 0, 3];
     let mut greedy = Vec::new();
-    for kib in [400, 110] {
+    for kib in [1000, 20] {
         let mut stream = connect_from(greedy_address, &base).await;
         let head = "POST /v1/passport/events HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
                     content-length: 1048576\r\nwebhook-id: msg_x\r\nwebhook-timestamp: TS\r\n\
