@@ -1,8 +1,11 @@
 -- Every revenue figure stays exact (PASSPORT.md): the processor refuses an
 -- entry that would take the absolute revenue counted so far past what a
 -- 64-bit integer holds, so no sum of counted entries can overflow. That
--- running total moves with the cursor, in the same transaction. It starts
--- at 0 here; `coliseum rebuild` recomputes it from the log.
+-- running total moves with the cursor, in the same transaction. For what
+-- was counted before this migration it starts from the absolute sums of
+-- the hour cells (saturated at the largest integer; a cell that already
+-- overflowed fills it, so nothing more is counted until `coliseum
+-- rebuild` recomputes the total, and the figures, from the log).
 ALTER TABLE pipeline_state ADD COLUMN revenue_gross INTEGER NOT NULL DEFAULT 0;
 
 -- A cell that would overflow must fail its write, not turn into a
@@ -33,3 +36,7 @@ FROM kpi_cells;
 DROP TABLE kpi_cells;
 ALTER TABLE kpi_cells_strict RENAME TO kpi_cells;
 CREATE INDEX kpi_cells_by_live_event ON kpi_cells (live_event, grain, bucket) WHERE live_event <> '';
+UPDATE pipeline_state SET revenue_gross = CAST(min(
+    9223372036854775807.0,
+    (SELECT total(abs(CAST(revenue_minor AS REAL))) FROM kpi_cells WHERE grain = 0)
+) AS INTEGER) WHERE id = 1;
