@@ -26,6 +26,18 @@ use crate::processor::{AppliedSink, Watermark};
 const KEPT_DAYS: i64 = 36 * 31;
 /// Publications kept for the cursors that page through them.
 const KEPT_PUBLICATIONS: usize = 6;
+
+/// The plans' freshness periods (60 s, 300 s): the boundaries a publication is pinned at.
+fn freshness_periods() -> Vec<u32> {
+    let mut periods: Vec<u32> = coliseum_domain::plans::Plan::ALL
+        .iter()
+        .map(|plan| coliseum_domain::plans::Entitlements::of(*plan).freshness_s)
+        .filter(|period| *period > 0)
+        .collect();
+    periods.sort_unstable();
+    periods.dedup();
+    periods
+}
 /// Threads a recomputation uses: the machines this runs on have two cores or more.
 const SCORING_THREADS: usize = 2;
 /// Scores computed for an explicit `as_of`, kept for repeated reads.
@@ -384,6 +396,10 @@ pub struct Dna {
     incoming: Mutex<Incoming>,
     current: RwLock<Arc<Publication>>,
     recent: Mutex<VecDeque<Arc<Publication>>>,
+    /// Per freshness period of the plans, the publication in force at its
+    /// last boundary: what a reader frozen there is served, however long
+    /// after the boundary it first asks.
+    pinned: Mutex<Vec<(u32, i64, Arc<Publication>)>>,
     explicit: Mutex<VecDeque<(ExplicitKey, Arc<Publication>)>>,
     /// The last recorded domain score of every (artist, domain, range).
     recorded: Mutex<HashMap<RecordedKey, f64>>,
@@ -425,6 +441,7 @@ impl Dna {
             incoming: Mutex::new(Incoming::default()),
             current: RwLock::new(Arc::new(empty)),
             recent: Mutex::new(VecDeque::new()),
+            pinned: Mutex::new(Vec::new()),
             explicit: Mutex::new(VecDeque::new()),
             recorded: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
@@ -445,6 +462,12 @@ impl Dna {
         let current = self.current();
         if current.as_of <= instant {
             return current;
+        }
+        {
+            let pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, _, publication)) = pinned.iter().find(|(_, at, _)| *at == instant.unix_timestamp()) {
+                return publication.clone();
+            }
         }
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let scored = || recent.iter().filter(|p| !p.ranges.is_empty());
@@ -581,6 +604,16 @@ impl Dna {
             &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
             publication.clone(),
         );
+        if !previous.ranges.is_empty() {
+            let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+            for period in freshness_periods() {
+                let crossed = crate::served::boundary(publication.as_of, period);
+                if crossed > crate::served::boundary(previous.as_of, period) {
+                    pinned.retain(|(p, _, _)| *p != period);
+                    pinned.push((period, crossed, previous.clone()));
+                }
+            }
+        }
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         recent.push_back(previous);
         while recent.len() > KEPT_PUBLICATIONS {

@@ -30,14 +30,15 @@ struct Journaled {
     /// The watermark just before and just after it.
     before: Watermark,
     after: Watermark,
-    cells: Vec<(CellKey, Kpis)>,
+    cells: Arc<Vec<(CellKey, Kpis)>>,
 }
 
 /// What was applied after an instant, and the watermark at that instant.
 #[derive(Debug, Default)]
 pub struct Since {
-    /// The hour cells of the batches applied after the instant.
-    pub cells: Vec<(CellKey, Kpis)>,
+    /// The hour cells of the batches applied after the instant, batch by
+    /// batch (shared, not copied: they are read outside the hot state's lock).
+    pub batches: Vec<Arc<Vec<(CellKey, Kpis)>>>,
     /// The watermark at the instant (or at the oldest instant the journal
     /// reaches, when it does not reach back that far).
     pub watermark: Option<Watermark>,
@@ -66,7 +67,7 @@ impl Journal {
             version,
             before,
             after,
-            cells,
+            cells: Arc::new(cells),
         });
         let oldest_needed = after.as_of - KEPT_FOR;
         while let Some(oldest) = self.batches.front() {
@@ -102,9 +103,16 @@ impl Journal {
                     as_of: journaled.before.as_of.min(instant),
                 });
             }
-            since.cells.extend(journaled.cells.iter().cloned());
+            since.batches.push(journaled.cells.clone());
         }
         since
+    }
+}
+
+impl Since {
+    /// Every hour cell applied after the instant.
+    pub fn cells(&self) -> impl Iterator<Item = &(CellKey, Kpis)> {
+        self.batches.iter().flat_map(|cells| cells.iter())
     }
 }
 
@@ -147,7 +155,7 @@ mod tests {
         journal.record(3, watermark(20, 20), watermark(30, 30), &batch("c", 3));
         let at = |s| watermark(0, s).as_of;
         let since = journal.since(at(15), 3);
-        let artists: Vec<&str> = since.cells.iter().map(|(k, _)| k.artist.as_str()).collect();
+        let artists: Vec<&str> = since.cells().map(|(k, _)| k.artist.as_str()).collect();
         assert_eq!(
             artists,
             ["b", "c"],
@@ -155,10 +163,10 @@ mod tests {
         );
         assert_eq!(since.watermark, Some(watermark(10, 10)));
         let since = journal.since(at(15), 2);
-        assert_eq!(since.cells.len(), 1, "not what the value had not seen yet");
+        assert_eq!(since.cells().count(), 1, "not what the value had not seen yet");
         let since = journal.since(at(35), 3);
         assert!(
-            since.cells.is_empty() && since.watermark.is_none(),
+            since.cells().next().is_none() && since.watermark.is_none(),
             "nothing after: the value is the state"
         );
     }

@@ -159,6 +159,9 @@ pub struct Ranking {
     /// The hot state's version it was computed at.
     pub version: u64,
     pub entries: Vec<Ranked>,
+    /// Artists whose value is below zero (refunds, retracted votes): never
+    /// ranked, but a past state of the board starts from them too.
+    pub below_zero: Vec<(Arc<str>, i64)>,
 }
 
 impl Ranking {
@@ -315,15 +318,14 @@ impl Reads {
         self.hot.since(instant, version)
     }
 
-    /// A ranking of `entries` for `query` (a past state of a board), with
-    /// an id of its own for cursors.
-    pub fn ranking_of(
+    /// `ranking`'s entries for `query` over other bounds, with an id of its
+    /// own for cursors (a past state of a board that nothing changed since).
+    pub fn relabelled(
         &self,
+        ranking: &Ranking,
         query: BoardQuery,
         (from, to): (OffsetDateTime, OffsetDateTime),
         watermark: Watermark,
-        version: u64,
-        entries: Vec<Ranked>,
     ) -> Arc<Ranking> {
         Arc::new(Ranking {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -331,8 +333,36 @@ impl Reads {
             from,
             to,
             watermark,
+            version: ranking.version,
+            entries: ranking.entries.clone(),
+            below_zero: ranking.below_zero.clone(),
+        })
+    }
+
+    /// A ranking of artists' `values` for `query` (a past state of a
+    /// board), with an id of its own for cursors.
+    pub fn ranking_of(
+        &self,
+        query: BoardQuery,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        watermark: Watermark,
+        version: u64,
+        values: HashMap<Arc<str>, i64>,
+    ) -> Arc<Ranking> {
+        let below_zero = values
+            .iter()
+            .filter(|(_, v)| **v < 0)
+            .map(|(a, v)| (a.clone(), *v))
+            .collect();
+        Arc::new(Ranking {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            query,
+            from,
+            to,
+            watermark,
             version,
-            entries,
+            entries: rank(values),
+            below_zero,
         })
     }
 
@@ -363,7 +393,7 @@ impl Reads {
         let hot = self.hot.clone();
         // Merging and sorting a board of every artist is milliseconds of CPU:
         // off the request workers.
-        let entries = self
+        let (entries, below_zero) = self
             .compute(move || {
                 let values: Vec<(u32, i64)> = match parts.as_slice() {
                     [only] => only.iter().map(|(id, kpis)| (*id, kpis.metric(metric))).collect(),
@@ -373,7 +403,13 @@ impl Reads {
                         .collect(),
                 };
                 let ids = values.iter().map(|(id, _)| *id as usize + 1).max().unwrap_or(0);
-                rank_ids(values, &hot.names(ids))
+                let names = hot.names(ids);
+                let below_zero = values
+                    .iter()
+                    .filter(|(_, v)| *v < 0)
+                    .map(|(id, v)| (names.name(*id).clone(), *v))
+                    .collect::<Vec<_>>();
+                (rank_ids(values, &names), below_zero)
             })
             .await?;
         let ranking = Arc::new(Ranking {
@@ -384,6 +420,7 @@ impl Reads {
             watermark,
             version,
             entries,
+            below_zero,
         });
         {
             let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());

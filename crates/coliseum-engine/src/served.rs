@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 
 use crate::dna::{Dna, Publication};
 use crate::processor::Watermark;
-use crate::reads::{BoardQuery, Filters, KpiQuery, KpiReport, Ranking, Reads, rank};
+use crate::reads::{BoardQuery, Filters, KpiQuery, KpiReport, Ranking, Reads};
 
 /// How often the refresher looks for boundaries passed.
 const TICK: Duration = Duration::from_millis(200);
@@ -222,27 +222,32 @@ impl Served {
         let live = self.reads.leaderboard(&over(query, bounds)).await?;
         let since = self.reads.since(instant, live.version);
         let mut later: HashMap<&str, i64> = HashMap::new();
-        for (key, kpis) in &since.cells {
+        for (key, kpis) in since.cells() {
             if !key.artist.is_empty() && counts_in(key, &query.filters, None, bounds) {
                 *later.entry(key.artist.as_str()).or_default() += kpis.metric(query.metric);
             }
         }
-        let entries = if later.values().all(|v| *v == 0) {
-            live.entries.clone()
-        } else {
-            let mut values: HashMap<Arc<str>, i64> = live.entries.iter().map(|r| (r.artist.clone(), r.value)).collect();
-            for (artist, value) in later {
-                *values.entry(Arc::from(artist)).or_default() -= value;
-            }
-            rank(values)
-        };
         let watermark = since.watermark.unwrap_or(Watermark {
             seq: live.watermark.seq,
             as_of: live.watermark.as_of.min(instant),
         });
+        if later.values().all(|v| *v == 0) {
+            return Ok(self.reads.relabelled(&live, query.clone(), bounds, watermark));
+        }
+        // Every artist's value now, the unranked ones below zero included,
+        // less what came after the boundary.
+        let mut values: HashMap<Arc<str>, i64> = live
+            .entries
+            .iter()
+            .map(|r| (r.artist.clone(), r.value))
+            .chain(live.below_zero.iter().cloned())
+            .collect();
+        for (artist, value) in later {
+            *values.entry(Arc::from(artist)).or_default() -= value;
+        }
         Ok(self
             .reads
-            .ranking_of(query.clone(), bounds, watermark, live.version, entries))
+            .ranking_of(query.clone(), bounds, watermark, live.version, values))
     }
 
     /// The boundary's instant, and `range`'s bounds for the data as it
@@ -300,7 +305,7 @@ impl Served {
             .iter()
             .map(|(start, kpis)| (query.bucket.bucket_of(*start), *kpis))
             .collect();
-        for (key, kpis) in &since.cells {
+        for (key, kpis) in since.cells() {
             if counts_in(key, &query.filters, query.artist.as_deref(), bounds) {
                 let bucket = query.bucket.bucket_of(Grain::Hour.start_of(key.bucket));
                 *points.entry(bucket).or_default() -= *kpis;

@@ -77,6 +77,17 @@ async fn publication(
                     ),
                 ));
             }
+            // Scores for an instant are computed from whole days of the
+            // aggregates as they are now: for the day of the boundary they
+            // would hold what arrived after it. A plan served as of a
+            // boundary asks for past days; today's scores come without `as_of`.
+            let today = now.replace_time(time::Time::MIDNIGHT);
+            if freshness > 0 && as_of >= today {
+                return Err(AppError::parameter(
+                    "as_of",
+                    "must be before today (UTC) on this plan: today's scores are served without `as_of`",
+                ));
+            }
             Ok(state.dna.at(as_of, range).await?)
         }
     }

@@ -18,10 +18,14 @@ use crate::support::{Backend, TestApp, key, spawn_app_with_clock};
 on_both_backends!(each_plan_is_served_the_state_of_its_last_boundary,);
 
 fn plays(prefix: &str, n: usize, at: OffsetDateTime) -> Value {
+    entries("audio.play", prefix, n, at)
+}
+
+fn entries(kind: &str, prefix: &str, n: usize, at: OffsetDateTime) -> Value {
     let events: Vec<Value> = (0..n)
         .map(|i| {
             json!({
-                "event_id": format!("{prefix}-{i}"), "schema_version": 1, "type": "audio.play",
+                "event_id": format!("{prefix}-{i}"), "schema_version": 1, "type": kind,
                 "timestamp": at.format(&Rfc3339).expect("format"),
                 "user_id": "fan_1", "artist_id": "art_1",
                 "metadata": {"city": "Oslo", "genre": "jazz"},
@@ -87,6 +91,10 @@ async fn each_plan_is_served_the_state_of_its_last_boundary(backend: Backend) {
         assert_eq!(kpi_plays(&app, cookie).await, 0);
     }
     assert_eq!(app.deliver(&plays("b", 2, played_at)).await.status(), 202);
+    assert_eq!(
+        app.deliver(&entries("vote.cast", "v", 3, played_at)).await.status(),
+        202
+    );
     app.processed().await;
     assert_eq!(art_1_plays(&app, Some(&enterprise)).await, 5);
     assert_eq!(kpi_plays(&app, Some(&enterprise)).await, 5);
@@ -116,7 +124,13 @@ async fn each_plan_is_served_the_state_of_its_last_boundary(backend: Backend) {
     let basic = app.make_user(Role::Fan, Plan::Basic, &[], &[]).await;
     let basic = app.session_for(&basic, time::Duration::hours(1)).await;
     // Signed by the engine's clock, which runs ahead of the real one here.
-    let body = plays("c", 4, played_at).to_string().into_bytes();
+    // Four plays, and five retracted votes that take art_1 below zero.
+    let mut body = plays("c", 4, played_at);
+    let retracted = entries("vote.retracted", "r", 5, played_at);
+    if let (Some(events), Some(more)) = (body["events"].as_array_mut(), retracted["events"].as_array()) {
+        events.extend(more.iter().cloned());
+    }
+    let body = body.to_string().into_bytes();
     let signed_at = (period_start + time::Duration::seconds(330)).unix_timestamp();
     let response = app
         .client
@@ -154,6 +168,22 @@ async fn each_plan_is_served_the_state_of_its_last_boundary(backend: Backend) {
         assert_eq!(plays_of(&basic).await, 5, "{path} for Basic");
         assert_eq!(plays_of(&enterprise).await, 9, "{path} for Enterprise");
     }
+    // Live, art_1's votes are below zero and it is not ranked; at the
+    // boundary it had three.
+    let live: Value = app
+        .get("/v1/leaderboards/votes?range=7d", Some(&enterprise))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(live["total_ranked"], 0, "{live}");
+    let frozen: Value = app
+        .get("/v1/leaderboards/votes?range=7d", Some(&basic))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(frozen["entries"][0]["value"], 3, "{frozen}");
     for board in [
         format!("/v1/leaderboards/plays?{custom}"),
         "/v1/leaderboards/plays?range=7d&city=oslo&genre=jazz".to_owned(),
@@ -172,6 +202,15 @@ async fn each_plan_is_served_the_state_of_its_last_boundary(backend: Backend) {
         .expect("format");
     let response = app
         .get(&format!("/v1/dna/leaderboards/overall?as_of={later}"), Some(&free))
+        .await;
+    assert_eq!(response.status(), 422);
+    // So would one before the boundary but on its day: scores for an
+    // instant are computed from that whole day as it stands now.
+    let same_day = (period_start + time::Duration::seconds(290))
+        .format(&Rfc3339)
+        .expect("format");
+    let response = app
+        .get(&format!("/v1/dna/leaderboards/overall?as_of={same_day}"), Some(&free))
         .await;
     assert_eq!(response.status(), 422);
     let response = app
