@@ -110,6 +110,15 @@ impl Journal {
 }
 
 impl Since {
+    /// The watermark at the instant: the journal's, or when nothing came
+    /// after it, `live`'s no later than the instant.
+    pub fn watermark_at(&self, live: Watermark, instant: OffsetDateTime) -> Watermark {
+        self.watermark.unwrap_or(Watermark {
+            seq: live.seq,
+            as_of: live.as_of.min(instant),
+        })
+    }
+
     /// Every hour cell applied after the instant.
     pub fn cells(&self) -> impl Iterator<Item = &(CellKey, Kpis)> {
         self.batches.iter().flat_map(|cells| cells.iter())

@@ -324,19 +324,11 @@ impl Reads {
         &self,
         ranking: &Ranking,
         query: BoardQuery,
-        (from, to): (OffsetDateTime, OffsetDateTime),
+        bounds: (OffsetDateTime, OffsetDateTime),
         watermark: Watermark,
     ) -> Arc<Ranking> {
-        Arc::new(Ranking {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            query,
-            from,
-            to,
-            watermark,
-            version: ranking.version,
-            entries: ranking.entries.clone(),
-            below_zero: ranking.below_zero.clone(),
-        })
+        let entries = (ranking.entries.clone(), ranking.below_zero.clone());
+        self.past_ranking(query, bounds, watermark, ranking.version, entries)
     }
 
     /// A ranking of artists' `values` for `query` (a past state of a
@@ -344,7 +336,7 @@ impl Reads {
     pub fn ranking_of(
         &self,
         query: BoardQuery,
-        (from, to): (OffsetDateTime, OffsetDateTime),
+        bounds: (OffsetDateTime, OffsetDateTime),
         watermark: Watermark,
         version: u64,
         values: HashMap<Arc<str>, i64>,
@@ -354,6 +346,17 @@ impl Reads {
             .filter(|(_, v)| **v < 0)
             .map(|(a, v)| (a.clone(), *v))
             .collect();
+        self.past_ranking(query, bounds, watermark, version, (rank(values), below_zero))
+    }
+
+    fn past_ranking(
+        &self,
+        query: BoardQuery,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        watermark: Watermark,
+        version: u64,
+        (entries, below_zero): (Vec<Ranked>, Vec<(Arc<str>, i64)>),
+    ) -> Arc<Ranking> {
         Arc::new(Ranking {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             query,
@@ -361,7 +364,7 @@ impl Reads {
             to,
             watermark,
             version,
-            entries: rank(values),
+            entries,
             below_zero,
         })
     }

@@ -26,7 +26,6 @@ use coliseum_store::{CellKey, Grain, StoreError};
 use time::OffsetDateTime;
 
 use crate::dna::{Dna, Publication};
-use crate::processor::Watermark;
 use crate::reads::{BoardQuery, Filters, KpiQuery, KpiReport, Ranking, Reads};
 
 /// How often the refresher looks for boundaries passed.
@@ -227,10 +226,7 @@ impl Served {
                 *later.entry(key.artist.as_str()).or_default() += kpis.metric(query.metric);
             }
         }
-        let watermark = since.watermark.unwrap_or(Watermark {
-            seq: live.watermark.seq,
-            as_of: live.watermark.as_of.min(instant),
-        });
+        let watermark = since.watermark_at(live.watermark, instant);
         if later.values().all(|v| *v == 0) {
             return Ok(self.reads.relabelled(&live, query.clone(), bounds, watermark));
         }
@@ -319,10 +315,7 @@ impl Served {
         Ok(KpiReport {
             from: bounds.0,
             to: bounds.1,
-            watermark: since.watermark.unwrap_or(Watermark {
-                seq: live.watermark.seq,
-                as_of: live.watermark.as_of.min(instant),
-            }),
+            watermark: since.watermark_at(live.watermark, instant),
             version: live.version,
             totals: series.iter().map(|(_, kpis)| *kpis).sum(),
             series,
