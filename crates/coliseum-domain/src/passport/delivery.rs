@@ -2,9 +2,10 @@
 //! `{"events": [...]}`, validated entry by entry so that one bad entry never
 //! costs a good one.
 
-use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::Entry;
@@ -24,6 +25,8 @@ pub enum DeliveryError {
     WrongShape,
     #[error("`events` must be an array of 1 to {MAX_BATCH_ENTRIES} envelopes")]
     BadBatch,
+    #[error("the body repeats the key `events`: a batch that says two things is ambiguous")]
+    RepeatedEvents,
 }
 
 /// One envelope that failed validation.
@@ -43,7 +46,7 @@ pub struct Delivery {
 /// text the sender signed, and parsed once.
 pub fn parse_delivery(body: &[u8], context: &ValidationContext) -> Result<Delivery, DeliveryError> {
     let text = std::str::from_utf8(body).map_err(|error| DeliveryError::NotJson(error.to_string()))?;
-    let top: BTreeMap<String, &RawValue> = match serde_json::from_str(text) {
+    let top: Top = match serde_json::from_str(text) {
         Ok(top) => top,
         Err(error) => {
             // Valid JSON of another shape is a shape error, not a syntax error.
@@ -58,7 +61,10 @@ pub fn parse_delivery(body: &[u8], context: &ValidationContext) -> Result<Delive
         validate_raw_envelope(raw, at, context).map_err(|(event_id, errors)| Rejected { event_id, errors })
     };
 
-    let entries = match top.get("events") {
+    if top.repeated_events {
+        return Err(DeliveryError::RepeatedEvents);
+    }
+    let entries = match top.events {
         None => vec![validate(text.trim(), "")],
         Some(events) => {
             let envelopes: Vec<&RawValue> = serde_json::from_str(events.get()).map_err(|_| DeliveryError::BadBatch)?;
@@ -73,4 +79,45 @@ pub fn parse_delivery(body: &[u8], context: &ValidationContext) -> Result<Delive
         }
     };
     Ok(Delivery { entries })
+}
+
+/// The top level of a body: only whether it is an object and what its
+/// `events` key holds (the rest belongs to a single envelope, checked there).
+/// `serde_json` keeps the last of repeated keys; a repeated `events` is
+/// noted instead, so that it can be refused.
+struct Top<'a> {
+    events: Option<&'a RawValue>,
+    repeated_events: bool,
+}
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(TopVisitor)
+    }
+}
+
+struct TopVisitor;
+
+impl<'de> Visitor<'de> for TopVisitor {
+    type Value = Top<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top<'de>, A::Error> {
+        let mut top = Top {
+            events: None,
+            repeated_events: false,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "events" {
+                let events = map.next_value::<&RawValue>()?;
+                top.repeated_events |= top.events.replace(events).is_some();
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(top)
+    }
 }

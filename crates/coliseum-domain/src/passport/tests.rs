@@ -323,6 +323,18 @@ fn deliveries_single_and_batch() {
         parse_delivery(br#"{"events": {}}"#, &context()).err(),
         Some(DeliveryError::BadBatch)
     );
+    let twice = format!(r#"{{"events": [{}], "events": [{}]}}"#, play(), play());
+    assert_eq!(
+        parse_delivery(twice.as_bytes(), &context()).err(),
+        Some(DeliveryError::RepeatedEvents),
+        "a batch that repeats `events` is ambiguous, not last-wins"
+    );
+    let escaped = format!(r#"{{"events": [{}], "\u0065vents": []}}"#, play());
+    assert_eq!(
+        parse_delivery(escaped.as_bytes(), &context()).err(),
+        Some(DeliveryError::RepeatedEvents),
+        "the same key spelled with an escape"
+    );
     let too_many = json!({"events": vec![play(); MAX_BATCH_ENTRIES + 1]});
     assert_eq!(
         parse_delivery(too_many.to_string().as_bytes(), &context()).err(),
