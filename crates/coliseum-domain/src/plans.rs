@@ -295,6 +295,11 @@ impl Entitlements {
     }
 }
 
+/// API keys in force per account at most, whatever the plan (PLANS.md):
+/// every key shares the account's one allowance, so more keys buy nothing
+/// but more secrets to leak. The stores enforce it as they insert a key.
+pub const MAX_API_KEYS: usize = 25;
+
 /// The one check every read and action goes through: `Ok` when `subject`
 /// may have `feature`; else what to upgrade to, or that no plan allows it.
 ///

@@ -2,7 +2,7 @@
 //! keys, Stripe plans and the audit log.
 
 use async_trait::async_trait;
-use coliseum_domain::plans::Plan;
+use coliseum_domain::plans::{MAX_API_KEYS, Plan};
 use coliseum_store::{
     ApiKey, Audit, AuditQuery, AuditRecord, Billing, NewApiKey, NewUser, StoreError, StripeChange, StripeOutcome, User,
 };
@@ -102,20 +102,25 @@ impl SqliteStore {
     }
 
     pub(crate) async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+        // Counted and inserted in one statement: SQLite has one writer, so
+        // two requests cannot both see room for the last key.
         let sql = format!(
-            "INSERT INTO api_keys (user_id, name, key_hash, prefix, created_us) VALUES ($1, $2, $3, $4, $5) \
+            "INSERT INTO api_keys (user_id, name, key_hash, prefix, created_us) \
+             SELECT $1, $2, $3, $4, $5 \
+             WHERE (SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_us IS NULL) < $6 \
              RETURNING {API_KEY_COLUMNS}"
         );
-        let row: ApiKeyRow = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let row: Option<ApiKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(key.user_id)
             .bind(&key.name)
             .bind(&key.key_hash)
             .bind(&key.prefix)
             .bind(micros(key.created_at))
-            .fetch_one(&self.pool)
+            .bind(MAX_API_KEYS as i64)
+            .fetch_optional(&self.pool)
             .await
             .map_err(classify)?;
-        api_key(row)
+        api_key(row.ok_or_else(StoreError::too_many_api_keys)?)
     }
 
     pub(crate) async fn keys_of(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {

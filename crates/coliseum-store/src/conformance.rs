@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use coliseum_domain::plans::{Plan, Role};
+use coliseum_domain::plans::{MAX_API_KEYS, Plan, Role};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -799,6 +799,26 @@ pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
     assert!(store.api_key_user(&[2; 32]).await.expect("read").is_some());
     let listed: Vec<ApiKey> = store.api_keys(owner.id).await.expect("list");
     assert_eq!(listed[0].revoked_at, revoked.revoked_at);
+
+    // At most MAX_API_KEYS in force: one is (the second), the revoked one
+    // does not count, and another account's keys are its own.
+    for hash in 3..(3 + MAX_API_KEYS as u8 - 1) {
+        store.create_api_key(&new_key("more", hash)).await.expect("room for it");
+    }
+    let refused = store.create_api_key(&new_key("one too many", 200)).await;
+    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert_eq!(store.api_key_user(&[200; 32]).await.expect("read"), None, "nothing stored");
+    let elsewhere = NewApiKey {
+        user_id: other.id,
+        ..new_key("theirs", 201)
+    };
+    store.create_api_key(&elsewhere).await.expect("another account's first key");
+    store
+        .revoke_api_key(owner.id, second.id, at())
+        .await
+        .expect("revoke")
+        .expect("found");
+    store.create_api_key(&new_key("after a revoke", 202)).await.expect("room again");
 }
 
 pub async fn stripe_events_apply_once_in_order_and_wait_for_a_link(store: Arc<dyn Store>) {

@@ -36,6 +36,16 @@ pub enum StoreError {
     Internal(String),
 }
 
+impl StoreError {
+    /// An account already holds [`MAX_API_KEYS`](coliseum_domain::plans::MAX_API_KEYS) keys in force.
+    pub fn too_many_api_keys() -> Self {
+        Self::Conflict(format!(
+            "an account has at most {} API keys in force; revoke one first",
+            coliseum_domain::plans::MAX_API_KEYS
+        ))
+    }
+}
+
 /// The Passport log: append-only, idempotent by `event_id`, ordered by `seq`.
 #[async_trait]
 pub trait PassportLog: Send + Sync {

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use coliseum_domain::plans::Feature;
-use coliseum_store::{ApiKey, NewApiKey};
+use coliseum_store::{ApiKey, NewApiKey, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -27,8 +27,6 @@ pub fn router() -> Router<AppState> {
 }
 
 const MAX_NAME_CHARS: usize = 100;
-/// Keys in force per account at most (PLANS.md).
-pub const MAX_ACTIVE_KEYS: usize = 25;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,18 +71,6 @@ async fn create(
     if has_forbidden_chars(name) {
         return Err(invalid_name(FORBIDDEN_CHARS));
     }
-    let active = state
-        .store
-        .api_keys(user.id)
-        .await?
-        .iter()
-        .filter(|k| k.revoked_at.is_none())
-        .count();
-    if active >= MAX_ACTIVE_KEYS {
-        return Err(AppError::Conflict(format!(
-            "an account has at most {MAX_ACTIVE_KEYS} API keys in force; revoke one first"
-        )));
-    }
     let (key, stored) = issue(&state, user.id, name).await?;
     let event = audit::Event {
         actor: caller.actor(),
@@ -110,7 +96,12 @@ pub async fn issue(state: &AppState, user_id: i64, name: &str) -> Result<(String
             prefix: new_key.prefix,
             created_at: state.clock.now(),
         })
-        .await?;
+        .await
+        .map_err(|error| match error {
+            // The account holds as many keys as it may (PLANS.md).
+            StoreError::Conflict(detail) => AppError::Conflict(detail),
+            other => other.into(),
+        })?;
     Ok((new_key.key, stored))
 }
 

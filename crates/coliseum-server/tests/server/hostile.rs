@@ -530,18 +530,35 @@ async fn an_account_has_one_allowance_and_at_most_25_keys(backend: Backend) {
     let expected: Vec<u64> = (1..=12).map(|used| 600 - used).collect();
     assert_eq!(seen, expected, "one count across every session and key");
 
-    // At most 25 keys in force: two exist, 23 more may be made, then none
-    // until one is revoked.
+    // At most 25 keys in force: two exist, so of 30 requests at once
+    // exactly 23 make a key, then none until one is revoked.
     let cookie = &sessions[0];
-    let mut made = Vec::new();
-    for i in 0..23 {
-        let response = app
-            .post_as("/v1/api-keys", cookie, Some(&json!({"name": format!("k{i}")})))
-            .await;
-        assert_eq!(response.status(), 201, "key {i}");
-        let body: Value = response.json().await.expect("json");
-        made.push(body["id"].clone());
+    let token = app.csrf(cookie).await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let request = app
+            .client
+            .post(format!("{}/v1/api-keys", app.base))
+            .header("cookie", cookie)
+            .header("x-csrf-token", &token)
+            .json(&json!({"name": format!("k{i}")}));
+        attempts.spawn(async move { request.send().await.expect("request sent") });
     }
+    let mut made = Vec::new();
+    let mut conflicts = 0;
+    while let Some(response) = attempts.join_next().await {
+        let response = response.expect("joined");
+        match response.status().as_u16() {
+            201 => made.push(response.json::<Value>().await.expect("json")["id"].clone()),
+            409 => conflicts += 1,
+            other => panic!("a key request answered {other}"),
+        }
+    }
+    assert_eq!(
+        (made.len(), conflicts),
+        (23, 7),
+        "the cap holds under concurrent requests"
+    );
     let refused = app
         .post_as("/v1/api-keys", cookie, Some(&json!({"name": "one too many"})))
         .await;
