@@ -23,4 +23,5 @@ pub mod routes;
 pub mod sessions;
 pub mod settings;
 pub mod stripe;
-pub mod webhook;
+/// Passport deliveries' signatures (Standard Webhooks).
+pub use coliseum_signatures::passport as webhook;
