@@ -807,18 +807,28 @@ pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
     }
     let refused = store.create_api_key(&new_key("one too many", 200)).await;
     assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
-    assert_eq!(store.api_key_user(&[200; 32]).await.expect("read"), None, "nothing stored");
+    assert_eq!(
+        store.api_key_user(&[200; 32]).await.expect("read"),
+        None,
+        "nothing stored"
+    );
     let elsewhere = NewApiKey {
         user_id: other.id,
         ..new_key("theirs", 201)
     };
-    store.create_api_key(&elsewhere).await.expect("another account's first key");
+    store
+        .create_api_key(&elsewhere)
+        .await
+        .expect("another account's first key");
     store
         .revoke_api_key(owner.id, second.id, at())
         .await
         .expect("revoke")
         .expect("found");
-    store.create_api_key(&new_key("after a revoke", 202)).await.expect("room again");
+    store
+        .create_api_key(&new_key("after a revoke", 202))
+        .await
+        .expect("room again");
 }
 
 pub async fn stripe_events_apply_once_in_order_and_wait_for_a_link(store: Arc<dyn Store>) {

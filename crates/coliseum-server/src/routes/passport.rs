@@ -105,6 +105,7 @@ async fn read_delivery(
     let mut budget = state.ingest_body_budget.start(peer);
     let body = read_body(body, &mut budget).await?;
     key.verify_body(&signed, &body).map_err(signature_error)?;
+    state.ingest_body_budget.prove(peer);
     Ok((body, budget))
 }
 
