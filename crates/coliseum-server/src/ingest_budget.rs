@@ -1,17 +1,20 @@
 //! The memory that delivery bodies being read may hold at once, counted in
 //! KiB as bytes actually arrive (never by what a client declares).
 //!
-//! Two defences keep signed deliveries flowing while others hold the budget:
-//! - **A share per peer address.** Many slow or unsigned connections from
-//!   one address take at most [`PEER_SHARE`] of the budget (never less than
-//!   one largest body). An IPv6 peer is its /64: one host holds a whole /64.
-//! - **A pool for proven senders.** Half of the budget is kept for peers
-//!   whose delivery verified in the last [`PROVEN_FOR`]: a sender that
-//!   really sends. Many addresses together can fill the open half, never
-//!   this one, since filling it takes the signing key.
+//! Two pools keep signed deliveries flowing while others hold memory:
+//! - **The open pool**, for anyone, of which one peer address holds at most
+//!   a quarter (never less than one largest body): a few addresses with
+//!   slow or unsigned bodies cannot fill it. An IPv6 peer is its /64: one
+//!   host holds a whole /64.
+//! - **The proven pool**, for peers whose delivery verified in the last
+//!   [`PROVEN_FOR`] (a sender that really sends), used before the open one,
+//!   of which one peer holds at most half. Many addresses together can fill
+//!   the open pool, never this one: that takes the signing key.
 //!
-//! Behind a proxy every request shares the proxy's address, and neither
-//! defence tells senders apart: the proxy must bound slow clients itself.
+//! A sender's first delivery after a restart, or after a day of silence,
+//! goes through the open pool. Behind a proxy every request shares the
+//! proxy's address, and neither pool tells senders apart: the proxy must
+//! bound slow clients itself.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -20,10 +23,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The fraction of the budget one peer address may hold: a half.
-pub const PEER_SHARE: (usize, usize) = (1, 2);
-/// How long a verified delivery lets its peer use the proven pool.
-pub const PROVEN_FOR: Duration = Duration::from_secs(15 * 60);
+/// How long a verified delivery lets its peer use the proven pool: a day,
+/// so that a sender quiet overnight is still known.
+pub const PROVEN_FOR: Duration = Duration::from_secs(24 * 60 * 60);
 /// Proven peers remembered at most; past it, expired ones are forgotten
 /// and new ones wait for room (each needs a verified delivery to enter).
 const MAX_PROVEN_PEERS: usize = 4096;
@@ -49,33 +51,68 @@ pub enum Refused {
     PeerShare,
 }
 
+/// KiB that requests hold, and how many of them one peer may hold.
+#[derive(Debug)]
+struct Pool {
+    kib: Arc<Semaphore>,
+    share_kib: usize,
+}
+
+impl Pool {
+    fn new(kib: usize, share_kib: usize) -> Self {
+        Self {
+            kib: Arc::new(Semaphore::new(kib)),
+            share_kib,
+        }
+    }
+
+    fn take(&self, kib: usize) -> Result<Option<OwnedSemaphorePermit>, Refused> {
+        if kib == 0 {
+            return Ok(None);
+        }
+        let permits = u32::try_from(kib).map_err(|_| Refused::Overloaded)?;
+        self.kib
+            .clone()
+            .try_acquire_many_owned(permits)
+            .map(Some)
+            .map_err(|_| Refused::Overloaded)
+    }
+}
+
+/// What one peer holds of each pool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Held {
+    open: usize,
+    proven: usize,
+}
+
 #[derive(Debug)]
 pub struct BodyBudget {
-    /// For anyone.
-    open: Arc<Semaphore>,
-    /// For proven peers only, who use it before the open pool.
-    proven: Arc<Semaphore>,
-    peer_share_kib: usize,
+    open: Pool,
+    proven: Pool,
     proven_for: Duration,
-    held_by_peer: Mutex<HashMap<IpAddr, usize>>,
+    held_by_peer: Mutex<HashMap<IpAddr, Held>>,
     proven_peers: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl BodyBudget {
     pub fn new(total_kib: usize) -> Arc<Self> {
         let largest_body = coliseum_domain::passport::MAX_BODY_BYTES.div_ceil(1024);
-        let share = (total_kib * PEER_SHARE.0 / PEER_SHARE.1).max(largest_body);
         // Half for proven peers, but never so much that a first delivery
         // of the largest size cannot be read.
         let proven = (total_kib / 2).min(total_kib.saturating_sub(largest_body));
-        Self::with_pools(total_kib - proven, proven, share, PROVEN_FOR)
+        let open = total_kib - proven;
+        Self::with_pools(
+            Pool::new(open, (open / 4).max(largest_body)),
+            Pool::new(proven, (proven / 2).max(largest_body)),
+            PROVEN_FOR,
+        )
     }
 
-    fn with_pools(open_kib: usize, proven_kib: usize, peer_share_kib: usize, proven_for: Duration) -> Arc<Self> {
+    fn with_pools(open: Pool, proven: Pool, proven_for: Duration) -> Arc<Self> {
         Arc::new(Self {
-            open: Arc::new(Semaphore::new(open_kib)),
-            proven: Arc::new(Semaphore::new(proven_kib)),
-            peer_share_kib,
+            open,
+            proven,
             proven_for,
             held_by_peer: Mutex::new(HashMap::new()),
             proven_peers: Mutex::new(HashMap::new()),
@@ -88,7 +125,7 @@ impl BodyBudget {
             proven: self.is_proven(peer),
             budget: self.clone(),
             peer,
-            kib: 0,
+            held: Held::default(),
             open_permit: None,
             proven_permit: None,
         }
@@ -118,6 +155,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+fn add(slot: &mut Option<OwnedSemaphorePermit>, permit: Option<OwnedSemaphorePermit>) {
+    match (slot.as_mut(), permit) {
+        (Some(held), Some(permit)) => held.merge(permit),
+        (None, permit) => *slot = permit,
+        (Some(_), None) => {}
+    }
+}
+
 /// What one request holds; released when dropped.
 #[derive(Debug)]
 pub struct Reservation {
@@ -125,54 +170,65 @@ pub struct Reservation {
     peer: IpAddr,
     /// Whether the peer was proven when its request began.
     proven: bool,
-    kib: usize,
+    held: Held,
     open_permit: Option<OwnedSemaphorePermit>,
     proven_permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Reservation {
     /// Holds enough for `bytes` in all, or refuses and holds what it held.
+    /// A proven peer takes what it can from the proven pool and the rest
+    /// from the open one.
     pub fn grow_to(&mut self, bytes: usize) -> Result<(), Refused> {
         let wanted = bytes.div_ceil(1024);
-        let more = wanted.saturating_sub(self.kib);
+        let more = wanted.saturating_sub(self.held.open + self.held.proven);
         if more == 0 {
             return Ok(());
         }
-        let mut held = lock(&self.budget.held_by_peer);
-        let by_peer = held.get(&self.peer).copied().unwrap_or(0);
-        if by_peer + more > self.budget.peer_share_kib {
+        let budget = &self.budget;
+        // Every take happens under this lock: what a pool has available
+        // can only grow until it is released.
+        let mut held_by_peer = lock(&budget.held_by_peer);
+        let by_peer = held_by_peer.get(&self.peer).copied().unwrap_or_default();
+        let from_proven = if self.proven {
+            more.min(budget.proven.share_kib.saturating_sub(by_peer.proven))
+                .min(budget.proven.kib.available_permits())
+        } else {
+            0
+        };
+        let from_open = more - from_proven;
+        if by_peer.open + from_open > budget.open.share_kib {
             return Err(Refused::PeerShare);
         }
-        let permits = u32::try_from(more).map_err(|_| Refused::Overloaded)?;
-        let from = |pool: &Arc<Semaphore>| pool.clone().try_acquire_many_owned(permits).ok();
-        let (permit, slot) = match self.proven.then(|| from(&self.budget.proven)).flatten() {
-            Some(permit) => (permit, &mut self.proven_permit),
-            None => (
-                from(&self.budget.open).ok_or(Refused::Overloaded)?,
-                &mut self.open_permit,
-            ),
-        };
+        let open = budget.open.take(from_open)?;
+        let proven = budget.proven.take(from_proven)?;
         // Counted only once held: a refused peer leaves nothing behind.
-        held.insert(self.peer, by_peer + more);
-        self.kib = wanted;
-        match slot {
-            Some(held) => held.merge(permit),
-            None => *slot = Some(permit),
-        }
+        held_by_peer.insert(
+            self.peer,
+            Held {
+                open: by_peer.open + from_open,
+                proven: by_peer.proven + from_proven,
+            },
+        );
+        self.held.open += from_open;
+        self.held.proven += from_proven;
+        add(&mut self.open_permit, open);
+        add(&mut self.proven_permit, proven);
         Ok(())
     }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        if self.kib == 0 {
+        if self.held == Held::default() {
             return;
         }
-        let mut held = lock(&self.budget.held_by_peer);
-        if let Some(by_peer) = held.get_mut(&self.peer) {
-            *by_peer = by_peer.saturating_sub(self.kib);
-            if *by_peer == 0 {
-                held.remove(&self.peer);
+        let mut held_by_peer = lock(&self.budget.held_by_peer);
+        if let Some(by_peer) = held_by_peer.get_mut(&self.peer) {
+            by_peer.open = by_peer.open.saturating_sub(self.held.open);
+            by_peer.proven = by_peer.proven.saturating_sub(self.held.proven);
+            if *by_peer == Held::default() {
+                held_by_peer.remove(&self.peer);
             }
         }
     }
@@ -186,9 +242,16 @@ mod tests {
         IpAddr::from([10, 0, 0, last])
     }
 
+    fn available(budget: &BodyBudget) -> (usize, usize) {
+        (
+            budget.open.kib.available_permits(),
+            budget.proven.kib.available_permits(),
+        )
+    }
+
     #[test]
-    fn a_peer_holds_at_most_its_share_and_others_keep_the_rest() {
-        let budget = BodyBudget::with_pools(100, 0, 50, PROVEN_FOR);
+    fn a_peer_holds_at_most_its_share_of_the_open_pool_and_others_keep_the_rest() {
+        let budget = BodyBudget::with_pools(Pool::new(100, 50), Pool::new(0, 0), PROVEN_FOR);
         let mut greedy = budget.start(peer(1));
         greedy.grow_to(50 * 1024).expect("half");
         assert_eq!(greedy.grow_to(50 * 1024 + 1), Err(Refused::PeerShare));
@@ -203,30 +266,34 @@ mod tests {
         assert_eq!(budget.start(peer(3)).grow_to(1), Err(Refused::Overloaded));
         drop(greedy);
         budget.start(peer(3)).grow_to(1024).expect("released on drop");
-        assert_eq!(budget.open.available_permits(), 50);
+        assert_eq!(available(&budget), (50, 0));
         drop(other);
         assert!(lock(&budget.held_by_peer).is_empty(), "nothing is left behind");
-        assert_eq!(budget.open.available_permits(), 100);
+        assert_eq!(available(&budget), (100, 0));
     }
 
     #[test]
-    fn a_refused_peer_leaves_nothing_behind_and_one_body_always_fits_a_share() {
+    fn one_body_always_fits_and_one_address_takes_a_quarter_of_the_open_pool() {
         let budget = BodyBudget::new(1500);
-        assert_eq!(budget.peer_share_kib, 1024, "a share holds the largest body");
-        assert_eq!(budget.open.available_permits(), 1024, "so does the open pool");
+        assert_eq!(available(&budget), (1024, 476), "the open pool holds the largest body");
+        assert_eq!(budget.open.share_kib, 1024, "and so does a share of it");
+        let budget = BodyBudget::new(64 * 1024);
+        assert_eq!(available(&budget), (32 * 1024, 32 * 1024));
+        assert_eq!((budget.open.share_kib, budget.proven.share_kib), (8 * 1024, 16 * 1024));
         let mut first = budget.start(peer(1));
-        first.grow_to(1024 * 1024).expect("one whole body");
-        assert_eq!(budget.start(peer(2)).grow_to(600 * 1024), Err(Refused::Overloaded));
+        first.grow_to(8 * 1024 * 1024).expect("a quarter");
+        assert_eq!(first.grow_to(8 * 1024 * 1024 + 1), Err(Refused::PeerShare));
+        assert_eq!(budget.start(peer(2)).grow_to(30 * 1024 * 1024), Err(Refused::PeerShare));
         assert_eq!(
             lock(&budget.held_by_peer).len(),
             1,
-            "only the peer that holds something"
+            "a refused peer leaves nothing behind"
         );
     }
 
     #[test]
     fn many_unproven_peers_fill_the_open_pool_and_never_the_proven_one() {
-        let budget = BodyBudget::with_pools(100, 50, 60, PROVEN_FOR);
+        let budget = BodyBudget::with_pools(Pool::new(100, 50), Pool::new(50, 40), PROVEN_FOR);
         let sender = peer(1);
         budget.prove(sender);
         let attackers: Vec<Reservation> = (2..4)
@@ -238,33 +305,37 @@ mod tests {
             .collect();
         assert_eq!(budget.start(peer(4)).grow_to(1), Err(Refused::Overloaded));
         let mut delivery = budget.start(sender);
-        delivery.grow_to(50 * 1024).expect("the proven pool");
+        delivery.grow_to(40 * 1024).expect("its share of the proven pool");
+        assert_eq!(available(&budget), (0, 10));
         assert_eq!(
-            delivery.grow_to(51 * 1024),
+            delivery.grow_to(41 * 1024),
             Err(Refused::Overloaded),
-            "both pools spent"
+            "past its proven share, the open pool is spent"
         );
         drop(attackers);
-        delivery
-            .grow_to(60 * 1024)
-            .expect("the open pool once the proven one is spent");
-        let available = |budget: &BodyBudget| (budget.proven.available_permits(), budget.open.available_permits());
-        assert_eq!(available(&budget), (0, 90));
-        assert_eq!(
-            delivery.grow_to(61 * 1024),
-            Err(Refused::PeerShare),
-            "a proven peer keeps to its share"
-        );
+        delivery.grow_to(60 * 1024).expect("the rest from the open pool");
+        assert_eq!(available(&budget), (80, 10));
         drop(delivery);
-        assert_eq!(available(&budget), (50, 100), "both released");
+        assert_eq!(available(&budget), (100, 50), "both released");
+        assert!(lock(&budget.held_by_peer).is_empty());
+    }
+
+    #[test]
+    fn a_proven_peer_takes_what_is_left_of_the_proven_pool_then_the_open_one() {
+        let budget = BodyBudget::with_pools(Pool::new(100, 100), Pool::new(10, 10), PROVEN_FOR);
+        budget.prove(peer(1));
+        let mut delivery = budget.start(peer(1));
+        delivery.grow_to(25 * 1024).expect("split");
+        assert_eq!(available(&budget), (85, 0));
+        assert_eq!(delivery.held, Held { open: 15, proven: 10 });
     }
 
     #[test]
     fn a_proof_expires() {
-        let budget = BodyBudget::with_pools(0, 10, 10, Duration::ZERO);
+        let budget = BodyBudget::with_pools(Pool::new(0, 10), Pool::new(10, 10), Duration::ZERO);
         budget.prove(peer(1));
         assert_eq!(budget.start(peer(1)).grow_to(1), Err(Refused::Overloaded));
-        let budget = BodyBudget::with_pools(0, 10, 10, PROVEN_FOR);
+        let budget = BodyBudget::with_pools(Pool::new(0, 0), Pool::new(10, 10), PROVEN_FOR);
         budget.prove(peer(1));
         budget.start(peer(1)).grow_to(1).expect("proven");
     }
@@ -282,12 +353,12 @@ mod tests {
 
     #[test]
     fn growth_is_counted_in_whole_kib_of_what_arrived() {
-        let budget = BodyBudget::with_pools(10, 0, 10, PROVEN_FOR);
+        let budget = BodyBudget::with_pools(Pool::new(10, 10), Pool::new(0, 0), PROVEN_FOR);
         let mut reservation = budget.start(peer(1));
         reservation.grow_to(1).expect("one KiB");
         reservation.grow_to(1024).expect("still one");
-        assert_eq!(budget.open.available_permits(), 9);
+        assert_eq!(budget.open.kib.available_permits(), 9);
         reservation.grow_to(1025).expect("two");
-        assert_eq!(budget.open.available_permits(), 8);
+        assert_eq!(budget.open.kib.available_permits(), 8);
     }
 }
