@@ -1,6 +1,6 @@
 //! Any bytes as the body of `POST /v1/passport/events`: the parser never
-//! panics, accepts only JSON, and every entry it accepts obeys PASSPORT.md's
-//! limits and reads back the same from the text the log keeps.
+//! panics, and every entry it accepts obeys PASSPORT.md's limits and reads
+//! back the same from the text the log keeps.
 
 #![no_main]
 
@@ -16,12 +16,6 @@ fuzz_target!(|body: &[u8]| {
         return;
     };
     for entry in delivery.entries.into_iter().flatten() {
-        // JSON's grammar; a lone surrogate escape in another, rejected
-        // entry is grammatical and costs this one nothing.
-        assert!(
-            serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok(),
-            "an entry was accepted from a body that is not JSON"
-        );
         if let Some(money) = entry.money {
             assert!(money.amount_minor.unsigned_abs() <= MAX_AMOUNT_MINOR.unsigned_abs());
         }

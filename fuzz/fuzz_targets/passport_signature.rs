@@ -49,6 +49,14 @@ fuzz_target!(|delivery: Delivery<'_>| {
             .expect("an accepted timestamp parses");
         let apart = i128::from(delivery.now).abs_diff(i128::from(seconds));
         assert!(apart <= 300, "accepted a timestamp {apart} s from the clock");
+        // No forgery: the header lists the one signature of exactly these
+        // id, timestamp and body.
+        let genuine = key.sign(id, seconds, delivery.body);
+        let listed = signature.as_deref().unwrap_or_default();
+        assert!(
+            listed.split(' ').any(|candidate| candidate == genuine),
+            "accepted {listed:?} for {id:?} at {seconds}"
+        );
     }
     if let (Some(at), Some(_)) = (delivery.signed_at, delivery.id) {
         let apart = i128::from(delivery.now).abs_diff(i128::from(at));
