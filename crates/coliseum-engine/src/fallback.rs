@@ -5,8 +5,8 @@
 //!
 //! - **bounded, by cost**: at most [`CONCURRENT`] queries run at once, of
 //!   which at most [`SCANS`] may read many cells (a long range without an
-//!   index on what it selects, such as an artist's cells over a month of
-//!   hours): a burst of cold queries waits for its turn instead of taking
+//!   index on what it selects, such as every artist's sums over a month
+//!   of hours with a city): a burst of cold queries waits for its turn instead of taking
 //!   every database connection, and slow scans queue behind each other,
 //!   never in front of the quick reads (a live event's cells, a short range);
 //! - **single flight**: one query per distinct question at a time; the
@@ -49,6 +49,9 @@ impl Question {
     fn is_quick(&self) -> bool {
         let span = self.last.saturating_sub(self.first).saturating_add(1);
         self.filter.index().is_some()
+            // One artist's series, seeked bucket by bucket: a month of them
+            // is quick, a longer one reads that artist's every cell of it.
+            || (self.by == By::Bucket && self.filter.seeks_by_bucket(span) && span <= 31 * 24)
             || match self.grain {
                 Grain::Hour => span <= 48,
                 Grain::Day => span <= 7,

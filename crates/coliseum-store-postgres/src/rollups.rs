@@ -215,7 +215,7 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let (sql, values) = filter.sum_statement(SumsBy::Artist, SUMS, "kpi_cells");
+        let (sql, values) = filter.sum_statement(SumsBy::Artist, to.saturating_sub(from), SUMS, "kpi_cells");
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)
@@ -234,7 +234,7 @@ impl Rollups for PostgresStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let (sql, values) = filter.sum_statement(SumsBy::Bucket, SUMS, "kpi_cells");
+        let (sql, values) = filter.sum_statement(SumsBy::Bucket, to.saturating_sub(from), SUMS, "kpi_cells");
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)

@@ -198,7 +198,7 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(String, Kpis)>, StoreError> {
-        let (sql, values) = filter.sum_statement(SumsBy::Artist, SUMS, &indexed(filter));
+        let (sql, values) = filter.sum_statement(SumsBy::Artist, to.saturating_sub(from), SUMS, &indexed(filter));
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)
@@ -217,7 +217,7 @@ impl Rollups for SqliteStore {
         to: i64,
         filter: &CellFilter,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
-        let (sql, values) = filter.sum_statement(SumsBy::Bucket, SUMS, &indexed(filter));
+        let (sql, values) = filter.sum_statement(SumsBy::Bucket, to.saturating_sub(from), SUMS, &indexed(filter));
         let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(grain.code())
             .bind(from)

@@ -2,7 +2,7 @@
 //! them through [`conformance_tests!`](crate::conformance_tests) on a fresh
 //! database per test.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use coliseum_domain::plans::{MAX_API_KEYS, Plan, Role};
@@ -10,9 +10,9 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 use crate::{
-    ApiKey, Appended, AuditQuery, AuditRecord, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay,
-    FanDayKey, Grain, NewApiKey, NewEntry, NewSession, NewUser, PipelineState, ProcessedBatch, Store, StoreError,
-    StripeChange, StripeOutcome,
+    ApiKey, Appended, AuditQuery, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart,
+    DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, NewApiKey, NewEntry, NewSession, NewUser, PipelineState,
+    ProcessedBatch, Store, StoreError, StripeChange, StripeOutcome,
 };
 use coliseum_domain::kpi::Kpis;
 
@@ -31,6 +31,7 @@ macro_rules! conformance_tests {
             concurrent_appends_become_visible_in_seq_order,
             concurrent_appends_of_the_same_ids_accept_each_once,
             batches_add_to_cells_and_fan_days_and_move_the_cursor,
+            sums_by_bucket_and_by_artist_are_the_sums_of_the_cells,
             a_cell_that_would_overflow_fails_its_batch,
             a_batch_from_a_stale_cursor_changes_nothing,
             the_pause_flag_persists_and_a_reset_keeps_it,
@@ -451,6 +452,119 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
     assert_eq!((state.processed_seq, state.revenue_gross), (5, 12));
 }
 
+/// The SQL sums, however the statement reads the cells (a bucket range, or
+/// one artist's cells bucket by bucket), are the sums of the cells they
+/// select: for every filter, over empty, short, gapped and long ranges.
+pub async fn sums_by_bucket_and_by_artist_are_the_sums_of_the_cells(store: Arc<dyn Store>) {
+    let hour = 489_900;
+    let mut cells = Vec::new();
+    for (offset, artist, city, live_event, n) in [
+        (0, "art_1", "oslo", "", 1),
+        (0, "art_1", "lagos", "", 2),
+        (0, "art_2", "oslo", "", 4),
+        (1, "art_1", "oslo", "live_1", 8),
+        (5, "art_1", "oslo", "", 16),
+        (5, "art_2", "lagos", "live_1", 32),
+        (700, "art_1", "lagos", "", 64),
+        (700, "", "oslo", "", 128),
+    ] {
+        let mut key = cell(Grain::Hour, hour + offset, artist, city);
+        key.live_event = live_event.to_owned();
+        cells.push((key, plays(n)));
+    }
+    let batch = ProcessedBatch {
+        from_seq: 0,
+        to_seq: 1,
+        cells: cells.clone(),
+        ..ProcessedBatch::default()
+    };
+    store.apply_batch(&batch).await.expect("batch");
+
+    let filters = [
+        CellFilter::default(),
+        CellFilter {
+            artist: Some("art_1".to_owned()),
+            ..CellFilter::default()
+        },
+        CellFilter {
+            artist: Some("art_1".to_owned()),
+            city: Some("oslo".to_owned()),
+            ..CellFilter::default()
+        },
+        CellFilter {
+            artist: Some("art_2".to_owned()),
+            genre: Some("jazz".to_owned()),
+            ..CellFilter::default()
+        },
+        CellFilter {
+            artist: Some("art_1".to_owned()),
+            live_event: Some("live_1".to_owned()),
+            ..CellFilter::default()
+        },
+        CellFilter {
+            city: Some("lagos".to_owned()),
+            ..CellFilter::default()
+        },
+        CellFilter {
+            artist: Some("nobody".to_owned()),
+            ..CellFilter::default()
+        },
+    ];
+    let selects = |key: &CellKey, filter: &CellFilter| {
+        [
+            (&filter.artist, &key.artist),
+            (&filter.city, &key.city),
+            (&filter.genre, &key.genre),
+            (&filter.live_event, &key.live_event),
+        ]
+        .into_iter()
+        .all(|(wanted, value)| wanted.as_ref().is_none_or(|wanted| wanted == value))
+    };
+    for filter in &filters {
+        for (from, to) in [
+            (hour, hour),
+            (hour + 1, hour),
+            (hour, hour + 1),
+            (hour, hour + 6),
+            (hour + 2, hour + 5),
+            (hour + 1, hour + 701),
+            (hour - 10, hour + 10_000),
+            // Longer than any seek: scanned.
+            (hour - MAX_SEEKED_BUCKETS, hour + 701),
+        ] {
+            let mut by_bucket: BTreeMap<i64, Kpis> = BTreeMap::new();
+            let mut by_artist: BTreeMap<String, Kpis> = BTreeMap::new();
+            for (key, kpis) in cells.iter().filter(|(key, _)| (from..to).contains(&key.bucket)) {
+                if selects(key, filter) {
+                    *by_bucket.entry(key.bucket).or_default() += *kpis;
+                    if !key.artist.is_empty() {
+                        *by_artist.entry(key.artist.clone()).or_default() += *kpis;
+                    }
+                }
+            }
+            let sums = store
+                .sum_cells_by_bucket(Grain::Hour, from, to, filter)
+                .await
+                .expect("sums by bucket");
+            assert_eq!(
+                sums,
+                by_bucket.into_iter().collect::<Vec<_>>(),
+                "by bucket, {filter:?} over {from}..{to}"
+            );
+            let mut sums = store
+                .sum_cells_by_artist(Grain::Hour, from, to, filter)
+                .await
+                .expect("sums by artist");
+            sums.sort_by(|a, b| a.0.cmp(&b.0));
+            assert_eq!(
+                sums,
+                by_artist.into_iter().collect::<Vec<_>>(),
+                "by artist, {filter:?} over {from}..{to}"
+            );
+        }
+    }
+}
+
 /// A cell sums to the largest integer exactly, and a write that would take
 /// it past fails whole: nothing of its batch is written, and the cell is
 /// never stored as anything but an integer.
@@ -806,7 +920,7 @@ pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
         store.create_api_key(&new_key("more", hash)).await.expect("room for it");
     }
     let refused = store.create_api_key(&new_key("one too many", 200)).await;
-    assert!(matches!(refused, Err(StoreError::Conflict(_))), "{refused:?}");
+    assert!(matches!(refused, Err(StoreError::LimitReached(_))), "{refused:?}");
     assert_eq!(
         store.api_key_user(&[200; 32]).await.expect("read"),
         None,

@@ -18,8 +18,8 @@ pub use records::{
     StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
 pub use rollups::{
-    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR,
-    PipelineState, ProcessedBatch, SumsBy, cursor_moved,
+    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
+    MAX_SEEKED_BUCKETS, MOVE_CURSOR, PipelineState, ProcessedBatch, SumsBy, cursor_moved,
 };
 
 /// A failure of the store.
@@ -31,6 +31,9 @@ pub enum StoreError {
     /// A write broke a rule of the data (a duplicate key, a missing row).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A write would pass a limit the store enforces (an account's keys).
+    #[error("{0}")]
+    LimitReached(String),
     /// Anything else: a bug or a corrupt store.
     #[error("store failure: {0}")]
     Internal(String),
@@ -39,7 +42,7 @@ pub enum StoreError {
 impl StoreError {
     /// An account already holds [`MAX_API_KEYS`](coliseum_domain::plans::MAX_API_KEYS) keys in force.
     pub fn too_many_api_keys() -> Self {
-        Self::Conflict(format!(
+        Self::LimitReached(format!(
             "an account has at most {} API keys in force; revoke one first",
             coliseum_domain::plans::MAX_API_KEYS
         ))

@@ -218,6 +218,11 @@ pub enum SumsBy {
     Bucket,
 }
 
+/// Buckets one artist's per-bucket sums seek one by one at most: 26
+/// months of hours, the hot retention and a margin. A custom range can be
+/// far longer than any data; past this it is scanned.
+pub const MAX_SEEKED_BUCKETS: i64 = 26 * 31 * 24;
+
 /// Which cells a SQL read sums: each given dimension must match exactly.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CellFilter {
@@ -257,10 +262,24 @@ impl CellFilter {
     /// (grain `$1`) that match this filter, grouped `by` artist or bucket,
     /// and the values to bind after those three. `sums` is the backend's
     /// select list of the six sums and `table` how it names `kpi_cells`.
-    pub fn sum_statement(&self, by: SumsBy, sums: &str, table: &str) -> (String, Vec<&str>) {
+    /// `span` is the number of buckets in the range.
+    pub fn sum_statement(&self, by: SumsBy, span: i64, sums: &str, table: &str) -> (String, Vec<&str>) {
         let (terms, values) = self.sql_terms();
         let range = "WHERE grain = $1 AND bucket >= $2 AND bucket < $3";
         let sql = match by {
+            // One artist's series: the primary key leads with (grain,
+            // bucket, artist), and a bucket range followed by an artist
+            // would read every artist's cells of the range (a month of
+            // hours: every cell of the month). Naming each bucket instead
+            // makes it one seek per bucket, to that artist's cells only.
+            SumsBy::Bucket if self.seeks_by_bucket(span) => format!(
+                "WITH RECURSIVE wanted(bucket) AS (\
+                 SELECT CAST($2 AS BIGINT) WHERE CAST($2 AS BIGINT) < CAST($3 AS BIGINT) \
+                 UNION ALL SELECT bucket + 1 FROM wanted WHERE bucket + 1 < CAST($3 AS BIGINT)) \
+                 SELECT cells.bucket, {sums} FROM wanted CROSS JOIN kpi_cells AS cells \
+                 WHERE cells.grain = $1 AND cells.bucket = wanted.bucket{terms} \
+                 GROUP BY cells.bucket ORDER BY cells.bucket"
+            ),
             SumsBy::Artist => {
                 format!("SELECT artist, {sums} FROM {table} {range} AND artist <> ''{terms} GROUP BY artist")
             }
@@ -277,5 +296,14 @@ impl CellFilter {
     /// primary key's range instead.)
     pub fn index(&self) -> Option<&'static str> {
         self.live_event.is_some().then_some("kpi_cells_by_live_event")
+    }
+
+    /// Whether a per-bucket sum of this filter over `span` buckets seeks
+    /// one artist's cells bucket by bucket (see [`Self::sum_statement`]):
+    /// few cells whatever the range's length, as a live event's through its
+    /// index. Past [`MAX_SEEKED_BUCKETS`] it scans the range instead, which
+    /// costs what the range holds, not how long it is.
+    pub fn seeks_by_bucket(&self, span: i64) -> bool {
+        self.artist.is_some() && self.live_event.is_none() && span <= MAX_SEEKED_BUCKETS
     }
 }

@@ -99,7 +99,7 @@ pub async fn issue(state: &AppState, user_id: i64, name: &str) -> Result<(String
         .await
         .map_err(|error| match error {
             // The account holds as many keys as it may (PLANS.md).
-            StoreError::Conflict(detail) => AppError::Conflict(detail),
+            StoreError::LimitReached(detail) => AppError::Conflict(detail),
             other => other.into(),
         })?;
     Ok((new_key.key, stored))
