@@ -272,10 +272,15 @@ impl CellFilter {
             // would read every artist's cells of the range (a month of
             // hours: every cell of the month). Naming each bucket instead
             // makes it one seek per bucket, to that artist's cells only.
+            // The buckets named are those between the range's first and
+            // last cell of any artist (two seeks): `all` reaches back two
+            // years, and most of those buckets may hold nothing.
             SumsBy::Bucket if self.seeks_by_bucket(span) => format!(
-                "WITH RECURSIVE wanted(bucket) AS (\
-                 SELECT CAST($2 AS BIGINT) WHERE CAST($2 AS BIGINT) < CAST($3 AS BIGINT) \
-                 UNION ALL SELECT bucket + 1 FROM wanted WHERE bucket + 1 < CAST($3 AS BIGINT)) \
+                "WITH RECURSIVE edges(first_bucket, last_bucket) AS (SELECT \
+                 (SELECT min(bucket) FROM kpi_cells WHERE grain = $1 AND bucket >= $2 AND bucket < $3), \
+                 (SELECT max(bucket) FROM kpi_cells WHERE grain = $1 AND bucket >= $2 AND bucket < $3)), \
+                 wanted(bucket) AS (SELECT first_bucket FROM edges WHERE first_bucket IS NOT NULL \
+                 UNION ALL SELECT wanted.bucket + 1 FROM wanted CROSS JOIN edges WHERE wanted.bucket < edges.last_bucket) \
                  SELECT cells.bucket, {sums} FROM wanted CROSS JOIN kpi_cells AS cells \
                  WHERE cells.grain = $1 AND cells.bucket = wanted.bucket{terms} \
                  GROUP BY cells.bucket ORDER BY cells.bucket"
