@@ -211,72 +211,68 @@ mod tests {
     fn refusals_say_why() {
         let good = key().sign(ID, AT, BODY);
         let ts = AT.to_string();
-        let check = |id, ts: Option<&str>, sig: Option<&str>, body: &[u8], now| key().verify(id, ts, sig, body, now);
-        assert_eq!(
-            check(None, Some(&ts), Some(&good), BODY, now()),
-            Err(SignatureError::MissingHeaders)
-        );
-        assert_eq!(
-            check(Some(ID), Some("soon"), Some(&good), BODY, now()),
-            Err(SignatureError::MalformedTimestamp)
-        );
-        assert_eq!(
-            check(
-                Some(ID),
-                Some(&ts),
-                Some(&good),
-                BODY,
-                now() + time::Duration::seconds(301)
-            ),
-            Err(SignatureError::StaleTimestamp)
-        );
-        assert_eq!(
-            check(
-                Some(ID),
-                Some(&ts),
-                Some(&good),
-                BODY,
-                now() - time::Duration::seconds(301)
-            ),
-            Err(SignatureError::StaleTimestamp)
-        );
-        assert_eq!(
-            check(
-                Some(ID),
-                Some(&ts),
-                Some(&good),
-                BODY,
-                now() + time::Duration::seconds(300)
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            check(Some(ID), Some(&ts), Some("v1,"), BODY, now()),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            check(Some(ID), Some(&ts), Some("nonsense"), BODY, now()),
-            Err(SignatureError::MalformedSignature)
-        );
-        assert_eq!(
-            check(Some(ID), Some(&ts), Some(&good), b"{}", now()),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            check(Some("other"), Some(&ts), Some(&good), BODY, now()),
-            Err(SignatureError::Mismatch)
-        );
         let many = format!("{} {good}", "v1, ".repeat(8));
-        assert_eq!(
-            check(Some(ID), Some(&ts), Some(&many), BODY, now()),
-            Err(SignatureError::MalformedSignature),
-            "more candidates than any sender needs"
-        );
         let truncated = &good[..good.len() - 4];
-        assert_eq!(
-            check(Some(ID), Some(&ts), Some(truncated), BODY, now()),
-            Err(SignatureError::Mismatch)
-        );
+        let seconds = time::Duration::seconds;
+        // id, timestamp, signatures, body, clock, outcome.
+        type Outcome = Result<(), SignatureError>;
+        type Case<'a> = (Option<&'a str>, &'a str, &'a str, &'a [u8], OffsetDateTime, Outcome);
+        let cases: [Case<'_>; 11] = [
+            (None, &ts, &good, BODY, now(), Err(SignatureError::MissingHeaders)),
+            (
+                Some(ID),
+                "soon",
+                &good,
+                BODY,
+                now(),
+                Err(SignatureError::MalformedTimestamp),
+            ),
+            (
+                Some(ID),
+                &ts,
+                &good,
+                BODY,
+                now() + seconds(301),
+                Err(SignatureError::StaleTimestamp),
+            ),
+            (
+                Some(ID),
+                &ts,
+                &good,
+                BODY,
+                now() - seconds(301),
+                Err(SignatureError::StaleTimestamp),
+            ),
+            (Some(ID), &ts, &good, BODY, now() + seconds(300), Ok(())),
+            (Some(ID), &ts, "v1,", BODY, now(), Err(SignatureError::Mismatch)),
+            (
+                Some(ID),
+                &ts,
+                "nonsense",
+                BODY,
+                now(),
+                Err(SignatureError::MalformedSignature),
+            ),
+            (Some(ID), &ts, &good, b"{}", now(), Err(SignatureError::Mismatch)),
+            (Some("other"), &ts, &good, BODY, now(), Err(SignatureError::Mismatch)),
+            // More candidates than any sender needs.
+            (
+                Some(ID),
+                &ts,
+                &many,
+                BODY,
+                now(),
+                Err(SignatureError::MalformedSignature),
+            ),
+            (Some(ID), &ts, truncated, BODY, now(), Err(SignatureError::Mismatch)),
+        ];
+        for (id, timestamp, signatures, body, now, expected) in cases {
+            assert_eq!(
+                key().verify(id, Some(timestamp), Some(signatures), body, now),
+                expected,
+                "{id:?} {timestamp} {signatures} at {now}"
+            );
+        }
     }
 
     #[test]
