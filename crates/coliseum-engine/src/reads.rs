@@ -328,7 +328,7 @@ impl Reads {
         watermark: Watermark,
     ) -> Arc<Ranking> {
         let entries = (ranking.entries.clone(), ranking.below_zero.clone());
-        self.past_ranking(query, bounds, watermark, ranking.version, entries)
+        self.new_ranking(query, bounds, watermark, ranking.version, entries)
     }
 
     /// A ranking of artists' `values` for `query` (a past state of a
@@ -346,10 +346,11 @@ impl Reads {
             .filter(|(_, v)| **v < 0)
             .map(|(a, v)| (a.clone(), *v))
             .collect();
-        self.past_ranking(query, bounds, watermark, version, (rank(values), below_zero))
+        self.new_ranking(query, bounds, watermark, version, (rank(values), below_zero))
     }
 
-    fn past_ranking(
+    /// A ranking with an id of its own, for cursors.
+    fn new_ranking(
         &self,
         query: BoardQuery,
         (from, to): (OffsetDateTime, OffsetDateTime),
@@ -415,16 +416,7 @@ impl Reads {
                 (rank_ids(values, &names), below_zero)
             })
             .await?;
-        let ranking = Arc::new(Ranking {
-            id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            query: query.clone(),
-            from,
-            to,
-            watermark,
-            version,
-            entries,
-            below_zero,
-        });
+        let ranking = self.new_ranking(query.clone(), (from, to), watermark, version, (entries, below_zero));
         {
             let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             let (cache, held) = &mut *guard;

@@ -12,12 +12,10 @@
 //! reader who varies a query (a custom range's end, a filter, a bucket)
 //! still sees the state of the boundary, never a later one.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use std::collections::BTreeMap;
 
 use coliseum_domain::clock::Clock;
 use coliseum_domain::kpi::Kpis;
