@@ -283,13 +283,20 @@ impl Names {
         &self.names[id as usize]
     }
 
-    /// How ids compare by their names.
-    pub fn cmp(&self, a: u32, b: u32) -> std::cmp::Ordering {
-        self.place[a as usize].cmp(&self.place[b as usize])
+    /// The id's place in name order: ids compare by name as their places do.
+    pub fn place(&self, id: u32) -> u32 {
+        self.place[id as usize]
+    }
+
+    /// The id named `name`, if any.
+    pub fn find(&self, name: &str) -> Option<u32> {
+        let at = self.by_name.partition_point(|id| &*self.names[*id as usize] < name);
+        let id = *self.by_name.get(at)?;
+        (&*self.names[id as usize] == name).then_some(id)
     }
 
     /// These names and `more` after them (ids from `self.len()` on).
-    fn extended(&self, more: &[Arc<str>]) -> Names {
+    pub(crate) fn extended(&self, more: &[Arc<str>]) -> Names {
         let mut names = self.names.clone();
         let mut by_name = self.by_name.clone();
         for name in more {
@@ -506,6 +513,28 @@ impl HotState {
         names.clone()
     }
 
+    /// The names of every artist interned so far.
+    pub fn all_names(&self) -> Arc<Names> {
+        let ids = self.inner.read().unwrap_or_else(|p| p.into_inner()).artists.names.len();
+        self.names(ids)
+    }
+
+    /// The ids of artists named `names`, interning new ones.
+    pub fn ids_of(&self, names: &[&str]) -> Vec<u32> {
+        {
+            let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            let known: Option<Vec<u32>> = names
+                .iter()
+                .map(|name| inner.artists.index.get(*name).copied())
+                .collect();
+            if let Some(known) = known {
+                return known;
+            }
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        names.iter().map(|name| inner.artists.intern(name)).collect()
+    }
+
     /// The ids of artists named in rows read from SQL, interning new ones.
     pub fn intern_rows(&self, rows: &[(Arc<str>, Kpis)]) -> Vec<(u32, Kpis)> {
         {
@@ -598,13 +627,16 @@ mod tests {
         for a in 0..8_u32 {
             for b in 0..8_u32 {
                 assert_eq!(
-                    names.cmp(a, b),
+                    names.place(a).cmp(&names.place(b)),
                     names.name(a).cmp(names.name(b)),
                     "{} vs {}",
                     names.name(a),
                     names.name(b)
                 );
             }
+            assert_eq!(names.find(names.name(a)), Some(a));
         }
+        assert_eq!(names.find("art_2"), None, "names are case-sensitive");
+        assert_eq!(names.find("b"), None);
     }
 }

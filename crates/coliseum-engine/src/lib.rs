@@ -6,6 +6,7 @@
 //! Invariant: the engine knows nothing of HTTP or SQL; it talks to the store
 //! through `coliseum_store` traits only.
 
+pub mod board;
 pub mod deltas;
 mod dense;
 pub mod dna;

@@ -19,16 +19,19 @@ use coliseum_domain::range::Range;
 use coliseum_store::{CellFilter, Grain, Store, StoreError};
 use time::OffsetDateTime;
 
+use crate::board::Board;
+pub use crate::board::Ranked;
 use crate::fallback::{Answer, By, Fallback, Question};
-use crate::hot::{HotState, Names, Slice};
+use crate::hot::{HotState, Slice};
 use crate::processor::Watermark;
 
 /// Rankings kept for pagination cursors, oldest dropped first.
 const SNAPSHOTS_KEPT: usize = 64;
-/// Ranked entries (32 bytes each) held by cached leaderboards at most; beyond
-/// it the cache starts over, so that requests naming ever new boards cannot
-/// grow memory without bound.
-const CACHED_RANKED: usize = 4_000_000;
+/// Ranked entries (40 bytes each with their values) and rows of the tile
+/// sums they were made from (56 bytes) held by cached leaderboards at most;
+/// beyond it the cache starts over, so that requests naming ever new boards
+/// cannot grow memory without bound.
+const CACHED_WEIGHT: usize = 6_000_000;
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
 
@@ -139,14 +142,6 @@ pub struct BoardQuery {
     pub filters: Filters,
 }
 
-/// One ranked artist.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ranked {
-    pub rank: u64,
-    pub artist: Arc<str>,
-    pub value: i64,
-}
-
 /// A whole leaderboard as of one applied batch.
 #[derive(Debug)]
 pub struct Ranking {
@@ -158,35 +153,15 @@ pub struct Ranking {
     pub watermark: Watermark,
     /// The hot state's version it was computed at.
     pub version: u64,
-    pub entries: Vec<Ranked>,
-    /// Artists whose value is below zero (refunds, retracted votes): never
-    /// ranked, but a past state of the board starts from them too.
-    pub below_zero: Vec<(Arc<str>, i64)>,
+    /// The artists in order; shared with the rankings of the same figures
+    /// (a past state nothing changed since, a board no batch touched).
+    pub board: Arc<Board>,
 }
 
 impl Ranking {
-    /// Where `artist` stands, if ranked: a scan, cheaper than building an
-    /// index of every artist for each ranking (rankings under live traffic
-    /// last a quarter of a second).
-    pub fn position(&self, artist: &str) -> Option<usize> {
-        self.entries.iter().position(|r| &*r.artist == artist)
+    pub fn entries(&self) -> &[Ranked] {
+        self.board.entries()
     }
-}
-
-/// Orders by value descending then artist ascending, keeps values above 0,
-/// and gives standard competition ranks (1, 2, 2, 4).
-pub fn rank(sums: impl IntoIterator<Item = (Arc<str>, i64)>) -> Vec<Ranked> {
-    let mut ranked: Vec<(Arc<str>, i64)> = sums.into_iter().filter(|(_, v)| *v > 0).collect();
-    ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    let mut out: Vec<Ranked> = Vec::with_capacity(ranked.len());
-    for (index, (artist, value)) in ranked.into_iter().enumerate() {
-        let rank = match out.last() {
-            Some(previous) if previous.value == value => previous.rank,
-            _ => index as u64 + 1,
-        };
-        out.push(Ranked { rank, artist, value });
-    }
-    out
 }
 
 /// Per-artist sums over several parts, by interned id.
@@ -203,24 +178,50 @@ fn merge(parts: &[Arc<Vec<(u32, Kpis)>>]) -> Vec<(u32, Kpis)> {
     })
 }
 
-/// [`rank`] over interned ids: ties are broken by each id's place in name
-/// order, integers compared instead of strings.
-fn rank_ids(values: Vec<(u32, i64)>, names: &Names) -> Vec<Ranked> {
-    let mut ranked: Vec<(u32, i64)> = values.into_iter().filter(|(_, v)| *v > 0).collect();
-    ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| names.cmp(a.0, b.0)));
-    let mut out: Vec<Ranked> = Vec::with_capacity(ranked.len());
-    for (index, (id, value)) in ranked.into_iter().enumerate() {
-        let rank = match out.last() {
-            Some(previous) if previous.value == value => previous.rank,
-            _ => index as u64 + 1,
-        };
-        out.push(Ranked {
-            rank,
-            artist: names.name(id).clone(),
-            value,
-        });
+/// Per-artist sums over the tiles of a board, by interned id.
+type Parts = Vec<Arc<Vec<(u32, Kpis)>>>;
+
+/// The board of `metric` over the tile sums `parts`. Moved from `previous`
+/// (a board of the same tiles and the sums it was made from) by what
+/// changed in the parts that are not the same sums, when those are fewer
+/// rows than all the parts have: under live traffic only the current hour's
+/// sums change. Built anew otherwise.
+fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc<Board>, Parts)>) -> Arc<Board> {
+    let names = hot.all_names();
+    let ids = names.len();
+    if let Some((board, before)) = previous
+        && before.len() == parts.len()
+    {
+        let changed: Vec<(&Arc<Vec<(u32, Kpis)>>, &Arc<Vec<(u32, Kpis)>>)> = before
+            .iter()
+            .zip(parts)
+            .filter(|(before, now)| !Arc::ptr_eq(before, now))
+            .collect();
+        if changed.is_empty() {
+            return board;
+        }
+        let changed_rows: usize = changed.iter().map(|(before, now)| before.len() + now.len()).sum();
+        let rows: usize = parts.iter().map(|part| part.len()).sum();
+        if changed_rows < rows {
+            let deltas = crate::dense::sum_values_by_id(ids, |add| {
+                for (before, now) in &changed {
+                    for (id, kpis) in before.iter() {
+                        add(*id, kpis.metric(metric).saturating_neg());
+                    }
+                    for (id, kpis) in now.iter() {
+                        add(*id, kpis.metric(metric));
+                    }
+                }
+            });
+            return Arc::new(board.moved(names, &deltas));
+        }
     }
-    out
+    let values = crate::dense::sum_values_by_id(ids, |add| {
+        for (id, kpis) in parts.iter().flat_map(|part| part.iter()) {
+            add(*id, kpis.metric(metric));
+        }
+    });
+    Arc::new(Board::new(names, values))
 }
 
 /// What a KPI read asks for.
@@ -249,10 +250,20 @@ pub struct KpiReport {
 
 type CacheKey = (Metric, Filters, Vec<Tile>);
 
-/// A ranking and when it was computed.
+/// A ranking, when it was computed and the tile sums it was made from.
 struct Cached {
     ranking: Arc<Ranking>,
     computed: std::time::Instant,
+    parts: Parts,
+}
+
+impl Cached {
+    /// What it counts against the cache's bound: its entries and the rows
+    /// of its parts (often shared with other boards and the tile cache,
+    /// but held by this one too).
+    fn weight(&self) -> usize {
+        self.ranking.entries().len() + self.parts.iter().map(|part| part.len()).sum::<usize>()
+    }
 }
 
 /// The read side of the engine.
@@ -318,7 +329,7 @@ impl Reads {
         self.hot.since(instant, version)
     }
 
-    /// `ranking`'s entries for `query` over other bounds, with an id of its
+    /// `ranking`'s board for `query` over other bounds, with an id of its
     /// own for cursors (a past state of a board that nothing changed since).
     pub fn relabelled(
         &self,
@@ -327,26 +338,31 @@ impl Reads {
         bounds: (OffsetDateTime, OffsetDateTime),
         watermark: Watermark,
     ) -> Arc<Ranking> {
-        let entries = (ranking.entries.clone(), ranking.below_zero.clone());
-        self.new_ranking(query, bounds, watermark, ranking.version, entries)
+        self.new_ranking(query, bounds, watermark, ranking.version, ranking.board.clone())
     }
 
-    /// A ranking of artists' `values` for `query` (a past state of a
-    /// board), with an id of its own for cursors.
-    pub fn ranking_of(
+    /// `ranking`'s board less what `later` added per artist (a past state
+    /// of a board), for `query` over other bounds, with an id of its own.
+    pub async fn less(
         &self,
+        ranking: &Ranking,
         query: BoardQuery,
         bounds: (OffsetDateTime, OffsetDateTime),
         watermark: Watermark,
-        version: u64,
-        values: HashMap<Arc<str>, i64>,
-    ) -> Arc<Ranking> {
-        let below_zero = values
-            .iter()
-            .filter(|(_, v)| **v < 0)
-            .map(|(a, v)| (a.clone(), *v))
+        later: HashMap<&str, i64>,
+    ) -> Result<Arc<Ranking>, StoreError> {
+        let (names, later): (Vec<&str>, Vec<i64>) = later.into_iter().unzip();
+        let ids = self.hot.ids_of(&names);
+        let mut deltas: Vec<(u32, i64)> = ids
+            .into_iter()
+            .zip(later.into_iter().map(i64::saturating_neg))
             .collect();
-        self.new_ranking(query, bounds, watermark, version, (rank(values), below_zero))
+        deltas.sort_unstable_by_key(|(id, _)| *id);
+        let (board, hot) = (ranking.board.clone(), self.hot.clone());
+        let board = self
+            .compute(move || Arc::new(board.moved(hot.all_names(), &deltas)))
+            .await?;
+        Ok(self.new_ranking(query, bounds, watermark, ranking.version, board))
     }
 
     /// A ranking with an id of its own, for cursors.
@@ -356,7 +372,7 @@ impl Reads {
         (from, to): (OffsetDateTime, OffsetDateTime),
         watermark: Watermark,
         version: u64,
-        (entries, below_zero): (Vec<Ranked>, Vec<(Arc<str>, i64)>),
+        board: Arc<Board>,
     ) -> Arc<Ranking> {
         Arc::new(Ranking {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -365,8 +381,7 @@ impl Reads {
             to,
             watermark,
             version,
-            entries,
-            below_zero,
+            board,
         })
     }
 
@@ -393,45 +408,34 @@ impl Reads {
         for tile in &key.2 {
             parts.push(self.sum_by_artist(*tile, &query.filters).await?);
         }
-        let metric = query.metric;
-        let hot = self.hot.clone();
-        // Merging and sorting a board of every artist is milliseconds of CPU:
-        // off the request workers.
-        let (entries, below_zero) = self
-            .compute(move || {
-                let values: Vec<(u32, i64)> = match parts.as_slice() {
-                    [only] => only.iter().map(|(id, kpis)| (*id, kpis.metric(metric))).collect(),
-                    _ => merge(&parts)
-                        .into_iter()
-                        .map(|(id, kpis)| (id, kpis.metric(metric)))
-                        .collect(),
-                };
-                let ids = values.iter().map(|(id, _)| *id as usize + 1).max().unwrap_or(0);
-                let names = hot.names(ids);
-                let below_zero = values
-                    .iter()
-                    .filter(|(_, v)| *v < 0)
-                    .map(|(id, v)| (names.name(*id).clone(), *v))
-                    .collect::<Vec<_>>();
-                (rank_ids(values, &names), below_zero)
-            })
-            .await?;
-        let ranking = self.new_ranking(query.clone(), (from, to), watermark, version, (entries, below_zero));
+        let previous = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .get(&key)
+            .map(|cached| (cached.ranking.board.clone(), cached.parts.clone()));
+        let (metric, hot, sums) = (query.metric, self.hot.clone(), parts.clone());
+        // Summing, merging and sorting a board of every artist is
+        // milliseconds of CPU: off the request workers.
+        let board = self.compute(move || board_of(&hot, metric, &sums, previous)).await?;
+        let ranking = self.new_ranking(query.clone(), (from, to), watermark, version, board);
         {
+            let cached = Cached {
+                ranking: ranking.clone(),
+                computed: std::time::Instant::now(),
+                parts,
+            };
             let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             let (cache, held) = &mut *guard;
-            if *held + ranking.entries.len() > CACHED_RANKED {
+            if *held + cached.weight() > CACHED_WEIGHT {
                 cache.clear();
                 *held = 0;
                 self.gates.lock().unwrap_or_else(|p| p.into_inner()).clear();
             }
-            *held += ranking.entries.len();
-            let cached = Cached {
-                ranking: ranking.clone(),
-                computed: std::time::Instant::now(),
-            };
+            *held += cached.weight();
             if let Some(replaced) = cache.insert(key, cached) {
-                *held -= replaced.ranking.entries.len();
+                *held -= replaced.weight();
             }
         }
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
@@ -646,24 +650,6 @@ impl Tile {
 mod tests {
     use super::*;
     use time::macros::datetime;
-
-    fn arc(s: &str) -> Arc<str> {
-        Arc::from(s)
-    }
-
-    #[test]
-    fn ranks_are_standard_competition_ranks_with_ties_by_artist() {
-        let ranked = rank([
-            (arc("b"), 5),
-            (arc("a"), 5),
-            (arc("c"), 9),
-            (arc("d"), 1),
-            (arc("z"), 0),
-            (arc("y"), -2),
-        ]);
-        let view: Vec<(u64, &str, i64)> = ranked.iter().map(|r| (r.rank, &*r.artist, r.value)).collect();
-        assert_eq!(view, vec![(1, "c", 9), (2, "a", 5), (2, "b", 5), (4, "d", 1)]);
-    }
 
     fn tile(grain: Grain, first: i64, last: i64) -> Tile {
         Tile { grain, first, last }

@@ -159,7 +159,7 @@ impl<K: Hash + Eq, V> Held<K, V> {
     }
 }
 
-/// Ranked entries held by frozen leaderboards at most (32 bytes each), and
+/// Ranked entries held by frozen leaderboards at most (40 bytes each), and
 /// points by frozen KPI series (64 bytes each).
 const FROZEN_RANKED: usize = 4_000_000;
 const FROZEN_POINTS: usize = 1_000_000;
@@ -186,7 +186,7 @@ impl Served {
             reads,
             dna,
             clock,
-            boards: FrozenMap::weighed(|ranking: &Arc<Ranking>| ranking.entries.len() + 1, FROZEN_RANKED),
+            boards: FrozenMap::weighed(|ranking: &Arc<Ranking>| ranking.entries().len() + 1, FROZEN_RANKED),
             kpis: FrozenMap::weighed(|report: &KpiReport| report.series.len() + 1, FROZEN_POINTS),
             publications: FrozenMap::default(),
         }
@@ -225,23 +225,11 @@ impl Served {
             }
         }
         let watermark = since.watermark_at(live.watermark, instant);
-        if later.values().all(|v| *v == 0) {
+        later.retain(|_, value| *value != 0);
+        if later.is_empty() {
             return Ok(self.reads.relabelled(&live, query.clone(), bounds, watermark));
         }
-        // Every artist's value now, the unranked ones below zero included,
-        // less what came after the boundary.
-        let mut values: HashMap<Arc<str>, i64> = live
-            .entries
-            .iter()
-            .map(|r| (r.artist.clone(), r.value))
-            .chain(live.below_zero.iter().cloned())
-            .collect();
-        for (artist, value) in later {
-            *values.entry(Arc::from(artist)).or_default() -= value;
-        }
-        Ok(self
-            .reads
-            .ranking_of(query.clone(), bounds, watermark, live.version, values))
+        self.reads.less(&live, query.clone(), bounds, watermark, later).await
     }
 
     /// The boundary's instant, and `range`'s bounds for the data as it
