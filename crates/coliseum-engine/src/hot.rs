@@ -18,6 +18,7 @@ use coliseum_domain::kpi::Kpis;
 use coliseum_store::{CellKey, Grain, ProcessedBatch, Store, StoreError};
 use time::OffsetDateTime;
 
+use crate::bounded::Bounded;
 use crate::journal::{Journal, Since};
 use crate::processor::{AppliedSink, Watermark};
 use crate::totals::Totals;
@@ -122,7 +123,8 @@ struct Kept {
 type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
 
 /// Per-artist rows kept in cached tile sums at most (56 bytes each); beyond
-/// it the cache starts over. A day of every artist is 50,000 rows.
+/// it the least recently read make room. A day of every artist is 50,000
+/// rows.
 const CACHED_TILE_ROWS: usize = 2_000_000;
 
 impl Inner {
@@ -313,12 +315,8 @@ impl Names {
     }
 }
 
-/// Tile sums by (grain, first, last, slice), and how many rows they hold.
-#[derive(Debug, Default)]
-struct TileCache {
-    sums: HashMap<(Grain, i64, i64, Slice), TileSums>,
-    rows: usize,
-}
+/// Tile sums by (grain, first, last, slice), weighed by their rows.
+type TileCache = Bounded<(Grain, i64, i64, Slice), TileSums>;
 
 impl HotState {
     /// Loads the kept buckets from the store, as of its cursor.
@@ -343,7 +341,7 @@ impl HotState {
                 journal: Journal::default(),
             }),
             clock,
-            tiles: std::sync::Mutex::new(TileCache::default()),
+            tiles: std::sync::Mutex::new(TileCache::new(CACHED_TILE_ROWS)),
             names: std::sync::Mutex::new(Arc::new(Names::default())),
         };
         // One bucket at a time: the cells of a month would take several times
@@ -473,25 +471,13 @@ impl HotState {
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let changed = inner.changed(grain, first, last);
         let key = (grain, first, last, slice.clone());
-        let cached = self
-            .tiles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .sums
-            .get(&key)
-            .cloned();
-        let sums = match cached {
-            Some((stamp, sums)) if stamp == changed => sums,
-            _ => {
+        let sums = match self.cached_tile(&key, changed) {
+            Some(sums) => sums,
+            None => {
                 let sums = Arc::new(inner.sum_by_artist(grain, first, last, slice));
+                let rows = sums.len() + 1;
                 let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
-                if tiles.rows + sums.len() > CACHED_TILE_ROWS {
-                    *tiles = TileCache::default();
-                }
-                tiles.rows += sums.len();
-                if let Some((_, replaced)) = tiles.sums.insert(key, (changed, sums.clone())) {
-                    tiles.rows -= replaced.len();
-                }
+                tiles.insert(key, (changed, sums.clone()), rows);
                 sums
             }
         };
@@ -500,6 +486,34 @@ impl HotState {
             watermark: inner.watermark,
             sums,
         })
+    }
+
+    /// Per-artist sums over buckets `first..=last` of `grain` in `slice` if
+    /// they are cached and current: what [`Self::by_artist`] answers
+    /// without summing, cheap enough for a request's own worker.
+    pub fn cached_by_artist(
+        &self,
+        grain: Grain,
+        first: i64,
+        last: i64,
+        slice: &Slice,
+    ) -> Option<Arc<Vec<(u32, Kpis)>>> {
+        if !self.covers(grain, first, slice) {
+            return None;
+        }
+        let changed = self
+            .inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .changed(grain, first, last);
+        self.cached_tile(&(grain, first, last, slice.clone()), changed)
+    }
+
+    /// The cached sums for `key` if no bucket changed after `changed`.
+    fn cached_tile(&self, key: &(Grain, i64, i64, Slice), changed: u64) -> Option<Arc<Vec<(u32, Kpis)>>> {
+        let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
+        let (stamp, sums) = tiles.get(key)?;
+        (*stamp == changed).then(|| sums.clone())
     }
 
     /// The artists' names, covering every id below `ids` at least.

@@ -7,6 +7,7 @@
 //! through `coliseum_store` traits only.
 
 pub mod board;
+mod bounded;
 pub mod deltas;
 mod dense;
 pub mod dna;

@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 
 use crate::board::Board;
 pub use crate::board::Ranked;
+use crate::bounded::Bounded;
 use crate::fallback::{Answer, By, Fallback, Question};
 use crate::hot::{HotState, Slice};
 use crate::processor::Watermark;
@@ -29,8 +30,8 @@ use crate::processor::Watermark;
 const SNAPSHOTS_KEPT: usize = 64;
 /// Ranked entries (40 bytes each with their values) and rows of the tile
 /// sums they were made from (56 bytes) held by cached leaderboards at most;
-/// beyond it the cache starts over, so that requests naming ever new boards
-/// cannot grow memory without bound.
+/// beyond it the least recently read make room, so that requests naming
+/// ever new boards cannot grow memory without bound.
 const CACHED_WEIGHT: usize = 6_000_000;
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
@@ -276,8 +277,8 @@ pub struct Reads {
     /// applied. Under continuous ingestion every request would otherwise see
     /// a new version and recompute the whole board.
     max_age: std::time::Duration,
-    /// The cached rankings, and how many entries they hold together.
-    cache: Mutex<(HashMap<CacheKey, Cached>, usize)>,
+    /// The cached rankings, weighed by [`Cached::weight`].
+    cache: Mutex<Bounded<CacheKey, Cached>>,
     /// One computation per leaderboard at a time; the others wait for it.
     gates: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
     snapshots: Mutex<VecDeque<Arc<Ranking>>>,
@@ -298,7 +299,7 @@ impl Reads {
             fallback: Fallback::new(store, max_age),
             cores: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_age,
-            cache: Mutex::new((HashMap::new(), 0)),
+            cache: Mutex::new(Bounded::new(CACHED_WEIGHT)),
             gates: Mutex::new(HashMap::new()),
             snapshots: Mutex::new(VecDeque::new()),
             // Ids differ between restarts, so an old cursor never names a new snapshot.
@@ -395,10 +396,26 @@ impl Reads {
             .gates
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
+            .entry(key.clone())
             .or_default()
             .clone();
-        let _turn = gate.lock().await;
+        let turn = gate.lock().await;
+        let ranking = self.compute_board(query).await;
+        drop(turn);
+        // The gate goes once nobody else waits at it (it is cloned only
+        // under this lock), so that gates of boards read once do not pile up.
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        if gates
+            .get(&key)
+            .is_some_and(|held| Arc::ptr_eq(held, &gate) && Arc::strong_count(held) <= 2)
+        {
+            gates.remove(&key);
+        }
+        ranking
+    }
+
+    /// The ranking for `query`, computed by the holder of its gate.
+    async fn compute_board(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
         // Whoever held the gate may have computed it, and time has moved on.
         let (version, watermark, from, to, key) = self.board_key(query);
         if let Some(cached) = self.cached(&key, version) {
@@ -412,7 +429,6 @@ impl Reads {
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .0
             .get(&key)
             .map(|cached| (cached.ranking.board.clone(), cached.parts.clone()));
         let (metric, hot, sums) = (query.metric, self.hot.clone(), parts.clone());
@@ -426,17 +442,11 @@ impl Reads {
                 computed: std::time::Instant::now(),
                 parts,
             };
-            let mut guard = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            let (cache, held) = &mut *guard;
-            if *held + cached.weight() > CACHED_WEIGHT {
-                cache.clear();
-                *held = 0;
-                self.gates.lock().unwrap_or_else(|p| p.into_inner()).clear();
-            }
-            *held += cached.weight();
-            if let Some(replaced) = cache.insert(key, cached) {
-                *held -= replaced.weight();
-            }
+            let weight = cached.weight();
+            self.cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, cached, weight);
         }
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
         if snapshots.len() == SNAPSHOTS_KEPT {
@@ -458,8 +468,8 @@ impl Reads {
 
     /// The cached ranking for `key` if it is of `version` or young enough.
     fn cached(&self, key: &CacheKey, version: u64) -> Option<Arc<Ranking>> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let cached = cache.0.get(key)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = cache.get(key)?;
         (cached.ranking.version == version || cached.computed.elapsed() < self.max_age).then(|| cached.ranking.clone())
     }
 
@@ -539,12 +549,15 @@ impl Reads {
         let (older, kept) = tile.split_at(self.hot.first_kept(tile.grain, &slice));
         let kept = match kept {
             None => None,
-            Some(kept) => {
-                let hot = self.hot.clone();
-                self.compute(move || hot.by_artist(kept.grain, kept.first, kept.last, &slice))
-                    .await?
-                    .map(|summed| summed.sums)
-            }
+            Some(kept) => match self.hot.cached_by_artist(kept.grain, kept.first, kept.last, &slice) {
+                Some(sums) => Some(sums),
+                None => {
+                    let hot = self.hot.clone();
+                    self.compute(move || hot.by_artist(kept.grain, kept.first, kept.last, &slice))
+                        .await?
+                        .map(|summed| summed.sums)
+                }
+            },
         };
         match (older, kept) {
             (None, Some(kept)) => Ok(kept),
