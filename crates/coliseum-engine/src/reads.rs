@@ -179,8 +179,10 @@ fn merge(parts: &[Arc<Vec<(u32, Kpis)>>]) -> Vec<(u32, Kpis)> {
     })
 }
 
-/// Per-artist sums over the tiles of a board, by interned id.
-type Parts = Vec<Arc<Vec<(u32, Kpis)>>>;
+/// Per-artist sums over one tile, by interned id.
+type Part = Arc<Vec<(u32, Kpis)>>;
+/// The parts of a board, one per tile.
+type Parts = Vec<Part>;
 
 /// The board of `metric` over the tile sums `parts`. Moved from `previous`
 /// (a board of the same tiles and the sums it was made from) by what
@@ -193,7 +195,7 @@ fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc
     if let Some((board, before)) = previous
         && before.len() == parts.len()
     {
-        let changed: Vec<(&Arc<Vec<(u32, Kpis)>>, &Arc<Vec<(u32, Kpis)>>)> = before
+        let changed: Vec<(&Part, &Part)> = before
             .iter()
             .zip(parts)
             .filter(|(before, now)| !Arc::ptr_eq(before, now))
