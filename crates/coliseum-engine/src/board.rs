@@ -41,13 +41,7 @@ impl Board {
     pub fn new(names: Arc<Names>, mut values: Vec<(u32, i64)>) -> Self {
         values.retain(|(_, value)| *value != 0);
         values.sort_unstable_by_key(|(id, _)| *id);
-        let mut order: Vec<(Key, u32)> = values
-            .iter()
-            .filter(|(_, value)| *value > 0)
-            .map(|&(id, value)| ((Reverse(value), names.place(id)), id))
-            .collect();
-        order.sort_unstable();
-        let entries = with_ranks(order.into_iter().map(|((Reverse(value), _), id)| (id, value)));
+        let entries = with_ranks(in_order(&names, &values).into_iter().map(|(_, id, value)| (id, value)));
         Self { names, entries, values }
     }
 
@@ -77,25 +71,18 @@ impl Board {
         for (id, _) in &movers {
             moving.set(*id);
         }
-        let mut arriving: Vec<(Key, u32)> = movers
-            .iter()
-            .filter(|(_, value)| *value > 0)
-            .map(|&(id, value)| ((Reverse(value), names.place(id)), id))
-            .collect();
-        arriving.sort_unstable();
+        let arriving = in_order(&names, &movers);
         let staying = self.entries.iter().filter(|entry| !moving.get(entry.id));
         let key = |entry: &Ranked| (Reverse(entry.value), names.place(entry.id));
         let mut merged = Vec::with_capacity(self.entries.len() + arriving.len());
         let mut arriving = arriving.into_iter().peekable();
         for entry in staying {
-            while let Some((_, id)) = arriving.next_if(|(arrives, _)| *arrives < key(entry)) {
-                merged.push((id, arriving_value(&values, id)));
+            while let Some((_, id, value)) = arriving.next_if(|(arrives, _, _)| *arrives < key(entry)) {
+                merged.push((id, value));
             }
             merged.push((entry.id, entry.value));
         }
-        for (_, id) in arriving {
-            merged.push((id, arriving_value(&values, id)));
-        }
+        merged.extend(arriving.map(|(_, id, value)| (id, value)));
         Self {
             entries: with_ranks(merged.into_iter()),
             names,
@@ -150,11 +137,15 @@ impl Board {
     }
 }
 
-/// The value an arriving artist was given (it is in `values`: it is above zero).
-fn arriving_value(values: &[(u32, i64)], id: u32) -> i64 {
-    values
-        .binary_search_by_key(&id, |(other, _)| *other)
-        .map_or(0, |at| values[at].1)
+/// The artists of `values` above zero, in rank order, with their keys.
+fn in_order(names: &Names, values: &[(u32, i64)]) -> Vec<(Key, u32, i64)> {
+    let mut order: Vec<(Key, u32, i64)> = values
+        .iter()
+        .filter(|(_, value)| *value > 0)
+        .map(|&(id, value)| ((Reverse(value), names.place(id)), id, value))
+        .collect();
+    order.sort_unstable();
+    order
 }
 
 /// Standard competition ranks for `(id, value)` in order.

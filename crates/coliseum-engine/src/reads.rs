@@ -261,11 +261,12 @@ struct Cached {
 }
 
 impl Cached {
-    /// What it counts against the cache's bound: its entries and the rows
+    /// What it counts against the cache's bound: its artists and the rows
     /// of its parts (often shared with other boards and the tile cache,
-    /// but held by this one too).
+    /// but held by this one too). The names a board refers to are shared by
+    /// every board made between two new artists, and not counted.
     fn weight(&self) -> usize {
-        self.ranking.entries().len() + self.parts.iter().map(|part| part.len()).sum::<usize>()
+        self.ranking.board.values().len() + self.parts.iter().map(|part| part.len()).sum::<usize>()
     }
 }
 
@@ -401,19 +402,13 @@ impl Reads {
             .entry(key.clone())
             .or_default()
             .clone();
-        let turn = gate.lock().await;
-        let ranking = self.compute_board(query).await;
-        drop(turn);
-        // The gate goes once nobody else waits at it (it is cloned only
-        // under this lock), so that gates of boards read once do not pile up.
-        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        if gates
-            .get(&key)
-            .is_some_and(|held| Arc::ptr_eq(held, &gate) && Arc::strong_count(held) <= 2)
-        {
-            gates.remove(&key);
-        }
-        ranking
+        let gate = Gate {
+            gates: &self.gates,
+            key,
+            gate,
+        };
+        let _turn = gate.gate.lock().await;
+        self.compute_board(query).await
     }
 
     /// The ranking for `query`, computed by the holder of its gate.
@@ -645,6 +640,28 @@ impl Reads {
         };
         let stamp = self.hot.stamp(tile.grain, tile.first, tile.last);
         self.fallback.answer(&question, stamp).await
+    }
+}
+
+/// A board's single-flight gate, held by a reader. It leaves the map once
+/// nobody else waits at it (gates are cloned only under the map's lock), so
+/// that gates of boards read once do not pile up, also when the reader is
+/// dropped midway (a client gone).
+struct Gate<'a> {
+    gates: &'a Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
+    key: CacheKey,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Drop for Gate<'_> {
+    fn drop(&mut self) {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        if gates
+            .get(&self.key)
+            .is_some_and(|held| Arc::ptr_eq(held, &self.gate) && Arc::strong_count(held) <= 2)
+        {
+            gates.remove(&self.key);
+        }
     }
 }
 
