@@ -122,10 +122,12 @@ struct Kept {
 /// Per-artist sums over a run of buckets, and the newest change they include.
 type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
 
-/// Per-artist rows kept in cached tile sums at most (56 bytes each); beyond
-/// it the least recently read make room. A day of every artist is 50,000
-/// rows.
-const CACHED_TILE_ROWS: usize = 2_000_000;
+/// Per-artist rows kept in cached tile sums at most (56 bytes each, 336 MB
+/// at most); beyond it the least recently read make room. A day of every
+/// artist is 50,000 rows, and the tiles of the common ranges over every
+/// slice outweigh 2,000,000: at that bound under the mixed benchmark the
+/// popular tiles were summed again and again (BENCHMARKS.md, fourth step).
+const CACHED_TILE_ROWS: usize = 6_000_000;
 
 impl Inner {
     fn add_cells<'a>(&mut self, cells: impl Iterator<Item = (&'a CellKey, Kpis)>, kept: Kept) {
