@@ -13,14 +13,17 @@
 //!   others asking it wait for its answer;
 //! - **kept**: an answer is reused while none of the buckets it covers has
 //!   changed (the caller's stamp, from the hot state), or for `max_age`
-//!   after it was read, as leaderboards are.
+//!   after it was read, as leaderboards are; when the answers kept outweigh
+//!   their bound, those read least recently make room.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{CellFilter, Grain, Store, StoreError};
+
+use crate::bounded::Bounded;
+use crate::single_flight::Gates;
 
 /// SQL fallbacks running at once at most (the SQLite pool has 8
 /// connections, the PostgreSQL one 16: the rest stay for writes and for
@@ -28,7 +31,7 @@ use coliseum_store::{CellFilter, Grain, Store, StoreError};
 pub const CONCURRENT: usize = 4;
 /// Of which scans at most.
 pub const SCANS: usize = 2;
-/// Rows held by kept answers at most; beyond it the cache starts over.
+/// Rows held by kept answers at most.
 const KEPT_ROWS: usize = 1_000_000;
 
 /// A question to the rollups: sums over buckets `first..=last` of `grain`
@@ -89,19 +92,13 @@ struct Kept {
     answer: Answer,
 }
 
-#[derive(Default)]
-struct Cache {
-    answers: HashMap<Question, Kept>,
-    rows: usize,
-}
-
 pub struct Fallback {
     store: Arc<dyn Store>,
     max_age: Duration,
     permits: tokio::sync::Semaphore,
     scans: tokio::sync::Semaphore,
-    cache: Mutex<Cache>,
-    gates: Mutex<HashMap<Question, Arc<tokio::sync::Mutex<()>>>>,
+    cache: Mutex<Bounded<Question, Kept>>,
+    gates: Gates<Question>,
 }
 
 impl std::fmt::Debug for Fallback {
@@ -117,8 +114,8 @@ impl Fallback {
             max_age,
             permits: tokio::sync::Semaphore::new(CONCURRENT - SCANS),
             scans: tokio::sync::Semaphore::new(SCANS),
-            cache: Mutex::new(Cache::default()),
-            gates: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Bounded::new(KEPT_ROWS)),
+            gates: Gates::default(),
         }
     }
 
@@ -128,14 +125,7 @@ impl Fallback {
         if let Some(answer) = self.kept(question, stamp) {
             return Ok(answer);
         }
-        let gate = self
-            .gates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(question.clone())
-            .or_default()
-            .clone();
-        let _turn = gate.lock().await;
+        let _turn = self.gates.turn(question.clone()).await;
         // Whoever held the gate may have answered it meanwhile.
         if let Some(answer) = self.kept(question, stamp) {
             return Ok(answer);
@@ -152,28 +142,22 @@ impl Fallback {
                 .map_err(|e| StoreError::Internal(format!("the SQL fallback is closed: {e}")))?;
             self.ask(question).await?
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.rows + answer.rows() > KEPT_ROWS {
-            *cache = Cache::default();
-        }
-        cache.rows += answer.rows();
         let kept = Kept {
             stamp,
             read: Instant::now(),
             answer: answer.clone(),
         };
-        if let Some(replaced) = cache.answers.insert(question.clone(), kept) {
-            cache.rows -= replaced.answer.rows();
-        }
-        drop(cache);
-        // The answer is kept: later askers find it without a gate.
-        self.gates.lock().unwrap_or_else(|p| p.into_inner()).remove(question);
+        let rows = answer.rows();
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(question.clone(), kept, rows);
         Ok(answer)
     }
 
     fn kept(&self, question: &Question, stamp: u64) -> Option<Answer> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let kept = cache.answers.get(question)?;
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let kept = cache.get(question)?;
         (kept.stamp == stamp || kept.read.elapsed() < self.max_age).then(|| kept.answer.clone())
     }
 

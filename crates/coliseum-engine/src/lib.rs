@@ -20,6 +20,7 @@ pub mod processor;
 pub mod reads;
 pub mod rebuild;
 pub mod served;
+mod single_flight;
 pub mod stats;
 pub mod totals;
 

@@ -25,14 +25,18 @@ use crate::bounded::Bounded;
 use crate::fallback::{Answer, By, Fallback, Question};
 use crate::hot::{HotState, Slice};
 use crate::processor::Watermark;
+use crate::single_flight::Gates;
 
 /// Rankings kept for pagination cursors, oldest dropped first.
 const SNAPSHOTS_KEPT: usize = 64;
 /// Ranked entries (40 bytes each with their values) and rows of the tile
 /// sums they were made from (56 bytes) held by cached leaderboards at most;
 /// beyond it the least recently read make room, so that requests naming
-/// ever new boards cannot grow memory without bound.
-const CACHED_WEIGHT: usize = 6_000_000;
+/// ever new boards cannot grow memory without bound. The tile rows are
+/// mostly shared with the tile cache and other boards, so this counts them
+/// more than once: at 6,000,000 only a few dozen boards of every artist
+/// were kept, and most reads of the mixed benchmark built their board anew.
+const CACHED_WEIGHT: usize = 15_000_000;
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
 
@@ -283,7 +287,7 @@ pub struct Reads {
     /// The cached rankings, weighed by [`Cached::weight`].
     cache: Mutex<Bounded<CacheKey, Cached>>,
     /// One computation per leaderboard at a time; the others wait for it.
-    gates: Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
+    gates: Gates<CacheKey>,
     snapshots: Mutex<VecDeque<Arc<Ranking>>>,
     next_id: AtomicU64,
 }
@@ -303,7 +307,7 @@ impl Reads {
             cores: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_age,
             cache: Mutex::new(Bounded::new(CACHED_WEIGHT)),
-            gates: Mutex::new(HashMap::new()),
+            gates: Gates::default(),
             snapshots: Mutex::new(VecDeque::new()),
             // Ids differ between restarts, so an old cursor never names a new snapshot.
             next_id: AtomicU64::new(seed & 0x000f_ffff_ffff_ffff),
@@ -395,19 +399,7 @@ impl Reads {
         if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
         }
-        let gate = self
-            .gates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
-        let gate = Gate {
-            gates: &self.gates,
-            key,
-            gate,
-        };
-        let _turn = gate.gate.lock().await;
+        let _turn = self.gates.turn(key).await;
         self.compute_board(query).await
     }
 
@@ -640,28 +632,6 @@ impl Reads {
         };
         let stamp = self.hot.stamp(tile.grain, tile.first, tile.last);
         self.fallback.answer(&question, stamp).await
-    }
-}
-
-/// A board's single-flight gate, held by a reader. It leaves the map once
-/// nobody else waits at it (gates are cloned only under the map's lock), so
-/// that gates of boards read once do not pile up, also when the reader is
-/// dropped midway (a client gone).
-struct Gate<'a> {
-    gates: &'a Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>,
-    key: CacheKey,
-    gate: Arc<tokio::sync::Mutex<()>>,
-}
-
-impl Drop for Gate<'_> {
-    fn drop(&mut self) {
-        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        if gates
-            .get(&self.key)
-            .is_some_and(|held| Arc::ptr_eq(held, &self.gate) && Arc::strong_count(held) <= 2)
-        {
-            gates.remove(&self.key);
-        }
     }
 }
 
