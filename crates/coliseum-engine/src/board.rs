@@ -5,11 +5,19 @@
 //! few hundred artists a batch, and summing and sorting all of them again
 //! every quarter of a second was most of what reads cost. Moving a board is
 //! one merge of the artists that stay in place with the few that moved.
+//!
+//! Most boards are only ever read from their first page, so a new board
+//! picks its first [`TOP`] artists by selection and sorts the rest only when
+//! a later page, an artist's place or a move asks for the whole order.
 
 use std::cmp::Reverse;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::hot::Names;
+
+/// The ranks a board finds without sorting every artist: the longest first
+/// page.
+pub const TOP: usize = 100;
 
 /// One ranked artist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +32,15 @@ pub struct Ranked {
 #[derive(Debug)]
 pub struct Board {
     names: Arc<Names>,
-    /// The artists whose value is above zero, in rank order.
-    entries: Vec<Ranked>,
+    /// The first ranked artists, in rank order: all of them, or `top` of
+    /// them when there are more.
+    first: Vec<Ranked>,
+    /// How many `first` holds when there are more ranked artists.
+    top: usize,
+    /// How many artists are ranked (their value is above zero).
+    ranked: usize,
+    /// Every ranked artist in rank order, sorted when first asked for.
+    order: OnceLock<Vec<Ranked>>,
     /// Every artist whose value is not zero, by id ascending: the ranked
     /// ones and those below zero (refunds, retracted votes), never ranked
     /// but where a past state of the board, or a later one, starts from.
@@ -38,11 +53,33 @@ type Key = (Reverse<i64>, u32);
 impl Board {
     /// The board of artists with these `values` (at most one per id).
     /// `names` must name every id.
-    pub fn new(names: Arc<Names>, mut values: Vec<(u32, i64)>) -> Self {
+    pub fn new(names: Arc<Names>, values: Vec<(u32, i64)>) -> Self {
+        Self::with_top(names, values, TOP)
+    }
+
+    fn with_top(names: Arc<Names>, mut values: Vec<(u32, i64)>, top: usize) -> Self {
         values.retain(|(_, value)| *value != 0);
         values.sort_unstable_by_key(|(id, _)| *id);
-        let entries = with_ranks(in_order(&names, &values).into_iter().map(|(_, id, value)| (id, value)));
-        Self { names, entries, values }
+        Self::of_values(names, values, top)
+    }
+
+    /// The board of `values` (ids ascending, none zero), its first `top`
+    /// artists selected, the rest left unsorted until asked for.
+    fn of_values(names: Arc<Names>, values: Vec<(u32, i64)>, top: usize) -> Self {
+        let ranked = values.iter().filter(|(_, value)| *value > 0).count();
+        let first = with_ranks(
+            first_in_order(&names, &values, top)
+                .into_iter()
+                .map(|(_, id, value)| (id, value)),
+        );
+        Self {
+            names,
+            first,
+            top,
+            ranked,
+            order: OnceLock::new(),
+            values,
+        }
     }
 
     /// This board after some artists' values changed by `deltas` (ids
@@ -67,14 +104,19 @@ impl Board {
             }
         }
         values.extend(old);
+        // A board nobody read past its first page moves by selecting again:
+        // as cheap as the merge, and it still sorts nothing.
+        let Some(order) = self.order.get() else {
+            return Self::of_values(names, values, self.top);
+        };
         let mut moving = Bits::default();
         for (id, _) in &movers {
             moving.set(*id);
         }
         let arriving = in_order(&names, &movers);
-        let staying = self.entries.iter().filter(|entry| !moving.get(entry.id));
+        let staying = order.iter().filter(|entry| !moving.get(entry.id));
         let key = |entry: &Ranked| (Reverse(entry.value), names.place(entry.id));
-        let mut merged = Vec::with_capacity(self.entries.len() + arriving.len());
+        let mut merged = Vec::with_capacity(order.len() + arriving.len());
         let mut arriving = arriving.into_iter().peekable();
         for entry in staying {
             while let Some((_, id, value)) = arriving.next_if(|(arrives, _, _)| *arrives < key(entry)) {
@@ -83,16 +125,44 @@ impl Board {
             merged.push((entry.id, entry.value));
         }
         merged.extend(arriving.map(|(_, id, value)| (id, value)));
+        let order = with_ranks(merged.into_iter());
         Self {
-            entries: with_ranks(merged.into_iter()),
+            first: order[..order.len().min(self.top)].to_vec(),
+            top: self.top,
+            ranked: order.len(),
+            order: OnceLock::from(order),
             names,
             values,
         }
     }
 
-    /// The ranked artists, in order.
+    /// How many artists are ranked.
+    pub fn ranked(&self) -> usize {
+        self.ranked
+    }
+
+    /// The ranked artists at `positions` (within [`Self::ranked`]): from
+    /// the first ones kept when they cover them, else from the whole order.
+    pub fn page(&self, positions: std::ops::Range<usize>) -> &[Ranked] {
+        if positions.end <= self.first.len() {
+            &self.first[positions]
+        } else {
+            &self.entries()[positions]
+        }
+    }
+
+    /// Every ranked artist, in order (sorted on the first call).
     pub fn entries(&self) -> &[Ranked] {
-        &self.entries
+        if self.first.len() == self.ranked {
+            return &self.first;
+        }
+        self.order.get_or_init(|| {
+            with_ranks(
+                in_order(&self.names, &self.values)
+                    .into_iter()
+                    .map(|(_, id, value)| (id, value)),
+            )
+        })
     }
 
     /// Every artist whose value is not zero, by id ascending.
@@ -123,18 +193,45 @@ impl Board {
             return None;
         }
         let wanted = (Reverse(value), self.names.place(id));
-        let at = self
-            .entries
-            .partition_point(|entry| (Reverse(entry.value), self.names.place(entry.id)) < wanted);
-        (self.entries.get(at)?.id == id).then_some(at)
+        let entries = self.entries();
+        let at = entries.partition_point(|entry| (Reverse(entry.value), self.names.place(entry.id)) < wanted);
+        (entries.get(at)?.id == id).then_some(at)
     }
 
     /// The position of the first entry ranked after an artist named
     /// `artist` with `value`, whether or not that artist is on the board.
     pub fn after(&self, value: i64, artist: &str) -> usize {
-        self.entries
+        self.entries()
             .partition_point(|entry| entry.value > value || (entry.value == value && self.name(entry.id) <= artist))
     }
+}
+
+/// The first `top` artists of `values` above zero, in rank order, with
+/// their keys: the `top`-th highest value found by selection, then only the
+/// artists at or above it sorted.
+fn first_in_order(names: &Names, values: &[(u32, i64)], top: usize) -> Vec<(Key, u32, i64)> {
+    let mut positive: Vec<i64> = values
+        .iter()
+        .map(|(_, value)| *value)
+        .filter(|value| *value > 0)
+        .collect();
+    if top == 0 || positive.is_empty() {
+        return Vec::new();
+    }
+    let least = if positive.len() > top {
+        let (_, nth, _) = positive.select_nth_unstable_by_key(top - 1, |value| Reverse(*value));
+        *nth
+    } else {
+        1
+    };
+    let mut order: Vec<(Key, u32, i64)> = values
+        .iter()
+        .filter(|(_, value)| *value >= least)
+        .map(|&(id, value)| ((Reverse(value), names.place(id)), id, value))
+        .collect();
+    order.sort_unstable();
+    order.truncate(top);
+    order
 }
 
 /// The artists of `values` above zero, in rank order, with their keys.
@@ -243,19 +340,45 @@ mod tests {
             };
             let start = dedup(start);
             let deltas: Vec<(u32, i64)> = dedup(changes).into_iter().collect();
-            let board = Board::new(before_names, start.clone().into_iter().collect());
+            // A small first page, so that selection, ties at its edge and
+            // the whole order are all exercised.
+            let board = Board::with_top(before_names, start.clone().into_iter().collect(), 5);
             let mut end = start;
             for (id, delta) in &deltas {
                 *end.entry(*id).or_insert(0) += delta;
             }
-            let moved = board.moved(after_names.clone(), &deltas);
-            let rebuilt = Board::new(after_names, end.into_iter().collect());
-            prop_assert_eq!(view(&moved), view(&rebuilt));
-            prop_assert_eq!(moved.values(), rebuilt.values());
-            for entry in rebuilt.entries() {
-                let position = moved.position(moved.name(entry.id));
-                prop_assert_eq!(position.map(|p| moved.entries()[p].id), Some(entry.id));
+            let rebuilt = Board::new(after_names.clone(), end.into_iter().collect());
+            // Moved before anyone read past the first page, and after.
+            let selected = board.moved(after_names.clone(), &deltas);
+            prop_assert_eq!(selected.page(0..selected.ranked().min(5)), &rebuilt.entries()[..rebuilt.ranked().min(5)]);
+            board.entries();
+            let merged = board.moved(after_names, &deltas);
+            prop_assert_eq!(merged.page(0..merged.ranked().min(5)), &rebuilt.entries()[..rebuilt.ranked().min(5)]);
+            for moved in [selected, merged] {
+                prop_assert_eq!(view(&moved), view(&rebuilt));
+                prop_assert_eq!(moved.values(), rebuilt.values());
+                prop_assert_eq!(moved.ranked(), rebuilt.ranked());
+                for entry in rebuilt.entries() {
+                    let position = moved.position(moved.name(entry.id));
+                    prop_assert_eq!(position.map(|p| moved.entries()[p].id), Some(entry.id));
+                }
             }
+        }
+
+        /// The first page found by selection is the whole order's first page.
+        #[test]
+        fn the_selected_first_page_is_the_start_of_the_whole_order(
+            values in proptest::collection::vec(-3_i64..6, 0..80),
+            top in 0_usize..12,
+        ) {
+            let names = names(80);
+            let values: Vec<(u32, i64)> = values.into_iter().enumerate().map(|(id, v)| (id as u32, v)).collect();
+            let board = Board::with_top(names.clone(), values.clone(), top);
+            let whole = Board::with_top(names, values, 1_000);
+            let shown = board.ranked().min(top);
+            prop_assert_eq!(board.ranked(), whole.ranked());
+            prop_assert_eq!(board.page(0..shown), &whole.entries()[..shown]);
+            prop_assert_eq!(board.entries(), whole.entries());
         }
     }
 }

@@ -167,7 +167,7 @@ fn board_body<'a>(state: &AppState, ranking: &'a Ranking, entries: &'a [Ranked])
         },
         as_of: rfc3339(watermark.as_of),
         watermark: watermark.seq,
-        total_ranked: ranking.entries().len(),
+        total_ranked: ranking.board.ranked(),
         artist_id: None,
         rank: None,
         entries: entries
@@ -230,15 +230,15 @@ async fn leaderboard(
             }
         }
     };
-    let page = visible_page(&caller, ranking.entries().len(), offset, limit);
-    let mut body = board_body(&state, &ranking, &ranking.entries()[page.positions]);
+    let page = visible_page(&caller, ranking.board.ranked(), offset, limit);
+    let mut body = board_body(&state, &ranking, ranking.board.page(page.positions));
     body.next_cursor = Some(page.next.map(|next| {
         BoardCursor {
             snapshot: ranking.id,
             offset: next,
             after: next
                 .checked_sub(1)
-                .and_then(|last| ranking.entries().get(last))
+                .and_then(|last| ranking.board.page(last..last + 1).first())
                 .map(|last| (last.value, ranking.board.name(last.id).to_owned())),
         }
         .encode()
