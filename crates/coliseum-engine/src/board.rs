@@ -151,7 +151,13 @@ impl Board {
         }
     }
 
-    /// Every ranked artist, in order (sorted on the first call).
+    /// Whether the whole order is at hand: [`Self::entries`] sorts nothing.
+    pub fn is_ordered(&self) -> bool {
+        self.first.len() == self.ranked || self.order.get().is_some()
+    }
+
+    /// Every ranked artist, in order (sorted on the first call: milliseconds
+    /// for a board of every artist, see [`Self::is_ordered`]).
     pub fn entries(&self) -> &[Ranked] {
         if self.first.len() == self.ranked {
             return &self.first;
@@ -319,6 +325,22 @@ mod tests {
         assert_eq!(board.after(5, "aa"), 2, "an artist not on the board");
         assert_eq!(board.after(100, "a"), 0);
         assert_eq!(board.after(0, "a"), 4);
+    }
+
+    #[test]
+    fn the_whole_order_is_sorted_only_when_asked_for() {
+        let values: Vec<(u32, i64)> = (0..80).map(|id| (id, i64::from(id % 7) + 1)).collect();
+        let board = Board::with_top(names(80), values.clone(), 10);
+        assert_eq!(board.ranked(), 80);
+        assert!(!board.is_ordered(), "a first page of ten: nothing else sorted");
+        assert_eq!(board.page(0..10).len(), 10);
+        assert!(!board.is_ordered());
+        assert_eq!(board.entries().len(), 80);
+        assert!(board.is_ordered());
+        assert!(
+            Board::with_top(names(80), values, 100).is_ordered(),
+            "every artist fits the first page"
+        );
     }
 
     proptest! {

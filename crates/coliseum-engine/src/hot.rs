@@ -122,8 +122,10 @@ struct Kept {
 /// Per-artist sums over a run of buckets, and the newest change they include.
 type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
 
-/// Per-artist rows kept in cached tile sums at most (56 bytes each, 336 MB
-/// at most); beyond it the least recently read make room. A day of every
+/// Per-artist rows kept in cached tile sums at most (56 bytes each: 336 MB;
+/// sums dropped here may live on in the cached boards made from them, which
+/// count them against their own bound); beyond it the least recently read
+/// make room. A day of every
 /// artist is 50,000 rows, and the tiles of the common ranges over every
 /// slice outweigh 2,000,000: at that bound under the mixed benchmark the
 /// popular tiles were summed again and again (BENCHMARKS.md, fourth step).

@@ -29,13 +29,15 @@ use crate::single_flight::Gates;
 
 /// Rankings kept for pagination cursors, oldest dropped first.
 const SNAPSHOTS_KEPT: usize = 64;
-/// Ranked entries (40 bytes each with their values) and rows of the tile
-/// sums they were made from (56 bytes) held by cached leaderboards at most;
-/// beyond it the least recently read make room, so that requests naming
-/// ever new boards cannot grow memory without bound. The tile rows are
-/// mostly shared with the tile cache and other boards, so this counts them
-/// more than once: at 6,000,000 only a few dozen boards of every artist
-/// were kept, and most reads of the mixed benchmark built their board anew.
+/// Artists' values (16 bytes each; 40 with the whole order once sorted) and
+/// rows of the tile sums they were made from (56 bytes) held by cached
+/// leaderboards at most; beyond it the least recently read make room, so
+/// that requests naming ever new boards cannot grow memory without bound.
+/// The tile rows are mostly shared with the tile cache and other boards, so
+/// this usually counts them more than once: at 6,000,000 only a few dozen
+/// boards of every artist were kept, and most reads of the mixed benchmark
+/// built their board anew. At worst (parts the tile cache has dropped) it
+/// is 15,000,000 rows of 56 bytes: 840 MB.
 const CACHED_WEIGHT: usize = 15_000_000;
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
@@ -371,6 +373,20 @@ impl Reads {
             .compute(move || Arc::new(board.moved(hot.all_names(), &deltas)))
             .await?;
         Ok(self.new_ranking(query, bounds, watermark, ranking.version, board))
+    }
+
+    /// Makes `ranking`'s whole order ready, sorting it off the request
+    /// workers if it is not yet: for reads past the first page (a later
+    /// page, a cursor, an artist's place).
+    pub async fn ordered(&self, ranking: &Ranking) -> Result<(), StoreError> {
+        if ranking.board.is_ordered() {
+            return Ok(());
+        }
+        let board = ranking.board.clone();
+        self.compute(move || {
+            board.entries();
+        })
+        .await
     }
 
     /// A ranking with an id of its own, for cursors.

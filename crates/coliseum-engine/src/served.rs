@@ -247,6 +247,12 @@ impl Served {
         (instant, self.reads.bounds_at(range, as_of))
     }
 
+    /// Makes `ranking`'s whole order ready before a read past its first
+    /// page (see [`Reads::ordered`]).
+    pub async fn ordered(&self, ranking: &Ranking) -> Result<(), StoreError> {
+        self.reads.ordered(ranking).await
+    }
+
     /// A ranking handed out earlier to a reader `freshness_s` behind, for
     /// its cursors: a live one only to live readers (ids are sequential, and
     /// a cursor must not be a way to the live state).
@@ -381,10 +387,11 @@ fn over(query: &BoardQuery, (from, to): (OffsetDateTime, OffsetDateTime)) -> Boa
 }
 
 /// Which hour cells count in a read of `filters` (and of `artist`, when
-/// given) over `[from, to)`: those whose hour overlaps the range, as the
-/// buckets a read sums do. The range is turned into hour buckets once: a
-/// frozen read tests every cell applied since its boundary, hundreds of
-/// thousands at a few minutes of heavy traffic.
+/// given) over `[from, to)`: those of the hour buckets the read sums (whole
+/// seconds, as `reads::tiles` covers a range), so that a frozen value takes
+/// away exactly what the live one it starts from holds. The range is turned
+/// into hour buckets once: a frozen read tests every cell applied since its
+/// boundary, hundreds of thousands after a few minutes of heavy traffic.
 struct Counted<'a> {
     first_hour: i64,
     end_hour: i64,

@@ -1,8 +1,8 @@
 //! One computation per key at a time: whoever asks while it runs waits its
-//! turn, and then usually finds the answer kept. A key's gate leaves the map
-//! once nobody else waits at it (gates are cloned only under the map's
-//! lock), so that gates of keys asked once do not pile up, also when the
-//! holder is dropped midway (a client gone, a request cancelled).
+//! turn, and then usually finds the answer kept. A key's gate counts who
+//! holds it or waits at it, and leaves the map with the last of them, also
+//! when that one is dropped while waiting or midway (a client gone, a
+//! request cancelled), so that gates of keys asked once do not pile up.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 
-type Gate = Arc<tokio::sync::Mutex<()>>;
+/// A key's gate and how many hold it or wait at it.
+type Gate = (Arc<tokio::sync::Mutex<()>>, usize);
 
 pub struct Gates<K> {
     gates: Mutex<HashMap<K, Gate>>,
@@ -27,17 +28,17 @@ impl<K: Hash + Eq + Clone> Default for Gates<K> {
 impl<K: Hash + Eq + Clone> Gates<K> {
     /// Waits until no one else computes `key`, and holds it until dropped.
     pub async fn turn(&self, key: K) -> Turn<'_, K> {
-        let gate = self
-            .gates
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.clone())
-            .or_default()
-            .clone();
+        let gate = {
+            let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+            let (gate, count) = gates.entry(key.clone()).or_default();
+            *count += 1;
+            gate.clone()
+        };
+        // Counted from here on: dropped while waiting, it still leaves.
+        let presence = Presence { gates: self, key };
         Turn {
-            gates: self,
-            key,
-            held: gate.lock_owned().await,
+            _held: gate.lock_owned().await,
+            _presence: presence,
         }
     }
 
@@ -49,21 +50,34 @@ impl<K: Hash + Eq + Clone> Gates<K> {
 
 /// A key's turn: its gate is held until this is dropped.
 pub struct Turn<'a, K: Hash + Eq + Clone> {
-    gates: &'a Gates<K>,
-    key: K,
-    held: OwnedMutexGuard<()>,
+    // Released before the presence leaves, so that a gate leaves the map
+    // unlocked.
+    _held: OwnedMutexGuard<()>,
+    _presence: Presence<'a, K>,
 }
 
-impl<K: Hash + Eq + Clone> Drop for Turn<'_, K> {
+impl<K: Hash + Eq + Clone> Turn<'_, K> {
+    /// Whether the gate is held (always, while the turn lives).
+    #[cfg(test)]
+    fn holds(&self) -> bool {
+        OwnedMutexGuard::mutex(&self._held).try_lock().is_err()
+    }
+}
+
+/// One holder of or waiter at a key's gate.
+struct Presence<'a, K: Hash + Eq + Clone> {
+    gates: &'a Gates<K>,
+    key: K,
+}
+
+impl<K: Hash + Eq + Clone> Drop for Presence<'_, K> {
     fn drop(&mut self) {
         let mut gates = self.gates.gates.lock().unwrap_or_else(|p| p.into_inner());
-        let gate = OwnedMutexGuard::mutex(&self.held);
-        // Held by the map and by this turn only: nobody waits.
-        if gates
-            .get(&self.key)
-            .is_some_and(|kept| Arc::ptr_eq(kept, gate) && Arc::strong_count(kept) <= 2)
-        {
-            gates.remove(&self.key);
+        if let Some((_, count)) = gates.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                gates.remove(&self.key);
+            }
         }
     }
 }
@@ -76,6 +90,7 @@ mod tests {
     async fn one_turn_at_a_time_and_no_gate_left_behind() {
         let gates: Arc<Gates<&str>> = Arc::default();
         let first = gates.turn("board").await;
+        assert!(first.holds());
         let waiting = tokio::spawn({
             let gates = gates.clone();
             async move {
@@ -108,5 +123,24 @@ mod tests {
         assert_eq!(gates.len(), 0);
         let again = tokio::time::timeout(std::time::Duration::from_secs(1), gates.turn("board")).await;
         assert!(again.is_ok(), "a later request is not stuck behind the cancelled one");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_cancelled_once_the_holder_is_gone_frees_the_key() {
+        let gates: Arc<Gates<&str>> = Arc::default();
+        let held = gates.turn("board").await;
+        let waiter = tokio::spawn({
+            let gates = gates.clone();
+            async move {
+                let _turn = gates.turn("board").await;
+                std::future::pending::<()>().await;
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // The holder leaves first, then the waiter goes before or after its turn.
+        drop(held);
+        waiter.abort();
+        let _ = waiter.await;
+        assert_eq!(gates.len(), 0, "no gate is left by the cancelled waiter");
     }
 }

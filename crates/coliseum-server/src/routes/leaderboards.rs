@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use coliseum_domain::kpi::Metric;
 use coliseum_domain::plans::{Feature, leaderboard_depth};
+use coliseum_engine::board::TOP;
 use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
 use serde::Serialize;
 use serde_json::Value;
@@ -224,6 +225,7 @@ async fn leaderboard(
                         });
                     };
                     let ranking = state.served.leaderboard(&query, caller.freshness_s()).await?;
+                    state.served.ordered(&ranking).await?;
                     let offset = ranking.board.after(*value, artist);
                     (ranking, offset)
                 }
@@ -231,6 +233,9 @@ async fn leaderboard(
         }
     };
     let page = visible_page(&caller, ranking.board.ranked(), offset, limit);
+    if page.positions.end > TOP {
+        state.served.ordered(&ranking).await?;
+    }
     let mut body = board_body(&state, &ranking, ranking.board.page(page.positions));
     body.next_cursor = Some(page.next.map(|next| {
         BoardCursor {
@@ -259,6 +264,7 @@ async fn around(
     let query = read_query(&state, &caller, read_metric(&metric)?, &params)?;
     let n = params.number("n", 0..=50, 5)? as usize;
     let ranking = state.served.leaderboard(&query, caller.freshness_s()).await?;
+    state.served.ordered(&ranking).await?;
     let depth = leaderboard_depth(&caller.subject());
     let entries = ranking.entries();
     let visible = depth.map_or(entries.len(), |depth| depth.min(entries.len()));
