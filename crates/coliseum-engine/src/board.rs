@@ -67,11 +67,7 @@ impl Board {
     /// artists selected, the rest left unsorted until asked for.
     fn of_values(names: Arc<Names>, values: Vec<(u32, i64)>, top: usize) -> Self {
         let ranked = values.iter().filter(|(_, value)| *value > 0).count();
-        let first = with_ranks(
-            first_in_order(&names, &values, top)
-                .into_iter()
-                .map(|(_, id, value)| (id, value)),
-        );
+        let first = ranks_of(first_in_order(&names, &values, top));
         Self {
             names,
             first,
@@ -162,13 +158,7 @@ impl Board {
         if self.first.len() == self.ranked {
             return &self.first;
         }
-        self.order.get_or_init(|| {
-            with_ranks(
-                in_order(&self.names, &self.values)
-                    .into_iter()
-                    .map(|(_, id, value)| (id, value)),
-            )
-        })
+        self.order.get_or_init(|| ranks_of(in_order(&self.names, &self.values)))
     }
 
     /// Every artist whose value is not zero, by id ascending.
@@ -230,25 +220,31 @@ fn first_in_order(names: &Names, values: &[(u32, i64)], top: usize) -> Vec<(Key,
     } else {
         1
     };
-    let mut order: Vec<(Key, u32, i64)> = values
-        .iter()
-        .filter(|(_, value)| *value >= least)
-        .map(|&(id, value)| ((Reverse(value), names.place(id)), id, value))
-        .collect();
-    order.sort_unstable();
+    let mut order = at_least(names, values, least);
     order.truncate(top);
     order
 }
 
 /// The artists of `values` above zero, in rank order, with their keys.
 fn in_order(names: &Names, values: &[(u32, i64)]) -> Vec<(Key, u32, i64)> {
+    at_least(names, values, 1)
+}
+
+/// The artists of `values` whose value is `least` or more, in rank order,
+/// with their keys.
+fn at_least(names: &Names, values: &[(u32, i64)], least: i64) -> Vec<(Key, u32, i64)> {
     let mut order: Vec<(Key, u32, i64)> = values
         .iter()
-        .filter(|(_, value)| *value > 0)
+        .filter(|(_, value)| *value >= least)
         .map(|&(id, value)| ((Reverse(value), names.place(id)), id, value))
         .collect();
     order.sort_unstable();
     order
+}
+
+/// Artists in rank order, with their keys, ranked.
+fn ranks_of(order: Vec<(Key, u32, i64)>) -> Vec<Ranked> {
+    with_ranks(order.into_iter().map(|(_, id, value)| (id, value)))
 }
 
 /// Standard competition ranks for `(id, value)` in order.

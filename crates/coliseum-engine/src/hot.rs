@@ -125,10 +125,10 @@ type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
 /// Per-artist rows kept in cached tile sums at most (56 bytes each: 336 MB;
 /// sums dropped here may live on in the cached boards made from them, which
 /// count them against their own bound); beyond it the least recently read
-/// make room. A day of every
-/// artist is 50,000 rows, and the tiles of the common ranges over every
-/// slice outweigh 2,000,000: at that bound under the mixed benchmark the
-/// popular tiles were summed again and again (BENCHMARKS.md, fourth step).
+/// make room. A day of every artist is 50,000 rows, and the tiles of the
+/// common ranges over every slice outweigh 2,000,000: at that bound under
+/// the mixed benchmark the popular tiles were summed again and again
+/// (BENCHMARKS.md, fourth step).
 const CACHED_TILE_ROWS: usize = 6_000_000;
 
 impl Inner {

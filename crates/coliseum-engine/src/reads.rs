@@ -107,9 +107,18 @@ pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Til
     tiles
 }
 
+/// The hour buckets a read over `[from, to)` sums: every hour the range
+/// touches, in whole seconds.
+pub(crate) fn covered_hours(from: OffsetDateTime, to: OffsetDateTime) -> std::ops::Range<i64> {
+    let end = (to.unix_timestamp() + Grain::SECONDS_PER_HOUR - 1).div_euclid(Grain::SECONDS_PER_HOUR);
+    Grain::Hour.bucket_of(from)..end
+}
+
 fn covering_tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Tile> {
-    let first_hour = Grain::Hour.bucket_of(from);
-    let end_hour = (to.unix_timestamp() + Grain::SECONDS_PER_HOUR - 1).div_euclid(Grain::SECONDS_PER_HOUR);
+    let std::ops::Range {
+        start: first_hour,
+        end: end_hour,
+    } = covered_hours(from, to);
     if end_hour <= first_hour {
         return Vec::new();
     }

@@ -24,7 +24,7 @@ use coliseum_store::{CellKey, Grain, StoreError};
 use time::OffsetDateTime;
 
 use crate::dna::{Dna, Publication};
-use crate::reads::{BoardQuery, Filters, KpiQuery, KpiReport, Ranking, Reads};
+use crate::reads::{BoardQuery, Filters, KpiQuery, KpiReport, Ranking, Reads, covered_hours};
 
 /// How often the refresher looks for boundaries passed.
 const TICK: Duration = Duration::from_millis(200);
@@ -387,24 +387,21 @@ fn over(query: &BoardQuery, (from, to): (OffsetDateTime, OffsetDateTime)) -> Boa
 }
 
 /// Which hour cells count in a read of `filters` (and of `artist`, when
-/// given) over `[from, to)`: those of the hour buckets the read sums (whole
-/// seconds, as `reads::tiles` covers a range), so that a frozen value takes
-/// away exactly what the live one it starts from holds. The range is turned
-/// into hour buckets once: a frozen read tests every cell applied since its
-/// boundary, hundreds of thousands after a few minutes of heavy traffic.
+/// given) over `[from, to)`: those of the hour buckets the read sums
+/// ([`covered_hours`]), so that a frozen value takes away exactly what the
+/// live one it starts from holds. The range is turned into hour buckets
+/// once: a frozen read tests every cell applied since its boundary,
+/// hundreds of thousands after a few minutes of heavy traffic.
 struct Counted<'a> {
-    first_hour: i64,
-    end_hour: i64,
+    hours: std::ops::Range<i64>,
     filters: &'a Filters,
     artist: Option<&'a str>,
 }
 
 impl<'a> Counted<'a> {
     fn new(filters: &'a Filters, artist: Option<&'a str>, (from, to): (OffsetDateTime, OffsetDateTime)) -> Self {
-        let hour = Grain::SECONDS_PER_HOUR;
         Self {
-            first_hour: from.unix_timestamp().div_euclid(hour),
-            end_hour: (to.unix_timestamp() + hour - 1).div_euclid(hour),
+            hours: covered_hours(from, to),
             filters,
             artist,
         }
@@ -412,7 +409,7 @@ impl<'a> Counted<'a> {
 
     fn counts(&self, key: &CellKey) -> bool {
         let matches = |wanted: &Option<String>, have: &str| wanted.as_deref().is_none_or(|wanted| wanted == have);
-        (self.first_hour..self.end_hour).contains(&key.bucket)
+        self.hours.contains(&key.bucket)
             && matches(&self.filters.city, &key.city)
             && matches(&self.filters.genre, &key.genre)
             && matches(&self.filters.live_event, &key.live_event)
