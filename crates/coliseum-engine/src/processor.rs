@@ -15,7 +15,9 @@ use std::time::Duration;
 use coliseum_domain::clock::Clock;
 use coliseum_domain::kpi::RevenueCeiling;
 use coliseum_domain::money::FxTable;
-use coliseum_store::{DeadLetter, DeadLetterState, ProcessedBatch, Store, StoreError, StoredEntry};
+use coliseum_store::{
+    AuditOf, AuditRecord, DeadLetter, DeadLetterState, ProcessedBatch, Store, StoreError, StoredEntry,
+};
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
@@ -127,21 +129,23 @@ impl Processor {
         self.watermark.subscribe()
     }
 
-    /// Stops processing (ingestion goes on); survives a restart.
-    pub async fn pause(&self) -> Result<(), StoreError> {
-        self.store.set_paused(true).await
+    /// Stops processing (ingestion goes on); survives a restart. `audit`
+    /// is written with the flag, in one transaction.
+    pub async fn pause(&self, audit: &AuditRecord) -> Result<(), StoreError> {
+        self.store.set_paused(true, audit).await
     }
 
-    /// Resumes processing at once.
-    pub async fn resume(&self) -> Result<(), StoreError> {
-        self.store.set_paused(false).await?;
+    /// Resumes processing at once; `audit` is written with the flag.
+    pub async fn resume(&self, audit: &AuditRecord) -> Result<(), StoreError> {
+        self.store.set_paused(false, audit).await?;
         self.stats.log_appended.notify_one();
         Ok(())
     }
 
-    /// Makes dead letters (one, or all) due now; the loop picks them up at once.
-    pub async fn replay_dead_letters(&self, seq: Option<i64>) -> Result<u64, StoreError> {
-        let replayed = self.store.replay_dead_letters(seq, self.clock.now()).await?;
+    /// Makes dead letters (one, or all) due now; the loop picks them up at
+    /// once. The audit record of the count is written in the same transaction.
+    pub async fn replay_dead_letters(&self, seq: Option<i64>, audit: AuditOf<'_, u64>) -> Result<u64, StoreError> {
+        let replayed = self.store.replay_dead_letters(seq, self.clock.now(), audit).await?;
         self.stats.log_appended.notify_one();
         Ok(replayed)
     }

@@ -349,11 +349,23 @@ async fn a_dead_letter_retries_dies_and_counts_once_when_replayed(store: Arc<dyn
 
     // The operator configures the rate (a restart with new settings) and replays.
     let with_nok = processor(&store, "EUR=1.1,NOK=0.09", &clock, 100).await;
-    assert_eq!(with_nok.replay_dead_letters(None).await.expect("replay"), 1);
+    assert_eq!(
+        with_nok
+            .replay_dead_letters(None, &|_: &u64| None)
+            .await
+            .expect("replay"),
+        1
+    );
     assert_eq!(with_nok.retry_due().await.expect("retry"), 1);
     assert_eq!(day(store.clone()).await.revenue_minor, 90);
     assert_eq!(store.open_dead_letters().await.expect("open"), 0);
-    assert_eq!(with_nok.replay_dead_letters(None).await.expect("replay"), 0);
+    assert_eq!(
+        with_nok
+            .replay_dead_letters(None, &|_: &u64| None)
+            .await
+            .expect("replay"),
+        0
+    );
     assert_eq!(with_nok.retry_due().await.expect("retry"), 0);
     assert_eq!(day(store.clone()).await.revenue_minor, 90, "counted once");
 }
@@ -361,7 +373,7 @@ async fn a_dead_letter_retries_dies_and_counts_once_when_replayed(store: Arc<dyn
 async fn pause_holds_the_queue_across_a_restart_and_resume_drains_it(store: Arc<dyn Store>) {
     let clock = Arc::new(FixedClock::new(now()));
     let first = processor(&store, "", &clock, 100).await;
-    first.pause().await.expect("pause");
+    first.pause(&operator("pipeline.paused")).await.expect("pause");
     store
         .append_entries(&new_entries(&stream(3, 50)))
         .await
@@ -376,7 +388,7 @@ async fn pause_holds_the_queue_across_a_restart_and_resume_drains_it(store: Arc<
         "the pause survived"
     );
     assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 0);
-    restarted.resume().await.expect("resume");
+    restarted.resume(&operator("pipeline.resumed")).await.expect("resume");
     assert_eq!(restarted.run_until_idle().await.expect("drain"), 50);
     assert_eq!(
         *restarted.watermark().borrow(),
@@ -391,3 +403,16 @@ on_both_backends!(
     a_dead_letter_retries_dies_and_counts_once_when_replayed,
     pause_holds_the_queue_across_a_restart_and_resume_drains_it,
 );
+
+/// The audit record of an operator's action on the pipeline.
+fn operator(action: &str) -> coliseum_store::AuditRecord {
+    coliseum_store::AuditRecord {
+        id: 0,
+        at: time::OffsetDateTime::now_utc(),
+        actor: "operator".to_owned(),
+        action: action.to_owned(),
+        subject: "pipeline".to_owned(),
+        request_id: String::new(),
+        detail: "{}".to_owned(),
+    }
+}

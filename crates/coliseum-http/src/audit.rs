@@ -37,10 +37,11 @@ pub struct Event<'a> {
     pub detail: Value,
 }
 
-/// Appends `event`. An action that cannot be audited fails: it must not
-/// happen unrecorded.
-pub async fn record(state: &AppState, request: &RequestId, event: Event<'_>) -> Result<(), AppError> {
-    let record = AuditRecord {
+/// The record of `event`, now, in this request. An action that changes
+/// anything hands it to the store with the change, so that the two commit
+/// together: an action must not happen unrecorded.
+pub fn record_of(state: &AppState, request: &RequestId, event: Event<'_>) -> AuditRecord {
+    AuditRecord {
         id: 0,
         at: state.clock.now(),
         actor: event.actor,
@@ -48,7 +49,14 @@ pub async fn record(state: &AppState, request: &RequestId, event: Event<'_>) -> 
         subject: event.subject,
         request_id: request.0.clone(),
         detail: event.detail.to_string(),
-    };
+    }
+}
+
+/// Appends `event` on its own: for what changes nothing (a failed login, a
+/// read of another subject's data). The request fails if it cannot be
+/// recorded.
+pub async fn record(state: &AppState, request: &RequestId, event: Event<'_>) -> Result<(), AppError> {
+    let record = record_of(state, request, event);
     state.store.append_audit(std::slice::from_ref(&record)).await?;
     Ok(())
 }

@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use coliseum_domain::plans::{MAX_API_KEYS, Plan};
 use coliseum_store::{
-    ApiKey, Audit, AuditQuery, AuditRecord, Billing, NewApiKey, NewUser, StoreError, StripeChange, StripeOutcome, User,
+    ApiKey, Audit, AuditOf, AuditQuery, AuditRecord, Billing, NewApiKey, NewUser, StoreError, StripeChange,
+    StripeOutcome, User,
 };
-use sqlx::{Postgres, QueryBuilder};
+use sqlx::{PgConnection, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 
 use crate::{PostgresStore, UserRow, classify, load_user};
@@ -32,7 +33,11 @@ const STRIPE_CUSTOMER_LOCKS: i32 = 0x7374_7269;
 const API_KEY_COLUMNS: &str = "id, user_id, name, prefix, created_at, revoked_at";
 
 impl PostgresStore {
-    pub(crate) async fn insert_user(&self, user: &NewUser) -> Result<Option<User>, StoreError> {
+    pub(crate) async fn insert_user(
+        &self,
+        user: &NewUser,
+        audit: AuditOf<'_, i64>,
+    ) -> Result<Option<User>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let now = OffsetDateTime::now_utc();
         let id: Option<i64> = sqlx::query_scalar(
@@ -49,6 +54,7 @@ impl PostgresStore {
         .map_err(classify)?;
         let Some(id) = id else { return Ok(None) };
         crate::replace_links(&mut tx, id, user).await?;
+        write_audit(&mut tx, audit(&id).as_slice()).await?;
         tx.commit().await.map_err(classify)?;
         self.find_user("id = $1", id).await
     }
@@ -105,7 +111,11 @@ impl PostgresStore {
         }
     }
 
-    pub(crate) async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+    pub(crate) async fn insert_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: AuditOf<'_, ApiKey>,
+    ) -> Result<ApiKey, StoreError> {
         // The owner's row is locked while its keys are counted, so that two
         // requests cannot both see room for the last key.
         let mut tx = self.pool.begin().await.map_err(classify)?;
@@ -130,8 +140,10 @@ impl PostgresStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
+        let created = api_key(row.ok_or_else(StoreError::too_many_api_keys)?);
+        write_audit(&mut tx, audit(&created).as_slice()).await?;
         tx.commit().await.map_err(classify)?;
-        Ok(api_key(row.ok_or_else(StoreError::too_many_api_keys)?))
+        Ok(created)
     }
 
     pub(crate) async fn keys_of(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
@@ -149,7 +161,9 @@ impl PostgresStore {
         user_id: i64,
         key_id: i64,
         now: OffsetDateTime,
+        audit: AuditOf<'_, ApiKey>,
     ) -> Result<Option<ApiKey>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         let sql = format!(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND user_id = $2 \
              RETURNING {API_KEY_COLUMNS}"
@@ -158,10 +172,15 @@ impl PostgresStore {
             .bind(key_id)
             .bind(user_id)
             .bind(now)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
-        Ok(row.map(api_key))
+        let Some(revoked) = row.map(api_key) else {
+            return Ok(None);
+        };
+        write_audit(&mut tx, audit(&revoked).as_slice()).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(revoked))
     }
 
     pub(crate) async fn key_owner(&self, key_hash: &[u8]) -> Result<Option<(User, i64)>, StoreError> {
@@ -178,7 +197,11 @@ impl PostgresStore {
 
 #[async_trait]
 impl Billing for PostgresStore {
-    async fn record_stripe_event(&self, change: &StripeChange) -> Result<StripeOutcome, StoreError> {
+    async fn record_stripe_event(
+        &self,
+        change: &StripeChange,
+        audit: AuditOf<'_, StripeOutcome>,
+    ) -> Result<StripeOutcome, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         // One customer's events one at a time: two read-then-write
         // transactions at once would each apply over the same `applied_order`.
@@ -259,12 +282,14 @@ impl Billing for PostgresStore {
                 .await
                 .map_err(classify)?;
         }
-        tx.commit().await.map_err(classify)?;
-        Ok(StripeOutcome::Applied {
+        let outcome = StripeOutcome::Applied {
             user_id,
             plan: latest,
             changed: latest != current,
-        })
+        };
+        write_audit(&mut tx, audit(&outcome).as_slice()).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(outcome)
     }
 
     async fn stripe_customer(&self, user_id: i64) -> Result<Option<String>, StoreError> {
@@ -276,25 +301,32 @@ impl Billing for PostgresStore {
     }
 }
 
+/// Appends audit records on `connection`: inside the transaction of the
+/// action they record, or alone.
+pub(crate) async fn write_audit(connection: &mut PgConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut insert =
+        QueryBuilder::<Postgres>::new("INSERT INTO audit_log (at, actor, action, subject, request_id, detail) ");
+    insert.push_values(records, |mut row, r| {
+        row.push_bind(r.at)
+            .push_bind(&r.actor)
+            .push_bind(&r.action)
+            .push_bind(&r.subject)
+            .push_bind(&r.request_id)
+            .push_bind(&r.detail)
+            .push_unseparated("::jsonb");
+    });
+    insert.build().execute(connection).await.map_err(classify)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Audit for PostgresStore {
     async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut insert =
-            QueryBuilder::<Postgres>::new("INSERT INTO audit_log (at, actor, action, subject, request_id, detail) ");
-        insert.push_values(records, |mut row, r| {
-            row.push_bind(r.at)
-                .push_bind(&r.actor)
-                .push_bind(&r.action)
-                .push_bind(&r.subject)
-                .push_bind(&r.request_id)
-                .push_bind(&r.detail)
-                .push_unseparated("::jsonb");
-        });
-        insert.build().execute(&self.pool).await.map_err(classify)?;
-        Ok(())
+        let mut connection = self.pool.acquire().await.map_err(classify)?;
+        write_audit(&mut connection, records).await
     }
 
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {

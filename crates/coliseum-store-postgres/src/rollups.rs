@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState,
-    ProcessedBatch, Rollups, StoreError, StoredEntry, SumsBy, cursor_moved, rows,
+    AuditOf, AuditRecord, CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
+    MOVE_CURSOR, PipelineState, ProcessedBatch, Rollups, StoreError, StoredEntry, SumsBy, cursor_moved, rows,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -171,13 +171,15 @@ impl Rollups for PostgresStore {
         })
     }
 
-    async fn set_paused(&self, paused: bool) -> Result<(), StoreError> {
+    async fn set_paused(&self, paused: bool, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query("UPDATE pipeline_state SET paused = $1 WHERE id = 1")
             .bind(paused)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        Ok(())
+        crate::identity::write_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(classify)
     }
 
     async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
@@ -318,17 +320,26 @@ impl Rollups for PostgresStore {
         Ok(due)
     }
 
-    async fn replay_dead_letters(&self, seq: Option<i64>, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn replay_dead_letters(
+        &self,
+        seq: Option<i64>,
+        now: OffsetDateTime,
+        audit: AuditOf<'_, u64>,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         let result = sqlx::query(
             "UPDATE dead_letters SET state = 'retrying', attempts = 0, next_attempt_at = $1 \
              WHERE state <> 'replayed' AND ($2::bigint IS NULL OR seq = $2)",
         )
         .bind(now)
         .bind(seq)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(classify)?;
-        Ok(result.rows_affected())
+        let replayed = result.rows_affected();
+        crate::identity::write_audit(&mut tx, audit(&replayed).as_slice()).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(replayed)
     }
 
     async fn reset_derived(&self) -> Result<(), StoreError> {

@@ -78,13 +78,16 @@ async fn the_restricted_role_sees_only_its_users_rows_and_tenants() {
     let now = time::OffsetDateTime::now_utc();
     for (owner, hash) in [(&ada, 1u8), (&bo, 2u8)] {
         store
-            .create_api_key(&NewApiKey {
-                user_id: owner.id,
-                name: "k".to_owned(),
-                key_hash: vec![hash; 32],
-                prefix: "ck_x".to_owned(),
-                created_at: now,
-            })
+            .create_api_key(
+                &NewApiKey {
+                    user_id: owner.id,
+                    name: "k".to_owned(),
+                    key_hash: vec![hash; 32],
+                    prefix: "ck_x".to_owned(),
+                    created_at: now,
+                },
+                &|_: &coliseum_store::ApiKey| None,
+            )
             .await
             .expect("key");
         store

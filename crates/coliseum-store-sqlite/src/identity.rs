@@ -4,9 +4,10 @@
 use async_trait::async_trait;
 use coliseum_domain::plans::{MAX_API_KEYS, Plan};
 use coliseum_store::{
-    ApiKey, Audit, AuditQuery, AuditRecord, Billing, NewApiKey, NewUser, StoreError, StripeChange, StripeOutcome, User,
+    ApiKey, Audit, AuditOf, AuditQuery, AuditRecord, Billing, NewApiKey, NewUser, StoreError, StripeChange,
+    StripeOutcome, User,
 };
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use time::OffsetDateTime;
 
 use crate::{SqliteStore, UserRow, classify, from_micros, load_user, micros};
@@ -28,7 +29,11 @@ fn api_key(row: ApiKeyRow) -> Result<ApiKey, StoreError> {
 const API_KEY_COLUMNS: &str = "id, user_id, name, prefix, created_us, revoked_us";
 
 impl SqliteStore {
-    pub(crate) async fn insert_user(&self, user: &NewUser) -> Result<Option<User>, StoreError> {
+    pub(crate) async fn insert_user(
+        &self,
+        user: &NewUser,
+        audit: AuditOf<'_, i64>,
+    ) -> Result<Option<User>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let now = micros(OffsetDateTime::now_utc());
         let id: Option<i64> = sqlx::query_scalar(
@@ -45,6 +50,7 @@ impl SqliteStore {
         .map_err(classify)?;
         let Some(id) = id else { return Ok(None) };
         crate::replace_links(&mut tx, id, user).await?;
+        write_audit(&mut tx, audit(&id).as_slice()).await?;
         tx.commit().await.map_err(classify)?;
         self.find_user("id = $1", id).await
     }
@@ -101,7 +107,12 @@ impl SqliteStore {
         }
     }
 
-    pub(crate) async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
+    pub(crate) async fn insert_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: AuditOf<'_, ApiKey>,
+    ) -> Result<ApiKey, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         // Counted and inserted in one statement: SQLite has one writer, so
         // two requests cannot both see room for the last key.
         let sql = format!(
@@ -117,10 +128,13 @@ impl SqliteStore {
             .bind(&key.prefix)
             .bind(micros(key.created_at))
             .bind(MAX_API_KEYS as i64)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
-        api_key(row.ok_or_else(StoreError::too_many_api_keys)?)
+        let created = api_key(row.ok_or_else(StoreError::too_many_api_keys)?)?;
+        write_audit(&mut tx, audit(&created).as_slice()).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(created)
     }
 
     pub(crate) async fn keys_of(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
@@ -138,7 +152,9 @@ impl SqliteStore {
         user_id: i64,
         key_id: i64,
         now: OffsetDateTime,
+        audit: AuditOf<'_, ApiKey>,
     ) -> Result<Option<ApiKey>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         let sql = format!(
             "UPDATE api_keys SET revoked_us = COALESCE(revoked_us, $3) WHERE id = $1 AND user_id = $2 \
              RETURNING {API_KEY_COLUMNS}"
@@ -147,10 +163,15 @@ impl SqliteStore {
             .bind(key_id)
             .bind(user_id)
             .bind(micros(now))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
-        row.map(api_key).transpose()
+        let Some(revoked) = row.map(api_key).transpose()? else {
+            return Ok(None);
+        };
+        write_audit(&mut tx, audit(&revoked).as_slice()).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(revoked))
     }
 
     pub(crate) async fn key_owner(&self, key_hash: &[u8]) -> Result<Option<(User, i64)>, StoreError> {
@@ -167,7 +188,11 @@ impl SqliteStore {
 
 #[async_trait]
 impl Billing for SqliteStore {
-    async fn record_stripe_event(&self, change: &StripeChange) -> Result<StripeOutcome, StoreError> {
+    async fn record_stripe_event(
+        &self,
+        change: &StripeChange,
+        audit: AuditOf<'_, StripeOutcome>,
+    ) -> Result<StripeOutcome, StoreError> {
         // The first statement writes, so the transaction holds SQLite's one
         // write lock from its start: one event at a time.
         let mut tx = self.pool.begin().await.map_err(classify)?;
@@ -242,12 +267,14 @@ impl Billing for SqliteStore {
                 .await
                 .map_err(classify)?;
         }
-        tx.commit().await.map_err(classify)?;
-        Ok(StripeOutcome::Applied {
+        let outcome = StripeOutcome::Applied {
             user_id,
             plan: latest,
             changed: latest != current,
-        })
+        };
+        write_audit(&mut tx, audit(&outcome).as_slice()).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(outcome)
     }
 
     async fn stripe_customer(&self, user_id: i64) -> Result<Option<String>, StoreError> {
@@ -259,24 +286,31 @@ impl Billing for SqliteStore {
     }
 }
 
+/// Appends audit records on `connection`: inside the transaction of the
+/// action they record, or alone.
+pub(crate) async fn write_audit(connection: &mut SqliteConnection, records: &[AuditRecord]) -> Result<(), StoreError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut insert =
+        QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (at_us, actor, action, subject, request_id, detail) ");
+    insert.push_values(records, |mut row, r| {
+        row.push_bind(micros(r.at))
+            .push_bind(&r.actor)
+            .push_bind(&r.action)
+            .push_bind(&r.subject)
+            .push_bind(&r.request_id)
+            .push_bind(&r.detail);
+    });
+    insert.build().execute(connection).await.map_err(classify)?;
+    Ok(())
+}
+
 #[async_trait]
 impl Audit for SqliteStore {
     async fn append_audit(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let mut insert =
-            QueryBuilder::<Sqlite>::new("INSERT INTO audit_log (at_us, actor, action, subject, request_id, detail) ");
-        insert.push_values(records, |mut row, r| {
-            row.push_bind(micros(r.at))
-                .push_bind(&r.actor)
-                .push_bind(&r.action)
-                .push_bind(&r.subject)
-                .push_bind(&r.request_id)
-                .push_bind(&r.detail);
-        });
-        insert.build().execute(&self.pool).await.map_err(classify)?;
-        Ok(())
+        let mut connection = self.pool.acquire().await.map_err(classify)?;
+        write_audit(&mut connection, records).await
     }
 
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use coliseum_store::{
-    Accounts, ApiKey, Appended, LogStats, NewApiKey, NewEntry, NewSession, NewUser, PassportLog, Store, StoreError,
-    StoredEntry, User, UserCredentials,
+    Accounts, ApiKey, Appended, AuditOf, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser, PassportLog,
+    Store, StoreError, StoredEntry, User, UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
@@ -383,16 +383,18 @@ impl Accounts for SqliteStore {
         }))
     }
 
-    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError> {
+    async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query("INSERT INTO sessions (token_hash, user_id, created_us, expires_us) VALUES ($1, $2, $3, $4)")
             .bind(&session.token_hash)
             .bind(session.user_id)
             .bind(micros(session.created_at))
             .bind(micros(session.expires_at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        Ok(())
+        identity::write_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(classify)
     }
 
     async fn session_user(&self, token_hash: &[u8], now: OffsetDateTime) -> Result<Option<User>, StoreError> {
@@ -411,8 +413,8 @@ impl Accounts for SqliteStore {
         }
     }
 
-    async fn create_user(&self, user: &NewUser) -> Result<Option<User>, StoreError> {
-        self.insert_user(user).await
+    async fn create_user(&self, user: &NewUser, audit: AuditOf<'_, i64>) -> Result<Option<User>, StoreError> {
+        self.insert_user(user, audit).await
     }
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
@@ -423,8 +425,8 @@ impl Accounts for SqliteStore {
         self.user_for_external(external_id, email).await
     }
 
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError> {
-        self.insert_api_key(key).await
+    async fn create_api_key(&self, key: &NewApiKey, audit: AuditOf<'_, ApiKey>) -> Result<ApiKey, StoreError> {
+        self.insert_api_key(key, audit).await
     }
 
     async fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError> {
@@ -436,21 +438,24 @@ impl Accounts for SqliteStore {
         user_id: i64,
         key_id: i64,
         now: OffsetDateTime,
+        audit: AuditOf<'_, ApiKey>,
     ) -> Result<Option<ApiKey>, StoreError> {
-        self.revoke_key(user_id, key_id, now).await
+        self.revoke_key(user_id, key_id, now, audit).await
     }
 
     async fn api_key_user(&self, key_hash: &[u8]) -> Result<Option<(User, i64)>, StoreError> {
         self.key_owner(key_hash).await
     }
 
-    async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError> {
+    async fn revoke_session(&self, token_hash: &[u8], audit: Option<&AuditRecord>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(classify)?;
-        Ok(())
+        identity::write_audit(&mut tx, audit.map_or(&[], std::slice::from_ref)).await?;
+        tx.commit().await.map_err(classify)
     }
 }
 

@@ -46,6 +46,8 @@ macro_rules! conformance_tests {
             stripe_events_apply_once_in_order_and_wait_for_a_link,
             concurrent_stripe_events_leave_the_newest_plan,
             audit_records_filter_and_page_newest_first,
+            audited_actions_write_their_record_with_them,
+            an_action_whose_audit_record_fails_does_not_happen,
         );
     };
     (@each $fresh:path, $($scenario:ident),+ $(,)?) => {
@@ -257,6 +259,33 @@ pub async fn concurrent_appends_of_the_same_ids_accept_each_once(store: Arc<dyn 
     assert_eq!(store.count_entries().await.expect("count"), IDS as i64);
 }
 
+/// An audit record of `action` on the pipeline.
+fn audited(action: &str) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        at: at(),
+        actor: "user:1".to_owned(),
+        action: action.to_owned(),
+        subject: "pipeline".to_owned(),
+        request_id: "req".to_owned(),
+        detail: "{}".to_owned(),
+    }
+}
+
+/// For scenarios about something else: the action records nothing.
+fn unaudited<T>(_: &T) -> Option<AuditRecord> {
+    None
+}
+
+/// A record both backends refuse to store (its detail is not JSON): what a
+/// failing audit write looks like to the action that carries it.
+fn refused(action: &str) -> AuditRecord {
+    AuditRecord {
+        detail: "not json".to_owned(),
+        ..audited(action)
+    }
+}
+
 fn new_user(email: &str, role: Role, plan: Plan) -> NewUser {
     NewUser {
         email: email.to_owned(),
@@ -313,7 +342,10 @@ pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
         created_at: now,
         expires_at: now + Duration::hours(1),
     };
-    store.create_session(&session).await.expect("create session");
+    store
+        .create_session(&session, &audited("login"))
+        .await
+        .expect("create session");
     let found = store
         .session_user(&[7; 32], now)
         .await
@@ -332,7 +364,7 @@ pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
         store.session_user(&[8; 32], now).await.expect("read").is_none(),
         "unknown"
     );
-    store.revoke_session(&[7; 32]).await.expect("revoke");
+    store.revoke_session(&[7; 32], None).await.expect("revoke");
     assert!(
         store.session_user(&[7; 32], now).await.expect("read").is_none(),
         "revoked"
@@ -624,7 +656,10 @@ pub async fn a_batch_from_a_stale_cursor_changes_nothing(store: Arc<dyn Store>) 
 }
 
 pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>) {
-    store.set_paused(true).await.expect("pause");
+    store
+        .set_paused(true, &audited("pipeline.paused"))
+        .await
+        .expect("pause");
     let batch = ProcessedBatch {
         from_seq: 0,
         to_seq: 9,
@@ -652,7 +687,10 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
     );
     assert!(store.fan_days(i64::MIN, i64::MAX).await.expect("fan days").is_empty());
     assert_eq!(store.open_dead_letters().await.expect("count"), 0);
-    store.set_paused(false).await.expect("resume");
+    store
+        .set_paused(false, &audited("pipeline.resumed"))
+        .await
+        .expect("resume");
     assert!(!store.pipeline_state().await.expect("state").paused);
 }
 
@@ -812,26 +850,46 @@ pub async fn dead_letters_retry_replay_and_resolve(store: Arc<dyn Store>) {
 
     // An operator replays: the dead one is due again with fresh attempts; the resolved one is left alone.
     let later = at() + Duration::minutes(5);
-    assert_eq!(store.replay_dead_letters(None, later).await.expect("replay"), 1);
+    assert_eq!(
+        store
+            .replay_dead_letters(None, later, &unaudited)
+            .await
+            .expect("replay"),
+        1
+    );
     let due = store.due_dead_letters(later, 10).await.expect("due");
     assert_eq!(due.len(), 1);
     assert_eq!(
         (due[0].0.seq, due[0].0.attempts, due[0].0.state),
         (3, 0, DeadLetterState::Retrying)
     );
-    assert_eq!(store.replay_dead_letters(Some(1), later).await.expect("replay"), 0);
+    assert_eq!(
+        store
+            .replay_dead_letters(Some(1), later, &unaudited)
+            .await
+            .expect("replay"),
+        0
+    );
 }
 
 pub async fn signup_never_changes_an_existing_account(store: Arc<dyn Store>) {
     let mut fresh = new_user("New@Example.com", Role::Fan, Plan::Free);
     fresh.artists.clear();
-    let created = store.create_user(&fresh).await.expect("create").expect("new email");
+    let created = store
+        .create_user(&fresh, &unaudited)
+        .await
+        .expect("create")
+        .expect("new email");
     assert_eq!((created.email.as_str(), created.plan), ("new@example.com", Plan::Free));
     assert!(created.artists.is_empty());
     assert_eq!(store.user_by_id(created.id).await.expect("read"), Some(created.clone()));
 
     let again = new_user("NEW@example.com", Role::Admin, Plan::Enterprise);
-    assert_eq!(store.create_user(&again).await.expect("create"), None, "email taken");
+    assert_eq!(
+        store.create_user(&again, &unaudited).await.expect("create"),
+        None,
+        "email taken"
+    );
     let kept = store.user_by_id(created.id).await.expect("read").expect("found");
     assert_eq!((kept.role, kept.plan), (Role::Fan, Plan::Free));
     assert_eq!(store.user_by_id(created.id + 1000).await.expect("read"), None);
@@ -879,10 +937,16 @@ pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
         prefix: format!("ck_{hash}"),
         created_at: at(),
     };
-    let first = store.create_api_key(&new_key("ci", 1)).await.expect("create");
-    let second = store.create_api_key(&new_key("laptop", 2)).await.expect("create");
+    let first = store
+        .create_api_key(&new_key("ci", 1), &unaudited)
+        .await
+        .expect("create");
+    let second = store
+        .create_api_key(&new_key("laptop", 2), &unaudited)
+        .await
+        .expect("create");
     assert!(matches!(
-        store.create_api_key(&new_key("same hash", 2)).await,
+        store.create_api_key(&new_key("same hash", 2), &unaudited).await,
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(
@@ -893,18 +957,21 @@ pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
     assert_eq!((user.id, key_id), (owner.id, first.id));
 
     assert_eq!(
-        store.revoke_api_key(other.id, first.id, at()).await.expect("revoke"),
+        store
+            .revoke_api_key(other.id, first.id, at(), &unaudited)
+            .await
+            .expect("revoke"),
         None,
         "only its owner revokes a key"
     );
     let revoked = store
-        .revoke_api_key(owner.id, first.id, at() + Duration::hours(1))
+        .revoke_api_key(owner.id, first.id, at() + Duration::hours(1), &unaudited)
         .await
         .expect("revoke")
         .expect("found");
     assert_eq!(revoked.revoked_at, Some(at() + Duration::hours(1)));
     let twice = store
-        .revoke_api_key(owner.id, first.id, at() + Duration::hours(2))
+        .revoke_api_key(owner.id, first.id, at() + Duration::hours(2), &unaudited)
         .await
         .expect("revoke")
         .expect("found");
@@ -917,9 +984,12 @@ pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
     // At most MAX_API_KEYS in force: one is (the second), the revoked one
     // does not count, and another account's keys are its own.
     for hash in 3..(3 + MAX_API_KEYS as u8 - 1) {
-        store.create_api_key(&new_key("more", hash)).await.expect("room for it");
+        store
+            .create_api_key(&new_key("more", hash), &unaudited)
+            .await
+            .expect("room for it");
     }
-    let refused = store.create_api_key(&new_key("one too many", 200)).await;
+    let refused = store.create_api_key(&new_key("one too many", 200), &unaudited).await;
     assert!(matches!(refused, Err(StoreError::LimitReached(_))), "{refused:?}");
     assert_eq!(
         store.api_key_user(&[200; 32]).await.expect("read"),
@@ -931,16 +1001,16 @@ pub async fn api_keys_are_found_by_hash_until_revoked(store: Arc<dyn Store>) {
         ..new_key("theirs", 201)
     };
     store
-        .create_api_key(&elsewhere)
+        .create_api_key(&elsewhere, &unaudited)
         .await
         .expect("another account's first key");
     store
-        .revoke_api_key(owner.id, second.id, at())
+        .revoke_api_key(owner.id, second.id, at(), &unaudited)
         .await
         .expect("revoke")
         .expect("found");
     store
-        .create_api_key(&new_key("after a revoke", 202))
+        .create_api_key(&new_key("after a revoke", 202), &unaudited)
         .await
         .expect("room again");
 }
@@ -960,18 +1030,18 @@ pub async fn stripe_events_apply_once_in_order_and_wait_for_a_link(store: Arc<dy
     };
     // Events for a customer nobody is linked to yet are kept.
     let early = store
-        .record_stripe_event(&change("evt_updated", 20, None, Some(Plan::Pro)))
+        .record_stripe_event(&change("evt_updated", 20, None, Some(Plan::Pro)), &unaudited)
         .await
         .expect("record");
     assert_eq!(early, StripeOutcome::Pending);
     let older = store
-        .record_stripe_event(&change("evt_created", 10, None, Some(Plan::Basic)))
+        .record_stripe_event(&change("evt_created", 10, None, Some(Plan::Basic)), &unaudited)
         .await
         .expect("record");
     assert_eq!(older, StripeOutcome::Pending);
     // The link applies them in order: the newest state wins.
     let linked = store
-        .record_stripe_event(&change("evt_checkout", 5, Some(user.id), None))
+        .record_stripe_event(&change("evt_checkout", 5, Some(user.id), None), &unaudited)
         .await
         .expect("record");
     assert_eq!(
@@ -988,12 +1058,12 @@ pub async fn stripe_events_apply_once_in_order_and_wait_for_a_link(store: Arc<dy
     );
 
     let replay = store
-        .record_stripe_event(&change("evt_updated", 20, None, Some(Plan::Enterprise)))
+        .record_stripe_event(&change("evt_updated", 20, None, Some(Plan::Enterprise)), &unaudited)
         .await
         .expect("record");
     assert_eq!(replay, StripeOutcome::Duplicate);
     let stale = store
-        .record_stripe_event(&change("evt_stale", 15, None, Some(Plan::Free)))
+        .record_stripe_event(&change("evt_stale", 15, None, Some(Plan::Free)), &unaudited)
         .await
         .expect("record");
     assert_eq!(
@@ -1006,7 +1076,7 @@ pub async fn stripe_events_apply_once_in_order_and_wait_for_a_link(store: Arc<dy
         "an older state arriving late changes nothing"
     );
     let deleted = store
-        .record_stripe_event(&change("evt_deleted", 30, None, Some(Plan::Free)))
+        .record_stripe_event(&change("evt_deleted", 30, None, Some(Plan::Free)), &unaudited)
         .await
         .expect("record");
     assert_eq!(
@@ -1018,10 +1088,13 @@ pub async fn stripe_events_apply_once_in_order_and_wait_for_a_link(store: Arc<dy
         }
     );
     let nobody = store
-        .record_stripe_event(&StripeChange {
-            customer_id: "cus_2".to_owned(),
-            ..change("evt_other", 40, Some(user.id + 1000), Some(Plan::Pro))
-        })
+        .record_stripe_event(
+            &StripeChange {
+                customer_id: "cus_2".to_owned(),
+                ..change("evt_other", 40, Some(user.id + 1000), Some(Plan::Pro))
+            },
+            &unaudited,
+        )
         .await
         .expect("record");
     assert_eq!(nobody, StripeOutcome::Pending, "a link to nobody links nothing");
@@ -1109,7 +1182,7 @@ pub async fn concurrent_stripe_events_leave_the_newest_plan(store: Arc<dyn Store
         plan: None,
         received_at: at(),
     };
-    store.record_stripe_event(&link).await.expect("link");
+    store.record_stripe_event(&link, &unaudited).await.expect("link");
     let plans = [Plan::Basic, Plan::Pro, Plan::Enterprise, Plan::Free];
     // 40 events at once, in a scrambled order; the one of order 40 is Basic.
     let tasks: Vec<_> = (1..=40_i64)
@@ -1123,14 +1196,17 @@ pub async fn concurrent_stripe_events_leave_the_newest_plan(store: Arc<dyn Store
             };
             tokio::spawn(async move {
                 store
-                    .record_stripe_event(&StripeChange {
-                        event_id: format!("evt_{order}"),
-                        customer_id: "cus_race".to_owned(),
-                        order,
-                        link_user: None,
-                        plan: Some(plan),
-                        received_at: at(),
-                    })
+                    .record_stripe_event(
+                        &StripeChange {
+                            event_id: format!("evt_{order}"),
+                            customer_id: "cus_race".to_owned(),
+                            order,
+                            link_user: None,
+                            plan: Some(plan),
+                            received_at: at(),
+                        },
+                        &unaudited,
+                    )
                     .await
                     .expect("record")
             })
@@ -1144,5 +1220,212 @@ pub async fn concurrent_stripe_events_leave_the_newest_plan(store: Arc<dyn Store
         plan,
         Plan::Basic,
         "the plan of the newest event, whatever order they committed in"
+    );
+}
+
+async fn actions_audited(store: &Arc<dyn Store>) -> Vec<(String, String)> {
+    let records = store
+        .audit_records(&AuditQuery {
+            limit: 100,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("read the audit log");
+    let mut actions: Vec<_> = records.into_iter().map(|r| (r.action, r.subject)).collect();
+    actions.sort();
+    actions
+}
+
+pub async fn audited_actions_write_their_record_with_them(store: Arc<dyn Store>) {
+    let created = store
+        .create_user(&new_user("new@example.com", Role::Fan, Plan::Free), &|id: &i64| {
+            Some(AuditRecord {
+                subject: format!("user:{id}"),
+                ..audited("signup")
+            })
+        })
+        .await
+        .expect("sign up")
+        .expect("a new email");
+    let key = NewApiKey {
+        user_id: created.id,
+        name: "ci".to_owned(),
+        key_hash: vec![3; 32],
+        prefix: "ck_3".to_owned(),
+        created_at: at(),
+    };
+    let by_id = |action: &'static str| {
+        move |key: &ApiKey| {
+            Some(AuditRecord {
+                subject: format!("api_key:{}", key.id),
+                ..audited(action)
+            })
+        }
+    };
+    let stored = store
+        .create_api_key(&key, &by_id("api_key.created"))
+        .await
+        .expect("create a key");
+    store
+        .revoke_api_key(created.id, stored.id, at(), &by_id("api_key.revoked"))
+        .await
+        .expect("revoke")
+        .expect("the key");
+    // Revoking a key the user does not have does nothing, and records nothing.
+    let nothing = store
+        .revoke_api_key(created.id, stored.id + 100, at(), &by_id("api_key.revoked"))
+        .await
+        .expect("revoke");
+    assert_eq!(nothing, None);
+    store
+        .set_paused(true, &audited("pipeline.paused"))
+        .await
+        .expect("pause");
+    // A plan that changes is recorded; one that does not change is not.
+    let plan_changed = |outcome: &StripeOutcome| match outcome {
+        StripeOutcome::Applied {
+            user_id, changed: true, ..
+        } => Some(AuditRecord {
+            subject: format!("user:{user_id}"),
+            ..audited("plan.changed")
+        }),
+        _ => None,
+    };
+    for (event_id, order, plan) in [("evt_1", 1, Plan::Pro), ("evt_2", 2, Plan::Pro)] {
+        store
+            .record_stripe_event(
+                &StripeChange {
+                    event_id: event_id.to_owned(),
+                    customer_id: "cus_a".to_owned(),
+                    order,
+                    link_user: Some(created.id),
+                    plan: Some(plan),
+                    received_at: at(),
+                },
+                &plan_changed,
+            )
+            .await
+            .expect("record");
+    }
+    let user = format!("user:{}", created.id);
+    let key = format!("api_key:{}", stored.id);
+    let mut expected = vec![
+        ("api_key.created".to_owned(), key.clone()),
+        ("api_key.revoked".to_owned(), key),
+        ("pipeline.paused".to_owned(), "pipeline".to_owned()),
+        ("plan.changed".to_owned(), user.clone()),
+        ("signup".to_owned(), user),
+    ];
+    expected.sort();
+    assert_eq!(actions_audited(&store).await, expected);
+}
+
+pub async fn an_action_whose_audit_record_fails_does_not_happen(store: Arc<dyn Store>) {
+    let user = store
+        .upsert_user(&new_user("careful@example.com", Role::Developer, Plan::Free))
+        .await
+        .expect("create");
+    let session = NewSession {
+        token_hash: vec![9; 32],
+        user_id: user.id,
+        created_at: at(),
+        expires_at: at() + Duration::hours(1),
+    };
+    assert!(store.create_session(&session, &refused("login")).await.is_err());
+    assert_eq!(
+        store.session_user(&[9; 32], at()).await.expect("read"),
+        None,
+        "no session"
+    );
+
+    let fresh = new_user("never@example.com", Role::Fan, Plan::Free);
+    assert!(
+        store
+            .create_user(&fresh, &|_: &i64| Some(refused("signup")))
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .user_credentials("never@example.com")
+            .await
+            .expect("read")
+            .is_none(),
+        "no account"
+    );
+
+    let key = |hash: u8| NewApiKey {
+        user_id: user.id,
+        name: format!("key {hash}"),
+        key_hash: vec![hash; 32],
+        prefix: format!("ck_{hash}"),
+        created_at: at(),
+    };
+    assert!(
+        store
+            .create_api_key(&key(1), &|_: &ApiKey| Some(refused("api_key.created")))
+            .await
+            .is_err()
+    );
+    assert!(store.api_keys(user.id).await.expect("read").is_empty(), "no key");
+    let kept = store.create_api_key(&key(2), &unaudited).await.expect("create");
+    assert!(
+        store
+            .revoke_api_key(user.id, kept.id, at(), &|_: &ApiKey| Some(refused("api_key.revoked")))
+            .await
+            .is_err()
+    );
+    assert!(
+        store.api_key_user(&[2; 32]).await.expect("read").is_some(),
+        "the key still works"
+    );
+
+    assert!(store.set_paused(true, &refused("pipeline.paused")).await.is_err());
+    assert!(!store.pipeline_state().await.expect("state").paused, "still running");
+
+    store
+        .create_session(&session, &audited("login"))
+        .await
+        .expect("a session");
+    assert!(store.revoke_session(&[9; 32], Some(&refused("logout"))).await.is_err());
+    assert!(
+        store.session_user(&[9; 32], at()).await.expect("read").is_some(),
+        "still signed in"
+    );
+
+    // A plan change whose record fails is not recorded at all: Stripe's
+    // retry of the same event applies it, instead of being a duplicate.
+    let change = StripeChange {
+        event_id: "evt_upgrade".to_owned(),
+        customer_id: "cus_careful".to_owned(),
+        order: 1,
+        link_user: Some(user.id),
+        plan: Some(Plan::Pro),
+        received_at: at(),
+    };
+    let fails = |_: &StripeOutcome| Some(refused("plan.changed"));
+    assert!(store.record_stripe_event(&change, &fails).await.is_err());
+    let unchanged = store.user_by_id(user.id).await.expect("read").expect("user");
+    assert_eq!(unchanged.plan, Plan::Free, "the plan did not change");
+    let retried = store
+        .record_stripe_event(&change, &|_: &StripeOutcome| Some(audited("plan.changed")))
+        .await
+        .expect("the retry");
+    assert_eq!(
+        retried,
+        StripeOutcome::Applied {
+            user_id: user.id,
+            plan: Plan::Pro,
+            changed: true
+        }
+    );
+
+    assert_eq!(
+        actions_audited(&store).await,
+        vec![
+            ("login".to_owned(), "pipeline".to_owned()),
+            ("plan.changed".to_owned(), "pipeline".to_owned())
+        ],
+        "only what happened is in the log"
     );
 }

@@ -6,6 +6,7 @@
 //!
 //! Invariant: no driver type crosses these traits.
 
+#[cfg(feature = "conformance")]
 pub mod conformance;
 mod records;
 mod rollups;
@@ -14,8 +15,8 @@ pub mod rows;
 use async_trait::async_trait;
 
 pub use records::{
-    ApiKey, Appended, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser, StoredEntry,
-    StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
+    ApiKey, Appended, AuditOf, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser,
+    StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
 pub use rollups::{
     CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
@@ -84,7 +85,8 @@ pub trait Rollups: Send + Sync {
     async fn pipeline_state(&self) -> Result<PipelineState, StoreError>;
 
     /// Pausing stops processing, never ingestion; it survives a restart.
-    async fn set_paused(&self, paused: bool) -> Result<(), StoreError>;
+    /// `audit` is written in the same transaction.
+    async fn set_paused(&self, paused: bool, audit: &AuditRecord) -> Result<(), StoreError>;
 
     /// Adds the batch's deltas, writes its dead letters and moves the cursor
     /// from `from_seq` to `to_seq`, all in one transaction. When the cursor is
@@ -139,7 +141,13 @@ pub trait Rollups: Send + Sync {
 
     /// Makes dead letters (one by `seq`, or all) due at `now` with a fresh
     /// count of attempts. Returns how many; replayed ones are left alone.
-    async fn replay_dead_letters(&self, seq: Option<i64>, now: time::OffsetDateTime) -> Result<u64, StoreError>;
+    /// The audit record of that count is written in the same transaction.
+    async fn replay_dead_letters(
+        &self,
+        seq: Option<i64>,
+        now: time::OffsetDateTime,
+        audit: AuditOf<'_, u64>,
+    ) -> Result<u64, StoreError>;
 
     /// Empties every derived table and puts the cursor back to 0 (the pause
     /// flag is kept): the start of a rebuild.
@@ -175,17 +183,20 @@ pub trait Accounts: Send + Sync {
 
     async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError>;
 
-    async fn create_session(&self, session: &NewSession) -> Result<(), StoreError>;
+    /// Starts a session; `audit` (the login) is written in the same transaction.
+    async fn create_session(&self, session: &NewSession, audit: &AuditRecord) -> Result<(), StoreError>;
 
     /// The user of an unexpired session, by the hash of its token.
     async fn session_user(&self, token_hash: &[u8], now: time::OffsetDateTime) -> Result<Option<User>, StoreError>;
 
-    /// Ends a session at once; unknown tokens are ignored.
-    async fn revoke_session(&self, token_hash: &[u8]) -> Result<(), StoreError>;
+    /// Ends a session at once; unknown tokens are ignored. `audit` (the
+    /// logout, when the session was known) is written in the same transaction.
+    async fn revoke_session(&self, token_hash: &[u8], audit: Option<&AuditRecord>) -> Result<(), StoreError>;
 
     /// Creates a user; `None` when the email is taken (signup never
-    /// changes an existing account, unlike [`Accounts::upsert_user`]).
-    async fn create_user(&self, user: &NewUser) -> Result<Option<User>, StoreError>;
+    /// changes an existing account, unlike [`Accounts::upsert_user`]). The
+    /// audit record of the new user's id is written in the same transaction.
+    async fn create_user(&self, user: &NewUser, audit: AuditOf<'_, i64>) -> Result<Option<User>, StoreError>;
 
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
 
@@ -195,18 +206,22 @@ pub trait Accounts: Send + Sync {
     /// conflict: accounts are never linked by email alone.
     async fn external_user(&self, external_id: &str, email: &str) -> Result<User, StoreError>;
 
-    async fn create_api_key(&self, key: &NewApiKey) -> Result<ApiKey, StoreError>;
+    /// Creates a key, within the plan's count; the audit record of the new
+    /// key is written in the same transaction.
+    async fn create_api_key(&self, key: &NewApiKey, audit: AuditOf<'_, ApiKey>) -> Result<ApiKey, StoreError>;
 
     /// A user's keys, revoked ones included, oldest first.
     async fn api_keys(&self, user_id: i64) -> Result<Vec<ApiKey>, StoreError>;
 
     /// Revokes one of the user's keys; `None` when the user has no key with
-    /// that id. Revoking twice keeps the first instant.
+    /// that id. Revoking twice keeps the first instant. The audit record of
+    /// the revoked key is written in the same transaction.
     async fn revoke_api_key(
         &self,
         user_id: i64,
         key_id: i64,
         now: time::OffsetDateTime,
+        audit: AuditOf<'_, ApiKey>,
     ) -> Result<Option<ApiKey>, StoreError>;
 
     /// The owner of an unrevoked key, and the key's id, by the key's hash.
@@ -219,8 +234,13 @@ pub trait Billing: Send + Sync {
     /// Records a Stripe event once (by id), links its customer when it
     /// names a user, and, once the customer is linked, applies every kept
     /// event of that customer in `order`: an event older than the last one
-    /// applied never changes the plan. All in one transaction.
-    async fn record_stripe_event(&self, change: &StripeChange) -> Result<StripeOutcome, StoreError>;
+    /// applied never changes the plan. All in one transaction, with the
+    /// audit record of the outcome.
+    async fn record_stripe_event(
+        &self,
+        change: &StripeChange,
+        audit: AuditOf<'_, StripeOutcome>,
+    ) -> Result<StripeOutcome, StoreError>;
 
     /// The Stripe customer linked to a user, if any.
     async fn stripe_customer(&self, user_id: i64) -> Result<Option<String>, StoreError>;

@@ -177,6 +177,11 @@ pub struct AuditRecord {
     pub detail: String,
 }
 
+/// The audit record an action writes in the action's own transaction, made
+/// from its outcome (`None`: nothing to record, such as a plan that did not
+/// change). The action and its record happen together or not at all.
+pub type AuditOf<'a, T> = &'a (dyn Fn(&T) -> Option<AuditRecord> + Send + Sync);
+
 /// Which audit records to read, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {

@@ -76,17 +76,8 @@ pub async fn create_api_key(database_url: &str, args: &ApiKeysCreateArgs) -> any
         .user;
     let key = coliseum_http::credentials::new_api_key();
     let now = OffsetDateTime::now_utc();
-    let stored = store
-        .create_api_key(&coliseum_store::NewApiKey {
-            user_id: user.id,
-            name: args.name.clone(),
-            key_hash: key.hash,
-            prefix: key.prefix,
-            created_at: now,
-        })
-        .await?;
-    store
-        .append_audit(&[coliseum_store::AuditRecord {
+    let record = |stored: &coliseum_store::ApiKey| {
+        Some(coliseum_store::AuditRecord {
             id: 0,
             at: now,
             actor: "operator".to_owned(),
@@ -94,7 +85,19 @@ pub async fn create_api_key(database_url: &str, args: &ApiKeysCreateArgs) -> any
             subject: format!("api_key:{}", stored.id),
             request_id: String::new(),
             detail: serde_json::json!({"name": stored.name, "prefix": stored.prefix, "user": user.id}).to_string(),
-        }])
+        })
+    };
+    store
+        .create_api_key(
+            &coliseum_store::NewApiKey {
+                user_id: user.id,
+                name: args.name.clone(),
+                key_hash: key.hash,
+                prefix: key.prefix,
+                created_at: now,
+            },
+            &record,
+        )
         .await?;
     if coliseum_domain::plans::entitlement(&coliseum_http::routes::access::subject_of(&user), Feature::ApiKeys).is_err()
     {

@@ -30,21 +30,21 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/audit", get(audit_log))
 }
 
-/// Appends an admin action to the audit log.
-async fn audit_admin(
+/// The audit record of an admin action on the pipeline.
+fn admin_record(
     state: &AppState,
     request: &RequestId,
     admin: &coliseum_store::User,
     action: &str,
     detail: Value,
-) -> Result<(), AppError> {
+) -> coliseum_store::AuditRecord {
     let event = audit::Event {
         actor: format!("user:{}", admin.id),
         action,
         subject: "pipeline".to_owned(),
         detail,
     };
-    audit::record(state, request, event).await
+    audit::record_of(state, request, event)
 }
 
 /// `?actor=&action=&subject=&since=&limit=&cursor=`: newest first.
@@ -192,8 +192,8 @@ async fn pause(
     AdminUser(admin): AdminUser,
     request: RequestId,
 ) -> Result<Json<Value>, AppError> {
-    audit_admin(&state, &request, &admin, "pipeline.paused", json!({})).await?;
-    state.processor.pause().await?;
+    let record = admin_record(&state, &request, &admin, "pipeline.paused", json!({}));
+    state.processor.pause(&record).await?;
     tracing::info!(admin = admin.id, "pipeline paused");
     Ok(Json(json!({"paused": true})))
 }
@@ -203,8 +203,8 @@ async fn resume(
     AdminUser(admin): AdminUser,
     request: RequestId,
 ) -> Result<Json<Value>, AppError> {
-    audit_admin(&state, &request, &admin, "pipeline.resumed", json!({})).await?;
-    state.processor.resume().await?;
+    let record = admin_record(&state, &request, &admin, "pipeline.resumed", json!({}));
+    state.processor.resume(&record).await?;
     tracing::info!(admin = admin.id, "pipeline resumed");
     Ok(Json(json!({"paused": false})))
 }
@@ -254,15 +254,11 @@ async fn replay_all(
     AdminUser(admin): AdminUser,
     request: RequestId,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    let replayed = state.processor.replay_dead_letters(None).await?;
-    audit_admin(
-        &state,
-        &request,
-        &admin,
-        "dead_letters.replayed",
-        json!({"replayed": replayed}),
-    )
-    .await?;
+    let record = |replayed: &u64| {
+        let detail = json!({"replayed": replayed});
+        Some(admin_record(&state, &request, &admin, "dead_letters.replayed", detail))
+    };
+    let replayed = state.processor.replay_dead_letters(None, &record).await?;
     tracing::info!(admin = admin.id, replayed, "dead letters replayed");
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": replayed}))))
 }
@@ -276,13 +272,17 @@ async fn replay_one(
     let seq: i64 = seq
         .parse()
         .map_err(|_| AppError::NotFound(format!("there is no dead letter {seq}")))?;
-    let replayed = state.processor.replay_dead_letters(Some(seq)).await?;
+    // Nothing replayed is nothing done: no record, and a 404.
+    let record = |replayed: &u64| {
+        let detail = json!({"seq": seq});
+        (*replayed > 0).then(|| admin_record(&state, &request, &admin, "dead_letters.replayed", detail))
+    };
+    let replayed = state.processor.replay_dead_letters(Some(seq), &record).await?;
     if replayed == 0 {
         return Err(AppError::NotFound(format!(
             "there is no dead letter {seq} waiting for a replay"
         )));
     }
-    audit_admin(&state, &request, &admin, "dead_letters.replayed", json!({"seq": seq})).await?;
     tracing::info!(admin = admin.id, seq, "dead letter replayed");
     Ok((StatusCode::ACCEPTED, Json(json!({"replayed": replayed}))))
 }

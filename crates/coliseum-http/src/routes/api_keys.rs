@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use coliseum_domain::plans::Feature;
-use coliseum_store::{ApiKey, NewApiKey, StoreError};
+use coliseum_store::{ApiKey, AuditOf, NewApiKey, StoreError};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::format_description::well_known::Rfc3339;
@@ -71,31 +71,42 @@ async fn create(
     if has_forbidden_chars(name) {
         return Err(invalid_name(FORBIDDEN_CHARS));
     }
-    let (key, stored) = issue(&state, user.id, name).await?;
-    let event = audit::Event {
-        actor: caller.actor(),
-        action: "api_key.created",
-        subject: format!("api_key:{}", stored.id),
-        detail: json!({"name": stored.name, "prefix": stored.prefix}),
+    let record = |stored: &ApiKey| {
+        let event = audit::Event {
+            actor: caller.actor(),
+            action: "api_key.created",
+            subject: format!("api_key:{}", stored.id),
+            detail: json!({"name": stored.name, "prefix": stored.prefix}),
+        };
+        Some(audit::record_of(&state, &request, event))
     };
-    audit::record(&state, &request, event).await?;
+    let (key, stored) = issue(&state, user.id, name, &record).await?;
     let mut body = key_json(&stored);
     body["key"] = json!(key);
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// Makes a key for `user_id`; returns it in clear (once) and as stored.
-pub async fn issue(state: &AppState, user_id: i64, name: &str) -> Result<(String, ApiKey), AppError> {
+/// Makes a key for `user_id`, recorded by `audit` in the same transaction;
+/// returns it in clear (once) and as stored.
+pub async fn issue(
+    state: &AppState,
+    user_id: i64,
+    name: &str,
+    audit: AuditOf<'_, ApiKey>,
+) -> Result<(String, ApiKey), AppError> {
     let new_key = credentials::new_api_key();
     let stored = state
         .store
-        .create_api_key(&NewApiKey {
-            user_id,
-            name: name.to_owned(),
-            key_hash: new_key.hash,
-            prefix: new_key.prefix,
-            created_at: state.clock.now(),
-        })
+        .create_api_key(
+            &NewApiKey {
+                user_id,
+                name: name.to_owned(),
+                key_hash: new_key.hash,
+                prefix: new_key.prefix,
+                created_at: state.clock.now(),
+            },
+            audit,
+        )
         .await
         .map_err(|error| match error {
             // The account holds as many keys as it may (PLANS.md).
@@ -119,21 +130,23 @@ async fn revoke(
     let user = caller.user()?;
     let not_found = || AppError::NotFound(format!("you have no API key {id}"));
     let key_id: i64 = id.parse().map_err(|_| not_found())?;
-    let revoked = state
+    let record = |revoked: &ApiKey| {
+        let event = audit::Event {
+            actor: caller.actor(),
+            action: "api_key.revoked",
+            subject: format!("api_key:{}", revoked.id),
+            detail: json!({"name": revoked.name, "prefix": revoked.prefix}),
+        };
+        Some(audit::record_of(&state, &request, event))
+    };
+    state
         .store
-        .revoke_api_key(user.id, key_id, state.clock.now())
+        .revoke_api_key(user.id, key_id, state.clock.now(), &record)
         .await?
         .ok_or_else(not_found)?;
     // Keys are cached by hash, which this node no longer knows: forget them
     // all, so the revoked one stops here at once (other nodes: within the
     // cache's two seconds).
     state.api_keys.clear();
-    let event = audit::Event {
-        actor: caller.actor(),
-        action: "api_key.revoked",
-        subject: format!("api_key:{}", revoked.id),
-        detail: json!({"name": revoked.name, "prefix": revoked.prefix}),
-    };
-    audit::record(&state, &request, event).await?;
     Ok(StatusCode::NO_CONTENT)
 }

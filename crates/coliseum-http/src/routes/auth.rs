@@ -129,11 +129,12 @@ async fn signup(
     };
     let user = state
         .store
-        .create_user(&new_user)
+        .create_user(&new_user, &|id: &i64| {
+            Some(user_record(&state, &request, *id, "signup"))
+        })
         .await?
         .ok_or_else(|| AppError::Conflict("an account with this email exists; sign in instead".to_owned()))?;
-    audit_user(&state, &request, &user, "signup").await?;
-    let mut response = start_session(&state, &user).await?;
+    let mut response = start_session(&state, &request, &user).await?;
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
 }
@@ -146,27 +147,32 @@ fn looks_like_email(email: &str) -> bool {
         && !email.chars().any(char::is_whitespace)
 }
 
-async fn audit_user(state: &AppState, request: &RequestId, user: &User, action: &str) -> Result<(), AppError> {
+/// The audit record of what a user did to their own account.
+fn user_record(state: &AppState, request: &RequestId, user_id: i64, action: &str) -> coliseum_store::AuditRecord {
     let event = audit::Event {
-        actor: format!("user:{}", user.id),
+        actor: format!("user:{user_id}"),
         action,
-        subject: format!("user:{}", user.id),
+        subject: format!("user:{user_id}"),
         detail: json!({}),
     };
-    audit::record(state, request, event).await
+    audit::record_of(state, request, event)
 }
 
-async fn start_session(state: &AppState, user: &User) -> Result<Response, AppError> {
+/// Signs `user` in: a new session, recorded as a login in the same transaction.
+async fn start_session(state: &AppState, request: &RequestId, user: &User) -> Result<Response, AppError> {
     let (token, token_hash) = sessions::new_session_token();
     let now = state.clock.now();
     state
         .store
-        .create_session(&coliseum_store::NewSession {
-            token_hash,
-            user_id: user.id,
-            created_at: now,
-            expires_at: now + sessions::SESSION_LIFETIME,
-        })
+        .create_session(
+            &coliseum_store::NewSession {
+                token_hash,
+                user_id: user.id,
+                created_at: now,
+                expires_at: now + sessions::SESSION_LIFETIME,
+            },
+            &user_record(state, request, user.id, "login"),
+        )
         .await?;
     let cookie = sessions::session_cookie(&token, state.settings.secure_cookies());
     let body = json!({"user": user_json(user), "csrf_token": credentials::csrf_token(&token)});
@@ -200,8 +206,7 @@ async fn login(
         audit::record(&state, &request, event).await?;
         return Err(login_failed());
     };
-    audit_user(&state, &request, &user, "login").await?;
-    start_session(&state, &user).await
+    start_session(&state, &request, &user).await
 }
 
 /// `POST /v1/auth/logout`: the session ends server-side at once.
@@ -213,11 +218,12 @@ async fn logout(
 ) -> Result<Response, AppError> {
     if let Some(token) = cookie_token(&headers) {
         let hash = sessions::token_hash(token);
-        state.store.revoke_session(&hash).await?;
+        let record = caller
+            .user
+            .as_ref()
+            .map(|user| user_record(&state, &request, user.id, "logout"));
+        state.store.revoke_session(&hash, record.as_ref()).await?;
         state.sessions.forget(&hash);
-        if let Some(user) = &caller.user {
-            audit_user(&state, &request, user, "logout").await?;
-        }
     }
     let cookie = sessions::cleared_cookie(state.settings.secure_cookies());
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())

@@ -75,25 +75,37 @@ async fn webhook(
                 plan,
                 received_at: now,
             };
-            let outcome = state.store.record_stripe_event(&change).await?;
+            // A plan that changed is audited in the transaction that changes
+            // it: a failed audit write fails the event, and Stripe's retry
+            // finds it not yet recorded.
+            let record = |outcome: &StripeOutcome| match outcome {
+                StripeOutcome::Applied {
+                    user_id,
+                    plan,
+                    changed: true,
+                } => {
+                    let event = audit::Event {
+                        actor: "stripe".to_owned(),
+                        action: "plan.changed",
+                        subject: format!("user:{user_id}"),
+                        detail: json!({"plan": plan.as_str(), "stripe_event": event.id, "type": event.kind}),
+                    };
+                    Some(audit::record_of(&state, &request, event))
+                }
+                _ => None,
+            };
+            let outcome = state.store.record_stripe_event(&change, &record).await?;
             if let Some(note) = &note {
                 tracing::warn!(event = %event.id, kind = %event.kind, note = %note, "Stripe event changes no plan");
             }
             let body = match outcome {
                 StripeOutcome::Duplicate => json!({"received": true, "status": "duplicate"}),
                 StripeOutcome::Pending => json!({"received": true, "status": "pending"}),
-                StripeOutcome::Applied { user_id, plan, changed } => {
+                StripeOutcome::Applied { plan, changed, .. } => {
                     if changed {
                         // Cached credentials carry the old plan.
                         state.sessions.clear();
                         state.api_keys.clear();
-                        let event = audit::Event {
-                            actor: "stripe".to_owned(),
-                            action: "plan.changed",
-                            subject: format!("user:{user_id}"),
-                            detail: json!({"plan": plan.as_str(), "stripe_event": event.id, "type": event.kind}),
-                        };
-                        audit::record(&state, &request, event).await?;
                     }
                     json!({"received": true, "status": "applied", "plan": plan.as_str(), "changed": changed})
                 }

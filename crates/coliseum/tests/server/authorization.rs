@@ -329,7 +329,12 @@ async fn callers(app: &TestApp) -> Vec<Who> {
     let revoked_owner = app.make_user(Role::Admin, Plan::Enterprise, &[], &[]).await;
     let (revoked, revoked_id) = app.api_key_for(&revoked_owner).await;
     app.store
-        .revoke_api_key(revoked_owner.id, revoked_id, OffsetDateTime::now_utc())
+        .revoke_api_key(
+            revoked_owner.id,
+            revoked_id,
+            OffsetDateTime::now_utc(),
+            &crate::support::unrecorded,
+        )
         .await
         .expect("revoke");
     callers.push(Who {

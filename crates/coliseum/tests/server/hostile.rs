@@ -127,13 +127,16 @@ async fn revenue_at_its_limits_stays_exact_through_reads_a_restart_and_a_rebuild
         .expect("user");
     let key = coliseum_http::credentials::new_api_key();
     store
-        .create_api_key(&NewApiKey {
-            user_id: user.id,
-            name: "money".to_owned(),
-            key_hash: key.hash,
-            prefix: key.prefix,
-            created_at: OffsetDateTime::now_utc(),
-        })
+        .create_api_key(
+            &NewApiKey {
+                user_id: user.id,
+                name: "money".to_owned(),
+                key_hash: key.hash,
+                prefix: key.prefix,
+                created_at: OffsetDateTime::now_utc(),
+            },
+            &crate::support::unrecorded,
+        )
         .await
         .expect("key");
     let key = key.key;

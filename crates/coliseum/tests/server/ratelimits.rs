@@ -95,12 +95,15 @@ async fn two_processes_share_one_allowance_through_redis() {
     let (token, token_hash) = coliseum_http::sessions::new_session_token();
     let now = time::OffsetDateTime::now_utc();
     store
-        .create_session(&NewSession {
-            token_hash,
-            user_id: user.id,
-            created_at: now,
-            expires_at: now + time::Duration::hours(1),
-        })
+        .create_session(
+            &NewSession {
+                token_hash,
+                user_id: user.id,
+                created_at: now,
+                expires_at: now + time::Duration::hours(1),
+            },
+            &crate::support::set_up("session"),
+        )
         .await
         .expect("session");
     let cookie = format!("{}={token}", coliseum_http::sessions::SESSION_COOKIE);

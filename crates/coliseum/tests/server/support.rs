@@ -66,6 +66,24 @@ pub async fn fresh_database(backend: Backend) -> (String, DatabaseGuard) {
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// The audit record of something a test sets up straight in the store.
+pub fn set_up(action: &str) -> coliseum_store::AuditRecord {
+    coliseum_store::AuditRecord {
+        id: 0,
+        at: time::OffsetDateTime::now_utc(),
+        actor: "test".to_owned(),
+        action: format!("test.{action}"),
+        subject: "test".to_owned(),
+        request_id: String::new(),
+        detail: "{}".to_owned(),
+    }
+}
+
+/// For set-up whose outcome needs no record.
+pub fn unrecorded<T>(_: &T) -> Option<coliseum_store::AuditRecord> {
+    None
+}
+
 pub fn key() -> WebhookKey {
     WebhookKey::parse(SECRET).expect("valid secret")
 }
@@ -366,12 +384,15 @@ impl TestApp {
         let (token, token_hash) = sessions::new_session_token();
         let now = time::OffsetDateTime::now_utc();
         self.store
-            .create_session(&NewSession {
-                token_hash,
-                user_id: user.id,
-                created_at: now - time::Duration::days(30),
-                expires_at: now + lifetime,
-            })
+            .create_session(
+                &NewSession {
+                    token_hash,
+                    user_id: user.id,
+                    created_at: now - time::Duration::days(30),
+                    expires_at: now + lifetime,
+                },
+                &set_up("session"),
+            )
             .await
             .expect("session");
         format!("{}={token}", sessions::SESSION_COOKIE)
@@ -382,13 +403,16 @@ impl TestApp {
         let key = coliseum_http::credentials::new_api_key();
         let stored = self
             .store
-            .create_api_key(&NewApiKey {
-                user_id: user.id,
-                name: "test".to_owned(),
-                key_hash: key.hash,
-                prefix: key.prefix,
-                created_at: time::OffsetDateTime::now_utc(),
-            })
+            .create_api_key(
+                &NewApiKey {
+                    user_id: user.id,
+                    name: "test".to_owned(),
+                    key_hash: key.hash,
+                    prefix: key.prefix,
+                    created_at: time::OffsetDateTime::now_utc(),
+                },
+                &unrecorded,
+            )
             .await
             .expect("key");
         (key.key, stored.id)
