@@ -394,15 +394,15 @@ async fn load_data_set(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBen
                     let Some(body) = receiver.lock().await.recv().await else {
                         break;
                     };
-                    loop {
-                        match post(&client, &url, &key, body.clone()).await {
-                            Ok(202) => break,
+                    let taken = loop {
+                        match post_for_fates(&client, &url, &key, body.clone()).await {
+                            Ok((202, Some(taken))) => break taken,
                             // Backpressure: the engine said so, so wait and send again.
-                            Ok(503) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                            Ok(status) => anyhow::bail!("the data set was refused with {status}"),
+                            Ok((503, _)) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                            Ok((status, _)) => anyhow::bail!("the data set was refused with {status}"),
                         }
-                    }
-                    accepted.fetch_add(1000, Ordering::Relaxed);
+                    };
+                    accepted.fetch_add(taken, Ordering::Relaxed);
                 }
                 Ok(())
             })
@@ -416,6 +416,17 @@ async fn load_data_set(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBen
 }
 
 async fn post(client: &reqwest::Client, url: &str, key: &WebhookKey, body: String) -> anyhow::Result<u16> {
+    Ok(post_for_fates(client, url, key, body).await?.0)
+}
+
+/// Signs and sends one delivery: its status, and how many of its entries the
+/// engine stored (accepted or already there), as the answer's body says.
+async fn post_for_fates(
+    client: &reqwest::Client,
+    url: &str,
+    key: &WebhookKey,
+    body: String,
+) -> anyhow::Result<(u16, Option<u64>)> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let id = format!("bench-{}", NEXT.fetch_add(1, Ordering::Relaxed));
     let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -430,8 +441,9 @@ async fn post(client: &reqwest::Client, url: &str, key: &WebhookKey, body: Strin
         .send()
         .await?;
     let status = response.status().as_u16();
-    let _ = response.bytes().await;
-    Ok(status)
+    let answer: Option<serde_json::Value> = response.json().await.ok();
+    let stored = answer.and_then(|a| Some(a.get("accepted")?.as_u64()? + a.get("duplicates")?.as_u64()?));
+    Ok((status, stored))
 }
 
 /// Plays of fresh artists at `rate` per second until `stop`, from 32 connections.

@@ -36,6 +36,11 @@ pub struct ProcessorConfig {
     /// The longest the idle loop sleeps without a signal: how soon it notices
     /// due retries, or a pause or resume made by another node.
     pub idle_wait: Duration,
+    /// The longest a read may still serve figures computed before a batch
+    /// was applied (a board younger than this is served as it is). An
+    /// entry is visible in every served read by then, and the pipeline's
+    /// latency counts to that moment, not to the commit.
+    pub served_within: Duration,
 }
 
 impl Default for ProcessorConfig {
@@ -45,6 +50,7 @@ impl Default for ProcessorConfig {
             max_attempts: 5,
             first_retry: Duration::from_secs(1),
             idle_wait: Duration::from_secs(1),
+            served_within: Duration::ZERO,
         }
     }
 }
@@ -361,7 +367,8 @@ impl Processor {
         }
         self.watermark.send_replace(watermark);
 
-        let visible_at = self.clock.now();
+        // Receipt to the moment every served read includes the entry.
+        let visible_at = self.clock.now() + self.config.served_within;
         for received_at in received {
             let ms = (visible_at - *received_at).whole_milliseconds().max(0);
             self.stats.latency.record(u64::try_from(ms).unwrap_or(u64::MAX), 1);

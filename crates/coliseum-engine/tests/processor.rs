@@ -397,7 +397,32 @@ async fn pause_holds_the_queue_across_a_restart_and_resume_drains_it(store: Arc<
     assert_eq!(restarted.step().await.expect("step"), Step::Idle);
 }
 
+async fn latency_counts_to_when_every_served_read_includes_the_entry(store: Arc<dyn Store>) {
+    // The fixed clock stands at the entries' receipt: the commit takes no
+    // time, and what is left is how long a read may serve older figures.
+    let clock = Arc::new(FixedClock::new(now()));
+    store
+        .append_entries(&new_entries(&stream(4, 20)))
+        .await
+        .expect("append");
+    let stats = Arc::new(PipelineStats::default());
+    let config = ProcessorConfig {
+        served_within: Duration::from_secs(3),
+        ..ProcessorConfig::default()
+    };
+    let processor = Processor::new(store.clone(), fx(""), clock.clone(), stats.clone(), config, Vec::new())
+        .await
+        .expect("processor");
+    assert_eq!(processor.run_until_idle().await.expect("drain"), 20);
+    let latency = stats.latency.percentiles();
+    assert!(
+        (2_500.0..=3_000.0).contains(&latency.p50) && (2_500.0..=3_000.0).contains(&latency.p99),
+        "receipt to visible in every read is 3 s here: {latency:?}"
+    );
+}
+
 on_both_backends!(
+    latency_counts_to_when_every_served_read_includes_the_entry,
     rollups_equal_the_reference_for_any_batch_size,
     a_rebuild_equals_the_reference_and_the_processor,
     a_dead_letter_retries_dies_and_counts_once_when_replayed,

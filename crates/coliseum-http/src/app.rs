@@ -162,7 +162,10 @@ impl Application {
                 Arc::new(settings.fx.clone()),
                 clock.clone(),
                 stats.clone(),
-                ProcessorConfig::default(),
+                ProcessorConfig {
+                    served_within: settings.ranking_max_age,
+                    ..ProcessorConfig::default()
+                },
                 vec![hot.clone(), dna.clone()],
             )
             .await
