@@ -39,7 +39,7 @@ fn coliseum_binary() -> anyhow::Result<std::path::PathBuf> {
     let engine = exe.with_file_name(format!("coliseum{}", std::env::consts::EXE_SUFFIX));
     anyhow::ensure!(
         engine.exists(),
-        "{} is not built; build it with `cargo build --release -p coliseum`",
+        "{} is not built; build it beside this binary with `cargo build --release --workspace`",
         engine.display()
     );
     Ok(engine)

@@ -130,6 +130,9 @@ impl Fallback {
         if let Some(answer) = self.kept(question, stamp) {
             return Ok(answer);
         }
+        // Its age counts from before the query: what commits while it runs
+        // is missing from it.
+        let as_of = Instant::now();
         let answer = {
             let permits = if question.is_quick() {
                 &self.permits
@@ -144,7 +147,7 @@ impl Fallback {
         };
         let kept = Kept {
             stamp,
-            read: Instant::now(),
+            read: as_of,
             answer: answer.clone(),
         };
         let rows = answer.rows();

@@ -431,6 +431,10 @@ impl Reads {
     /// The ranking for `query`, computed by the holder of its gate.
     async fn compute_board(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
         // Whoever held the gate may have computed it, and time has moved on.
+        // Its age counts from before the state it is built from was read:
+        // a batch applied while it is built is missing from it, and must be
+        // served within `max_age` of that moment all the same.
+        let as_of = std::time::Instant::now();
         let (version, watermark, from, to, key) = self.board_key(query);
         if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
@@ -453,7 +457,7 @@ impl Reads {
         {
             let cached = Cached {
                 ranking: ranking.clone(),
-                computed: std::time::Instant::now(),
+                computed: as_of,
                 parts,
             };
             let weight = cached.weight();

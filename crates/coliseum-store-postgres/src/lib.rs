@@ -493,14 +493,16 @@ impl Accounts for PostgresStore {
         self.key_owner(key_hash).await
     }
 
-    async fn revoke_session(&self, token_hash: &[u8], audit: Option<&AuditRecord>) -> Result<(), StoreError> {
+    async fn revoke_session(&self, token_hash: &[u8], audit: AuditOf<'_, i64>) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+        let user_id: Option<i64> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id")
             .bind(token_hash)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(classify)?;
-        identity::write_audit(&mut tx, audit.map_or(&[], std::slice::from_ref)).await?;
+        if let Some(user_id) = user_id {
+            identity::write_audit(&mut tx, audit(&user_id).as_slice()).await?;
+        }
         tx.commit().await.map_err(classify)
     }
 }

@@ -364,7 +364,7 @@ pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
         store.session_user(&[8; 32], now).await.expect("read").is_none(),
         "unknown"
     );
-    store.revoke_session(&[7; 32], None).await.expect("revoke");
+    store.revoke_session(&[7; 32], &unaudited).await.expect("revoke");
     assert!(
         store.session_user(&[7; 32], now).await.expect("read").is_none(),
         "revoked"
@@ -1281,6 +1281,46 @@ pub async fn audited_actions_write_their_record_with_them(store: Arc<dyn Store>)
         .set_paused(true, &audited("pipeline.paused"))
         .await
         .expect("pause");
+    // Replays are recorded with their count; one that replayed nothing is
+    // not, when the caller says so.
+    let replayed = |count: &u64| {
+        Some(AuditRecord {
+            subject: format!("dead_letters:{count}"),
+            ..audited("dead_letters.replayed")
+        })
+    };
+    store
+        .replay_dead_letters(None, at(), &replayed)
+        .await
+        .expect("replay all");
+    let only_if_any = |count: &u64| (*count > 0).then(|| audited("dead_letters.replayed_one"));
+    store
+        .replay_dead_letters(Some(42), at(), &only_if_any)
+        .await
+        .expect("replay one");
+    // A session is recorded as it starts and as it ends, for its own user;
+    // ending one that does not exist records nothing.
+    let session = NewSession {
+        token_hash: vec![5; 32],
+        user_id: created.id,
+        created_at: at(),
+        expires_at: at() + Duration::hours(1),
+    };
+    let login = AuditRecord {
+        subject: format!("user:{}", created.id),
+        ..audited("login")
+    };
+    store.create_session(&session, &login).await.expect("a session");
+    // A token already in use fails, and so its record is not written.
+    assert!(store.create_session(&session, &audited("login.twice")).await.is_err());
+    let logout = |user_id: &i64| {
+        Some(AuditRecord {
+            subject: format!("user:{user_id}"),
+            ..audited("logout")
+        })
+    };
+    store.revoke_session(&[5; 32], &logout).await.expect("log out");
+    store.revoke_session(&[5; 32], &logout).await.expect("log out again");
     // A plan that changes is recorded; one that does not change is not.
     let plan_changed = |outcome: &StripeOutcome| match outcome {
         StripeOutcome::Applied {
@@ -1312,6 +1352,9 @@ pub async fn audited_actions_write_their_record_with_them(store: Arc<dyn Store>)
     let mut expected = vec![
         ("api_key.created".to_owned(), key.clone()),
         ("api_key.revoked".to_owned(), key),
+        ("dead_letters.replayed".to_owned(), "dead_letters:0".to_owned()),
+        ("login".to_owned(), user.clone()),
+        ("logout".to_owned(), user.clone()),
         ("pipeline.paused".to_owned(), "pipeline".to_owned()),
         ("plan.changed".to_owned(), user.clone()),
         ("signup".to_owned(), user),
@@ -1387,7 +1430,12 @@ pub async fn an_action_whose_audit_record_fails_does_not_happen(store: Arc<dyn S
         .create_session(&session, &audited("login"))
         .await
         .expect("a session");
-    assert!(store.revoke_session(&[9; 32], Some(&refused("logout"))).await.is_err());
+    assert!(
+        store
+            .revoke_session(&[9; 32], &|_: &i64| Some(refused("logout")))
+            .await
+            .is_err()
+    );
     assert!(
         store.session_user(&[9; 32], at()).await.expect("read").is_some(),
         "still signed in"

@@ -189,9 +189,10 @@ pub trait Accounts: Send + Sync {
     /// The user of an unexpired session, by the hash of its token.
     async fn session_user(&self, token_hash: &[u8], now: time::OffsetDateTime) -> Result<Option<User>, StoreError>;
 
-    /// Ends a session at once; unknown tokens are ignored. `audit` (the
-    /// logout, when the session was known) is written in the same transaction.
-    async fn revoke_session(&self, token_hash: &[u8], audit: Option<&AuditRecord>) -> Result<(), StoreError>;
+    /// Ends a session at once; unknown tokens are ignored. The audit record
+    /// of the session's user (the logout) is written in the same
+    /// transaction, only when a session ended.
+    async fn revoke_session(&self, token_hash: &[u8], audit: AuditOf<'_, i64>) -> Result<(), StoreError>;
 
     /// Creates a user; `None` when the email is taken (signup never
     /// changes an existing account, unlike [`Accounts::upsert_user`]). The

@@ -205,7 +205,7 @@ pub fn bench(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
     let bench = exe.with_file_name(format!("coliseum-bench{}", std::env::consts::EXE_SUFFIX));
     if !bench.exists() {
         bail!(
-            "{} is not built; build it with `cargo build --release -p coliseum-bench`",
+            "{} is not built; build it beside this binary with `cargo build --release --workspace`",
             bench.display()
         );
     }
@@ -214,7 +214,8 @@ pub fn bench(args: &[std::ffi::OsString]) -> anyhow::Result<()> {
         .status()
         .with_context(|| format!("running {}", bench.display()))?;
     if !status.success() {
-        bail!("the benchmark failed ({status})");
+        // Its own message is printed; its exit code is passed on.
+        std::process::exit(status.code().unwrap_or(1));
     }
     Ok(())
 }
