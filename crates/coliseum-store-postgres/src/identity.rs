@@ -164,8 +164,10 @@ impl PostgresStore {
         audit: AuditOf<'_, ApiKey>,
     ) -> Result<Option<ApiKey>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
+        // Only a key still in force is revoked (and recorded); revoking it
+        // again answers the key as it is, with its first instant.
         let sql = format!(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND user_id = $2 \
+            "UPDATE api_keys SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL \
              RETURNING {API_KEY_COLUMNS}"
         );
         let row: Option<ApiKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -176,7 +178,14 @@ impl PostgresStore {
             .await
             .map_err(classify)?;
         let Some(revoked) = row.map(api_key) else {
-            return Ok(None);
+            let sql = format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE id = $1 AND user_id = $2");
+            let row: Option<ApiKeyRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(key_id)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(classify)?;
+            return Ok(row.map(api_key));
         };
         write_audit(&mut tx, audit(&revoked).as_slice()).await?;
         tx.commit().await.map_err(classify)?;

@@ -1271,6 +1271,18 @@ pub async fn audited_actions_write_their_record_with_them(store: Arc<dyn Store>)
         .await
         .expect("revoke")
         .expect("the key");
+    // Revoking it again keeps the first revocation, and records nothing.
+    let again = store
+        .revoke_api_key(
+            created.id,
+            stored.id,
+            at() + Duration::hours(1),
+            &by_id("api_key.revoked"),
+        )
+        .await
+        .expect("revoke again")
+        .expect("the key");
+    assert_eq!(again.revoked_at, Some(at()));
     // Revoking a key the user does not have does nothing, and records nothing.
     let nothing = store
         .revoke_api_key(created.id, stored.id + 100, at(), &by_id("api_key.revoked"))

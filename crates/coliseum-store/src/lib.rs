@@ -216,7 +216,8 @@ pub trait Accounts: Send + Sync {
 
     /// Revokes one of the user's keys; `None` when the user has no key with
     /// that id. Revoking twice keeps the first instant. The audit record of
-    /// the revoked key is written in the same transaction.
+    /// the revoked key is written in the same transaction, only when the key
+    /// was still in force.
     async fn revoke_api_key(
         &self,
         user_id: i64,
