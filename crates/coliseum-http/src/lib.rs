@@ -20,5 +20,6 @@ pub mod routes;
 pub mod sessions;
 pub mod settings;
 pub mod stripe;
+pub mod views;
 /// Passport deliveries' signatures (Standard Webhooks).
 pub use coliseum_signatures::passport as webhook;

@@ -176,7 +176,7 @@ impl SqliteStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(classify)?;
-            return Ok(row.map(api_key).transpose()?);
+            return row.map(api_key).transpose();
         };
         write_audit(&mut tx, audit(&revoked).as_slice()).await?;
         tx.commit().await.map_err(classify)?;

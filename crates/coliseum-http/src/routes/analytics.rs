@@ -2,8 +2,7 @@
 //! every read of derived data states (`as_of`, `watermark`).
 
 use coliseum_domain::range::Range;
-use coliseum_engine::Watermark;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -42,14 +41,6 @@ pub fn decode_cursor(cursor: &str) -> Option<(u64, usize)> {
 
 pub fn range_json(range: Range, from: OffsetDateTime, to: OffsetDateTime) -> Value {
     json!({"name": range.as_str(), "from": rfc3339(from), "to": rfc3339(to)})
-}
-
-/// `as_of` and `watermark`, for the top of a response.
-pub fn freshness(watermark: Watermark) -> Map<String, Value> {
-    Map::from_iter([
-        ("as_of".to_owned(), json!(rfc3339(watermark.as_of))),
-        ("watermark".to_owned(), json!(watermark.seq)),
-    ])
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 pub mod access;
 mod admin;
-mod analytics;
+pub(crate) mod analytics;
 mod api_keys;
 mod auth;
 mod billing;

@@ -1,0 +1,207 @@
+//! The KPI tiles (plays, votes, attendance, revenue, engagement) of the
+//! platform, an artist or a live event, with an hourly or daily series.
+
+use coliseum_domain::kpi::Kpis;
+use coliseum_domain::plans::Feature;
+use coliseum_domain::range::Range;
+use coliseum_engine::reads::{Filters, KpiQuery};
+use coliseum_store::Grain;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::params::Params;
+use crate::problem::AppError;
+use crate::routes::access::Caller;
+use crate::routes::analytics::{check_read, read_range, rfc3339};
+
+/// A KPI read as asked and allowed: the scope as written, and the query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KpisRequest {
+    /// `platform`, `artist:{id}` or `live_event:{id}`.
+    pub scope: String,
+    pub query: KpiQuery,
+}
+
+/// The parameters a KPI read takes.
+pub const PARAMETERS: &[&str] = &["scope", "range", "from", "to", "bucket", "city", "genre"];
+
+impl KpisRequest {
+    /// The request `params` make, if `caller` may make it: the scope's
+    /// entitlement, filters and custom ranges by plan.
+    pub fn read(state: &AppState, caller: &Caller, params: &Params) -> Result<Self, AppError> {
+        params.only(PARAMETERS)?;
+        let scope = params.get("scope").unwrap_or("platform");
+        let (artist, live_event) = read_scope(scope)?;
+        if let Some(artist) = &artist {
+            caller.may(Feature::ArtistKpis { artist })?;
+        }
+        if let Some(live_event) = &live_event {
+            caller.may(Feature::LiveEventKpis { live_event })?;
+        }
+        let range = read_range(params)?;
+        let filtered = params.get("city").is_some() || params.get("genre").is_some();
+        check_read(caller, range, filtered, state.clock.now())?;
+        let bucket = match params.get("bucket") {
+            None if matches!(range, Range::Hour | Range::Day) => Grain::Hour,
+            None | Some("day") => Grain::Day,
+            Some("hour") => Grain::Hour,
+            Some(_) => return Err(AppError::parameter("bucket", "must be hour or day")),
+        };
+        Ok(Self {
+            scope: scope.to_owned(),
+            query: KpiQuery {
+                artist,
+                range,
+                bucket,
+                filters: Filters {
+                    city: params.dimension("city")?,
+                    genre: params.dimension("genre")?,
+                    live_event,
+                },
+            },
+        })
+    }
+
+    /// The artist or live event the read is about, if not the platform.
+    pub fn tenant(&self) -> (Option<&str>, Option<&str>) {
+        (self.query.artist.as_deref(), self.query.filters.live_event.as_deref())
+    }
+}
+
+/// `platform`, `artist:{id}` or `live_event:{id}`.
+fn read_scope(scope: &str) -> Result<(Option<String>, Option<String>), AppError> {
+    let bad = || AppError::parameter("scope", "must be platform, artist:{id} or live_event:{id}");
+    match scope.split_once(':') {
+        None if scope == "platform" => Ok((None, None)),
+        Some(("artist", id)) if !id.is_empty() => Ok((Some(id.to_owned()), None)),
+        Some(("live_event", id)) if !id.is_empty() => Ok((None, Some(id.to_owned()))),
+        _ => Err(bad()),
+    }
+}
+
+/// The body of a KPI read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KpisBody {
+    pub scope: String,
+    pub range: RangeBody,
+    pub filters: DimensionFilters,
+    pub as_of: String,
+    pub watermark: i64,
+    /// `hour` or `day`.
+    pub bucket: &'static str,
+    /// The base currency of `revenue_minor`.
+    pub currency: String,
+    pub totals: Figures,
+    /// One point per bucket with any figure, oldest first.
+    pub series: Vec<Point>,
+}
+
+/// A range as served: its name and the instants it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RangeBody {
+    pub name: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DimensionFilters {
+    pub city: Option<String>,
+    pub genre: Option<String>,
+}
+
+/// The five KPIs as served: revenue in minor units of the base currency,
+/// engagement in points (one decimal).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    pub plays: i64,
+    pub votes: i64,
+    pub attendance: i64,
+    pub revenue_minor: i64,
+    pub engagement: f64,
+}
+
+impl From<&Kpis> for Figures {
+    fn from(kpis: &Kpis) -> Self {
+        Self {
+            plays: kpis.plays,
+            votes: kpis.votes,
+            attendance: kpis.attendance,
+            revenue_minor: kpis.revenue_minor,
+            engagement: kpis.engagement_tenths as f64 / 10.0,
+        }
+    }
+}
+
+/// One bucket of the series: its start and its figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    pub t: String,
+    #[serde(flatten)]
+    pub figures: Figures,
+}
+
+/// The body of `request` as a reader with `freshness_s` sees it (0: live;
+/// else the value as of the last boundary of that period).
+pub async fn kpis(state: &AppState, request: &KpisRequest, freshness_s: u32) -> Result<KpisBody, AppError> {
+    let query = &request.query;
+    let report = state.served.kpis(query, freshness_s).await?;
+    Ok(KpisBody {
+        scope: request.scope.clone(),
+        range: RangeBody {
+            name: query.range.as_str(),
+            from: rfc3339(report.from),
+            to: rfc3339(report.to),
+        },
+        filters: DimensionFilters {
+            city: query.filters.city.clone(),
+            genre: query.filters.genre.clone(),
+        },
+        as_of: rfc3339(report.watermark.as_of),
+        watermark: report.watermark.seq,
+        bucket: if query.bucket == Grain::Hour { "hour" } else { "day" },
+        currency: state.settings.fx.base().as_str().to_owned(),
+        totals: Figures::from(&report.totals),
+        series: report
+            .series
+            .iter()
+            .map(|(t, kpis)| Point {
+                t: rfc3339(*t),
+                figures: Figures::from(kpis),
+            })
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_name_the_platform_an_artist_or_a_live_event() {
+        assert_eq!(read_scope("platform").ok(), Some((None, None)));
+        assert_eq!(read_scope("artist:art_1").ok(), Some((Some("art_1".into()), None)));
+        assert_eq!(read_scope("live_event:l1").ok(), Some((None, Some("l1".into()))));
+        for bad in ["artist:", "artist", "user:1", "", "platform:x"] {
+            assert!(read_scope(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_point_is_its_instant_and_its_figures_side_by_side() {
+        let kpis = Kpis {
+            plays: 3,
+            engagement_tenths: 25,
+            ..Kpis::default()
+        };
+        let point = Point {
+            t: "2026-12-04T10:00:00Z".to_owned(),
+            figures: Figures::from(&kpis),
+        };
+        assert_eq!(
+            serde_json::to_value(&point).expect("json"),
+            serde_json::json!({"t": "2026-12-04T10:00:00Z", "plays": 3, "votes": 0, "attendance": 0,
+                "revenue_minor": 0, "engagement": 2.5})
+        );
+    }
+}
