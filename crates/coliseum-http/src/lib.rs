@@ -1,5 +1,6 @@
 //! The Coliseum HTTP application as a library: the engine's wiring
-//! ([`app`]), the routes, the access guard, problem documents, sessions and
+//! ([`app`]), the routes and their OpenAPI document, the access guard,
+//! problem documents, sessions and
 //! credentials, rate limits and the connection layer. The `coliseum` binary
 //! runs it; the tests drive it over real HTTP.
 //!
@@ -12,6 +13,7 @@ pub mod connections;
 pub mod credentials;
 pub mod ingest_budget;
 pub mod observability;
+pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod ratelimit;

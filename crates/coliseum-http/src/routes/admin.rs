@@ -2,32 +2,37 @@
 //! charts, pause and resume, the dead letters with their replay, and the
 //! audit log. Every one requires an admin; every change is audited.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use coliseum_engine::health::{PipelineHealth, pipeline_health};
 use coliseum_store::DeadLetter;
+use serde::Serialize;
 use serde_json::{Value, json};
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use time::{Duration, OffsetDateTime};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::AdminUser;
 use crate::app::AppState;
 use crate::audit::{self, RequestId};
+use crate::openapi::Problems;
 use crate::params::Params;
 use crate::problem::AppError;
+use crate::views::pipeline::{self, PipelineBody, SeriesBody, SeriesParams, SeriesRequest};
+use crate::views::rfc3339;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/admin/pipeline", get(pipeline))
-        .route("/v1/admin/pipeline/series", get(series))
-        .route("/v1/admin/pipeline/pause", post(pause))
-        .route("/v1/admin/pipeline/resume", post(resume))
-        .route("/v1/admin/dead-letters", get(dead_letters))
-        .route("/v1/admin/dead-letters/replay", post(replay_all))
-        .route("/v1/admin/dead-letters/{seq}/replay", post(replay_one))
-        .route("/v1/admin/audit", get(audit_log))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_pipeline))
+        .routes(routes!(series))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(dead_letters))
+        .routes(routes!(replay_all))
+        .routes(routes!(replay_one))
+        .routes(routes!(audit_log))
 }
 
 /// The audit record of an admin action on the pipeline.
@@ -47,13 +52,66 @@ fn admin_record(
     audit::record_of(state, request, event)
 }
 
-/// `?actor=&action=&subject=&since=&limit=&cursor=`: newest first.
+/// The query parameters of the audit log.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct AuditParams {
+    /// Only records of this actor (`user:{id}`, `stripe`, …).
+    actor: Option<String>,
+    /// Only records of this action (`api_key.created`, …).
+    action: Option<String>,
+    /// Only records about this subject.
+    subject: Option<String>,
+    /// Only records at or after this instant (RFC 3339).
+    since: Option<String>,
+    /// Records per page, 1 to 100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+pub(crate) const AUDIT_PARAMETERS: &[&str] = &["actor", "action", "subject", "since", "limit", "cursor"];
+
+/// One audited action.
+#[derive(Debug, Serialize, ToSchema)]
+struct AuditItem {
+    id: i64,
+    at: String,
+    actor: String,
+    action: String,
+    subject: String,
+    /// The `X-Request-Id` of the request that did it.
+    request_id: String,
+    /// What the action changed, as recorded with it.
+    #[schema(value_type = Object)]
+    detail: Value,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct AuditPage {
+    items: Vec<AuditItem>,
+    /// The next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// The audit log, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/audit",
+    tag = "admin",
+    params(AuditParams),
+    responses((status = 200, description = "A page of the audit log", body = AuditPage), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn audit_log(
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
+    AdminUser(_admin): AdminUser,
     params: Params,
-) -> Result<Json<Value>, AppError> {
-    params.only(&["actor", "action", "subject", "since", "limit", "cursor"])?;
+) -> Result<Json<AuditPage>, AppError> {
+    params.only(AUDIT_PARAMETERS)?;
     let limit = params.limit()?;
     let since = params
         .get("since")
@@ -83,153 +141,170 @@ async fn audit_log(
     let more = records.len() > limit as usize;
     records.truncate(limit as usize);
     let next_cursor = more.then(|| records.last().map(|r| r.id.to_string())).flatten();
-    let items: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "at": rfc3339(r.at),
-                "actor": r.actor,
-                "action": r.action,
-                "subject": r.subject,
-                "request_id": r.request_id,
-                "detail": serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
-            })
+    let items = records
+        .into_iter()
+        .map(|r| AuditItem {
+            detail: serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
+            id: r.id,
+            at: rfc3339(r.at),
+            actor: r.actor,
+            action: r.action,
+            subject: r.subject,
+            request_id: r.request_id,
         })
         .collect();
-    Ok(Json(json!({"items": items, "next_cursor": next_cursor})))
+    Ok(Json(AuditPage { items, next_cursor }))
 }
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
+/// The pipeline's health now.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/pipeline",
+    tag = "admin",
+    responses((status = 200, description = "The pipeline's health", body = PipelineBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
+async fn get_pipeline(
+    State(state): State<AppState>,
+    AdminUser(_admin): AdminUser,
+) -> Result<Json<PipelineBody>, AppError> {
+    Ok(Json(pipeline::pipeline(&state).await?))
 }
 
-fn health_json(health: &PipelineHealth) -> Value {
-    json!({
-        "paused": health.paused,
-        "head_seq": health.head_seq,
-        "processed_seq": health.processed_seq,
-        "queue_depth": health.queue_depth,
-        "ingest_per_s": health.ingest_per_s,
-        "processed_per_s": health.processed_per_s,
-        "error_rate_10m": health.error_rate_10m,
-        "latency_ms": {
-            "p50": health.latency_ms.p50,
-            "p95": health.latency_ms.p95,
-            "p99": health.latency_ms.p99,
-        },
-        "dead_letters": health.dead_letters,
-        "unrecognized": health.unrecognized,
-        "ingest_queue_entries": health.ingest_queue_entries,
-    })
-}
-
-async fn pipeline(State(state): State<AppState>, AdminUser(_): AdminUser) -> Result<Json<Value>, AppError> {
-    let health = pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, state.clock.now()).await?;
-    Ok(Json(health_json(&health)))
-}
-
-/// The figures a chart can plot, by name.
-const SERIES: &[&str] = &[
-    "queue_depth",
-    "ingest_per_s",
-    "processed_per_s",
-    "error_rate_10m",
-    "latency_p50_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-    "dead_letters",
-];
-
-fn series_value(health: &PipelineHealth, metric: &str) -> f64 {
-    match metric {
-        "queue_depth" => health.queue_depth as f64,
-        "ingest_per_s" => health.ingest_per_s,
-        "processed_per_s" => health.processed_per_s,
-        "error_rate_10m" => health.error_rate_10m,
-        "latency_p50_ms" => health.latency_ms.p50,
-        "latency_p95_ms" => health.latency_ms.p95,
-        "latency_p99_ms" => health.latency_ms.p99,
-        _ => health.dead_letters as f64,
-    }
-}
-
-/// `?metric=…&range=1h|24h`: the readings sampled since the engine started.
+/// One figure of the pipeline's health, sampled over the last hour or day.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/pipeline/series",
+    tag = "admin",
+    params(SeriesParams),
+    responses((status = 200, description = "The readings, oldest first", body = SeriesBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn series(
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
+    AdminUser(_admin): AdminUser,
     params: Params,
-) -> Result<Json<Value>, AppError> {
-    params.only(&["metric", "range"])?;
-    let metric = params.required("metric")?;
-    if !SERIES.contains(&metric) {
-        return Err(AppError::parameter(
-            "metric",
-            format!("must be one of {}", SERIES.join(", ")),
-        ));
-    }
-    let span = match params.get("range").unwrap_or("1h") {
-        "1h" => Duration::hours(1),
-        "24h" => Duration::hours(24),
-        _ => return Err(AppError::parameter("range", "must be 1h or 24h")),
-    };
-    let to = state.clock.now();
-    let points: Vec<Value> = state
-        .health_history
-        .since(to - span)
-        .iter()
-        .map(|h| json!({"t": rfc3339(h.at), "value": series_value(h, metric)}))
-        .collect();
-    Ok(Json(json!({
-        "metric": metric,
-        "range": {"from": rfc3339(to - span), "to": rfc3339(to)},
-        "points": points,
-    })))
+) -> Result<Json<SeriesBody>, AppError> {
+    let request = SeriesRequest::read(&params)?;
+    Ok(Json(pipeline::series(&state, &request)))
 }
 
+/// Whether the pipeline processes entries.
+#[derive(Debug, Serialize, ToSchema)]
+struct PausedBody {
+    paused: bool,
+}
+
+/// Stops processing; ingestion goes on and entries wait.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/pipeline/pause",
+    tag = "admin",
+    responses((status = 200, description = "Paused", body = PausedBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn pause(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     request: RequestId,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<PausedBody>, AppError> {
     let record = admin_record(&state, &request, &admin, "pipeline.paused", json!({}));
     state.processor.pause(&record).await?;
     tracing::info!(admin = admin.id, "pipeline paused");
-    Ok(Json(json!({"paused": true})))
+    Ok(Json(PausedBody { paused: true }))
 }
 
+/// Resumes processing where it stopped.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/pipeline/resume",
+    tag = "admin",
+    responses((status = 200, description = "Running", body = PausedBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn resume(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     request: RequestId,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<PausedBody>, AppError> {
     let record = admin_record(&state, &request, &admin, "pipeline.resumed", json!({}));
     state.processor.resume(&record).await?;
     tracing::info!(admin = admin.id, "pipeline resumed");
-    Ok(Json(json!({"paused": false})))
+    Ok(Json(PausedBody { paused: false }))
 }
 
-fn dead_letter_json(letter: &DeadLetter) -> Value {
-    json!({
-        "id": letter.seq,
-        "seq": letter.seq,
-        "event_id": letter.event_id,
-        "reason": letter.reason,
-        "attempts": letter.attempts,
-        "state": letter.state.as_str(),
-        "first_failed_at": rfc3339(letter.first_failed_at),
-        "last_failed_at": rfc3339(letter.last_failed_at),
-        "next_attempt_at": letter.next_attempt_at.map(rfc3339),
-    })
+/// An entry that failed to process, and what became of it.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeadLetterBody {
+    /// The same as `seq`: what a replay names.
+    id: i64,
+    /// The entry's place in the log.
+    seq: i64,
+    event_id: String,
+    reason: String,
+    attempts: i64,
+    /// `retrying`, `dead` or `replayed`.
+    state: &'static str,
+    first_failed_at: String,
+    last_failed_at: String,
+    next_attempt_at: Option<String>,
 }
 
-/// `?limit=&cursor=&include_replayed=`: oldest first.
+impl From<&DeadLetter> for DeadLetterBody {
+    fn from(letter: &DeadLetter) -> Self {
+        Self {
+            id: letter.seq,
+            seq: letter.seq,
+            event_id: letter.event_id.clone(),
+            reason: letter.reason.clone(),
+            attempts: letter.attempts.into(),
+            state: letter.state.as_str(),
+            first_failed_at: rfc3339(letter.first_failed_at),
+            last_failed_at: rfc3339(letter.last_failed_at),
+            next_attempt_at: letter.next_attempt_at.map(rfc3339),
+        }
+    }
+}
+
+/// The query parameters of the dead letters.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct DeadLetterParams {
+    /// Letters per page, 1 to 100 (default 25).
+    #[param(minimum = 1, maximum = 100)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+    /// Include letters already replayed (default `false`).
+    include_replayed: Option<bool>,
+}
+
+pub(crate) const DEAD_LETTER_PARAMETERS: &[&str] = &["limit", "cursor", "include_replayed"];
+
+/// A page of dead letters, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeadLetterPage {
+    items: Vec<DeadLetterBody>,
+    /// The next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// The dead letters, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/admin/dead-letters",
+    tag = "admin",
+    params(DeadLetterParams),
+    responses((status = 200, description = "A page of dead letters", body = DeadLetterPage), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn dead_letters(
     State(state): State<AppState>,
-    AdminUser(_): AdminUser,
+    AdminUser(_admin): AdminUser,
     params: Params,
-) -> Result<Json<Value>, AppError> {
-    params.only(&["limit", "cursor", "include_replayed"])?;
+) -> Result<Json<DeadLetterPage>, AppError> {
+    params.only(DEAD_LETTER_PARAMETERS)?;
     let limit = params.limit()?;
     let after = match params.get("cursor") {
         None => 0,
@@ -243,32 +318,55 @@ async fn dead_letters(
     let more = letters.len() > limit as usize;
     letters.truncate(limit as usize);
     let next_cursor = more.then(|| letters.last().map(|l| l.seq.to_string())).flatten();
-    Ok(Json(json!({
-        "items": letters.iter().map(dead_letter_json).collect::<Vec<_>>(),
-        "next_cursor": next_cursor,
-    })))
+    Ok(Json(DeadLetterPage {
+        items: letters.iter().map(DeadLetterBody::from).collect(),
+        next_cursor,
+    }))
 }
 
+/// How many dead letters went back to be processed.
+#[derive(Debug, Serialize, ToSchema)]
+struct ReplayedBody {
+    replayed: u64,
+}
+
+/// Sends every waiting dead letter back to be processed.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/dead-letters/replay",
+    tag = "admin",
+    responses((status = 202, description = "Queued for processing", body = ReplayedBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn replay_all(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     request: RequestId,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<ReplayedBody>), AppError> {
     let record = |replayed: &u64| {
         let detail = json!({"replayed": replayed});
         Some(admin_record(&state, &request, &admin, "dead_letters.replayed", detail))
     };
     let replayed = state.processor.replay_dead_letters(None, &record).await?;
     tracing::info!(admin = admin.id, replayed, "dead letters replayed");
-    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": replayed}))))
+    Ok((StatusCode::ACCEPTED, Json(ReplayedBody { replayed })))
 }
 
+/// Sends one waiting dead letter back to be processed.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/dead-letters/{seq}/replay",
+    tag = "admin",
+    params(("seq" = String, Path, description = "The dead letter's `seq`")),
+    responses((status = 202, description = "Queued for processing", body = ReplayedBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn replay_one(
     State(state): State<AppState>,
     AdminUser(admin): AdminUser,
     request: RequestId,
     Path(seq): Path<String>,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<ReplayedBody>), AppError> {
     let seq: i64 = seq
         .parse()
         .map_err(|_| AppError::NotFound(format!("there is no dead letter {seq}")))?;
@@ -284,5 +382,5 @@ async fn replay_one(
         )));
     }
     tracing::info!(admin = admin.id, seq, "dead letter replayed");
-    Ok((StatusCode::ACCEPTED, Json(json!({"replayed": replayed}))))
+    Ok((StatusCode::ACCEPTED, Json(ReplayedBody { replayed })))
 }

@@ -2,15 +2,16 @@
 //! A key is shown once, at creation; the store keeps only its hash. It acts
 //! as its owner, with the owner's plan and role of the moment.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use coliseum_domain::plans::Feature;
 use coliseum_store::{ApiKey, AuditOf, NewApiKey, StoreError};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use time::format_description::well_known::Rfc3339;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{Caller, SignedIn};
 use coliseum_domain::text::{FORBIDDEN_CHARS, has_forbidden_chars};
@@ -18,38 +19,78 @@ use coliseum_domain::text::{FORBIDDEN_CHARS, has_forbidden_chars};
 use crate::app::AppState;
 use crate::audit::{self, RequestId};
 use crate::credentials;
+use crate::openapi::Problems;
 use crate::problem::AppError;
+use crate::views::rfc3339;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/api-keys", get(list).post(create))
-        .route("/v1/api-keys/{id}", delete(revoke))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(revoke))
 }
 
 const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Deserialize)]
+/// A new key's name, 1 to 100 characters.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewKeyBody {
     name: String,
 }
 
-fn key_json(key: &ApiKey) -> Value {
-    json!({
-        "id": key.id,
-        "name": key.name,
-        "prefix": key.prefix,
-        "created_at": key.created_at.format(&Rfc3339).unwrap_or_default(),
-        "revoked_at": key.revoked_at.and_then(|at| at.format(&Rfc3339).ok()),
-    })
+/// A key as stored: never the key itself.
+#[derive(Debug, Serialize, ToSchema)]
+struct KeyBody {
+    id: i64,
+    name: String,
+    /// The key's first characters, to tell keys apart.
+    prefix: String,
+    created_at: String,
+    revoked_at: Option<String>,
 }
 
+impl From<&ApiKey> for KeyBody {
+    fn from(key: &ApiKey) -> Self {
+        Self {
+            id: key.id,
+            name: key.name.clone(),
+            prefix: key.prefix.clone(),
+            created_at: rfc3339(key.created_at),
+            revoked_at: key.revoked_at.map(rfc3339),
+        }
+    }
+}
+
+/// A new key, shown in clear in this response only.
+#[derive(Debug, Serialize, ToSchema)]
+struct NewKey {
+    #[serde(flatten)]
+    stored: KeyBody,
+    /// `ck_…`: send it as `Authorization: Bearer ck_…`.
+    key: String,
+}
+
+/// The caller's keys, revoked ones included.
+#[derive(Debug, Serialize, ToSchema)]
+struct KeyList {
+    items: Vec<KeyBody>,
+}
+
+/// A new API key (Pro and Enterprise), shown once.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    request_body = NewKeyBody,
+    responses((status = 201, description = "The new key, shown once", body = NewKey), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn create(
     State(state): State<AppState>,
     caller: Caller,
     request: RequestId,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Value>), AppError> {
+) -> Result<(StatusCode, Json<NewKey>), AppError> {
     let user = caller.user()?;
     caller.may(Feature::ApiKeys)?;
     let body: NewKeyBody = serde_json::from_slice(&body).map_err(|error| AppError::Malformed {
@@ -81,8 +122,10 @@ async fn create(
         Some(audit::record_of(&state, &request, event))
     };
     let (key, stored) = issue(&state, user.id, name, &record).await?;
-    let mut body = key_json(&stored);
-    body["key"] = json!(key);
+    let body = NewKey {
+        stored: KeyBody::from(&stored),
+        key,
+    };
     Ok((StatusCode::CREATED, Json(body)))
 }
 
@@ -116,11 +159,30 @@ pub async fn issue(
     Ok((new_key.key, stored))
 }
 
-async fn list(State(state): State<AppState>, SignedIn(user, _): SignedIn) -> Result<Json<Value>, AppError> {
+/// The caller's API keys, revoked ones included.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    responses((status = 200, description = "The keys", body = KeyList), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
+async fn list(State(state): State<AppState>, SignedIn(user, _): SignedIn) -> Result<Json<KeyList>, AppError> {
     let keys = state.store.api_keys(user.id).await?;
-    Ok(Json(json!({"items": keys.iter().map(key_json).collect::<Vec<_>>()})))
+    Ok(Json(KeyList {
+        items: keys.iter().map(KeyBody::from).collect(),
+    }))
 }
 
+/// Revokes one of the caller's keys at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    params(("id" = String, Path, description = "The key's `id`")),
+    responses((status = 204, description = "Revoked"), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

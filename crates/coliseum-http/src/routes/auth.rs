@@ -1,36 +1,69 @@
 //! Browser sessions: `POST /v1/auth/signup`, `/login` and `/logout`, the
 //! session's CSRF token at `GET /v1/auth/csrf`, and `GET /v1/me`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use coliseum_domain::plans::{Plan, Role, entitlements};
 use coliseum_store::{NewUser, User};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{Caller, SignedIn, Via, cookie_token, subject_of, throttle_login};
 use crate::app::AppState;
 use crate::audit::{self, RequestId};
 use crate::credentials;
+use crate::openapi::Problems;
 use crate::problem::AppError;
 use crate::sessions;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/auth/signup", post(signup))
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/csrf", get(csrf))
-        .route("/v1/me", get(me))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(signup))
+        .routes(routes!(login))
+        .routes(routes!(logout))
+        .routes(routes!(csrf))
+        .routes(routes!(me))
 }
 
-#[derive(Debug, Deserialize)]
+/// An email and a password (at least 10 characters to sign up).
+#[derive(Debug, Deserialize, ToSchema)]
 struct Credentials {
     email: String,
     password: String,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserBody {
+    id: i64,
+    email: String,
+    /// `fan`, `artist`, `host`, `brand`, `developer` or `admin`.
+    role: &'static str,
+    /// `public`, `free`, `basic`, `pro` or `enterprise`.
+    plan: &'static str,
+}
+
+impl From<&User> for UserBody {
+    fn from(user: &User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.clone(),
+            role: user.role.as_str(),
+            plan: user.plan.as_str(),
+        }
+    }
+}
+
+/// A new session: its user, and the CSRF token its unsafe requests carry.
+#[derive(Debug, Serialize, ToSchema)]
+struct SessionBody {
+    user: UserBody,
+    csrf_token: String,
 }
 
 fn read_credentials(body: &[u8]) -> Result<Credentials, AppError> {
@@ -95,7 +128,15 @@ fn origin_of(url: &str) -> &str {
     &url[..end]
 }
 
-/// `POST /v1/auth/signup`: a new Free fan, signed in at once.
+/// A new Free fan account, signed in at once (the session cookie is set).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/signup",
+    tag = "accounts",
+    request_body = Credentials,
+    responses((status = 201, description = "Signed up and in", body = SessionBody), Problems),
+    security(()),
+)]
 async fn signup(
     State(state): State<AppState>,
     request: RequestId,
@@ -175,10 +216,22 @@ async fn start_session(state: &AppState, request: &RequestId, user: &User) -> Re
         )
         .await?;
     let cookie = sessions::session_cookie(&token, state.settings.secure_cookies());
-    let body = json!({"user": user_json(user), "csrf_token": credentials::csrf_token(&token)});
+    let body = SessionBody {
+        user: UserBody::from(user),
+        csrf_token: credentials::csrf_token(&token),
+    };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
+/// Signs in with an email and password (the session cookie is set).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "accounts",
+    request_body = Credentials,
+    responses((status = 200, description = "Signed in", body = SessionBody), Problems),
+    security(()),
+)]
 async fn login(
     State(state): State<AppState>,
     request: RequestId,
@@ -209,7 +262,14 @@ async fn login(
     start_session(&state, &request, &user).await
 }
 
-/// `POST /v1/auth/logout`: the session ends server-side at once.
+/// Ends the browser session server-side at once, and clears its cookie.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "accounts",
+    responses((status = 204, description = "Signed out"), Problems),
+    security((), ("session" = [])),
+)]
 async fn logout(
     State(state): State<AppState>,
     _caller: Caller,
@@ -227,28 +287,71 @@ async fn logout(
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-/// `GET /v1/auth/csrf`: the token unsafe requests of this session carry.
-async fn csrf(SignedIn(_, via): SignedIn) -> Result<Json<serde_json::Value>, AppError> {
+/// The token a browser session's unsafe requests carry in `X-CSRF-Token`.
+#[derive(Debug, Serialize, ToSchema)]
+struct CsrfBody {
+    token: String,
+}
+
+/// The CSRF token of the caller's browser session.
+#[utoipa::path(
+    get,
+    path = "/v1/auth/csrf",
+    tag = "accounts",
+    responses((status = 200, description = "The session's CSRF token", body = CsrfBody), Problems),
+    security(("session" = [])),
+)]
+async fn csrf(SignedIn(_user, via): SignedIn) -> Result<Json<CsrfBody>, AppError> {
     match via {
-        Via::Session(token) => Ok(Json(json!({"token": credentials::csrf_token(&token)}))),
+        Via::Session(token) => Ok(Json(CsrfBody {
+            token: credentials::csrf_token(&token),
+        })),
         _ => Err(AppError::Unauthorized(
             "CSRF tokens belong to browser sessions; bearer tokens need none".to_owned(),
         )),
     }
 }
 
-/// `GET /v1/me`: the caller, its links, its plan and the entitlements in force.
-async fn me(SignedIn(user, _): SignedIn) -> Json<serde_json::Value> {
-    let entitlements = entitlements(&subject_of(&user));
-    Json(json!({
-        "user": {"id": user.id, "email": user.email, "role": user.role.as_str()},
-        "plan": user.plan.as_str(),
-        "artists": user.artists,
-        "live_events": user.live_events,
-        "entitlements": entitlements,
-    }))
+#[derive(Debug, Serialize, ToSchema)]
+struct MeUser {
+    id: i64,
+    email: String,
+    role: &'static str,
 }
 
-pub fn user_json(user: &User) -> serde_json::Value {
-    json!({"id": user.id, "email": user.email, "role": user.role.as_str(), "plan": user.plan.as_str()})
+/// The caller, its links, its plan and the entitlements in force.
+#[derive(Debug, Serialize, ToSchema)]
+struct MeBody {
+    user: MeUser,
+    plan: &'static str,
+    /// The artists this account speaks for.
+    artists: Vec<String>,
+    /// The live events this account hosts.
+    live_events: Vec<String>,
+    /// Every entitlement in force (PLANS.md), by name.
+    #[schema(value_type = Object)]
+    entitlements: serde_json::Value,
+}
+
+/// The caller, its links, its plan and the entitlements in force.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "accounts",
+    responses((status = 200, description = "The caller", body = MeBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
+async fn me(SignedIn(user, _): SignedIn) -> Json<MeBody> {
+    let entitlements = serde_json::to_value(entitlements(&subject_of(&user))).unwrap_or_default();
+    Json(MeBody {
+        user: MeUser {
+            id: user.id,
+            email: user.email.clone(),
+            role: user.role.as_str(),
+        },
+        plan: user.plan.as_str(),
+        artists: user.artists,
+        live_events: user.live_events,
+        entitlements,
+    })
 }

@@ -2,27 +2,34 @@
 //! plan or manage a subscription. The Stripe API's base URL is a setting,
 //! so that tests (and staging) can point it at a stand-in.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use coliseum_domain::plans::Plan;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::SignedIn;
 use crate::app::AppState;
+use crate::openapi::Problems;
 use crate::problem::AppError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/billing/checkout", post(checkout))
-        .route("/v1/billing/portal", post(portal))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(checkout)).routes(routes!(portal))
 }
 
-#[derive(Debug, Deserialize)]
+/// The plan to buy: `basic`, `pro` or `enterprise`.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckoutBody {
     plan: String,
+}
+
+/// A Stripe-hosted page to send the browser to.
+#[derive(Debug, Serialize, ToSchema)]
+struct StripePage {
+    url: String,
 }
 
 fn not_configured() -> AppError {
@@ -42,11 +49,20 @@ fn return_url(state: &AppState, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))
 }
 
+/// A Stripe Checkout page to buy a plan.
+#[utoipa::path(
+    post,
+    path = "/v1/billing/checkout",
+    tag = "billing",
+    request_body = CheckoutBody,
+    responses((status = 200, description = "Where to send the browser", body = StripePage), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
 async fn checkout(
     State(state): State<AppState>,
     SignedIn(user, _): SignedIn,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<StripePage>, AppError> {
     let body: CheckoutBody = serde_json::from_slice(&body).map_err(|error| AppError::Malformed {
         detail: format!("expected {{\"plan\": \"basic\" | \"pro\" | \"enterprise\"}}: {error}"),
         errors: Vec::new(),
@@ -95,10 +111,18 @@ async fn checkout(
         None => form.push(("customer_email", user.email.clone())),
     }
     let url = stripe_session(&state, "/v1/checkout/sessions", &form).await?;
-    Ok(Json(json!({"url": url})))
+    Ok(Json(StripePage { url }))
 }
 
-async fn portal(State(state): State<AppState>, SignedIn(user, _): SignedIn) -> Result<Json<Value>, AppError> {
+/// The Stripe billing portal of the caller's subscription.
+#[utoipa::path(
+    post,
+    path = "/v1/billing/portal",
+    tag = "billing",
+    responses((status = 200, description = "Where to send the browser", body = StripePage), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
+async fn portal(State(state): State<AppState>, SignedIn(user, _): SignedIn) -> Result<Json<StripePage>, AppError> {
     let customer = state
         .store
         .stripe_customer(user.id)
@@ -106,7 +130,7 @@ async fn portal(State(state): State<AppState>, SignedIn(user, _): SignedIn) -> R
         .ok_or_else(|| AppError::Conflict("there is no subscription to manage yet; check out first".to_owned()))?;
     let form = [("customer", customer), ("return_url", return_url(&state, "/billing"))];
     let url = stripe_session(&state, "/v1/billing_portal/sessions", &form).await?;
-    Ok(Json(json!({"url": url})))
+    Ok(Json(StripePage { url }))
 }
 
 /// Creates a Stripe session (form-encoded, as the Stripe API takes) and
@@ -123,19 +147,19 @@ async fn stripe_session(state: &AppState, path: &str, form: &[(&str, String)]) -
         .await
         .map_err(|error| AppError::Upstream(format!("Stripe could not be reached: {error}")))?;
     let status = response.status();
-    let body: Value = response
+    let body: serde_json::Value = response
         .json()
         .await
         .map_err(|error| AppError::Upstream(format!("Stripe answered {status} with no JSON: {error}")))?;
     if !status.is_success() {
         let message = body
             .pointer("/error/message")
-            .and_then(Value::as_str)
+            .and_then(serde_json::Value::as_str)
             .unwrap_or("no message");
         return Err(AppError::Upstream(format!("Stripe answered {status}: {message}")));
     }
     body.get("url")
-        .and_then(Value::as_str)
+        .and_then(serde_json::Value::as_str)
         .map(str::to_owned)
         .ok_or_else(|| AppError::Upstream("Stripe's session has no url".to_owned()))
 }

@@ -2,20 +2,22 @@
 //! engagement) of the platform, an artist or a live event, with an hourly or
 //! daily series, over a range, optionally by city and genre.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::Caller;
 use crate::app::AppState;
 use crate::audit::{self, RequestId};
+use crate::openapi::Problems;
 use crate::params::Params;
 use crate::problem::AppError;
-use crate::views::kpis::{KpisBody, KpisRequest};
+use crate::views::kpis::{KpisBody, KpisParams, KpisRequest};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/kpis", get(kpis))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(kpis))
 }
 
 /// An admin reading a tenant's full KPIs without being linked to it is
@@ -42,6 +44,15 @@ async fn audit_tenant_read(
     audit::record(state, request, event).await
 }
 
+/// The KPI tiles and their series.
+#[utoipa::path(
+    get,
+    path = "/v1/kpis",
+    tag = "analytics",
+    params(KpisParams),
+    responses((status = 200, description = "The tiles and their series", body = KpisBody), Problems),
+    security((), ("session" = []), ("bearer" = [])),
+)]
 async fn kpis(
     State(state): State<AppState>,
     caller: Caller,

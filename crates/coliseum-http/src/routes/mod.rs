@@ -3,7 +3,6 @@
 
 pub mod access;
 mod admin;
-pub(crate) mod analytics;
 mod api_keys;
 mod auth;
 mod billing;
@@ -19,12 +18,17 @@ use axum::http::{Method, Uri};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
+use crate::openapi::{ApiDoc, DOCS_PATH, DOCUMENT_PATH};
 use crate::problem::AppError;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
+/// Every route of the API, each with its description.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(passport::router())
         .merge(auth::router())
         .merge(api_keys::router())
@@ -35,6 +39,13 @@ pub fn router(state: AppState) -> Router {
         .merge(leaderboards::router())
         .merge(dna::router())
         .merge(ops::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let (api, document) = api().split_for_parts();
+    api
+        // The document at `/openapi.json`, Swagger UI reading it at `/docs`.
+        .merge(SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document))
         // Every route passes the access guard (rules in `access::RULES`).
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(not_found)
@@ -60,4 +71,129 @@ async fn not_found(uri: Uri) -> AppError {
 
 async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
     AppError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::path::{Operation, ParameterIn};
+
+    use super::*;
+    use crate::views;
+
+    fn operations() -> Vec<(String, String, Operation)> {
+        let document = api().into_openapi();
+        let mut operations = Vec::new();
+        for (path, item) in document.paths.paths {
+            for (method, operation) in [
+                ("GET", item.get),
+                ("POST", item.post),
+                ("PUT", item.put),
+                ("PATCH", item.patch),
+                ("DELETE", item.delete),
+            ] {
+                if let Some(operation) = operation {
+                    operations.push((method.to_owned(), path.clone(), operation));
+                }
+            }
+        }
+        operations
+    }
+
+    /// The access guard refuses a route without a rule, so the rules are
+    /// every route that can answer: each one is in the document, and the
+    /// document describes nothing that is not routed.
+    #[test]
+    fn every_route_is_in_the_document_and_nothing_else() {
+        let documented: BTreeSet<(String, String)> = operations().into_iter().map(|(m, p, _)| (m, p)).collect();
+        let routed: BTreeSet<(String, String)> = access::RULES
+            .iter()
+            .filter(|(_, path, _)| *path != DOCUMENT_PATH && !path.starts_with(DOCS_PATH))
+            .map(|(method, path, _)| ((*method).to_owned(), (*path).to_owned()))
+            .collect();
+        assert_eq!(documented, routed);
+    }
+
+    /// A handler refuses a parameter it does not know: the document must
+    /// name exactly the parameters each handler reads.
+    #[test]
+    fn each_operation_documents_the_query_parameters_its_handler_reads() {
+        let boards = [views::boards::BOARD_PARAMETERS, views::boards::PAGE_PARAMETERS].concat();
+        let around = [views::boards::BOARD_PARAMETERS, views::boards::AROUND_PARAMETERS].concat();
+        let known: &[(&str, &[&str])] = &[
+            ("/v1/kpis", views::kpis::PARAMETERS),
+            ("/v1/leaderboards/{metric}", &boards),
+            ("/v1/leaderboards/{metric}/around/{artist_id}", &around),
+            ("/v1/dna/leaderboards/{domain}", views::dna::BOARD_PARAMETERS),
+            ("/v1/dna/artists/{artist_id}", views::dna::EXPLANATION_PARAMETERS),
+            ("/v1/dna/movers", views::dna::MOVERS_PARAMETERS),
+            ("/v1/admin/pipeline/series", views::pipeline::SERIES_PARAMETERS),
+            ("/v1/admin/audit", admin::AUDIT_PARAMETERS),
+            ("/v1/admin/dead-letters", admin::DEAD_LETTER_PARAMETERS),
+        ];
+        for (method, path, operation) in operations() {
+            let documented: BTreeSet<String> = operation
+                .parameters
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| match p {
+                    RefOr::T(p) if p.parameter_in == ParameterIn::Query => Some(p.name),
+                    _ => None,
+                })
+                .collect();
+            let read: BTreeSet<String> = known
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, names)| names.iter().map(|n| (*n).to_owned()).collect())
+                .unwrap_or_default();
+            assert_eq!(documented, read, "{method} {path}");
+        }
+    }
+
+    /// Every `$ref` in the document names a schema the document holds.
+    #[test]
+    fn every_reference_resolves() {
+        fn references(value: &serde_json::Value, found: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(target)) = map.get("$ref") {
+                        found.push(target.clone());
+                    }
+                    map.values().for_each(|v| references(v, found));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+                _ => {}
+            }
+        }
+        let document = serde_json::to_value(api().into_openapi()).expect("json");
+        let mut found = Vec::new();
+        references(&document, &mut found);
+        assert!(!found.is_empty());
+        for target in found {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .expect("a schema reference");
+            assert!(
+                document["components"]["schemas"].get(name).is_some(),
+                "{target} does not resolve"
+            );
+        }
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_a_problem_for_every_failure() {
+        let document = serde_json::to_value(api().into_openapi()).expect("json");
+        assert_eq!(document["openapi"], "3.1.0");
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("item") {
+                let problem = &operation["responses"]["default"]["content"]["application/problem+json"];
+                assert_eq!(
+                    problem["schema"]["$ref"], "#/components/schemas/Problem",
+                    "{method} {path}"
+                );
+            }
+        }
+    }
 }

@@ -1,33 +1,67 @@
 //! Operations: `/healthz` (alive), `/readyz` (able to serve), `/metrics`
 //! (Prometheus text, for admins or holders of the metrics token).
 
+use axum::Json;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::AdminUser;
 use crate::app::AppState;
 use crate::observability;
+use crate::openapi::Problems;
 use crate::problem::AppError;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+#[derive(Debug, Serialize, ToSchema)]
+struct Alive {
+    /// `ok`.
+    status: &'static str,
+}
+
+/// Alive: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Alive), Problems),
+    security(()),
+)]
+async fn healthz() -> Json<Alive> {
+    Json(Alive { status: "ok" })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+struct Ready {
+    /// `ready`.
+    status: &'static str,
+    /// `sqlite` or `postgres`.
+    backend: &'static str,
+    /// `running`, `paused`, or `elsewhere` (this node does not process).
+    processor: &'static str,
 }
 
 /// Ready when the store answers (migrations ran before the listener opened)
 /// and the processor is running, or paused on purpose.
-async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, AppError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses((status = 200, description = "Ready", body = Ready), Problems),
+    security(()),
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Ready>, AppError> {
     let unready = |error: coliseum_store::StoreError| {
         tracing::warn!(error = %error, "not ready");
         AppError::Unavailable {
@@ -37,17 +71,28 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     };
     state.store.ping().await.map_err(unready)?;
     let pipeline = state.store.pipeline_state().await.map_err(unready)?;
-    Ok(Json(json!({
-        "status": "ready",
-        "backend": state.store.backend(),
-        "processor": match (state.settings.process, pipeline.paused) {
+    Ok(Json(Ready {
+        status: "ready",
+        backend: state.store.backend(),
+        processor: match (state.settings.process, pipeline.paused) {
             (false, _) => "elsewhere",
             (true, true) => "paused",
             (true, false) => "running",
         },
-    })))
+    }))
 }
 
+/// Prometheus metrics, for admins or holders of the metrics token.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The Prometheus text format", body = String, content_type = "text/plain"),
+        Problems,
+    ),
+    security(("bearer" = []), ("session" = [])),
+)]
 async fn metrics(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
     let (mut parts, _) = request.into_parts();
     if !has_metrics_token(&state, &parts.headers) {

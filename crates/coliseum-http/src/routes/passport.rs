@@ -8,8 +8,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use bytes::{Bytes, BytesMut};
 use coliseum_domain::passport::{self, FieldError, MAX_BODY_BYTES, ValidationContext};
 use coliseum_engine::IngestError;
@@ -17,27 +16,36 @@ use coliseum_store::{Appended, NewEntry};
 use http_body_util::BodyExt;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::ingest_budget::{Refused, Reservation};
+use crate::openapi::Problems;
 use crate::problem::AppError;
 use crate::webhook::{SignatureError, SignedHeaders};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/passport/events", post(receive))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(receive))
 }
 
-#[derive(Debug, Serialize)]
+/// One entry's fate, by its place in the delivery.
+#[derive(Debug, Serialize, ToSchema)]
 struct EntryResult {
     index: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     event_id: Option<String>,
+    /// `accepted`, `duplicate` (already in the log) or `rejected`.
     status: &'static str,
+    /// Why a rejected entry was rejected.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Option<Vec<crate::openapi::FieldError>>)]
     errors: Vec<FieldError>,
 }
 
-#[derive(Debug, Serialize)]
+/// Every entry's fate: counted, then one by one.
+#[derive(Debug, Serialize, ToSchema)]
 struct DeliveryResponse {
     accepted: usize,
     duplicates: usize,
@@ -45,6 +53,24 @@ struct DeliveryResponse {
     results: Vec<EntryResult>,
 }
 
+/// A signed Passport delivery (PASSPORT.md, signed as Standard Webhooks):
+/// the entries accepted are committed to the log before the answer.
+#[utoipa::path(
+    post,
+    path = "/v1/passport/events",
+    tag = "passport",
+    params(
+        ("webhook-id" = String, Header, description = "The delivery's id"),
+        ("webhook-timestamp" = String, Header, description = "Unix seconds; within 5 minutes of the receiver's clock"),
+        ("webhook-signature" = String, Header, description = "`v1,<base64 HMAC-SHA256>` of `{id}.{timestamp}.{body}`; several may be given"),
+    ),
+    request_body(content = Object, content_type = "application/json", description = "A Passport delivery (PASSPORT.md)"),
+    responses(
+        (status = 202, description = "Some entries accepted or already in the log", body = DeliveryResponse),
+        Problems,
+    ),
+    security(()),
+)]
 async fn receive(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,

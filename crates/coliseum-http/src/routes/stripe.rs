@@ -1,29 +1,75 @@
 //! `POST /v1/stripe/webhook`: subscription events set plans; payments to
 //! artists (when configured) enter Passport through the ingestion path.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
-use axum::{Json, Router};
 use coliseum_domain::passport::{self, ValidationContext};
 use coliseum_store::{Appended, NewEntry, StripeChange, StripeOutcome};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::audit::{self, RequestId};
+use crate::openapi::Problems;
 use crate::problem::AppError;
 use crate::stripe::{self, Meaning};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/stripe/webhook", post(webhook))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(webhook))
 }
 
+/// What the engine made of a Stripe event.
+#[derive(Debug, Default, Serialize, ToSchema)]
+struct Received {
+    received: bool,
+    /// `ignored`, `appended` or `duplicate` (a payment), `pending` (a
+    /// customer not linked yet), `applied`.
+    status: &'static str,
+    /// Why an event was ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    /// The plan after an applied event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<&'static str>,
+    /// Whether an applied event changed the plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    changed: Option<bool>,
+    /// Why a subscription event sets no plan.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+}
+
+impl Received {
+    fn status(status: &'static str) -> Self {
+        Self {
+            received: true,
+            status,
+            ..Self::default()
+        }
+    }
+}
+
+/// A Stripe event, signed with the endpoint's secret: subscription events
+/// set plans; payments to artists enter Passport.
+#[utoipa::path(
+    post,
+    path = "/v1/stripe/webhook",
+    tag = "billing",
+    params(("stripe-signature" = String, Header, description = "`t=…,v1=…` (Stripe's scheme)")),
+    request_body(content = Object, content_type = "application/json", description = "A Stripe event"),
+    responses((status = 200, description = "Received", body = Received), Problems),
+    security(()),
+)]
 async fn webhook(
     State(state): State<AppState>,
     request: RequestId,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, AppError> {
+) -> Result<Json<Received>, AppError> {
     let secret = state
         .settings
         .stripe_webhook_secret
@@ -39,7 +85,10 @@ async fn webhook(
     })?;
     let order = event.order();
     match event.meaning {
-        Meaning::Ignored(reason) => Ok(Json(json!({"received": true, "status": "ignored", "reason": reason}))),
+        Meaning::Ignored(reason) => Ok(Json(Received {
+            reason: Some(reason),
+            ..Received::status("ignored")
+        })),
         Meaning::Payment(envelope) => {
             let entry = passport::validate_envelope(&envelope, "", &ValidationContext::at(now)).map_err(|errors| {
                 AppError::Malformed {
@@ -59,7 +108,7 @@ async fn webhook(
                 Some(Appended::Accepted { .. }) => "appended",
                 _ => "duplicate",
             };
-            Ok(Json(json!({"received": true, "status": status})))
+            Ok(Json(Received::status(status)))
         }
         Meaning::Plan {
             customer,
@@ -99,25 +148,22 @@ async fn webhook(
                 tracing::warn!(event = %event.id, kind = %event.kind, note = %note, "Stripe event changes no plan");
             }
             let body = match outcome {
-                StripeOutcome::Duplicate => json!({"received": true, "status": "duplicate"}),
-                StripeOutcome::Pending => json!({"received": true, "status": "pending"}),
+                StripeOutcome::Duplicate => Received::status("duplicate"),
+                StripeOutcome::Pending => Received::status("pending"),
                 StripeOutcome::Applied { plan, changed, .. } => {
                     if changed {
                         // Cached credentials carry the old plan.
                         state.sessions.clear();
                         state.api_keys.clear();
                     }
-                    json!({"received": true, "status": "applied", "plan": plan.as_str(), "changed": changed})
+                    Received {
+                        plan: Some(plan.as_str()),
+                        changed: Some(changed),
+                        ..Received::status("applied")
+                    }
                 }
             };
-            Ok(Json(match note {
-                Some(note) => {
-                    let mut body = body;
-                    body["note"] = json!(note);
-                    body
-                }
-                None => body,
-            }))
+            Ok(Json(Received { note, ..body }))
         }
     }
 }

@@ -7,12 +7,15 @@ use coliseum_domain::range::Range;
 use coliseum_engine::reads::{Filters, KpiQuery};
 use coliseum_store::Grain;
 use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
+use super::RangeBody;
+use super::reads::{check_read, read_range, rfc3339};
 use crate::app::AppState;
+use crate::openapi::names::{BucketName, RangeName};
 use crate::params::Params;
 use crate::problem::AppError;
 use crate::routes::access::Caller;
-use crate::routes::analytics::{check_read, read_range, rfc3339};
 
 /// A KPI read as asked and allowed: the scope as written, and the query.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -20,6 +23,27 @@ pub struct KpisRequest {
     /// `platform`, `artist:{id}` or `live_event:{id}`.
     pub scope: String,
     pub query: KpiQuery,
+}
+
+/// The query parameters of a KPI read, as documented.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct KpisParams {
+    /// `platform` (default), `artist:{id}` or `live_event:{id}`.
+    scope: Option<String>,
+    /// `24h` when absent; `custom` needs `from` and `to`.
+    range: Option<RangeName>,
+    /// The start of a `custom` range (RFC 3339).
+    from: Option<String>,
+    /// The end of a `custom` range (RFC 3339).
+    to: Option<String>,
+    /// Hourly by default for `1h` and `24h`, else daily.
+    bucket: Option<BucketName>,
+    /// Only entries in this city (any spelling; compared trimmed and lower-cased).
+    city: Option<String>,
+    /// Only entries of this genre.
+    genre: Option<String>,
 }
 
 /// The parameters a KPI read takes.
@@ -80,7 +104,7 @@ fn read_scope(scope: &str) -> Result<(Option<String>, Option<String>), AppError>
 }
 
 /// The body of a KPI read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct KpisBody {
     pub scope: String,
     pub range: RangeBody,
@@ -96,15 +120,7 @@ pub struct KpisBody {
     pub series: Vec<Point>,
 }
 
-/// A range as served: its name and the instants it resolved to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RangeBody {
-    pub name: &'static str,
-    pub from: String,
-    pub to: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DimensionFilters {
     pub city: Option<String>,
     pub genre: Option<String>,
@@ -112,7 +128,7 @@ pub struct DimensionFilters {
 
 /// The five KPIs as served: revenue in minor units of the base currency,
 /// engagement in points (one decimal).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Figures {
     pub plays: i64,
     pub votes: i64,
@@ -134,7 +150,7 @@ impl From<&Kpis> for Figures {
 }
 
 /// One bucket of the series: its start and its figures.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Point {
     pub t: String,
     #[serde(flatten)]
@@ -148,11 +164,7 @@ pub async fn kpis(state: &AppState, request: &KpisRequest, freshness_s: u32) -> 
     let report = state.served.kpis(query, freshness_s).await?;
     Ok(KpisBody {
         scope: request.scope.clone(),
-        range: RangeBody {
-            name: query.range.as_str(),
-            from: rfc3339(report.from),
-            to: rfc3339(report.to),
-        },
+        range: RangeBody::new(query.range, report.from, report.to),
         filters: DimensionFilters {
             city: query.filters.city.clone(),
             genre: query.filters.genre.clone(),

@@ -2,6 +2,49 @@
 //! The REST handler serves it, and so will everything else that serves the
 //! same data (the live push, reports): "the same body as the REST read"
 //! holds by construction. A view's request is read and checked against the
-//! caller once; its body is a typed, serializable value.
+//! caller once; its body is a typed, serializable value, and the same type
+//! is the body's schema in the OpenAPI document.
 
+pub mod boards;
+pub mod dna;
 pub mod kpis;
+pub mod pipeline;
+pub mod reads;
+
+use coliseum_domain::range::Range;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+pub use reads::rfc3339;
+
+/// A range as served: its name and the instants it resolved to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct RangeBody {
+    /// `1h`, `24h`, `7d`, `30d`, `all` or `custom`.
+    pub name: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+impl RangeBody {
+    pub fn new(range: Range, from: OffsetDateTime, to: OffsetDateTime) -> Self {
+        Self {
+            name: range.as_str(),
+            from: rfc3339(from),
+            to: rfc3339(to),
+        }
+    }
+}
+
+/// The marker of a board cut at the ranks the caller's plan shows
+/// (PLANS.md): what it would take to see more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct UpgradeRequired {
+    pub feature: String,
+    /// The caller's plan.
+    pub plan: &'static str,
+    /// The cheapest plan that shows more ranks.
+    pub cheapest_plan: &'static str,
+    pub visible_ranks: usize,
+}

@@ -10,6 +10,7 @@ on_both_backends!(
     the_pipeline_view_is_for_admins_only,
     logins_fail_alike_and_logout_ends_the_session_at_once,
     health_readiness_and_metrics,
+    the_api_document_and_its_readable_form_are_served,
 );
 
 async fn the_pipeline_view_is_for_admins_only(backend: Backend) {
@@ -151,5 +152,29 @@ async fn health_readiness_and_metrics(backend: Backend) {
     ] {
         assert!(metrics.contains(processing), "{processing} in {metrics}");
     }
+    app.stop().await;
+}
+
+async fn the_api_document_and_its_readable_form_are_served(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let response = app.get("/openapi.json", None).await;
+    assert_eq!(response.status(), 200);
+    let served: Value = response.json().await.expect("json");
+    assert_eq!(served["openapi"], "3.1.0");
+    let generated = serde_json::to_value(coliseum_http::routes::api().into_openapi()).expect("json");
+    assert_eq!(served, generated, "the document served is the one the routes describe");
+    assert!(served["paths"]["/v1/kpis"]["get"].is_object());
+
+    let docs = app.get("/docs/", None).await;
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.expect("html").contains("swagger-ui"));
+    // Swagger UI reads the document from this server, not from elsewhere.
+    let initializer = app
+        .get("/docs/swagger-initializer.js", None)
+        .await
+        .text()
+        .await
+        .expect("js");
+    assert!(initializer.contains("/openapi.json"), "{initializer}");
     app.stop().await;
 }

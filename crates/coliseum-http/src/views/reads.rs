@@ -1,16 +1,16 @@
-//! What the analytics reads share: the range parameters and the freshness
-//! every read of derived data states (`as_of`, `watermark`).
+//! What the analytics reads share: the range parameters, the checks against
+//! the caller's plan, and pages cut at the ranks the plan shows.
 
 use coliseum_domain::range::Range;
-use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use coliseum_domain::plans::{Feature, depth_upgrade, leaderboard_depth};
 
-use super::access::Caller;
+use super::UpgradeRequired;
 use crate::params::Params;
 use crate::problem::AppError;
+use crate::routes::access::Caller;
 
 pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
@@ -37,10 +37,6 @@ pub fn decode_cursor(cursor: &str) -> Option<(u64, usize)> {
         u64::from_str_radix(id, 16).ok()?,
         usize::from_str_radix(offset, 16).ok()?,
     ))
-}
-
-pub fn range_json(range: Range, from: OffsetDateTime, to: OffsetDateTime) -> Value {
-    json!({"name": range.as_str(), "from": rfc3339(from), "to": rfc3339(to)})
 }
 
 #[cfg(test)]
@@ -77,7 +73,7 @@ pub struct Page {
     pub next: Option<usize>,
     /// When the request reached past the visible ranks: the
     /// `upgrade_required` marker of the response (PLANS.md).
-    pub upgrade_required: Option<Value>,
+    pub upgrade_required: Option<UpgradeRequired>,
 }
 
 /// The page `offset..offset + limit` of a board of `len` entries, never
@@ -97,12 +93,12 @@ pub fn visible_page(caller: &Caller, len: usize, offset: usize, limit: usize) ->
 }
 
 /// The `upgrade_required` marker of a board cut after `visible` ranks.
-pub fn depth_marker(caller: &Caller, visible: usize) -> Value {
+pub fn depth_marker(caller: &Caller, visible: usize) -> UpgradeRequired {
     let upgrade = depth_upgrade(&caller.subject());
-    json!({
-        "feature": upgrade.feature,
-        "plan": upgrade.plan.as_str(),
-        "cheapest_plan": upgrade.cheapest.as_str(),
-        "visible_ranks": visible,
-    })
+    UpgradeRequired {
+        feature: upgrade.feature,
+        plan: upgrade.plan.as_str(),
+        cheapest_plan: upgrade.cheapest.as_str(),
+        visible_ranks: visible,
+    }
 }
