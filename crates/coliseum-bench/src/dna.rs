@@ -60,12 +60,12 @@ fn measure(args: &DnaBenchArgs) -> anyhow::Result<()> {
         let take = left.min(CHUNK);
         left -= take;
         let mut deltas = Deltas::default();
-        for _ in 0..take {
+        for seq in (args.entries - left - take)..(args.entries - left) {
             let envelope = generator.next_historical().to_string();
             let entry = validate_raw_envelope(&envelope, "", &ValidationContext::stored(now))
                 .map_err(|(_, errors)| anyhow::anyhow!("the generator made an invalid entry: {errors:?}"))?;
             // Payments in a currency without a rate would be dead letters: not counted here either.
-            let _ = deltas.add(&NewEntry::from_entry(entry, now), &fx, &mut ceiling);
+            let _ = deltas.add(seq as i64, &NewEntry::from_entry(entry, now), &fx, &mut ceiling);
         }
         let fan_days: Vec<_> = deltas.fan_days.into_iter().collect();
         let day_cells: Vec<_> = deltas

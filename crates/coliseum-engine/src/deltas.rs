@@ -12,6 +12,8 @@ use coliseum_domain::passport::{Entry, FieldError, ValidationContext, validate_r
 use coliseum_store::{CellKey, FanDay, FanDayKey, Grain, NewEntry};
 use time::OffsetDateTime;
 
+use crate::names::NameDeltas;
+
 /// The types whose weight is cultural influence (SCORING.md, domain A).
 const INFLUENCE_TYPES: &[&str] = &[
     "audio.share",
@@ -54,6 +56,8 @@ pub struct Deltas {
     pub fan_days: HashMap<FanDayKey, FanDay>,
     /// Entries whose effects are included.
     pub counted: u64,
+    /// The display names those entries (and unrecognized ones) gave.
+    pub names: NameDeltas,
 }
 
 /// What one counted entry adds: its KPIs to its hour and day cells (when
@@ -119,12 +123,21 @@ impl Deltas {
     /// (adding nothing). Unrecognized entries add nothing and are no failure.
     /// Its revenue counts against `ceiling`, which refuses it when it would
     /// make a revenue figure overflow.
-    pub fn add(&mut self, stored: &NewEntry, fx: &FxTable, ceiling: &mut RevenueCeiling) -> Result<(), EntryFailure> {
+    /// Entry `seq`'s display names are taken with it.
+    pub fn add(
+        &mut self,
+        seq: i64,
+        stored: &NewEntry,
+        fx: &FxTable,
+        ceiling: &mut RevenueCeiling,
+    ) -> Result<(), EntryFailure> {
         let entry = interpret(stored)?;
         let Some(effects) = Effects::of(&entry, fx)? else {
+            self.names.add_entry(seq, &entry);
             return Ok(());
         };
         ceiling.admit(&effects.kpis)?;
+        self.names.add_entry(seq, &entry);
         for (grain, bucket) in effects.cell_buckets() {
             let key = CellKey {
                 grain,
@@ -159,6 +172,7 @@ impl Deltas {
             self.fan_days.entry(key).or_default().add(&day);
         }
         self.counted += other.counted;
+        self.names.merge(other.names);
     }
 }
 
@@ -201,7 +215,7 @@ mod tests {
             "event_id": format!("e-{i}"), "schema_version": 1, "type": TYPES[kind % TYPES.len()],
             "timestamp": at.format(&time::format_description::well_known::Rfc3339).expect("format"),
             "user_id": format!("fan_{}", artist % 3), "artist_id": format!("art_{artist}"),
-            "metadata": {"city": city, "live_event_id": "live_1",
+            "metadata": {"city": city, "live_event_id": "live_1", "artist_name": format!("Artist {}", minutes % 3),
                          "amount_minor": 250, "currency": if euros { "EUR" } else { "USD" }},
             "engagement": {"duration_ms": duration},
         });
@@ -209,10 +223,11 @@ mod tests {
         NewEntry::from_entry(entry, now)
     }
 
-    fn deltas_of(entries: &[NewEntry], fx: &FxTable) -> Deltas {
+    /// The deltas of entries that start at `first_seq` in the log.
+    fn deltas_of(entries: &[NewEntry], first_seq: usize, fx: &FxTable) -> Deltas {
         let mut deltas = Deltas::default();
-        for entry in entries {
-            let _ = deltas.add(entry, fx, &mut RevenueCeiling::default());
+        for (i, entry) in entries.iter().enumerate() {
+            let _ = deltas.add((first_seq + i) as i64, entry, fx, &mut RevenueCeiling::default());
         }
         deltas
     }
@@ -230,15 +245,16 @@ mod tests {
                 .enumerate()
                 .map(|(i, &(kind, artist, minutes, duration, euros))| stored(i, kind, artist, minutes, duration, euros))
                 .collect();
-            let whole = deltas_of(&entries, &fx);
+            let whole = deltas_of(&entries, 0, &fx);
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (entries.len() + 1)).collect();
             cuts.push(0);
             cuts.push(entries.len());
             cuts.sort_unstable();
             let mut merged = Deltas::default();
             for pair in cuts.windows(2) {
-                merged.merge(deltas_of(&entries[pair[0]..pair[1]], &fx));
+                merged.merge(deltas_of(&entries[pair[0]..pair[1]], pair[0], &fx));
             }
+            prop_assert!(!whole.names.is_empty());
             prop_assert_eq!(merged, whole);
         }
     }
@@ -248,6 +264,7 @@ mod tests {
         let mut broken = stored(0, 0, 1, 5, 40_000, false);
         broken.envelope = "{\"event_id\": 7}".to_owned();
         let failure = Deltas::default().add(
+            1,
             &broken,
             &FxTable::new(Currency::parse("USD").expect("USD")),
             &mut RevenueCeiling::default(),
@@ -261,8 +278,8 @@ mod tests {
         let payment = stored(0, 4, 1, 5, 0, false);
         let mut deltas = Deltas::default();
         let mut ceiling = RevenueCeiling::after(i64::MAX - 300);
-        deltas.add(&payment, &fx, &mut ceiling).expect("250 fits");
-        let refused = deltas.add(&stored(1, 4, 1, 6, 0, false), &fx, &mut ceiling);
+        deltas.add(1, &payment, &fx, &mut ceiling).expect("250 fits");
+        let refused = deltas.add(2, &stored(1, 4, 1, 6, 0, false), &fx, &mut ceiling);
         assert!(
             matches!(refused, Err(EntryFailure::Kpi(KpiError::RevenueCeiling))),
             "{refused:?}"

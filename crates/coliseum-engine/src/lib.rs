@@ -16,6 +16,7 @@ pub mod health;
 pub mod hot;
 pub mod ingest;
 pub mod journal;
+pub mod names;
 pub mod processor;
 pub mod reads;
 pub mod rebuild;

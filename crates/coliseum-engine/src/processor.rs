@@ -230,7 +230,7 @@ impl Processor {
             let mut dead_letters = Vec::new();
             let mut ceiling = before;
             for stored in &entries {
-                if let Err(failure) = deltas.add(&stored.entry, &fx, &mut ceiling) {
+                if let Err(failure) = deltas.add(stored.seq, &stored.entry, &fx, &mut ceiling) {
                     tracing::debug!(seq = stored.seq, event_id = %stored.entry.event_id, error = %failure, "entry not counted");
                     dead_letters.push(failed(&config, stored, failure.to_string(), 1, now, now));
                 }
@@ -247,6 +247,7 @@ impl Processor {
                     fan_days: deltas.fan_days.into_iter().collect(),
                     dead_letters,
                     revenue_gross: ceiling.gross() - before.gross(),
+                    names: deltas.names.into_vec(),
                 }),
                 ceiling,
                 as_of,
@@ -285,7 +286,7 @@ impl Processor {
         let mut dead_letters = Vec::with_capacity(due.len());
         let mut ceiling = RevenueCeiling::after(state.revenue_gross);
         for (letter, stored) in &due {
-            let next = match deltas.add(&stored.entry, &self.fx, &mut ceiling) {
+            let next = match deltas.add(stored.seq, &stored.entry, &self.fx, &mut ceiling) {
                 Ok(()) => DeadLetter {
                     state: DeadLetterState::Replayed,
                     next_attempt_at: None,
@@ -309,6 +310,7 @@ impl Processor {
             fan_days: deltas.fan_days.into_iter().collect(),
             dead_letters,
             revenue_gross: ceiling.gross() - state.revenue_gross,
+            names: deltas.names.into_vec(),
         };
         let as_of = self.watermark.borrow().as_of;
         self.apply(&Arc::new(batch), as_of, &[]).await?;

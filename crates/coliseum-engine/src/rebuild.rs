@@ -22,11 +22,14 @@ use std::sync::atomic::Ordering::Relaxed;
 use coliseum_domain::kpi::{Kpis, RevenueCeiling};
 use coliseum_domain::money::FxTable;
 use coliseum_domain::passport::{KpiEffect, TypeSpec};
-use coliseum_store::{CellKey, DeadLetter, DerivedPart, FanDay, FanDayKey, Grain, Store, StoreError, StoredEntry};
+use coliseum_store::{
+    CellKey, DeadLetter, DerivedPart, DisplayName, FanDay, FanDayKey, Grain, Store, StoreError, StoredEntry,
+};
 use time::OffsetDateTime;
 
 use crate::ProcessorConfig;
 use crate::deltas::{Effects, EntryFailure, interpret};
+use crate::names::NameDeltas;
 use crate::processor::failed;
 
 /// Entries read from the log at a time.
@@ -92,7 +95,10 @@ pub async fn rebuild(
     let counting_seconds = started.elapsed().as_secs_f64();
 
     let started = std::time::Instant::now();
-    let [first, second] = *partitions;
+    let [mut first, mut second] = *partitions;
+    let mut names = std::mem::take(&mut first.display);
+    names.merge(std::mem::take(&mut second.display));
+    let names = names.into_vec();
     let sorted = tokio::task::spawn_blocking(move || {
         std::thread::scope(|scope| {
             let other = scope.spawn(|| second.into_sorted());
@@ -113,7 +119,7 @@ pub async fn rebuild(
     let (sender, receiver) = tokio::sync::mpsc::channel(4);
     let written = Arc::new(AtomicU64::new(0));
     let counter = written.clone();
-    let writing = tokio::task::spawn_blocking(move || send_parts(&sorted, dead_letters, &sender, &counter));
+    let writing = tokio::task::spawn_blocking(move || send_parts(&sorted, dead_letters, names, &sender, &counter));
     let mut load = std::pin::pin!(store.load_derived(to_seq, ceiling.gross(), receiver));
     let rows = cells + fan_days;
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -253,6 +259,8 @@ struct FanDayId {
 #[derive(Default)]
 struct Partition {
     names: Names,
+    /// The display names the entries gave.
+    display: NameDeltas,
     cells: HashMap<CellId, Kpis>,
     fan_days: HashMap<FanDayId, FanDay>,
 }
@@ -262,8 +270,13 @@ impl Partition {
     fn count<'e>(&mut self, entries: &[&'e StoredEntry], fx: &FxTable) -> Vec<(&'e StoredEntry, String)> {
         let mut failures = Vec::new();
         for &stored in entries {
-            let interpreted = interpret(&stored.entry)
-                .and_then(|entry| Ok(Effects::of(&entry, fx)?.map(|effects| self.add(&effects))));
+            let interpreted = interpret(&stored.entry).and_then(|entry| {
+                if let Some(effects) = Effects::of(&entry, fx)? {
+                    self.add(&effects);
+                }
+                self.display.add_entry(stored.seq, &entry);
+                Ok(())
+            });
             if let Err(failure) = interpreted {
                 failures.push((stored, failure.to_string()));
             }
@@ -395,6 +408,7 @@ impl SortedPartition {
 fn send_parts(
     sorted: &[SortedPartition; 2],
     dead_letters: Vec<DeadLetter>,
+    names: Vec<DisplayName>,
     sender: &tokio::sync::mpsc::Sender<DerivedPart>,
     written: &AtomicU64,
 ) -> Result<(), StoreError> {
@@ -440,6 +454,9 @@ fn send_parts(
         sender
             .blocking_send(DerivedPart::DeadLetters(dead_letters))
             .map_err(closed)?;
+    }
+    if !names.is_empty() {
+        sender.blocking_send(DerivedPart::Names(names)).map_err(closed)?;
     }
     sender.blocking_send(DerivedPart::End).map_err(closed)
 }

@@ -14,7 +14,7 @@ use coliseum_domain::kpi::Kpis;
 use coliseum_domain::money::{Currency, FxTable};
 use coliseum_domain::passport::{ValidationContext, validate_raw_envelope};
 use coliseum_engine::{PipelineStats, Processor, ProcessorConfig, Step};
-use coliseum_store::{CellKey, DeadLetterState, FanDay, FanDayKey, Grain, NewEntry, Store};
+use coliseum_store::{CellKey, DeadLetterState, FanDay, FanDayKey, Grain, NameKind, NewEntry, Store};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -81,6 +81,18 @@ fn stream(seed: u64, count: usize) -> Vec<Value> {
                 metadata.insert("genre".into(), json!(random.pick(&["jazz", "Afrobeats", "house "])));
             }
             metadata.insert("live_event_id".into(), json!(random.pick(&["live_1", "live_2"])));
+            if random.below(2) == 0 {
+                metadata.insert(
+                    "artist_name".into(),
+                    json!(random.pick(&["Tems", " TEMS ", "Ayo", "Nova"])),
+                );
+            }
+            if random.below(3) == 0 {
+                metadata.insert(
+                    "live_event_name".into(),
+                    json!(random.pick(&["Afro Nation", "Homecoming"])),
+                );
+            }
             metadata.insert("amount_minor".into(), json!(random.below(5000)));
             metadata.insert("currency".into(), json!(random.pick(&["USD", "EUR", "EUR", "NOK"])));
             let artist = if kind == "badge.earned" && random.below(2) == 0 {
@@ -247,6 +259,70 @@ async fn rollups_equal_the_reference_for_any_batch_size(store: Arc<dyn Store>) {
     }
 }
 
+/// PASSPORT.md's display names, written out plainly: of the entries not
+/// left in the dead letters (log order, `seq` from 1), an artist's or live
+/// event's name from the newest by timestamp (ties: the later), a city's
+/// or genre's first spelling, trimmed.
+fn reference_names(envelopes: &[Value], dead: &[i64]) -> Vec<(NameKind, String, String)> {
+    let mut newest: HashMap<(NameKind, String), (OffsetDateTime, i64, String)> = HashMap::new();
+    let mut first: HashMap<(NameKind, String), String> = HashMap::new();
+    for (i, e) in envelopes.iter().enumerate() {
+        let seq = i as i64 + 1;
+        if dead.contains(&seq) {
+            continue;
+        }
+        let at = OffsetDateTime::parse(
+            e["timestamp"].as_str().expect("timestamp"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("instant");
+        let metadata = &e["metadata"];
+        for (kind, id, name) in [
+            (NameKind::Artist, &e["artist_id"], &metadata["artist_name"]),
+            (
+                NameKind::LiveEvent,
+                &metadata["live_event_id"],
+                &metadata["live_event_name"],
+            ),
+        ] {
+            if let (Some(id), Some(name)) = (id.as_str(), name.as_str()) {
+                let held = newest
+                    .entry((kind, id.to_owned()))
+                    .or_insert((at, seq, name.trim().to_owned()));
+                if (at, seq) > (held.0, held.1) {
+                    *held = (at, seq, name.trim().to_owned());
+                }
+            }
+        }
+        for (kind, field) in [(NameKind::City, "city"), (NameKind::Genre, "genre")] {
+            if let Some(spelling) = metadata[field].as_str() {
+                first
+                    .entry((kind, spelling.trim().to_lowercase()))
+                    .or_insert_with(|| spelling.trim().to_owned());
+            }
+        }
+    }
+    let mut names: Vec<(NameKind, String, String)> = newest
+        .into_iter()
+        .map(|((kind, id), (_, _, name))| (kind, id, name))
+        .chain(first.into_iter().map(|((kind, key), spelling)| (kind, key, spelling)))
+        .collect();
+    names.sort();
+    names
+}
+
+async fn stored_names(store: &Arc<dyn Store>) -> Vec<(NameKind, String, String)> {
+    let mut names: Vec<_> = store
+        .display_names()
+        .await
+        .expect("names")
+        .into_iter()
+        .map(|n| (n.kind, n.id, n.name))
+        .collect();
+    names.sort();
+    names
+}
+
 async fn a_rebuild_equals_the_reference_and_the_processor(store: Arc<dyn Store>) {
     let envelopes = stream(11, 600);
     store.append_entries(&new_entries(&envelopes)).await.expect("append");
@@ -261,6 +337,11 @@ async fn a_rebuild_equals_the_reference_and_the_processor(store: Arc<dyn Store>)
     );
     let processed = store.dead_letters(0, 1000, true).await.expect("dead letters");
     assert!(!processed.is_empty(), "the stream has payments without a rate");
+    let dead: Vec<i64> = processed.iter().map(|l| l.seq).collect();
+    let names = reference_names(&envelopes, &dead);
+    assert!(names.iter().any(|(kind, _, _)| *kind == NameKind::Artist));
+    assert!(names.iter().any(|(kind, _, _)| *kind == NameKind::LiveEvent));
+    assert_eq!(stored_names(&store).await, names, "the processor's names");
 
     let report = coliseum_engine::rebuild::rebuild(store.clone(), fx("EUR=1.1"), now(), |_| {})
         .await
@@ -275,6 +356,7 @@ async fn a_rebuild_equals_the_reference_and_the_processor(store: Arc<dyn Store>)
         expected.0.len() + expected.1.len()
     );
     assert_eq!(store.pipeline_state().await.expect("state").processed_seq, 600);
+    assert_eq!(stored_names(&store).await, names, "the rebuild's names");
     let rebuilt = store.dead_letters(0, 1000, true).await.expect("dead letters");
     let fate = |letters: &[coliseum_store::DeadLetter]| {
         letters

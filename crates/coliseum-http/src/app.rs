@@ -12,6 +12,7 @@ use coliseum_domain::clock::{Clock, SystemClock};
 use coliseum_engine::dna::{Dna, DnaSettings};
 use coliseum_engine::health::{HealthHistory, pipeline_health};
 use coliseum_engine::hot::HotState;
+use coliseum_engine::names::DisplayNames;
 use coliseum_engine::reads::Reads;
 use coliseum_engine::{IngestWriter, PipelineStats, Processor, ProcessorConfig};
 use coliseum_store::Store;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub processor: Arc<Processor>,
     pub reads: Arc<Reads>,
     pub dna: Arc<Dna>,
+    /// Display names of artists, live events, cities and genres.
+    pub names: Arc<DisplayNames>,
     /// Pipeline health sampled every [`HEALTH_SAMPLE_EVERY`], for the admin charts.
     pub health_history: Arc<HealthHistory>,
     pub settings: Arc<Settings>,
@@ -140,6 +143,9 @@ impl Application {
                 .await
                 .context("loading the hot state")?,
         );
+        let names = DisplayNames::load(store.as_ref())
+            .await
+            .context("loading the display names")?;
         let cursor = store.pipeline_state().await?.processed_seq;
         let dna_settings = DnaSettings {
             interval: settings.dna_interval,
@@ -166,7 +172,7 @@ impl Application {
                     served_within: settings.ranking_max_age,
                     ..ProcessorConfig::default()
                 },
-                vec![hot.clone(), dna.clone()],
+                vec![hot.clone(), dna.clone(), names.clone()],
             )
             .await
             .context("starting the processor")?,
@@ -195,6 +201,7 @@ impl Application {
             processor,
             reads,
             dna,
+            names,
             health_history: Arc::new(HealthHistory::new(HEALTH_SAMPLES_KEPT)),
             settings: Arc::new(settings),
             ingest_body_budget,

@@ -4,8 +4,9 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    AuditOf, AuditRecord, CellFilter, CellKey, DeadLetter, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
-    MOVE_CURSOR, PipelineState, ProcessedBatch, Rollups, StoreError, StoredEntry, SumsBy, cursor_moved, rows,
+    AuditOf, AuditRecord, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DerivedPart, DisplayName,
+    DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState, ProcessedBatch, Rollups, StoreError,
+    StoredEntry, SumsBy, cursor_moved, rows,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -139,6 +140,24 @@ async fn move_cursor(
     cursor_moved(moved, from)
 }
 
+/// Keeps each display name where it replaces the stored one
+/// (`DisplayName::replaces`, in SQL).
+async fn upsert_display_names(tx: &mut Transaction<'_, Sqlite>, names: &[DisplayName]) -> Result<(), StoreError> {
+    for chunk in names.chunks(1000) {
+        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(rows::INSERT_DISPLAY_NAMES);
+        upsert.push_values(chunk, |mut row, name| {
+            row.push_bind(name.kind.code())
+                .push_bind(&name.id)
+                .push_bind(&name.name)
+                .push_bind(rows::name_micros(name.at))
+                .push_bind(name.seq);
+        });
+        upsert.push(DISPLAY_NAME_CONFLICT);
+        upsert.build().execute(&mut **tx).await.map_err(classify)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Rollups for SqliteStore {
     async fn pipeline_state(&self) -> Result<PipelineState, StoreError> {
@@ -171,6 +190,7 @@ impl Rollups for SqliteStore {
         upsert_cells(&mut tx, &batch.cells).await?;
         upsert_fan_days(&mut tx, &batch.fan_days).await?;
         write_dead_letters(&mut tx, &batch.dead_letters).await?;
+        upsert_display_names(&mut tx, &batch.names).await?;
         tx.commit().await.map_err(classify)
     }
 
@@ -331,11 +351,20 @@ impl Rollups for SqliteStore {
             "DELETE FROM kpi_cells",
             "DELETE FROM fan_days",
             "DELETE FROM dead_letters",
+            "DELETE FROM display_names",
             "UPDATE pipeline_state SET processed_seq = 0, revenue_gross = 0 WHERE id = 1",
         ] {
             sqlx::query(statement).execute(&mut *tx).await.map_err(classify)?;
         }
         tx.commit().await.map_err(classify)
+    }
+
+    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError> {
+        let rows: Vec<rows::DisplayNameRow> = sqlx::query_as(rows::SELECT_DISPLAY_NAMES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(rows::display_name).collect()
     }
 
     async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError> {
@@ -394,6 +423,7 @@ impl Rollups for SqliteStore {
                 DerivedPart::Cells(cells) => upsert_cells(&mut tx, &cells).await?,
                 DerivedPart::FanDays(fan_days) => upsert_fan_days(&mut tx, &fan_days).await?,
                 DerivedPart::DeadLetters(letters) => write_dead_letters(&mut tx, &letters).await?,
+                DerivedPart::Names(names) => upsert_display_names(&mut tx, &names).await?,
                 DerivedPart::End => return tx.commit().await.map_err(classify),
             }
         }

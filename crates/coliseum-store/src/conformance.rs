@@ -37,6 +37,7 @@ macro_rules! conformance_tests {
             the_pause_flag_persists_and_a_reset_keeps_it,
             a_bulk_load_commits_only_at_its_end,
             dna_mutations_read_back_from_an_instant_in_order,
+            display_names_keep_the_newest_name_and_the_first_spelling,
             dead_letters_retry_replay_and_resolve,
             users_are_upserted_by_email,
             sessions_expire_and_revoke,
@@ -420,6 +421,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
         )],
         dead_letters: Vec::new(),
         revenue_gross: 5,
+        names: Vec::new(),
     };
     store.apply_batch(&first).await.expect("first batch");
     let second = ProcessedBatch {
@@ -438,6 +440,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
         )],
         dead_letters: Vec::new(),
         revenue_gross: 7,
+        names: Vec::new(),
     };
     store.apply_batch(&second).await.expect("second batch");
 
@@ -667,6 +670,7 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
         fan_days: vec![(fan_day("art_1", ""), FanDay::default())],
         dead_letters: vec![dead_letter(4, DeadLetterState::Dead)],
         revenue_gross: 3,
+        names: Vec::new(),
     };
     store.apply_batch(&batch).await.expect("apply");
     store.reset_derived().await.expect("reset");
@@ -1487,5 +1491,71 @@ pub async fn an_action_whose_audit_record_fails_does_not_happen(store: Arc<dyn S
             ("plan.changed".to_owned(), "pipeline".to_owned())
         ],
         "only what happened is in the log"
+    );
+}
+
+pub async fn display_names_keep_the_newest_name_and_the_first_spelling(store: Arc<dyn Store>) {
+    use crate::{DisplayName, NameKind};
+    let at = |minute: i64| time::macros::datetime!(2026-11-30 12:00 UTC) + time::Duration::minutes(minute);
+    let name = |kind, id: &str, name: &str, minute, seq| DisplayName {
+        kind,
+        id: id.to_owned(),
+        name: name.to_owned(),
+        at: at(minute),
+        seq,
+    };
+    let batch = |from_seq, to_seq, names| ProcessedBatch {
+        from_seq,
+        to_seq,
+        names,
+        ..ProcessedBatch::default()
+    };
+    store
+        .apply_batch(&batch(
+            0,
+            10,
+            vec![
+                name(NameKind::Artist, "art_1", "Tems", 5, 4),
+                name(NameKind::LiveEvent, "live_1", "Afro Nation", 5, 4),
+                name(NameKind::City, "lagos", "Lagos", 5, 6),
+                name(NameKind::Genre, "afrobeats", "Afrobeats", 5, 6),
+            ],
+        ))
+        .await
+        .expect("first batch");
+    store
+        .apply_batch(&batch(
+            10,
+            20,
+            vec![
+                // An older entry, processed later: does not rename.
+                name(NameKind::Artist, "art_1", "Temilade", 1, 12),
+                // Same instant, later in the log: renames.
+                name(NameKind::LiveEvent, "live_1", "Afro Nation Lagos", 5, 14),
+                // A later spelling: the first stays.
+                name(NameKind::City, "lagos", "LAGOS", 9, 15),
+                // An earlier spelling (a dead letter replayed): it was first.
+                name(NameKind::Genre, "afrobeats", "AfroBeats", 1, 2),
+                name(NameKind::Artist, "art_2", "Burna Boy", 2, 16),
+            ],
+        ))
+        .await
+        .expect("second batch");
+    let mut names = store.display_names().await.expect("names");
+    names.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
+    assert_eq!(
+        names,
+        vec![
+            name(NameKind::Artist, "art_1", "Tems", 5, 4),
+            name(NameKind::Artist, "art_2", "Burna Boy", 2, 16),
+            name(NameKind::LiveEvent, "live_1", "Afro Nation Lagos", 5, 14),
+            name(NameKind::City, "lagos", "Lagos", 5, 6),
+            name(NameKind::Genre, "afrobeats", "AfroBeats", 1, 2),
+        ]
+    );
+    store.reset_derived().await.expect("reset");
+    assert!(
+        store.display_names().await.expect("names").is_empty(),
+        "derived: a rebuild recomputes them"
     );
 }

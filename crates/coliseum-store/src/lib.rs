@@ -19,8 +19,9 @@ pub use records::{
     StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
 pub use rollups::{
-    CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart, DnaMutation, FanDay, FanDayKey, Grain,
-    MAX_SEEKED_BUCKETS, MOVE_CURSOR, PipelineState, ProcessedBatch, SumsBy, cursor_moved,
+    CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName, DnaMutation,
+    FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState, ProcessedBatch, SumsBy,
+    cursor_moved,
 };
 
 /// A failure of the store.
@@ -152,6 +153,9 @@ pub trait Rollups: Send + Sync {
     /// Empties every derived table and puts the cursor back to 0 (the pause
     /// flag is kept): the start of a rebuild.
     async fn reset_derived(&self) -> Result<(), StoreError>;
+
+    /// Every display name kept (one per kind and id).
+    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError>;
 
     /// Appends DNA mutations.
     async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError>;

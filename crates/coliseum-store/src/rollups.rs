@@ -164,6 +164,68 @@ pub fn cursor_moved(rows: u64, from: i64) -> Result<(), StoreError> {
     }
 }
 
+/// What a display name names (PASSPORT.md): an artist or a live event by
+/// its id, a city or a genre by its normalized key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NameKind {
+    Artist,
+    LiveEvent,
+    City,
+    Genre,
+}
+
+impl NameKind {
+    pub const ALL: [Self; 4] = [Self::Artist, Self::LiveEvent, Self::City, Self::Genre];
+
+    /// How the stores keep it.
+    pub fn code(self) -> i16 {
+        match self {
+            Self::Artist => 0,
+            Self::LiveEvent => 1,
+            Self::City => 2,
+            Self::Genre => 3,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.code() == code)
+    }
+}
+
+/// A display name as an entry of the log gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName {
+    pub kind: NameKind,
+    /// The artist's or live event's id; the city's or genre's key.
+    pub id: String,
+    pub name: String,
+    /// The entry's timestamp.
+    pub at: OffsetDateTime,
+    /// The entry's place in the log.
+    pub seq: i64,
+}
+
+impl DisplayName {
+    /// Whether this name takes the place of `current` (PASSPORT.md): an
+    /// artist's or live event's newest name by timestamp wins (ties: the
+    /// higher `seq`), so a late old entry cannot rename it back; a city's
+    /// or genre's first spelling in the log stays.
+    pub fn replaces(&self, current: &DisplayName) -> bool {
+        match self.kind {
+            NameKind::Artist | NameKind::LiveEvent => (self.at, self.seq) > (current.at, current.seq),
+            NameKind::City | NameKind::Genre => self.seq < current.seq,
+        }
+    }
+}
+
+/// The conflict clause of a display name's upsert: [`DisplayName::replaces`]
+/// in SQL, the same on both backends (`at_us`: microseconds since the epoch).
+pub const DISPLAY_NAME_CONFLICT: &str = " ON CONFLICT (kind, id) DO UPDATE SET \
+     name = excluded.name, at_us = excluded.at_us, seq = excluded.seq \
+     WHERE (display_names.kind IN (0, 1) AND (excluded.at_us > display_names.at_us \
+     OR (excluded.at_us = display_names.at_us AND excluded.seq > display_names.seq))) \
+     OR (display_names.kind IN (2, 3) AND excluded.seq < display_names.seq)";
+
 /// What one step of the processor changes, applied in one transaction with
 /// the cursor's move from `from_seq` to `to_seq`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -179,6 +241,9 @@ pub struct ProcessedBatch {
     /// The absolute revenue of the entries counted in this batch, added
     /// to [`PipelineState::revenue_gross`] with the cursor's move.
     pub revenue_gross: i64,
+    /// The display names the batch's entries gave, at most one per kind and
+    /// id: kept where they replace the stored one ([`DisplayName::replaces`]).
+    pub names: Vec<DisplayName>,
 }
 
 /// A change of an artist's DNA domain score of at least the configured
@@ -201,13 +266,15 @@ pub enum DerivedPart {
     Cells(Vec<(CellKey, Kpis)>),
     FanDays(Vec<(FanDayKey, FanDay)>),
     DeadLetters(Vec<DeadLetter>),
+    /// At most one per kind and id.
+    Names(Vec<DisplayName>),
     /// Everything was sent: commit.
     End,
 }
 
 impl ProcessedBatch {
     pub fn is_empty(&self) -> bool {
-        self.cells.is_empty() && self.fan_days.is_empty() && self.dead_letters.is_empty()
+        self.cells.is_empty() && self.fan_days.is_empty() && self.dead_letters.is_empty() && self.names.is_empty()
     }
 }
 

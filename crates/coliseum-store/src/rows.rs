@@ -3,7 +3,36 @@
 
 use coliseum_domain::kpi::Kpis;
 
-use crate::{CellKey, DeadLetterState, FanDay, FanDayKey, Grain, StoreError};
+use crate::{CellKey, DeadLetterState, DisplayName, FanDay, FanDayKey, Grain, NameKind, StoreError};
+
+/// `kind, id, name, at_us, seq` of `display_names`.
+pub type DisplayNameRow = (i16, String, String, i64, i64);
+
+/// What both backends select to read every display name.
+pub const SELECT_DISPLAY_NAMES: &str = "SELECT kind, id, name, at_us, seq FROM display_names";
+
+/// The start of a display names' upsert; the rows, then
+/// [`crate::DISPLAY_NAME_CONFLICT`], follow.
+pub const INSERT_DISPLAY_NAMES: &str = "INSERT INTO display_names (kind, id, name, at_us, seq) ";
+
+/// A name's instant in microseconds since the epoch, as `at_us` keeps it.
+pub fn name_micros(at: time::OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000) as i64
+}
+
+pub fn display_name(row: DisplayNameRow) -> Result<DisplayName, StoreError> {
+    let (kind, id, name, at_us, seq) = row;
+    let kind = NameKind::from_code(kind).ok_or_else(|| StoreError::Internal(format!("stored name kind {kind}")))?;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_us) * 1_000)
+        .map_err(|e| StoreError::Internal(format!("stored name instant {at_us}: {e}")))?;
+    Ok(DisplayName {
+        kind,
+        id,
+        name,
+        at,
+        seq,
+    })
+}
 
 /// `grain, bucket, artist, city, genre, live_event` and the six sums.
 pub type CellRow = (i16, i64, String, String, String, String, i64, i64, i64, i64, i64, i64);

@@ -55,6 +55,76 @@ const GENRES: &[&str] = &[
     "gospel",
     "highlife",
 ];
+/// Stage names are a first word and a second, in turn: 48 × 40 distinct
+/// names before a number is added.
+const FIRST_NAMES: &[&str] = &[
+    "Ayo", "Tems", "Kelechi", "Nova", "Sade", "Bisi", "Zara", "Kwame", "Amara", "Juno", "Lior", "Mira", "Tunde",
+    "Ines", "Kofi", "Lena", "Obi", "Rafa", "Sol", "Yemi", "Ada", "Bayo", "Cleo", "Dami", "Eko", "Femi", "Gigi", "Hana",
+    "Ife", "Jide", "Kemi", "Lola", "Mosa", "Nia", "Ola", "Pax", "Remi", "Simi", "Tayo", "Uche", "Vero", "Wale", "Xola",
+    "Yara", "Zeal", "Asa", "Bolu", "Chi",
+];
+const SECOND_NAMES: &[&str] = &[
+    "Adeyemi",
+    "Okafor",
+    "Mensah",
+    "Diallo",
+    "Santos",
+    "Moreau",
+    "Kamara",
+    "Osei",
+    "Silva",
+    "Nakamura",
+    "Eze",
+    "Balogun",
+    "Costa",
+    "Dube",
+    "Haile",
+    "Ibe",
+    "Jalloh",
+    "Kante",
+    "Lopes",
+    "Mbeki",
+    "Nwosu",
+    "Owusu",
+    "Pereira",
+    "Quaye",
+    "Rossi",
+    "Sow",
+    "Toure",
+    "Udo",
+    "Vieira",
+    "Wright",
+    "& the Horns",
+    "Collective",
+    "Sound System",
+    "Quartet",
+    "Brass Band",
+    "Trio",
+    "Ensemble",
+    "Crew",
+    "Orchestra",
+    "Choir",
+];
+/// Live events are named after their artist and one of these.
+const EVENT_NAMES: &[&str] = &[
+    "Live",
+    "Arena Night",
+    "Unplugged",
+    "Festival Set",
+    "Homecoming",
+    "World Tour",
+];
+
+/// The stage name of the `i`th artist: the same for the same `i`, always.
+fn artist_name(i: usize) -> String {
+    let first = FIRST_NAMES[i % FIRST_NAMES.len()];
+    let second = SECOND_NAMES[(i / FIRST_NAMES.len()) % SECOND_NAMES.len()];
+    match i / (FIRST_NAMES.len() * SECOND_NAMES.len()) {
+        0 => format!("{first} {second}"),
+        n => format!("{first} {second} {}", n + 1),
+    }
+}
+
 /// Currencies of payments, with their share; the base currency dominates.
 const CURRENCIES: &[(&str, u32)] = &[("USD", 70), ("EUR", 12), ("GBP", 10), ("NGN", 8)];
 
@@ -72,6 +142,7 @@ pub struct GeneratorConfig {
 
 struct Artist {
     id: String,
+    name: String,
     genre: &'static str,
     city: usize,
     live_events: Vec<String>,
@@ -112,6 +183,7 @@ impl Generator {
                 let live_events = (0..rng.random_range(1..=3)).map(|e| format!("live_{i}_{e}")).collect();
                 Artist {
                     id: format!("art_{i}"),
+                    name: artist_name(i as usize),
                     genre: GENRES[rng.random_range(0..GENRES.len())],
                     city: rng.random_range(0..CITIES.len()),
                     live_events,
@@ -163,17 +235,20 @@ impl Generator {
         let event_id = format!("gen-{:x}-{:010}", self.config.seed, self.drawn);
         let artist = self.pick_artist();
         let fan = self.pick_fan(artist);
-        let (artist_id, artist_genre, live_events) = {
+        let (artist_id, artist_name, artist_genre, live_events) = {
             let a = &self.artists[artist];
-            (a.id.clone(), a.genre, a.live_events.clone())
+            (a.id.clone(), a.name.clone(), a.genre, a.live_events.clone())
         };
         let fan_id = self.fans[fan].id.clone();
         let (city, country) = CITIES[self.fans[fan].city];
-        let live_event = live_events[self.rng.random_range(0..live_events.len())].clone();
+        let event = self.rng.random_range(0..live_events.len());
+        let live_event = live_events[event].clone();
+        let live_event_name = format!("{artist_name} {}", EVENT_NAMES[(artist + event) % EVENT_NAMES.len()]);
         let mut metadata = json!({
             "city": self.spelled(city),
             "country": country,
             "genre": self.spelled(artist_genre),
+            "artist_name": artist_name,
         });
         let mut engagement = Value::Null;
         let roll: u32 = self.rng.random_range(0..1000);
@@ -200,18 +275,22 @@ impl Generator {
             860..=864 => "vote.retracted",
             865..=884 => {
                 metadata["live_event_id"] = json!(live_event);
+                metadata["live_event_name"] = json!(live_event_name);
                 "event.rsvp"
             }
             885..=899 => {
                 metadata["live_event_id"] = json!(live_event);
+                metadata["live_event_name"] = json!(live_event_name);
                 "ticket.purchased"
             }
             900..=914 => {
                 metadata["live_event_id"] = json!(live_event);
+                metadata["live_event_name"] = json!(live_event_name);
                 "event.attended"
             }
             915..=924 => {
                 metadata["live_event_id"] = json!(live_event);
+                metadata["live_event_name"] = json!(live_event_name);
                 "stream.joined"
             }
             925..=949 => {
@@ -356,6 +435,10 @@ mod tests {
             assert!(entry.timestamp < config.until && entry.timestamp >= config.until - Duration::days(7));
             unrecognized += usize::from(!entry.is_recognized());
             types.insert(entry.type_name.clone());
+            assert!(entry.artist_name.is_some(), "every entry names its artist");
+            if entry.live_event_id.is_some() {
+                assert!(entry.live_event_name.is_some(), "and its live event");
+            }
             *per_artist.entry(entry.artist_id.unwrap_or_default()).or_default() += 1;
         }
         assert!(types.len() >= 20, "{types:?}");
@@ -363,5 +446,12 @@ mod tests {
         let top = per_artist.get("art_0").copied().unwrap_or(0);
         let tail = per_artist.get("art_49").copied().unwrap_or(0);
         assert!(top > 5 * tail.max(1), "popularity is skewed: {top} vs {tail}");
+    }
+
+    #[test]
+    fn stage_names_are_distinct() {
+        let names: std::collections::HashSet<String> = (0..5_000).map(artist_name).collect();
+        assert_eq!(names.len(), 5_000);
+        assert_eq!(artist_name(0), "Ayo Adeyemi");
     }
 }

@@ -13,6 +13,8 @@ use crate::text::{FORBIDDEN_CHARS, has_forbidden_chars};
 /// The envelope versions this receiver understands.
 pub const SUPPORTED_SCHEMA_VERSIONS: &[u64] = &[1];
 const MAX_ID_CHARS: usize = 128;
+/// The longest display name (`metadata.artist_name`, `live_event_name`).
+const MAX_NAME_CHARS: usize = 200;
 const MAX_METADATA_BYTES: usize = 8 * 1024;
 const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
 const HOT_RETENTION_MONTHS: i32 = 24;
@@ -108,6 +110,10 @@ pub struct Entry {
     pub country: Option<String>,
     pub live_event_id: Option<String>,
     pub track_id: Option<String>,
+    /// The artist's display name as the platform shows it, trimmed.
+    pub artist_name: Option<String>,
+    /// The live event's display name, trimmed.
+    pub live_event_name: Option<String>,
     pub money: Option<Money>,
     pub engagement: Engagement,
     /// The envelope as received, as compact JSON: what the log keeps.
@@ -212,6 +218,8 @@ fn validate(
     let country = check.country(metadata.get("country"));
     let live_event_id = check.optional_id(metadata.get("live_event_id"), "/metadata/live_event_id");
     let track_id = check.optional_id(metadata.get("track_id"), "/metadata/track_id");
+    let artist_name = check.display_name(metadata.get("artist_name"), "/metadata/artist_name");
+    let live_event_name = check.display_name(metadata.get("live_event_name"), "/metadata/live_event_name");
     let money = check.money(metadata);
     let engagement = check.engagement(fields.get("engagement"));
 
@@ -236,6 +244,8 @@ fn validate(
             country,
             live_event_id,
             track_id,
+            artist_name,
+            live_event_name,
             money,
             engagement,
             envelope: kept_text(),
@@ -351,6 +361,20 @@ impl Checker<'_> {
                 return Some(id.clone());
             }
             Some(Value::String(_)) => self.fail(field, "must be 1 to 128 characters"),
+            Some(_) => self.fail(field, "must be a string or null"),
+        }
+        None
+    }
+
+    /// An optional display name: 1 to 200 characters once trimmed.
+    fn display_name(&mut self, value: Option<&Value>, field: &str) -> Option<String> {
+        match value {
+            None | Some(Value::Null) => {}
+            Some(Value::String(name)) if has_forbidden_chars(name) => self.fail(field, FORBIDDEN_CHARS),
+            Some(Value::String(name)) if (1..=MAX_NAME_CHARS).contains(&name.trim().chars().count()) => {
+                return Some(name.trim().to_owned());
+            }
+            Some(Value::String(_)) => self.fail(field, "must be 1 to 200 characters (not blank)"),
             Some(_) => self.fail(field, "must be a string or null"),
         }
         None

@@ -439,6 +439,7 @@ fn ids_and_dimensions_with_control_characters_or_bidi_overrides_are_field_errors
         ("/metadata/city", "La\ngos"),
         ("/metadata/genre", "\u{2066}pop"),
         ("/metadata/live_event_id", "live\u{7f}"),
+        ("/metadata/artist_name", "Burna\u{202E}Boy"),
     ] {
         let errors = errors_of(&with(play(), pointer, json!(bad)));
         assert_eq!(
@@ -449,6 +450,30 @@ fn ids_and_dimensions_with_control_characters_or_bidi_overrides_are_field_errors
     }
     let accented = with(play(), "/metadata/city", json!("São Paulo"));
     assert!(validate_envelope(&accented, "", &context()).is_ok());
+}
+
+#[test]
+fn display_names_are_optional_trimmed_and_bounded() {
+    let named = with(
+        with(play(), "/metadata/artist_name", json!("  Tems ")),
+        "/metadata/live_event_name",
+        json!("Afro Nation Lagos"),
+    );
+    let entry = validate_envelope(&named, "", &context()).expect("valid");
+    assert_eq!(entry.artist_name.as_deref(), Some("Tems"));
+    assert_eq!(entry.live_event_name.as_deref(), Some("Afro Nation Lagos"));
+    let plain = validate_envelope(&play(), "", &context()).expect("valid");
+    assert_eq!((plain.artist_name, plain.live_event_name), (None, None));
+    for bad in [json!("   "), json!("x".repeat(201)), json!(7)] {
+        let errors = errors_of(&with(play(), "/metadata/artist_name", bad.clone()));
+        assert_eq!(
+            errors.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+            ["/events/3/metadata/artist_name"],
+            "{bad}"
+        );
+    }
+    let longest = with(play(), "/metadata/live_event_name", json!("é".repeat(200)));
+    assert!(validate_envelope(&longest, "", &context()).is_ok());
 }
 
 #[test]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use coliseum_domain::kpi::Metric;
 use coliseum_domain::plans::{Feature, leaderboard_depth};
 use coliseum_engine::board::TOP;
+use coliseum_engine::names::DisplayNames;
 use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
@@ -215,17 +216,21 @@ pub struct BoardEntry {
     /// Competition ranking: equal values share a rank.
     pub rank: u64,
     pub artist_id: String,
+    /// `null` while no name is known.
+    pub artist_name: Option<String>,
     /// Engagement in points (one decimal); revenue in minor units of the
     /// base currency; the others as counted.
     #[schema(value_type = f64)]
     pub value: Amount,
 }
 
+/// The filters in force: city and genre in their first spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BoardFilters {
     pub city: Option<String>,
     pub genre: Option<String>,
     pub live_event_id: Option<String>,
+    pub live_event_name: Option<String>,
 }
 
 /// What every board body states: which board, as of when, how many ranked.
@@ -260,6 +265,7 @@ pub struct AroundBody {
     #[serde(flatten)]
     pub head: BoardHead,
     pub artist_id: String,
+    pub artist_name: Option<String>,
     pub rank: u64,
     pub entries: Vec<BoardEntry>,
     /// Present when the neighbourhood reaches the last rank the plan shows and more exist.
@@ -269,14 +275,19 @@ pub struct AroundBody {
 
 fn head(state: &AppState, ranking: &Ranking) -> BoardHead {
     let filters = &ranking.query.filters;
+    let names = &state.names;
     let watermark = state.reads.current_watermark(ranking);
     BoardHead {
         metric: ranking.query.metric.as_str(),
         range: RangeBody::new(ranking.query.range, ranking.from, ranking.to),
         filters: BoardFilters {
-            city: filters.city.clone(),
-            genre: filters.genre.clone(),
+            city: super::city_spelling(names, filters.city.as_ref()),
+            genre: super::genre_spelling(names, filters.genre.as_ref()),
             live_event_id: filters.live_event.clone(),
+            live_event_name: filters
+                .live_event
+                .as_deref()
+                .and_then(|event| super::live_event_name(names, event)),
         },
         as_of: rfc3339(watermark.as_of),
         watermark: watermark.seq,
@@ -284,14 +295,18 @@ fn head(state: &AppState, ranking: &Ranking) -> BoardHead {
     }
 }
 
-fn entries(ranking: &Ranking, ranked: &[Ranked]) -> Vec<BoardEntry> {
+fn entries(names: &DisplayNames, ranking: &Ranking, ranked: &[Ranked]) -> Vec<BoardEntry> {
     let metric = ranking.query.metric;
     ranked
         .iter()
-        .map(|r| BoardEntry {
-            rank: r.rank,
-            artist_id: ranking.board.name(r.id).to_owned(),
-            value: amount(metric, r.value),
+        .map(|r| {
+            let artist = ranking.board.name(r.id);
+            BoardEntry {
+                rank: r.rank,
+                artist_id: artist.to_owned(),
+                artist_name: super::artist_name(names, artist),
+                value: amount(metric, r.value),
+            }
         })
         .collect()
 }
@@ -347,7 +362,7 @@ pub async fn page(state: &AppState, caller: &Caller, request: &PageRequest) -> R
     });
     Ok(BoardPage {
         head: head(state, &ranking),
-        entries: entries(&ranking, ranking.board.page(page.positions)),
+        entries: entries(&state.names, &ranking, ranking.board.page(page.positions)),
         next_cursor,
         upgrade_required: page.upgrade_required,
     })
@@ -384,8 +399,9 @@ pub async fn around(state: &AppState, caller: &Caller, request: &AroundRequest) 
     Ok(AroundBody {
         head: head(state, &ranking),
         artist_id: artist.clone(),
+        artist_name: super::artist_name(&state.names, artist),
         rank: ranked[position].rank,
-        entries: entries(&ranking, &ranked[from..to]),
+        entries: entries(&state.names, &ranking, &ranked[from..to]),
         upgrade_required: (to == visible && ranked.len() > visible).then(|| depth_marker(caller, visible)),
     })
 }

@@ -9,6 +9,7 @@ use coliseum_domain::plans::Feature;
 use coliseum_domain::scoring::{COMPONENTS, DnaBoard, DnaDomain, ScoreRange, ScoringConfig, reported};
 use coliseum_engine::dna::{Publication, RangeScores, movers};
 use coliseum_engine::served::boundary;
+use coliseum_store::NameKind;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -215,10 +216,13 @@ impl DnaBoardRequest {
 pub struct DnaEntry {
     pub rank: u64,
     pub artist_id: String,
+    /// `null` while no name is known.
+    pub artist_name: Option<String>,
     /// The reported score, 0–100, one decimal.
     pub score: f64,
 }
 
+/// The genre filter in force, in its first spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct GenreFilter {
     pub genre: Option<String>,
@@ -265,7 +269,7 @@ pub async fn board(state: &AppState, caller: &Caller, request: &DnaBoardRequest)
         domain: request.board.as_str(),
         range: request.range.as_str(),
         filters: GenreFilter {
-            genre: request.genre.clone(),
+            genre: super::genre_spelling(&state.names, request.genre.as_ref()),
         },
         as_of: rfc3339(publication.as_of),
         watermark: publication.watermark.seq,
@@ -275,6 +279,7 @@ pub async fn board(state: &AppState, caller: &Caller, request: &DnaBoardRequest)
             .map(|e| DnaEntry {
                 rank: e.rank,
                 artist_id: e.artist.to_string(),
+                artist_name: super::artist_name(&state.names, &e.artist),
                 score: e.score,
             })
             .collect(),
@@ -363,12 +368,15 @@ const UNITS: UnitsBody = UnitsBody {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ExplanationBody {
     pub artist_id: String,
+    /// `null` while no name is known.
+    pub artist_name: Option<String>,
     /// `7d`, `30d` or `all`.
     pub range: &'static str,
     pub as_of: String,
     pub watermark: i64,
     /// The artists scored in the range.
     pub population: usize,
+    /// In its first spelling.
     pub primary_genre: Option<String>,
     pub overall: OverallBody,
     /// By domain letter: `a`, `t`, `g`, `c`.
@@ -420,11 +428,15 @@ pub async fn explanation(
     let [passive, light, active, committed, patron] = score.entries_by_tier;
     Ok(ExplanationBody {
         artist_id: request.artist.clone(),
+        artist_name: super::artist_name(&state.names, &request.artist),
         range: range.as_str(),
         as_of: rfc3339(publication.as_of),
         watermark: publication.watermark.seq,
         population: scores.artists.len(),
-        primary_genre: scored.primary_genre.as_deref().map(str::to_owned),
+        primary_genre: scored
+            .primary_genre
+            .as_deref()
+            .map(|genre| state.names.spelling(NameKind::Genre, genre)),
         overall: OverallBody {
             score: reported(score.overall),
             unrounded: score.overall,
@@ -471,6 +483,8 @@ impl MoversRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MoverBody {
     pub artist_id: String,
+    /// `null` while no name is known.
+    pub artist_name: Option<String>,
     pub from: f64,
     pub to: f64,
     /// `to - from`, one decimal.
@@ -503,6 +517,7 @@ pub async fn movers_of(state: &AppState, caller: &Caller, request: &MoversReques
             .take(request.limit)
             .map(|(artist_id, from, to)| MoverBody {
                 gain: reported(to - from),
+                artist_name: super::artist_name(&state.names, &artist_id),
                 artist_id,
                 from,
                 to,

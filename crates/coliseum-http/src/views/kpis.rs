@@ -107,6 +107,9 @@ fn read_scope(scope: &str) -> Result<(Option<String>, Option<String>), AppError>
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct KpisBody {
     pub scope: String,
+    /// The display name of the scope's artist or live event; `null` for
+    /// the platform or while none is known.
+    pub scope_name: Option<String>,
     pub range: RangeBody,
     pub filters: DimensionFilters,
     pub as_of: String,
@@ -120,6 +123,7 @@ pub struct KpisBody {
     pub series: Vec<Point>,
 }
 
+/// The filters in force, in their first spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DimensionFilters {
     pub city: Option<String>,
@@ -162,12 +166,19 @@ pub struct Point {
 pub async fn kpis(state: &AppState, request: &KpisRequest, freshness_s: u32) -> Result<KpisBody, AppError> {
     let query = &request.query;
     let report = state.served.kpis(query, freshness_s).await?;
+    let names = &state.names;
+    let scope_name = match request.tenant() {
+        (Some(artist), _) => super::artist_name(names, artist),
+        (_, Some(live_event)) => super::live_event_name(names, live_event),
+        (None, None) => None,
+    };
     Ok(KpisBody {
         scope: request.scope.clone(),
+        scope_name,
         range: RangeBody::new(query.range, report.from, report.to),
         filters: DimensionFilters {
-            city: query.filters.city.clone(),
-            genre: query.filters.genre.clone(),
+            city: super::city_spelling(names, query.filters.city.as_ref()),
+            genre: super::genre_spelling(names, query.filters.genre.as_ref()),
         },
         as_of: rfc3339(report.watermark.as_of),
         watermark: report.watermark.seq,

@@ -22,6 +22,7 @@ on_both_backends!(
     bad_parameters_get_problem_documents,
     pause_holds_processing_and_resume_drains_it,
     a_payment_without_a_rate_is_a_dead_letter_an_admin_can_see_and_replay,
+    every_read_names_what_its_ids_name,
 );
 
 /// A play by `fan` of `artist`, `minutes_ago`, in `city`.
@@ -96,7 +97,8 @@ fn ranked(counts: &BTreeMap<String, i64>) -> Vec<Value> {
             Some(last) if last["value"] == json!(value) => last["rank"].clone(),
             _ => json!(i + 1),
         };
-        out.push(json!({"rank": rank, "artist_id": artist, "value": value}));
+        // No entry sent names its artist.
+        out.push(json!({"rank": rank, "artist_id": artist, "artist_name": null, "value": value}));
     }
     out
 }
@@ -129,7 +131,16 @@ async fn leaderboards_and_kpis_equal_a_reference(backend: Backend) {
         assert_eq!(board["entries"], json!(ranked(&expected)), "{path}");
         assert_eq!(board["total_ranked"], expected.len());
         assert!(board["watermark"].as_i64().expect("watermark") >= 600);
-        assert_eq!(board["filters"]["city"], json!(city));
+        // The city as it was first spelled in the log.
+        let first_spelling = city.map(|city| {
+            plays
+                .iter()
+                .filter_map(|p| p["metadata"]["city"].as_str())
+                .find(|spelled| spelled.trim().to_lowercase() == city)
+                .expect("sent")
+                .trim()
+        });
+        assert_eq!(board["filters"]["city"], json!(first_spelling));
     }
 
     let kpis = get_json(&app, "/v1/kpis?range=7d").await;
@@ -519,5 +530,63 @@ async fn a_payment_without_a_rate_is_a_dead_letter_an_admin_can_see_and_replay(b
         .await
         .expect("json");
     assert_eq!(pipeline["dead_letters"], 1, "still waiting for a rate");
+    app.stop().await;
+}
+
+/// A play of `artist` named `name`, `minutes_ago`, at `live_1` (named `event`).
+fn named_play(id: &str, artist: &str, name: &str, minutes_ago: i64, city: &str, event: &str) -> Value {
+    let mut play = play(id, artist, minutes_ago, city);
+    play["metadata"]["artist_name"] = json!(name);
+    play["metadata"]["live_event_id"] = json!("live_1");
+    play["metadata"]["live_event_name"] = json!(event);
+    play
+}
+
+async fn every_read_names_what_its_ids_name(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let first = json!({"events": [
+        named_play("n-1", "art_1", "Temilade", 10, "  Lagos ", "Afro Nation"),
+        named_play("n-2", "art_1", "Tems", 5, "LAGOS", "Afro Nation Lagos"),
+        play("n-3", "art_2", 5, "lagos"),
+    ]});
+    assert_eq!(app.deliver(&first).await.status(), 202);
+    // An older entry arriving later renames nothing.
+    let late = json!({"events": [named_play("n-4", "art_1", "Old Name", 60, "lagos", "Old Event")]});
+    assert_eq!(app.deliver(&late).await.status(), 202);
+    app.processed().await;
+
+    let board = get_json(&app, "/v1/leaderboards/plays?city=lagos&live_event_id=live_1").await;
+    assert_eq!(
+        board["filters"]["city"], "Lagos",
+        "the first spelling, trimmed: {board}"
+    );
+    assert_eq!(board["filters"]["live_event_name"], "Afro Nation Lagos", "{board}");
+    assert_eq!(board["entries"][0]["artist_id"], "art_1");
+    assert_eq!(
+        board["entries"][0]["artist_name"], "Tems",
+        "the newest by timestamp: {board}"
+    );
+
+    let everyone = get_json(&app, "/v1/leaderboards/plays").await;
+    let unnamed = everyone["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["artist_id"] == "art_2")
+        .expect("art_2 ranked");
+    assert_eq!(unnamed["artist_name"], Value::Null, "no name known yet");
+
+    let around = get_json(&app, "/v1/leaderboards/plays/around/art_1").await;
+    assert_eq!(around["artist_name"], "Tems");
+
+    let admin = app.sign_in_as(Role::Admin).await;
+    let response = app.get("/v1/kpis?scope=artist:art_1&city=lagos", Some(&admin)).await;
+    assert_eq!(response.status(), 200);
+    let kpis: Value = response.json().await.expect("json");
+    assert_eq!(kpis["scope_name"], "Tems", "{kpis}");
+    assert_eq!(kpis["filters"]["city"], "Lagos");
+    let response = app.get("/v1/kpis?scope=live_event:live_1", Some(&admin)).await;
+    let kpis: Value = response.json().await.expect("json");
+    assert_eq!(kpis["scope_name"], "Afro Nation Lagos", "{kpis}");
     app.stop().await;
 }

@@ -33,7 +33,7 @@ async fn send_entries(app: &TestApp) -> usize {
                 ),
             };
             let (city, genre) = (["Lagos", "Lima", "Oslo"][i % 3], ["jazz", "house"][artist % 2]);
-            let mut metadata = json!({"city": city, "genre": genre});
+            let mut metadata = json!({"city": city, "genre": genre, "artist_name": format!("Artist {artist}")});
             if let (Some(metadata), Some(extra)) = (metadata.as_object_mut(), extra.as_object()) {
                 metadata.extend(extra.clone());
             }
@@ -71,6 +71,10 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
         .collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{overall}");
     assert_eq!(overall["entries"][0]["rank"], 1);
+    for entry in overall["entries"].as_array().expect("entries") {
+        let id = entry["artist_id"].as_str().expect("id");
+        assert_eq!(entry["artist_name"], json!(id.replace("art_", "Artist ")), "{entry}");
+    }
 
     // Public and Free see the cultural domain only, and no explanation.
     let a: Value = app
@@ -129,6 +133,7 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
         .expect("json");
     assert_eq!(why["population"], 7, "{why}");
     assert_eq!(why["primary_genre"], "jazz");
+    assert_eq!(why["artist_name"], "Artist 6");
     let revenue_per_fan = &why["domains"]["g"]["components"]["revenue_per_fan"];
     assert!(revenue_per_fan["raw"].as_f64().expect("raw") > 0.0, "{why}");
     assert!(revenue_per_fan["percentile"].as_f64().is_some());
