@@ -6,10 +6,17 @@
 
 use std::collections::BTreeMap;
 
+use axum::Router;
+use axum::http::{HeaderValue, header};
+
+use axum::routing::get;
+use bytes::Bytes;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, Ref, RefOr, Response};
 use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
+
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::sessions::SESSION_COOKIE;
 
@@ -77,6 +84,43 @@ impl Modify for Security {
             ),
         );
     }
+}
+
+/// The routes that serve the document and its readable form. The document
+/// is written out once; Swagger UI's files come from the binary, and its
+/// online validator (a request to swagger.io from every reader's browser,
+/// handing it this document's address) is off.
+pub fn router<S: Clone + Send + Sync + 'static>(document: &utoipa::openapi::OpenApi) -> Router<S> {
+    let json = Bytes::from(serde_json::to_vec(document).expect("an OpenAPI document serializes"));
+    let swagger: Router<S> = SwaggerUi::new(DOCS_PATH)
+        .config(Config::new([DOCUMENT_PATH]).validator_url("none").use_base_layout())
+        .into();
+    Router::new()
+        .route(
+            DOCUMENT_PATH,
+            get(move || {
+                let json = json.clone();
+                async move { ([(header::CONTENT_TYPE, "application/json")], json) }
+            }),
+        )
+        .merge(swagger.layer(axum::middleware::map_response(confine_docs)))
+}
+
+/// Swagger UI runs a large third-party script on the origin of the session
+/// cookie: it may load and call nothing but this server, and no other site
+/// may frame it.
+async fn confine_docs(mut response: axum::response::Response) -> axum::response::Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+        ),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
 }
 
 /// An RFC 9457 problem document. Members beyond these are extensions

@@ -218,8 +218,8 @@ fn validate(
     let country = check.country(metadata.get("country"));
     let live_event_id = check.optional_id(metadata.get("live_event_id"), "/metadata/live_event_id");
     let track_id = check.optional_id(metadata.get("track_id"), "/metadata/track_id");
-    let artist_name = check.display_name(metadata.get("artist_name"), "/metadata/artist_name");
-    let live_event_name = check.display_name(metadata.get("live_event_name"), "/metadata/live_event_name");
+    let artist_name = check.display_name(metadata.get("artist_name"), "/metadata/artist_name", context);
+    let live_event_name = check.display_name(metadata.get("live_event_name"), "/metadata/live_event_name", context);
     let money = check.money(metadata);
     let engagement = check.engagement(fields.get("engagement"));
 
@@ -366,16 +366,22 @@ impl Checker<'_> {
         None
     }
 
-    /// An optional display name: 1 to 200 characters once trimmed.
-    fn display_name(&mut self, value: Option<&Value>, field: &str) -> Option<String> {
-        match value {
-            None | Some(Value::Null) => {}
-            Some(Value::String(name)) if has_forbidden_chars(name) => self.fail(field, FORBIDDEN_CHARS),
+    /// An optional display name: 1 to 200 characters once trimmed. An entry
+    /// stored before names were read kept any value there as an unknown key:
+    /// read back, a name that is not one is no name, not a failure, so that
+    /// entry counts as it always did.
+    fn display_name(&mut self, value: Option<&Value>, field: &str, context: &ValidationContext) -> Option<String> {
+        let problem = match value {
+            None | Some(Value::Null) => return None,
+            Some(Value::String(name)) if has_forbidden_chars(name) => FORBIDDEN_CHARS,
             Some(Value::String(name)) if (1..=MAX_NAME_CHARS).contains(&name.trim().chars().count()) => {
                 return Some(name.trim().to_owned());
             }
-            Some(Value::String(_)) => self.fail(field, "must be 1 to 200 characters (not blank)"),
-            Some(_) => self.fail(field, "must be a string or null"),
+            Some(Value::String(_)) => "must be 1 to 200 characters (not blank)",
+            Some(_) => "must be a string or null",
+        };
+        if context.window {
+            self.fail(field, problem);
         }
         None
     }

@@ -474,6 +474,13 @@ fn display_names_are_optional_trimmed_and_bounded() {
     }
     let longest = with(play(), "/metadata/live_event_name", json!("é".repeat(200)));
     assert!(validate_envelope(&longest, "", &context()).is_ok());
+
+    // Stored before names were read, a bad one was an unknown key: read
+    // back, the entry still counts, without a name.
+    let stored_long_ago = with(play(), "/metadata/artist_name", json!(7)).to_string();
+    let read_back = ValidationContext::stored(context().now);
+    let entry = validate_raw_envelope(&stored_long_ago, "", &read_back).expect("still valid");
+    assert_eq!(entry.artist_name, None);
 }
 
 #[test]

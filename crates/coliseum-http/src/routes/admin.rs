@@ -94,6 +94,7 @@ struct AuditItem {
 struct AuditPage {
     items: Vec<AuditItem>,
     /// The next page; `null` on the last.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -247,6 +248,7 @@ struct DeadLetterBody {
     state: &'static str,
     first_failed_at: String,
     last_failed_at: String,
+    #[schema(required = true)]
     next_attempt_at: Option<String>,
 }
 
@@ -287,6 +289,7 @@ pub(crate) const DEAD_LETTER_PARAMETERS: &[&str] = &["limit", "cursor", "include
 struct DeadLetterPage {
     items: Vec<DeadLetterBody>,
     /// The next page; `null` on the last.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 

@@ -46,6 +46,7 @@ struct KeyBody {
     /// The key's first characters, to tell keys apart.
     prefix: String,
     created_at: String,
+    #[schema(required = true)]
     revoked_at: Option<String>,
 }
 

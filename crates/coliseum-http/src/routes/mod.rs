@@ -20,10 +20,9 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::app::AppState;
-use crate::openapi::{ApiDoc, DOCS_PATH, DOCUMENT_PATH};
+use crate::openapi::ApiDoc;
 use crate::problem::AppError;
 
 /// Every route of the API, each with its description.
@@ -45,7 +44,7 @@ pub fn router(state: AppState) -> Router {
     let (api, document) = api().split_for_parts();
     api
         // The document at `/openapi.json`, Swagger UI reading it at `/docs`.
-        .merge(SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document))
+        .merge(crate::openapi::router(&document))
         // Every route passes the access guard (rules in `access::RULES`).
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(not_found)
@@ -81,6 +80,7 @@ mod tests {
     use utoipa::openapi::path::{Operation, ParameterIn};
 
     use super::*;
+    use crate::openapi::{DOCS_PATH, DOCUMENT_PATH};
     use crate::views;
 
     fn operations() -> Vec<(String, String, Operation)> {

@@ -217,6 +217,7 @@ pub struct BoardEntry {
     pub rank: u64,
     pub artist_id: String,
     /// `null` while no name is known.
+    #[schema(required = true)]
     pub artist_name: Option<String>,
     /// Engagement in points (one decimal); revenue in minor units of the
     /// base currency; the others as counted.
@@ -227,9 +228,13 @@ pub struct BoardEntry {
 /// The filters in force: city and genre in their first spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct BoardFilters {
+    #[schema(required = true)]
     pub city: Option<String>,
+    #[schema(required = true)]
     pub genre: Option<String>,
+    #[schema(required = true)]
     pub live_event_id: Option<String>,
+    #[schema(required = true)]
     pub live_event_name: Option<String>,
 }
 
@@ -253,6 +258,7 @@ pub struct BoardPage {
     pub head: BoardHead,
     pub entries: Vec<BoardEntry>,
     /// The next page; `null` on the last page the plan shows.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     /// Present when the page reaches the last rank the plan shows and more exist.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -265,6 +271,7 @@ pub struct AroundBody {
     #[serde(flatten)]
     pub head: BoardHead,
     pub artist_id: String,
+    #[schema(required = true)]
     pub artist_name: Option<String>,
     pub rank: u64,
     pub entries: Vec<BoardEntry>,

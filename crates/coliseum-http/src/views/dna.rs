@@ -217,6 +217,7 @@ pub struct DnaEntry {
     pub rank: u64,
     pub artist_id: String,
     /// `null` while no name is known.
+    #[schema(required = true)]
     pub artist_name: Option<String>,
     /// The reported score, 0–100, one decimal.
     pub score: f64,
@@ -225,6 +226,7 @@ pub struct DnaEntry {
 /// The genre filter in force, in its first spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct GenreFilter {
+    #[schema(required = true)]
     pub genre: Option<String>,
 }
 
@@ -241,6 +243,7 @@ pub struct DnaBoardBody {
     pub total_ranked: usize,
     pub entries: Vec<DnaEntry>,
     /// The next page; `null` on the last page the plan shows.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
     pub config: ScoringConfigBody,
     /// Present when the page reaches the last rank the plan shows and more exist.
@@ -369,6 +372,7 @@ const UNITS: UnitsBody = UnitsBody {
 pub struct ExplanationBody {
     pub artist_id: String,
     /// `null` while no name is known.
+    #[schema(required = true)]
     pub artist_name: Option<String>,
     /// `7d`, `30d` or `all`.
     pub range: &'static str,
@@ -377,6 +381,7 @@ pub struct ExplanationBody {
     /// The artists scored in the range.
     pub population: usize,
     /// In its first spelling.
+    #[schema(required = true)]
     pub primary_genre: Option<String>,
     pub overall: OverallBody,
     /// By domain letter: `a`, `t`, `g`, `c`.
@@ -484,6 +489,7 @@ impl MoversRequest {
 pub struct MoverBody {
     pub artist_id: String,
     /// `null` while no name is known.
+    #[schema(required = true)]
     pub artist_name: Option<String>,
     pub from: f64,
     pub to: f64,

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::RangeBody;
 use super::reads::{check_read, read_range, rfc3339};
 use crate::app::AppState;
+use crate::audit::{self, RequestId};
 use crate::openapi::names::{BucketName, RangeName};
 use crate::params::Params;
 use crate::problem::AppError;
@@ -109,6 +110,7 @@ pub struct KpisBody {
     pub scope: String,
     /// The display name of the scope's artist or live event; `null` for
     /// the platform or while none is known.
+    #[schema(required = true)]
     pub scope_name: Option<String>,
     pub range: RangeBody,
     pub filters: DimensionFilters,
@@ -126,7 +128,9 @@ pub struct KpisBody {
 /// The filters in force, in their first spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct DimensionFilters {
+    #[schema(required = true)]
     pub city: Option<String>,
+    #[schema(required = true)]
     pub genre: Option<String>,
 }
 
@@ -161,11 +165,42 @@ pub struct Point {
     pub figures: Figures,
 }
 
-/// The body of `request` as a reader with `freshness_s` sees it (0: live;
-/// else the value as of the last boundary of that period).
-pub async fn kpis(state: &AppState, request: &KpisRequest, freshness_s: u32) -> Result<KpisBody, AppError> {
+/// An admin reading a tenant's full KPIs without being linked to it is
+/// reading another subject's data: audited (PLANS.md, "Roles"), whatever
+/// serves the read.
+async fn audit_tenant_read(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    request: &KpisRequest,
+) -> Result<(), AppError> {
+    let Some(user) = &caller.user else { return Ok(()) };
+    let subject = match request.tenant() {
+        (Some(artist), _) if !user.artists.iter().any(|a| a == artist) => format!("artist:{artist}"),
+        (_, Some(event)) if !user.live_events.iter().any(|e| e == event) => format!("live_event:{event}"),
+        _ => return Ok(()),
+    };
+    let event = audit::Event {
+        actor: caller.actor(),
+        action: "tenant_data.read",
+        subject,
+        detail: serde_json::json!({"endpoint": "/v1/kpis"}),
+    };
+    audit::record(state, request_id, event).await
+}
+
+/// The body of `request` as `caller` is served it (live, or as of the last
+/// boundary of the plan's period), the read audited where it is another
+/// subject's data.
+pub async fn kpis(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    request: &KpisRequest,
+) -> Result<KpisBody, AppError> {
+    audit_tenant_read(state, caller, request_id, request).await?;
     let query = &request.query;
-    let report = state.served.kpis(query, freshness_s).await?;
+    let report = state.served.kpis(query, caller.freshness_s()).await?;
     let names = &state.names;
     let scope_name = match request.tenant() {
         (Some(artist), _) => super::artist_name(names, artist),
