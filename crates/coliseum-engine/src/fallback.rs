@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coliseum_domain::kpi::Kpis;
-use coliseum_store::{CellFilter, Grain, Store, StoreError};
+use coliseum_store::{CellFilter, Grain, Rollups, StoreError};
 
 use crate::bounded::Bounded;
 use crate::single_flight::Gates;
@@ -93,7 +93,7 @@ struct Kept {
 }
 
 pub struct Fallback {
-    store: Arc<dyn Store>,
+    store: Arc<dyn Rollups>,
     max_age: Duration,
     permits: tokio::sync::Semaphore,
     scans: tokio::sync::Semaphore,
@@ -108,7 +108,7 @@ impl std::fmt::Debug for Fallback {
 }
 
 impl Fallback {
-    pub fn new(store: Arc<dyn Store>, max_age: Duration) -> Self {
+    pub fn new(store: Arc<dyn Rollups>, max_age: Duration) -> Self {
         Self {
             store,
             max_age,

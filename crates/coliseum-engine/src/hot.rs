@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use coliseum_domain::clock::Clock;
 use coliseum_domain::kpi::Kpis;
-use coliseum_store::{CellKey, Grain, ProcessedBatch, Store, StoreError};
+use coliseum_store::{CellKey, Grain, ProcessedBatch, Rollups, StoreError};
 use time::OffsetDateTime;
 
 use crate::bounded::Bounded;
@@ -324,7 +324,7 @@ type TileCache = Bounded<(Grain, i64, i64, Slice), TileSums>;
 
 impl HotState {
     /// Loads the kept buckets from the store, as of its cursor.
-    pub async fn load(store: &dyn Store, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
+    pub async fn load(store: &dyn Rollups, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let now = clock.now();
         let state = store.pipeline_state().await?;
         let hot = Self {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use coliseum_domain::passport::Entry;
-use coliseum_store::{DisplayName, NameKind, ProcessedBatch, Store, StoreError};
+use coliseum_store::{DisplayName, DisplayNamesStore, NameKind, ProcessedBatch, StoreError};
 
 use crate::processor::{AppliedSink, Watermark};
 
@@ -87,7 +87,7 @@ pub struct DisplayNames {
 
 impl DisplayNames {
     /// The names the store keeps.
-    pub async fn load(store: &dyn Store) -> Result<Arc<Self>, StoreError> {
+    pub async fn load(store: &dyn DisplayNamesStore) -> Result<Arc<Self>, StoreError> {
         let names = Arc::new(Self::default());
         names.learn(&store.display_names().await?);
         Ok(names)

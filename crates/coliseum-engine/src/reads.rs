@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use coliseum_domain::clock::Clock;
 use coliseum_domain::kpi::{Kpis, Metric};
 use coliseum_domain::range::Range;
-use coliseum_store::{CellFilter, Grain, Store, StoreError};
+use coliseum_store::{CellFilter, Grain, Rollups, StoreError};
 use time::OffsetDateTime;
 
 use crate::board::Board;
@@ -310,7 +310,12 @@ impl std::fmt::Debug for Reads {
 }
 
 impl Reads {
-    pub fn new(hot: Arc<HotState>, store: Arc<dyn Store>, clock: Arc<dyn Clock>, max_age: std::time::Duration) -> Self {
+    pub fn new(
+        hot: Arc<HotState>,
+        store: Arc<dyn Rollups>,
+        clock: Arc<dyn Clock>,
+        max_age: std::time::Duration,
+    ) -> Self {
         let seed = clock.now().unix_timestamp_nanos() as u64;
         Self {
             hot,

@@ -123,19 +123,34 @@ async fn confine_docs(mut response: axum::response::Response) -> axum::response:
     response
 }
 
-/// An RFC 9457 problem document. Members beyond these are extensions
-/// (such as the per-entry `results` of a refused delivery).
+/// An RFC 9457 problem document. Members beyond the first five are
+/// extensions, present on the problems that carry them.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Problem {
-    /// A URI naming the kind of problem.
+    /// A URI naming the kind of problem (`…/problems/upgrade-required`, …).
     #[schema(rename = "type")]
     problem_type: String,
     title: String,
     status: u16,
     detail: String,
-    /// The fields at fault, when the body was.
+    /// The fields or parameters at fault.
     errors: Option<Vec<FieldError>>,
+    /// Upgrade required: the feature the caller's plan lacks.
+    feature: Option<String>,
+    /// Upgrade required: the caller's plan.
+    plan: Option<String>,
+    /// Upgrade required: the cheapest plan that includes the feature.
+    cheapest_plan: Option<String>,
+    /// A refused delivery: every entry's fate, as a `202` would give them.
+    #[schema(value_type = Option<Vec<Object>>)]
+    results: Option<Vec<serde_json::Value>>,
+    /// A refused delivery: entries accepted (0).
+    accepted: Option<u64>,
+    /// A refused delivery: entries already in the log (0).
+    duplicates: Option<u64>,
+    /// A refused delivery: entries rejected.
+    rejected: Option<u64>,
 }
 
 /// A problem with one field of the request body (located by a JSON

@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    AuditOf, AuditRecord, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DerivedPart, DisplayName,
-    DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState, ProcessedBatch, Rollups, StoreError,
-    StoredEntry, SumsBy, cursor_moved, rows,
+    AuditOf, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetters, DerivedPart, DisplayName, DisplayNamesStore,
+    DnaHistory, DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState, ProcessedBatch, Rebuilds, Rollups,
+    StoreError, StoredEntry, SumsBy, cursor_moved, rows,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -157,23 +157,7 @@ async fn move_cursor(
     cursor_moved(moved, from)
 }
 
-/// Keeps each display name where it replaces the stored one
-/// (`DisplayName::replaces`, in SQL).
-async fn upsert_display_names(tx: &mut Transaction<'_, Postgres>, names: &[DisplayName]) -> Result<(), StoreError> {
-    for chunk in names.chunks(1000) {
-        let mut upsert = sqlx::QueryBuilder::<Postgres>::new(rows::INSERT_DISPLAY_NAMES);
-        upsert.push_values(chunk, |mut row, name| {
-            row.push_bind(name.kind.code())
-                .push_bind(&name.id)
-                .push_bind(&name.name)
-                .push_bind(rows::name_micros(name.at))
-                .push_bind(name.seq);
-        });
-        upsert.push(DISPLAY_NAME_CONFLICT);
-        upsert.build().execute(&mut **tx).await.map_err(classify)?;
-    }
-    Ok(())
-}
+coliseum_store::upsert_display_names_for!(Postgres);
 
 #[async_trait]
 impl Rollups for PostgresStore {
@@ -280,7 +264,10 @@ impl Rollups for PostgresStore {
         .map_err(classify)?;
         Ok(rows.into_iter().map(rows::fan_day).collect())
     }
+}
 
+#[async_trait]
+impl DeadLetters for PostgresStore {
     async fn dead_letters(
         &self,
         after: i64,
@@ -361,7 +348,10 @@ impl Rollups for PostgresStore {
         tx.commit().await.map_err(classify)?;
         Ok(replayed)
     }
+}
 
+#[async_trait]
+impl Rebuilds for PostgresStore {
     async fn reset_derived(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         for statement in [
@@ -374,14 +364,35 @@ impl Rollups for PostgresStore {
         Ok(())
     }
 
-    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError> {
-        let rows: Vec<rows::DisplayNameRow> = sqlx::query_as(rows::SELECT_DISPLAY_NAMES)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        rows.into_iter().map(rows::display_name).collect()
+    async fn load_derived(
+        &self,
+        to_seq: i64,
+        revenue_gross: i64,
+        mut parts: Receiver<DerivedPart>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        move_cursor(&mut tx, 0, to_seq, revenue_gross).await?;
+        while let Some(part) = parts.recv().await {
+            match part {
+                DerivedPart::Cells(cells) => {
+                    copy::copy_in(&mut tx, copy::COPY_CELLS, copy::encode_cells(&cells)).await?;
+                }
+                DerivedPart::FanDays(days) => {
+                    copy::copy_in(&mut tx, copy::COPY_FAN_DAYS, copy::encode_fan_days(&days)).await?;
+                }
+                DerivedPart::DeadLetters(letters) => write_dead_letters(&mut tx, &letters).await?,
+                DerivedPart::Names(names) => upsert_display_names(&mut tx, &names).await?,
+                DerivedPart::End => return tx.commit().await.map_err(classify),
+            }
+        }
+        Err(StoreError::Internal(
+            "the rebuild stopped before all its rows were sent".to_owned(),
+        ))
     }
+}
 
+#[async_trait]
+impl DnaHistory for PostgresStore {
     async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError> {
         if mutations.is_empty() {
             return Ok(());
@@ -422,30 +433,15 @@ impl Rollups for PostgresStore {
             })
             .collect())
     }
+}
 
-    async fn load_derived(
-        &self,
-        to_seq: i64,
-        revenue_gross: i64,
-        mut parts: Receiver<DerivedPart>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        move_cursor(&mut tx, 0, to_seq, revenue_gross).await?;
-        while let Some(part) = parts.recv().await {
-            match part {
-                DerivedPart::Cells(cells) => {
-                    copy::copy_in(&mut tx, copy::COPY_CELLS, copy::encode_cells(&cells)).await?;
-                }
-                DerivedPart::FanDays(days) => {
-                    copy::copy_in(&mut tx, copy::COPY_FAN_DAYS, copy::encode_fan_days(&days)).await?;
-                }
-                DerivedPart::DeadLetters(letters) => write_dead_letters(&mut tx, &letters).await?,
-                DerivedPart::Names(names) => upsert_display_names(&mut tx, &names).await?,
-                DerivedPart::End => return tx.commit().await.map_err(classify),
-            }
-        }
-        Err(StoreError::Internal(
-            "the rebuild stopped before all its rows were sent".to_owned(),
-        ))
+#[async_trait]
+impl DisplayNamesStore for PostgresStore {
+    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError> {
+        let rows: Vec<rows::DisplayNameRow> = sqlx::query_as(rows::SELECT_DISPLAY_NAMES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(rows::display_name).collect()
     }
 }

@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    AuditOf, AuditRecord, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DerivedPart, DisplayName,
-    DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState, ProcessedBatch, Rollups, StoreError,
-    StoredEntry, SumsBy, cursor_moved, rows,
+    AuditOf, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetters, DerivedPart, DisplayName, DisplayNamesStore,
+    DnaHistory, DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState, ProcessedBatch, Rebuilds, Rollups,
+    StoreError, StoredEntry, SumsBy, cursor_moved, rows,
 };
 use sqlx::{QueryBuilder, Sqlite, Transaction};
 use time::OffsetDateTime;
@@ -140,23 +140,7 @@ async fn move_cursor(
     cursor_moved(moved, from)
 }
 
-/// Keeps each display name where it replaces the stored one
-/// (`DisplayName::replaces`, in SQL).
-async fn upsert_display_names(tx: &mut Transaction<'_, Sqlite>, names: &[DisplayName]) -> Result<(), StoreError> {
-    for chunk in names.chunks(1000) {
-        let mut upsert = sqlx::QueryBuilder::<Sqlite>::new(rows::INSERT_DISPLAY_NAMES);
-        upsert.push_values(chunk, |mut row, name| {
-            row.push_bind(name.kind.code())
-                .push_bind(&name.id)
-                .push_bind(&name.name)
-                .push_bind(rows::name_micros(name.at))
-                .push_bind(name.seq);
-        });
-        upsert.push(DISPLAY_NAME_CONFLICT);
-        upsert.build().execute(&mut **tx).await.map_err(classify)?;
-    }
-    Ok(())
-}
+coliseum_store::upsert_display_names_for!(Sqlite);
 
 #[async_trait]
 impl Rollups for SqliteStore {
@@ -263,7 +247,10 @@ impl Rollups for SqliteStore {
         .map_err(classify)?;
         Ok(rows.into_iter().map(rows::fan_day).collect())
     }
+}
 
+#[async_trait]
+impl DeadLetters for SqliteStore {
     async fn dead_letters(
         &self,
         after: i64,
@@ -344,7 +331,10 @@ impl Rollups for SqliteStore {
         tx.commit().await.map_err(classify)?;
         Ok(replayed)
     }
+}
 
+#[async_trait]
+impl Rebuilds for SqliteStore {
     async fn reset_derived(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         for statement in [
@@ -359,14 +349,33 @@ impl Rollups for SqliteStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError> {
-        let rows: Vec<rows::DisplayNameRow> = sqlx::query_as(rows::SELECT_DISPLAY_NAMES)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(classify)?;
-        rows.into_iter().map(rows::display_name).collect()
+    async fn load_derived(
+        &self,
+        to_seq: i64,
+        revenue_gross: i64,
+        mut parts: Receiver<DerivedPart>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        move_cursor(&mut tx, 0, to_seq, revenue_gross).await?;
+        // Keys are unique, so the upserts only ever insert: SQLite has no
+        // faster bulk path than its prepared multi-row INSERT.
+        while let Some(part) = parts.recv().await {
+            match part {
+                DerivedPart::Cells(cells) => upsert_cells(&mut tx, &cells).await?,
+                DerivedPart::FanDays(fan_days) => upsert_fan_days(&mut tx, &fan_days).await?,
+                DerivedPart::DeadLetters(letters) => write_dead_letters(&mut tx, &letters).await?,
+                DerivedPart::Names(names) => upsert_display_names(&mut tx, &names).await?,
+                DerivedPart::End => return tx.commit().await.map_err(classify),
+            }
+        }
+        Err(StoreError::Internal(
+            "the rebuild stopped before all its rows were sent".to_owned(),
+        ))
     }
+}
 
+#[async_trait]
+impl DnaHistory for SqliteStore {
     async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         for m in mutations {
@@ -407,29 +416,16 @@ impl Rollups for SqliteStore {
             })
             .collect()
     }
+}
 
-    async fn load_derived(
-        &self,
-        to_seq: i64,
-        revenue_gross: i64,
-        mut parts: Receiver<DerivedPart>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(classify)?;
-        move_cursor(&mut tx, 0, to_seq, revenue_gross).await?;
-        // Keys are unique, so the upserts only ever insert: SQLite has no
-        // faster bulk path than its prepared multi-row INSERT.
-        while let Some(part) = parts.recv().await {
-            match part {
-                DerivedPart::Cells(cells) => upsert_cells(&mut tx, &cells).await?,
-                DerivedPart::FanDays(fan_days) => upsert_fan_days(&mut tx, &fan_days).await?,
-                DerivedPart::DeadLetters(letters) => write_dead_letters(&mut tx, &letters).await?,
-                DerivedPart::Names(names) => upsert_display_names(&mut tx, &names).await?,
-                DerivedPart::End => return tx.commit().await.map_err(classify),
-            }
-        }
-        Err(StoreError::Internal(
-            "the rebuild stopped before all its rows were sent".to_owned(),
-        ))
+#[async_trait]
+impl DisplayNamesStore for SqliteStore {
+    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError> {
+        let rows: Vec<rows::DisplayNameRow> = sqlx::query_as(rows::SELECT_DISPLAY_NAMES)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(rows::display_name).collect()
     }
 }
 

@@ -79,8 +79,8 @@ pub trait PassportLog: Send + Sync {
     async fn count_entries(&self) -> Result<i64, StoreError>;
 }
 
-/// The derived tables the processor maintains: rollup cells, fan-days, its
-/// cursor and pause flag, and dead letters.
+/// The derived tables the processor maintains and the reads sum: rollup
+/// cells, fan-days, and the processor's cursor and pause flag.
 #[async_trait]
 pub trait Rollups: Send + Sync {
     async fn pipeline_state(&self) -> Result<PipelineState, StoreError>;
@@ -125,7 +125,12 @@ pub trait Rollups: Send + Sync {
 
     /// Every fan-day with `from_day <= day < to_day`.
     async fn fan_days(&self, from_day: i64, to_day: i64) -> Result<Vec<(FanDayKey, FanDay)>, StoreError>;
+}
 
+/// Entries the processor could not count: kept with why, retried with
+/// backoff, replayed by an admin.
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
     /// Dead letters with `seq > after`, in `seq` order; replayed ones only when asked.
     async fn dead_letters(&self, after: i64, limit: u32, include_replayed: bool)
     -> Result<Vec<DeadLetter>, StoreError>;
@@ -149,19 +154,14 @@ pub trait Rollups: Send + Sync {
         now: time::OffsetDateTime,
         audit: AuditOf<'_, u64>,
     ) -> Result<u64, StoreError>;
+}
 
+/// Recomputing every derived table from the log (`coliseum rebuild`).
+#[async_trait]
+pub trait Rebuilds: Send + Sync {
     /// Empties every derived table and puts the cursor back to 0 (the pause
     /// flag is kept): the start of a rebuild.
     async fn reset_derived(&self) -> Result<(), StoreError>;
-
-    /// Every display name kept (one per kind and id).
-    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError>;
-
-    /// Appends DNA mutations.
-    async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError>;
-
-    /// DNA mutations at or after `since`, oldest first.
-    async fn mutations_since(&self, since: time::OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError>;
 
     /// The end of a rebuild: writes the rows computed from the whole log up
     /// to `to_seq` into the tables `reset_derived` emptied, and moves the
@@ -176,6 +176,24 @@ pub trait Rollups: Send + Sync {
         revenue_gross: i64,
         parts: tokio::sync::mpsc::Receiver<DerivedPart>,
     ) -> Result<(), StoreError>;
+}
+
+/// The DNA mutations recorded as scores move (SCORING.md).
+#[async_trait]
+pub trait DnaHistory: Send + Sync {
+    /// Appends DNA mutations.
+    async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError>;
+
+    /// DNA mutations at or after `since`, oldest first.
+    async fn mutations_since(&self, since: time::OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError>;
+}
+
+/// Display names of artists, live events, cities and genres (PASSPORT.md),
+/// written with each processed batch.
+#[async_trait]
+pub trait DisplayNamesStore: Send + Sync {
+    /// Every display name kept (one per kind and id).
+    async fn display_names(&self) -> Result<Vec<DisplayName>, StoreError>;
 }
 
 /// Users and their browser sessions.
@@ -261,9 +279,23 @@ pub trait Audit: Send + Sync {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
-/// Everything a Coliseum node needs from its database.
+/// Everything a Coliseum node needs from its database. Each part is its own
+/// trait, so that a consumer can take only the part it uses (an
+/// `Arc<dyn Store>` converts to any of them) and a new capability adds a
+/// trait rather than methods to one giant.
 #[async_trait]
-pub trait Store: PassportLog + Rollups + Accounts + Billing + Audit + std::fmt::Debug {
+pub trait Store:
+    PassportLog
+    + Rollups
+    + DeadLetters
+    + Rebuilds
+    + DnaHistory
+    + DisplayNamesStore
+    + Accounts
+    + Billing
+    + Audit
+    + std::fmt::Debug
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

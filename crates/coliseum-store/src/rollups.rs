@@ -226,6 +226,37 @@ pub const DISPLAY_NAME_CONFLICT: &str = " ON CONFLICT (kind, id) DO UPDATE SET \
      OR (excluded.at_us = display_names.at_us AND excluded.seq > display_names.seq))) \
      OR (display_names.kind IN (2, 3) AND excluded.seq < display_names.seq)";
 
+/// Defines `upsert_display_names(tx, names)` in a backend, for its
+/// database type: the statement and its binding are the same on both, so
+/// they are written once (`sqlx` and `classify` are the backend's own).
+/// Each kind and id may appear once in `names`, as PostgreSQL requires of
+/// one upsert.
+#[macro_export]
+macro_rules! upsert_display_names_for {
+    ($database:ty) => {
+        /// Keeps each display name where it replaces the stored one
+        /// (`DisplayName::replaces`, in SQL).
+        async fn upsert_display_names(
+            tx: &mut sqlx::Transaction<'_, $database>,
+            names: &[$crate::DisplayName],
+        ) -> Result<(), $crate::StoreError> {
+            for chunk in names.chunks(1000) {
+                let mut upsert = sqlx::QueryBuilder::<$database>::new($crate::rows::INSERT_DISPLAY_NAMES);
+                upsert.push_values(chunk, |mut row, name| {
+                    row.push_bind(name.kind.code())
+                        .push_bind(&name.id)
+                        .push_bind(&name.name)
+                        .push_bind($crate::rows::name_micros(name.at))
+                        .push_bind(name.seq);
+                });
+                upsert.push($crate::DISPLAY_NAME_CONFLICT);
+                upsert.build().execute(&mut **tx).await.map_err(classify)?;
+            }
+            Ok(())
+        }
+    };
+}
+
 /// What one step of the processor changes, applied in one transaction with
 /// the cursor's move from `from_seq` to `to_seq`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
