@@ -116,9 +116,12 @@ const EVENT_NAMES: &[&str] = &[
 ];
 
 /// The stage name of the `i`th artist: the same for the same `i`, always.
+/// Neighbours differ in both words (the most popular artists are the first
+/// ones); 17 and 40 share no factor, so no pair of words repeats.
 fn artist_name(i: usize) -> String {
-    let first = FIRST_NAMES[i % FIRST_NAMES.len()];
-    let second = SECOND_NAMES[(i / FIRST_NAMES.len()) % SECOND_NAMES.len()];
+    let (round, place) = (i / FIRST_NAMES.len(), i % FIRST_NAMES.len());
+    let first = FIRST_NAMES[place];
+    let second = SECOND_NAMES[(17 * round + 7 * place) % SECOND_NAMES.len()];
     match i / (FIRST_NAMES.len() * SECOND_NAMES.len()) {
         0 => format!("{first} {second}"),
         n => format!("{first} {second} {}", n + 1),

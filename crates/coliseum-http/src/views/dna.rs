@@ -139,7 +139,8 @@ fn scores_of(publication: &Publication, range: ScoreRange) -> Result<&RangeScore
         .ok_or_else(|| AppError::Internal(format!("a publication without the {} range", range.as_str())))
 }
 
-/// The numbers of SCORING.md this deployment scores with.
+/// The numbers of SCORING.md this deployment scores with: the domain's
+/// `ScoringConfig` as served, so that the domain crate needs no OpenAPI.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ScoringConfigBody {
     /// Passive, light, active, committed, patron, in tenths of a point.

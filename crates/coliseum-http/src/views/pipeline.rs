@@ -19,7 +19,7 @@ pub struct LatencyBody {
     pub p99: f64,
 }
 
-/// The pipeline's health now.
+/// The pipeline's health now: the engine's `PipelineHealth` as served.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct PipelineBody {
     pub paused: bool,
