@@ -14,12 +14,50 @@ pub fn has_forbidden_chars(text: &str) -> bool {
     })
 }
 
+/// Whether `text` shows nothing: only white space and characters that take
+/// no room (zero-width spaces and joiners, the word joiner, the byte-order
+/// mark, soft hyphens, directional marks, tag characters). A display name
+/// made of them would be an empty line on a leaderboard, or one that looks
+/// like another artist's when prefixed to it.
+pub fn is_invisible(text: &str) -> bool {
+    text.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(
+                c,
+                '\u{00AD}'
+                    | '\u{034F}'
+                    | '\u{180E}'
+                    | '\u{200B}'..='\u{200F}'
+                    | '\u{2060}'..='\u{2064}'
+                    | '\u{FEFF}'
+                    | '\u{E0000}'..='\u{E007F}'
+            )
+    })
+}
+
 /// What a field error says about such text.
 pub const FORBIDDEN_CHARS: &str = "must not contain control characters, line separators or bidirectional overrides";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_of_only_zero_width_characters_is_invisible() {
+        for invisible in [
+            "",
+            " ",
+            "\u{200B}",
+            "\u{FEFF}\u{2060}",
+            " \u{00AD} ",
+            "\u{E0041}\u{E0042}",
+        ] {
+            assert!(is_invisible(invisible), "{invisible:?}");
+        }
+        for visible in ["Tems", "\u{200B}Tems", "\u{05D0}\u{200F}", "é", "东京"] {
+            assert!(!is_invisible(visible), "{visible:?}");
+        }
+    }
 
     #[test]
     fn control_characters_and_bidi_overrides_are_forbidden_and_the_rest_of_unicode_is_not() {

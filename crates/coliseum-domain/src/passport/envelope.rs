@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 use super::catalogue::{PLAY_THRESHOLD_MS, Requirement, Tier, TypeSpec};
 use crate::dimension::Dimension;
 use crate::money::{Currency, MAX_AMOUNT_MINOR};
-use crate::text::{FORBIDDEN_CHARS, has_forbidden_chars};
+use crate::text::{FORBIDDEN_CHARS, has_forbidden_chars, is_invisible};
 
 /// The envelope versions this receiver understands.
 pub const SUPPORTED_SCHEMA_VERSIONS: &[u64] = &[1];
@@ -374,6 +374,7 @@ impl Checker<'_> {
         let problem = match value {
             None | Some(Value::Null) => return None,
             Some(Value::String(name)) if has_forbidden_chars(name) => FORBIDDEN_CHARS,
+            Some(Value::String(name)) if is_invisible(name) => "must show at least one visible character",
             Some(Value::String(name)) if (1..=MAX_NAME_CHARS).contains(&name.trim().chars().count()) => {
                 return Some(name.trim().to_owned());
             }

@@ -464,7 +464,12 @@ fn display_names_are_optional_trimmed_and_bounded() {
     assert_eq!(entry.live_event_name.as_deref(), Some("Afro Nation Lagos"));
     let plain = validate_envelope(&play(), "", &context()).expect("valid");
     assert_eq!((plain.artist_name, plain.live_event_name), (None, None));
-    for bad in [json!("   "), json!("x".repeat(201)), json!(7)] {
+    for bad in [
+        json!("   "),
+        json!("\u{200B}\u{2060}"),
+        json!("x".repeat(201)),
+        json!(7),
+    ] {
         let errors = errors_of(&with(play(), "/metadata/artist_name", bad.clone()));
         assert_eq!(
             errors.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
