@@ -1,6 +1,6 @@
 //! The Coliseum HTTP application as a library: the engine's wiring
-//! ([`app`]), the routes and their OpenAPI document, the access guard,
-//! problem documents, sessions and
+//! ([`app`]), the routes and their OpenAPI document, the views (the body of
+//! every read), the access guard, problem documents, sessions and
 //! credentials, rate limits and the connection layer. The `coliseum` binary
 //! runs it; the tests drive it over real HTTP.
 //!
