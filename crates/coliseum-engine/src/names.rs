@@ -6,7 +6,7 @@
 //! names up in, loaded at start and kept current by every applied batch.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use coliseum_domain::passport::Entry;
 use coliseum_store::{DisplayName, DisplayNamesStore, NameKind, ProcessedBatch, StoreError};
@@ -93,16 +93,21 @@ impl DisplayNames {
         Ok(names)
     }
 
+    /// The names in force under one read of the map: a body that names a
+    /// page of artists looks them all up for one lock, not one each.
+    pub fn read(&self) -> NamesRead<'_> {
+        NamesRead(self.known.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
     /// The display name of an artist or live event (by id), or the
     /// spelling of a city or genre (by key); `None` while none is known.
     pub fn name(&self, kind: NameKind, id: &str) -> Option<String> {
-        let known = self.known.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        known[kind.code() as usize].get(id).map(|n| n.name.clone())
+        self.read().name(kind, id)
     }
 
     /// A city's or genre's spelling, its key when none is known.
     pub fn spelling(&self, kind: NameKind, key: &str) -> String {
-        self.name(kind, key).unwrap_or_else(|| key.to_owned())
+        self.read().spelling(kind, key)
     }
 
     /// Takes each of `names` where it replaces the one known.
@@ -121,6 +126,22 @@ impl DisplayNames {
                 }
             }
         }
+    }
+}
+
+/// The names in force, held for a few lookups (never across an `await`).
+#[derive(Debug)]
+pub struct NamesRead<'a>(RwLockReadGuard<'a, [HashMap<String, DisplayName>; 4]>);
+
+impl NamesRead<'_> {
+    /// As [`DisplayNames::name`].
+    pub fn name(&self, kind: NameKind, id: &str) -> Option<String> {
+        self.0[kind.code() as usize].get(id).map(|n| n.name.clone())
+    }
+
+    /// As [`DisplayNames::spelling`].
+    pub fn spelling(&self, kind: NameKind, key: &str) -> String {
+        self.name(kind, key).unwrap_or_else(|| key.to_owned())
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use coliseum_domain::kpi::Metric;
 use coliseum_domain::plans::{Feature, leaderboard_depth};
 use coliseum_engine::board::TOP;
-use coliseum_engine::names::DisplayNames;
+use coliseum_engine::names::NamesRead;
 use coliseum_engine::reads::{BoardQuery, Filters, Ranked, Ranking};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
@@ -280,9 +280,8 @@ pub struct AroundBody {
     pub upgrade_required: Option<UpgradeRequired>,
 }
 
-fn head(state: &AppState, ranking: &Ranking) -> BoardHead {
+fn head(state: &AppState, names: &NamesRead<'_>, ranking: &Ranking) -> BoardHead {
     let filters = &ranking.query.filters;
-    let names = &state.names;
     let watermark = state.reads.current_watermark(ranking);
     BoardHead {
         metric: ranking.query.metric.as_str(),
@@ -302,7 +301,7 @@ fn head(state: &AppState, ranking: &Ranking) -> BoardHead {
     }
 }
 
-fn entries(names: &DisplayNames, ranking: &Ranking, ranked: &[Ranked]) -> Vec<BoardEntry> {
+fn entries(names: &NamesRead<'_>, ranking: &Ranking, ranked: &[Ranked]) -> Vec<BoardEntry> {
     let metric = ranking.query.metric;
     ranked
         .iter()
@@ -367,9 +366,10 @@ pub async fn page(state: &AppState, caller: &Caller, request: &PageRequest) -> R
         }
         .encode()
     });
+    let names = state.names.read();
     Ok(BoardPage {
-        head: head(state, &ranking),
-        entries: entries(&state.names, &ranking, ranking.board.page(page.positions)),
+        head: head(state, &names, &ranking),
+        entries: entries(&names, &ranking, ranking.board.page(page.positions)),
         next_cursor,
         upgrade_required: page.upgrade_required,
     })
@@ -403,12 +403,13 @@ pub async fn around(state: &AppState, caller: &Caller, request: &AroundRequest) 
         })?;
     let from = position.saturating_sub(request.n);
     let to = (position + request.n + 1).min(visible);
+    let names = state.names.read();
     Ok(AroundBody {
-        head: head(state, &ranking),
+        head: head(state, &names, &ranking),
         artist_id: artist.clone(),
-        artist_name: super::artist_name(&state.names, artist),
+        artist_name: super::artist_name(&names, artist),
         rank: ranked[position].rank,
-        entries: entries(&state.names, &ranking, &ranked[from..to]),
+        entries: entries(&names, &ranking, &ranked[from..to]),
         upgrade_required: (to == visible && ranked.len() > visible).then(|| depth_marker(caller, visible)),
     })
 }

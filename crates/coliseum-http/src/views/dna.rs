@@ -269,11 +269,12 @@ pub async fn board(state: &AppState, caller: &Caller, request: &DnaBoardRequest)
     };
     let entries = scores_of(&publication, request.range)?.board(request.board, request.genre.as_deref());
     let page = visible_page(caller, entries.len(), offset, request.limit);
+    let names = state.names.read();
     Ok(DnaBoardBody {
         domain: request.board.as_str(),
         range: request.range.as_str(),
         filters: GenreFilter {
-            genre: super::genre_spelling(&state.names, request.genre.as_ref()),
+            genre: super::genre_spelling(&names, request.genre.as_ref()),
         },
         as_of: rfc3339(publication.as_of),
         watermark: publication.watermark.seq,
@@ -283,7 +284,7 @@ pub async fn board(state: &AppState, caller: &Caller, request: &DnaBoardRequest)
             .map(|e| DnaEntry {
                 rank: e.rank,
                 artist_id: e.artist.to_string(),
-                artist_name: super::artist_name(&state.names, &e.artist),
+                artist_name: super::artist_name(&names, &e.artist),
                 score: e.score,
             })
             .collect(),
@@ -434,7 +435,7 @@ pub async fn explanation(
     let [passive, light, active, committed, patron] = score.entries_by_tier;
     Ok(ExplanationBody {
         artist_id: request.artist.clone(),
-        artist_name: super::artist_name(&state.names, &request.artist),
+        artist_name: state.names.name(NameKind::Artist, &request.artist),
         range: range.as_str(),
         as_of: rfc3339(publication.as_of),
         watermark: publication.watermark.seq,
@@ -515,6 +516,7 @@ pub async fn movers_of(state: &AppState, caller: &Caller, request: &MoversReques
     let mut mutations = state.store.mutations_since(since).await?;
     mutations.retain(|m| m.at <= newest);
     let gains = movers(&mutations, request.domain, request.range);
+    let names = state.names.read();
     Ok(MoversBody {
         domain: request.domain.letter(),
         range: request.range.as_str(),
@@ -524,7 +526,7 @@ pub async fn movers_of(state: &AppState, caller: &Caller, request: &MoversReques
             .take(request.limit)
             .map(|(artist_id, from, to)| MoverBody {
                 gain: reported(to - from),
-                artist_name: super::artist_name(&state.names, &artist_id),
+                artist_name: super::artist_name(&names, &artist_id),
                 artist_id,
                 from,
                 to,

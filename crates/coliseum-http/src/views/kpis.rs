@@ -201,7 +201,7 @@ pub async fn kpis(
     audit_tenant_read(state, caller, request_id, request).await?;
     let query = &request.query;
     let report = state.served.kpis(query, caller.freshness_s()).await?;
-    let names = &state.names;
+    let names = &state.names.read();
     let scope_name = match request.tenant() {
         (Some(artist), _) => super::artist_name(names, artist),
         (_, Some(live_event)) => super::live_event_name(names, live_event),

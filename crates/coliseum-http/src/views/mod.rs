@@ -18,26 +18,26 @@ use utoipa::ToSchema;
 
 pub use reads::rfc3339;
 
-use coliseum_engine::names::DisplayNames;
+use coliseum_engine::names::NamesRead;
 use coliseum_store::NameKind;
 
 /// The display name of an artist, `None` while none is known.
-pub fn artist_name(names: &DisplayNames, artist: &str) -> Option<String> {
+pub fn artist_name(names: &NamesRead<'_>, artist: &str) -> Option<String> {
     names.name(NameKind::Artist, artist)
 }
 
 /// The display name of a live event, `None` while none is known.
-pub fn live_event_name(names: &DisplayNames, live_event: &str) -> Option<String> {
+pub fn live_event_name(names: &NamesRead<'_>, live_event: &str) -> Option<String> {
     names.name(NameKind::LiveEvent, live_event)
 }
 
 /// A city filter as people wrote it first (its key while none is known).
-pub fn city_spelling(names: &DisplayNames, city: Option<&String>) -> Option<String> {
+pub fn city_spelling(names: &NamesRead<'_>, city: Option<&String>) -> Option<String> {
     city.map(|key| names.spelling(NameKind::City, key))
 }
 
 /// A genre as people wrote it first (its key while none is known).
-pub fn genre_spelling(names: &DisplayNames, genre: Option<&String>) -> Option<String> {
+pub fn genre_spelling(names: &NamesRead<'_>, genre: Option<&String>) -> Option<String> {
     genre.map(|key| names.spelling(NameKind::Genre, key))
 }
 
