@@ -20,6 +20,7 @@ pub mod names;
 pub mod processor;
 pub mod reads;
 pub mod rebuild;
+pub mod recent;
 pub mod served;
 mod single_flight;
 pub mod stats;

@@ -50,6 +50,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// What plans below Enterprise are served (frozen at their boundary).
     pub served: Arc<coliseum_engine::served::Served>,
+    /// Read bodies built once per read and audience, and shared.
+    pub bodies: Arc<crate::views::shared::SharedBodies>,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -193,6 +195,7 @@ impl Application {
             clock.clone(),
         ));
         let ingest_body_budget = crate::ingest_budget::BodyBudget::new(settings.ingest_inflight_kib());
+        let bodies = Arc::new(crate::views::shared::SharedBodies::new(settings.ranking_max_age));
         let state = AppState {
             store,
             ingest,
@@ -213,6 +216,7 @@ impl Application {
                 .build()
                 .context("building the HTTP client")?,
             served,
+            bodies,
         };
         Ok(Self {
             listener,

@@ -90,8 +90,9 @@ pub struct ServeArgs {
     /// ingest-only node, for deployments where another node processes.
     #[arg(long, env = "COLISEUM_PROCESS")]
     pub process: Option<bool>,
-    /// How long, in ms, a leaderboard may be served once newer entries are
-    /// applied (default 250): bounds recomputation under continuous ingestion.
+    /// How long, in ms, a leaderboard or a read's shared body may be served
+    /// once newer entries are applied (default 250): bounds recomputation
+    /// under continuous ingestion.
     #[arg(long, env = "COLISEUM_RANKING_MAX_AGE_MS")]
     pub ranking_max_age_ms: Option<u64>,
     /// How often, in ms, DNA scores are recomputed and published when

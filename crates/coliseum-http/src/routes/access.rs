@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use coliseum_domain::plans::{Entitlements, Feature, Role, Subject, entitlement};
+use coliseum_domain::plans::{Entitlements, Feature, Plan, Role, Subject, entitlement};
 use coliseum_store::User;
 use subtle::ConstantTimeEq;
 
@@ -119,6 +119,15 @@ impl Caller {
         coliseum_domain::plans::entitlements(&self.subject()).freshness_s
     }
 
+    /// Whom a read's body is built for: what of the caller it may depend on.
+    pub fn audience(&self) -> Audience {
+        let subject = self.subject();
+        Audience {
+            plan: subject.plan,
+            role: subject.role,
+        }
+    }
+
     /// The signed-in user; `401` for nobody.
     pub fn user(&self) -> Result<&User, AppError> {
         self.user
@@ -144,6 +153,34 @@ impl Caller {
             None => format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())),
         };
         (key, quota)
+    }
+}
+
+/// What of a caller a read's body may depend on: the plan and the role
+/// (how fresh the data, how many ranks shown, which upgrade is named),
+/// never who the caller is or what they are linked to. Whether the caller
+/// may make the read at all is checked before, per caller; its body is then
+/// the same for every caller of one audience, and shared among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Audience {
+    pub plan: Plan,
+    pub role: Role,
+}
+
+impl Audience {
+    /// The subject a body is built for: the audience, linked to nothing.
+    pub fn subject(&self) -> Subject<'static> {
+        Subject {
+            plan: self.plan,
+            role: self.role,
+            artists: &[],
+            live_events: &[],
+        }
+    }
+
+    /// How far behind live the audience is served, in seconds (0: live).
+    pub fn freshness_s(&self) -> u32 {
+        coliseum_domain::plans::entitlements(&self.subject()).freshness_s
     }
 }
 

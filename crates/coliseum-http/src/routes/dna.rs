@@ -1,21 +1,22 @@
 //! `GET /v1/dna/leaderboards/{domain}`, `/v1/dna/artists/{artist_id}` and
 //! `/v1/dna/movers`: the published DNA scores (`views::dna`).
 
-use axum::Json;
 use axum::extract::{Path, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
 use crate::app::AppState;
+use crate::audit::RequestId;
 use crate::openapi::Problems;
 use crate::openapi::names::DnaBoardName;
 use crate::params::Params;
 use crate::problem::AppError;
 use crate::views::dna::{
-    self, DnaBoardBody, DnaBoardParams, DnaBoardRequest, ExplanationBody, ExplanationParams, ExplanationRequest,
-    MoversBody, MoversParams, MoversRequest,
+    DnaBoardBody, DnaBoardParams, DnaBoardRequest, ExplanationBody, ExplanationParams, ExplanationRequest, MoversBody,
+    MoversParams, MoversRequest,
 };
+use crate::views::shared::{self, JsonBody, Read};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,9 +42,10 @@ async fn leaderboard(
     caller: Caller,
     Path(domain): Path<String>,
     params: Params,
-) -> Result<Json<DnaBoardBody>, AppError> {
+    request_id: RequestId,
+) -> Result<JsonBody, AppError> {
     let request = DnaBoardRequest::read(&caller, &domain, &params)?;
-    Ok(Json(dna::board(&state, &caller, &request).await?))
+    shared::serve(&state, &caller, &request_id, Read::DnaBoard(request)).await
 }
 
 /// "Why this rank": an artist's DNA score explained.
@@ -60,9 +62,10 @@ async fn artist(
     caller: Caller,
     Path(artist): Path<String>,
     params: Params,
-) -> Result<Json<ExplanationBody>, AppError> {
+    request_id: RequestId,
+) -> Result<JsonBody, AppError> {
     let request = ExplanationRequest::read(&caller, &artist, &params)?;
-    Ok(Json(dna::explanation(&state, &caller, &request).await?))
+    shared::serve(&state, &caller, &request_id, Read::Explanation(request)).await
 }
 
 /// The artists whose domain score rose most over the last 7 days.
@@ -74,7 +77,12 @@ async fn artist(
     responses((status = 200, description = "The movers", body = MoversBody), Problems),
     security((), ("session" = []), ("bearer" = [])),
 )]
-async fn movers(State(state): State<AppState>, caller: Caller, params: Params) -> Result<Json<MoversBody>, AppError> {
+async fn movers(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+    request_id: RequestId,
+) -> Result<JsonBody, AppError> {
     let request = MoversRequest::read(&caller, &params)?;
-    Ok(Json(dna::movers_of(&state, &caller, &request).await?))
+    shared::serve(&state, &caller, &request_id, Read::Movers(request)).await
 }

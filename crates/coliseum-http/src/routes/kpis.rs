@@ -2,7 +2,6 @@
 //! engagement) of the platform, an artist or a live event, with an hourly or
 //! daily series, over a range, optionally by city and genre.
 
-use axum::Json;
 use axum::extract::State;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -14,6 +13,7 @@ use crate::openapi::Problems;
 use crate::params::Params;
 use crate::problem::AppError;
 use crate::views::kpis::{KpisBody, KpisParams, KpisRequest};
+use crate::views::shared::{self, JsonBody, Read};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(kpis))
@@ -33,7 +33,7 @@ async fn kpis(
     caller: Caller,
     request: RequestId,
     params: Params,
-) -> Result<Json<KpisBody>, AppError> {
+) -> Result<JsonBody, AppError> {
     let read = KpisRequest::read(&state, &caller, &params)?;
-    Ok(Json(crate::views::kpis::kpis(&state, &caller, &request, &read).await?))
+    shared::serve(&state, &caller, &request, Read::Kpis(read)).await
 }

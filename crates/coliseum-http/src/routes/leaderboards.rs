@@ -1,20 +1,19 @@
 //! `GET /v1/leaderboards/{metric}` and `…/around/{artist_id}`: the KPI
 //! leaderboards (`views::boards`).
 
-use axum::Json;
 use axum::extract::{Path, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::Caller;
 use crate::app::AppState;
+use crate::audit::RequestId;
 use crate::openapi::Problems;
 use crate::openapi::names::MetricName;
 use crate::params::Params;
 use crate::problem::AppError;
-use crate::views::boards::{
-    self, AroundBody, AroundParams, AroundRequest, BoardPage, BoardParams, PageParams, PageRequest,
-};
+use crate::views::boards::{AroundBody, AroundParams, AroundRequest, BoardPage, BoardParams, PageParams, PageRequest};
+use crate::views::shared::{self, JsonBody, Read};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,9 +39,10 @@ async fn leaderboard(
     caller: Caller,
     Path(metric): Path<String>,
     params: Params,
-) -> Result<Json<BoardPage>, AppError> {
+    request_id: RequestId,
+) -> Result<JsonBody, AppError> {
     let request = PageRequest::read(&state, &caller, &metric, &params)?;
-    Ok(Json(boards::page(&state, &caller, &request).await?))
+    shared::serve(&state, &caller, &request_id, Read::Board(request)).await
 }
 
 /// An artist's place on a KPI leaderboard and its neighbours.
@@ -64,7 +64,8 @@ async fn around(
     caller: Caller,
     Path((metric, artist)): Path<(String, String)>,
     params: Params,
-) -> Result<Json<AroundBody>, AppError> {
+    request_id: RequestId,
+) -> Result<JsonBody, AppError> {
     let request = AroundRequest::read(&state, &caller, &metric, &artist, &params)?;
-    Ok(Json(boards::around(&state, &caller, &request).await?))
+    shared::serve(&state, &caller, &request_id, Read::Around(request)).await
 }

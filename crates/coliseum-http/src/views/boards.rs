@@ -24,7 +24,7 @@ use crate::app::AppState;
 use crate::openapi::names::RangeName;
 use crate::params::Params;
 use crate::problem::AppError;
-use crate::routes::access::Caller;
+use crate::routes::access::{Audience, Caller};
 
 /// The query parameters of a board, as documented.
 #[derive(Debug, IntoParams)]
@@ -101,7 +101,7 @@ fn read_board(state: &AppState, caller: &Caller, metric: &str, params: &Params) 
 }
 
 /// A page of a board as asked and allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PageRequest {
     pub query: BoardQuery,
     pub limit: usize,
@@ -128,7 +128,7 @@ impl PageRequest {
 }
 
 /// An artist's neighbourhood on a board as asked and allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct AroundRequest {
     pub query: BoardQuery,
     pub artist: String,
@@ -155,7 +155,7 @@ impl AroundRequest {
 
 /// Where the next page of a board starts: an offset into a snapshot, and
 /// the last artist before it (value and id) for when that snapshot is gone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BoardCursor {
     snapshot: u64,
     offset: usize,
@@ -348,10 +348,10 @@ async fn page_source(
     }
 }
 
-/// The page `request` asks for, as `caller` is served it.
-pub async fn page(state: &AppState, caller: &Caller, request: &PageRequest) -> Result<BoardPage, AppError> {
-    let (ranking, offset) = page_source(state, request, caller.freshness_s()).await?;
-    let page = visible_page(caller, ranking.board.ranked(), offset, request.limit);
+/// The page `request` asks for, as `audience` is served it.
+pub async fn page(state: &AppState, audience: Audience, request: &PageRequest) -> Result<BoardPage, AppError> {
+    let (ranking, offset) = page_source(state, request, audience.freshness_s()).await?;
+    let page = visible_page(audience, ranking.board.ranked(), offset, request.limit);
     if page.positions.end > TOP {
         state.served.ordered(&ranking).await?;
     }
@@ -375,12 +375,12 @@ pub async fn page(state: &AppState, caller: &Caller, request: &PageRequest) -> R
     })
 }
 
-/// The neighbourhood `request` asks for, within the ranks `caller`'s plan
+/// The neighbourhood `request` asks for, within the ranks `audience`'s plan
 /// shows: an artist ranked past them is an upgrade away.
-pub async fn around(state: &AppState, caller: &Caller, request: &AroundRequest) -> Result<AroundBody, AppError> {
-    let ranking = state.served.leaderboard(&request.query, caller.freshness_s()).await?;
+pub async fn around(state: &AppState, audience: Audience, request: &AroundRequest) -> Result<AroundBody, AppError> {
+    let ranking = state.served.leaderboard(&request.query, audience.freshness_s()).await?;
     state.served.ordered(&ranking).await?;
-    let depth = leaderboard_depth(&caller.subject());
+    let depth = leaderboard_depth(&audience.subject());
     let ranked = ranking.entries();
     let visible = depth.map_or(ranked.len(), |depth| depth.min(ranked.len()));
     let artist = &request.artist;
@@ -410,7 +410,7 @@ pub async fn around(state: &AppState, caller: &Caller, request: &AroundRequest) 
         artist_name: super::artist_name(&names, artist),
         rank: ranked[position].rank,
         entries: entries(&names, &ranking, &ranked[from..to]),
-        upgrade_required: (to == visible && ranked.len() > visible).then(|| depth_marker(caller, visible)),
+        upgrade_required: (to == visible && ranked.len() > visible).then(|| depth_marker(audience, visible)),
     })
 }
 

@@ -21,7 +21,7 @@ use crate::app::AppState;
 use crate::openapi::names::{DnaDomainName, ScoreRangeName};
 use crate::params::Params;
 use crate::problem::AppError;
-use crate::routes::access::Caller;
+use crate::routes::access::{Audience, Caller};
 
 /// Movers look this far back (SCORING.md: "the last 7 days").
 const MOVERS_WINDOW: time::Duration = time::Duration::days(7);
@@ -96,23 +96,23 @@ fn check_board(caller: &Caller, board: DnaBoard) -> Result<(), AppError> {
     }
 }
 
-/// The publication to read: the one the caller's plan is served (live,
+/// The publication to read: the one the audience's plan is served (live,
 /// or frozen at its freshness boundary), or one computed for `as_of`, which
 /// may not be newer than that.
 async fn publication(
     state: &AppState,
-    caller: &Caller,
+    audience: Audience,
     as_of: Option<OffsetDateTime>,
     range: ScoreRange,
 ) -> Result<Arc<Publication>, AppError> {
     let Some(as_of) = as_of else {
-        return Ok(state.served.publication(caller.freshness_s()));
+        return Ok(state.served.publication(audience.freshness_s()));
     };
     let now = state.clock.now();
     if as_of > now {
         return Err(AppError::parameter("as_of", "must not be in the future"));
     }
-    let freshness = caller.freshness_s();
+    let freshness = audience.freshness_s();
     if freshness > 0 && as_of.unix_timestamp() > boundary(now, freshness) {
         return Err(AppError::parameter(
             "as_of",
@@ -171,7 +171,7 @@ impl From<&ScoringConfig> for ScoringConfigBody {
 }
 
 /// A DNA board as asked and allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DnaBoardRequest {
     pub board: DnaBoard,
     pub range: ScoreRange,
@@ -252,14 +252,14 @@ pub struct DnaBoardBody {
     pub upgrade_required: Option<UpgradeRequired>,
 }
 
-/// The page `request` asks for, as `caller` is served it.
-pub async fn board(state: &AppState, caller: &Caller, request: &DnaBoardRequest) -> Result<DnaBoardBody, AppError> {
+/// The page `request` asks for, as `audience` is served it.
+pub async fn board(state: &AppState, audience: Audience, request: &DnaBoardRequest) -> Result<DnaBoardBody, AppError> {
     let (publication, offset) = match request.cursor {
-        None => (publication(state, caller, request.as_of, request.range).await?, 0),
+        None => (publication(state, audience, request.as_of, request.range).await?, 0),
         Some((id, offset)) => {
             let publication = state
                 .served
-                .publication_by_id(id, caller.freshness_s())
+                .publication_by_id(id, audience.freshness_s())
                 .ok_or_else(|| AppError::Gone {
                     detail: "the scores this cursor pages through are no longer kept; start again without a cursor"
                         .to_owned(),
@@ -268,7 +268,7 @@ pub async fn board(state: &AppState, caller: &Caller, request: &DnaBoardRequest)
         }
     };
     let entries = scores_of(&publication, request.range)?.board(request.board, request.genre.as_deref());
-    let page = visible_page(caller, entries.len(), offset, request.limit);
+    let page = visible_page(audience, entries.len(), offset, request.limit);
     let names = state.names.read();
     Ok(DnaBoardBody {
         domain: request.board.as_str(),
@@ -296,7 +296,7 @@ pub async fn board(state: &AppState, caller: &Caller, request: &DnaBoardRequest)
 
 /// An explanation as asked and allowed: needs the explanation in the plan,
 /// or an artist account speaking for this artist.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ExplanationRequest {
     pub artist: String,
     pub range: ScoreRange,
@@ -393,14 +393,14 @@ pub struct ExplanationBody {
     pub config: ScoringConfigBody,
 }
 
-/// The explanation `request` asks for, as `caller` is served it.
+/// The explanation `request` asks for, as `audience` is served it.
 pub async fn explanation(
     state: &AppState,
-    caller: &Caller,
+    audience: Audience,
     request: &ExplanationRequest,
 ) -> Result<ExplanationBody, AppError> {
     let range = request.range;
-    let publication = publication(state, caller, request.as_of, range).await?;
+    let publication = publication(state, audience, request.as_of, range).await?;
     let scores = scores_of(&publication, range)?;
     let scored = scores.artist(&request.artist).ok_or_else(|| {
         AppError::NotFound(format!(
@@ -462,7 +462,7 @@ pub async fn explanation(
 }
 
 /// The movers as asked and allowed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct MoversRequest {
     pub domain: DnaDomain,
     pub range: ScoreRange,
@@ -509,10 +509,10 @@ pub struct MoversBody {
     pub entries: Vec<MoverBody>,
 }
 
-/// The movers `request` asks for, never newer than what `caller`'s plan is served.
-pub async fn movers_of(state: &AppState, caller: &Caller, request: &MoversRequest) -> Result<MoversBody, AppError> {
+/// The movers `request` asks for, never newer than what `audience`'s plan is served.
+pub async fn movers_of(state: &AppState, audience: Audience, request: &MoversRequest) -> Result<MoversBody, AppError> {
     let since = state.clock.now() - MOVERS_WINDOW;
-    let newest = state.served.publication(caller.freshness_s()).as_of;
+    let newest = state.served.publication(audience.freshness_s()).as_of;
     let mut mutations = state.store.mutations_since(since).await?;
     mutations.retain(|m| m.at <= newest);
     let gains = movers(&mutations, request.domain, request.range);

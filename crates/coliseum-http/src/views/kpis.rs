@@ -16,7 +16,7 @@ use crate::audit::{self, RequestId};
 use crate::openapi::names::{BucketName, RangeName};
 use crate::params::Params;
 use crate::problem::AppError;
-use crate::routes::access::Caller;
+use crate::routes::access::{Audience, Caller};
 
 /// A KPI read as asked and allowed: the scope as written, and the query.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -167,8 +167,8 @@ pub struct Point {
 
 /// An admin reading a tenant's full KPIs without being linked to it is
 /// reading another subject's data: audited (PLANS.md, "Roles"), whatever
-/// serves the read.
-async fn audit_tenant_read(
+/// serves the read ([`super::shared::serve`]), before its body is served.
+pub async fn audit_tenant_read(
     state: &AppState,
     caller: &Caller,
     request_id: &RequestId,
@@ -189,18 +189,11 @@ async fn audit_tenant_read(
     audit::record(state, request_id, event).await
 }
 
-/// The body of `request` as `caller` is served it (live, or as of the last
-/// boundary of the plan's period), the read audited where it is another
-/// subject's data.
-pub async fn kpis(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &RequestId,
-    request: &KpisRequest,
-) -> Result<KpisBody, AppError> {
-    audit_tenant_read(state, caller, request_id, request).await?;
+/// The body of `request` as `audience` is served it (live, or as of the
+/// last boundary of the plan's period).
+pub async fn kpis(state: &AppState, audience: Audience, request: &KpisRequest) -> Result<KpisBody, AppError> {
     let query = &request.query;
-    let report = state.served.kpis(query, caller.freshness_s()).await?;
+    let report = state.served.kpis(query, audience.freshness_s()).await?;
     let names = &state.names.read();
     let scope_name = match request.tenant() {
         (Some(artist), _) => super::artist_name(names, artist),

@@ -3,13 +3,17 @@
 //! same data (the live push, reports): "the same body as the REST read"
 //! holds by construction. A view's request is read and checked against the
 //! caller once; its body is a typed, serializable value, and the same type
-//! is the body's schema in the OpenAPI document.
+//! is the body's schema in the OpenAPI document. A body is built for an
+//! [`Audience`](crate::routes::access::Audience) (plan and role), never for
+//! one caller, so that [`shared`] can serve it to everyone of that audience
+//! making the same read.
 
 pub mod boards;
 pub mod dna;
 pub mod kpis;
 pub mod pipeline;
 pub mod reads;
+pub mod shared;
 
 use coliseum_domain::range::Range;
 use serde::Serialize;

@@ -10,7 +10,7 @@ use coliseum_domain::plans::{Feature, depth_upgrade, leaderboard_depth};
 use super::UpgradeRequired;
 use crate::params::Params;
 use crate::problem::AppError;
-use crate::routes::access::Caller;
+use crate::routes::access::{Audience, Caller};
 
 pub fn rfc3339(at: OffsetDateTime) -> String {
     at.format(&Rfc3339).unwrap_or_default()
@@ -77,9 +77,9 @@ pub struct Page {
 }
 
 /// The page `offset..offset + limit` of a board of `len` entries, never
-/// past the ranks `caller`'s plan shows.
-pub fn visible_page(caller: &Caller, len: usize, offset: usize, limit: usize) -> Page {
-    let subject = caller.subject();
+/// past the ranks `audience`'s plan shows.
+pub fn visible_page(audience: Audience, len: usize, offset: usize, limit: usize) -> Page {
+    let subject = audience.subject();
     let visible = leaderboard_depth(&subject).map_or(len, |depth| depth.min(len));
     let end = offset.saturating_add(limit).min(visible);
     let start = offset.min(end);
@@ -88,13 +88,13 @@ pub fn visible_page(caller: &Caller, len: usize, offset: usize, limit: usize) ->
     Page {
         positions: start..end,
         next: (end < visible).then_some(end),
-        upgrade_required: cut.then(|| depth_marker(caller, visible)),
+        upgrade_required: cut.then(|| depth_marker(audience, visible)),
     }
 }
 
 /// The `upgrade_required` marker of a board cut after `visible` ranks.
-pub fn depth_marker(caller: &Caller, visible: usize) -> UpgradeRequired {
-    let upgrade = depth_upgrade(&caller.subject());
+pub fn depth_marker(audience: Audience, visible: usize) -> UpgradeRequired {
+    let upgrade = depth_upgrade(&audience.subject());
     UpgradeRequired {
         feature: upgrade.feature,
         plan: upgrade.plan.as_str(),

@@ -15,4 +15,5 @@ mod ingest;
 mod outage;
 mod process;
 mod ratelimits;
+mod shared;
 mod support;

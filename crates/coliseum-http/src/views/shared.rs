@@ -1,0 +1,109 @@
+//! Read bodies built once and shared. Dashboards send the same few
+//! thousand reads over and over: the body of a read (its JSON, ready to
+//! send) is built once per audience and served to everyone of that
+//! audience who makes the same read, for as long as a leaderboard may be
+//! served (`--ranking-max-age-ms`); concurrent identical reads wait for the
+//! one being built instead of building their own. A body depends only on
+//! the read and the audience (plan and role, see [`Audience`]); everything
+//! that depends on the caller (may they make the read, is it audited) is
+//! done per caller before the body is looked up.
+
+use std::time::Duration;
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use coliseum_engine::recent::Recent;
+use serde::Serialize;
+
+use super::boards::{self, AroundRequest, PageRequest};
+use super::dna::{self, DnaBoardRequest, ExplanationRequest, MoversRequest};
+use super::kpis::{self, KpisRequest};
+use crate::app::AppState;
+use crate::audit::RequestId;
+use crate::problem::AppError;
+use crate::routes::access::{Audience, Caller};
+
+/// Bytes of bodies held at most; the least recently read make room. The
+/// mixed benchmark's 5,200 reads weigh about 15 MB.
+const BUDGET: usize = 64 << 20;
+
+/// Every read whose body is shared, as asked and allowed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Read {
+    Kpis(KpisRequest),
+    Board(PageRequest),
+    Around(AroundRequest),
+    DnaBoard(DnaBoardRequest),
+    Explanation(ExplanationRequest),
+    Movers(MoversRequest),
+}
+
+pub struct SharedBodies {
+    recent: Recent<(Read, Audience), Bytes>,
+}
+
+impl std::fmt::Debug for SharedBodies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedBodies").finish_non_exhaustive()
+    }
+}
+
+impl SharedBodies {
+    /// Bodies served for `max_age` from when they began to be built (zero:
+    /// every read builds its own).
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            recent: Recent::new(max_age, BUDGET),
+        }
+    }
+}
+
+/// A JSON body as built once: sent as it is.
+#[derive(Debug, Clone)]
+pub struct JsonBody(pub Bytes);
+
+impl IntoResponse for JsonBody {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
+
+/// The body of `read` as `caller` is served it. What is the caller's own
+/// (an admin's read of another subject's KPIs is audited) happens first,
+/// for every read; the body is then the audience's.
+pub async fn serve(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &RequestId,
+    read: Read,
+) -> Result<JsonBody, AppError> {
+    if let Read::Kpis(request) = &read {
+        kpis::audit_tenant_read(state, caller, request_id, request).await?;
+    }
+    let key = (read, caller.audience());
+    let bytes = state
+        .bodies
+        .recent
+        .get_or_compute(&key, Bytes::len, || build(state, key.1, &key.0))
+        .await?;
+    Ok(JsonBody(bytes))
+}
+
+/// The body of `read` for `audience`, serialized.
+async fn build(state: &AppState, audience: Audience, read: &Read) -> Result<Bytes, AppError> {
+    match read {
+        Read::Kpis(request) => json(&kpis::kpis(state, audience, request).await?),
+        Read::Board(request) => json(&boards::page(state, audience, request).await?),
+        Read::Around(request) => json(&boards::around(state, audience, request).await?),
+        Read::DnaBoard(request) => json(&dna::board(state, audience, request).await?),
+        Read::Explanation(request) => json(&dna::explanation(state, audience, request).await?),
+        Read::Movers(request) => json(&dna::movers_of(state, audience, request).await?),
+    }
+}
+
+fn json(body: &impl Serialize) -> Result<Bytes, AppError> {
+    serde_json::to_vec(body)
+        .map(Bytes::from)
+        .map_err(|e| AppError::Internal(format!("a body did not serialize: {e}")))
+}
