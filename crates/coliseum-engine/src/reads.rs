@@ -107,6 +107,32 @@ pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Til
     tiles
 }
 
+/// The tiles a leaderboard over `[from, to)` is summed from: [`tiles`],
+/// with the buckets the hot state keeps for `slice` cut into aligned
+/// blocks ([`Tile::aligned`]). Ranges that share days share those blocks'
+/// cached sums: a custom range, or a standard one after the day turns,
+/// sums only the few blocks nobody summed before instead of every cell of
+/// its range. What is older than the hot window stays one tile: it is one
+/// SQL question either way.
+pub fn board_tiles(from: OffsetDateTime, to: OffsetDateTime, kept_from: impl Fn(Grain) -> i64) -> Vec<Tile> {
+    let tiles = tiles(from, to, Grain::Day);
+    let current = tiles.len().saturating_sub(1);
+    let mut blocks = Vec::with_capacity(tiles.len() * 4);
+    for (i, tile) in tiles.into_iter().enumerate() {
+        if i == current && tile.grain == Grain::Hour {
+            // The current hour: the one tile that changes under live traffic.
+            blocks.push(tile);
+            continue;
+        }
+        let (older, kept) = tile.split_at(kept_from(tile.grain));
+        blocks.extend(older);
+        if let Some(kept) = kept {
+            blocks.extend(kept.aligned());
+        }
+    }
+    blocks
+}
+
 /// The hour buckets a read over `[from, to)` sums: every hour the range
 /// touches, in whole seconds.
 pub(crate) fn covered_hours(from: OffsetDateTime, to: OffsetDateTime) -> std::ops::Range<i64> {
@@ -485,7 +511,13 @@ impl Reads {
         let version = self.hot.version();
         let watermark = self.hot.watermark();
         let (from, to) = self.bounds(query.range, watermark);
-        let key = (query.metric, query.filters.clone(), tiles(from, to, Grain::Day));
+        let slice = query.filters.slice();
+        let kept_from = |grain| match &slice {
+            Some(slice) => self.hot.first_kept(grain, slice),
+            // Nothing of it is in memory: one tile per grain, from SQL.
+            None => i64::MAX,
+        };
+        let key = (query.metric, query.filters.clone(), board_tiles(from, to, kept_from));
         (version, watermark, from, to, key)
     }
 
@@ -670,6 +702,31 @@ impl Reads {
 }
 
 impl Tile {
+    /// The tile cut into runs of 1, 2, 4, 8… buckets, each starting at a
+    /// multiple of its length: at most two of each length, and the same
+    /// runs for every tile that holds them.
+    pub fn aligned(self) -> impl Iterator<Item = Tile> {
+        let mut first = self.first;
+        std::iter::from_fn(move || {
+            if first > self.last {
+                return None;
+            }
+            let remaining = self.last - first + 1;
+            // The longest run that starts aligned here and fits.
+            let mut length: i64 = 1;
+            while first.rem_euclid(length * 2) == 0 && length * 2 <= remaining {
+                length *= 2;
+            }
+            let block = Tile {
+                first,
+                last: first + length - 1,
+                ..self
+            };
+            first += length;
+            Some(block)
+        })
+    }
+
     /// The part of the tile before bucket `at` and the part from it on.
     fn split_at(self, at: i64) -> (Option<Tile>, Option<Tile>) {
         if at <= self.first {
@@ -685,7 +742,76 @@ impl Tile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use time::macros::datetime;
+
+    proptest! {
+        #[test]
+        fn aligned_blocks_cover_a_tile_exactly_and_are_shared(first in -5_000_i64..20_000, len in 1_i64..2_000, cut in 0_i64..2_000) {
+            let tile = Tile { grain: Grain::Day, first, last: first + len - 1 };
+            let blocks: Vec<Tile> = tile.aligned().collect();
+            let mut next = first;
+            for block in &blocks {
+                let length = block.last - block.first + 1;
+                prop_assert_eq!(block.first, next, "contiguous, in order");
+                prop_assert!(length.count_ones() == 1, "a power of two: {:?}", block);
+                prop_assert_eq!(block.first.rem_euclid(length), 0, "aligned: {:?}", block);
+                next = block.last + 1;
+            }
+            prop_assert_eq!(next, tile.last + 1, "the whole tile");
+            let most = 2 * (64 - (len as u64).leading_zeros() as usize);
+            prop_assert!(blocks.len() <= most, "{} blocks for {} buckets", blocks.len(), len);
+            // A tile that starts later shares every block that fits in it.
+            let cut = cut.min(len - 1);
+            let later: Vec<Tile> = Tile { first: first + cut, ..tile }.aligned().collect();
+            let fits = blocks.iter().filter(|b| b.first >= first + cut).count();
+            let shared = later.iter().filter(|b| blocks.contains(b)).count();
+            prop_assert_eq!(shared, fits, "every block of the tile within the later one is one of its blocks");
+        }
+    }
+
+    #[test]
+    fn boards_sum_aligned_blocks_of_what_memory_keeps_and_one_tile_of_the_rest() {
+        let day = Grain::Day.bucket_of(datetime!(2026-11-20 0:00 UTC));
+        let hour = day * 24;
+        // A custom range of 13 whole days and 5 hours, memory keeping days
+        // from `day - 10` on.
+        let kept_from = |grain| match grain {
+            Grain::Day => day - 10,
+            Grain::Hour => hour - 24,
+        };
+        let blocks = board_tiles(
+            datetime!(2026-11-07 0:00 UTC),
+            datetime!(2026-11-20 5:00 UTC),
+            kept_from,
+        );
+        let older = tile(Grain::Day, day - 13, day - 11);
+        assert_eq!(blocks[0], older, "before the hot window: one tile");
+        let days: Vec<Tile> = blocks
+            .iter()
+            .copied()
+            .filter(|b| b.grain == Grain::Day)
+            .skip(1)
+            .collect();
+        assert_eq!(days, tile(Grain::Day, day - 10, day - 1).aligned().collect::<Vec<_>>());
+        assert!(days.iter().all(|b| (b.last - b.first + 1).count_ones() == 1));
+        let hours: Vec<Tile> = blocks.iter().copied().filter(|b| b.grain == Grain::Hour).collect();
+        assert_eq!(
+            hours,
+            [tile(Grain::Hour, hour, hour + 3), tile(Grain::Hour, hour + 4, hour + 4)]
+        );
+        // Without a slice in memory, the tiles stay whole.
+        assert_eq!(
+            board_tiles(datetime!(2026-11-07 0:00 UTC), datetime!(2026-11-20 5:00 UTC), |_| {
+                i64::MAX
+            }),
+            tiles(
+                datetime!(2026-11-07 0:00 UTC),
+                datetime!(2026-11-20 5:00 UTC),
+                Grain::Day
+            )
+        );
+    }
 
     fn tile(grain: Grain, first: i64, last: i64) -> Tile {
         Tile { grain, first, last }
