@@ -161,7 +161,15 @@ impl Fallback {
     fn kept(&self, question: &Question, stamp: u64) -> Option<Answer> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let kept = cache.get(question)?;
-        (kept.stamp == stamp || kept.read.elapsed() < self.max_age).then(|| kept.answer.clone())
+        if kept.stamp == stamp {
+            return Some(kept.answer.clone());
+        }
+        if kept.read.elapsed() < self.max_age {
+            // Served for its age: whatever is made from it is as old.
+            crate::read_age::note(kept.read);
+            return Some(kept.answer.clone());
+        }
+        None
     }
 
     async fn ask(&self, q: &Question) -> Result<Answer, StoreError> {

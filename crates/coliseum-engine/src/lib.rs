@@ -18,6 +18,7 @@ pub mod ingest;
 pub mod journal;
 pub mod names;
 pub mod processor;
+pub mod read_age;
 pub mod reads;
 pub mod rebuild;
 pub mod recent;

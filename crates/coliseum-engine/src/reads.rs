@@ -298,6 +298,9 @@ type CacheKey = (Metric, Filters, Vec<Tile>);
 struct Cached {
     ranking: Arc<Ranking>,
     computed: std::time::Instant,
+    /// When the oldest of its parts was read, if one was an SQL answer
+    /// served for its age (missing a batch its version holds).
+    stale_parts: Option<std::time::Instant>,
     parts: Parts,
 }
 
@@ -470,10 +473,16 @@ impl Reads {
         if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
         }
-        let mut parts = Vec::with_capacity(key.2.len());
-        for tile in &key.2 {
-            parts.push(self.sum_by_artist(*tile, &query.filters).await?);
-        }
+        // An SQL answer served for its age makes the board as old as it.
+        let (parts, read_at) = crate::read_age::oldest_read(as_of, async {
+            let mut parts = Vec::with_capacity(key.2.len());
+            for tile in &key.2 {
+                parts.push(self.sum_by_artist(*tile, &query.filters).await?);
+            }
+            Ok::<_, StoreError>(parts)
+        })
+        .await;
+        let parts = parts?;
         let previous = self
             .cache
             .lock()
@@ -489,6 +498,7 @@ impl Reads {
             let cached = Cached {
                 ranking: ranking.clone(),
                 computed: as_of,
+                stale_parts: (read_at < as_of).then_some(read_at),
                 parts,
             };
             let weight = cached.weight();
@@ -521,11 +531,22 @@ impl Reads {
         (version, watermark, from, to, key)
     }
 
-    /// The cached ranking for `key` if it is of `version` or young enough.
+    /// The cached ranking for `key` if it is exactly the state of
+    /// `version` or young enough (its age noted for whatever is made from it).
     fn cached(&self, key: &CacheKey, version: u64) -> Option<Arc<Ranking>> {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let cached = cache.get(key)?;
-        (cached.ranking.version == version || cached.computed.elapsed() < self.max_age).then(|| cached.ranking.clone())
+        if cached.ranking.version == version && cached.stale_parts.is_none() {
+            return Some(cached.ranking.clone());
+        }
+        let read_at = cached
+            .stale_parts
+            .map_or(cached.computed, |stale| stale.min(cached.computed));
+        if read_at.elapsed() < self.max_age {
+            crate::read_age::note(read_at);
+            return Some(cached.ranking.clone());
+        }
+        None
     }
 
     /// A ranking handed out earlier, while it is kept.

@@ -4,7 +4,8 @@
 //! computation began. Under live traffic the data changes with every batch,
 //! so "until the data changes" would mean computing every read again; a
 //! value may instead be as old as a leaderboard may be (the engine's
-//! `--ranking-max-age-ms`), and that age is already part of the pipeline's
+//! `--ranking-max-age-ms`), counted from when the data it was made from
+//! was read (`read_age`), and that age is already part of the pipeline's
 //! receipt-to-visible latency. The held values are bounded by their weight;
 //! the least recently read make room.
 
@@ -17,8 +18,16 @@ use crate::single_flight::Gates;
 
 pub struct Recent<K, V> {
     max_age: Duration,
-    held: Mutex<Bounded<K, (Instant, V)>>,
+    held: Mutex<Bounded<K, Held<V>>>,
     gates: Gates<K>,
+}
+
+struct Held<V> {
+    /// When the oldest data it was made from was read.
+    read_at: Instant,
+    /// When it was made.
+    made: Instant,
+    value: V,
 }
 
 impl<K, V> std::fmt::Debug for Recent<K, V> {
@@ -55,29 +64,47 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
         if self.max_age.is_zero() {
             return compute().await;
         }
-        if let Some(value) = self.fresh(key) {
+        if let Some(value) = self.fresh(key, None) {
             return Ok(value);
         }
+        let arrived = Instant::now();
         let _turn = self.gates.turn(key.clone()).await;
-        if let Some(value) = self.fresh(key) {
+        // What the reader before made while this one waited is as new as
+        // anything this one could make, however long it took.
+        if let Some(value) = self.fresh(key, Some(arrived)) {
             return Ok(value);
         }
-        // Its age counts from before it reads anything: whatever is applied
-        // while it is computed is missing from it.
-        let began = Instant::now();
-        let value = compute().await?;
+        // Its age counts from before it reads anything, or from when what
+        // it reads was read if that is older (`read_age`): whatever is
+        // applied after that is missing from it.
+        let (value, read_at) = crate::read_age::oldest_read(Instant::now(), compute()).await;
+        let value = value?;
         let weight = weight(&value);
+        let held = Held {
+            read_at,
+            made: Instant::now(),
+            value: value.clone(),
+        };
         self.held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone(), (began, value.clone()), weight);
+            .insert(key.clone(), held, weight);
         Ok(value)
     }
 
-    fn fresh(&self, key: &K) -> Option<V> {
+    /// The value held for `key` if it is younger than the maximum age, or
+    /// was made after `made_since`.
+    fn fresh(&self, key: &K, made_since: Option<Instant>) -> Option<V> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let (began, value) = held.get(key)?;
-        (began.elapsed() < self.max_age).then(|| value.clone())
+        let held = held.get(key)?;
+        let young = held.read_at.elapsed() < self.max_age;
+        let new = made_since.is_some_and(|since| held.made >= since);
+        if young || new {
+            // Served for its age: a computation using it is as old.
+            crate::read_age::note(held.read_at);
+            return Some(held.value.clone());
+        }
+        None
     }
 }
 
@@ -118,13 +145,66 @@ mod tests {
 
     #[tokio::test]
     async fn a_value_is_served_for_its_age_then_computed_again() {
-        let recent = Recent::new(Duration::from_millis(100), 100);
+        let recent = Recent::new(Duration::from_millis(500), 100);
         let count = AtomicUsize::new(0);
         assert_eq!(recent.get_or_compute(&1, |_| 1, || counted(&count, 1)).await, Ok(1));
         assert_eq!(recent.get_or_compute(&1, |_| 1, || counted(&count, 2)).await, Ok(1));
-        tokio::time::sleep(Duration::from_millis(120)).await;
+        tokio::time::sleep(Duration::from_millis(520)).await;
         assert_eq!(recent.get_or_compute(&1, |_| 1, || counted(&count, 3)).await, Ok(3));
         assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_value_made_from_older_data_is_as_old_as_it() {
+        let recent = Recent::new(Duration::from_millis(100), 100);
+        let count = AtomicUsize::new(0);
+        let read_earlier = Instant::now() - Duration::from_millis(80);
+        let made = recent
+            .get_or_compute(
+                &1,
+                |_| 1,
+                || async {
+                    crate::read_age::note(read_earlier);
+                    counted(&count, 1).await
+                },
+            )
+            .await;
+        assert_eq!(made, Ok(1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(
+            recent.get_or_compute(&1, |_| 1, || counted(&count, 2)).await,
+            Ok(2),
+            "its data was read over 100 ms ago"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reader_waiting_for_a_slow_computation_takes_its_value() {
+        let recent = Arc::new(Recent::new(Duration::from_millis(30), 100));
+        let count = Arc::new(AtomicUsize::new(0));
+        let slow = |recent: Arc<Recent<u32, u32>>, count: Arc<AtomicUsize>, value| async move {
+            recent
+                .get_or_compute(
+                    &1,
+                    |_| 1,
+                    || async {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Ok::<u32, String>(value)
+                    },
+                )
+                .await
+        };
+        let first = tokio::spawn(slow(recent.clone(), count.clone(), 1));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let second = tokio::spawn(slow(recent.clone(), count.clone(), 2));
+        assert_eq!(first.await.expect("first"), Ok(1));
+        assert_eq!(
+            second.await.expect("second"),
+            Ok(1),
+            "made while it waited, though older than 30 ms"
+        );
+        assert_eq!(count.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

@@ -124,7 +124,7 @@ impl Caller {
         let subject = self.subject();
         Audience {
             plan: subject.plan,
-            role: subject.role,
+            admin: subject.role == Role::Admin,
         }
     }
 
@@ -156,23 +156,25 @@ impl Caller {
     }
 }
 
-/// What of a caller a read's body may depend on: the plan and the role
-/// (how fresh the data, how many ranks shown, which upgrade is named),
-/// never who the caller is or what they are linked to. Whether the caller
-/// may make the read at all is checked before, per caller; its body is then
-/// the same for every caller of one audience, and shared among them.
+/// What of a caller a read's body may depend on: the plan, and whether
+/// an admin (how fresh the data, how many ranks shown, which upgrade is
+/// named: PLANS.md decides these by plan, admins aside), never who the
+/// caller is, their other roles or what they are linked to. Whether the
+/// caller may make the read at all is checked before, per caller; its body
+/// is then the same for every caller of one audience, and shared among them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Audience {
     pub plan: Plan,
-    pub role: Role,
+    pub admin: bool,
 }
 
 impl Audience {
-    /// The subject a body is built for: the audience, linked to nothing.
+    /// The subject a body is built for: the audience as a fan or an admin,
+    /// linked to nothing.
     pub fn subject(&self) -> Subject<'static> {
         Subject {
             plan: self.plan,
-            role: self.role,
+            role: if self.admin { Role::Admin } else { Role::Fan },
             artists: &[],
             live_events: &[],
         }

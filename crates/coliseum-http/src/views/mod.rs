@@ -4,7 +4,7 @@
 //! holds by construction. A view's request is read and checked against the
 //! caller once; its body is a typed, serializable value, and the same type
 //! is the body's schema in the OpenAPI document. A body is built for an
-//! [`Audience`](crate::routes::access::Audience) (plan and role), never for
+//! [`Audience`](crate::routes::access::Audience) (plan, and whether an admin), never for
 //! one caller, so that [`shared`] can serve it to everyone of that audience
 //! making the same read.
 

@@ -4,7 +4,7 @@
 //! audience who makes the same read, for as long as a leaderboard may be
 //! served (`--ranking-max-age-ms`); concurrent identical reads wait for the
 //! one being built instead of building their own. A body depends only on
-//! the read and the audience (plan and role, see [`Audience`]); everything
+//! the read and the audience (plan, and whether an admin: [`Audience`]); everything
 //! that depends on the caller (may they make the read, is it audited) is
 //! done per caller before the body is looked up.
 
