@@ -89,6 +89,14 @@ async fn bodies_are_shared_within_an_audience_and_never_across(backend: Backend)
     body_of(&app, revenue, Some(&fan)).await;
     assert_problem(app.get(revenue, Some(&free)).await, 403, "upgrade-required").await;
 
+    // An artist account may read its own explanation on Free; a Free fan
+    // may not, though a Free body of it is now held.
+    let artist = app.sign_in_with(Role::Artist, Plan::Free, &["art_03"]).await;
+    let explanation = "/v1/dna/artists/art_03";
+    let (_, own) = body_of(&app, explanation, Some(&artist)).await;
+    assert_eq!(own["artist_id"], "art_03");
+    assert_problem(app.get(explanation, Some(&free)).await, 403, "upgrade-required").await;
+
     // An admin's read of a tenant's KPIs is audited on every read, the
     // second served the body built for the first.
     let tenant = "/v1/kpis?scope=artist:art_03&range=24h";
