@@ -116,14 +116,9 @@ pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Til
 /// SQL question either way.
 pub fn board_tiles(from: OffsetDateTime, to: OffsetDateTime, kept_from: impl Fn(Grain) -> i64) -> Vec<Tile> {
     let tiles = tiles(from, to, Grain::Day);
-    let current = tiles.len().saturating_sub(1);
     let mut blocks = Vec::with_capacity(tiles.len() * 4);
-    for (i, tile) in tiles.into_iter().enumerate() {
-        if i == current && tile.grain == Grain::Hour {
-            // The current hour: the one tile that changes under live traffic.
-            blocks.push(tile);
-            continue;
-        }
+    // The current hour is a tile of one bucket already: its own block.
+    for tile in tiles {
         let (older, kept) = tile.split_at(kept_from(tile.grain));
         blocks.extend(older);
         if let Some(kept) = kept {
