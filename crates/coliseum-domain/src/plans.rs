@@ -117,6 +117,8 @@ pub enum Feature<'a> {
     LiveEventKpis { live_event: &'a str },
     /// Creating and using API keys.
     ApiKeys,
+    /// Updates pushed over a WebSocket or Server-Sent Events.
+    LivePush,
 }
 
 impl Feature<'_> {
@@ -131,6 +133,7 @@ impl Feature<'_> {
             Self::ArtistKpis { .. } => "artist_kpis".to_owned(),
             Self::LiveEventKpis { .. } => "live_event_kpis".to_owned(),
             Self::ApiKeys => "api_keys".to_owned(),
+            Self::LivePush => "live_push".to_owned(),
         }
     }
 }
@@ -174,6 +177,18 @@ pub enum LivePush {
     None,
     Every60s,
     OnEveryChange,
+}
+
+impl LivePush {
+    /// The least time between two updates of one topic (API.md: Enterprise
+    /// on every change, coalesced to at most every 250 ms); `None`: no push.
+    pub fn cadence(self) -> Option<std::time::Duration> {
+        match self {
+            Self::None => None,
+            Self::Every60s => Some(std::time::Duration::from_secs(60)),
+            Self::OnEveryChange => Some(std::time::Duration::from_millis(250)),
+        }
+    }
 }
 
 /// A plan's column of PLANS.md's matrix. `None` in a limit means unlimited.
@@ -291,6 +306,7 @@ impl Entitlements {
             },
             Feature::ArtistKpis { .. } | Feature::LiveEventKpis { .. } => false,
             Feature::ApiKeys => self.api_keys,
+            Feature::LivePush => self.live_push != LivePush::None,
         }
     }
 }

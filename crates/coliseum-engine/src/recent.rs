@@ -64,14 +64,43 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
         if self.max_age.is_zero() {
             return compute().await;
         }
-        if let Some(value) = self.fresh(key, None) {
+        self.served_or_computed(key, None, weight, compute).await
+    }
+
+    /// The value for `key` made from data read at `read_since` or later:
+    /// for a reader that saw the data change then, and wants the change.
+    /// Held values older than that are computed again (once, as above).
+    pub async fn get_or_compute_after<E, F>(
+        &self,
+        key: &K,
+        read_since: Instant,
+        weight: impl FnOnce(&V) -> usize,
+        compute: impl FnOnce() -> F,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        self.served_or_computed(key, Some(read_since), weight, compute).await
+    }
+
+    async fn served_or_computed<E, F>(
+        &self,
+        key: &K,
+        read_since: Option<Instant>,
+        weight: impl FnOnce(&V) -> usize,
+        compute: impl FnOnce() -> F,
+    ) -> Result<V, E>
+    where
+        F: Future<Output = Result<V, E>>,
+    {
+        if let Some(value) = self.fresh(key, read_since, None) {
             return Ok(value);
         }
         let arrived = Instant::now();
         let _turn = self.gates.turn(key.clone()).await;
         // What the reader before made while this one waited is as new as
         // anything this one could make, however long it took.
-        if let Some(value) = self.fresh(key, Some(arrived)) {
+        if let Some(value) = self.fresh(key, read_since, Some(arrived)) {
             return Ok(value);
         }
         // Its age counts from before it reads anything, or from when what
@@ -79,6 +108,9 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
         // applied after that is missing from it.
         let (value, read_at) = crate::read_age::oldest_read(Instant::now(), compute()).await;
         let value = value?;
+        if self.max_age.is_zero() {
+            return Ok(value);
+        }
         let weight = weight(&value);
         let held = Held {
             read_at,
@@ -92,12 +124,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
         Ok(value)
     }
 
-    /// The value held for `key` if it is younger than the maximum age, or
-    /// was made after `made_since`.
-    fn fresh(&self, key: &K, made_since: Option<Instant>) -> Option<V> {
+    /// The value held for `key` if it is younger than the maximum age (and
+    /// its data was read at `read_since` or later), or was made after
+    /// `made_since`.
+    fn fresh(&self, key: &K, read_since: Option<Instant>, made_since: Option<Instant>) -> Option<V> {
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let held = held.get(key)?;
-        let young = held.read_at.elapsed() < self.max_age;
+        let young = held.read_at.elapsed() < self.max_age && read_since.is_none_or(|since| held.read_at >= since);
         let new = made_since.is_some_and(|since| held.made >= since);
         if young || new {
             // Served for its age: a computation using it is as old.
@@ -205,6 +238,30 @@ mod tests {
             "made while it waited, though older than 30 ms"
         );
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_reader_after_a_change_gets_a_value_read_since() {
+        let recent = Recent::new(Duration::from_secs(60), 100);
+        let count = AtomicUsize::new(0);
+        assert_eq!(recent.get_or_compute(&1, |_| 1, || counted(&count, 1)).await, Ok(1));
+        let changed = Instant::now();
+        assert_eq!(
+            recent
+                .get_or_compute_after(&1, changed, |_| 1, || counted(&count, 2))
+                .await,
+            Ok(2),
+            "the held value was read before the change"
+        );
+        assert_eq!(
+            recent
+                .get_or_compute_after(&1, changed, |_| 1, || counted(&count, 3))
+                .await,
+            Ok(2),
+            "this one was read after it"
+        );
+        assert_eq!(recent.get_or_compute(&1, |_| 1, || counted(&count, 4)).await, Ok(2));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

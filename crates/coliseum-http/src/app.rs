@@ -52,6 +52,8 @@ pub struct AppState {
     pub served: Arc<coliseum_engine::served::Served>,
     /// Read bodies built once per read and audience, and shared.
     pub bodies: Arc<crate::views::shared::SharedBodies>,
+    /// Live updates: the topics followed, the connections open.
+    pub live: Arc<crate::live::Live>,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -217,6 +219,7 @@ impl Application {
                 .context("building the HTTP client")?,
             served,
             bodies,
+            live: Arc::default(),
         };
         Ok(Self {
             listener,
@@ -247,7 +250,14 @@ impl Application {
         } = self;
         let ingest = state.ingest.clone();
         let (stop_pipeline, processor_task, sampler_task) = spawn_pipeline(&state);
+        let live = state.live.clone();
         let router = routes::router(state);
+        // Live connections are upgraded out of the server's reach: told to
+        // close first, so that draining does not wait for them.
+        let shutdown = async move {
+            shutdown.await;
+            live.stop();
+        };
         // Each request carries its peer's address: what anonymous callers are
         // rate-limited by, and what the ingest budget is shared by.
         crate::connections::serve(listener, router, shutdown).await;

@@ -12,6 +12,7 @@ pub mod audit;
 pub mod connections;
 pub mod credentials;
 pub mod ingest_budget;
+pub mod live;
 pub mod observability;
 pub mod openapi;
 pub mod params;

@@ -32,7 +32,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+impl From<HashMap<String, String>> for Params {
+    fn from(map: HashMap<String, String>) -> Self {
+        Self(map)
+    }
+}
+
 impl Params {
+    pub fn into_inner(self) -> HashMap<String, String> {
+        self.0
+    }
+
+    /// Takes `name` out: a value that is not one of the endpoint's query
+    /// parameters (a live topic's `kind`, or what a REST path carries).
+    pub fn take(&mut self, name: &str) -> Option<String> {
+        self.0.remove(name)
+    }
+
     /// Refuses any parameter not in `known`.
     pub fn only(&self, known: &[&str]) -> Result<&Self, AppError> {
         let mut unknown: Vec<&String> = self.0.keys().filter(|k| !known.contains(&k.as_str())).collect();

@@ -83,6 +83,10 @@ pub enum AppError {
     /// 429: over the caller's rate limit.
     #[error("over the limit of {} requests a minute; retry in {} s", .0.limit, .0.retry_after_s)]
     RateLimited(crate::ratelimit::Decision),
+    /// 429: a bound on what one caller may hold at once (live connections,
+    /// subscriptions) is reached; closing one makes room.
+    #[error("{0}")]
+    LimitReached(String),
     /// 502: a service the engine relies on (Stripe) failed.
     #[error("{0}")]
     Upstream(String),
@@ -147,6 +151,7 @@ impl AppError {
                 "Invalid parameter",
             ),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
+            Self::LimitReached(_) => (StatusCode::TOO_MANY_REQUESTS, "limit-reached", "Limit reached"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream-failed", "Upstream service failed"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),

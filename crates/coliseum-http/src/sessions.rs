@@ -79,13 +79,29 @@ pub const SESSION_CACHE_TTL: std::time::Duration = std::time::Duration::from_sec
 #[derive(Debug)]
 pub struct CredentialCache<V> {
     entries: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (V, std::time::Instant)>>,
+    /// Counts what was forgotten: what a credential allows changed (a
+    /// logout, a plan, a revoked key), and whoever holds one open (a live
+    /// connection) checks it again.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl<V> Default for CredentialCache<V> {
     fn default() -> Self {
         Self {
             entries: std::sync::RwLock::default(),
+            changes: tokio::sync::watch::channel(0).0,
         }
+    }
+}
+
+impl<V> CredentialCache<V> {
+    /// Changes whenever an entry is forgotten.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 }
 
@@ -130,6 +146,8 @@ impl<V: Clone> CredentialCache<V> {
     pub fn forget(&self, hash: &[u8]) {
         let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         entries.remove(hash);
+        drop(entries);
+        self.changed();
     }
 
     /// Forgets every entry: after a change (a plan bought) that any of
@@ -139,6 +157,7 @@ impl<V: Clone> CredentialCache<V> {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clear();
+        self.changed();
     }
 }
 

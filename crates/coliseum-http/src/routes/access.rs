@@ -65,6 +65,9 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/dna/leaderboards/{domain}", Access::Anyone),
     ("GET", "/v1/dna/artists/{artist_id}", Access::Anyone),
     ("GET", "/v1/dna/movers", Access::Anyone),
+    // Live updates: the plan's live push is the handler's to check.
+    ("GET", "/v1/live", Access::Anyone),
+    ("GET", "/v1/live/sse", Access::Anyone),
     ("GET", "/v1/admin/pipeline", Access::Admin),
     ("GET", "/v1/admin/pipeline/series", Access::Admin),
     ("POST", "/v1/admin/pipeline/pause", Access::Admin),
@@ -183,6 +186,15 @@ impl Audience {
     /// How far behind live the audience is served, in seconds (0: live).
     pub fn freshness_s(&self) -> u32 {
         coliseum_domain::plans::entitlements(&self.subject()).freshness_s
+    }
+
+    /// The least time between two live updates of one topic (a plan
+    /// without live push never subscribes; it would get Pro's).
+    pub fn live_cadence(&self) -> std::time::Duration {
+        coliseum_domain::plans::entitlements(&self.subject())
+            .live_push
+            .cadence()
+            .unwrap_or(std::time::Duration::from_secs(60))
     }
 }
 

@@ -8,8 +8,6 @@ use axum::http::StatusCode;
 use coliseum_store::DeadLetter;
 use serde::Serialize;
 use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,6 +18,7 @@ use crate::audit::{self, RequestId};
 use crate::openapi::Problems;
 use crate::params::Params;
 use crate::problem::AppError;
+use crate::views::audit::{self as audit_view, AuditPage, AuditParams, AuditRequest};
 use crate::views::pipeline::{self, PipelineBody, SeriesBody, SeriesParams, SeriesRequest};
 use crate::views::rfc3339;
 
@@ -52,52 +51,6 @@ fn admin_record(
     audit::record_of(state, request, event)
 }
 
-/// The query parameters of the audit log.
-#[derive(Debug, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-struct AuditParams {
-    /// Only records of this actor (`user:{id}`, `stripe`, …).
-    actor: Option<String>,
-    /// Only records of this action (`api_key.created`, …).
-    action: Option<String>,
-    /// Only records about this subject.
-    subject: Option<String>,
-    /// Only records at or after this instant (RFC 3339).
-    since: Option<String>,
-    /// Records per page, 1 to 100 (default 25).
-    #[param(minimum = 1, maximum = 100)]
-    limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
-}
-
-pub(crate) const AUDIT_PARAMETERS: &[&str] = &["actor", "action", "subject", "since", "limit", "cursor"];
-
-/// One audited action.
-#[derive(Debug, Serialize, ToSchema)]
-struct AuditItem {
-    id: i64,
-    at: String,
-    actor: String,
-    action: String,
-    subject: String,
-    /// The `X-Request-Id` of the request that did it.
-    request_id: String,
-    /// What the action changed, as recorded with it.
-    #[schema(value_type = Object)]
-    detail: Value,
-}
-
-/// A page of the audit log, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-struct AuditPage {
-    items: Vec<AuditItem>,
-    /// The next page; `null` on the last.
-    #[schema(required = true)]
-    next_cursor: Option<String>,
-}
-
 /// The audit log, newest first.
 #[utoipa::path(
     get,
@@ -112,49 +65,8 @@ async fn audit_log(
     AdminUser(_admin): AdminUser,
     params: Params,
 ) -> Result<Json<AuditPage>, AppError> {
-    params.only(AUDIT_PARAMETERS)?;
-    let limit = params.limit()?;
-    let since = params
-        .get("since")
-        .map(|text| {
-            OffsetDateTime::parse(text, &Rfc3339)
-                .map_err(|_| AppError::parameter("since", "is not an RFC 3339 instant"))
-        })
-        .transpose()?;
-    let before_id = params
-        .get("cursor")
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| AppError::parameter("cursor", "is not a cursor this endpoint gave out"))
-        })
-        .transpose()?;
-    let mut records = state
-        .store
-        .audit_records(&coliseum_store::AuditQuery {
-            actor: params.get("actor").map(str::to_owned),
-            action: params.get("action").map(str::to_owned),
-            subject: params.get("subject").map(str::to_owned),
-            since,
-            before_id,
-            limit: limit + 1,
-        })
-        .await?;
-    let more = records.len() > limit as usize;
-    records.truncate(limit as usize);
-    let next_cursor = more.then(|| records.last().map(|r| r.id.to_string())).flatten();
-    let items = records
-        .into_iter()
-        .map(|r| AuditItem {
-            detail: serde_json::from_str::<Value>(&r.detail).unwrap_or(Value::Null),
-            id: r.id,
-            at: rfc3339(r.at),
-            actor: r.actor,
-            action: r.action,
-            subject: r.subject,
-            request_id: r.request_id,
-        })
-        .collect();
-    Ok(Json(AuditPage { items, next_cursor }))
+    let request = AuditRequest::read(&params)?;
+    Ok(Json(audit_view::page(&state, &request).await?))
 }
 
 /// The pipeline's health now.

@@ -9,6 +9,7 @@ mod billing;
 mod dna;
 mod kpis;
 mod leaderboards;
+mod live;
 mod ops;
 mod passport;
 mod stripe;
@@ -37,6 +38,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(kpis::router())
         .merge(leaderboards::router())
         .merge(dna::router())
+        .merge(live::router())
         .merge(ops::router())
 }
 
@@ -130,7 +132,8 @@ mod tests {
             ("/v1/dna/artists/{artist_id}", views::dna::EXPLANATION_PARAMETERS),
             ("/v1/dna/movers", views::dna::MOVERS_PARAMETERS),
             ("/v1/admin/pipeline/series", views::pipeline::SERIES_PARAMETERS),
-            ("/v1/admin/audit", admin::AUDIT_PARAMETERS),
+            ("/v1/admin/audit", views::audit::AUDIT_PARAMETERS),
+            ("/v1/live/sse", live::SSE_PARAMETERS),
             ("/v1/admin/dead-letters", admin::DEAD_LETTER_PARAMETERS),
         ];
         for (method, path, operation) in operations() {

@@ -8,6 +8,7 @@
 //! one caller, so that [`shared`] can serve it to everyone of that audience
 //! making the same read.
 
+pub mod audit;
 pub mod boards;
 pub mod dna;
 pub mod kpis;

@@ -40,7 +40,7 @@ pub enum Read {
 }
 
 pub struct SharedBodies {
-    recent: Recent<(Read, Audience), Bytes>,
+    recent: Recent<(Read, Audience), Body>,
 }
 
 impl std::fmt::Debug for SharedBodies {
@@ -59,6 +59,14 @@ impl SharedBodies {
     }
 }
 
+/// A read's body as built once, and the watermark it states (`None` for
+/// reads that state none: movers).
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub json: Bytes,
+    pub watermark: Option<i64>,
+}
+
 /// A JSON body as built once: sent as it is.
 #[derive(Debug, Clone)]
 pub struct JsonBody(pub Bytes);
@@ -69,40 +77,90 @@ impl IntoResponse for JsonBody {
     }
 }
 
-/// The body of `read` as `caller` is served it. What is the caller's own
-/// (an admin's read of another subject's KPIs is audited) happens first,
-/// for every read; the body is then the audience's.
+/// The body of `read` as `caller` is served it, ready to send.
 pub async fn serve(
     state: &AppState,
     caller: &Caller,
     request_id: &RequestId,
     read: Read,
 ) -> Result<JsonBody, AppError> {
+    Ok(JsonBody(body(state, caller, request_id, read).await?.json))
+}
+
+/// The body of `read` as `caller` is served it. What is the caller's own
+/// (an admin's read of another subject's KPIs is audited) happens first,
+/// for every read; the body is then the audience's.
+pub async fn body(state: &AppState, caller: &Caller, request_id: &RequestId, read: Read) -> Result<Body, AppError> {
     if let Read::Kpis(request) = &read {
         kpis::audit_tenant_read(state, caller, request_id, request).await?;
     }
     let key = (read, caller.audience());
-    let bytes = state
+    state
         .bodies
         .recent
-        .get_or_compute(&key, Bytes::len, || build(state, key.1, &key.0))
-        .await?;
-    Ok(JsonBody(bytes))
+        .get_or_compute(&key, weight, || build(state, key.1, &key.0))
+        .await
+}
+
+/// The body of `read` for `audience` made from data read at `read_since`
+/// or later: what a live topic pushes after it saw the data change. Whether
+/// its subscribers may make the read was checked when they subscribed.
+pub async fn body_after(
+    state: &AppState,
+    audience: Audience,
+    read: &Read,
+    read_since: std::time::Instant,
+) -> Result<Body, AppError> {
+    let key = (read.clone(), audience);
+    state
+        .bodies
+        .recent
+        .get_or_compute_after(&key, read_since, weight, || build(state, audience, read))
+        .await
+}
+
+fn weight(body: &Body) -> usize {
+    body.json.len()
 }
 
 /// The body of `read` for `audience`, serialized.
-async fn build(state: &AppState, audience: Audience, read: &Read) -> Result<Bytes, AppError> {
+async fn build(state: &AppState, audience: Audience, read: &Read) -> Result<Body, AppError> {
     match read {
-        Read::Kpis(request) => json(&kpis::kpis(state, audience, request).await?),
-        Read::Board(request) => json(&boards::page(state, audience, request).await?),
-        Read::Around(request) => json(&boards::around(state, audience, request).await?),
-        Read::DnaBoard(request) => json(&dna::board(state, audience, request).await?),
-        Read::Explanation(request) => json(&dna::explanation(state, audience, request).await?),
-        Read::Movers(request) => json(&dna::movers_of(state, audience, request).await?),
+        Read::Kpis(request) => {
+            let body = kpis::kpis(state, audience, request).await?;
+            stamped(&body, body.watermark)
+        }
+        Read::Board(request) => {
+            let body = boards::page(state, audience, request).await?;
+            stamped(&body, body.head.watermark)
+        }
+        Read::Around(request) => {
+            let body = boards::around(state, audience, request).await?;
+            stamped(&body, body.head.watermark)
+        }
+        Read::DnaBoard(request) => {
+            let body = dna::board(state, audience, request).await?;
+            stamped(&body, body.watermark)
+        }
+        Read::Explanation(request) => {
+            let body = dna::explanation(state, audience, request).await?;
+            stamped(&body, body.watermark)
+        }
+        Read::Movers(request) => Ok(Body {
+            json: json(&dna::movers_of(state, audience, request).await?)?,
+            watermark: None,
+        }),
     }
 }
 
-fn json(body: &impl Serialize) -> Result<Bytes, AppError> {
+fn stamped(body: &impl Serialize, watermark: i64) -> Result<Body, AppError> {
+    Ok(Body {
+        json: json(body)?,
+        watermark: Some(watermark),
+    })
+}
+
+pub fn json(body: &impl Serialize) -> Result<Bytes, AppError> {
     serde_json::to_vec(body)
         .map(Bytes::from)
         .map_err(|e| AppError::Internal(format!("a body did not serialize: {e}")))

@@ -59,17 +59,17 @@ async fn deliver_signed(app: &TestApp, event: &Value, signature: Option<String>)
     request.body(body).send().await.expect("sent")
 }
 
-async fn deliver(app: &TestApp, event: &Value) -> Value {
+pub async fn deliver(app: &TestApp, event: &Value) -> Value {
     let response = deliver_signed(app, event, None).await;
     assert_eq!(response.status(), 200, "{event}");
     response.json().await.expect("json")
 }
 
-fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
+pub fn event(id: &str, kind: &str, created: i64, object: Value) -> Value {
     json!({"id": id, "object": "event", "type": kind, "created": created, "data": {"object": object}})
 }
 
-fn subscription(customer: &str, status: &str, price: &str, user: Option<i64>) -> Value {
+pub fn subscription(customer: &str, status: &str, price: &str, user: Option<i64>) -> Value {
     let metadata = user.map_or_else(|| json!({}), |id| json!({"coliseum_user_id": id.to_string()}));
     json!({"id": "sub_1", "object": "subscription", "customer": customer, "status": status, "metadata": metadata,
            "items": {"data": [{"price": {"id": price}}]}})

@@ -12,6 +12,7 @@ mod freshness;
 mod hostile;
 mod identity;
 mod ingest;
+mod live;
 mod outage;
 mod process;
 mod ratelimits;

@@ -1,0 +1,181 @@
+//! The topics followed on this node. Each has one driver task while anyone
+//! follows it: every [`CHECK_EVERY`] it looks whether the data its body is
+//! made from changed (cheaply: the log position and the DNA publication,
+//! or for a plan served behind live, its freshness boundary), and if so,
+//! once the topic's cadence allows, builds the body once and publishes it
+//! to every follower as one [`Update`]. A topic nobody follows any more
+//! stops on its next check.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::watch;
+
+use super::stopped;
+use super::topic::{self, Topic, TopicKey};
+use crate::app::AppState;
+use crate::views::shared::Read;
+
+/// How often a topic looks whether its data changed.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// A topic's state as pushed: its watermark and body, and the part of an
+/// update frame that is the same for every subscriber.
+#[derive(Debug)]
+pub struct Update {
+    pub watermark: i64,
+    pub body: Bytes,
+    /// `,"watermark":W,"data":BODY}`: a WebSocket update frame is
+    /// `{"op":"update","id":ID` followed by this.
+    pub frame_tail: Bytes,
+}
+
+impl Update {
+    pub fn new(watermark: i64, body: Bytes) -> Self {
+        let head = format!(",\"watermark\":{watermark},\"data\":");
+        let mut tail = BytesMut::with_capacity(head.len() + body.len() + 1);
+        tail.put_slice(head.as_bytes());
+        tail.put_slice(&body);
+        tail.put_u8(b'}');
+        Self {
+            watermark,
+            body,
+            frame_tail: tail.freeze(),
+        }
+    }
+}
+
+/// A topic's newest update (`None` until the first is built).
+pub type Feed = watch::Receiver<Option<Arc<Update>>>;
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    topics: Mutex<HashMap<TopicKey, watch::Sender<Option<Arc<Update>>>>>,
+}
+
+impl Hub {
+    /// The feed of `key`, its driver started if nobody followed it yet.
+    pub fn follow(&self, state: &AppState, key: &TopicKey) -> Feed {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sender) = topics.get(key) {
+            return sender.subscribe();
+        }
+        let (sender, feed) = watch::channel(None);
+        topics.insert(key.clone(), sender.clone());
+        metrics::gauge!("coliseum_live_topics").set(topics.len() as f64);
+        tokio::spawn(drive(state.clone(), key.clone(), sender));
+        feed
+    }
+
+    /// Forgets `key` if nobody follows it: under the lock `follow` takes,
+    /// so a follower arriving now gets a new driver rather than a dead one.
+    fn forget_if_unfollowed(&self, key: &TopicKey, sender: &watch::Sender<Option<Arc<Update>>>) -> bool {
+        let mut topics = self.topics.lock().unwrap_or_else(|p| p.into_inner());
+        if sender.receiver_count() > 0 {
+            return false;
+        }
+        topics.remove(key);
+        metrics::gauge!("coliseum_live_topics").set(topics.len() as f64);
+        true
+    }
+
+    /// Topics followed now.
+    pub fn len(&self) -> usize {
+        self.topics.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a topic's body is made from, as cheap to read as a counter: while
+/// it is unchanged, so is the body (`as_of` moving on while no entry
+/// arrives is no update).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// The live figures: the log position they include.
+    Log(i64),
+    /// The DNA scores: their publication.
+    Publication(u64),
+    /// A plan served as of its last freshness boundary: the boundary.
+    Boundary(i64),
+    /// The admin topics' figures, which move with time: always look.
+    Now,
+}
+
+fn source(state: &AppState, key: &TopicKey) -> Source {
+    match &key.topic {
+        Topic::Pipeline | Topic::Audit(_) => Source::Now,
+        _ if key.audience.freshness_s() > 0 => Source::Boundary(coliseum_engine::served::boundary(
+            state.clock.now(),
+            key.audience.freshness_s(),
+        )),
+        Topic::Read(Read::DnaBoard(_)) => Source::Publication(state.dna.current().id),
+        Topic::Read(_) => Source::Log(state.reads.watermark().seq),
+    }
+}
+
+async fn drive(state: AppState, key: TopicKey, sender: watch::Sender<Option<Arc<Update>>>) {
+    let cadence = key.cadence();
+    // A body may be made from a ranking kept up to this long: a change not
+    // in it yet is looked for again until then.
+    let catch_up = state.settings.ranking_max_age * 2;
+    let mut stopping = state.live.stopping();
+    let mut ticks = tokio::time::interval(CHECK_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seen: Option<Source> = None;
+    let mut changed_at: Option<(Source, Instant)> = None;
+    let mut published: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stopped(&mut stopping) => return,
+        }
+        if sender.receiver_count() == 0 && state.live.hub.forget_if_unfollowed(&key, &sender) {
+            return;
+        }
+        if published.is_some_and(|at| at.elapsed() < cadence) {
+            continue;
+        }
+        let now = source(&state, &key);
+        if now != Source::Now && seen == Some(now) {
+            continue;
+        }
+        let first_seen = match changed_at {
+            Some((source, at)) if source == now => at,
+            _ => {
+                changed_at = Some((now, Instant::now()));
+                Instant::now()
+            }
+        };
+        let body = match topic::after(&state, &key, first_seen).await {
+            Ok(body) => body,
+            Err(error) => {
+                // The subscribers keep the last state; the next check tries again.
+                tracing::debug!(error = %error, topic = ?key.topic, "a live topic's state was not built");
+                continue;
+            }
+        };
+        let watermark = body.watermark.unwrap_or(0);
+        let reached = match now {
+            Source::Log(seq) => watermark >= seq,
+            _ => true,
+        };
+        if reached || first_seen.elapsed() > catch_up {
+            seen = Some(now);
+        }
+        let newer = match sender.borrow().as_ref() {
+            None => true,
+            Some(last) if key.follows_the_log() => watermark > last.watermark,
+            Some(last) => body.json != last.body,
+        };
+        if newer {
+            sender.send_replace(Some(Arc::new(Update::new(watermark, body.json))));
+            published = Some(Instant::now());
+            metrics::counter!("coliseum_live_updates_built_total").increment(1);
+        }
+    }
+}
