@@ -10,7 +10,7 @@ use crate::passport::{Entry, EntryKind, KpiEffect};
 /// The five KPIs, plus the count of revenue entries that the Economic DNA
 /// domain divides by. Engagement is kept in tenths of a point (tiers go down
 /// to 0.1), so every sum is exact.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Kpis {
     pub plays: i64,
     pub votes: i64,

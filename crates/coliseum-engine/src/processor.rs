@@ -10,6 +10,7 @@
 //! by tests and `coliseum rebuild`; [`Processor::run`] is the service loop.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use coliseum_domain::clock::Clock;
@@ -23,6 +24,16 @@ use tokio::sync::watch;
 
 use crate::deltas::Deltas;
 use crate::stats::PipelineStats;
+
+/// How often a following node reads the journal of applied batches.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+/// How often a node that may process tries for the lead.
+const LEAD_TRY_EVERY: Duration = Duration::from_secs(1);
+/// Journaled batches read at once.
+const JOURNAL_READ: u32 = 64;
+/// How long applied batches stay in the journal: how far behind a following node may fall.
+const JOURNAL_KEPT: time::Duration = time::Duration::hours(1);
+const JOURNAL_PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// How the processor batches and retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +94,8 @@ pub enum Step {
     Paused,
 }
 
-/// The processor. One runs per deployment.
+/// The processor. Every node has one; one node at a time processes (it
+/// holds the store's lead), and the others follow the batches it applies.
 pub struct Processor {
     store: Arc<dyn Store>,
     fx: Arc<FxTable>,
@@ -92,6 +104,10 @@ pub struct Processor {
     config: ProcessorConfig,
     sinks: Vec<Arc<dyn AppliedSink>>,
     watermark: watch::Sender<Watermark>,
+    /// The number of the last batch the sinks reflect.
+    applied: AtomicI64,
+    /// Whether this node processes now.
+    leading: AtomicBool,
 }
 
 impl std::fmt::Debug for Processor {
@@ -127,7 +143,20 @@ impl Processor {
             config,
             sinks,
             watermark,
+            applied: AtomicI64::new(state.batches),
+            leading: AtomicBool::new(false),
         })
+    }
+
+    /// The sinks were loaded from the store as of batch `number`: the
+    /// batches after it are the ones to apply, or to follow.
+    pub fn assume_applied(&self, number: i64) {
+        self.applied.store(number, Ordering::Release);
+    }
+
+    /// Whether this node processes now (it holds the lead).
+    pub fn leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
     }
 
     /// The watermark, updated after every applied batch.
@@ -158,6 +187,7 @@ impl Processor {
 
     /// Reads the next batch after the cursor and applies it.
     pub async fn step(&self) -> Result<Step, StoreError> {
+        self.follow().await?;
         match self.prepare(None).await? {
             Next::Batch(prepared) => {
                 let count = prepared.received.len();
@@ -169,6 +199,9 @@ impl Processor {
                 Ok(Step::Idle)
             }
             Next::Paused => Ok(Step::Paused),
+            Next::Behind => Err(StoreError::Conflict(
+                "another node applied a batch meanwhile".to_owned(),
+            )),
         }
     }
 
@@ -192,6 +225,11 @@ impl Processor {
                     return Ok(consumed);
                 }
                 Next::Paused => return Ok(consumed),
+                Next::Behind => {
+                    self.follow().await?;
+                    next = self.prepare(None).await?;
+                    continue;
+                }
             };
             consumed += prepared.received.len() as u64;
             let after = (prepared.batch.to_seq, prepared.ceiling);
@@ -211,6 +249,9 @@ impl Processor {
     /// write of the batch before it.
     async fn prepare(&self, after: Option<(i64, RevenueCeiling)>) -> Result<Next, StoreError> {
         let state = self.store.pipeline_state().await?;
+        if after.is_none() && state.batches != self.applied.load(Ordering::Acquire) {
+            return Ok(Next::Behind);
+        }
         if state.paused {
             return Ok(Next::Paused);
         }
@@ -274,7 +315,7 @@ impl Processor {
     /// Tries the dead letters that are due again; returns how many it tried.
     pub async fn retry_due(&self) -> Result<usize, StoreError> {
         let state = self.store.pipeline_state().await?;
-        if state.paused {
+        if state.paused || state.batches != self.applied.load(Ordering::Acquire) {
             return Ok(0);
         }
         let now = self.clock.now();
@@ -353,13 +394,8 @@ impl Processor {
         tracing::info!("processor stopped");
     }
 
-    async fn apply(
-        &self,
-        batch: &Arc<ProcessedBatch>,
-        as_of: OffsetDateTime,
-        received: &[OffsetDateTime],
-    ) -> Result<(), StoreError> {
-        self.store.apply_batch(batch).await?;
+    /// Hands an applied batch to the sinks and publishes the watermark.
+    fn reflect(&self, number: i64, batch: &Arc<ProcessedBatch>, as_of: OffsetDateTime) {
         let watermark = Watermark {
             seq: batch.to_seq,
             as_of: as_of.max(self.watermark.borrow().as_of),
@@ -367,7 +403,121 @@ impl Processor {
         for sink in &self.sinks {
             sink.applied(batch, watermark);
         }
+        self.applied.store(number, Ordering::Release);
         self.watermark.send_replace(watermark);
+    }
+
+    /// Applies to the sinks every batch another node applied that they do
+    /// not have yet (from the store's journal); returns how many.
+    pub async fn follow(&self) -> Result<u64, StoreError> {
+        self.follow_through(i64::MAX).await
+    }
+
+    async fn follow_through(&self, last: i64) -> Result<u64, StoreError> {
+        let mut followed = 0;
+        loop {
+            let after = self.applied.load(Ordering::Acquire);
+            if after >= last {
+                return Ok(followed);
+            }
+            let batches = self.store.journal_after(after, JOURNAL_READ).await?;
+            if batches.is_empty() {
+                return Ok(followed);
+            }
+            for applied in batches.into_iter().take_while(|b| b.number <= last) {
+                let expected = self.applied.load(Ordering::Acquire) + 1;
+                if applied.number != expected {
+                    return Err(StoreError::Internal(format!(
+                        "batch {expected} is no longer in the journal: this node fell too far behind \
+                         the processing node; restart it to load the figures afresh"
+                    )));
+                }
+                self.reflect(applied.number, &Arc::new(applied.batch), applied.as_of);
+                followed += 1;
+                metrics::counter!("coliseum_followed_batches_total").increment(1);
+            }
+        }
+    }
+
+    /// While following: the figures are complete up to now when every
+    /// batch applied is here and the processing node has consumed the log.
+    async fn follow_idle(&self) -> Result<(), StoreError> {
+        let read_at = self.clock.now();
+        let head = self.store.log_stats().await?.head_seq;
+        let state = self.store.pipeline_state().await?;
+        if state.batches == self.applied.load(Ordering::Acquire) && state.processed_seq >= head {
+            self.advance(read_at);
+        }
+        Ok(())
+    }
+
+    /// The node's service loop, until `shutdown` turns true: processes
+    /// while it holds the store's lead (if `may_lead`), and otherwise
+    /// follows the node that does, trying for the lead every second. A node
+    /// that takes over first applies everything the last one applied.
+    pub async fn run_in_cluster(&self, mut shutdown: watch::Receiver<bool>, may_lead: bool) {
+        let mut follows = tokio::time::interval(FOLLOW_EVERY);
+        let mut tries = tokio::time::interval(LEAD_TRY_EVERY);
+        while !*shutdown.borrow() {
+            tokio::select! {
+                _ = follows.tick() => {
+                    let outcome = match self.follow().await {
+                        Ok(0) => self.follow_idle().await,
+                        Ok(_) => Ok(()),
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = outcome {
+                        tracing::error!(error = %error, "following the processing node failed; retrying");
+                    }
+                }
+                _ = tries.tick(), if may_lead => match self.store.try_lead().await {
+                    Ok(Some(lead)) => self.lead(lead, shutdown.clone()).await,
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(error = %error, "the processing lead could not be tried"),
+                },
+                _ = shutdown.changed() => {}
+            }
+        }
+        tracing::info!("processor stopped");
+    }
+
+    /// Processes while `lead` holds and the node runs.
+    async fn lead(&self, mut lead: Box<dyn coliseum_store::Lead>, shutdown: watch::Receiver<bool>) {
+        tracing::info!("this node holds the processing lead: it processes");
+        self.leading.store(true, Ordering::Relaxed);
+        metrics::gauge!("coliseum_processor_leading").set(1.0);
+        let prune = async {
+            let mut every = tokio::time::interval(JOURNAL_PRUNE_EVERY);
+            loop {
+                every.tick().await;
+                let before = self.clock.now() - JOURNAL_KEPT;
+                if let Err(error) = self.store.prune_journal(before).await {
+                    tracing::warn!(error = %error, "the journal of applied batches was not pruned");
+                }
+            }
+        };
+        tokio::select! {
+            () = self.run(shutdown) => {}
+            () = lead.lost() => tracing::error!("the processing lead was lost: following again"),
+            () = prune => {}
+        }
+        self.leading.store(false, Ordering::Relaxed);
+        metrics::gauge!("coliseum_processor_leading").set(0.0);
+    }
+
+    async fn apply(
+        &self,
+        batch: &Arc<ProcessedBatch>,
+        as_of: OffsetDateTime,
+        received: &[OffsetDateTime],
+    ) -> Result<(), StoreError> {
+        let number = self.store.apply_batch(batch, as_of).await?;
+        if number != self.applied.load(Ordering::Acquire) + 1 {
+            // Another node applied batches since this one last looked (a
+            // lead that was just lost elsewhere): theirs first, in order.
+            self.follow_through(number - 1).await?;
+        }
+        self.reflect(number, batch, as_of);
 
         // Receipt to the moment every served read includes the entry.
         let visible_at = self.clock.now() + self.config.served_within;
@@ -424,6 +574,8 @@ enum Next {
     /// Nothing after the cursor, as read at this instant.
     Idle(OffsetDateTime),
     Paused,
+    /// Another node applied batches this one's figures do not have yet.
+    Behind,
 }
 
 /// A batch read and computed, not yet written.

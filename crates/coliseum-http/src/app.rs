@@ -80,24 +80,25 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer_task: JoinHandle<()>,
+    /// This node's claim on a SQLite database, held while it runs.
+    _claim: Option<coliseum_store_sqlite::NodeClaim>,
 }
 
 /// How often pipeline health is sampled for the charts; a day of samples is kept.
 pub const HEALTH_SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 const HEALTH_SAMPLES_KEPT: usize = 24 * 360;
 
-/// Starts the processor's service loop (unless this node does not process)
-/// and the health sampler; send `true` to stop both.
+/// Starts the processor's service loop (processing while this node holds
+/// the lead, following the node that does otherwise; only following with
+/// `--process false`) and the health sampler; send `true` to stop both.
 fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHandle<()>, JoinHandle<()>) {
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let processor = state.settings.process.then(|| state.processor.clone());
+    let (processor, may_lead) = (state.processor.clone(), state.settings.process);
+    if !may_lead {
+        tracing::info!("this node does not process (--process false): it follows the node that does");
+    }
     let processor_stopped = stopped.clone();
-    let processor_task = tokio::spawn(async move {
-        match processor {
-            Some(processor) => processor.run(processor_stopped).await,
-            None => tracing::info!("this node does not process (--process false)"),
-        }
-    });
+    let processor_task = tokio::spawn(async move { processor.run_in_cluster(processor_stopped, may_lead).await });
     let sampler_task = tokio::spawn({
         let (state, dna, served) = (state.clone(), state.dna.clone(), state.served.clone());
         async move {
@@ -130,18 +131,19 @@ async fn sample_health(state: AppState, mut stopped: tokio::sync::watch::Receive
     }
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_clock(settings, Arc::new(SystemClock)).await
-    }
-
-    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        observability::install_metrics_recorder();
-        let store = open_store(&settings.database_url).await?;
-        let stats = Arc::new(PipelineStats::default());
-        let (ingest, writer_task) = IngestWriter::start(store.clone(), settings.ingest, stats.clone());
-        // The hot state is loaded before the processor starts, so it reflects
-        // exactly the cursor the processor continues from.
+/// The in-memory figures (hot state, display names, DNA aggregates), and
+/// the number of the last batch they reflect: the processor continues, or
+/// follows, from there. In a cluster another node may apply batches while
+/// they load; they are loaded again until no batch landed meanwhile, so
+/// that they are the figures of one batch number.
+async fn load_figures(
+    store: &Arc<dyn Store>,
+    clock: &Arc<dyn Clock>,
+    settings: &Settings,
+) -> anyhow::Result<(Arc<HotState>, Arc<DisplayNames>, Arc<Dna>, i64)> {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        let before = store.pipeline_state().await?;
         let hot = Arc::new(
             HotState::load(store.as_ref(), clock.clone())
                 .await
@@ -150,7 +152,6 @@ impl Application {
         let names = DisplayNames::load(store.as_ref())
             .await
             .context("loading the display names")?;
-        let cursor = store.pipeline_state().await?.processed_seq;
         let dna_settings = DnaSettings {
             interval: settings.dna_interval,
             ..DnaSettings::default()
@@ -160,12 +161,44 @@ impl Application {
             clock.clone(),
             dna_settings,
             coliseum_engine::Watermark {
-                seq: cursor,
+                seq: before.processed_seq,
                 as_of: clock.now(),
             },
         )
         .await
         .context("loading the DNA aggregates")?;
+        let after = store.pipeline_state().await?;
+        if after.batches == before.batches || attempt == ATTEMPTS {
+            if after.batches != before.batches {
+                tracing::error!(
+                    attempts = ATTEMPTS,
+                    "batches kept landing while the figures loaded: this node's figures may differ \
+                     from the processing node's by the batches applied meanwhile; restart it when the load is lighter"
+                );
+            }
+            return Ok((hot, names, dna, before.batches));
+        }
+        tracing::info!(attempt, "batches landed while the figures loaded: loading them again");
+    }
+    unreachable!("the last attempt returns")
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        observability::install_metrics_recorder();
+        let claim = if settings.database_url.starts_with("sqlite:") {
+            coliseum_store_sqlite::claim_node(&settings.database_url)?
+        } else {
+            None
+        };
+        let store = open_store(&settings.database_url).await?;
+        let stats = Arc::new(PipelineStats::default());
+        let (ingest, writer_task) = IngestWriter::start(store.clone(), settings.ingest, stats.clone());
+        let (hot, names, dna, loaded) = load_figures(&store, &clock, &settings).await?;
         let processor = Arc::new(
             Processor::new(
                 store.clone(),
@@ -181,6 +214,7 @@ impl Application {
             .await
             .context("starting the processor")?,
         );
+        processor.assume_applied(loaded);
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
@@ -225,6 +259,7 @@ impl Application {
             listener,
             state,
             writer_task,
+            _claim: claim,
         })
     }
 
@@ -247,6 +282,7 @@ impl Application {
             listener,
             state,
             writer_task,
+            _claim,
         } = self;
         let ingest = state.ingest.clone();
         let (stop_pipeline, processor_task, sampler_task) = spawn_pipeline(&state);

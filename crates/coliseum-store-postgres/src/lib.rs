@@ -5,6 +5,7 @@
 
 mod copy;
 mod identity;
+mod journal;
 mod rollups;
 #[cfg(feature = "testing")]
 pub mod testing;

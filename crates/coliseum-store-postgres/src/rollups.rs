@@ -5,9 +5,9 @@
 use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
-    AuditOf, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetters, DerivedPart, DisplayName, DisplayNamesStore,
-    DnaHistory, DnaMutation, FanDay, FanDayKey, Grain, MOVE_CURSOR, PipelineState, ProcessedBatch, Rebuilds, Rollups,
-    StoreError, StoredEntry, SumsBy, cursor_moved, rows,
+    AppliedBatch, AuditOf, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetters, DerivedPart, DisplayName,
+    DisplayNamesStore, DnaHistory, DnaMutation, FanDay, FanDayKey, Grain, Lead, MOVE_CURSOR, PipelineState,
+    ProcessedBatch, Rebuilds, Rollups, StoreError, StoredEntry, SumsBy, cursor_moved, rows,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -145,16 +145,15 @@ async fn move_cursor(
     from: i64,
     to: i64,
     revenue_gross: i64,
-) -> Result<(), StoreError> {
-    let moved = sqlx::query(MOVE_CURSOR)
+) -> Result<i64, StoreError> {
+    let number: Option<i64> = sqlx::query_scalar(MOVE_CURSOR)
         .bind(to)
         .bind(from)
         .bind(revenue_gross)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await
-        .map_err(classify)?
-        .rows_affected();
-    cursor_moved(moved, from)
+        .map_err(classify)?;
+    cursor_moved(number, from)
 }
 
 coliseum_store::upsert_display_names_for!(Postgres);
@@ -162,13 +161,14 @@ coliseum_store::upsert_display_names_for!(Postgres);
 #[async_trait]
 impl Rollups for PostgresStore {
     async fn pipeline_state(&self) -> Result<PipelineState, StoreError> {
-        let (processed_seq, paused, revenue_gross): (i64, bool, i64) =
-            sqlx::query_as("SELECT processed_seq, paused, revenue_gross FROM pipeline_state WHERE id = 1")
+        let (processed_seq, batches, paused, revenue_gross): (i64, i64, bool, i64) =
+            sqlx::query_as("SELECT processed_seq, batches, paused, revenue_gross FROM pipeline_state WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await
                 .map_err(classify)?;
         Ok(PipelineState {
             processed_seq,
+            batches,
             paused,
             revenue_gross,
         })
@@ -185,14 +185,32 @@ impl Rollups for PostgresStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
+    async fn apply_batch(&self, batch: &ProcessedBatch, as_of: OffsetDateTime) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        move_cursor(&mut tx, batch.from_seq, batch.to_seq, batch.revenue_gross).await?;
+        let number = move_cursor(&mut tx, batch.from_seq, batch.to_seq, batch.revenue_gross).await?;
         upsert_cells(&mut tx, &batch.cells).await?;
         upsert_fan_days(&mut tx, &batch.fan_days).await?;
         write_dead_letters(&mut tx, &batch.dead_letters).await?;
         upsert_display_names(&mut tx, &batch.names).await?;
-        tx.commit().await.map_err(classify)
+        crate::journal::record(&mut tx, number, as_of, batch).await?;
+        tx.commit().await.map_err(classify)?;
+        Ok(number)
+    }
+
+    fn keeps_journal(&self) -> bool {
+        true
+    }
+
+    async fn journal_after(&self, after: i64, limit: u32) -> Result<Vec<AppliedBatch>, StoreError> {
+        crate::journal::after(&self.pool, after, limit).await
+    }
+
+    async fn prune_journal(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        crate::journal::prune(&self.pool, before).await
+    }
+
+    async fn try_lead(&self) -> Result<Option<Box<dyn Lead>>, StoreError> {
+        crate::journal::try_lead(&self.pool).await
     }
 
     async fn kpi_cells(
@@ -355,7 +373,7 @@ impl Rebuilds for PostgresStore {
     async fn reset_derived(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         for statement in [
-            "TRUNCATE kpi_cells, fan_days, dead_letters, display_names",
+            "TRUNCATE kpi_cells, fan_days, dead_letters, display_names, applied_batches",
             "UPDATE pipeline_state SET processed_seq = 0, revenue_gross = 0 WHERE id = 1",
         ] {
             sqlx::query(statement).execute(&mut *tx).await.map_err(classify)?;

@@ -60,6 +60,44 @@ impl SqliteStore {
     }
 }
 
+/// A running node's claim on a SQLite database: an exclusive lock on a file
+/// beside it, held until dropped. One node owns a SQLite database (nothing
+/// elects a processor among processes sharing a file, nor tells the others
+/// what it applied); a second `coliseum serve` on the same file is refused
+/// with this reason rather than silently serving figures that never move.
+#[derive(Debug)]
+pub struct NodeClaim {
+    _file: std::fs::File,
+}
+
+pub fn claim_node(url: &str) -> Result<Option<NodeClaim>, StoreError> {
+    let options =
+        SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?;
+    let database = options.get_filename();
+    if database.as_os_str().is_empty() || database.to_string_lossy().contains(":memory:") {
+        return Ok(None);
+    }
+    let path = database.with_extension("node-lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(NodeClaim { _file: file })),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Conflict(format!(
+            "another coliseum node is serving {} (it holds {}); a SQLite database has one node: \
+             run several nodes on PostgreSQL",
+            database.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(StoreError::Unavailable(format!("cannot lock {}: {e}", path.display())))
+        }
+    }
+}
+
 fn unavailable(error: sqlx::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }

@@ -128,16 +128,15 @@ async fn move_cursor(
     from: i64,
     to: i64,
     revenue_gross: i64,
-) -> Result<(), StoreError> {
-    let moved = sqlx::query(MOVE_CURSOR)
+) -> Result<i64, StoreError> {
+    let number: Option<i64> = sqlx::query_scalar(MOVE_CURSOR)
         .bind(to)
         .bind(from)
         .bind(revenue_gross)
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await
-        .map_err(classify)?
-        .rows_affected();
-    cursor_moved(moved, from)
+        .map_err(classify)?;
+    cursor_moved(number, from)
 }
 
 coliseum_store::upsert_display_names_for!(Sqlite);
@@ -145,13 +144,14 @@ coliseum_store::upsert_display_names_for!(Sqlite);
 #[async_trait]
 impl Rollups for SqliteStore {
     async fn pipeline_state(&self) -> Result<PipelineState, StoreError> {
-        let (processed_seq, paused, revenue_gross): (i64, bool, i64) =
-            sqlx::query_as("SELECT processed_seq, paused, revenue_gross FROM pipeline_state WHERE id = 1")
+        let (processed_seq, batches, paused, revenue_gross): (i64, i64, bool, i64) =
+            sqlx::query_as("SELECT processed_seq, batches, paused, revenue_gross FROM pipeline_state WHERE id = 1")
                 .fetch_one(&self.pool)
                 .await
                 .map_err(classify)?;
         Ok(PipelineState {
             processed_seq,
+            batches,
             paused,
             revenue_gross,
         })
@@ -168,14 +168,15 @@ impl Rollups for SqliteStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError> {
+    async fn apply_batch(&self, batch: &ProcessedBatch, _as_of: OffsetDateTime) -> Result<i64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        move_cursor(&mut tx, batch.from_seq, batch.to_seq, batch.revenue_gross).await?;
+        let number = move_cursor(&mut tx, batch.from_seq, batch.to_seq, batch.revenue_gross).await?;
         upsert_cells(&mut tx, &batch.cells).await?;
         upsert_fan_days(&mut tx, &batch.fan_days).await?;
         write_dead_letters(&mut tx, &batch.dead_letters).await?;
         upsert_display_names(&mut tx, &batch.names).await?;
-        tx.commit().await.map_err(classify)
+        tx.commit().await.map_err(classify)?;
+        Ok(number)
     }
 
     async fn kpi_cells(

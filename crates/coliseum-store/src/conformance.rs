@@ -423,7 +423,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
         revenue_gross: 5,
         names: Vec::new(),
     };
-    store.apply_batch(&first).await.expect("first batch");
+    store.apply_batch(&first, at()).await.expect("first batch");
     let second = ProcessedBatch {
         from_seq: 3,
         to_seq: 5,
@@ -442,7 +442,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
         revenue_gross: 7,
         names: Vec::new(),
     };
-    store.apply_batch(&second).await.expect("second batch");
+    store.apply_batch(&second, at()).await.expect("second batch");
 
     let mut hours = store.kpi_cells(Grain::Hour, hour, i64::MAX).await.expect("cells");
     hours.sort_by(|a, b| a.0.cmp(&b.0));
@@ -513,7 +513,7 @@ pub async fn sums_by_bucket_and_by_artist_are_the_sums_of_the_cells(store: Arc<d
         cells: cells.clone(),
         ..ProcessedBatch::default()
     };
-    store.apply_batch(&batch).await.expect("batch");
+    store.apply_batch(&batch, at()).await.expect("batch");
 
     let filters = [
         CellFilter::default(),
@@ -617,12 +617,15 @@ pub async fn a_cell_that_would_overflow_fails_its_batch(store: Arc<dyn Store>) {
         revenue_gross: revenue_minor,
         ..ProcessedBatch::default()
     };
-    store.apply_batch(&batch(0, 1, i64::MAX - 1)).await.expect("first");
     store
-        .apply_batch(&batch(1, 2, 1))
+        .apply_batch(&batch(0, 1, i64::MAX - 1), at())
+        .await
+        .expect("first");
+    store
+        .apply_batch(&batch(1, 2, 1), at())
         .await
         .expect("to the largest integer");
-    let overflowing = store.apply_batch(&batch(2, 3, 1)).await;
+    let overflowing = store.apply_batch(&batch(2, 3, 1), at()).await;
     assert!(overflowing.is_err(), "{overflowing:?}");
     let cells = store.kpi_cells(Grain::Day, 0, i64::MAX).await.expect("cells read back");
     assert_eq!(
@@ -646,9 +649,9 @@ pub async fn a_batch_from_a_stale_cursor_changes_nothing(store: Arc<dyn Store>) 
         cells: vec![(cell(Grain::Day, 1, "art_1", ""), plays(1))],
         ..ProcessedBatch::default()
     };
-    store.apply_batch(&batch).await.expect("first");
+    store.apply_batch(&batch, at()).await.expect("first");
     // The same batch again, as a second processor would send it.
-    let again = store.apply_batch(&batch).await;
+    let again = store.apply_batch(&batch, at()).await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
     assert_eq!(
         store.kpi_cells(Grain::Day, 0, i64::MAX).await.expect("cells"),
@@ -672,12 +675,14 @@ pub async fn the_pause_flag_persists_and_a_reset_keeps_it(store: Arc<dyn Store>)
         revenue_gross: 3,
         names: Vec::new(),
     };
-    store.apply_batch(&batch).await.expect("apply");
+    store.apply_batch(&batch, at()).await.expect("apply");
     store.reset_derived().await.expect("reset");
     assert_eq!(
         store.pipeline_state().await.expect("state"),
         PipelineState {
             processed_seq: 0,
+            // Batch numbers go on: no node may take a rebuilt batch for one it followed.
+            batches: 1,
             paused: true,
             revenue_gross: 0,
         }
@@ -815,7 +820,7 @@ pub async fn dead_letters_retry_replay_and_resolve(store: Arc<dyn Store>) {
         ],
         ..ProcessedBatch::default()
     };
-    store.apply_batch(&batch).await.expect("apply");
+    store.apply_batch(&batch, at()).await.expect("apply");
     assert_eq!(store.open_dead_letters().await.expect("count"), 2);
     assert!(
         store.due_dead_letters(at(), 10).await.expect("due").is_empty(),
@@ -841,7 +846,7 @@ pub async fn dead_letters_retry_replay_and_resolve(store: Arc<dyn Store>) {
         }],
         ..ProcessedBatch::default()
     };
-    store.apply_batch(&resolved).await.expect("resolve");
+    store.apply_batch(&resolved, at()).await.expect("resolve");
     assert_eq!(store.open_dead_letters().await.expect("count"), 1);
     let listed = store.dead_letters(0, 10, false).await.expect("list");
     assert_eq!(listed, vec![dead_letter(3, DeadLetterState::Dead)]);
@@ -1511,34 +1516,40 @@ pub async fn display_names_keep_the_newest_name_and_the_first_spelling(store: Ar
         ..ProcessedBatch::default()
     };
     store
-        .apply_batch(&batch(
-            0,
-            10,
-            vec![
-                name(NameKind::Artist, "art_1", "Tems", 5, 4),
-                name(NameKind::LiveEvent, "live_1", "Afro Nation", 5, 4),
-                name(NameKind::City, "lagos", "Lagos", 5, 6),
-                name(NameKind::Genre, "afrobeats", "Afrobeats", 5, 6),
-            ],
-        ))
+        .apply_batch(
+            &batch(
+                0,
+                10,
+                vec![
+                    name(NameKind::Artist, "art_1", "Tems", 5, 4),
+                    name(NameKind::LiveEvent, "live_1", "Afro Nation", 5, 4),
+                    name(NameKind::City, "lagos", "Lagos", 5, 6),
+                    name(NameKind::Genre, "afrobeats", "Afrobeats", 5, 6),
+                ],
+            ),
+            at(0),
+        )
         .await
         .expect("first batch");
     store
-        .apply_batch(&batch(
-            10,
-            20,
-            vec![
-                // An older entry, processed later: does not rename.
-                name(NameKind::Artist, "art_1", "Temilade", 1, 12),
-                // Same instant, later in the log: renames.
-                name(NameKind::LiveEvent, "live_1", "Afro Nation Lagos", 5, 14),
-                // A later spelling: the first stays.
-                name(NameKind::City, "lagos", "LAGOS", 9, 15),
-                // An earlier spelling (a dead letter replayed): it was first.
-                name(NameKind::Genre, "afrobeats", "AfroBeats", 1, 2),
-                name(NameKind::Artist, "art_2", "Burna Boy", 2, 16),
-            ],
-        ))
+        .apply_batch(
+            &batch(
+                10,
+                20,
+                vec![
+                    // An older entry, processed later: does not rename.
+                    name(NameKind::Artist, "art_1", "Temilade", 1, 12),
+                    // Same instant, later in the log: renames.
+                    name(NameKind::LiveEvent, "live_1", "Afro Nation Lagos", 5, 14),
+                    // A later spelling: the first stays.
+                    name(NameKind::City, "lagos", "LAGOS", 9, 15),
+                    // An earlier spelling (a dead letter replayed): it was first.
+                    name(NameKind::Genre, "afrobeats", "AfroBeats", 1, 2),
+                    name(NameKind::Artist, "art_2", "Burna Boy", 2, 16),
+                ],
+            ),
+            at(0),
+        )
         .await
         .expect("second batch");
     let mut names = store.display_names().await.expect("names");

@@ -13,15 +13,16 @@ mod rollups;
 pub mod rows;
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 
 pub use records::{
     ApiKey, Appended, AuditOf, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser,
     StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
 pub use rollups::{
-    CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName, DnaMutation,
-    FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState, ProcessedBatch, SumsBy,
-    cursor_moved,
+    AppliedBatch, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName,
+    DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState, ProcessedBatch,
+    SumsBy, cursor_moved,
 };
 
 /// A failure of the store.
@@ -79,6 +80,25 @@ pub trait PassportLog: Send + Sync {
     async fn count_entries(&self) -> Result<i64, StoreError>;
 }
 
+/// Being the processing node: held until dropped, or lost (the database
+/// connection that holds it broke, so another node may now lead).
+#[async_trait]
+pub trait Lead: Send + Sync + std::fmt::Debug {
+    /// Resolves when the lead is lost; never, while it holds.
+    async fn lost(&mut self);
+}
+
+/// The lead of a store no other node can open.
+#[derive(Debug)]
+struct Owned;
+
+#[async_trait]
+impl Lead for Owned {
+    async fn lost(&mut self) {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// The derived tables the processor maintains and the reads sum: rollup
 /// cells, fan-days, and the processor's cursor and pause flag.
 #[async_trait]
@@ -90,10 +110,38 @@ pub trait Rollups: Send + Sync {
     async fn set_paused(&self, paused: bool, audit: &AuditRecord) -> Result<(), StoreError>;
 
     /// Adds the batch's deltas, writes its dead letters and moves the cursor
-    /// from `from_seq` to `to_seq`, all in one transaction. When the cursor is
+    /// from `from_seq` to `to_seq`, all in one transaction, and returns the
+    /// batch's number (one more than the last one's). When the cursor is
     /// not at `from_seq` (another processor moved it) nothing changes and the
-    /// answer is `Conflict`: the same entries are never counted twice.
-    async fn apply_batch(&self, batch: &ProcessedBatch) -> Result<(), StoreError>;
+    /// answer is `Conflict`: the same entries are never counted twice. A
+    /// store that keeps a journal ([`Rollups::keeps_journal`]) records the
+    /// batch in it, complete up to `as_of`, in the same transaction.
+    async fn apply_batch(&self, batch: &ProcessedBatch, as_of: OffsetDateTime) -> Result<i64, StoreError>;
+
+    /// Whether applied batches are journaled for other nodes to follow:
+    /// PostgreSQL, which nodes share; not SQLite, which one node owns.
+    fn keeps_journal(&self) -> bool {
+        false
+    }
+
+    /// Up to `limit` journaled batches numbered after `after`, in order.
+    /// A batch pruned from the journal is missing from the answer: the
+    /// caller sees the gap in the numbers.
+    async fn journal_after(&self, _after: i64, _limit: u32) -> Result<Vec<AppliedBatch>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Forgets the journaled batches applied before `before`; returns how many.
+    async fn prune_journal(&self, _before: OffsetDateTime) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+
+    /// Becomes the one node that processes, among every node of this
+    /// store, for as long as the returned [`Lead`] holds; `None` while
+    /// another node holds it. A store one node owns (SQLite) always grants it.
+    async fn try_lead(&self) -> Result<Option<Box<dyn Lead>>, StoreError> {
+        Ok(Some(Box::new(Owned)))
+    }
 
     /// Every cell of `grain` with `from_bucket <= bucket < to_bucket`.
     async fn kpi_cells(

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::StoreError;
 
 /// The width of a rollup bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum Grain {
     Hour,
     Day,
@@ -55,7 +55,7 @@ impl Grain {
 /// One cell of the KPI rollups: a bucket and the full combination of an
 /// entry's dimensions, each `""` where the entry has none (an entry without
 /// an artist counts in platform figures only).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct CellKey {
     pub grain: Grain,
     pub bucket: i64,
@@ -68,7 +68,7 @@ pub struct CellKey {
 /// One fan's entries for one artist on one UTC day, in one city and genre:
 /// what the DNA scores are computed from, so that scoring never reads the log.
 /// `fan` is `""` for entries without a user (they still weigh for the artist).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct FanDayKey {
     /// Days since the Unix epoch (UTC).
     pub day: i64,
@@ -80,7 +80,7 @@ pub struct FanDayKey {
 
 /// Entry counts of a fan-day: by weight tier (0.1, 1, 10, 100, 1000), and of
 /// influence entries (shares, reposts, comments, mentions).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct FanDay {
     pub by_tier: [i64; 5],
     pub influence: i64,
@@ -96,7 +96,7 @@ impl FanDay {
 }
 
 /// Where a dead letter stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum DeadLetterState {
     /// Failed; tried again at `next_attempt_at`.
     Retrying,
@@ -123,7 +123,7 @@ impl DeadLetterState {
 }
 
 /// An entry of the log that could not be processed, and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeadLetter {
     pub seq: i64,
     pub event_id: String,
@@ -140,6 +140,8 @@ pub struct DeadLetter {
 pub struct PipelineState {
     /// Every entry up to this `seq` is reflected in the rollups (or is a dead letter).
     pub processed_seq: i64,
+    /// Batches applied so far: the number of the last ([`Rollups::apply_batch`](crate::Rollups::apply_batch)).
+    pub batches: i64,
     pub paused: bool,
     /// The sum of the absolute revenue (base minor units) of every entry
     /// counted: the processor's `RevenueCeiling` starts from it.
@@ -149,24 +151,29 @@ pub struct PipelineState {
 /// Moves the processor's cursor from `$2` to `$1` and adds `$3` to the
 /// absolute revenue counted, in the transaction of a batch; the same
 /// statement on both backends.
-pub const MOVE_CURSOR: &str = "UPDATE pipeline_state SET processed_seq = $1, revenue_gross = revenue_gross + $3 \
-                               WHERE id = 1 AND processed_seq = $2";
+/// Numbers the batch (the count of batches applied, returned).
+pub const MOVE_CURSOR: &str = "UPDATE pipeline_state SET processed_seq = $1, revenue_gross = revenue_gross + $3, \
+                               batches = batches + 1 WHERE id = 1 AND processed_seq = $2 RETURNING batches";
 
-/// What [`MOVE_CURSOR`] touching `rows` rows means: `Conflict` when the
-/// cursor was not at `from` (another processor moved it).
-pub fn cursor_moved(rows: u64, from: i64) -> Result<(), StoreError> {
-    if rows == 1 {
-        Ok(())
-    } else {
-        Err(StoreError::Conflict(format!(
-            "the processor's cursor is no longer at {from}"
-        )))
-    }
+/// What [`MOVE_CURSOR`] returned: the batch's number, or `Conflict` when
+/// the cursor was not at `from` (another processor moved it).
+pub fn cursor_moved(number: Option<i64>, from: i64) -> Result<i64, StoreError> {
+    number.ok_or_else(|| StoreError::Conflict(format!("the processor's cursor is no longer at {from}")))
+}
+
+/// A batch as applied, for the nodes that follow the processor: its number
+/// (one more than the batch before), what it changed, and how far the
+/// figures were complete once it was applied.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AppliedBatch {
+    pub number: i64,
+    pub as_of: OffsetDateTime,
+    pub batch: ProcessedBatch,
 }
 
 /// What a display name names (PASSPORT.md): an artist or a live event by
 /// its id, a city or a genre by its normalized key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum NameKind {
     Artist,
     LiveEvent,
@@ -193,7 +200,7 @@ impl NameKind {
 }
 
 /// A display name as an entry of the log gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DisplayName {
     pub kind: NameKind,
     /// The artist's or live event's id; the city's or genre's key.
@@ -259,7 +266,7 @@ macro_rules! upsert_display_names_for {
 
 /// What one step of the processor changes, applied in one transaction with
 /// the cursor's move from `from_seq` to `to_seq`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessedBatch {
     pub from_seq: i64,
     pub to_seq: i64,

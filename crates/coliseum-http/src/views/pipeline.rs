@@ -38,6 +38,9 @@ pub struct PipelineBody {
     pub unrecognized: i64,
     /// Entries waiting for or inside a group commit.
     pub ingest_queue_entries: usize,
+    /// Whether the node that answered processes (it holds the lead);
+    /// the others follow the batches it applies.
+    pub this_node_processes: bool,
 }
 
 impl From<&PipelineHealth> for PipelineBody {
@@ -58,6 +61,7 @@ impl From<&PipelineHealth> for PipelineBody {
             dead_letters: health.dead_letters,
             unrecognized: health.unrecognized,
             ingest_queue_entries: health.ingest_queue_entries,
+            this_node_processes: false,
         }
     }
 }
@@ -65,7 +69,10 @@ impl From<&PipelineHealth> for PipelineBody {
 /// The pipeline's health read now.
 pub async fn pipeline(state: &AppState) -> Result<PipelineBody, AppError> {
     let health = pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, state.clock.now()).await?;
-    Ok(PipelineBody::from(&health))
+    Ok(PipelineBody {
+        this_node_processes: state.processor.leading(),
+        ..PipelineBody::from(&health)
+    })
 }
 
 /// The figures a chart can plot, by name.

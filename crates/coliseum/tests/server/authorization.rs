@@ -257,6 +257,17 @@ fn cases() -> Vec<Case> {
         case("GET", "/v1/dna/movers", "/v1/dna/movers?domain=c", None, |w| {
             if w.plan_at_least(Plan::Pro) { 200 } else { 403 }
         }),
+        // Live push is Pro and up. A plain GET is no WebSocket handshake
+        // (400), and a browser session's must come from the deployment's
+        // own pages: this one sends no Origin (403).
+        case("GET", "/v1/live", "/v1/live", None, |w| match () {
+            () if !w.plan_at_least(Plan::Pro) => 403,
+            () if matches!(w.credential, Credential::Session { .. }) => 403,
+            () => 400,
+        }),
+        case("GET", "/v1/live/sse", "/v1/live/sse?kind=kpis&range=24h", None, |w| {
+            if w.plan_at_least(Plan::Pro) { 200 } else { 403 }
+        }),
         case("GET", "/v1/admin/pipeline", "/v1/admin/pipeline", None, |w| {
             admin_only(w, 200)
         }),

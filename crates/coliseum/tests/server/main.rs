@@ -6,6 +6,7 @@ mod admin;
 mod analytics;
 mod authorization;
 mod billing;
+mod cluster;
 mod dna;
 mod entitlements;
 mod freshness;

@@ -225,13 +225,13 @@ async fn stored_ids(url: &str) -> Vec<String> {
 }
 
 /// Sixteen clients delivering small batches until stopped or refused.
-struct Load {
+pub struct Load {
     stop: Arc<AtomicBool>,
     workers: Vec<tokio::task::JoinHandle<(Vec<String>, Vec<String>)>>,
 }
 
 impl Load {
-    fn start(client: &reqwest::Client, base: &str) -> Self {
+    pub fn start(client: &reqwest::Client, base: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let workers = (0..16)
             .map(|worker| {
@@ -266,7 +266,7 @@ impl Load {
     }
 
     /// Stops the clients; returns every id attempted and every id acknowledged.
-    async fn finish(self) -> (Vec<String>, BTreeSet<String>) {
+    pub async fn finish(self) -> (Vec<String>, BTreeSet<String>) {
         self.stop.store(true, Ordering::Relaxed);
         let (mut attempted, mut acknowledged) = (BTreeSet::new(), BTreeSet::new());
         for worker in self.workers {
