@@ -7,12 +7,14 @@
 //! [`SILENCE_LIMIT`](super::SILENCE_LIMIT).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::SinkExt as _;
 use serde_json::{Value, json};
 use tokio_stream::StreamExt as _;
 use tokio_stream::StreamMap;
@@ -25,7 +27,8 @@ use super::{MAX_SUBSCRIPTIONS, OpenConnection, PING_EVERY, RECHECK_EVERY, SILENC
 use crate::app::AppState;
 use crate::audit::RequestId;
 use crate::problem::AppError;
-use crate::routes::access::{self, Caller, Via};
+use crate::routes::access::{self, Caller};
+use crate::sessions::SESSION_CACHE_TTL;
 
 /// The close code of a client that read nothing for too long.
 pub const CLOSE_SILENT: u16 = 4408;
@@ -45,7 +48,9 @@ struct Connection {
     state: AppState,
     caller: Caller,
     /// The upgrade request's credentials, to identify the caller again.
-    headers: HeaderMap,
+    credentials: HeaderMap,
+    /// The peer, whose subscriptions count against its allowance.
+    ip: Option<IpAddr>,
     request_id: RequestId,
     subscriptions: HashMap<String, Subscription>,
     feeds: StreamMap<String, WatchStream<Option<Arc<Update>>>>,
@@ -65,7 +70,8 @@ pub async fn serve(
     socket: WebSocket,
     state: AppState,
     caller: Caller,
-    headers: HeaderMap,
+    credentials: HeaderMap,
+    ip: Option<IpAddr>,
     request_id: RequestId,
     _open: OpenConnection,
 ) {
@@ -73,7 +79,8 @@ pub async fn serve(
         socket,
         state,
         caller,
-        headers,
+        credentials,
+        ip,
         request_id,
         subscriptions: HashMap::new(),
         feeds: StreamMap::new(),
@@ -97,13 +104,22 @@ impl Connection {
         let mut api_keys = self.state.api_keys.changes();
         let mut pings = tokio::time::interval(PING_EVERY);
         let mut rechecks = tokio::time::interval(RECHECK_EVERY);
-        rechecks.reset();
+        // Once soon after the start too: a change made between the
+        // handshake and the watches above is not missed.
+        rechecks.reset_after(SESSION_CACHE_TTL);
         loop {
             let outcome = tokio::select! {
                 biased;
                 () = stopped(&mut stopping) => return End::Close(1001, "the server is shutting down"),
-                _ = sessions.changed() => self.recheck().await,
-                _ = api_keys.changed() => self.recheck().await,
+                _ = sessions.changed() => {
+                    // Again once a node's credential cache has surely let go of the old state.
+                    rechecks.reset_after(SESSION_CACHE_TTL);
+                    self.recheck().await
+                }
+                _ = api_keys.changed() => {
+                    rechecks.reset_after(SESSION_CACHE_TTL);
+                    self.recheck().await
+                }
                 _ = rechecks.tick() => self.recheck().await,
                 frame = self.socket.recv() => match frame {
                     Some(Ok(frame)) => {
@@ -179,12 +195,20 @@ impl Connection {
             }
             // Pings are answered by the library; pongs only say the client reads.
             Message::Ping(_) | Message::Pong(_) => Ok(()),
-            Message::Close(_) => Err(End::Gone),
+            Message::Close(_) => {
+                // The library queued the answering close frame: sent before the socket goes.
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.socket.flush()).await;
+                Err(End::Gone)
+            }
         }
     }
 
     async fn operation(&mut self, frame: &Value) -> Result<(), End> {
-        let id = frame.get("id").and_then(Value::as_str).map(str::to_owned);
+        // Echoed in an error as far as an id may go.
+        let id = frame
+            .get("id")
+            .and_then(Value::as_str)
+            .map(|id| id.chars().take(MAX_ID_CHARS).collect::<String>());
         let outcome = match frame.get("op").and_then(Value::as_str) {
             Some("subscribe") => self.subscribe(frame).await,
             Some("unsubscribe") => self.unsubscribe(frame).await,
@@ -224,9 +248,11 @@ impl Connection {
         };
         let spec = TopicSpec::from_json(frame.get("topic").unwrap_or(&Value::Null))?;
         let key = spec.check(&self.state, &self.caller)?;
+        // Its state is a read like any other, and counts as one.
+        access::charge(&self.state, &self.caller, self.ip).await?;
         // Followed before the state is read: a change after that read is
         // an update, so none falls between the two.
-        let feed = self.state.live.hub.follow(&self.state, &key);
+        let feed = self.state.live.hub.follow(&self.state, &key)?;
         let body = topic::current(&self.state, &self.caller, &self.request_id, &key).await?;
         let watermark = body.watermark.unwrap_or(0);
         self.feeds.insert(id.clone(), WatchStream::from_changes(feed));
@@ -242,7 +268,7 @@ impl Connection {
         if !newer {
             return Ok(Ok(()));
         }
-        let update = Update::new(watermark, body.json);
+        let update = Update::new(watermark, &body.json);
         Ok(self.send_update(&id, &update.frame_tail).await)
     }
 
@@ -274,10 +300,7 @@ impl Connection {
     /// allowed ends with an `error`; what is now served to another audience
     /// moves to that audience's topic, its state sent at once.
     async fn recheck(&mut self) -> Result<(), End> {
-        self.caller = access::identify(&self.state, &self.headers).await.unwrap_or(Caller {
-            user: None,
-            via: Via::Anonymous,
-        });
+        self.caller = access::identify_again(&self.state, &self.credentials, &self.caller).await;
         let ids: Vec<String> = self.subscriptions.keys().cloned().collect();
         for id in ids {
             let Some(subscription) = self.subscriptions.get(&id) else {
@@ -285,15 +308,21 @@ impl Connection {
             };
             match subscription.spec.check(&self.state, &self.caller) {
                 Ok(key) if key == subscription.key => {}
-                Ok(key) => {
-                    let feed = self.state.live.hub.follow(&self.state, &key);
-                    self.feeds.insert(id.clone(), WatchStream::new(feed));
-                    if let Some(subscription) = self.subscriptions.get_mut(&id) {
-                        subscription.key = key;
-                        // The new audience's state is sent whatever its watermark.
-                        subscription.sent = i64::MIN;
+                Ok(key) => match self.state.live.hub.follow(&self.state, &key) {
+                    Ok(feed) => {
+                        self.feeds.insert(id.clone(), WatchStream::new(feed));
+                        if let Some(subscription) = self.subscriptions.get_mut(&id) {
+                            subscription.key = key;
+                            // The new audience's state is sent whatever its watermark.
+                            subscription.sent = i64::MIN;
+                        }
                     }
-                }
+                    Err(error) => {
+                        self.subscriptions.remove(&id);
+                        self.feeds.remove(&id);
+                        self.send_error(Some(&id), &error).await?;
+                    }
+                },
                 Err(error) => {
                     self.subscriptions.remove(&id);
                     self.feeds.remove(&id);

@@ -19,7 +19,8 @@ use super::topic::{self, TopicKey, TopicSpec};
 use crate::app::AppState;
 use crate::audit::RequestId;
 use crate::problem::AppError;
-use crate::routes::access::{self, Caller, Via};
+use crate::routes::access::{self, Caller};
+use crate::sessions::SESSION_CACHE_TTL;
 
 /// Follows `spec` for `caller`: its state now (unless not newer than
 /// `last_event_id`), then its updates until the client goes, the server
@@ -27,25 +28,31 @@ use crate::routes::access::{self, Caller, Via};
 pub async fn stream(
     state: AppState,
     caller: Caller,
-    headers: HeaderMap,
+    credentials: HeaderMap,
     request_id: RequestId,
     spec: TopicSpec,
     last_event_id: Option<i64>,
     open: OpenConnection,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let key = spec.check(&state, &caller)?;
-    let feed = state.live.hub.follow(&state, &key);
+    let feed = state.live.hub.follow(&state, &key)?;
     let body = topic::current(&state, &caller, &request_id, &key).await?;
     let watermark = body.watermark.unwrap_or(0);
     let first = last_event_id
         .is_none_or(|since| watermark > since)
-        .then(|| Update::new(watermark, body.json));
+        .then(|| Update::new(watermark, &body.json));
+    let mut rechecks = tokio::time::interval(super::RECHECK_EVERY);
+    // Once soon after the start too: a change made since the request was
+    // identified is not missed.
+    rechecks.reset_after(SESSION_CACHE_TTL);
     let follower = Follower {
+        caller,
+        rechecks,
         sessions: state.sessions.changes(),
         api_keys: state.api_keys.changes(),
         stopping: state.live.stopping(),
         state,
-        headers,
+        credentials,
         spec,
         key,
         feed,
@@ -65,7 +72,10 @@ pub async fn stream(
 
 struct Follower {
     state: AppState,
-    headers: HeaderMap,
+    caller: Caller,
+    /// The request's credentials, to identify the caller again.
+    credentials: HeaderMap,
+    rechecks: tokio::time::Interval,
     spec: TopicSpec,
     key: TopicKey,
     feed: Feed,
@@ -87,15 +97,13 @@ impl Follower {
         if let Some(first) = self.first.take() {
             return Some(update_event(&first));
         }
-        let mut rechecks = tokio::time::interval(super::RECHECK_EVERY);
-        rechecks.reset();
         loop {
             tokio::select! {
                 biased;
                 () = stopped(&mut self.stopping) => return None,
-                _ = self.sessions.changed() => {}
-                _ = self.api_keys.changed() => {}
-                _ = rechecks.tick() => {}
+                _ = self.sessions.changed() => self.rechecks.reset_after(SESSION_CACHE_TTL),
+                _ = self.api_keys.changed() => self.rechecks.reset_after(SESSION_CACHE_TTL),
+                _ = self.rechecks.tick() => {}
                 changed = self.feed.changed() => {
                     if changed.is_err() {
                         return None;
@@ -111,14 +119,15 @@ impl Follower {
                 }
             }
             // What the caller may see changed: the topic checked again.
-            let caller = access::identify(&self.state, &self.headers).await.unwrap_or(Caller {
-                user: None,
-                via: Via::Anonymous,
-            });
-            match self.spec.check(&self.state, &caller) {
-                Ok(key) if key == self.key => {}
-                Ok(key) => {
-                    self.feed = self.state.live.hub.follow(&self.state, &key);
+            self.caller = access::identify_again(&self.state, &self.credentials, &self.caller).await;
+            let followed = match self.spec.check(&self.state, &self.caller) {
+                Ok(key) if key == self.key => continue,
+                Ok(key) => self.state.live.hub.follow(&self.state, &key).map(|feed| (feed, key)),
+                Err(error) => Err(error),
+            };
+            match followed {
+                Ok((feed, key)) => {
+                    self.feed = feed;
                     self.feed.mark_changed();
                     self.key = key;
                     self.sent = i64::MIN;

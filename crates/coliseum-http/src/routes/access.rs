@@ -446,6 +446,47 @@ fn check_csrf(caller: &Caller, method: &Method, path: &str, headers: &HeaderMap)
     }
 }
 
+/// Counts one more request of `caller` (from `ip`) against its allowance,
+/// for what is a request without being one: a live subscription's state.
+pub async fn charge(state: &AppState, caller: &Caller, ip: Option<std::net::IpAddr>) -> Result<(), AppError> {
+    if !state.settings.rate_limits {
+        return Ok(());
+    }
+    let (key, quota) = caller.rate_limit(ip);
+    let decision = state.limiter.check(&key, quota).await;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(AppError::RateLimited(decision))
+    }
+}
+
+/// Who holds `credentials` now, for a connection that outlives a request:
+/// credentials that no longer prove anyone make nobody (the Public plan);
+/// a failure to find out (the store down) keeps `before`.
+pub async fn identify_again(state: &AppState, credentials: &HeaderMap, before: &Caller) -> Caller {
+    match identify(state, credentials).await {
+        Ok(caller) => caller,
+        Err(AppError::Unauthorized(_)) => Caller::ANONYMOUS,
+        Err(error) => {
+            tracing::warn!(error = %error, "a live connection's caller could not be checked again; kept");
+            before.clone()
+        }
+    }
+}
+
+/// The headers of a request that say who sent it: what a long-lived
+/// connection keeps to identify its caller again, and nothing else.
+pub fn credentials_of(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in [header::COOKIE, header::AUTHORIZATION] {
+        for value in headers.get_all(&name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    kept
+}
+
 /// The quota of failed-login protection: attempts per email.
 pub const LOGIN_ATTEMPTS: Quota = Quota {
     max: 10,

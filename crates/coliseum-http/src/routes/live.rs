@@ -5,7 +5,9 @@
 //! the deployment's own pages (a handshake carries no CSRF token).
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{State, WebSocketUpgrade};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use coliseum_domain::plans::Feature;
@@ -13,7 +15,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{Caller, Via};
+use super::access::{self, Caller, Via};
 use crate::app::AppState;
 use crate::audit::RequestId;
 use crate::live::topic::TopicSpec;
@@ -49,6 +51,7 @@ async fn websocket(
     caller: Caller,
     headers: HeaderMap,
     request_id: RequestId,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, AppError> {
     caller.may(Feature::LivePush)?;
@@ -58,11 +61,12 @@ async fn websocket(
         detail: format!("this is a WebSocket endpoint: {rejection}"),
     })?;
     let open = state.live.open(&caller)?;
+    let (credentials, ip) = (access::credentials_of(&headers), Some(peer.ip()));
     Ok(upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(MAX_CLIENT_FRAME_BYTES)
         .max_frame_size(MAX_CLIENT_FRAME_BYTES)
-        .on_upgrade(move |websocket| socket::serve(websocket, state, caller, headers, request_id, open)))
+        .on_upgrade(move |websocket| socket::serve(websocket, state, caller, credentials, ip, request_id, open)))
 }
 
 /// The parameters of a topic: `kind`, then those of its REST read.
@@ -141,6 +145,7 @@ async fn events(
     caller: Caller,
     headers: HeaderMap,
     request_id: RequestId,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     params: Params,
 ) -> Result<Response, AppError> {
     caller.may(Feature::LivePush)?;
@@ -156,10 +161,13 @@ async fn events(
                 .ok_or_else(|| AppError::parameter("Last-Event-ID", "must be a watermark (an integer)"))
         })
         .transpose()?;
+    check_site(&caller, &headers)?;
     // Checked before a connection is counted: a refused topic holds nothing.
     spec.check(&state, &caller)?;
+    access::charge(&state, &caller, Some(peer.ip())).await?;
     let open = state.live.open(&caller)?;
-    let stream = sse::stream(state, caller, headers, request_id, spec, last_event_id, open).await?;
+    let credentials = access::credentials_of(&headers);
+    let stream = sse::stream(state, caller, credentials, request_id, spec, last_event_id, open).await?;
     Ok(stream.into_response())
 }
 
@@ -170,6 +178,7 @@ fn check_origin(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Resul
     if !matches!(caller.via, Via::Session(_)) {
         return Ok(());
     }
+    check_site(caller, headers)?;
     let origin = headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -193,6 +202,22 @@ fn check_origin(state: &AppState, caller: &Caller, headers: &HeaderMap) -> Resul
             allowed.join(" or ")
         )))
     }
+}
+
+/// A browser session's live connection is never another site's: browsers
+/// say so in `Sec-Fetch-Site` (an event stream is a read that CORS keeps
+/// from other sites, but it would still hold one of the account's live
+/// connections).
+fn check_site(caller: &Caller, headers: &HeaderMap) -> Result<(), AppError> {
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    if matches!(caller.via, Via::Session(_)) && cross_site {
+        return Err(AppError::Forbidden(
+            "a browser session's live connection must come from this deployment's pages, not another site".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// `scheme://host[:port]` of a URL.

@@ -529,3 +529,38 @@ async fn the_server_closes_live_connections_when_it_stops(backend: Backend) {
         .expect("the server stopped")
         .expect("joined");
 }
+
+/// A subscription's state is a read: subscribing counts against the
+/// account's allowance like a REST request (Pro: 600 a minute).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_count_against_the_rate_limit() {
+    let app = spawn_app_with(Backend::Sqlite, |s| s.rate_limits = true).await;
+    let user = app.make_user(Role::Fan, Plan::Pro, &[], &[]).await;
+    let bearer = format!("Bearer {}", app.api_key_for(&user).await.0);
+    let mut live = connect(&app, &[("authorization", &bearer)]).await.expect("connected");
+    let topic = json!({"kind": "kpis", "range": "24h"});
+    // The allowance refills as time passes (600 a minute is 10 a second):
+    // a few more than the minute's 600 get through while the loop runs.
+    let mut served = 0;
+    loop {
+        live.send(json!({"op": "subscribe", "id": "k", "topic": topic})).await;
+        let frame = live.next().await;
+        if frame["op"] == "error" {
+            assert_eq!(frame["problem"]["status"], 429, "{frame}");
+            assert_eq!(frame["problem"]["type"], "https://coliseum.dev/problems/rate-limited");
+            break;
+        }
+        assert_eq!(frame["op"], "update", "{frame}");
+        served += 1;
+        assert!(served < 800, "subscriptions never ran out of allowance");
+        live.send(json!({"op": "unsubscribe", "id": "k"})).await;
+        assert_eq!(live.next().await["op"], "unsubscribed");
+    }
+    assert!(served >= 590, "only {served} subscriptions were allowed");
+    // The connection stays, and its allowance is the account's: REST too is refused.
+    let refused = app
+        .get_bearer("/v1/kpis?range=24h", bearer.trim_start_matches("Bearer "))
+        .await;
+    assert_eq!(refused.status(), 429);
+    app.stop().await;
+}
