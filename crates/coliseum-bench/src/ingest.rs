@@ -260,6 +260,17 @@ impl Server {
         self.status_mib("VmHWM:")
     }
 
+    /// CPU time the engine has used (user and system), in seconds.
+    pub(super) fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // After the command's name, which may hold spaces, in parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        // Linux reports CPU time in USER_HZ, 100 on every architecture it runs on.
+        Some(ticks / 100.0)
+    }
+
     /// Resident memory now.
     pub(super) fn rss_mib(&self) -> Option<f64> {
         self.status_mib("VmRSS:")

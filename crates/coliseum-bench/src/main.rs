@@ -8,6 +8,7 @@ mod attack;
 mod dna;
 mod ingest;
 mod limits;
+mod live;
 mod mixed;
 mod pipeline;
 
@@ -30,6 +31,8 @@ enum BenchCommand {
     Dna(dna::DnaBenchArgs),
     /// What a rate-limit check costs, in memory and in Redis.
     Limits(limits::LimitsBenchArgs),
+    /// WebSocket subscribers of live topics while plays arrive.
+    Live(live::LiveBenchArgs),
 }
 
 /// The `coliseum` binary built beside this one: the engine under test.
@@ -56,6 +59,7 @@ async fn main() -> std::process::ExitCode {
         BenchCommand::Pipeline(args) => pipeline::run(args).await,
         BenchCommand::Dna(args) => dna::run(args).await,
         BenchCommand::Limits(args) => limits::run(args).await,
+        BenchCommand::Live(args) => live::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

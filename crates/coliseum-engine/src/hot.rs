@@ -617,7 +617,13 @@ impl AppliedSink for HotState {
         let kept = self.kept();
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         inner.add_cells(batch.cells.iter().map(|(k, v)| (k, *v)), kept);
-        let before = std::mem::replace(&mut inner.watermark, watermark);
+        let before = inner.watermark;
+        // Never earlier than what this node knew complete while idle; the
+        // journal keeps the batch's own instant, the same on every node.
+        inner.watermark = Watermark {
+            seq: watermark.seq,
+            as_of: watermark.as_of.max(before.as_of),
+        };
         let version = inner.version;
         // Under the same lock as the figures: a read that sees version v
         // finds every batch up to v here.

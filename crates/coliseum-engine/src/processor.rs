@@ -394,17 +394,25 @@ impl Processor {
         tracing::info!("processor stopped");
     }
 
-    /// Hands an applied batch to the sinks and publishes the watermark.
+    /// Hands an applied batch to the sinks, with the instant the node that
+    /// applied it gave it (so that every node's state as of an instant,
+    /// what the plans behind live are served, is the same), and publishes
+    /// the watermark, never earlier than it was.
     fn reflect(&self, number: i64, batch: &Arc<ProcessedBatch>, as_of: OffsetDateTime) {
-        let watermark = Watermark {
+        let applied = Watermark {
             seq: batch.to_seq,
-            as_of: as_of.max(self.watermark.borrow().as_of),
+            as_of,
         };
         for sink in &self.sinks {
-            sink.applied(batch, watermark);
+            sink.applied(batch, applied);
         }
         self.applied.store(number, Ordering::Release);
-        self.watermark.send_replace(watermark);
+        self.watermark.send_modify(|watermark| {
+            *watermark = Watermark {
+                seq: batch.to_seq,
+                as_of: as_of.max(watermark.as_of),
+            };
+        });
     }
 
     /// Applies to the sinks every batch another node applied that they do
@@ -456,11 +464,13 @@ impl Processor {
     /// follows the node that does, trying for the lead every second. A node
     /// that takes over first applies everything the last one applied.
     pub async fn run_in_cluster(&self, mut shutdown: watch::Receiver<bool>, may_lead: bool) {
+        // A store one node owns (SQLite) has nothing to follow.
+        let follow = self.store.keeps_journal();
         let mut follows = tokio::time::interval(FOLLOW_EVERY);
         let mut tries = tokio::time::interval(LEAD_TRY_EVERY);
         while !*shutdown.borrow() {
             tokio::select! {
-                _ = follows.tick() => {
+                _ = follows.tick(), if follow => {
                     let outcome = match self.follow().await {
                         Ok(0) => self.follow_idle().await,
                         Ok(_) => Ok(()),
@@ -511,6 +521,9 @@ impl Processor {
         as_of: OffsetDateTime,
         received: &[OffsetDateTime],
     ) -> Result<(), StoreError> {
+        // The batch's instant, as every node will know it (the journal's):
+        // the figures are complete up to it once the batch is applied.
+        let as_of = as_of.max(self.watermark.borrow().as_of);
         let number = self.store.apply_batch(batch, as_of).await?;
         if number != self.applied.load(Ordering::Acquire) + 1 {
             // Another node applied batches since this one last looked (a

@@ -34,6 +34,7 @@ macro_rules! conformance_tests {
             sums_by_bucket_and_by_artist_are_the_sums_of_the_cells,
             a_cell_that_would_overflow_fails_its_batch,
             a_batch_from_a_stale_cursor_changes_nothing,
+            batches_are_numbered_and_journaled_where_nodes_share_the_store,
             the_pause_flag_persists_and_a_reset_keeps_it,
             a_bulk_load_commits_only_at_its_end,
             dna_mutations_read_back_from_an_instant_in_order,
@@ -1497,6 +1498,71 @@ pub async fn an_action_whose_audit_record_fails_does_not_happen(store: Arc<dyn S
         ],
         "only what happened is in the log"
     );
+}
+
+/// Each batch applied gets the next number; a store that nodes share keeps
+/// the batches, as applied and with their instant, for the others to
+/// follow, until pruned. A batch refused for a stale cursor takes none.
+pub async fn batches_are_numbered_and_journaled_where_nodes_share_the_store(store: Arc<dyn Store>) {
+    let hour = Grain::Hour.bucket_of(at());
+    let batch = |from_seq, to_seq, artist: &str| ProcessedBatch {
+        from_seq,
+        to_seq,
+        cells: vec![(cell(Grain::Hour, hour, artist, "oslo"), plays(2))],
+        fan_days: vec![(fan_day(artist, "fan_1"), FanDay::default())],
+        dead_letters: vec![dead_letter(to_seq, DeadLetterState::Retrying)],
+        revenue_gross: 0,
+        names: Vec::new(),
+    };
+    let (first, second) = (batch(0, 2, "art_1"), batch(2, 4, "art_2"));
+    let later = at() + time::Duration::seconds(3);
+    assert_eq!(store.apply_batch(&first, at()).await.expect("first"), 1);
+    assert!(matches!(
+        store.apply_batch(&batch(0, 3, "art_3"), at()).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.apply_batch(&second, later).await.expect("second"), 2);
+    assert_eq!(store.pipeline_state().await.expect("state").batches, 2);
+
+    let journaled = store.journal_after(0, 10).await.expect("journal");
+    if !store.keeps_journal() {
+        assert!(journaled.is_empty(), "a store one node owns keeps no journal");
+        return;
+    }
+    assert_eq!(
+        journaled,
+        vec![
+            crate::AppliedBatch {
+                number: 1,
+                as_of: at(),
+                batch: first
+            },
+            crate::AppliedBatch {
+                number: 2,
+                as_of: later,
+                batch: second.clone()
+            },
+        ]
+    );
+    assert_eq!(store.journal_after(1, 10).await.expect("after 1").len(), 1);
+    assert_eq!(store.journal_after(0, 1).await.expect("one").len(), 1);
+    // Recorded now: nothing was recorded before an hour ago, everything before an hour ahead.
+    let now = time::OffsetDateTime::now_utc();
+    assert_eq!(
+        store
+            .prune_journal(now - time::Duration::hours(1))
+            .await
+            .expect("prune"),
+        0
+    );
+    assert_eq!(
+        store
+            .prune_journal(now + time::Duration::hours(1))
+            .await
+            .expect("prune"),
+        2
+    );
+    assert!(store.journal_after(0, 10).await.expect("journal").is_empty());
 }
 
 pub async fn display_names_keep_the_newest_name_and_the_first_spelling(store: Arc<dyn Store>) {

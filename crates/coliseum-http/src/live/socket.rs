@@ -39,8 +39,19 @@ const MAX_ID_CHARS: usize = 64;
 struct Subscription {
     spec: TopicSpec,
     key: TopicKey,
-    /// The watermark of the last state sent.
+    /// The watermark of the last state sent, and when it was sent.
     sent: i64,
+    sent_at: Instant,
+    /// A newer state that came before the plan's cadence allowed another
+    /// update: sent when it does (the newest by then).
+    held: Option<Arc<Update>>,
+}
+
+impl Subscription {
+    /// When the held state may be sent.
+    fn due(&self) -> Option<Instant> {
+        self.held.as_ref().map(|_| self.sent_at + self.key.cadence())
+    }
 }
 
 struct Connection {
@@ -108,6 +119,7 @@ impl Connection {
         // handshake and the watches above is not missed.
         rechecks.reset_after(SESSION_CACHE_TTL);
         loop {
+            let due = self.next_due();
             let outcome = tokio::select! {
                 biased;
                 () = stopped(&mut stopping) => return End::Close(1001, "the server is shutting down"),
@@ -129,6 +141,7 @@ impl Connection {
                     _ => return End::Gone,
                 },
                 Some((id, update)) = self.feeds.next() => self.updated(&id, update).await,
+                () = until(due) => self.send_due().await,
                 _ = pings.tick() => {
                     if self.last_heard.elapsed() > SILENCE_LIMIT {
                         return End::Close(CLOSE_SILENT, "nothing was read for 30 s");
@@ -263,6 +276,8 @@ impl Connection {
                 spec,
                 key,
                 sent: if newer { watermark } else { since.unwrap_or(watermark) },
+                sent_at: Instant::now(),
+                held: None,
             },
         );
         if !newer {
@@ -284,6 +299,9 @@ impl Connection {
     }
 
     /// A topic's new state: sent if newer than what `id` was sent.
+    /// The cadence is kept per subscription, where the client sees it: a
+    /// topic publishes at most once per cadence, but a send queued behind
+    /// others may reach one subscriber late and the next on time.
     async fn updated(&mut self, id: &str, update: Option<Arc<Update>>) -> Result<(), End> {
         let (Some(update), Some(subscription)) = (update, self.subscriptions.get_mut(id)) else {
             return Ok(());
@@ -291,8 +309,41 @@ impl Connection {
         if update.watermark <= subscription.sent && subscription.key.follows_the_log() {
             return Ok(());
         }
+        if subscription.sent_at.elapsed() < subscription.key.cadence() {
+            subscription.held = Some(update);
+            return Ok(());
+        }
+        subscription.held = None;
         subscription.sent = update.watermark;
+        subscription.sent_at = Instant::now();
         self.send_update(id, &update.frame_tail).await
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.subscriptions.values().filter_map(Subscription::due).min()
+    }
+
+    /// Sends every held state whose cadence now allows it.
+    async fn send_due(&mut self) -> Result<(), End> {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .subscriptions
+            .iter()
+            .filter(|(_, s)| s.due().is_some_and(|at| at <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let Some(subscription) = self.subscriptions.get_mut(&id) else {
+                continue;
+            };
+            let Some(update) = subscription.held.take() else {
+                continue;
+            };
+            subscription.sent = update.watermark;
+            subscription.sent_at = Instant::now();
+            self.send_update(&id, &update.frame_tail).await?;
+        }
+        Ok(())
     }
 
     /// The caller identified again (a session ended, a plan or key
@@ -313,7 +364,7 @@ impl Connection {
                         self.feeds.insert(id.clone(), WatchStream::new(feed));
                         if let Some(subscription) = self.subscriptions.get_mut(&id) {
                             subscription.key = key;
-                            // The new audience's state is sent whatever its watermark.
+                            // The new audience's state is sent whatever its watermark, as soon as the cadence allows.
                             subscription.sent = i64::MIN;
                         }
                     }
@@ -331,6 +382,14 @@ impl Connection {
             }
         }
         Ok(())
+    }
+}
+
+/// Resolves at `at`; never without one.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -6,6 +6,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -59,6 +60,7 @@ pub async fn stream(
         sent: first
             .as_ref()
             .map_or(last_event_id.unwrap_or(watermark), |u| u.watermark),
+        sent_at: Instant::now(),
         first,
         ended: false,
         _open: open,
@@ -80,6 +82,7 @@ struct Follower {
     key: TopicKey,
     feed: Feed,
     sent: i64,
+    sent_at: Instant,
     first: Option<Update>,
     ended: bool,
     sessions: watch::Receiver<u64>,
@@ -108,10 +111,17 @@ impl Follower {
                     if changed.is_err() {
                         return None;
                     }
+                    // The plan's cadence, kept where the client sees it; the newest state by then.
+                    let due = self.sent_at + self.key.cadence();
+                    tokio::select! {
+                        () = tokio::time::sleep_until(due.into()) => {}
+                        () = stopped(&mut self.stopping) => return None,
+                    }
                     let update: Option<Arc<Update>> = self.feed.borrow_and_update().clone();
                     match update {
                         Some(update) if update.watermark > self.sent || !self.key.follows_the_log() => {
                             self.sent = update.watermark;
+                            self.sent_at = Instant::now();
                             return Some(update_event(&update));
                         }
                         _ => continue,
