@@ -394,20 +394,10 @@ impl Deliveries {
             })
             .collect();
         let body = json!({"events": events}).to_string();
-        let id = format!("live-{batch}");
-        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
-        let signature = key.sign(&id, timestamp, body.as_bytes());
-        let response = client
-            .post(format!("http://{base}/v1/passport/events"))
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await?;
+        let url = format!("http://{base}/v1/passport/events");
+        let (status, _) = crate::pipeline::post_for_fates(client, &url, key, body).await?;
         let acknowledged = Instant::now();
-        anyhow::ensure!(response.status() == 202, "a delivery got {}", response.status());
+        anyhow::ensure!(status == 202, "a delivery got {status}");
         // One sender, one delivery at a time: the log's head is this delivery's last entry.
         let head = store.log_stats().await?.head_seq;
         self.acknowledged

@@ -421,7 +421,7 @@ async fn post(client: &reqwest::Client, url: &str, key: &WebhookKey, body: Strin
 
 /// Signs and sends one delivery: its status, and how many of its entries the
 /// engine stored (accepted or already there), as the answer's body says.
-async fn post_for_fates(
+pub(crate) async fn post_for_fates(
     client: &reqwest::Client,
     url: &str,
     key: &WebhookKey,
