@@ -74,10 +74,18 @@ pub fn claim_node(url: &str) -> Result<Option<NodeClaim>, StoreError> {
     let options =
         SqliteConnectOptions::from_str(url).map_err(|e| StoreError::Internal(format!("bad SQLite URL: {e}")))?;
     let database = options.get_filename();
-    if database.as_os_str().is_empty() || database.to_string_lossy().contains(":memory:") {
+    // An in-memory database is its process's own.
+    if database.as_os_str().is_empty() || url.contains(":memory:") || url.contains("mode=memory") {
         return Ok(None);
     }
     let path = database.with_extension("node-lock");
+    // Claimed before the store is opened, which would create the directory.
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -537,5 +545,24 @@ mod tests {
         let stored = store.insert_guarded(&raced).await.expect("guarded insert");
         assert_eq!(stored.keys().copied().collect::<Vec<_>>(), ["fresh"]);
         assert_eq!(store.count_entries().await.expect("count"), 2);
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    #[test]
+    fn one_node_claims_a_database_even_in_a_directory_not_made_yet() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let url = format!("sqlite://{}", dir.path().join("new/coliseum.db").display());
+        let claim = claim_node(&url).expect("claimed").expect("a file database");
+        assert!(
+            matches!(claim_node(&url), Err(StoreError::Conflict(_))),
+            "a second node is refused"
+        );
+        drop(claim);
+        assert!(claim_node(&url).expect("claimed again").is_some());
+        assert!(claim_node("sqlite::memory:").expect("memory").is_none());
     }
 }
