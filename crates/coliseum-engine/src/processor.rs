@@ -488,7 +488,7 @@ impl Processor {
                 _ = shutdown.changed() => {}
             }
         }
-        tracing::info!("processor stopped");
+        tracing::info!("this node stopped processing and following");
     }
 
     /// Processes while `lead` holds and the node runs.
