@@ -24,5 +24,6 @@ pub mod sessions;
 pub mod settings;
 pub mod stripe;
 pub mod views;
+pub mod web;
 /// Passport deliveries' signatures (Standard Webhooks).
 pub use coliseum_signatures::passport as webhook;

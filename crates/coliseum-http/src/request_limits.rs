@@ -8,7 +8,9 @@
 //!   its headers (`408`), however slowly it trickles;
 //! - a body sent with an unsafe method only as `application/json` (`415`):
 //!   every such route reads JSON, and a browser sends a cross-site form or
-//!   `text/plain` without asking, but never JSON;
+//!   `text/plain` without asking, but never JSON; the pages' own forms
+//!   (sign-in, sign-up, sign-out) are the exception, and check where they
+//!   come from themselves;
 //! - every error answer a problem document (RFC 9457), including the
 //!   framework's own rejections (a body over the limit, a path that is not
 //!   UTF-8, a body that could not be read), which it writes as plain text.
@@ -77,7 +79,8 @@ pub async fn enforce(request: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .is_some_and(|length| length.as_bytes() != b"0")
         || headers.contains_key(header::TRANSFER_ENCODING);
-    if unsafe_method && has_body && !is_json(headers) {
+    let page_form = crate::web::is_page_path(request.uri().path()) && is_form(headers);
+    if unsafe_method && has_body && !is_json(headers) && !page_form {
         return AppError::UnsupportedMediaType(format!(
             "a request body must be sent as application/json, not `{}`",
             headers
@@ -118,14 +121,28 @@ pub fn is_json(headers: &axum::http::HeaderMap) -> bool {
     essence.eq_ignore_ascii_case("application/json")
 }
 
-/// An error answer that is not a problem document yet, made one.
+/// Whether the body is declared an HTML form (`application/x-www-form-urlencoded`).
+fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+}
+
+/// An error answer that is not a problem document yet, made one (a page's
+/// own HTML answer, a form shown again with its error, is kept).
 async fn as_problem(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value == HeaderValue::from_static("application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"text/html"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem || is_page {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -35,6 +35,12 @@ pub enum Access {
     SignedIn,
     /// A signed-in admin.
     Admin,
+    /// A web page: anyone, within their plan and rate limit, as `Anyone`;
+    /// the page itself sends whoever must sign in to the sign-in page.
+    Page,
+    /// The pages' embedded files: no identity, no rate limit (they are
+    /// cached for a year and cost nothing to serve).
+    Static,
 }
 
 /// Every route's rule: (method, matched path, access).
@@ -76,10 +82,29 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/admin/dead-letters/replay", Access::Admin),
     ("POST", "/v1/admin/dead-letters/{seq}/replay", Access::Admin),
     ("GET", "/v1/admin/audit", Access::Admin),
+    // The web pages (`web`).
+    ("GET", "/", Access::Page),
+    ("GET", "/login", Access::Page),
+    ("POST", "/login", Access::Page),
+    ("GET", "/signup", Access::Page),
+    ("POST", "/signup", Access::Page),
+    ("POST", "/logout", Access::Page),
+    ("GET", "/app", Access::Page),
+    ("GET", "/app/analytics", Access::Page),
+    ("GET", "/app/analytics.csv", Access::Page),
+    ("GET", "/app/leaderboards", Access::Page),
+    ("GET", "/app/leaderboards.csv", Access::Page),
+    ("GET", "/app/artists/{artist_id}", Access::Page),
+    ("GET", "/app/account", Access::Page),
+    ("GET", "/app/admin", Access::Page),
+    ("GET", "/assets/{file}", Access::Static),
+    ("GET", "/favicon.ico", Access::Static),
 ];
 
-/// Routes that set up a session rather than use one: no CSRF token yet.
-const NO_CSRF: &[&str] = &["/v1/auth/signup", "/v1/auth/login"];
+/// Routes that set up a session rather than use one (no CSRF token yet:
+/// they refuse other sites' requests instead), and the sign-out form,
+/// which carries the token in a form field its handler checks.
+const NO_CSRF: &[&str] = &["/v1/auth/signup", "/v1/auth/login", "/login", "/signup", "/logout"];
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -358,7 +383,7 @@ pub async fn guard(
         tracing::error!(%method, path, "no access rule for this route: refused");
         return AppError::Forbidden(format!("no access rule is defined for {method} {path}")).into_response();
     };
-    if matches!(access, Access::Operations | Access::Signature) {
+    if matches!(access, Access::Operations | Access::Signature | Access::Static) {
         return next.run(request).await;
     }
     let ip = request

@@ -94,7 +94,7 @@ fn invalid_field(pointer: &str, detail: &str) -> AppError {
 /// session exists yet for a CSRF token to protect it. Browsers say where a
 /// request comes from (`Sec-Fetch-Site`, `Origin`); clients that are not
 /// browsers send neither and pass.
-fn refuse_cross_site(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+pub(crate) fn refuse_cross_site(state: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     let refused = || AppError::Forbidden("sign-in is only accepted from this site's own pages".to_owned());
     if headers
         .get("sec-fetch-site")
@@ -145,17 +145,29 @@ async fn signup(
 ) -> Result<Response, AppError> {
     refuse_cross_site(&state, &headers)?;
     let credentials = read_credentials(&body)?;
-    let email = credentials.email.trim().to_lowercase();
+    let user = register(&state, &request, &credentials.email, credentials.password).await?;
+    let mut response = session_response(&state, &request, &user).await?;
+    *response.status_mut() = StatusCode::CREATED;
+    Ok(response)
+}
+
+/// A new Free fan account (the signup of the API and of the sign-up page).
+pub(crate) async fn register(
+    state: &AppState,
+    request: &RequestId,
+    email: &str,
+    password: String,
+) -> Result<User, AppError> {
+    let email = email.trim().to_lowercase();
     if !looks_like_email(&email) {
         return Err(invalid_field("/email", "is not an email address"));
     }
-    if credentials.password.chars().count() < sessions::MIN_PASSWORD_CHARS {
+    if password.chars().count() < sessions::MIN_PASSWORD_CHARS {
         return Err(invalid_field("/password", "must be at least 10 characters"));
     }
     // Signups count against the same per-email allowance as logins, so
     // that probing which emails exist is as slow as guessing passwords.
-    throttle_login(&state, &email).await?;
-    let password = credentials.password;
+    throttle_login(state, &email).await?;
     let password_hash = tokio::task::spawn_blocking(move || sessions::hash_password(&password))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
@@ -168,16 +180,11 @@ async fn signup(
         artists: Vec::new(),
         live_events: Vec::new(),
     };
-    let user = state
+    state
         .store
-        .create_user(&new_user, &|id: &i64| {
-            Some(user_record(&state, &request, *id, "signup"))
-        })
+        .create_user(&new_user, &|id: &i64| Some(user_record(state, request, *id, "signup")))
         .await?
-        .ok_or_else(|| AppError::Conflict("an account with this email exists; sign in instead".to_owned()))?;
-    let mut response = start_session(&state, &request, &user).await?;
-    *response.status_mut() = StatusCode::CREATED;
-    Ok(response)
+        .ok_or_else(|| AppError::Conflict("an account with this email exists; sign in instead".to_owned()))
 }
 
 fn looks_like_email(email: &str) -> bool {
@@ -199,8 +206,13 @@ fn user_record(state: &AppState, request: &RequestId, user_id: i64, action: &str
     audit::record_of(state, request, event)
 }
 
-/// Signs `user` in: a new session, recorded as a login in the same transaction.
-async fn start_session(state: &AppState, request: &RequestId, user: &User) -> Result<Response, AppError> {
+/// Signs `user` in: a new session, recorded as a login in the same
+/// transaction. Returns the `Set-Cookie` value and the session's CSRF token.
+pub(crate) async fn open_session(
+    state: &AppState,
+    request: &RequestId,
+    user: &User,
+) -> Result<(String, String), AppError> {
     let (token, token_hash) = sessions::new_session_token();
     let now = state.clock.now();
     state
@@ -216,9 +228,14 @@ async fn start_session(state: &AppState, request: &RequestId, user: &User) -> Re
         )
         .await?;
     let cookie = sessions::session_cookie(&token, state.settings.secure_cookies());
+    Ok((cookie, credentials::csrf_token(&token)))
+}
+
+async fn session_response(state: &AppState, request: &RequestId, user: &User) -> Result<Response, AppError> {
+    let (cookie, csrf_token) = open_session(state, request, user).await?;
     let body = SessionBody {
         user: UserBody::from(user),
-        csrf_token: credentials::csrf_token(&token),
+        csrf_token,
     };
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
@@ -240,12 +257,22 @@ async fn login(
 ) -> Result<Response, AppError> {
     refuse_cross_site(&state, &headers)?;
     let credentials = read_credentials(&body)?;
-    throttle_login(&state, &credentials.email).await?;
-    let found = state.store.user_credentials(&credentials.email).await?;
+    let user = authenticate(&state, &request, &credentials.email, credentials.password).await?;
+    session_response(&state, &request, &user).await
+}
+
+/// The user an email and password prove; one `401` whatever was wrong.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    request: &RequestId,
+    email: &str,
+    password: String,
+) -> Result<User, AppError> {
+    throttle_login(state, email).await?;
+    let found = state.store.user_credentials(email).await?;
     let hash = found
         .as_ref()
         .map_or_else(|| sessions::decoy_hash().to_owned(), |f| f.password_hash.clone());
-    let password = credentials.password;
     let matches = tokio::task::spawn_blocking(move || sessions::verify_password(&password, &hash))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -253,13 +280,13 @@ async fn login(
         let event = audit::Event {
             actor: "anonymous".to_owned(),
             action: "login.failed",
-            subject: format!("email:{}", credentials.email.trim().to_lowercase()),
+            subject: format!("email:{}", email.trim().to_lowercase()),
             detail: json!({}),
         };
-        audit::record(&state, &request, event).await?;
+        audit::record(state, request, event).await?;
         return Err(login_failed());
     };
-    start_session(&state, &request, &user).await
+    Ok(user)
 }
 
 /// Ends the browser session server-side at once, and clears its cookie.
@@ -276,15 +303,25 @@ async fn logout(
     request: RequestId,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    if let Some(token) = cookie_token(&headers) {
+    let cookie = end_session(&state, &request, &headers).await?;
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+}
+
+/// Revokes the request's session cookie at once, everywhere; returns the
+/// `Set-Cookie` value that clears it.
+pub(crate) async fn end_session(
+    state: &AppState,
+    request: &RequestId,
+    headers: &HeaderMap,
+) -> Result<String, AppError> {
+    if let Some(token) = cookie_token(headers) {
         let hash = sessions::token_hash(token);
         // Recorded for the session's own user, whatever else the request carried.
-        let record = |user_id: &i64| Some(user_record(&state, &request, *user_id, "logout"));
+        let record = |user_id: &i64| Some(user_record(state, request, *user_id, "logout"));
         state.store.revoke_session(&hash, &record).await?;
         state.sessions.forget(&hash);
     }
-    let cookie = sessions::cleared_cookie(state.settings.secure_cookies());
-    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
+    Ok(sessions::cleared_cookie(state.settings.secure_cookies()))
 }
 
 /// The token a browser session's unsafe requests carry in `X-CSRF-Token`.

@@ -4,7 +4,7 @@
 pub mod access;
 mod admin;
 mod api_keys;
-mod auth;
+pub(crate) mod auth;
 mod billing;
 mod dna;
 mod kpis;
@@ -16,6 +16,7 @@ mod stripe;
 
 use axum::Router;
 use axum::http::{Method, Uri};
+use tower_http::compression::Predicate;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -47,12 +48,25 @@ pub fn router(state: AppState) -> Router {
     api
         // The document at `/openapi.json`, Swagger UI reading it at `/docs`.
         .merge(crate::openapi::router(&document))
+        // The web pages and their files.
+        .merge(crate::web::router())
         // Every route passes the access guard (rules in `access::RULES`).
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Limits and deadlines for every request; problem documents for every error.
         .layer(axum::middleware::from_fn(crate::request_limits::enforce))
+        // Pages: problem documents shown as HTML to browsers, security
+        // headers, compressed bodies (fonts and images are already).
+        .layer(axum::middleware::from_fn(crate::web::html_for_browsers))
+        .layer(axum::middleware::from_fn(crate::web::security_headers))
+        .layer(
+            tower_http::compression::CompressionLayer::new()
+                .gzip(true)
+                .compress_when(tower_http::compression::predicate::DefaultPredicate::new().and(
+                    tower_http::compression::predicate::NotForContentType::const_new("font/"),
+                )),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::request_limits::MAX_BODY_BYTES,
         ))
@@ -112,7 +126,11 @@ mod tests {
         let documented: BTreeSet<(String, String)> = operations().into_iter().map(|(m, p, _)| (m, p)).collect();
         let routed: BTreeSet<(String, String)> = access::RULES
             .iter()
-            .filter(|(_, path, _)| *path != DOCUMENT_PATH && !path.starts_with(DOCS_PATH))
+            .filter(|(_, path, access)| {
+                *path != DOCUMENT_PATH
+                    && !path.starts_with(DOCS_PATH)
+                    && !matches!(access, access::Access::Page | access::Access::Static)
+            })
             .map(|(method, path, _)| ((*method).to_owned(), (*path).to_owned()))
             .collect();
         assert_eq!(documented, routed);

@@ -312,7 +312,36 @@ fn cases() -> Vec<Case> {
         case("GET", "/v1/admin/audit", "/v1/admin/audit", None, |w| {
             admin_only(w, 200)
         }),
-        // Last: it ends the session.
+        // The web pages. The client follows redirects: whoever a page sends
+        // to the sign-in page gets that page (200); a session the sign-up
+        // form starts is not the one the client goes on with.
+        case("GET", "/", "/", None, |_| 200),
+        case("GET", "/login", "/login", None, |_| 200),
+        case("POST", "/login", "/login", None, |_| 401),
+        case("GET", "/signup", "/signup", None, |_| 200),
+        case("POST", "/signup", "/signup", None, |_| 200),
+        case("GET", "/app", "/app", None, |_| 200),
+        case("GET", "/app/analytics", "/app/analytics", None, |_| 200),
+        case("GET", "/app/analytics.csv", "/app/analytics.csv", None, |_| 200),
+        case("GET", "/app/leaderboards", "/app/leaderboards", None, |_| 200),
+        case("GET", "/app/leaderboards.csv", "/app/leaderboards.csv", None, |_| 200),
+        case("GET", "/app/artists/{artist_id}", "/app/artists/art_1", None, |_| 200),
+        case("GET", "/app/account", "/app/account", None, |_| 200),
+        case("GET", "/app/admin", "/app/admin", None, |w| match () {
+            () if !w.signed_in() => 200,
+            () if w.admin() => 200,
+            () => 403,
+        }),
+        case(
+            "GET",
+            "/assets/{file}",
+            coliseum_http::web::assets::url("arena.css"),
+            None,
+            |_| 200,
+        ),
+        case("GET", "/favicon.ico", "/favicon.ico", None, |_| 200),
+        // Last: they end the session.
+        case("POST", "/logout", "/logout", None, |_| 200),
         case("POST", "/v1/auth/logout", "/v1/auth/logout", None, |_| 204),
     ]
 }
@@ -321,7 +350,7 @@ fn cases() -> Vec<Case> {
 /// else, except where no identity is read at all.
 fn revoked_key(case: &Case) -> u16 {
     match case.route {
-        "/healthz" | "/readyz" => 200,
+        "/healthz" | "/readyz" | "/assets/{file}" | "/favicon.ico" => 200,
         _ => 401,
     }
 }
@@ -426,6 +455,26 @@ async fn call(app: &TestApp, case: &Case, who: &Who, n: usize) -> u16 {
     };
     if let Some(body) = body {
         request = request.json(&body);
+    }
+    // The pages' forms: a failing sign-in, a fresh sign-up, and a sign-out
+    // carrying the session's CSRF token as its page does.
+    let form = match (case.route, &who.credential) {
+        ("/login", _) if case.method == "POST" => Some(vec![
+            ("email", format!("nobody-{n}@example.com")),
+            ("password", "wrong password".to_owned()),
+        ]),
+        ("/signup", _) if case.method == "POST" => Some(vec![
+            ("email", format!("form-signup-{n}@example.com")),
+            ("password", "long enough password".to_owned()),
+        ]),
+        ("/logout", Credential::Session { token, .. }) => {
+            Some(vec![("csrf_token", coliseum_http::credentials::csrf_token(token))])
+        }
+        ("/logout", _) => Some(Vec::new()),
+        _ => None,
+    };
+    if let Some(form) = form {
+        request = request.form(&form);
     }
     match &who.credential {
         Credential::None => {}

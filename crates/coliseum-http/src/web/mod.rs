@@ -1,0 +1,55 @@
+//! The web pages: the arena dashboard that people use, served by the engine
+//! itself. Every page is rendered on the server from the same bodies the
+//! API serves (`views::shared`), so a page shows exactly the figures of the
+//! matching REST read, and renders its data without JavaScript; a small
+//! script module then keeps tiles and boards live over the WebSocket.
+//!
+//! Templates are compiled and checked with the code (`askama`, escaping by
+//! default); styles, script, font and mark are embedded ([`assets`]). Pages
+//! answer errors with HTML ([`errors`]) and carry a strict Content Security
+//! Policy ([`headers`]).
+
+pub mod assets;
+mod errors;
+mod format;
+mod headers;
+mod models;
+pub(crate) mod pages;
+mod shell;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::app::AppState;
+
+pub use errors::html_for_browsers;
+pub use headers::security_headers;
+
+/// Every page route and the assets (their access rules: `access::RULES`).
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::landing::page))
+        .route("/login", get(pages::sign_in::login_page).post(pages::sign_in::login))
+        .route("/signup", get(pages::sign_in::signup_page).post(pages::sign_in::signup))
+        .route("/logout", post(pages::sign_in::logout))
+        .route("/app", get(pages::app_home))
+        .route("/app/analytics", get(pages::analytics::page))
+        .route("/app/analytics.csv", get(pages::export::kpis))
+        .route("/app/leaderboards", get(pages::leaderboards::page))
+        .route("/app/leaderboards.csv", get(pages::export::board))
+        .route("/app/artists/{artist_id}", get(pages::artist::page))
+        .route("/app/account", get(pages::account::page))
+        .route("/app/admin", get(pages::admin::page))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/favicon.ico", get(pages::favicon))
+}
+
+/// Whether a path is a page's (HTML for browsers) rather than the API's.
+pub fn is_page_path(path: &str) -> bool {
+    !(path.starts_with("/v1/")
+        || path == "/openapi.json"
+        || path.starts_with("/docs")
+        || path == "/metrics"
+        || path == "/healthz"
+        || path == "/readyz")
+}
