@@ -16,7 +16,8 @@ mod stripe;
 
 use axum::Router;
 use axum::http::{Method, Uri};
-use tower_http::compression::Predicate;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -57,15 +58,18 @@ pub fn router(state: AppState) -> Router {
         // Limits and deadlines for every request; problem documents for every error.
         .layer(axum::middleware::from_fn(crate::request_limits::enforce))
         // Pages: problem documents shown as HTML to browsers, security
-        // headers, compressed bodies (fonts and images are already).
+        // headers. Compressed: the pages' files and the API's JSON, never a
+        // page (it carries the session's CSRF token beside text the query
+        // chose: compressed together, their length would leak the token,
+        // as in BREACH), nor fonts (compressed already).
         .layer(axum::middleware::from_fn(crate::web::html_for_browsers))
         .layer(axum::middleware::from_fn(crate::web::security_headers))
         .layer(
-            tower_http::compression::CompressionLayer::new()
-                .gzip(true)
-                .compress_when(tower_http::compression::predicate::DefaultPredicate::new().and(
-                    tower_http::compression::predicate::NotForContentType::const_new("font/"),
-                )),
+            CompressionLayer::new().gzip(true).compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new("font/"))
+                    .and(NotForContentType::const_new("text/html")),
+            ),
         )
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::request_limits::MAX_BODY_BYTES,

@@ -19,3 +19,4 @@ mod process;
 mod ratelimits;
 mod shared;
 mod support;
+mod web;
