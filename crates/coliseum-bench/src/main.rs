@@ -10,6 +10,7 @@ mod ingest;
 mod limits;
 mod live;
 mod mixed;
+mod pages;
 mod pipeline;
 
 use clap::{Parser, Subcommand};

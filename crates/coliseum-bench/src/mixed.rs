@@ -137,6 +137,10 @@ pub(super) struct Readers {
 }
 
 impl Readers {
+    pub(super) fn cookie_of(&self, reader: Reader) -> &str {
+        self.cookie(reader)
+    }
+
     fn cookie(&self, reader: Reader) -> &str {
         match reader {
             Reader::Fan => &self.fan,

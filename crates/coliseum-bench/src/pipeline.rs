@@ -290,6 +290,12 @@ async fn idle_latencies(base_url: &str, database_url: &str, args: &PipelineBench
         let max = latencies.last().copied().unwrap_or(0) as f64 / 1000.0;
         println!("| {shape} | {p50:.2} | {max:.2} |");
     }
+    // The pages over the same reads, drawn afresh (a page's first open
+    // builds its reads, as a first API read does).
+    let mut pages = mixed::Draw::new(14, mixed::Plan::Enterprise, args.artists);
+    let page_queries = pages.distinct(20_000);
+    let page_readers = mixed_readers(base_url, database_url, "enterprise", &pages.linked).await?;
+    super::pages::latencies(base_url, &page_readers, &page_queries).await?;
     Ok(())
 }
 
