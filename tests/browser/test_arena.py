@@ -272,3 +272,28 @@ def test_every_page_passes_axe_and_is_photographed_without_a_csp_violation(page_
         if serious:
             failures.append((name, "axe", serious))
     assert not failures, failures
+
+
+def test_a_first_load_weighs_under_150_kb(page_for):
+    """HTML, CSS, script, font and mark of a first visit (nothing cached),
+    as sent: compressed where the server compresses."""
+    weights = {}
+    for name, who, path in [
+        ("landing", None, "/"),
+        ("analytics", "enterprise", "/app/analytics?range=7d"),
+        ("leaderboards", "enterprise", "/app/leaderboards?range=7d"),
+    ]:
+        page = page_for(who)
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        weights[name] = page.evaluate(
+            """() => [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+                .filter((e) => !e.name.includes('/v1/'))
+                .reduce((sum, e) => sum + e.transferSize, 0)"""
+        )
+    record = SCREENSHOTS.parent / "page-weight.json"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(weights))
+    print(f"first-load weight in bytes: {weights}")
+    for name, weight in weights.items():
+        assert 0 < weight < 150_000, (name, weight)

@@ -146,23 +146,30 @@ impl NamesRead<'_> {
 
     /// Up to `limit` of `kind` whose name or id contains `text` (any case),
     /// as `(id, name)`: names that start with it first, then by name. A
-    /// scan: a person's search box, not a hot path (50,000 artists take
-    /// about a millisecond).
+    /// scan (50,000 artists take about a millisecond), so callers bound
+    /// how often it runs; only the winners are copied.
     pub fn find(&self, kind: NameKind, text: &str, limit: usize) -> Vec<(String, String)> {
         let wanted = text.trim().to_lowercase();
-        if wanted.is_empty() {
+        if wanted.is_empty() || limit == 0 {
             return Vec::new();
         }
-        let mut found: Vec<(bool, String, String)> = self.0[kind.code() as usize]
+        let mut found: Vec<(bool, &str, &str)> = self.0[kind.code() as usize]
             .values()
             .filter_map(|n| {
                 let name = n.name.to_lowercase();
                 let hit = name.contains(&wanted) || n.id.to_lowercase().contains(&wanted);
-                hit.then(|| (!name.starts_with(&wanted), n.name.clone(), n.id.clone()))
+                hit.then(|| (!name.starts_with(&wanted), n.name.as_str(), n.id.as_str()))
             })
             .collect();
+        if found.len() > limit {
+            found.select_nth_unstable(limit - 1);
+            found.truncate(limit);
+        }
         found.sort_unstable();
-        found.into_iter().take(limit).map(|(_, name, id)| (id, name)).collect()
+        found
+            .into_iter()
+            .map(|(_, name, id)| (id.to_owned(), name.to_owned()))
+            .collect()
     }
 }
 

@@ -51,6 +51,7 @@ pub async fn html_for_browsers(request: Request, next: Next) -> Response {
     }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_PROBLEM_BYTES).await else {
+        parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, Body::empty());
     };
     let problem: Value = serde_json::from_slice(&bytes).unwrap_or_default();

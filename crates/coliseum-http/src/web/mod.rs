@@ -44,6 +44,10 @@ pub fn router() -> Router<AppState> {
         .route("/favicon.ico", get(pages::favicon))
 }
 
+/// The pages' forms: the only routes that read a form body (each refuses
+/// other sites' requests itself).
+pub const FORM_PATHS: &[&str] = &["/login", "/signup", "/logout"];
+
 /// Whether a path is a page's (HTML for browsers) rather than the API's.
 pub fn is_page_path(path: &str) -> bool {
     !(path.starts_with("/v1/")

@@ -49,7 +49,7 @@ async fn pages_carry_their_security_headers_and_files_are_immutable(backend: Bac
     );
     assert!(csp.contains("frame-ancestors 'none'"));
     assert_eq!(header(&page, "x-content-type-options"), "nosniff");
-    assert_eq!(header(&page, "cache-control"), "private, no-cache");
+    assert_eq!(header(&page, "cache-control"), "private, no-store");
     assert_eq!(
         header(&page, "content-encoding"),
         "",

@@ -112,6 +112,8 @@ pub async fn page(
         Err(redirect) => return Ok(redirect.into_response()),
     };
     let read = KpisRequest::read(&state, &caller, &query.params(PARAMETERS))?;
+    // The page makes three reads: the series, the previous period, the board.
+    super::charge(&state, &caller, 2).await?;
     let body = body_of(&state, &caller, &request, Read::Kpis(read)).await?;
     let (previous, previous_locked) = match previous_period(&state, &caller, &request, &query, &body).await? {
         Some(Ok(previous)) => (Some(previous), None),

@@ -143,6 +143,8 @@ pub async fn page(
         .name(coliseum_store::NameKind::Artist, &artist_id)
         .unwrap_or_else(|| artist_id.clone());
     let scope = format!("artist:{artist_id}");
+    // The page makes four reads: KPIs, explanation, place on the board, movers.
+    super::charge(&state, &caller, 3).await?;
 
     let kpi_params = HashMap::from([
         ("scope".to_owned(), scope.clone()),

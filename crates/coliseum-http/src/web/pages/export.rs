@@ -41,6 +41,16 @@ fn field(text: &str) -> String {
     }
 }
 
+/// A part of a download's file name: letters, digits, `-` and `_` only
+/// (a scope or range is the caller's text; in a header it could add
+/// parameters).
+fn file_name_part(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
+        .take(80)
+        .collect()
+}
+
 fn number(value: &Value) -> String {
     match value {
         Value::Number(n) => n.to_string(),
@@ -121,17 +131,14 @@ pub async fn board(
         if cursor.is_none() {
             break;
         }
+        // Each further page is a read the API would have counted.
+        super::charge(&state, &caller, 1).await?;
         if rows >= MAX_ROWS {
             let _ = writeln!(out, "# cut at {MAX_ROWS} rows; the API pages through the rest");
             break;
         }
     }
-    let range: String = query
-        .get("range")
-        .unwrap_or("default")
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .collect();
+    let range = file_name_part(query.get("range").unwrap_or("default"));
     Ok(csv(&format!("coliseum-{name}-{range}.csv"), out))
 }
 
@@ -160,8 +167,8 @@ pub async fn kpis(
             values.join(",")
         );
     }
-    let scope = body["scope"].as_str().unwrap_or("platform").replace(':', "-");
-    let range = body["range"]["name"].as_str().unwrap_or("range");
+    let scope = file_name_part(body["scope"].as_str().unwrap_or("platform"));
+    let range = file_name_part(body["range"]["name"].as_str().unwrap_or("range"));
     Ok(csv(&format!("coliseum-kpis-{scope}-{range}.csv"), out))
 }
 

@@ -25,6 +25,9 @@ use crate::web::shell::Shell;
 
 pub const PATH: &str = "/app/leaderboards";
 
+/// The shortest search: one letter would match nearly every artist.
+const MIN_SEARCH_CHARS: usize = 2;
+
 /// A board a page names: `plays` … `engagement`, or `dna-overall`,
 /// `dna-a` … `dna-c`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -281,6 +284,8 @@ struct LeaderboardsPage {
     matches: Vec<Choice>,
     board: Option<Board>,
     locked: Option<Locked>,
+    /// Why the artist searched for is not shown in place.
+    note: Option<String>,
 }
 
 /// `GET /app/leaderboards`.
@@ -297,21 +302,30 @@ pub async fn page(
     let name = query.get("board").unwrap_or("plays").to_owned();
     let board_name = BoardName::parse(&name)?;
     let search = query.get("q").unwrap_or_default().to_owned();
-    let matches: Vec<(String, String)> = state.names.read().find(NameKind::Artist, &search, 8);
+    // A search scans every name: two characters at least, and counted as a read.
+    let matches: Vec<(String, String)> = if search.chars().count() >= MIN_SEARCH_CHARS {
+        super::charge(&state, &caller, 1).await?;
+        state.names.read().find(NameKind::Artist, &search, 8)
+    } else {
+        Vec::new()
+    };
     let chosen = query
         .get("artist")
         .map(str::to_owned)
         .or_else(|| matches.first().map(|(id, _)| id.clone()));
     let outcome = match board_name {
         BoardName::Kpi(metric) => match &chosen {
-            Some(artist) => around(&state, &caller, &request, metric, artist, &query).await?,
-            None => kpi_board(&state, &caller, &request, metric, &query, 25).await?,
+            Some(artist) => around(&state, &caller, &request, metric, artist, &query).await,
+            None => kpi_board(&state, &caller, &request, metric, &query, 25).await,
         },
-        BoardName::Dna(domain) => dna_board(&state, &caller, &request, domain, &query, 25).await?,
+        BoardName::Dna(domain) => dna_board(&state, &caller, &request, domain, &query, 25).await,
     };
-    let (board, locked) = match outcome {
-        Ok(board) => (Some(board), None),
-        Err(locked) => (None, Some(locked)),
+    let (board, locked, note) = match outcome {
+        Ok(Ok(board)) => (Some(board), None, None),
+        Ok(Err(locked)) => (None, Some(locked), None),
+        // An artist not ranked in the range, or past the plan's depth.
+        Err(AppError::NotFound(why)) if chosen.is_some() => (None, None, Some(why)),
+        Err(other) => return Err(other),
     };
     let dna = matches!(board_name, BoardName::Dna(_));
     let range = query.get("range").unwrap_or(if dna { "30d" } else { "24h" }).to_owned();
@@ -346,6 +360,7 @@ pub async fn page(
         search,
         board,
         locked,
+        note,
     };
     render(&page)
 }

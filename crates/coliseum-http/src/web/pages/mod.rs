@@ -114,7 +114,8 @@ pub fn locked_or<T>(result: Result<T, AppError>) -> Result<Result<T, super::mode
     }
 }
 
-/// A rendered page: never stored by shared caches (it is the caller's).
+/// A rendered page: never stored, by shared caches or the browser (it is
+/// the caller's, and holds the session's CSRF token).
 pub fn render(page: &impl Template) -> Result<Response, AppError> {
     let html = page
         .render()
@@ -122,7 +123,7 @@ pub fn render(page: &impl Template) -> Result<Response, AppError> {
     let mut response = Html(html).into_response();
     response
         .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(response)
 }
 
@@ -131,7 +132,18 @@ pub async fn app_home() -> Redirect {
     Redirect::to("/app/analytics")
 }
 
-/// `GET /favicon.ico`: browsers ask for it whatever the page names.
+/// `GET /favicon.ico`: browsers ask for it whatever the page names. Not a
+/// permanent redirect: the mark's hashed name changes with its content.
 pub async fn favicon() -> Redirect {
-    Redirect::permanent(super::assets::url("mark.svg"))
+    Redirect::temporary(super::assets::url("mark.svg"))
+}
+
+/// Counts `reads` more requests against the caller's allowance: a page
+/// that makes several reads costs what those reads would cost through
+/// the API (the guard counted the page itself as one).
+pub async fn charge(state: &AppState, caller: &Caller, reads: usize) -> Result<(), AppError> {
+    for _ in 0..reads {
+        crate::routes::access::charge(state, caller, None).await?;
+    }
+    Ok(())
 }

@@ -48,14 +48,16 @@ pub struct SignOutForm {
     csrf_token: String,
 }
 
-/// Where to go after signing in: a path of this site only (never another
-/// site: an open redirect would lend it this site's name).
+/// Where to go after signing in: a path of this site only, never another
+/// site (an open redirect would lend it this site's name). Browsers drop
+/// tabs and line breaks from a URL and read `\` as `/`, so anything but
+/// printable ASCII, and any second character that would make `//`, is
+/// refused rather than cleaned.
 fn local_path(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
-        next
-    } else {
-        "/app/analytics"
-    }
+    let bytes = next.as_bytes();
+    let printable = bytes.iter().all(|b| (0x21..=0x7e).contains(b) && *b != b'\\');
+    let local = bytes.first() == Some(&b'/') && bytes.get(1) != Some(&b'/');
+    if printable && local { next } else { "/app/analytics" }
 }
 
 fn page(state: &AppState, mode: &'static str, email: String, next: &str, error: Option<String>) -> SignInPage {
@@ -121,7 +123,8 @@ fn signed_in(cookie: String, next: &str) -> Response {
 /// What a failed form shows: the problem's words, and its status.
 fn refusal(error: AppError) -> Result<(StatusCode, String), AppError> {
     match error {
-        AppError::Internal(_) | AppError::Unavailable { .. } => Err(error),
+        // Kept as problems (shown as pages), with their `Retry-After`.
+        AppError::Internal(_) | AppError::Unavailable { .. } | AppError::RateLimited(_) => Err(error),
         AppError::Invalid { errors, detail, .. } => {
             let field = errors.first().map(|e| e.pointer.trim_start_matches('/').to_owned());
             let text = match field {
@@ -216,4 +219,31 @@ pub async fn logout(
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_paths_of_this_site_are_followed_after_signing_in() {
+        assert_eq!(local_path("/app/account"), "/app/account");
+        assert_eq!(
+            local_path("/app/leaderboards?board=plays&range=7d"),
+            "/app/leaderboards?board=plays&range=7d"
+        );
+        for away in [
+            "//evil.example",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "https://evil.example",
+            "evil.example",
+            "",
+            "/caf\u{e9}",
+            "/a b",
+        ] {
+            assert_eq!(local_path(away), "/app/analytics", "{away:?}");
+        }
+    }
 }
