@@ -28,6 +28,10 @@ use crate::routes::access::{Audience, Caller};
 /// mixed benchmark's 5,200 reads weigh about 15 MB.
 const BUDGET: usize = 64 << 20;
 
+/// How long movers are served: within Enterprise's "live (< 30 s)".
+const MOVERS_MAX_AGE: Duration = Duration::from_secs(25);
+const MOVERS_BUDGET: usize = 4 << 20;
+
 /// Every read whose body is shared, as asked and allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Read {
@@ -41,6 +45,10 @@ pub enum Read {
 
 pub struct SharedBodies {
     recent: Recent<(Read, Audience), Body>,
+    /// Movers, kept longer: each is a week of score changes read from the
+    /// store (seconds at 10M entries), and a week's gains do not move
+    /// within the freshest plan's 30 s.
+    movers: Recent<(Read, Audience), Body>,
 }
 
 impl std::fmt::Debug for SharedBodies {
@@ -55,6 +63,22 @@ impl SharedBodies {
     pub fn new(max_age: Duration) -> Self {
         Self {
             recent: Recent::new(max_age, BUDGET),
+            // Zero still means "every read builds its own".
+            movers: Recent::new(
+                if max_age.is_zero() {
+                    max_age
+                } else {
+                    max_age.max(MOVERS_MAX_AGE)
+                },
+                MOVERS_BUDGET,
+            ),
+        }
+    }
+
+    fn cache_of(&self, read: &Read) -> &Recent<(Read, Audience), Body> {
+        match read {
+            Read::Movers(_) => &self.movers,
+            _ => &self.recent,
         }
     }
 }
@@ -97,7 +121,7 @@ pub async fn body(state: &AppState, caller: &Caller, request_id: &RequestId, rea
     let key = (read, caller.audience());
     state
         .bodies
-        .recent
+        .cache_of(&key.0)
         .get_or_compute(&key, weight, || build(state, key.1, &key.0))
         .await
 }
@@ -114,7 +138,7 @@ pub async fn body_after(
     let key = (read.clone(), audience);
     state
         .bodies
-        .recent
+        .cache_of(read)
         .get_or_compute_after(&key, read_since, weight, || build(state, audience, read))
         .await
 }

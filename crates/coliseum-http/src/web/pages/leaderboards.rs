@@ -86,7 +86,8 @@ pub const KPI_RANGES: [(&str, &str); 6] = [
 pub const DNA_RANGES: [(&str, &str); 3] = [("7d", "7 days"), ("30d", "30 days"), ("all", "All time")];
 
 /// The range switcher: every named range, and a custom range that starts
-/// as the last 7 whole hours' days (its dates are then the form's to edit).
+/// as the seven days up to the current whole hour (custom ranges are whole
+/// hours; the form then edits its dates).
 pub fn range_choices(
     state: &AppState,
     query: &PageQuery,
@@ -137,12 +138,9 @@ pub async fn kpi_board(
     query: &PageQuery,
     limit: usize,
 ) -> Result<Result<Board, Locked>, AppError> {
-    let mut params = query.params(&[BOARD_PARAMETERS, &["cursor"]].concat());
-    let limit_text = limit.to_string();
-    let mut map = params.into_inner();
-    map.insert("limit".to_owned(), limit_text);
-    params = map.into();
-    let read = match locked_or(PageRequest::read(state, caller, metric, &params))? {
+    let mut params = query.params(&[BOARD_PARAMETERS, &["cursor"]].concat()).into_inner();
+    params.insert("limit".to_owned(), limit.to_string());
+    let read = match locked_or(PageRequest::read(state, caller, metric, &params.into()))? {
         Ok(read) => read,
         Err(locked) => return Ok(Err(locked)),
     };
