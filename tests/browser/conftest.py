@@ -195,8 +195,6 @@ def page_for(browser, engine):
         if who and who not in _signed_in:
             sign_in(page, who)
             _signed_in[who] = context.storage_state()
-        elif who:
-            page.goto("/app/analytics")
         return page
 
     yield open_page
