@@ -14,6 +14,30 @@ pub fn plan_title(plan: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A feature as a problem document names it (PLANS.md), as a person reads
+/// it on an upgrade banner.
+pub fn feature(name: &str) -> String {
+    if let Some(letter) = name.strip_prefix("dna_domain_") {
+        let domain = coliseum_domain::scoring::DnaDomain::ALL
+            .iter()
+            .find(|d| d.letter() == letter)
+            .map_or_else(|| letter.to_owned(), |d| plan_title(d.name()));
+        return format!("the {domain} DNA domain");
+    }
+    if let Some(metric) = name.strip_prefix("kpi_leaderboard_") {
+        return format!("the {metric} leaderboard");
+    }
+    match name {
+        "dna_explanation" => "\"why this rank\" explanations".to_owned(),
+        "filters" => "city, genre and live-event filters".to_owned(),
+        "custom_ranges" => "custom ranges this far back".to_owned(),
+        "live_push" => "live updates".to_owned(),
+        "api_keys" => "API keys".to_owned(),
+        "leaderboard_depth" => "more ranks".to_owned(),
+        other => other.replace('_', " "),
+    }
+}
+
 /// `1234567` → `1,234,567`.
 pub fn grouped(value: i64) -> String {
     let digits = value.unsigned_abs().to_string();
@@ -97,5 +121,8 @@ mod tests {
         assert_eq!(change(5.0, 0.0), None);
         assert_eq!(instant("2026-12-05T12:05:00Z"), "5 Dec 12:05 UTC");
         assert_eq!(plan_title("enterprise"), "Enterprise");
+        assert_eq!(feature("dna_domain_g"), "the Economic DNA domain");
+        assert_eq!(feature("kpi_leaderboard_revenue"), "the revenue leaderboard");
+        assert_eq!(feature("something_new"), "something new");
     }
 }

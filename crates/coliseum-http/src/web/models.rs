@@ -70,7 +70,7 @@ impl Locked {
     pub fn from_json(value: &Value) -> Option<Self> {
         let cheapest = value.get("cheapest_plan")?.as_str()?;
         Some(Self {
-            feature: text(value, "feature").replace('_', " "),
+            feature: format::feature(&text(value, "feature")),
             plan: plan_title(&text(value, "plan")),
             cheapest: plan_title(cheapest),
             visible_ranks: value.get("visible_ranks").and_then(Value::as_u64),

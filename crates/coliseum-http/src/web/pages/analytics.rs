@@ -10,7 +10,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::leaderboards::{Choice, KPI_RANGES, kpi_board, range_choices};
+use super::leaderboards::{Choice, KPI_RANGES, kpi_board, range_choices, topic_of};
 use super::{PageQuery, body_of, locked_or, render, user_or_login};
 use coliseum_domain::plans::Feature;
 use coliseum_store::NameKind;
@@ -145,12 +145,7 @@ pub async fn page(
         scopes
     };
 
-    let mut topic = json!({"kind": "kpis"});
-    for name in PARAMETERS {
-        if let Some(value) = query.get(name) {
-            topic[*name] = json!(value);
-        }
-    }
+    let topic = topic_of(json!({"kind": "kpis"}), &query, PARAMETERS);
     // The board under the tiles ranks the artists of the same range and
     // filters (a live event's scope is its filter), by the KPI charted
     // when the plan has that board.
@@ -216,7 +211,7 @@ pub async fn page(
         as_of,
         watermark: body["watermark"].as_i64().unwrap_or_default(),
         currency: body["currency"].as_str().unwrap_or("USD").to_owned(),
-        topic: topic.to_string(),
+        topic,
         csv: query.href(&format!("{PATH}.csv"), &[("metric", "")]),
         board,
         board_locked,

@@ -155,20 +155,30 @@ pub async fn kpi_board(
     let unit = Unit::of_metric(metric);
     let mut board = Board::from_body(heading, unit, value_label(metric), &body);
     if first_page {
-        let mut topic = json!({"kind": "leaderboard", "metric": metric, "limit": limit});
-        for name in BOARD_PARAMETERS {
-            if let Some(value) = query.get(name) {
-                topic[*name] = json!(value);
-            }
-        }
-        board.topic = Some(topic.to_string());
+        let topic = json!({"kind": "leaderboard", "metric": metric, "limit": limit});
+        board.topic = Some(topic_of(topic, query, BOARD_PARAMETERS));
     }
+    paged(&mut board, &body, query);
+    Ok(Ok(board))
+}
+
+/// A live topic's JSON: `base` with the query's values of `fields`.
+pub fn topic_of(mut base: serde_json::Value, query: &PageQuery, fields: &[&str]) -> String {
+    for name in fields {
+        if let Some(value) = query.get(name) {
+            base[*name] = json!(value);
+        }
+    }
+    base.to_string()
+}
+
+/// A board page's links: the next page, and the whole board as CSV.
+fn paged(board: &mut Board, body: &serde_json::Value, query: &PageQuery) {
     board.next = body
         .get("next_cursor")
         .and_then(|c| c.as_str())
         .map(|cursor| query.href(PATH, &[("cursor", cursor)]));
     board.csv = Some(query.href(&format!("{PATH}.csv"), &[("cursor", ""), ("q", ""), ("artist", "")]));
-    Ok(Ok(board))
 }
 
 fn metric_static(metric: &str) -> &'static str {
@@ -202,13 +212,8 @@ pub async fn around(
         .to_owned();
     let heading = format!("{name} on {}", BoardName::Kpi(metric_static(metric)).title());
     let mut board = Board::from_body(heading, Unit::of_metric(metric), value_label(metric), &body);
-    let mut topic = json!({"kind": "around", "metric": metric, "artist_id": artist, "n": 5});
-    for name in BOARD_PARAMETERS {
-        if let Some(value) = query.get(name) {
-            topic[*name] = json!(value);
-        }
-    }
-    board.topic = Some(topic.to_string());
+    let topic = json!({"kind": "around", "metric": metric, "artist_id": artist, "n": 5});
+    board.topic = Some(topic_of(topic, query, BOARD_PARAMETERS));
     Ok(Ok(board))
 }
 
@@ -234,19 +239,10 @@ pub async fn dna_board(
     let heading = format!("{} · {range_title}", BoardName::Dna(dna_static(domain)).title());
     let mut board = Board::from_body(heading, Unit::Score, "Score".to_owned(), &body);
     if first_page {
-        let mut topic = json!({"kind": "dna_leaderboard", "domain": domain, "limit": limit});
-        for name in ["range", "genre"] {
-            if let Some(value) = query.get(name) {
-                topic[name] = json!(value);
-            }
-        }
-        board.topic = Some(topic.to_string());
+        let topic = json!({"kind": "dna_leaderboard", "domain": domain, "limit": limit});
+        board.topic = Some(topic_of(topic, query, &["range", "genre"]));
     }
-    board.next = body
-        .get("next_cursor")
-        .and_then(|c| c.as_str())
-        .map(|cursor| query.href(PATH, &[("cursor", cursor)]));
-    board.csv = Some(query.href(&format!("{PATH}.csv"), &[("cursor", ""), ("q", ""), ("artist", "")]));
+    paged(&mut board, &body, query);
     Ok(Ok(board))
 }
 

@@ -105,7 +105,7 @@ pub fn locked_or<T>(result: Result<T, AppError>) -> Result<Result<T, super::mode
     match result {
         Ok(value) => Ok(Ok(value)),
         Err(AppError::UpgradeRequired(upgrade)) => Ok(Err(super::models::Locked {
-            feature: upgrade.feature.replace('_', " "),
+            feature: super::format::feature(&upgrade.feature),
             plan: super::format::plan_title(upgrade.plan.as_str()),
             cheapest: super::format::plan_title(upgrade.cheapest.as_str()),
             visible_ranks: None,

@@ -158,19 +158,7 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, AppError> {
-    auth::refuse_cross_site(&state, &headers)?;
-    let outcome = async {
-        let user = auth::authenticate(&state, &request, form.email.trim(), form.password).await?;
-        auth::open_session(&state, &request, &user).await
-    }
-    .await;
-    match outcome {
-        Ok((cookie, _)) => Ok(signed_in(cookie, &form.next)),
-        Err(error) => {
-            let (status, why) = refusal(error)?;
-            shown_again(&page(&state, "login", form.email, &form.next, Some(why)), status)
-        }
-    }
+    submit(&state, &request, &headers, "login", form).await
 }
 
 /// `POST /signup`: a new Free account, signed in at once.
@@ -180,17 +168,33 @@ pub async fn signup(
     headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, AppError> {
-    auth::refuse_cross_site(&state, &headers)?;
+    submit(&state, &request, &headers, "signup", form).await
+}
+
+/// Signs in (`login`) or up (`signup`) with the form, opens the session
+/// and goes to `next`; or shows the form again with the reason.
+async fn submit(
+    state: &AppState,
+    request: &RequestId,
+    headers: &HeaderMap,
+    mode: &'static str,
+    form: SignInForm,
+) -> Result<Response, AppError> {
+    auth::refuse_cross_site(state, headers)?;
     let outcome = async {
-        let user = auth::register(&state, &request, &form.email, form.password).await?;
-        auth::open_session(&state, &request, &user).await
+        let user = if mode == "login" {
+            auth::authenticate(state, request, form.email.trim(), form.password).await?
+        } else {
+            auth::register(state, request, &form.email, form.password).await?
+        };
+        auth::open_session(state, request, &user).await
     }
     .await;
     match outcome {
         Ok((cookie, _)) => Ok(signed_in(cookie, &form.next)),
         Err(error) => {
             let (status, why) = refusal(error)?;
-            shown_again(&page(&state, "signup", form.email, &form.next, Some(why)), status)
+            shown_again(&page(state, mode, form.email, &form.next, Some(why)), status)
         }
     }
 }
