@@ -17,7 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use coliseum_store::{
     Accounts, ApiKey, Appended, AuditOf, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser, PassportLog,
-    Store, StoreError, StoredEntry, User, UserCredentials,
+    SessionRecord, Store, StoreError, StoredEntry, User, UserCredentials,
 };
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
@@ -458,6 +458,47 @@ impl Accounts for PostgresStore {
             Some(row) => Ok(Some(load_user(&self.pool, row).await?)),
             None => Ok(None),
         }
+    }
+
+    async fn sessions_of(&self, user_id: i64, now: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows: Vec<(Vec<u8>, OffsetDateTime, OffsetDateTime)> = sqlx::query_as(
+            "SELECT token_hash, created_at, expires_at FROM sessions WHERE user_id = $1 AND expires_at > $2 \
+             ORDER BY created_at DESC, token_hash",
+        )
+        .bind(user_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(token_hash, created_at, expires_at)| SessionRecord {
+                token_hash,
+                created_at,
+                expires_at,
+            })
+            .collect())
+    }
+
+    async fn revoke_other_sessions(
+        &self,
+        user_id: i64,
+        keep: &[u8],
+        audit: &AuditRecord,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let ended: Vec<Vec<u8>> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2 RETURNING token_hash")
+                .bind(user_id)
+                .bind(keep)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(classify)?;
+        if !ended.is_empty() {
+            identity::write_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(ended)
     }
 
     async fn create_user(&self, user: &NewUser, audit: AuditOf<'_, i64>) -> Result<Option<User>, StoreError> {

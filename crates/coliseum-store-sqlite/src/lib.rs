@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use coliseum_store::{
     Accounts, ApiKey, Appended, AuditOf, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser, PassportLog,
-    Store, StoreError, StoredEntry, User, UserCredentials,
+    SessionRecord, Store, StoreError, StoredEntry, User, UserCredentials,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
@@ -457,6 +457,48 @@ impl Accounts for SqliteStore {
             Some(row) => Ok(Some(load_user(&self.pool, row).await?)),
             None => Ok(None),
         }
+    }
+
+    async fn sessions_of(&self, user_id: i64, now: OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows: Vec<(Vec<u8>, i64, i64)> = sqlx::query_as(
+            "SELECT token_hash, created_us, expires_us FROM sessions WHERE user_id = $1 AND expires_us > $2 \
+             ORDER BY created_us DESC, token_hash",
+        )
+        .bind(user_id)
+        .bind(micros(now))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter()
+            .map(|(token_hash, created, expires)| {
+                Ok(SessionRecord {
+                    token_hash,
+                    created_at: from_micros(created)?,
+                    expires_at: from_micros(expires)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_other_sessions(
+        &self,
+        user_id: i64,
+        keep: &[u8],
+        audit: &AuditRecord,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let ended: Vec<Vec<u8>> =
+            sqlx::query_scalar("DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2 RETURNING token_hash")
+                .bind(user_id)
+                .bind(keep)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(classify)?;
+        if !ended.is_empty() {
+            identity::write_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(ended)
     }
 
     async fn create_user(&self, user: &NewUser, audit: AuditOf<'_, i64>) -> Result<Option<User>, StoreError> {

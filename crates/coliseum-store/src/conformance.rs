@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             dead_letters_retry_replay_and_resolve,
             users_are_upserted_by_email,
             sessions_expire_and_revoke,
+            a_user_sees_their_sessions_and_ends_the_others,
             signup_never_changes_an_existing_account,
             external_identities_find_link_or_create_users,
             api_keys_are_found_by_hash_until_revoked,
@@ -370,6 +371,67 @@ pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
     assert!(
         store.session_user(&[7; 32], now).await.expect("read").is_none(),
         "revoked"
+    );
+}
+
+pub async fn a_user_sees_their_sessions_and_ends_the_others(store: Arc<dyn Store>) {
+    let user = store
+        .upsert_user(&new_user("many@example.com", Role::Fan, Plan::Pro))
+        .await
+        .expect("create");
+    let other = store
+        .upsert_user(&new_user("other@example.com", Role::Fan, Plan::Pro))
+        .await
+        .expect("create");
+    let now = at();
+    for (hash, owner, minutes, lifetime) in [
+        (1_u8, user.id, 0, 60),
+        (2, user.id, 5, 60),
+        (3, user.id, 10, 1),
+        (4, other.id, 0, 60),
+    ] {
+        let session = NewSession {
+            token_hash: vec![hash; 32],
+            user_id: owner,
+            created_at: now + Duration::minutes(minutes),
+            expires_at: now + Duration::minutes(minutes + lifetime),
+        };
+        store
+            .create_session(&session, &audited("login"))
+            .await
+            .expect("session");
+    }
+    let later = now + Duration::minutes(20);
+    let shown = store.sessions_of(user.id, later).await.expect("sessions");
+    assert_eq!(
+        shown.iter().map(|s| s.token_hash[0]).collect::<Vec<_>>(),
+        vec![2, 1],
+        "newest first, the expired one left out, nobody else's"
+    );
+    assert_eq!(shown[0].created_at, now + Duration::minutes(5));
+    assert_eq!(shown[0].expires_at, now + Duration::minutes(65));
+
+    let mut ended = store
+        .revoke_other_sessions(user.id, &[2; 32], &audited("sessions.revoked"))
+        .await
+        .expect("revoke");
+    ended.sort();
+    assert_eq!(ended, vec![vec![1; 32], vec![3; 32]]);
+    assert!(store.session_user(&[1; 32], later).await.expect("read").is_none());
+    assert_eq!(
+        store.session_user(&[2; 32], later).await.expect("read").map(|u| u.id),
+        Some(user.id)
+    );
+    assert!(
+        store.session_user(&[4; 32], now).await.expect("read").is_some(),
+        "another user's stays"
+    );
+    assert!(
+        store
+            .revoke_other_sessions(user.id, &[2; 32], &audited("sessions.revoked"))
+            .await
+            .expect("again")
+            .is_empty()
     );
 }
 

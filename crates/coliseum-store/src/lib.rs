@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 
 pub use records::{
     ApiKey, Appended, AuditOf, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser,
-    StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
+    SessionRecord, StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
 pub use rollups::{
     AppliedBatch, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName,
@@ -263,6 +263,19 @@ pub trait Accounts: Send + Sync {
     /// of the session's user (the logout) is written in the same
     /// transaction, only when a session ended.
     async fn revoke_session(&self, token_hash: &[u8], audit: AuditOf<'_, i64>) -> Result<(), StoreError>;
+
+    /// The user's sessions in force at `now`, newest first.
+    async fn sessions_of(&self, user_id: i64, now: time::OffsetDateTime) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Ends every session of the user but the one whose token hashes to
+    /// `keep`; returns the ended sessions' hashes (for caches to forget).
+    /// `audit` is written in the same transaction when any ended.
+    async fn revoke_other_sessions(
+        &self,
+        user_id: i64,
+        keep: &[u8],
+        audit: &AuditRecord,
+    ) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// Creates a user; `None` when the email is taken (signup never
     /// changes an existing account, unlike [`Accounts::upsert_user`]). The

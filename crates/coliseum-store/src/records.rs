@@ -108,6 +108,15 @@ pub struct NewSession {
     pub expires_at: OffsetDateTime,
 }
 
+/// A session in force, as its owner may see it: no token, only its hash
+/// (to recognize the one in use).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub token_hash: Vec<u8>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
 /// An API key to store: only the hash of the secret is kept.
 #[derive(Debug, Clone)]
 pub struct NewApiKey {

@@ -96,15 +96,23 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/app/leaderboards.csv", Access::Page),
     ("GET", "/app/artists/{artist_id}", Access::Page),
     ("GET", "/app/account", Access::Page),
+    ("POST", "/app/account/sessions", Access::Page),
     ("GET", "/app/admin", Access::Page),
     ("GET", "/assets/{file}", Access::Static),
     ("GET", "/favicon.ico", Access::Static),
 ];
 
 /// Routes that set up a session rather than use one (no CSRF token yet:
-/// they refuse other sites' requests instead), and the sign-out form,
-/// which carries the token in a form field its handler checks.
-const NO_CSRF: &[&str] = &["/v1/auth/signup", "/v1/auth/login", "/login", "/signup", "/logout"];
+/// they refuse other sites' requests instead), and the sign-out forms,
+/// which carry the token in a form field their handlers check.
+const NO_CSRF: &[&str] = &[
+    "/v1/auth/signup",
+    "/v1/auth/login",
+    "/login",
+    "/signup",
+    "/logout",
+    "/app/account/sessions",
+];
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
 

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/app/leaderboards.csv", get(pages::export::board))
         .route("/app/artists/{artist_id}", get(pages::artist::page))
         .route("/app/account", get(pages::account::page))
+        .route("/app/account/sessions", post(pages::account::end_other_sessions))
         .route("/app/admin", get(pages::admin::page))
         .route("/assets/{file}", get(assets::serve))
         .route("/favicon.ico", get(pages::favicon))
@@ -46,7 +47,7 @@ pub fn router() -> Router<AppState> {
 
 /// The pages' forms: the only routes that read a form body (each refuses
 /// other sites' requests itself).
-pub const FORM_PATHS: &[&str] = &["/login", "/signup", "/logout"];
+pub const FORM_PATHS: &[&str] = &["/login", "/signup", "/logout", "/app/account/sessions"];
 
 /// Whether a path is a page's (HTML for browsers) rather than the API's.
 pub fn is_page_path(path: &str) -> bool {

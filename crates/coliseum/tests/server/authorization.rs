@@ -340,6 +340,18 @@ fn cases() -> Vec<Case> {
             |_| 200,
         ),
         case("GET", "/favicon.ico", "/favicon.ico", None, |_| 200),
+        // Other sessions of the account end; this one stays. Browser
+        // sessions only.
+        case(
+            "POST",
+            "/app/account/sessions",
+            "/app/account/sessions",
+            None,
+            |w| match w.credential {
+                Credential::Key(_) => 403,
+                _ => 200,
+            },
+        ),
         // Last: they end the session.
         case("POST", "/logout", "/logout", None, |_| 200),
         case("POST", "/v1/auth/logout", "/v1/auth/logout", None, |_| 204),
@@ -467,10 +479,10 @@ async fn call(app: &TestApp, case: &Case, who: &Who, n: usize) -> u16 {
             ("email", format!("form-signup-{n}@example.com")),
             ("password", "long enough password".to_owned()),
         ]),
-        ("/logout", Credential::Session { token, .. }) => {
+        ("/logout" | "/app/account/sessions", Credential::Session { token, .. }) => {
             Some(vec![("csrf_token", coliseum_http::credentials::csrf_token(token))])
         }
-        ("/logout", _) => Some(Vec::new()),
+        ("/logout" | "/app/account/sessions", _) => Some(Vec::new()),
         _ => None,
     };
     if let Some(form) = form {

@@ -13,6 +13,7 @@ on_both_backends!(
     browsers_get_error_pages_and_the_api_keeps_its_problem_documents,
     the_sign_in_forms_refuse_other_sites_and_never_redirect_away,
     signing_out_needs_the_session_token_and_ends_the_session,
+    the_account_lists_its_sessions_and_ends_the_others,
     pages_and_csv_show_the_figures_the_api_serves,
 );
 
@@ -222,6 +223,57 @@ async fn signing_out_needs_the_session_token_and_ends_the_session(backend: Backe
         .expect("sent");
     assert_eq!(dashboard.status(), 303);
     assert!(header(&dashboard, "location").starts_with("/login?next="));
+}
+
+async fn the_account_lists_its_sessions_and_ends_the_others(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (email, password) = app.create_user_with(Role::Fan, Plan::Basic, &[]).await;
+    let here = app.sign_in_existing(&email, password).await;
+    let elsewhere = app.sign_in_existing(&email, password).await;
+    let account = page(&app, "/app/account", &here).await;
+    assert_eq!(account.matches("<td>this one</td>").count(), 1);
+    assert!(account.contains("Sign out everywhere else"));
+    let listed = account
+        .split("<caption class=\"sr-only\">Where this account is signed in</caption>")
+        .nth(1)
+        .expect("table");
+    assert_eq!(
+        listed.split("</tbody>").next().expect("rows").matches("<tr").count() - 1,
+        2,
+        "both sessions"
+    );
+
+    let client = no_redirects();
+    let refused = client
+        .post(format!("{}/app/account/sessions", app.base))
+        .header("cookie", &here)
+        .form(&[("csrf_token", "forged")])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), 403);
+    assert_eq!(app.get("/v1/me", Some(&elsewhere)).await.status(), 200);
+
+    let token = app.csrf(&here).await;
+    let ended = client
+        .post(format!("{}/app/account/sessions", app.base))
+        .header("cookie", &here)
+        .form(&[("csrf_token", token.as_str())])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ended.status(), 303);
+    assert_eq!(
+        app.get("/v1/me", Some(&elsewhere)).await.status(),
+        401,
+        "ended on the server"
+    );
+    assert_eq!(app.get("/v1/me", Some(&here)).await.status(), 200, "this one stays");
+    assert!(
+        !page(&app, "/app/account", &here)
+            .await
+            .contains("Sign out everywhere else")
+    );
 }
 
 async fn page(app: &TestApp, path: &str, cookie: &str) -> String {
