@@ -9,9 +9,9 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use coliseum_domain::plans::{Plan, entitlements};
+use coliseum_domain::plans::{CustomRanges, Entitlements, LivePush, Plan, entitlements};
+use coliseum_domain::scoring::DnaDomain;
 use serde::Deserialize;
-use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use super::{render, user_or_login};
@@ -60,22 +60,85 @@ struct AccountPage {
     sessions: Vec<Session>,
 }
 
-/// An entitlement's value in words.
-fn said(value: &Value) -> String {
-    match value {
-        Value::Null => "unlimited".to_owned(),
-        Value::Bool(true) => "yes".to_owned(),
-        Value::Bool(false) => "no".to_owned(),
-        Value::String(text) => text.replace('_', " "),
-        Value::Array(items) if items.is_empty() => "none".to_owned(),
-        Value::Array(items) => items.iter().map(said).collect::<Vec<_>>().join(", "),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| format!("{} {}", k.replace('_', " "), said(v)))
-            .collect::<Vec<_>>()
-            .join(", "),
-        Value::Number(n) => n.as_i64().map_or_else(|| n.to_string(), format::grouped),
-    }
+fn yes(flag: bool) -> String {
+    if flag { "yes" } else { "no" }.to_owned()
+}
+
+/// Every entitlement in force, in PLANS.md's order and words.
+fn entitlement_rows(e: &Entitlements) -> Vec<(String, String)> {
+    let domains: Vec<String> = e
+        .dna_domains
+        .iter()
+        .map(|letter| {
+            DnaDomain::ALL
+                .iter()
+                .find(|d| d.letter() == *letter)
+                .map_or_else(|| (*letter).to_owned(), |d| format::plan_title(d.name()))
+        })
+        .collect();
+    let rows = [
+        (
+            "Leaderboard depth (ranks visible)",
+            e.leaderboard_depth
+                .map_or_else(|| "unlimited".to_owned(), |d| format::grouped(d as i64)),
+        ),
+        ("DNA domains visible", domains.join(", ")),
+        ("KPI leaderboards", e.kpi_leaderboards.join(", ")),
+        ("City, genre and live-event filters", yes(e.filters)),
+        (
+            "Data freshness",
+            match e.freshness_s {
+                0 => "live".to_owned(),
+                s if s < 120 => format!("{s} s old"),
+                s => format!("{} min old", s / 60),
+            },
+        ),
+        (
+            "Live push",
+            match e.live_push {
+                LivePush::None => "no".to_owned(),
+                LivePush::Every60s => "every 60 s".to_owned(),
+                LivePush::OnEveryChange => "on every change".to_owned(),
+            },
+        ),
+        (
+            "Custom time ranges",
+            match e.custom_ranges {
+                CustomRanges::None => "no".to_owned(),
+                CustomRanges::LastDays(days) => format!("the last {days} days"),
+                CustomRanges::Everything => "everything kept".to_owned(),
+            },
+        ),
+        ("API keys", yes(e.api_keys)),
+        (
+            "API rate limit",
+            format!("{} a minute", format::grouped(i64::from(e.rate_limit_per_minute))),
+        ),
+        (
+            "Reports",
+            match e.reports_per_month {
+                Some(0) => "no".to_owned(),
+                Some(n) if e.reports_watermarked => format!("{n} a month, watermarked"),
+                Some(n) => format!("{n} a month"),
+                None if e.reports_custom_branding => "unlimited, custom branding".to_owned(),
+                None => "unlimited".to_owned(),
+            },
+        ),
+        (
+            "Share-link lifetime",
+            match e.share_link_max_days {
+                Some(0) => "no share links".to_owned(),
+                Some(days) => format!("up to {days} days"),
+                None => "any, or no expiry".to_owned(),
+            },
+        ),
+        ("\"Why this rank\" explanations", yes(e.explanation)),
+        (
+            "OCR calls",
+            format!("{} a month", format::grouped(i64::from(e.ocr_calls_per_month))),
+        ),
+    ];
+    rows.into_iter().map(|(name, value)| (name.to_owned(), value)).collect()
 }
 
 /// `GET /app/account`.
@@ -85,13 +148,7 @@ pub async fn page(State(state): State<AppState>, caller: Caller) -> Result<Respo
         Err(redirect) => return Ok(redirect.into_response()),
     };
     let granted = entitlements(&subject_of(&user));
-    let entitlements = serde_json::to_value(&granted)
-        .ok()
-        .and_then(|v| v.as_object().cloned())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(name, value)| (format::plan_title(&name.replace('_', " ")), said(&value)))
-        .collect();
+    let entitlements = entitlement_rows(&granted);
     let keys = if granted.api_keys {
         state
             .store
