@@ -11,19 +11,17 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use coliseum_domain::plans::{CustomRanges, Entitlements, LivePush, Plan, entitlements};
 use coliseum_domain::scoring::DnaDomain;
-use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
-use super::{render, user_or_login};
+use super::{TokenForm, check_form_token, render, user_or_login};
 use crate::app::AppState;
 use crate::audit::{self, RequestId};
 use crate::problem::AppError;
 use crate::routes::access::{Caller, Via, subject_of};
 use crate::routes::auth;
+use crate::sessions;
 use crate::views::reads::rfc3339;
 use crate::web::format::{self, plan_title};
 use crate::web::shell::Shell;
-use crate::{credentials, sessions};
 
 pub struct Key {
     pub id: i64,
@@ -208,12 +206,6 @@ pub async fn page(State(state): State<AppState>, caller: Caller) -> Result<Respo
     })
 }
 
-#[derive(Debug, Deserialize)]
-pub struct EndOthersForm {
-    #[serde(default)]
-    csrf_token: String,
-}
-
 /// `POST /app/account/sessions`: ends every other session of the account
 /// (other browsers, other devices) at once, keeping this one. A browser
 /// session's form only: it carries the session's CSRF token.
@@ -222,7 +214,7 @@ pub async fn end_other_sessions(
     caller: Caller,
     request: RequestId,
     headers: HeaderMap,
-    Form(form): Form<EndOthersForm>,
+    Form(form): Form<TokenForm>,
 ) -> Result<Response, AppError> {
     auth::refuse_cross_site(&state, &headers)?;
     let user = match user_or_login(&caller, "/app/account") {
@@ -234,12 +226,7 @@ pub async fn end_other_sessions(
             "ending other sessions is for a browser session; API keys are revoked one by one".to_owned(),
         ));
     };
-    let expected = credentials::csrf_token(token);
-    if !bool::from(form.csrf_token.as_bytes().ct_eq(expected.as_bytes())) {
-        return Err(AppError::Forbidden(
-            "this request did not come from this site's own page; use the Account page".to_owned(),
-        ));
-    }
+    check_form_token(token, &form)?;
     let event = audit::Event {
         actor: format!("user:{}", user.id),
         action: "sessions.revoked",

@@ -127,6 +127,28 @@ pub fn render(page: &impl Template) -> Result<Response, AppError> {
     Ok(response)
 }
 
+/// The field of a page's form that a session's own page fills with its
+/// CSRF token (sign-out, ending other sessions).
+#[derive(Debug, serde::Deserialize)]
+pub struct TokenForm {
+    #[serde(default)]
+    pub csrf_token: String,
+}
+
+/// Refuses a form that does not carry the CSRF token of `session_token`:
+/// the cookie goes along with another site's form, the token cannot.
+pub fn check_form_token(session_token: &str, form: &TokenForm) -> Result<(), AppError> {
+    use subtle::ConstantTimeEq;
+    let expected = crate::credentials::csrf_token(session_token);
+    if bool::from(form.csrf_token.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "this form did not come from this site's own page; use it from the dashboard".to_owned(),
+        ))
+    }
+}
+
 /// `GET /app`: the dashboard opens on Event Analytics.
 pub async fn app_home() -> Redirect {
     Redirect::to("/app/analytics")

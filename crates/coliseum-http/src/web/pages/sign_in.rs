@@ -11,12 +11,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use subtle::ConstantTimeEq;
 
-use super::{PageQuery, render};
+use super::{PageQuery, TokenForm, check_form_token, render};
 use crate::app::AppState;
 use crate::audit::RequestId;
-use crate::credentials;
 use crate::problem::AppError;
 use crate::routes::access::{Caller, Via};
 use crate::routes::auth;
@@ -40,12 +38,6 @@ pub struct SignInForm {
     password: String,
     #[serde(default)]
     next: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct SignOutForm {
-    #[serde(default)]
-    csrf_token: String,
 }
 
 /// Where to go after signing in: a path of this site only, never another
@@ -206,16 +198,11 @@ pub async fn logout(
     caller: Caller,
     request: RequestId,
     headers: HeaderMap,
-    Form(form): Form<SignOutForm>,
+    Form(form): Form<TokenForm>,
 ) -> Result<Response, AppError> {
     auth::refuse_cross_site(&state, &headers)?;
     if let Via::Session(token) = &caller.via {
-        let expected = credentials::csrf_token(token);
-        if !bool::from(form.csrf_token.as_bytes().ct_eq(expected.as_bytes())) {
-            return Err(AppError::Forbidden(
-                "this sign-out did not come from this site's own page; sign out from the dashboard".to_owned(),
-            ));
-        }
+        check_form_token(token, &form)?;
     }
     let cookie = auth::end_session(&state, &request, &headers).await?;
     let mut response = Redirect::to("/").into_response();
