@@ -6,6 +6,7 @@
 mod copy;
 mod identity;
 mod journal;
+mod reports;
 mod rollups;
 #[cfg(feature = "testing")]
 pub mod testing;

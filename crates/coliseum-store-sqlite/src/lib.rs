@@ -16,6 +16,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use time::OffsetDateTime;
 
 mod identity;
+mod reports;
 mod rollups;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

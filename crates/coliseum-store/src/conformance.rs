@@ -11,8 +11,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     ApiKey, Appended, AuditQuery, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart,
-    DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, NewApiKey, NewEntry, NewSession, NewUser, PipelineState,
-    ProcessedBatch, Store, StoreError, StripeChange, StripeOutcome,
+    DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, NewApiKey, NewEntry, NewReport, NewSession, NewShare,
+    NewUser, PipelineState, ProcessedBatch, ReportQuota, ShareEnd, ShareView, Store, StoreError, StripeChange,
+    StripeOutcome,
 };
 use coliseum_domain::kpi::Kpis;
 
@@ -51,6 +52,8 @@ macro_rules! conformance_tests {
             audit_records_filter_and_page_newest_first,
             audited_actions_write_their_record_with_them,
             an_action_whose_audit_record_fails_does_not_happen,
+            reports_count_against_a_quota_and_leave_when_discarded,
+            share_links_end_rotate_and_count_their_views,
         );
     };
     (@each $fresh:path, $($scenario:ident),+ $(,)?) => {
@@ -1697,4 +1700,285 @@ pub async fn display_names_keep_the_newest_name_and_the_first_spelling(store: Ar
         store.display_names().await.expect("names").is_empty(),
         "derived: a rebuild recomputes them"
     );
+}
+
+fn new_report(id: &str, user_id: i64, created_at: OffsetDateTime) -> NewReport {
+    NewReport {
+        id: id.to_owned(),
+        user_id,
+        template: "artist".to_owned(),
+        format: "pdf".to_owned(),
+        params: r#"{"artist_id":"a1","range":"30d"}"#.to_owned(),
+        created_at,
+    }
+}
+
+pub async fn reports_count_against_a_quota_and_leave_when_discarded(store: Arc<dyn Store>) {
+    let owner = store
+        .upsert_user(&new_user("basic@example.com", Role::Artist, Plan::Basic))
+        .await
+        .expect("create");
+    let other = store
+        .upsert_user(&new_user("other@example.com", Role::Artist, Plan::Basic))
+        .await
+        .expect("create");
+    let month = datetime!(2026-11-01 0:00 UTC);
+    let quota = Some(ReportQuota { max: 2, since: month });
+    // Last month's report does not count against this month's quota.
+    let old = store
+        .reserve_report(
+            &new_report("r0", owner.id, month - Duration::days(3)),
+            quota,
+            &audited("report.created"),
+        )
+        .await
+        .expect("reserve")
+        .expect("room");
+    assert_eq!(old.size_bytes, None, "being made");
+    let concurrent = (1..=4).map(|i| {
+        let store = store.clone();
+        let id = format!("r{i}");
+        async move {
+            store
+                .reserve_report(&new_report(&id, owner.id, at()), quota, &audited("report.created"))
+                .await
+                .expect("reserve")
+        }
+    });
+    let reserved: Vec<_> = futures_join_all(concurrent).await.into_iter().flatten().collect();
+    assert_eq!(
+        reserved.len(),
+        2,
+        "two of four concurrent requests fit the quota of two"
+    );
+    assert_eq!(store.reports_made_since(owner.id, month).await.expect("count"), 2);
+    // Another account's quota is its own.
+    assert!(
+        store
+            .reserve_report(&new_report("theirs", other.id, at()), quota, &audited("report.created"))
+            .await
+            .expect("reserve")
+            .is_some()
+    );
+    // A report that could not be made gives its place back.
+    store.discard_report(&reserved[0].id).await.expect("discard");
+    assert_eq!(store.report(&reserved[0].id).await.expect("read"), None);
+    let again = store
+        .reserve_report(
+            &new_report("r9", owner.id, at() + Duration::seconds(1)),
+            quota,
+            &audited("report.created"),
+        )
+        .await
+        .expect("reserve")
+        .expect("room again");
+    store.complete_report(&again.id, 12_345, 77).await.expect("complete");
+    let made = store.report(&again.id).await.expect("read").expect("found");
+    assert_eq!((made.size_bytes, made.watermark), (Some(12_345), Some(77)));
+    assert_eq!(made.params, again.params);
+    // Unlimited plans pass no quota.
+    assert!(
+        store
+            .reserve_report(
+                &new_report("r10", owner.id, at() + Duration::seconds(2)),
+                None,
+                &audited("report.created")
+            )
+            .await
+            .expect("reserve")
+            .is_some()
+    );
+    // Newest first, paged by the last id seen; another user's reports apart.
+    let first_page = store.reports_of(owner.id, None, 2).await.expect("list");
+    let ids: Vec<&str> = first_page.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["r10", "r9"]);
+    let rest = store.reports_of(owner.id, Some("r9"), 10).await.expect("list");
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert_eq!(rest.last().map(|r| r.id.as_str()), Some("r0"));
+    assert!(
+        store
+            .reports_of(owner.id, Some("theirs"), 10)
+            .await
+            .expect("list")
+            .is_empty(),
+        "another account's report is no cursor"
+    );
+    let audit = store
+        .audit_records(&AuditQuery {
+            actor: None,
+            action: Some("report.created".to_owned()),
+            subject: None,
+            since: None,
+            before_id: None,
+            limit: 100,
+        })
+        .await
+        .expect("audit");
+    assert_eq!(audit.len(), 6, "one record per report reserved, none for the refused");
+}
+
+/// Joins futures without a dependency on an executor's helpers.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.expect("task"));
+    }
+    out
+}
+
+pub async fn share_links_end_rotate_and_count_their_views(store: Arc<dyn Store>) {
+    let owner = store
+        .upsert_user(&new_user("pro@example.com", Role::Artist, Plan::Pro))
+        .await
+        .expect("create");
+    let other = store
+        .upsert_user(&new_user("other@example.com", Role::Artist, Plan::Pro))
+        .await
+        .expect("create");
+    store
+        .reserve_report(&new_report("rep", owner.id, at()), None, &audited("report.created"))
+        .await
+        .expect("reserve")
+        .expect("room");
+    let new_share = |token: &str, expires_at: Option<OffsetDateTime>| NewShare {
+        token: token.to_owned(),
+        report_id: "rep".to_owned(),
+        user_id: owner.id,
+        password_hash: Some("$argon2id$v=19$stub".to_owned()),
+        created_at: at(),
+        expires_at,
+    };
+    let first = store
+        .create_share(
+            &new_share("tok-1", Some(at() + Duration::days(7))),
+            &audited("share.created"),
+        )
+        .await
+        .expect("create");
+    assert!(first.in_force(at()) && !first.in_force(at() + Duration::days(7)));
+    assert!(matches!(
+        store
+            .create_share(&new_share("tok-1", None), &audited("share.created"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    let forever = store
+        .create_share(&new_share("tok-2", None), &audited("share.created"))
+        .await
+        .expect("create");
+    assert!(forever.in_force(at() + Duration::days(3650)));
+    assert_eq!(store.share("tok-1").await.expect("read"), Some(first.clone()));
+    assert_eq!(store.share("nope").await.expect("read"), None);
+
+    // Views are counted and logged, newest first.
+    for (minutes, agent) in [(1, "Chrome"), (2, "curl")] {
+        let view = ShareView {
+            at: at() + Duration::minutes(minutes),
+            address_hash: format!("h{minutes}"),
+            agent: agent.to_owned(),
+        };
+        store.record_share_view(first.id, &view).await.expect("view");
+    }
+    let views = store.share_views(first.id, 10).await.expect("views");
+    assert_eq!(
+        views.iter().map(|v| v.agent.as_str()).collect::<Vec<_>>(),
+        ["curl", "Chrome"]
+    );
+    assert_eq!(store.share("tok-1").await.expect("read").expect("found").views, 2);
+
+    // Rotation: only the owner, only a link in force; the new token keeps
+    // the report, password and expiry; the old one ends at once.
+    let later = at() + Duration::hours(1);
+    assert_eq!(
+        store
+            .end_share(
+                other.id,
+                "tok-1",
+                ShareEnd::Rotated,
+                Some("tok-3"),
+                later,
+                &audited("share.rotated")
+            )
+            .await
+            .expect("rotate"),
+        None
+    );
+    let rotated = store
+        .end_share(
+            owner.id,
+            "tok-1",
+            ShareEnd::Rotated,
+            Some("tok-3"),
+            later,
+            &audited("share.rotated"),
+        )
+        .await
+        .expect("rotate")
+        .expect("in force");
+    assert_eq!(rotated.token, "tok-3");
+    assert_eq!(
+        (&rotated.report_id, &rotated.password_hash, rotated.expires_at),
+        (&first.report_id, &first.password_hash, first.expires_at)
+    );
+    assert_eq!(rotated.views, 0);
+    let old = store.share("tok-1").await.expect("read").expect("kept");
+    assert_eq!(old.ended, Some((later, ShareEnd::Rotated)));
+    assert!(!old.in_force(later));
+    assert_eq!(
+        store
+            .end_share(
+                owner.id,
+                "tok-1",
+                ShareEnd::Revoked,
+                None,
+                later,
+                &audited("share.revoked")
+            )
+            .await
+            .expect("revoke"),
+        None,
+        "an ended link ends once"
+    );
+    // Revocation.
+    let revoked = store
+        .end_share(
+            owner.id,
+            "tok-2",
+            ShareEnd::Revoked,
+            None,
+            later,
+            &audited("share.revoked"),
+        )
+        .await
+        .expect("revoke")
+        .expect("in force");
+    assert_eq!(revoked.ended, Some((later, ShareEnd::Revoked)));
+    // An expired link cannot be rotated back to life.
+    assert_eq!(
+        store
+            .end_share(
+                owner.id,
+                "tok-3",
+                ShareEnd::Rotated,
+                Some("tok-4"),
+                at() + Duration::days(8),
+                &audited("share.rotated")
+            )
+            .await
+            .expect("rotate"),
+        None
+    );
+    let listed: Vec<String> = store
+        .shares_of(owner.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|s| s.token)
+        .collect();
+    assert_eq!(listed, ["tok-3", "tok-2", "tok-1"]);
+    assert!(store.shares_of(other.id).await.expect("list").is_empty());
 }

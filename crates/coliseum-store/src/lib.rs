@@ -9,6 +9,7 @@
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod records;
+mod reports;
 mod rollups;
 pub mod rows;
 
@@ -19,6 +20,7 @@ pub use records::{
     ApiKey, Appended, AuditOf, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser,
     SessionRecord, StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
+pub use reports::{NewReport, NewShare, ReportQuota, ReportRecord, ShareEnd, ShareRecord, ShareView};
 pub use rollups::{
     AppliedBatch, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName,
     DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState, ProcessedBatch,
@@ -331,6 +333,65 @@ pub trait Billing: Send + Sync {
     async fn stripe_customer(&self, user_id: i64) -> Result<Option<String>, StoreError>;
 }
 
+/// Reports made and the links that share them.
+#[async_trait]
+pub trait Reports: Send + Sync {
+    /// Records a report about to be made, counted against `quota` in the
+    /// same transaction as the count (two requests cannot both take the
+    /// last one), with its `audit` record: `None`, and nothing written,
+    /// when the quota is used up. Reports being made count.
+    async fn reserve_report(
+        &self,
+        report: &NewReport,
+        quota: Option<ReportQuota>,
+        audit: &AuditRecord,
+    ) -> Result<Option<ReportRecord>, StoreError>;
+
+    /// The report is made and stored: its size and watermark.
+    async fn complete_report(&self, id: &str, size_bytes: i64, watermark: i64) -> Result<(), StoreError>;
+
+    /// Forgets a report that could not be made, and with it its use of the quota.
+    async fn discard_report(&self, id: &str) -> Result<(), StoreError>;
+
+    /// How many reports the user made (or is making) at or after `since`.
+    async fn reports_made_since(&self, user_id: i64, since: OffsetDateTime) -> Result<i64, StoreError>;
+
+    async fn report(&self, id: &str) -> Result<Option<ReportRecord>, StoreError>;
+
+    /// The user's reports, newest first, after the report `after` (a cursor).
+    async fn reports_of(&self, user_id: i64, after: Option<&str>, limit: u32) -> Result<Vec<ReportRecord>, StoreError>;
+
+    /// A new link, with its `audit` record.
+    async fn create_share(&self, share: &NewShare, audit: &AuditRecord) -> Result<ShareRecord, StoreError>;
+
+    /// A link by its token, whatever its state.
+    async fn share(&self, token: &str) -> Result<Option<ShareRecord>, StoreError>;
+
+    /// The user's links, newest first, ended ones included.
+    async fn shares_of(&self, user_id: i64) -> Result<Vec<ShareRecord>, StoreError>;
+
+    /// Ends one of the user's links at `now` as `end`; with `Rotated`,
+    /// `replacement` (a new token) takes over its report, password and
+    /// expiry, in the same transaction. Returns the replacement when
+    /// rotated, the ended link when revoked; `None` when the user has no
+    /// link in force with that token. The `audit` record is written with it.
+    async fn end_share(
+        &self,
+        user_id: i64,
+        token: &str,
+        end: ShareEnd,
+        replacement: Option<&str>,
+        now: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> Result<Option<ShareRecord>, StoreError>;
+
+    /// Counts one opening of a link.
+    async fn record_share_view(&self, share_id: i64, view: &ShareView) -> Result<(), StoreError>;
+
+    /// A link's openings, newest first.
+    async fn share_views(&self, share_id: i64, limit: u32) -> Result<Vec<ShareView>, StoreError>;
+}
+
 /// The append-only audit log.
 #[async_trait]
 pub trait Audit: Send + Sync {
@@ -354,6 +415,7 @@ pub trait Store:
     + DisplayNamesStore
     + Accounts
     + Billing
+    + Reports
     + Audit
     + std::fmt::Debug
 {

@@ -1,0 +1,40 @@
+-- Reports made (their files live in object storage), the links that share
+-- them, and each opening of a link.
+
+CREATE TABLE reports (
+    id         TEXT    PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    template   TEXT    NOT NULL,
+    format     TEXT    NOT NULL,
+    params     TEXT    NOT NULL,
+    created_us INTEGER NOT NULL,
+    size_bytes INTEGER,  -- NULL while being made
+    watermark  INTEGER
+);
+-- A user's reports newest first; the month's count for the quota.
+CREATE INDEX reports_user_created ON reports (user_id, created_us, id);
+
+CREATE TABLE shares (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- A capability URL's secret, kept as is: its owner copies the link
+    -- again from the dashboard, and whoever reads this table can read the
+    -- report files as well.
+    token         TEXT    NOT NULL UNIQUE,
+    report_id     TEXT    NOT NULL REFERENCES reports (id) ON DELETE CASCADE,
+    user_id       INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    password_hash TEXT,
+    created_us    INTEGER NOT NULL,
+    expires_us    INTEGER,  -- NULL: never
+    ended_us      INTEGER,
+    ended_reason  TEXT,     -- 'revoked' or 'rotated'
+    views         INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX shares_user ON shares (user_id, id);
+
+CREATE TABLE share_views (
+    share_id     INTEGER NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
+    at_us        INTEGER NOT NULL,
+    address_hash TEXT    NOT NULL,
+    agent        TEXT    NOT NULL
+);
+CREATE INDEX share_views_share ON share_views (share_id, at_us);

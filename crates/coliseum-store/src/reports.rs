@@ -1,0 +1,116 @@
+//! Reports made, the links that share them, and who opened those links.
+//! The files themselves live in object storage; the store keeps what is
+//! known about them.
+
+use time::OffsetDateTime;
+
+/// A report about to be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReport {
+    /// Random, URL-safe.
+    pub id: String,
+    pub user_id: i64,
+    /// `artist`, `live_event`, `leaderboard` or `platform`.
+    pub template: String,
+    /// `pdf` or `json`.
+    pub format: String,
+    /// The request's parameters, compact JSON.
+    pub params: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A report as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRecord {
+    pub id: String,
+    pub user_id: i64,
+    pub template: String,
+    pub format: String,
+    pub params: String,
+    pub created_at: OffsetDateTime,
+    /// `None` while it is being made.
+    pub size_bytes: Option<i64>,
+    /// The log position its figures are complete up to, once made.
+    pub watermark: Option<i64>,
+}
+
+/// How many reports a user may have made since an instant (PLANS.md's
+/// monthly allowance, from the start of the month).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportQuota {
+    pub max: u32,
+    pub since: OffsetDateTime,
+}
+
+/// A new link to a report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewShare {
+    /// The link's secret: at least 128 random bits, URL-safe.
+    pub token: String,
+    pub report_id: String,
+    pub user_id: i64,
+    /// Argon2id, PHC string; `None`: no password.
+    pub password_hash: Option<String>,
+    pub created_at: OffsetDateTime,
+    /// `None`: never expires (Enterprise only).
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// Why a link stopped working before its expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShareEnd {
+    Revoked,
+    /// Replaced by a new token.
+    Rotated,
+}
+
+impl ShareEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::Rotated => "rotated",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "revoked" => Some(Self::Revoked),
+            "rotated" => Some(Self::Rotated),
+            _ => None,
+        }
+    }
+}
+
+/// A link as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareRecord {
+    pub id: i64,
+    pub token: String,
+    pub report_id: String,
+    pub user_id: i64,
+    pub password_hash: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    /// When and why it ended before expiring.
+    pub ended: Option<(OffsetDateTime, ShareEnd)>,
+    /// How many times it was opened.
+    pub views: i64,
+}
+
+impl ShareRecord {
+    /// Whether the link serves its report at `now`.
+    pub fn in_force(&self, now: OffsetDateTime) -> bool {
+        self.ended.is_none() && self.expires_at.is_none_or(|expiry| now < expiry)
+    }
+}
+
+/// One opening of a link: never the address itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareView {
+    pub at: OffsetDateTime,
+    /// A keyed hash of the viewer's address: tells repeat visits apart
+    /// without keeping who they were.
+    pub address_hash: String,
+    /// The browser's family ("Chrome", "curl"), not the whole user agent.
+    pub agent: String,
+}
