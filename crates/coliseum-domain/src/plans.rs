@@ -119,6 +119,8 @@ pub enum Feature<'a> {
     ApiKeys,
     /// Updates pushed over a WebSocket or Server-Sent Events.
     LivePush,
+    /// PDF and JSON reports and their share links.
+    Reports,
 }
 
 impl Feature<'_> {
@@ -134,6 +136,7 @@ impl Feature<'_> {
             Self::LiveEventKpis { .. } => "live_event_kpis".to_owned(),
             Self::ApiKeys => "api_keys".to_owned(),
             Self::LivePush => "live_push".to_owned(),
+            Self::Reports => "reports".to_owned(),
         }
     }
 }
@@ -307,6 +310,7 @@ impl Entitlements {
             Feature::ArtistKpis { .. } | Feature::LiveEventKpis { .. } => false,
             Feature::ApiKeys => self.api_keys,
             Feature::LivePush => self.live_push != LivePush::None,
+            Feature::Reports => self.reports_per_month != Some(0),
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct AppState {
     pub bodies: Arc<crate::views::shared::SharedBodies>,
     /// Live updates: the topics followed, the connections open.
     pub live: Arc<crate::live::Live>,
+    /// Report files and the pool that draws them.
+    pub reports: Arc<crate::reports::ReportService>,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -188,7 +190,7 @@ impl Application {
         Self::build_with_clock(settings, Arc::new(SystemClock)).await
     }
 
-    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         observability::install_metrics_recorder();
         let claim = if settings.database_url.starts_with("sqlite:") {
             coliseum_store_sqlite::claim_node(&settings.database_url)?
@@ -218,6 +220,9 @@ impl Application {
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
+        // The address bound (port 0 picks one): links made without a
+        // public URL point at it.
+        settings.listen = listener.local_addr().context("the bound address")?;
         let reads = Arc::new(Reads::new(hot, store.clone(), clock.clone(), settings.ranking_max_age));
         let limiter = Arc::new(match &settings.redis_url {
             Some(url) => crate::ratelimit::RateLimiter::redis(url)
@@ -232,6 +237,12 @@ impl Application {
         ));
         let ingest_body_budget = crate::ingest_budget::BodyBudget::new(settings.ingest_inflight_kib());
         let bodies = Arc::new(crate::views::shared::SharedBodies::new(settings.ranking_max_age));
+        let report_location = settings.report_location();
+        let reports = Arc::new(crate::reports::ReportService {
+            files: crate::reports::storage::ReportFiles::open(&report_location, &settings.report_storage_options)
+                .with_context(|| format!("opening the report storage {report_location}"))?,
+            pool: crate::reports::pool::RenderPool::for_this_machine(),
+        });
         let state = AppState {
             store,
             ingest,
@@ -254,6 +265,7 @@ impl Application {
             served,
             bodies,
             live: Arc::default(),
+            reports,
         };
         Ok(Self {
             listener,

@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod params;
 pub mod problem;
 pub mod ratelimit;
+pub mod reports;
 pub mod request_limits;
 pub mod routes;
 pub mod sessions;

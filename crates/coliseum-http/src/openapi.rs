@@ -51,6 +51,7 @@ pub const DOCS_PATH: &str = "/docs";
         (name = "accounts", description = "Sign-up, sessions and the caller's account"),
         (name = "api-keys", description = "API keys (Pro and Enterprise)"),
         (name = "billing", description = "Stripe Checkout, the billing portal and Stripe's events"),
+        (name = "reports", description = "PDF and JSON reports and the links that share them (Basic and up)"),
         (name = "live", description = "Live updates over a WebSocket or Server-Sent Events (Pro and Enterprise)"),
         (name = "admin", description = "The DIA panel: pipeline health, dead letters, audit log"),
         (name = "operations", description = "Liveness, readiness and metrics"),

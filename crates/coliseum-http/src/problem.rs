@@ -87,6 +87,15 @@ pub enum AppError {
     /// subscriptions) is reached; closing one makes room.
     #[error("{0}")]
     LimitReached(String),
+    /// 429: the month's allowance (reports) is used up until `resets_at`.
+    #[error("{detail}")]
+    QuotaExceeded {
+        detail: String,
+        limit: u32,
+        /// RFC 3339.
+        resets_at: String,
+        retry_after_s: u64,
+    },
     /// 502: a service the engine relies on (Stripe) failed.
     #[error("{0}")]
     Upstream(String),
@@ -152,6 +161,7 @@ impl AppError {
             ),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests"),
             Self::LimitReached(_) => (StatusCode::TOO_MANY_REQUESTS, "limit-reached", "Limit reached"),
+            Self::QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota-exceeded", "Quota exceeded"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream-failed", "Upstream service failed"),
             Self::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal server error"),
@@ -182,6 +192,19 @@ impl AppError {
                     ("feature".to_owned(), upgrade.feature.clone().into()),
                     ("plan".to_owned(), upgrade.plan.as_str().into()),
                     ("cheapest_plan".to_owned(), upgrade.cheapest.as_str().into()),
+                ]),
+            ),
+            Self::QuotaExceeded {
+                detail,
+                limit,
+                resets_at,
+                ..
+            } => (
+                detail.clone(),
+                Vec::new(),
+                Map::from_iter([
+                    ("limit".to_owned(), (*limit).into()),
+                    ("resets_at".to_owned(), resets_at.clone().into()),
                 ]),
             ),
             Self::Internal(_) => (
@@ -242,6 +265,9 @@ impl IntoResponse for AppError {
         );
         match self {
             Self::Unavailable { retry_after_s, .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
+            }
+            Self::QuotaExceeded { retry_after_s, .. } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
             }
             Self::RateLimited(decision) => {

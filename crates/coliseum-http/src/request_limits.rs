@@ -79,7 +79,7 @@ pub async fn enforce(request: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .is_some_and(|length| length.as_bytes() != b"0")
         || headers.contains_key(header::TRANSFER_ENCODING);
-    let page_form = crate::web::FORM_PATHS.contains(&request.uri().path()) && is_form(headers);
+    let page_form = crate::web::is_form_path(request.uri().path()) && is_form(headers);
     if unsafe_method && has_body && !is_json(headers) && !page_form {
         return AppError::UnsupportedMediaType(format!(
             "a request body must be sent as application/json, not `{}`",

@@ -60,6 +60,11 @@ pub struct Settings {
     /// Supabase's JWT secret: when set, its HS256 access tokens are accepted.
     pub supabase_jwt_secret: Option<Secret>,
     pub stripe: StripeSettings,
+    /// Where report files live: a directory, or `s3://bucket[/prefix]`;
+    /// `None`: `reports/` beside the SQLite database (or `coliseum-data/reports`).
+    pub report_storage: Option<String>,
+    /// S3 options (`aws_endpoint`, `aws_access_key_id`, …) over the `AWS_*` variables.
+    pub report_storage_options: Vec<(String, String)>,
 }
 
 /// How the engine talks to Stripe.
@@ -130,7 +135,34 @@ impl Settings {
                 prices: Vec::new(),
                 passport_payments: false,
             },
+            // Every test engine's reports in one directory of the system's
+            // temporary files: ids are random, so engines never collide.
+            report_storage: Some(
+                std::env::temp_dir()
+                    .join("coliseum-test-reports")
+                    .to_string_lossy()
+                    .into_owned(),
+            ),
+            report_storage_options: Vec::new(),
         }
+    }
+
+    /// Where report files live: as configured, else a `reports` directory
+    /// beside the SQLite database file, else `coliseum-data/reports`.
+    pub fn report_location(&self) -> String {
+        if let Some(location) = &self.report_storage {
+            return location.clone();
+        }
+        let data_dir = self
+            .database_url
+            .strip_prefix("sqlite://")
+            .or_else(|| self.database_url.strip_prefix("sqlite:"))
+            .map(|rest| rest.split('?').next().unwrap_or_default())
+            .filter(|path| !path.is_empty() && !path.contains(":memory:"))
+            .and_then(|path| std::path::Path::new(path).parent().map(std::path::Path::to_path_buf))
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| std::path::PathBuf::from("coliseum-data"));
+        data_dir.join("reports").to_string_lossy().into_owned()
     }
 
     /// The in-flight body budget in KiB, at least one largest body.

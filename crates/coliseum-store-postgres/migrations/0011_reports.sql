@@ -32,6 +32,7 @@ CREATE TABLE shares (
 CREATE INDEX shares_user ON shares (user_id, id);
 
 CREATE TABLE share_views (
+    id           BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     share_id     BIGINT      NOT NULL REFERENCES shares (id) ON DELETE CASCADE,
     at           TIMESTAMPTZ NOT NULL,
     address_hash TEXT        NOT NULL,

@@ -289,7 +289,7 @@ impl Reports for PostgresStore {
     async fn share_views(&self, share_id: i64, limit: u32) -> Result<Vec<ShareView>, StoreError> {
         let rows: Vec<(OffsetDateTime, String, String)> = sqlx::query_as(
             "SELECT at, address_hash, agent FROM share_views WHERE share_id = $1 \
-             ORDER BY at DESC LIMIT $2",
+             ORDER BY at DESC, id DESC LIMIT $2",
         )
         .bind(share_id)
         .bind(i64::from(limit))

@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Runs the engine: HTTP API, ingest writer and processor.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Applies migrations to the database and exits.
     Migrate(DatabaseArgs),
     /// Manages users.
@@ -112,6 +112,22 @@ pub struct ServeArgs {
     /// Appends Stripe payments to Passport as `treasury.money_spent` (default false).
     #[arg(long, env = "COLISEUM_STRIPE_PASSPORT")]
     pub stripe_passport: Option<bool>,
+    /// Where report files live: a directory (default `reports/` beside the
+    /// SQLite database), or `s3://bucket[/prefix]` for any S3-compatible
+    /// store (AWS, MinIO, Supabase Storage), configured by the standard
+    /// `AWS_*` variables and `--report-storage-option`.
+    #[arg(long, env = "COLISEUM_REPORT_STORAGE")]
+    pub report_storage: Option<String>,
+    /// An S3 option as `key=value` (`aws_endpoint=https://…`,
+    /// `aws_region=…`, `aws_access_key_id=…`, `aws_secret_access_key=…`,
+    /// `aws_allow_http=true`); repeatable, or comma-separated in the variable.
+    #[arg(
+        long,
+        env = "COLISEUM_REPORT_STORAGE_OPTIONS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub report_storage_option: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

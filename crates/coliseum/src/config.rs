@@ -41,6 +41,8 @@ pub struct FileConfig {
     stripe_secret_key: Option<String>,
     stripe_api_base: Option<String>,
     stripe_passport: Option<bool>,
+    report_storage: Option<String>,
+    report_storage_options: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -121,6 +123,19 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
         );
     }
     let fx = file.fx_table()?;
+    let report_storage_options = if args.report_storage_option.is_empty() {
+        file.report_storage_options.clone().unwrap_or_default()
+    } else {
+        args.report_storage_option.clone()
+    }
+    .iter()
+    .map(|option| {
+        option
+            .split_once('=')
+            .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+            .with_context(|| format!("--report-storage-option `{option}` is not key=value"))
+    })
+    .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Settings {
         listen,
         database_url,
@@ -156,6 +171,8 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
             prices: StripeSettings::prices_from_env(),
             passport_payments: args.stripe_passport.or(file.stripe_passport).unwrap_or(false),
         },
+        report_storage: pick(&args.report_storage, &file.report_storage),
+        report_storage_options,
     })
 }
 

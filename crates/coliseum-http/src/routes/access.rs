@@ -74,6 +74,16 @@ pub const RULES: &[(&str, &str, Access)] = &[
     // Live updates: the plan's live push is the handler's to check.
     ("GET", "/v1/live", Access::Anyone),
     ("GET", "/v1/live/sse", Access::Anyone),
+    // Reports: Basic and up, the handlers check the plan.
+    ("POST", "/v1/reports", Access::SignedIn),
+    ("GET", "/v1/reports", Access::SignedIn),
+    ("GET", "/v1/reports/{id}", Access::SignedIn),
+    ("GET", "/v1/reports/{id}/download", Access::SignedIn),
+    ("POST", "/v1/reports/{id}/shares", Access::SignedIn),
+    ("GET", "/v1/shares", Access::SignedIn),
+    ("DELETE", "/v1/shares/{token}", Access::SignedIn),
+    ("POST", "/v1/shares/{token}/rotate", Access::SignedIn),
+    ("GET", "/v1/shares/{token}/views", Access::SignedIn),
     ("GET", "/v1/admin/pipeline", Access::Admin),
     ("GET", "/v1/admin/pipeline/series", Access::Admin),
     ("POST", "/v1/admin/pipeline/pause", Access::Admin),
@@ -98,13 +108,22 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/app/account", Access::Page),
     ("POST", "/app/account/sessions", Access::Page),
     ("GET", "/app/admin", Access::Page),
+    // Shared reports: anyone with the link, rate-limited by address.
+    ("GET", "/s/{token}", Access::Page),
+    ("POST", "/s/{token}", Access::Page),
+    ("GET", "/s/{token}/embed", Access::Page),
+    ("POST", "/s/{token}/embed", Access::Page),
+    ("GET", "/s/{token}/qr.svg", Access::Page),
+    ("GET", "/s/{token}/qr.png", Access::Page),
     ("GET", "/assets/{file}", Access::Static),
     ("GET", "/favicon.ico", Access::Static),
 ];
 
 /// Routes that set up a session rather than use one (no CSRF token yet:
-/// they refuse other sites' requests instead), and the sign-out forms,
-/// which carry the token in a form field their handlers check.
+/// they refuse other sites' requests instead), the sign-out forms, which
+/// carry the token in a form field their handlers check, and a shared
+/// report's password forms, which act for no session (the password is
+/// the proof, and they change nothing).
 const NO_CSRF: &[&str] = &[
     "/v1/auth/signup",
     "/v1/auth/login",
@@ -112,6 +131,8 @@ const NO_CSRF: &[&str] = &[
     "/signup",
     "/logout",
     "/app/account/sessions",
+    "/s/{token}",
+    "/s/{token}/embed",
 ];
 
 pub const CSRF_HEADER: &str = "x-csrf-token";

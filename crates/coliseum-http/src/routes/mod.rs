@@ -12,6 +12,7 @@ mod leaderboards;
 mod live;
 mod ops;
 mod passport;
+pub(crate) mod reports;
 mod stripe;
 
 use axum::Router;
@@ -41,6 +42,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(leaderboards::router())
         .merge(dna::router())
         .merge(live::router())
+        .merge(reports::router())
         .merge(ops::router())
 }
 
@@ -157,6 +159,7 @@ mod tests {
             ("/v1/admin/audit", views::audit::AUDIT_PARAMETERS),
             ("/v1/live/sse", live::SSE_PARAMETERS),
             ("/v1/admin/dead-letters", admin::DEAD_LETTER_PARAMETERS),
+            ("/v1/reports", reports::LIST_PARAMETERS),
         ];
         for (method, path, operation) in operations() {
             let documented: BTreeSet<String> = operation
@@ -170,7 +173,7 @@ mod tests {
                 .collect();
             let read: BTreeSet<String> = known
                 .iter()
-                .find(|(p, _)| *p == path)
+                .find(|(p, _)| *p == path && method == "GET")
                 .map(|(_, names)| names.iter().map(|n| (*n).to_owned()).collect())
                 .unwrap_or_default();
             assert_eq!(documented, read, "{method} {path}");

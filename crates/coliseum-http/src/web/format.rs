@@ -33,6 +33,7 @@ pub fn feature(name: &str) -> String {
         "custom_ranges" => "custom ranges this far back".to_owned(),
         "live_push" => "live updates".to_owned(),
         "api_keys" => "API keys".to_owned(),
+        "reports" => "reports".to_owned(),
         "leaderboard_depth" => "more ranks".to_owned(),
         other => other.replace('_', " "),
     }

@@ -30,8 +30,17 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
     let page = super::is_page_path(request.uri().path());
     let mut response = next.run(request).await;
     if page {
+        // A shared report's embed view and file set their own policy and
+        // may be framed anywhere.
+        let embeddable = response
+            .extensions()
+            .get::<super::pages::shared_reports::Embeddable>()
+            .is_some();
         let headers = response.headers_mut();
         for (name, value) in HEADERS {
+            if embeddable && *name == "x-frame-options" {
+                continue;
+            }
             headers
                 .entry(HeaderName::from_static(name))
                 .or_insert_with(|| HeaderValue::from_static(value));

@@ -11,7 +11,7 @@
 
 pub mod assets;
 mod errors;
-mod format;
+pub(crate) mod format;
 mod headers;
 mod models;
 pub(crate) mod pages;
@@ -41,13 +41,37 @@ pub fn router() -> Router<AppState> {
         .route("/app/account", get(pages::account::page))
         .route("/app/account/sessions", post(pages::account::end_other_sessions))
         .route("/app/admin", get(pages::admin::page))
+        .route(
+            "/s/{token}",
+            get(pages::shared_reports::open).post(pages::shared_reports::give_password),
+        )
+        .route(
+            "/s/{token}/embed",
+            get(pages::shared_reports::embed).post(pages::shared_reports::embed_password),
+        )
+        .route("/s/{token}/qr.svg", get(pages::shared_reports::qr_svg))
+        .route("/s/{token}/qr.png", get(pages::shared_reports::qr_png))
         .route("/assets/{file}", get(assets::serve))
         .route("/favicon.ico", get(pages::favicon))
 }
 
 /// The pages' forms: the only routes that read a form body (each refuses
-/// other sites' requests itself).
+/// other sites' requests itself, or, for a shared report's password, has
+/// nothing another site could abuse: the password is the proof).
 pub const FORM_PATHS: &[&str] = &["/login", "/signup", "/logout", "/app/account/sessions"];
+
+/// Whether `path` is a page form's: one of [`FORM_PATHS`], or a shared
+/// report's password form (`/s/{token}`, `/s/{token}/embed`).
+pub fn is_form_path(path: &str) -> bool {
+    if FORM_PATHS.contains(&path) {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix("/s/") else {
+        return false;
+    };
+    let token = rest.strip_suffix("/embed").unwrap_or(rest);
+    crate::reports::links::looks_like_token(token)
+}
 
 /// Whether a path is a page's (HTML for browsers) rather than the API's.
 pub fn is_page_path(path: &str) -> bool {

@@ -107,6 +107,9 @@ fn whole_hour(at: OffsetDateTime) -> String {
         .expect("format")
 }
 
+/// A well-formed share token that no link has.
+const UNKNOWN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
 fn cases() -> Vec<Case> {
     let now = OffsetDateTime::now_utc();
     let custom = format!(
@@ -173,6 +176,94 @@ fn cases() -> Vec<Case> {
         case("POST", "/v1/billing/portal", "/v1/billing/portal", None, |w| {
             signed_in(w, 409)
         }),
+        // Reports: Basic and up; what does not exist, or is another
+        // account's, is not found.
+        case(
+            "POST",
+            "/v1/reports",
+            "/v1/reports",
+            Some(json!({"template": "platform", "format": "json", "params": {"range": "24h"}})),
+            |w| match () {
+                () if !w.signed_in() => 401,
+                () if w.plan_at_least(Plan::Basic) => 201,
+                () => 403,
+            },
+        ),
+        case("GET", "/v1/reports", "/v1/reports", None, |w| signed_in(w, 200)),
+        case("GET", "/v1/reports/{id}", "/v1/reports/rep_none", None, |w| {
+            signed_in(w, 404)
+        }),
+        case(
+            "GET",
+            "/v1/reports/{id}/download",
+            "/v1/reports/rep_none/download",
+            None,
+            |w| signed_in(w, 404),
+        ),
+        case(
+            "POST",
+            "/v1/reports/{id}/shares",
+            "/v1/reports/rep_none/shares",
+            Some(json!({})),
+            |w| match () {
+                () if !w.signed_in() => 401,
+                () if w.plan_at_least(Plan::Basic) => 404,
+                () => 403,
+            },
+        ),
+        case("GET", "/v1/shares", "/v1/shares", None, |w| signed_in(w, 200)),
+        case(
+            "DELETE",
+            "/v1/shares/{token}",
+            format!("/v1/shares/{UNKNOWN_TOKEN}"),
+            None,
+            |w| signed_in(w, 404),
+        ),
+        case(
+            "POST",
+            "/v1/shares/{token}/rotate",
+            format!("/v1/shares/{UNKNOWN_TOKEN}/rotate"),
+            None,
+            |w| signed_in(w, 404),
+        ),
+        case(
+            "GET",
+            "/v1/shares/{token}/views",
+            format!("/v1/shares/{UNKNOWN_TOKEN}/views"),
+            None,
+            |w| signed_in(w, 404),
+        ),
+        // Shared reports: anyone with a link; this one leads nowhere.
+        case("GET", "/s/{token}", format!("/s/{UNKNOWN_TOKEN}"), None, |_| 404),
+        case("POST", "/s/{token}", format!("/s/{UNKNOWN_TOKEN}"), None, |_| 404),
+        case(
+            "GET",
+            "/s/{token}/embed",
+            format!("/s/{UNKNOWN_TOKEN}/embed"),
+            None,
+            |_| 404,
+        ),
+        case(
+            "POST",
+            "/s/{token}/embed",
+            format!("/s/{UNKNOWN_TOKEN}/embed"),
+            None,
+            |_| 404,
+        ),
+        case(
+            "GET",
+            "/s/{token}/qr.svg",
+            format!("/s/{UNKNOWN_TOKEN}/qr.svg"),
+            None,
+            |_| 404,
+        ),
+        case(
+            "GET",
+            "/s/{token}/qr.png",
+            format!("/s/{UNKNOWN_TOKEN}/qr.png"),
+            None,
+            |_| 404,
+        ),
         case("GET", "/v1/kpis", "/v1/kpis", None, |_| 200),
         case("GET", "/v1/kpis", "/v1/kpis?city=lagos", None, |w| {
             if w.signed_in() { 200 } else { 403 }
@@ -483,6 +574,9 @@ async fn call(app: &TestApp, case: &Case, who: &Who, n: usize) -> u16 {
             Some(vec![("csrf_token", coliseum_http::credentials::csrf_token(token))])
         }
         ("/logout" | "/app/account/sessions", _) => Some(Vec::new()),
+        ("/s/{token}" | "/s/{token}/embed", _) if case.method == "POST" => {
+            Some(vec![("password", "a guess".to_owned())])
+        }
         _ => None,
     };
     if let Some(form) = form {

@@ -17,6 +17,7 @@ mod live;
 mod outage;
 mod process;
 mod ratelimits;
+mod reports;
 mod shared;
 mod support;
 mod web;

@@ -1,0 +1,704 @@
+//! Reports and share links over HTTP, read the way people read them: the
+//! PDF through poppler (`pdftotext`, `pdfinfo`, `pdftoppm`), its QR code
+//! through `zbarimg`, the link in a client that follows nothing. The tools
+//! come from Debian's `poppler-utils` and `zbar-tools` (`scripts/test`
+//! installs them); a test that cannot find them fails, naming them.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use coliseum_domain::clock::Clock;
+use coliseum_domain::plans::{Plan, Role};
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{
+    Backend, TestApp, assert_problem, past_the_boundary, play, spawn_app, spawn_app_before_a_boundary,
+    spawn_app_with_clock,
+};
+
+on_both_backends!(
+    a_pdf_report_prints_the_apis_figures_and_its_qr_code_opens_the_same_file,
+    a_json_report_is_the_bodies_the_api_serves,
+    a_long_leaderboard_paginates_with_its_header_on_every_page,
+    share_links_expire_end_rotate_and_ask_for_their_password,
+    plans_decide_who_reports_the_watermark_the_quota_and_link_lifetimes,
+);
+
+/// Runs a tool from poppler or zbar; its stdout.
+fn tool(name: &str, args: &[&str]) -> String {
+    let output = Command::new(name).args(args).output().unwrap_or_else(|error| {
+        panic!("`{name}` is needed by the report tests (Debian: poppler-utils, zbar-tools; scripts/test installs them): {error}")
+    });
+    assert!(
+        output.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+struct Pdf {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Pdf {
+    fn new(bytes: &[u8]) -> Self {
+        assert!(bytes.starts_with(b"%PDF-"), "a PDF");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("report.pdf");
+        std::fs::write(&path, bytes).expect("write");
+        Self { dir, path }
+    }
+
+    fn path(&self) -> &str {
+        self.path.to_str().expect("utf-8 path")
+    }
+
+    fn text(&self) -> String {
+        tool("pdftotext", &["-layout", self.path(), "-"])
+    }
+
+    fn page_text(&self, page: usize) -> String {
+        let page = page.to_string();
+        tool("pdftotext", &["-layout", "-f", &page, "-l", &page, self.path(), "-"])
+    }
+
+    fn info(&self) -> String {
+        tool("pdfinfo", &[self.path()])
+    }
+
+    fn pages(&self) -> usize {
+        self.info()
+            .lines()
+            .find_map(|l| l.strip_prefix("Pages:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a page count")
+    }
+
+    /// Every QR code on every page, decoded.
+    fn qr_codes(&self) -> Vec<String> {
+        let prefix = self.dir.path().join("page");
+        tool(
+            "pdftoppm",
+            &["-r", "150", "-png", self.path(), prefix.to_str().expect("utf-8")],
+        );
+        let mut codes = Vec::new();
+        let mut pages: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .expect("pages")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "png"))
+            .collect();
+        pages.sort();
+        assert_eq!(pages.len(), self.pages(), "pdftoppm renders every page");
+        for page in pages {
+            let output = Command::new("zbarimg")
+                .args(["-q", "--raw", page.to_str().expect("utf-8")])
+                .output()
+                .expect("zbarimg (Debian: zbar-tools) is needed by the report tests");
+            codes.extend(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned));
+        }
+        codes
+    }
+}
+
+/// `1234567` → `1,234,567`, as reports print figures.
+fn grouped(value: i64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+async fn make_report(app: &TestApp, cookie: &str, body: Value) -> reqwest::Response {
+    app.post_as("/v1/reports", cookie, Some(&body)).await
+}
+
+async fn made(app: &TestApp, cookie: &str, body: Value) -> Value {
+    let response = make_report(app, cookie, body).await;
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    response.json().await.expect("json")
+}
+
+async fn bytes_of(app: &TestApp, url: &str, cookie: Option<&str>) -> (u16, Vec<u8>) {
+    let mut request = app.client.get(url);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.bytes().await.expect("bytes").to_vec())
+}
+
+/// Plays for `artist` named `name`, `count` of them.
+async fn plays(app: &TestApp, artist: &str, name: &str, count: usize) {
+    let events: Vec<Value> = (0..count)
+        .map(|i| {
+            let mut entry = play(&format!("{artist}-{i}"));
+            entry["artist_id"] = json!(artist);
+            entry["user_id"] = json!(format!("fan_{i}"));
+            entry["metadata"]["artist_name"] = json!(name);
+            entry
+        })
+        .collect();
+    for chunk in events.chunks(1_000) {
+        assert_eq!(app.deliver(&json!({"events": chunk})).await.status(), 202);
+    }
+}
+
+async fn a_pdf_report_prints_the_apis_figures_and_its_qr_code_opens_the_same_file(backend: Backend) {
+    // Pro reads the data of the last 60-second boundary: the plays land
+    // before it.
+    let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
+    plays(&app, "art_1", "Burna Boy", 1_234).await;
+    plays(&app, "art_2", "Tems", 40).await;
+    past_the_boundary(&app, &clock, boundary).await;
+    let cookie = app.sign_in_with(Role::Artist, Plan::Pro, &["art_1"]).await;
+    let kpis: Value = app
+        .get("/v1/kpis?scope=artist:art_1&range=30d", Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+
+    let report = made(
+        &app,
+        &cookie,
+        json!({"template": "artist", "format": "pdf", "params": {"artist_id": "art_1", "range": "30d"}}),
+    )
+    .await;
+    assert_eq!(report["template"], "artist");
+    assert!(report["id"].as_str().is_some_and(|id| id.starts_with("rep_")));
+    assert_eq!(report["watermark"], kpis["watermark"]);
+    let download = report["download_url"].as_str().expect("download url");
+    assert!(download.starts_with(&app.base), "absolute: {download}");
+    let (status, file) = bytes_of(&app, download, Some(&cookie)).await;
+    assert_eq!(status, 200);
+    assert_eq!(report["size_bytes"], file.len());
+    let pdf = Pdf::new(&file);
+
+    let info = pdf.info();
+    assert!(info.contains("Tagged:          yes"), "{info}");
+    assert!(info.contains("Title:           Artist report: Burna Boy"), "{info}");
+    let fonts = tool("pdffonts", &[pdf.path()]);
+    assert!(
+        fonts.lines().skip(2).all(|l| l.contains(" yes yes ")),
+        "every font embedded and subset: {fonts}"
+    );
+    let text = pdf.text();
+    assert!(text.contains("Burna Boy"), "{text}");
+    assert!(
+        text.contains(&grouped(kpis["totals"]["plays"].as_i64().expect("plays"))),
+        "the plays the API counts: {text}"
+    );
+    assert!(text.contains("1,234"), "figures in full, grouped: {text}");
+    assert!(
+        text.contains(&format!("watermark {}", kpis["watermark"])),
+        "the footer states the watermark: {text}"
+    );
+    assert!(text.contains("Page 1 of"), "page numbers");
+    assert!(!text.contains("Coliseum Basic"), "a Pro report carries no watermark");
+    assert!(text.contains("Why this rank"), "the explanation");
+    assert!(text.contains("Cultural"), "the DNA domains: {text}");
+
+    let share = &report["share"];
+    let url = share["url"].as_str().expect("url");
+    assert_eq!(pdf.qr_codes(), [url.to_owned()], "the QR code is the link");
+    let (status, shared) = bytes_of(&app, url, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shared, file, "the link serves the same bytes");
+    // Another account's report is not found.
+    let other = app.sign_in_with(Role::Artist, Plan::Pro, &["art_2"]).await;
+    let (status, _) = bytes_of(&app, download, Some(&other)).await;
+    assert_eq!(status, 404);
+    app.stop().await;
+}
+
+async fn a_json_report_is_the_bodies_the_api_serves(backend: Backend) {
+    let app = spawn_app(backend).await;
+    plays(&app, "art_1", "Burna Boy", 30).await;
+    plays(&app, "art_2", "Tems", 20).await;
+    app.published().await;
+    let cookie = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
+    let kpis: Value = app
+        .get("/v1/kpis?range=24h&city=Lagos", Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let board: Value = app
+        .get("/v1/leaderboards/plays?range=24h&city=Lagos&limit=10", Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let report = made(
+        &app,
+        &cookie,
+        json!({"template": "platform", "format": "json", "params": {"range": "24h", "city": "Lagos"}}),
+    )
+    .await;
+    let (status, file) = bytes_of(&app, report["download_url"].as_str().expect("url"), Some(&cookie)).await;
+    assert_eq!(status, 200);
+    let document: Value = serde_json::from_slice(&file).expect("a JSON report");
+    assert_eq!(document["schema_version"], 1);
+    assert_eq!(document["template"], "platform");
+    assert_eq!(document["watermark"], kpis["watermark"]);
+    assert_eq!(document["kpis"], kpis, "the KPI section is the KPI read's body");
+    assert_eq!(document["board"], board, "the board section is the board read's body");
+    assert_eq!(document["share_url"], report["share"]["url"]);
+    assert!(document["previous_kpis"]["totals"].is_object());
+    // The document's shape is in the OpenAPI document.
+    let openapi: Value = app.get("/openapi.json", None).await.json().await.expect("json");
+    assert!(openapi["components"]["schemas"]["ReportDocument"].is_object());
+    app.stop().await;
+}
+
+async fn a_long_leaderboard_paginates_with_its_header_on_every_page(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let events: Vec<Value> = (0..160)
+        .flat_map(|artist| {
+            (0..=artist % 7).map(move |i| {
+                let mut entry = play(&format!("board-{artist}-{i}"));
+                entry["artist_id"] = json!(format!("art_{artist:03}"));
+                entry["metadata"]["artist_name"] = json!(format!("Artist {artist:03}"));
+                entry
+            })
+        })
+        .collect();
+    for chunk in events.chunks(1_000) {
+        assert_eq!(app.deliver(&json!({"events": chunk})).await.status(), 202);
+    }
+    app.processed().await;
+    let cookie = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
+    let report = made(
+        &app,
+        &cookie,
+        json!({"template": "leaderboard", "format": "pdf", "params": {"metric": "plays", "range": "24h", "limit": 160}}),
+    )
+    .await;
+    let (_, file) = bytes_of(&app, report["download_url"].as_str().expect("url"), Some(&cookie)).await;
+    let pdf = Pdf::new(&file);
+    let pages = pdf.pages();
+    assert!(pages >= 4, "160 ranks take several pages: {pages}");
+    let mut seen = std::collections::BTreeSet::new();
+    for page in 1..=pages {
+        let text = pdf.page_text(page);
+        assert!(text.contains(&format!("Page {page} of {pages}")), "page {page}: {text}");
+        for word in text.split("Artist ").skip(1) {
+            let number: String = word.chars().take_while(char::is_ascii_digit).collect();
+            if number.len() == 3 {
+                assert!(seen.insert(number.clone()), "Artist {number} is printed once");
+            }
+        }
+        // Every page that holds ranks starts them under the header.
+        if text.contains("Artist 0") || text.contains("Artist 1") {
+            assert!(text.contains("Rank"), "page {page} repeats the header: {text}");
+        }
+    }
+    assert_eq!(seen.len(), 160, "no rank is lost between pages");
+    app.stop().await;
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+async fn share_links_expire_end_rotate_and_ask_for_their_password(backend: Backend) {
+    let clock = std::sync::Arc::new(coliseum_domain::clock::FixedClock::new(time::OffsetDateTime::now_utc()));
+    let app = spawn_app_with_clock(backend, clock.clone()).await;
+    plays(&app, "art_1", "Burna Boy", 5).await;
+    app.processed().await;
+    let cookie = app.sign_in_with(Role::Artist, Plan::Pro, &["art_1"]).await;
+    let report = made(
+        &app,
+        &cookie,
+        json!({"template": "artist", "format": "json", "params": {"artist_id": "art_1", "range": "24h"}}),
+    )
+    .await;
+    let id = report["id"].as_str().expect("id");
+    let share = |body: Value| {
+        let (app, cookie) = (&app, cookie.clone());
+        async move {
+            let response = app
+                .post_as(&format!("/v1/reports/{id}/shares"), &cookie, Some(&body))
+                .await;
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.expect("json")
+        }
+    };
+
+    // Unknown tokens: 404, as a page for browsers.
+    let unknown = format!("{}/s/{}", app.base, "A".repeat(43));
+    assert_problem(app.client.get(&unknown).send().await.expect("get"), 404, "not-found").await;
+    let page = app
+        .client
+        .get(&unknown)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 404);
+    assert!(
+        page.text()
+            .await
+            .expect("html")
+            .contains("no shared report at this link")
+    );
+
+    // Expiry: 410 once the lifetime has passed.
+    let short = share(json!({"expires_in_s": 120})).await;
+    let short_url = short["url"].as_str().expect("url");
+    assert_eq!(bytes_of(&app, short_url, None).await.0, 200);
+    clock.set(clock.now() + time::Duration::seconds(121));
+    let gone = assert_problem(app.client.get(short_url).send().await.expect("get"), 410, "gone").await;
+    assert!(gone["detail"].as_str().expect("detail").contains("expired"), "{gone}");
+    assert_eq!(
+        app.client
+            .get(format!("{short_url}/qr.svg"))
+            .send()
+            .await
+            .expect("qr")
+            .status(),
+        410
+    );
+
+    // Revocation: 410 at once, and says so.
+    let revoked = share(json!({})).await;
+    let token = revoked["token"].as_str().expect("token");
+    assert_eq!(token.len(), 43, "256 random bits");
+    let response = app
+        .send_as(reqwest::Method::DELETE, &format!("/v1/shares/{token}"), &cookie, None)
+        .await;
+    assert_eq!(response.status(), 204);
+    let gone = assert_problem(
+        app.client
+            .get(revoked["url"].as_str().expect("url"))
+            .send()
+            .await
+            .expect("get"),
+        410,
+        "gone",
+    )
+    .await;
+    assert!(gone["detail"].as_str().expect("detail").contains("revoked"));
+
+    // Rotation: a new token; the old one 410 at once.
+    let first = share(json!({})).await;
+    let old = first["token"].as_str().expect("token");
+    let rotated = app.post_as(&format!("/v1/shares/{old}/rotate"), &cookie, None).await;
+    assert_eq!(rotated.status(), 201);
+    let rotated: Value = rotated.json().await.expect("json");
+    assert_ne!(rotated["token"], first["token"]);
+    assert_eq!(rotated["expires_at"], first["expires_at"], "the lifetime carries over");
+    assert_eq!(bytes_of(&app, first["url"].as_str().expect("url"), None).await.0, 410);
+    assert_eq!(bytes_of(&app, rotated["url"].as_str().expect("url"), None).await.0, 200);
+
+    // QR codes of a link in force, as SVG and PNG; the PNG decodes to it.
+    let url = rotated["url"].as_str().expect("url");
+    let svg = app.client.get(format!("{url}/qr.svg")).send().await.expect("svg");
+    assert_eq!(svg.headers()["content-type"], "image/svg+xml");
+    assert!(svg.text().await.expect("svg").contains("<svg"));
+    let (status, png) = bytes_of(&app, rotated["qr_png_url"].as_str().expect("png url"), None).await;
+    assert_eq!(status, 200);
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("qr.png");
+    std::fs::write(&path, png).expect("write");
+    assert_eq!(
+        tool("zbarimg", &["-q", "--raw", path.to_str().expect("utf-8")]).trim(),
+        url
+    );
+
+    // A password: 401 without it, from a script and from a browser.
+    let locked = share(json!({"password": "open sesame!"})).await;
+    let locked_url = locked["url"].as_str().expect("url");
+    assert_eq!(locked["password"], true);
+    assert_problem(
+        app.client.get(locked_url).send().await.expect("get"),
+        401,
+        "unauthorized",
+    )
+    .await;
+    let form = app
+        .client
+        .get(locked_url)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(form.status(), 401);
+    assert!(form.text().await.expect("html").contains("type=\"password\""));
+    assert_problem(
+        app.client
+            .get(format!("{locked_url}?password=wrong%20one"))
+            .send()
+            .await
+            .expect("get"),
+        401,
+        "unauthorized",
+    )
+    .await;
+    assert_eq!(
+        bytes_of(&app, &format!("{locked_url}?password=open%20sesame!"), None)
+            .await
+            .0,
+        200
+    );
+    // The form: on to the report with a key, which opens it; a wrong key does not.
+    let posted = no_redirects()
+        .post(locked_url)
+        .form(&[("password", "open sesame!")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(posted.status(), 303);
+    let location = posted.headers()["location"].to_str().expect("location").to_owned();
+    assert!(location.contains("?key="), "{location}");
+    assert!(!location.contains("sesame"), "the password never travels in a URL");
+    assert_eq!(bytes_of(&app, &format!("{}{location}", app.base), None).await.0, 200);
+    assert_eq!(
+        bytes_of(&app, &format!("{locked_url}?key=AAAAAAAAAAAAAAAAAAAAAA"), None)
+            .await
+            .0,
+        401
+    );
+    // The embed view keeps the password, and may be framed by any site.
+    let embed = app
+        .client
+        .get(format!("{locked_url}/embed"))
+        .send()
+        .await
+        .expect("embed");
+    assert_eq!(embed.status(), 401);
+    assert!(embed.headers().get("x-frame-options").is_none());
+    assert!(
+        embed.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .contains("frame-ancestors *")
+    );
+    assert!(embed.text().await.expect("html").contains("type=\"password\""));
+    let opened = app
+        .client
+        .post(format!("{locked_url}/embed"))
+        .form(&[("password", "open sesame!")])
+        .send()
+        .await
+        .expect("embed");
+    assert_eq!(opened.status(), 200);
+    assert!(opened.text().await.expect("html").contains("?key="));
+    // Guessing is throttled per link and address.
+    let mut throttled = false;
+    for _ in 0..12 {
+        let status = app
+            .client
+            .get(format!("{locked_url}?password=guess-guess"))
+            .send()
+            .await
+            .expect("get")
+            .status();
+        throttled |= status == 429;
+    }
+    assert!(throttled, "password guesses are limited");
+
+    // The view log: the owner's only, newest first, with the browser's family.
+    app.client
+        .get(url)
+        .header("user-agent", "Mozilla/5.0 (X11) Chrome/156.0 Safari/537.36")
+        .send()
+        .await
+        .expect("view");
+    let views: Value = app
+        .get(
+            &format!("/v1/shares/{}/views", rotated["token"].as_str().expect("token")),
+            Some(&cookie),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(views["views"][0]["agent"], "Chrome", "{views}");
+    assert!(views["total"].as_i64().expect("total") >= 2);
+    assert_eq!(views["views"][0]["address_hash"].as_str().expect("hash").len(), 16);
+    let stranger = app.sign_in_with(Role::Fan, Plan::Pro, &[]).await;
+    assert_eq!(
+        app.get(
+            &format!("/v1/shares/{}/views", rotated["token"].as_str().expect("token")),
+            Some(&stranger)
+        )
+        .await
+        .status(),
+        404
+    );
+    let listed: Value = app.get("/v1/shares", Some(&cookie)).await.json().await.expect("json");
+    let states: Vec<&str> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|s| s["state"].as_str().expect("state"))
+        .collect();
+    for state in ["expired", "revoked", "rotated", "active"] {
+        assert!(states.contains(&state), "{state} in {states:?}");
+    }
+    app.stop().await;
+}
+
+async fn plans_decide_who_reports_the_watermark_the_quota_and_link_lifetimes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    plays(&app, "art_1", "Burna Boy", 5).await;
+    app.processed().await;
+    let platform = json!({"template": "platform", "format": "pdf", "params": {"range": "24h"}});
+
+    for plan in [Plan::Free] {
+        let cookie = app.sign_in_with(Role::Fan, plan, &[]).await;
+        let problem = assert_problem(
+            make_report(&app, &cookie, platform.clone()).await,
+            403,
+            "upgrade-required",
+        )
+        .await;
+        assert_eq!(problem["cheapest_plan"], "basic");
+    }
+    assert_problem(
+        app.client
+            .post(format!("{}/v1/reports", app.base))
+            .json(&platform)
+            .send()
+            .await
+            .expect("post"),
+        401,
+        "unauthorized",
+    )
+    .await;
+
+    // Basic: watermarked on every page, in the text layer too.
+    let basic = app.sign_in_with(Role::Fan, Plan::Basic, &[]).await;
+    let report = made(&app, &basic, platform.clone()).await;
+    let (_, file) = bytes_of(&app, report["download_url"].as_str().expect("url"), Some(&basic)).await;
+    let pdf = Pdf::new(&file);
+    for page in 1..=pdf.pages() {
+        assert!(
+            pdf.page_text(page).contains("Coliseum Basic"),
+            "page {page} is watermarked"
+        );
+    }
+    // Basic links live at most 7 days.
+    let id = report["id"].as_str().expect("id");
+    let too_long = app
+        .post_as(
+            &format!("/v1/reports/{id}/shares"),
+            &basic,
+            Some(&json!({"expires_in_s": 8 * 86_400})),
+        )
+        .await;
+    assert_eq!(
+        assert_problem(too_long, 403, "upgrade-required").await["cheapest_plan"],
+        "pro"
+    );
+    // Ten a month: the eleventh names when more can be made.
+    for _ in 1..10 {
+        made(
+            &app,
+            &basic,
+            json!({"template": "platform", "format": "json", "params": {"range": "24h"}}),
+        )
+        .await;
+    }
+    let over = make_report(&app, &basic, platform.clone()).await;
+    assert!(over.headers().contains_key("retry-after"));
+    let problem = assert_problem(over, 429, "quota-exceeded").await;
+    assert_eq!(problem["limit"], 10);
+    assert!(
+        problem["resets_at"].as_str().expect("reset").ends_with("-01T00:00:00Z"),
+        "{problem}"
+    );
+    let list: Value = app.get("/v1/reports", Some(&basic)).await.json().await.expect("json");
+    assert_eq!(list["quota"]["used"], 10);
+    assert_eq!(list["quota"]["limit"], 10);
+    assert_eq!(list["items"].as_array().expect("items").len(), 10);
+
+    // Pro: clean, 30-day links at most.
+    let pro = app.sign_in_with(Role::Fan, Plan::Pro, &[]).await;
+    let report = made(&app, &pro, platform.clone()).await;
+    let (_, file) = bytes_of(&app, report["download_url"].as_str().expect("url"), Some(&pro)).await;
+    assert!(!Pdf::new(&file).text().contains("Coliseum Basic"));
+    let id = report["id"].as_str().expect("id");
+    let month = app
+        .post_as(
+            &format!("/v1/reports/{id}/shares"),
+            &pro,
+            Some(&json!({"expires_in_s": 30 * 86_400})),
+        )
+        .await;
+    assert_eq!(month.status(), 201);
+    let too_long = app
+        .post_as(
+            &format!("/v1/reports/{id}/shares"),
+            &pro,
+            Some(&json!({"expires_in_s": 31 * 86_400})),
+        )
+        .await;
+    assert_eq!(
+        assert_problem(too_long, 403, "upgrade-required").await["cheapest_plan"],
+        "enterprise"
+    );
+
+    // Enterprise: links that never expire.
+    let enterprise = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
+    let report = made(
+        &app,
+        &enterprise,
+        json!({"template": "platform", "format": "json", "params": {"range": "24h"}}),
+    )
+    .await;
+    let id = report["id"].as_str().expect("id");
+    let forever: Value = app
+        .post_as(&format!("/v1/reports/{id}/shares"), &enterprise, Some(&json!({})))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(forever["expires_at"], Value::Null);
+
+    // Bad input: clear problems, pointed into the body.
+    let bad = make_report(
+        &app,
+        &enterprise,
+        json!({"template": "artist", "format": "pdf", "params": {"range": "24h"}}),
+    )
+    .await;
+    assert_eq!(
+        assert_problem(bad, 422, "validation-failed").await["errors"][0]["pointer"],
+        "/params/artist_id"
+    );
+    let bad = make_report(
+        &app,
+        &enterprise,
+        json!({"template": "platform", "format": "docx", "params": {}}),
+    )
+    .await;
+    assert_eq!(
+        assert_problem(bad, 422, "validation-failed").await["errors"][0]["pointer"],
+        "/format"
+    );
+    let bad = make_report(
+        &app,
+        &enterprise,
+        json!({"template": "platform", "format": "pdf", "params": {"range": "fortnight"}}),
+    )
+    .await;
+    assert_eq!(
+        assert_problem(bad, 422, "validation-failed").await["errors"][0]["pointer"],
+        "/params/range"
+    );
+    app.stop().await;
+}
