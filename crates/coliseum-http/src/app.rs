@@ -192,6 +192,12 @@ impl Application {
 
     pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         observability::install_metrics_recorder();
+        // Two TLS stacks meet in this process (reqwest for Stripe, and
+        // object_store's S3 client) with two crypto providers compiled in:
+        // rustls then needs one named for the process, or the first
+        // connection panics. aws-lc-rs, which S3 needs anyway. Installing
+        // twice (a second engine in one test process) changes nothing.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
         let claim = if settings.database_url.starts_with("sqlite:") {
             coliseum_store_sqlite::claim_node(&settings.database_url)?
         } else {

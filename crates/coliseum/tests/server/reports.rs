@@ -702,3 +702,141 @@ async fn plans_decide_who_reports_the_watermark_the_quota_and_link_lifetimes(bac
     );
     app.stop().await;
 }
+
+/// A program of the local services (`scripts/services`: moto, aiosmtpd).
+pub fn service_program(name: &str) -> PathBuf {
+    // scripts/test exports where scripts/services installed them; a plain
+    // `cargo test` finds them where that script puts them.
+    let installed = || {
+        let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/tools");
+        std::fs::read_dir(tools)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("bin"))
+            .find(|bin| bin.join("moto_server").exists() && bin.join("aiosmtpd").exists())
+            .map(|bin| bin.to_string_lossy().into_owned())
+    };
+    let dir = std::env::var("COLISEUM_TEST_SERVICES")
+        .ok()
+        .or_else(installed)
+        .unwrap_or_else(|| {
+            panic!(
+                "COLISEUM_TEST_SERVICES is not set: run the tests with scripts/test, or export \
+             COLISEUM_TEST_SERVICES=\"$(scripts/services)\" first (it installs moto and aiosmtpd)"
+            )
+        });
+    let program = PathBuf::from(dir).join(name);
+    assert!(
+        program.exists(),
+        "{} is missing: run scripts/services",
+        program.display()
+    );
+    program
+}
+
+/// A free port on the loopback interface.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits (bounded) until something listens on `port`.
+pub async fn listening(port: u16) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on port {port}");
+}
+
+/// Reports stored in an S3-compatible store (moto, started here): the file
+/// is the object in the bucket, the link serves it, and a store that goes
+/// away is a 503 to retry, never a wrong answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_round_trip_through_an_s3_compatible_store() {
+    let port = free_port();
+    let moto = Child(
+        Command::new(service_program("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server starts"),
+    );
+    listening(port).await;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/coliseum-reports"))
+        .send()
+        .await
+        .expect("create the bucket");
+    assert!(created.status().is_success(), "{}", created.status());
+
+    let app = crate::support::spawn_app_with(Backend::Sqlite, |settings| {
+        settings.report_storage = Some("s3://coliseum-reports/tenant-a".to_owned());
+        settings.report_storage_options = [
+            ("aws_endpoint", endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_region", "us-east-1"),
+            ("aws_access_key_id", "test"),
+            ("aws_secret_access_key", "test"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    })
+    .await;
+    plays(&app, "art_1", "Burna Boy", 12).await;
+    app.processed().await;
+    let cookie = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
+    let report = made(
+        &app,
+        &cookie,
+        json!({"template": "platform", "format": "pdf", "params": {"range": "24h"}}),
+    )
+    .await;
+    let id = report["id"].as_str().expect("id");
+    let (status, downloaded) = bytes_of(&app, report["download_url"].as_str().expect("url"), Some(&cookie)).await;
+    assert_eq!(status, 200);
+    // The bucket holds it under the prefix (moto's own view of its data).
+    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .expect("moto's data")
+        .json()
+        .await
+        .expect("json");
+    let key = format!("tenant-a/reports/{id}.pdf");
+    let keys = data["s3"]["FakeKey"].as_array().expect("keys");
+    assert!(
+        keys.iter().any(|k| k["name"] == key.as_str()),
+        "{key} is in the bucket: {keys:?}"
+    );
+    let (status, shared) = bytes_of(&app, report["share"]["url"].as_str().expect("url"), None).await;
+    assert_eq!((status, shared), (200, downloaded));
+
+    drop(moto);
+    let response = app
+        .client
+        .get(report["download_url"].as_str().expect("url"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("get");
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503, "unavailable").await;
+    app.stop().await;
+}
