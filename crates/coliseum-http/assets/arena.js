@@ -335,5 +335,17 @@ const subscriptions = [...document.querySelectorAll("[data-topic]")].map((sectio
   topic: JSON.parse(section.dataset.topic),
 }));
 follow(subscriptions);
+// ---- copy buttons: a share link's address to the clipboard ----
+
+function wireCopy() {
+  for (const button of document.querySelectorAll("[data-copy-text]")) {
+    button.addEventListener("click", async () => {
+      await navigator.clipboard?.writeText(button.dataset.copyText);
+      button.textContent = "Copied";
+    });
+  }
+}
+
 wireAccount();
 wireKeys();
+wireCopy();

@@ -108,6 +108,12 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/app/account", Access::Page),
     ("POST", "/app/account/sessions", Access::Page),
     ("GET", "/app/admin", Access::Page),
+    ("GET", "/app/reports", Access::Page),
+    ("POST", "/app/reports", Access::Page),
+    ("GET", "/app/reports/{id}", Access::Page),
+    ("POST", "/app/reports/{id}/shares", Access::Page),
+    ("POST", "/app/shares/{token}/revoke", Access::Page),
+    ("POST", "/app/shares/{token}/rotate", Access::Page),
     // Shared reports: anyone with the link, rate-limited by address.
     ("GET", "/s/{token}", Access::Page),
     ("POST", "/s/{token}", Access::Page),
@@ -120,8 +126,9 @@ pub const RULES: &[(&str, &str, Access)] = &[
 ];
 
 /// Routes that set up a session rather than use one (no CSRF token yet:
-/// they refuse other sites' requests instead), the sign-out forms, which
-/// carry the token in a form field their handlers check, and a shared
+/// they refuse other sites' requests instead), the dashboard's forms
+/// (sign-out, sessions, reports), which carry the token in a form field
+/// their handlers check, and a shared
 /// report's password forms, which act for no session (the password is
 /// the proof, and they change nothing).
 const NO_CSRF: &[&str] = &[
@@ -131,6 +138,10 @@ const NO_CSRF: &[&str] = &[
     "/signup",
     "/logout",
     "/app/account/sessions",
+    "/app/reports",
+    "/app/reports/{id}/shares",
+    "/app/shares/{token}/revoke",
+    "/app/shares/{token}/rotate",
     "/s/{token}",
     "/s/{token}/embed",
 ];

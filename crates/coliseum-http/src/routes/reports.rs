@@ -434,8 +434,6 @@ async fn create_share(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<ShareBody>), AppError> {
-    let user = caller.user()?.clone();
-    caller.may(Feature::Reports)?;
     let body: NewShareBody = if body.is_empty() {
         NewShareBody {
             expires_in_s: None,
@@ -444,9 +442,33 @@ async fn create_share(
     } else {
         serde_json::from_slice(&body).map_err(|e| malformed("{\"expires_in_s\": …, \"password\": …}", e))?
     };
-    let report = own_report(&state, &user, &id).await?;
-    let expires_at = expiry(&caller, body.expires_in_s, state.clock.now())?;
-    let password_hash = match body.password.as_deref() {
+    let share = share_report(
+        &state,
+        &caller,
+        &request,
+        &id,
+        body.expires_in_s,
+        body.password.as_deref(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(share_body(&state, &share))))
+}
+
+/// A new link to one of the caller's reports: `expires_in_s` within the
+/// plan's longest (absent: the longest), an optional password.
+pub(crate) async fn share_report(
+    state: &AppState,
+    caller: &Caller,
+    request: &RequestId,
+    report_id: &str,
+    expires_in_s: Option<i64>,
+    password: Option<&str>,
+) -> Result<ShareRecord, AppError> {
+    let user = caller.user()?.clone();
+    caller.may(Feature::Reports)?;
+    let report = own_report(state, &user, report_id).await?;
+    let expires_at = expiry(caller, expires_in_s, state.clock.now())?;
+    let password_hash = match password {
         None => None,
         Some(password) if !PASSWORD_CHARS.contains(&password.chars().count()) => {
             return Err(invalid("/password", "must be 8 to 128 characters"));
@@ -455,8 +477,7 @@ async fn create_share(
             Some(crate::sessions::hash_password(password).map_err(|e| AppError::Internal(e.to_string()))?)
         }
     };
-    let share = reports::create_share(&state, &caller, &request, &report.id, expires_at, password_hash).await?;
-    Ok((StatusCode::CREATED, Json(share_body(&state, &share))))
+    reports::create_share(state, caller, request, &report.id, expires_at, password_hash).await
 }
 
 /// The caller's share links, newest first, ended ones included.
@@ -476,14 +497,16 @@ async fn list_shares(State(state): State<AppState>, caller: Caller) -> Result<Js
 }
 
 /// Ends one of the caller's links, as `end`; the audit record names it by
-/// its report, never by its token.
-async fn end(
+/// its report, never by its token. Returns the link as it was, and the
+/// store's answer (the replacement when rotated; `None` when it had
+/// ended already).
+pub(crate) async fn end(
     state: &AppState,
     caller: &Caller,
     request: &RequestId,
     token: &str,
     end: ShareEnd,
-) -> Result<Option<ShareRecord>, AppError> {
+) -> Result<(ShareRecord, Option<ShareRecord>), AppError> {
     let user = caller.user()?;
     let share = own_share(state, user, token).await?;
     let record = audit::record_of(
@@ -500,10 +523,11 @@ async fn end(
         },
     );
     let replacement = (end == ShareEnd::Rotated).then(links::new_share_token);
-    Ok(state
+    let after = state
         .store
         .end_share(user.id, token, end, replacement.as_deref(), state.clock.now(), &record)
-        .await?)
+        .await?;
+    Ok((share, after))
 }
 
 /// Revokes a link at once: it answers `410` from now on.
@@ -542,6 +566,7 @@ async fn rotate_share(
 ) -> Result<(StatusCode, Json<ShareBody>), AppError> {
     let rotated = end(&state, &caller, &request, &token, ShareEnd::Rotated)
         .await?
+        .1
         .ok_or_else(|| AppError::Gone {
             detail: "the link has expired or ended; make a new one".to_owned(),
         })?;

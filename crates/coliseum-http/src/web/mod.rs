@@ -41,6 +41,11 @@ pub fn router() -> Router<AppState> {
         .route("/app/account", get(pages::account::page))
         .route("/app/account/sessions", post(pages::account::end_other_sessions))
         .route("/app/admin", get(pages::admin::page))
+        .route("/app/reports", get(pages::reports::list).post(pages::reports::generate))
+        .route("/app/reports/{id}", get(pages::reports::show))
+        .route("/app/reports/{id}/shares", post(pages::reports::new_link))
+        .route("/app/shares/{token}/revoke", post(pages::reports::revoke))
+        .route("/app/shares/{token}/rotate", post(pages::reports::rotate))
         .route(
             "/s/{token}",
             get(pages::shared_reports::open).post(pages::shared_reports::give_password),
@@ -60,11 +65,21 @@ pub fn router() -> Router<AppState> {
 /// nothing another site could abuse: the password is the proof).
 pub const FORM_PATHS: &[&str] = &["/login", "/signup", "/logout", "/app/account/sessions"];
 
-/// Whether `path` is a page form's: one of [`FORM_PATHS`], or a shared
-/// report's password form (`/s/{token}`, `/s/{token}/embed`).
+/// Whether `path` is a page form's: one of [`FORM_PATHS`], the reports'
+/// forms, or a shared report's password form (`/s/{token}`,
+/// `/s/{token}/embed`).
 pub fn is_form_path(path: &str) -> bool {
     if FORM_PATHS.contains(&path) {
         return true;
+    }
+    // The reports' forms: generate, new link, revoke, rotate.
+    let segments: Vec<&str> = path.split('/').collect();
+    match segments.as_slice() {
+        ["", "app", "reports"] | ["", "app", "reports", _, "shares"] => return true,
+        ["", "app", "shares", token, "revoke" | "rotate"] => {
+            return crate::reports::links::looks_like_token(token);
+        }
+        _ => {}
     }
     let Some(rest) = path.strip_prefix("/s/") else {
         return false;

@@ -423,6 +423,55 @@ fn cases() -> Vec<Case> {
             () if w.admin() => 200,
             () => 403,
         }),
+        case("GET", "/app/reports", "/app/reports", None, |_| 200),
+        case("GET", "/app/reports/{id}", "/app/reports/rep_none", None, |w| {
+            if w.signed_in() { 404 } else { 200 }
+        }),
+        // The reports' forms carry the session's CSRF token in a field, as
+        // their pages fill it; an API key is no browser session (403), and
+        // whoever is signed out is sent to sign in (the page, 200).
+        case("POST", "/app/reports", "/app/reports", None, |w| {
+            match (&w.credential, w.user) {
+                (Credential::Key(_), _) => 403,
+                (Credential::Session { .. }, Some(_)) if w.plan_at_least(Plan::Basic) => 200,
+                (Credential::Session { .. }, Some(_)) => 403,
+                _ => 200,
+            }
+        }),
+        case(
+            "POST",
+            "/app/reports/{id}/shares",
+            "/app/reports/rep_none/shares",
+            None,
+            |w| match (&w.credential, w.user) {
+                (Credential::Key(_), _) => 403,
+                (Credential::Session { .. }, Some(_)) if w.plan_at_least(Plan::Basic) => 404,
+                (Credential::Session { .. }, Some(_)) => 403,
+                _ => 200,
+            },
+        ),
+        case(
+            "POST",
+            "/app/shares/{token}/revoke",
+            format!("/app/shares/{UNKNOWN_TOKEN}/revoke"),
+            None,
+            |w| match (&w.credential, w.user) {
+                (Credential::Key(_), _) => 403,
+                (Credential::Session { .. }, Some(_)) => 404,
+                _ => 200,
+            },
+        ),
+        case(
+            "POST",
+            "/app/shares/{token}/rotate",
+            format!("/app/shares/{UNKNOWN_TOKEN}/rotate"),
+            None,
+            |w| match (&w.credential, w.user) {
+                (Credential::Key(_), _) => 403,
+                (Credential::Session { .. }, Some(_)) => 404,
+                _ => 200,
+            },
+        ),
         case(
             "GET",
             "/assets/{file}",
@@ -574,6 +623,20 @@ async fn call(app: &TestApp, case: &Case, who: &Who, n: usize) -> u16 {
             Some(vec![("csrf_token", coliseum_http::credentials::csrf_token(token))])
         }
         ("/logout" | "/app/account/sessions", _) => Some(Vec::new()),
+        (
+            "/app/reports" | "/app/reports/{id}/shares" | "/app/shares/{token}/revoke" | "/app/shares/{token}/rotate",
+            _,
+        ) if case.method == "POST" => {
+            let mut fields = vec![
+                ("template", "platform".to_owned()),
+                ("format", "json".to_owned()),
+                ("range", "24h".to_owned()),
+            ];
+            if let Credential::Session { token, .. } = &who.credential {
+                fields.push(("csrf_token", coliseum_http::credentials::csrf_token(token)));
+            }
+            Some(fields)
+        }
         ("/s/{token}" | "/s/{token}/embed", _) if case.method == "POST" => {
             Some(vec![("password", "a guess".to_owned())])
         }

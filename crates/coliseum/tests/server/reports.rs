@@ -23,6 +23,7 @@ on_both_backends!(
     a_long_leaderboard_paginates_with_its_header_on_every_page,
     share_links_expire_end_rotate_and_ask_for_their_password,
     plans_decide_who_reports_the_watermark_the_quota_and_link_lifetimes,
+    the_dashboard_generates_lists_and_shares_reports_with_its_forms,
 );
 
 /// Runs a tool from poppler or zbar; its stdout.
@@ -838,5 +839,134 @@ async fn reports_round_trip_through_an_s3_compatible_store() {
         .expect("get");
     assert!(response.headers().contains_key("retry-after"));
     assert_problem(response, 503, "unavailable").await;
+    app.stop().await;
+}
+
+/// The dashboard's report forms, as a browser sends them (no JavaScript):
+/// generate from a page, see the report and its link's QR code, make a
+/// link with a password, rotate and revoke; a form without the session's
+/// token changes nothing.
+async fn the_dashboard_generates_lists_and_shares_reports_with_its_forms(backend: Backend) {
+    let app = spawn_app(backend).await;
+    plays(&app, "art_1", "Burna Boy", 7).await;
+    app.processed().await;
+    let cookie = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
+    let token = cookie.split_once('=').expect("name=value").1;
+    let csrf = coliseum_http::credentials::csrf_token(token);
+    let page = |path: String| {
+        let (app, cookie) = (&app, cookie.clone());
+        async move {
+            let response = app
+                .client
+                .get(format!("{}{path}", app.base))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .expect("page");
+            assert_eq!(response.status(), 200, "{path}");
+            response.text().await.expect("html")
+        }
+    };
+    let form = |path: String, fields: Vec<(&'static str, String)>| {
+        let cookie = cookie.clone();
+        let base = app.base.clone();
+        async move {
+            no_redirects()
+                .post(format!("{base}{path}"))
+                .header("cookie", cookie)
+                .form(&fields)
+                .send()
+                .await
+                .expect("form")
+        }
+    };
+
+    let analytics = page("/app/analytics?range=24h&city=Lagos".to_owned()).await;
+    assert!(analytics.contains("Generate report"), "the button is on the page");
+    assert!(analytics.contains(r#"name="template" value="platform""#));
+    assert!(
+        analytics.contains(r#"name="city" value="Lagos""#),
+        "the page's filters go along"
+    );
+    let generate = vec![
+        ("template", "platform".to_owned()),
+        ("format", "pdf".to_owned()),
+        ("range", "24h".to_owned()),
+        ("city", "Lagos".to_owned()),
+    ];
+    let refused = form("/app/reports".to_owned(), generate.clone()).await;
+    assert_eq!(refused.status(), 403, "no form token, no report");
+    let mut with_token = generate.clone();
+    with_token.push(("csrf_token", csrf.clone()));
+    let made = form("/app/reports".to_owned(), with_token).await;
+    assert_eq!(made.status(), 303);
+    let location = made.headers()["location"].to_str().expect("location").to_owned();
+    assert!(location.starts_with("/app/reports/rep_"), "{location}");
+    let id = location.trim_start_matches("/app/reports/").to_owned();
+
+    let list = page("/app/reports".to_owned()).await;
+    assert!(list.contains(&id) && list.contains("Platform report"), "listed");
+    let detail = page(location.clone()).await;
+    assert!(detail.contains("/qr.svg"), "the link's QR code is shown");
+    assert!(detail.contains("data-copy-text="), "with a copy button");
+    assert!(detail.contains("never expires"), "Enterprise links may never expire");
+
+    let link = form(
+        format!("/app/reports/{id}/shares"),
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("lifetime", "7".to_owned()),
+            ("password", "a fine password".to_owned()),
+        ],
+    )
+    .await;
+    assert_eq!(link.status(), 303);
+    let shares: Value = app.get("/v1/shares", Some(&cookie)).await.json().await.expect("json");
+    let items = shares["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "the report's first link and the new one");
+    let protected = items.iter().find(|s| s["password"] == true).expect("the new link");
+    let token = protected["token"].as_str().expect("token").to_owned();
+    assert_eq!(
+        bytes_of(&app, protected["url"].as_str().expect("url"), None).await.0,
+        401
+    );
+
+    let rotated = form(
+        format!("/app/shares/{token}/rotate"),
+        vec![("csrf_token", csrf.clone())],
+    )
+    .await;
+    assert_eq!(rotated.status(), 303);
+    assert_eq!(
+        bytes_of(&app, protected["url"].as_str().expect("url"), None).await.0,
+        410
+    );
+    let shares: Value = app.get("/v1/shares", Some(&cookie)).await.json().await.expect("json");
+    let replacement = shares["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|s| s["password"] == true && s["state"] == "active")
+        .expect("the rotated link")["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let not_mine = form(
+        format!("/app/shares/{replacement}/revoke"),
+        vec![("csrf_token", "x".to_owned())],
+    )
+    .await;
+    assert_eq!(not_mine.status(), 403, "a wrong token revokes nothing");
+    let revoked = form(
+        format!("/app/shares/{replacement}/revoke"),
+        vec![("csrf_token", csrf.clone())],
+    )
+    .await;
+    assert_eq!(revoked.status(), 303);
+    let detail = page(location).await;
+    assert!(
+        detail.contains("revoked") && detail.contains("rotated"),
+        "ended links say why"
+    );
     app.stop().await;
 }

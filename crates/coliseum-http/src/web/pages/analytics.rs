@@ -31,6 +31,8 @@ pub const PATH: &str = "/app/analytics";
 #[template(path = "analytics.html")]
 struct AnalyticsPage {
     shell: Shell,
+    /// The "Generate report" form: this scope, range and filters.
+    report: Option<super::reports::Generate>,
     scopes: Vec<Choice>,
     ranges: Vec<Choice>,
     buckets: Vec<Choice>,
@@ -176,8 +178,31 @@ pub async fn page(
     let range = body["range"]["name"].as_str().unwrap_or("24h").to_owned();
     let bucket = body["bucket"].as_str().unwrap_or("hour").to_owned();
     let as_of = body["as_of"].as_str().unwrap_or_default().to_owned();
+    let report = caller.may(Feature::Reports).is_ok().then(|| {
+        use crate::reports::document::Template;
+        let dates = ["range", "from", "to"].map(|n| (n, query.get(n)));
+        match (scope.strip_prefix("artist:"), scope.strip_prefix("live_event:")) {
+            (Some(artist), _) => super::reports::Generate::new(
+                Template::Artist,
+                &[&[("artist_id", Some(artist))][..], &dates[..]].concat(),
+            ),
+            (_, Some(event)) => super::reports::Generate::new(
+                Template::LiveEvent,
+                &[&[("live_event_id", Some(event))][..], &dates[..]].concat(),
+            ),
+            _ => super::reports::Generate::new(
+                Template::Platform,
+                &[
+                    &dates[..],
+                    &[("city", query.get("city")), ("genre", query.get("genre"))][..],
+                ]
+                .concat(),
+            ),
+        }
+    });
     let page = AnalyticsPage {
         shell: Shell::of(&caller, "analytics", "Event Analytics"),
+        report,
         scopes: scopes
             .into_iter()
             .map(|(value, label)| Choice {

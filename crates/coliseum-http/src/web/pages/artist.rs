@@ -58,6 +58,8 @@ pub struct Mover {
 #[template(path = "artist.html")]
 struct ArtistPage {
     shell: Shell,
+    /// The "Generate report" form: this artist over 30 days.
+    report: Option<super::reports::Generate>,
     artist_id: String,
     name: String,
     tiles: Vec<Tile>,
@@ -216,8 +218,15 @@ pub async fn page(
         Err(_) => Vec::new(),
     };
 
+    let report = caller.may(coliseum_domain::plans::Feature::Reports).is_ok().then(|| {
+        super::reports::Generate::new(
+            crate::reports::document::Template::Artist,
+            &[("artist_id", Some(artist_id.as_str())), ("range", Some("30d"))],
+        )
+    });
     render(&ArtistPage {
         shell: Shell::of(&caller, "leaderboards", &name),
+        report,
         artist_id,
         name,
         tiles,

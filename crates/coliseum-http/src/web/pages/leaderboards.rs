@@ -264,6 +264,8 @@ pub struct Choice {
 #[template(path = "leaderboards.html")]
 struct LeaderboardsPage {
     shell: Shell,
+    /// The "Generate report" form: this board, range and filters.
+    report: Option<super::reports::Generate>,
     boards: Vec<Choice>,
     ranges: Vec<Choice>,
     dna: bool,
@@ -324,8 +326,28 @@ pub async fn page(
     let dna = matches!(board_name, BoardName::Dna(_));
     let range = query.get("range").unwrap_or(if dna { "30d" } else { "24h" }).to_owned();
     let ranges = if dna { &DNA_RANGES[..] } else { &KPI_RANGES[..] };
+    let report = caller.may(coliseum_domain::plans::Feature::Reports).is_ok().then(|| {
+        let (metric, domain) = match board_name {
+            BoardName::Kpi(metric) => (Some(metric), None),
+            BoardName::Dna(domain) => (None, Some(domain)),
+        };
+        super::reports::Generate::new(
+            crate::reports::document::Template::Leaderboard,
+            &[
+                ("metric", metric),
+                ("domain", domain),
+                ("range", Some(range.as_str())),
+                ("from", query.get("from")),
+                ("to", query.get("to")),
+                ("city", query.get("city")),
+                ("genre", query.get("genre")),
+                ("live_event_id", query.get("live_event_id")),
+            ],
+        )
+    });
     let page = LeaderboardsPage {
         shell: Shell::of(&caller, "leaderboards", "Global Leaderboards"),
+        report,
         boards: BOARDS
             .iter()
             .map(|(n, label)| Choice {

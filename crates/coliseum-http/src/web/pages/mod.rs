@@ -9,6 +9,7 @@ pub mod artist;
 pub mod export;
 pub mod landing;
 pub mod leaderboards;
+pub mod reports;
 pub mod shared_reports;
 pub mod sign_in;
 
