@@ -171,6 +171,23 @@ fn draw(surface: &mut Surface<'_>, op: &Op) {
             }
         }
         Op::Mark { x, y, size } => mark(surface, *x, *y, *size),
+        Op::Logo {
+            x,
+            y,
+            width,
+            height,
+            png,
+        } => {
+            // Checked when it was set; a logo that fails now is left out.
+            if let (Ok(image), Some(size)) = (
+                krilla::image::Image::from_png(png.clone().into(), true),
+                krilla::geom::Size::from_wh(*width, *height),
+            ) {
+                surface.push_transform(&Transform::from_translate(*x, *y));
+                surface.draw_image(image, size);
+                surface.pop();
+            }
+        }
         Op::Qr {
             x,
             y,

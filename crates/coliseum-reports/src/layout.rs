@@ -55,6 +55,14 @@ pub enum Op {
     },
     /// The Coliseum mark, `size` points square.
     Mark { x: f32, y: f32, size: f32 },
+    /// A brand's logo (PNG), `width` × `height` points.
+    Logo {
+        x: f32,
+        y: f32,
+        width: f32,
+        height: f32,
+        png: Vec<u8>,
+    },
     /// A QR code's dark modules, `size` points square.
     Qr {
         x: f32,
@@ -234,7 +242,28 @@ impl Layout {
         let band = 176.0;
         self.rect(0.0, 0.0, PAGE_WIDTH, band, INK);
         self.rect(0.0, band, PAGE_WIDTH, 4.0, self.accent);
-        let brand_x = if report.brand.coliseum_mark {
+        let logo = report
+            .brand
+            .logo_png
+            .as_ref()
+            .and_then(|png| crate::check_logo(png).ok().map(|size| (png, size)));
+        let brand_x = if let Some((png, (width, height))) = logo {
+            // 40 points tall, at most 160 wide.
+            let scale = (40.0 / height as f32).min(160.0 / width as f32);
+            let (width, height) = (width as f32 * scale, height as f32 * scale);
+            let alt = format!("{} logo", report.brand.name);
+            let leaf = self.push(Op::Figure {
+                ops: vec![Op::Logo {
+                    x: MARGIN,
+                    y: 34.0 + (40.0 - height) / 2.0,
+                    width,
+                    height,
+                    png: png.clone(),
+                }],
+            });
+            self.out.structure.push(Node::Figure { alt, leaf });
+            MARGIN + width + 12.0
+        } else if report.brand.coliseum_mark {
             self.push(Op::Mark {
                 x: MARGIN,
                 y: 34.0,

@@ -47,6 +47,8 @@ pub struct Brand {
     pub accent: [u8; 3],
     /// Whether the Coliseum mark is drawn (a custom brand replaces it).
     pub coliseum_mark: bool,
+    /// The brand's logo (PNG), drawn in the mark's place.
+    pub logo_png: Option<Vec<u8>>,
 }
 
 impl Brand {
@@ -56,8 +58,36 @@ impl Brand {
             name: "Coliseum".to_owned(),
             accent: ORANGE,
             coliseum_mark: true,
+            logo_png: None,
         }
     }
+}
+
+/// Logos at most this large, in bytes and in pixels a side.
+pub const MAX_LOGO_BYTES: usize = 256 * 1024;
+pub const MAX_LOGO_PIXELS: u32 = 2_048;
+
+/// The size in pixels of a PNG logo that reports can draw; an error that
+/// says why not otherwise.
+pub fn check_logo(png: &[u8]) -> Result<(u32, u32), ReportError> {
+    if png.len() > MAX_LOGO_BYTES {
+        return Err(ReportError::Logo(format!(
+            "is larger than {} KB",
+            MAX_LOGO_BYTES / 1024
+        )));
+    }
+    if !png.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Err(ReportError::Logo("is not a PNG image".to_owned()));
+    }
+    let image = krilla::image::Image::from_png(png.to_vec().into(), true)
+        .map_err(|e| ReportError::Logo(format!("cannot be read: {e}")))?;
+    let (width, height) = image.size();
+    if width == 0 || height == 0 || width > MAX_LOGO_PIXELS || height > MAX_LOGO_PIXELS {
+        return Err(ReportError::Logo(format!(
+            "must be 1 to {MAX_LOGO_PIXELS} pixels a side (it is {width} × {height})"
+        )));
+    }
+    Ok((width, height))
 }
 
 /// Coliseum orange.
@@ -162,6 +192,8 @@ pub enum ReportError {
     Pdf(String),
     #[error("the QR code could not be made: {0}")]
     Qr(String),
+    #[error("the logo {0}")]
+    Logo(String),
 }
 
 /// The report as a tagged PDF: A4 pages, embedded subset fonts, text that

@@ -40,6 +40,15 @@ CREATE TABLE share_views (
 );
 CREATE INDEX share_views_share ON share_views (share_id, at);
 
+-- An Enterprise account's own branding of its reports.
+CREATE TABLE report_brands (
+    user_id    BIGINT      PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    name       TEXT        NOT NULL,
+    accent     TEXT        NOT NULL,  -- #rrggbb
+    logo_png   BYTEA,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+
 -- Row-level security as for the other tables of personal data (0006):
 -- one's own rows only.
 ALTER TABLE reports ENABLE ROW LEVEL SECURITY;
@@ -49,4 +58,6 @@ CREATE POLICY own_rows ON shares FOR SELECT TO coliseum_restricted USING (user_i
 ALTER TABLE share_views ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_rows ON share_views FOR SELECT TO coliseum_restricted
     USING (share_id IN (SELECT id FROM shares WHERE user_id = coliseum_acting_user()));
-GRANT SELECT ON reports, shares, share_views TO coliseum_restricted;
+ALTER TABLE report_brands ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_row ON report_brands FOR SELECT TO coliseum_restricted USING (user_id = coliseum_acting_user());
+GRANT SELECT ON reports, shares, share_views, report_brands TO coliseum_restricted;

@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use coliseum_store::{
-    AuditRecord, NewReport, NewShare, ReportQuota, ReportRecord, Reports, ShareEnd, ShareRecord, ShareView, StoreError,
+    AuditRecord, NewReport, NewShare, ReportBrand, ReportQuota, ReportRecord, Reports, ShareEnd, ShareRecord,
+    ShareView, StoreError,
 };
 use time::OffsetDateTime;
 
@@ -305,5 +306,58 @@ impl Reports for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn report_brand(&self, user_id: i64) -> Result<Option<ReportBrand>, StoreError> {
+        let row: Option<(String, String, Option<Vec<u8>>, OffsetDateTime)> =
+            sqlx::query_as("SELECT name, accent, logo_png, updated_at FROM report_brands WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(classify)?;
+        row.map(|row| {
+            Ok(ReportBrand {
+                name: row.0,
+                accent: row.1,
+                logo_png: row.2,
+                updated_at: row.3,
+            })
+        })
+        .transpose()
+    }
+
+    async fn set_report_brand(
+        &self,
+        user_id: i64,
+        brand: Option<&ReportBrand>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        match brand {
+            Some(brand) => {
+                sqlx::query(
+                    "INSERT INTO report_brands (user_id, name, accent, logo_png, updated_at) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (user_id) DO UPDATE SET name = excluded.name, accent = excluded.accent, \
+                     logo_png = excluded.logo_png, updated_at = excluded.updated_at",
+                )
+                .bind(user_id)
+                .bind(&brand.name)
+                .bind(&brand.accent)
+                .bind(&brand.logo_png)
+                .bind(brand.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+            }
+            None => {
+                sqlx::query("DELETE FROM report_brands WHERE user_id = $1")
+                    .bind(user_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(classify)?;
+            }
+        }
+        write_audit(&mut tx, std::slice::from_ref(audit)).await?;
+        tx.commit().await.map_err(classify)
     }
 }

@@ -38,3 +38,12 @@ CREATE TABLE share_views (
     agent        TEXT    NOT NULL
 );
 CREATE INDEX share_views_share ON share_views (share_id, at_us);
+
+-- An Enterprise account's own branding of its reports.
+CREATE TABLE report_brands (
+    user_id    INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    name       TEXT    NOT NULL,
+    accent     TEXT    NOT NULL,  -- #rrggbb
+    logo_png   BLOB,
+    updated_us INTEGER NOT NULL
+);

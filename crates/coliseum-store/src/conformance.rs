@@ -12,8 +12,8 @@ use time::{Duration, OffsetDateTime};
 use crate::{
     ApiKey, Appended, AuditQuery, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart,
     DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, NewApiKey, NewEntry, NewReport, NewSession, NewShare,
-    NewUser, PipelineState, ProcessedBatch, ReportQuota, ShareEnd, ShareView, Store, StoreError, StripeChange,
-    StripeOutcome,
+    NewUser, PipelineState, ProcessedBatch, ReportBrand, ReportQuota, ShareEnd, ShareView, Store, StoreError,
+    StripeChange, StripeOutcome,
 };
 use coliseum_domain::kpi::Kpis;
 
@@ -1815,6 +1815,36 @@ pub async fn reports_count_against_a_quota_and_leave_when_discarded(store: Arc<d
         .await
         .expect("audit");
     assert_eq!(audit.len(), 6, "one record per report reserved, none for the refused");
+
+    // An account's branding: set, replaced, removed; its own only.
+    assert_eq!(store.report_brand(owner.id).await.expect("read"), None);
+    let brand = ReportBrand {
+        name: "Afrobeats Weekly".to_owned(),
+        accent: "#118ab2".to_owned(),
+        logo_png: Some(vec![0x89, b'P', b'N', b'G']),
+        updated_at: at(),
+    };
+    store
+        .set_report_brand(owner.id, Some(&brand), &audited("branding.set"))
+        .await
+        .expect("set");
+    assert_eq!(store.report_brand(owner.id).await.expect("read"), Some(brand.clone()));
+    let plainer = ReportBrand {
+        logo_png: None,
+        accent: "#000000".to_owned(),
+        ..brand
+    };
+    store
+        .set_report_brand(owner.id, Some(&plainer), &audited("branding.set"))
+        .await
+        .expect("replace");
+    assert_eq!(store.report_brand(owner.id).await.expect("read"), Some(plainer));
+    assert_eq!(store.report_brand(other.id).await.expect("read"), None);
+    store
+        .set_report_brand(owner.id, None, &audited("branding.removed"))
+        .await
+        .expect("remove");
+    assert_eq!(store.report_brand(owner.id).await.expect("read"), None);
 }
 
 /// Joins futures without a dependency on an executor's helpers.

@@ -20,7 +20,7 @@ pub use records::{
     ApiKey, Appended, AuditOf, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser,
     SessionRecord, StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
-pub use reports::{NewReport, NewShare, ReportQuota, ReportRecord, ShareEnd, ShareRecord, ShareView};
+pub use reports::{NewReport, NewShare, ReportBrand, ReportQuota, ReportRecord, ShareEnd, ShareRecord, ShareView};
 pub use rollups::{
     AppliedBatch, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName,
     DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState, ProcessedBatch,
@@ -390,6 +390,18 @@ pub trait Reports: Send + Sync {
 
     /// A link's openings, newest first.
     async fn share_views(&self, share_id: i64, limit: u32) -> Result<Vec<ShareView>, StoreError>;
+
+    /// The account's own branding of its reports, if it set one.
+    async fn report_brand(&self, user_id: i64) -> Result<Option<ReportBrand>, StoreError>;
+
+    /// Sets the account's branding, or with `None` goes back to
+    /// Coliseum's, with its `audit` record.
+    async fn set_report_brand(
+        &self,
+        user_id: i64,
+        brand: Option<&ReportBrand>,
+        audit: &AuditRecord,
+    ) -> Result<(), StoreError>;
 }
 
 /// The append-only audit log.

@@ -114,3 +114,15 @@ pub struct ShareView {
     /// The browser's family ("Chrome", "curl"), not the whole user agent.
     pub agent: String,
 }
+
+/// How an Enterprise account brands its reports: its name, accent colour
+/// and logo in place of Coliseum's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportBrand {
+    pub name: String,
+    /// `#rrggbb`.
+    pub accent: String,
+    /// A PNG, checked before it is stored.
+    pub logo_png: Option<Vec<u8>>,
+    pub updated_at: OffsetDateTime,
+}

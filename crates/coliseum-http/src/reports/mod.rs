@@ -205,7 +205,7 @@ async fn finish(
         }
         Format::Pdf => {
             let dress = printed::Dress {
-                brand: Brand::coliseum(),
+                brand: brand_of(state, caller, plan_entitlements).await?,
                 watermark_text: (caller.subject().plan == Plan::Basic && !caller.audience().admin)
                     .then(|| BASIC_WATERMARK.to_owned()),
                 share: Some(ShareLink {
@@ -236,6 +236,24 @@ async fn finish(
     made.size_bytes = Some(size);
     made.watermark = Some(document.watermark);
     Ok(Made { report: made, share })
+}
+
+/// Whose brand a report carries: the account's own where its plan allows
+/// it and it set one (PLANS.md: Enterprise), else Coliseum's.
+async fn brand_of(state: &AppState, caller: &Caller, plan_entitlements: &Entitlements) -> Result<Brand, AppError> {
+    if !plan_entitlements.reports_custom_branding {
+        return Ok(Brand::coliseum());
+    }
+    let user = caller.user()?;
+    Ok(match state.store.report_brand(user.id).await? {
+        Some(brand) => Brand {
+            accent: crate::routes::reports::parse_accent(&brand.accent).unwrap_or(coliseum_reports::ORANGE),
+            name: brand.name,
+            coliseum_mark: false,
+            logo_png: brand.logo_png,
+        },
+        None => Brand::coliseum(),
+    })
 }
 
 /// A new link to one of the caller's reports, audited.

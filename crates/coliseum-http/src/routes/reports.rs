@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_share))
         .routes(routes!(rotate_share))
         .routes(routes!(share_views))
+        .routes(routes!(get_branding, set_branding, remove_branding))
 }
 
 /// The parameters `GET /v1/reports` reads.
@@ -600,4 +601,158 @@ async fn share_views(
             .collect(),
         total: share.views,
     }))
+}
+
+/// How an Enterprise account brands its reports.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct BrandingBody {
+    /// Printed on the cover and in every footer, 1 to 80 characters.
+    name: String,
+    /// `#rrggbb`: headings, rules and charts.
+    accent: String,
+    /// A PNG (at most 256 KB, 2,048 pixels a side), base64; drawn in place
+    /// of the Coliseum mark. `null`: none.
+    #[serde(default)]
+    #[schema(required = true)]
+    logo_png_base64: Option<String>,
+}
+
+/// The accent colour of `#rrggbb`.
+pub(crate) fn parse_accent(text: &str) -> Option<[u8; 3]> {
+    let hex = text.strip_prefix('#')?;
+    if hex.len() != 6 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let channel = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).ok();
+    Some([channel(0)?, channel(2)?, channel(4)?])
+}
+
+fn branding_allowed(caller: &Caller) -> Result<(), AppError> {
+    if entitlements(&caller.subject()).reports_custom_branding {
+        Ok(())
+    } else {
+        Err(AppError::UpgradeRequired(UpgradeRequired {
+            feature: "report_branding".to_owned(),
+            plan: caller.subject().plan,
+            cheapest: Plan::Enterprise,
+        }))
+    }
+}
+
+/// The caller's report branding (Enterprise); `404` while it has none.
+#[utoipa::path(
+    get,
+    path = "/v1/reports/branding",
+    tag = "reports",
+    responses((status = 200, description = "The branding", body = BrandingBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
+async fn get_branding(State(state): State<AppState>, caller: Caller) -> Result<Json<BrandingBody>, AppError> {
+    let user = caller.user()?;
+    branding_allowed(&caller)?;
+    let brand = state
+        .store
+        .report_brand(user.id)
+        .await?
+        .ok_or_else(|| AppError::NotFound("your reports carry Coliseum's branding".to_owned()))?;
+    use base64::Engine;
+    Ok(Json(BrandingBody {
+        name: brand.name,
+        accent: brand.accent,
+        logo_png_base64: brand
+            .logo_png
+            .map(|png| base64::engine::general_purpose::STANDARD.encode(png)),
+    }))
+}
+
+/// Sets the caller's report branding (Enterprise): reports made from now
+/// on carry it in place of Coliseum's.
+#[utoipa::path(
+    put,
+    path = "/v1/reports/branding",
+    tag = "reports",
+    request_body = BrandingBody,
+    responses((status = 200, description = "The branding, as stored", body = BrandingBody), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
+async fn set_branding(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: RequestId,
+    body: axum::body::Bytes,
+) -> Result<Json<BrandingBody>, AppError> {
+    let user = caller.user()?.clone();
+    branding_allowed(&caller)?;
+    let body: BrandingBody = serde_json::from_slice(&body)
+        .map_err(|e| malformed("{\"name\": …, \"accent\": \"#rrggbb\", \"logo_png_base64\": …}", e))?;
+    let name = body.name.trim();
+    if name.is_empty() || name.chars().count() > 80 || coliseum_domain::text::has_forbidden_chars(name) {
+        return Err(invalid("/name", "must be 1 to 80 characters of text"));
+    }
+    if parse_accent(&body.accent).is_none() {
+        return Err(invalid("/accent", "must be a colour as #rrggbb"));
+    }
+    let logo_png = match &body.logo_png_base64 {
+        None => None,
+        Some(text) => {
+            use base64::Engine;
+            let png = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| invalid("/logo_png_base64", "is not base64"))?;
+            coliseum_reports::check_logo(&png).map_err(|e| invalid("/logo_png_base64", &e.to_string()))?;
+            Some(png)
+        }
+    };
+    let brand = coliseum_store::ReportBrand {
+        name: name.to_owned(),
+        accent: body.accent.to_ascii_lowercase(),
+        logo_png,
+        updated_at: state.clock.now(),
+    };
+    let record = audit::record_of(
+        &state,
+        &request,
+        audit::Event {
+            actor: caller.actor(),
+            action: "report_branding.set",
+            subject: format!("user:{}", user.id),
+            detail: json!({"name": brand.name, "accent": brand.accent, "logo": brand.logo_png.is_some()}),
+        },
+    );
+    state.store.set_report_brand(user.id, Some(&brand), &record).await?;
+    Ok(Json(BrandingBody {
+        name: brand.name,
+        accent: brand.accent,
+        logo_png_base64: body.logo_png_base64,
+    }))
+}
+
+/// Goes back to Coliseum's branding.
+#[utoipa::path(
+    delete,
+    path = "/v1/reports/branding",
+    tag = "reports",
+    responses((status = 204, description = "Removed"), Problems),
+    security(("session" = []), ("bearer" = [])),
+)]
+async fn remove_branding(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: RequestId,
+) -> Result<StatusCode, AppError> {
+    let user = caller.user()?;
+    branding_allowed(&caller)?;
+    let record = audit::record_of(
+        &state,
+        &request,
+        audit::Event {
+            actor: caller.actor(),
+            action: "report_branding.removed",
+            subject: format!("user:{}", user.id),
+            detail: json!({}),
+        },
+    );
+    state.store.set_report_brand(user.id, None, &record).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

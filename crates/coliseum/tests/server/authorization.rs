@@ -211,6 +211,39 @@ fn cases() -> Vec<Case> {
                 () => 403,
             },
         ),
+        case(
+            "GET",
+            "/v1/reports/branding",
+            "/v1/reports/branding",
+            None,
+            |w| match () {
+                () if !w.signed_in() => 401,
+                () if w.plan_at_least(Plan::Enterprise) => 404,
+                () => 403,
+            },
+        ),
+        case(
+            "PUT",
+            "/v1/reports/branding",
+            "/v1/reports/branding",
+            Some(json!({"name": "Label", "accent": "#118ab2"})),
+            |w| match () {
+                () if !w.signed_in() => 401,
+                () if w.plan_at_least(Plan::Enterprise) => 200,
+                () => 403,
+            },
+        ),
+        case(
+            "DELETE",
+            "/v1/reports/branding",
+            "/v1/reports/branding",
+            None,
+            |w| match () {
+                () if !w.signed_in() => 401,
+                () if w.plan_at_least(Plan::Enterprise) => 204,
+                () => 403,
+            },
+        ),
         case("GET", "/v1/shares", "/v1/shares", None, |w| signed_in(w, 200)),
         case(
             "DELETE",

@@ -24,6 +24,7 @@ on_both_backends!(
     share_links_expire_end_rotate_and_ask_for_their_password,
     plans_decide_who_reports_the_watermark_the_quota_and_link_lifetimes,
     the_dashboard_generates_lists_and_shares_reports_with_its_forms,
+    enterprise_reports_carry_the_accounts_own_brand,
 );
 
 /// Runs a tool from poppler or zbar; its stdout.
@@ -967,6 +968,88 @@ async fn the_dashboard_generates_lists_and_shares_reports_with_its_forms(backend
     assert!(
         detail.contains("revoked") && detail.contains("rotated"),
         "ended links say why"
+    );
+    app.stop().await;
+}
+
+async fn enterprise_reports_carry_the_accounts_own_brand(backend: Backend) {
+    use base64::Engine;
+    let app = spawn_app(backend).await;
+    plays(&app, "art_1", "Burna Boy", 3).await;
+    app.processed().await;
+    let enterprise = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
+    // Any PNG will do for a logo: the first report's QR code.
+    let first = made(
+        &app,
+        &enterprise,
+        json!({"template": "platform", "format": "json", "params": {"range": "24h"}}),
+    )
+    .await;
+    let (_, logo) = bytes_of(&app, first["share"]["qr_png_url"].as_str().expect("png"), None).await;
+    let logo = base64::engine::general_purpose::STANDARD.encode(logo);
+
+    let put = |cookie: String, body: Value| {
+        let app = &app;
+        async move {
+            app.send_as(reqwest::Method::PUT, "/v1/reports/branding", &cookie, Some(&body))
+                .await
+        }
+    };
+    let pro = app.sign_in_with(Role::Fan, Plan::Pro, &[]).await;
+    let refused = put(pro, json!({"name": "Mine", "accent": "#118ab2"})).await;
+    assert_eq!(
+        assert_problem(refused, 403, "upgrade-required").await["cheapest_plan"],
+        "enterprise"
+    );
+    let bad = put(enterprise.clone(), json!({"name": "Label", "accent": "orange"})).await;
+    assert_eq!(
+        assert_problem(bad, 422, "validation-failed").await["errors"][0]["pointer"],
+        "/accent"
+    );
+    let bad = put(
+        enterprise.clone(),
+        json!({"name": "Label", "accent": "#118ab2", "logo_png_base64": "bm90IGEgcG5n"}),
+    )
+    .await;
+    assert_eq!(
+        assert_problem(bad, 422, "validation-failed").await["errors"][0]["pointer"],
+        "/logo_png_base64"
+    );
+    let set = put(
+        enterprise.clone(),
+        json!({"name": "Afrobeats Weekly", "accent": "#118AB2", "logo_png_base64": logo}),
+    )
+    .await;
+    assert_eq!(set.status(), 200);
+    let stored: Value = app
+        .get("/v1/reports/branding", Some(&enterprise))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(stored["accent"], "#118ab2");
+
+    let report = made(
+        &app,
+        &enterprise,
+        json!({"template": "platform", "format": "pdf", "params": {"range": "24h"}}),
+    )
+    .await;
+    let (_, file) = bytes_of(&app, report["download_url"].as_str().expect("url"), Some(&enterprise)).await;
+    let pdf = Pdf::new(&file);
+    let text = pdf.text();
+    assert!(
+        text.contains("Afrobeats Weekly · as of"),
+        "the brand signs every footer: {text}"
+    );
+    assert!(!text.contains("Coliseum ·"), "in place of Coliseum's: {text}");
+    let images = tool("pdfimages", &["-list", pdf.path()]);
+    assert!(images.lines().count() > 2, "the logo is drawn: {images}");
+    assert_eq!(
+        app.send_as(reqwest::Method::DELETE, "/v1/reports/branding", &enterprise, None)
+            .await
+            .status(),
+        204
     );
     app.stop().await;
 }
