@@ -49,6 +49,40 @@ CREATE TABLE report_brands (
     updated_at TIMESTAMPTZ NOT NULL
 );
 
+-- Reports made and mailed on a schedule, and every delivery attempt.
+CREATE TABLE report_schedules (
+    id                BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id           BIGINT      NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    template          TEXT        NOT NULL,
+    format            TEXT        NOT NULL,
+    params            TEXT        NOT NULL,
+    every             TEXT        NOT NULL,  -- 'week' or 'month'
+    at_minute         INTEGER     NOT NULL,  -- minutes after midnight UTC
+    weekday           INTEGER,               -- 0 (Monday) to 6
+    day               INTEGER,               -- 1 to 28
+    recipients        JSONB       NOT NULL,  -- array of addresses
+    deliver           TEXT        NOT NULL,  -- 'attachment' or 'link'
+    only_if_changed   BOOLEAN     NOT NULL,
+    created_at        TIMESTAMPTZ NOT NULL,
+    next_at           TIMESTAMPTZ NOT NULL,  -- the next attempt (or a node's lease on it)
+    attempts          INTEGER     NOT NULL DEFAULT 0,
+    pending_report_id TEXT,
+    last_digest       TEXT
+);
+CREATE INDEX report_schedules_due ON report_schedules (next_at);
+CREATE INDEX report_schedules_user ON report_schedules (user_id, id);
+
+CREATE TABLE report_deliveries (
+    id          BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    schedule_id BIGINT      NOT NULL REFERENCES report_schedules (id) ON DELETE CASCADE,
+    at          TIMESTAMPTZ NOT NULL,
+    status      TEXT        NOT NULL,  -- 'sent', 'skipped', 'retrying' or 'failed'
+    attempt     INTEGER     NOT NULL,
+    report_id   TEXT,
+    detail      TEXT
+);
+CREATE INDEX report_deliveries_schedule ON report_deliveries (schedule_id, id);
+
 -- Row-level security as for the other tables of personal data (0006):
 -- one's own rows only.
 ALTER TABLE reports ENABLE ROW LEVEL SECURITY;
@@ -60,4 +94,10 @@ CREATE POLICY own_rows ON share_views FOR SELECT TO coliseum_restricted
     USING (share_id IN (SELECT id FROM shares WHERE user_id = coliseum_acting_user()));
 ALTER TABLE report_brands ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_row ON report_brands FOR SELECT TO coliseum_restricted USING (user_id = coliseum_acting_user());
-GRANT SELECT ON reports, shares, share_views, report_brands TO coliseum_restricted;
+ALTER TABLE report_schedules ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON report_schedules FOR SELECT TO coliseum_restricted USING (user_id = coliseum_acting_user());
+ALTER TABLE report_deliveries ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON report_deliveries FOR SELECT TO coliseum_restricted
+    USING (schedule_id IN (SELECT id FROM report_schedules WHERE user_id = coliseum_acting_user()));
+GRANT SELECT ON reports, shares, share_views, report_brands, report_schedules, report_deliveries
+    TO coliseum_restricted;

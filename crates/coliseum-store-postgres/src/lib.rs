@@ -8,6 +8,7 @@ mod identity;
 mod journal;
 mod reports;
 mod rollups;
+mod schedules;
 #[cfg(feature = "testing")]
 pub mod testing;
 

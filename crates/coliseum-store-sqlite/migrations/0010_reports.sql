@@ -47,3 +47,37 @@ CREATE TABLE report_brands (
     logo_png   BLOB,
     updated_us INTEGER NOT NULL
 );
+
+-- Reports made and mailed on a schedule, and every delivery attempt.
+CREATE TABLE report_schedules (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id           INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    template          TEXT    NOT NULL,
+    format            TEXT    NOT NULL,
+    params            TEXT    NOT NULL,
+    every             TEXT    NOT NULL,  -- 'week' or 'month'
+    at_minute         INTEGER NOT NULL,  -- minutes after midnight UTC
+    weekday           INTEGER,           -- 0 (Monday) to 6
+    day               INTEGER,           -- 1 to 28
+    recipients        TEXT    NOT NULL,  -- JSON array of addresses
+    deliver           TEXT    NOT NULL,  -- 'attachment' or 'link'
+    only_if_changed   INTEGER NOT NULL,
+    created_us        INTEGER NOT NULL,
+    next_us           INTEGER NOT NULL,  -- the next attempt (or a node's lease on it)
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    pending_report_id TEXT,
+    last_digest       TEXT
+);
+CREATE INDEX report_schedules_due ON report_schedules (next_us);
+CREATE INDEX report_schedules_user ON report_schedules (user_id, id);
+
+CREATE TABLE report_deliveries (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    schedule_id INTEGER NOT NULL REFERENCES report_schedules (id) ON DELETE CASCADE,
+    at_us       INTEGER NOT NULL,
+    status      TEXT    NOT NULL,  -- 'sent', 'skipped', 'retrying' or 'failed'
+    attempt     INTEGER NOT NULL,
+    report_id   TEXT,
+    detail      TEXT
+);
+CREATE INDEX report_deliveries_schedule ON report_deliveries (schedule_id, id);

@@ -18,6 +18,7 @@ use time::OffsetDateTime;
 mod identity;
 mod reports;
 mod rollups;
+mod schedules;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

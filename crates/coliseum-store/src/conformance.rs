@@ -11,9 +11,9 @@ use time::{Duration, OffsetDateTime};
 
 use crate::{
     ApiKey, Appended, AuditQuery, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetterState, DerivedPart,
-    DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, NewApiKey, NewEntry, NewReport, NewSession, NewShare,
-    NewUser, PipelineState, ProcessedBatch, ReportBrand, ReportQuota, ShareEnd, ShareView, Store, StoreError,
-    StripeChange, StripeOutcome,
+    DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, NewApiKey, NewDelivery, NewEntry, NewReport,
+    NewSchedule, NewSession, NewShare, NewUser, PipelineState, ProcessedBatch, ReportBrand, ReportQuota, ScheduleAfter,
+    ShareEnd, ShareView, Store, StoreError, StripeChange, StripeOutcome,
 };
 use coliseum_domain::kpi::Kpis;
 
@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             an_action_whose_audit_record_fails_does_not_happen,
             reports_count_against_a_quota_and_leave_when_discarded,
             share_links_end_rotate_and_count_their_views,
+            schedules_are_claimed_once_and_move_on_after_each_delivery,
         );
     };
     (@each $fresh:path, $($scenario:ident),+ $(,)?) => {
@@ -2011,4 +2012,138 @@ pub async fn share_links_end_rotate_and_count_their_views(store: Arc<dyn Store>)
         .collect();
     assert_eq!(listed, ["tok-3", "tok-2", "tok-1"]);
     assert!(store.shares_of(other.id).await.expect("list").is_empty());
+}
+
+pub async fn schedules_are_claimed_once_and_move_on_after_each_delivery(store: Arc<dyn Store>) {
+    let owner = store
+        .upsert_user(&new_user("sched@example.com", Role::Artist, Plan::Pro))
+        .await
+        .expect("create");
+    let schedule = |next_at: OffsetDateTime| NewSchedule {
+        user_id: owner.id,
+        template: "artist".to_owned(),
+        format: "pdf".to_owned(),
+        params: r#"{"artist_id":"a1","range":"7d"}"#.to_owned(),
+        every: "week".to_owned(),
+        at_minute: 9 * 60,
+        weekday: Some(0),
+        day: None,
+        recipients: vec!["a@example.com".to_owned(), "b@example.com".to_owned()],
+        deliver: "attachment".to_owned(),
+        only_if_changed: true,
+        created_at: at(),
+        next_at,
+    };
+    let due = store
+        .create_schedule(&schedule(at() - Duration::minutes(1)), 2, &audited("schedule.created"))
+        .await
+        .expect("create");
+    assert_eq!(due.schedule.recipients.len(), 2);
+    assert_eq!(due.attempts, 0);
+    let later = store
+        .create_schedule(&schedule(at() + Duration::days(3)), 2, &audited("schedule.created"))
+        .await
+        .expect("create");
+    assert!(matches!(
+        store
+            .create_schedule(&schedule(at()), 2, &audited("schedule.created"))
+            .await,
+        Err(StoreError::LimitReached(_))
+    ));
+    assert_eq!(store.schedules_of(owner.id).await.expect("list").len(), 2);
+
+    // Only what is due is claimed, once: the lease hides it from the next claim.
+    let lease = at() + Duration::minutes(10);
+    let claimed = store
+        .claim_due_schedule(at(), lease)
+        .await
+        .expect("claim")
+        .expect("one is due");
+    assert_eq!(claimed.id, due.id);
+    assert_eq!(store.claim_due_schedule(at(), lease).await.expect("claim"), None);
+    // A lease that runs out makes it due again (its node died).
+    let again = store
+        .claim_due_schedule(lease, lease + Duration::minutes(10))
+        .await
+        .expect("claim")
+        .expect("due again");
+    assert_eq!(again.id, due.id);
+
+    // A failed attempt keeps its report for the retry; a success moves on.
+    let failed = NewDelivery {
+        schedule_id: due.id,
+        at: at(),
+        status: "retrying".to_owned(),
+        attempt: 1,
+        report_id: Some("rep_x".to_owned()),
+        detail: Some("smtp: connection refused".to_owned()),
+    };
+    store
+        .record_delivery(
+            &failed,
+            &ScheduleAfter {
+                next_at: at() + Duration::minutes(1),
+                attempts: 1,
+                pending_report_id: Some("rep_x".to_owned()),
+                last_digest: None,
+            },
+        )
+        .await
+        .expect("record");
+    let retry = store
+        .claim_due_schedule(at() + Duration::minutes(1), lease)
+        .await
+        .expect("claim")
+        .expect("due for a retry");
+    assert_eq!((retry.attempts, retry.pending_report_id.as_deref()), (1, Some("rep_x")));
+    let sent = NewDelivery {
+        status: "sent".to_owned(),
+        attempt: 2,
+        detail: None,
+        ..failed
+    };
+    store
+        .record_delivery(
+            &sent,
+            &ScheduleAfter {
+                next_at: at() + Duration::days(7),
+                attempts: 0,
+                pending_report_id: None,
+                last_digest: Some("digest-1".to_owned()),
+            },
+        )
+        .await
+        .expect("record");
+    let moved = store
+        .schedules_of(owner.id)
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|s| s.id == due.id)
+        .expect("kept");
+    assert_eq!(moved.schedule.next_at, at() + Duration::days(7));
+    assert_eq!((moved.attempts, moved.pending_report_id), (0, None));
+    assert_eq!(moved.last_digest.as_deref(), Some("digest-1"));
+    let deliveries = store.deliveries(due.id, 10).await.expect("deliveries");
+    let statuses: Vec<&str> = deliveries.iter().map(|d| d.delivery.status.as_str()).collect();
+    assert_eq!(statuses, ["sent", "retrying"], "newest first");
+
+    let other = store
+        .upsert_user(&new_user("else@example.com", Role::Fan, Plan::Pro))
+        .await
+        .expect("create");
+    assert!(
+        !store
+            .delete_schedule(other.id, later.id, &audited("schedule.deleted"))
+            .await
+            .expect("delete")
+    );
+    assert!(
+        store
+            .delete_schedule(owner.id, later.id, &audited("schedule.deleted"))
+            .await
+            .expect("delete")
+    );
+    assert!(store.deliveries(later.id, 10).await.expect("deliveries").is_empty());
+    assert_eq!(store.schedules_of(owner.id).await.expect("list").len(), 1);
 }

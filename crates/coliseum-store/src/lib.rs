@@ -20,7 +20,10 @@ pub use records::{
     ApiKey, Appended, AuditOf, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser,
     SessionRecord, StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
 };
-pub use reports::{NewReport, NewShare, ReportBrand, ReportQuota, ReportRecord, ShareEnd, ShareRecord, ShareView};
+pub use reports::{
+    DeliveryRecord, NewDelivery, NewReport, NewSchedule, NewShare, ReportBrand, ReportQuota, ReportRecord,
+    ScheduleAfter, ScheduleRecord, ShareEnd, ShareRecord, ShareView,
+};
 pub use rollups::{
     AppliedBatch, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName,
     DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState, ProcessedBatch,
@@ -404,6 +407,42 @@ pub trait Reports: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// Reports made and sent on a schedule, and each delivery.
+#[async_trait]
+pub trait ReportSchedules: Send + Sync {
+    /// A new schedule, within `max` per account (`LimitReached` beyond),
+    /// with its `audit` record.
+    async fn create_schedule(
+        &self,
+        schedule: &NewSchedule,
+        max: u32,
+        audit: &AuditRecord,
+    ) -> Result<ScheduleRecord, StoreError>;
+
+    /// The user's schedules, oldest first.
+    async fn schedules_of(&self, user_id: i64) -> Result<Vec<ScheduleRecord>, StoreError>;
+
+    /// Deletes one of the user's schedules (its deliveries with it); `false`
+    /// when the user has no such schedule. The `audit` record when deleted.
+    async fn delete_schedule(&self, user_id: i64, id: i64, audit: &AuditRecord) -> Result<bool, StoreError>;
+
+    /// Takes one schedule due at `now` for this node: its next attempt is
+    /// moved to `lease_until` in the same statement, so that no other node
+    /// takes it meanwhile (a node that dies mid-delivery leaves it to be
+    /// taken again then).
+    async fn claim_due_schedule(
+        &self,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<Option<ScheduleRecord>, StoreError>;
+
+    /// Records an attempt and moves the schedule on, in one transaction.
+    async fn record_delivery(&self, delivery: &NewDelivery, after: &ScheduleAfter) -> Result<(), StoreError>;
+
+    /// A schedule's deliveries, newest first.
+    async fn deliveries(&self, schedule_id: i64, limit: u32) -> Result<Vec<DeliveryRecord>, StoreError>;
+}
+
 /// The append-only audit log.
 #[async_trait]
 pub trait Audit: Send + Sync {
@@ -428,6 +467,7 @@ pub trait Store:
     + Accounts
     + Billing
     + Reports
+    + ReportSchedules
     + Audit
     + std::fmt::Debug
 {

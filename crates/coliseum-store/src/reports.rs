@@ -126,3 +126,72 @@ pub struct ReportBrand {
     pub logo_png: Option<Vec<u8>>,
     pub updated_at: OffsetDateTime,
 }
+
+/// A report to make and send on a schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSchedule {
+    pub user_id: i64,
+    pub template: String,
+    pub format: String,
+    /// Compact JSON.
+    pub params: String,
+    /// `week` or `month`.
+    pub every: String,
+    /// Minutes after midnight UTC.
+    pub at_minute: i32,
+    /// 0 (Monday) to 6, for weekly schedules.
+    pub weekday: Option<i32>,
+    /// 1 to 28, for monthly schedules.
+    pub day: Option<i32>,
+    pub recipients: Vec<String>,
+    /// `attachment` or `link`.
+    pub deliver: String,
+    pub only_if_changed: bool,
+    pub created_at: OffsetDateTime,
+    /// The first delivery.
+    pub next_at: OffsetDateTime,
+}
+
+/// A schedule as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRecord {
+    pub id: i64,
+    pub schedule: NewSchedule,
+    /// Failed attempts at the delivery now due.
+    pub attempts: i32,
+    /// The report made for the delivery now due, kept across retries.
+    pub pending_report_id: Option<String>,
+    /// A digest of the figures last delivered (for `only_if_changed`).
+    pub last_digest: Option<String>,
+}
+
+/// What became of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub schedule_id: i64,
+    pub at: OffsetDateTime,
+    /// `sent`, `skipped`, `retrying` or `failed`.
+    pub status: String,
+    /// The attempt's number for this occurrence (1 for the first).
+    pub attempt: i32,
+    pub report_id: Option<String>,
+    /// Why it failed or was skipped.
+    pub detail: Option<String>,
+}
+
+/// How the schedule goes on after an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleAfter {
+    pub next_at: OffsetDateTime,
+    pub attempts: i32,
+    pub pending_report_id: Option<String>,
+    /// `None` keeps the digest recorded before.
+    pub last_digest: Option<String>,
+}
+
+/// A delivery as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub delivery: NewDelivery,
+}
