@@ -105,8 +105,10 @@ fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHa
         let (state, dna, served) = (state.clone(), state.dna.clone(), state.served.clone());
         async move {
             tokio::join!(
-                sample_health(state, stopped.clone()),
+                sample_health(state.clone(), stopped.clone()),
                 dna.run(stopped.clone()),
+                // Scheduled reports: every node looks; one takes each.
+                crate::reports::schedule::run(state.clone(), state.settings.schedule_tick, stopped.clone()),
                 served.run(stopped)
             );
         }

@@ -65,6 +65,20 @@ pub struct Settings {
     pub report_storage: Option<String>,
     /// S3 options (`aws_endpoint`, `aws_access_key_id`, …) over the `AWS_*` variables.
     pub report_storage_options: Vec<(String, String)>,
+    /// Where scheduled reports are mailed from; `None`: no schedules.
+    pub smtp: Option<SmtpSettings>,
+    /// How often due report schedules are looked for.
+    pub schedule_tick: std::time::Duration,
+}
+
+/// An SMTP server to send mail through.
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    /// `smtp://host:port` (`?tls=required` for STARTTLS) or `smtps://…`,
+    /// credentials in the URL's user information.
+    pub url: Secret,
+    /// The sender, `Name <address>` or an address.
+    pub from: String,
 }
 
 /// How the engine talks to Stripe.
@@ -144,6 +158,8 @@ impl Settings {
                     .into_owned(),
             ),
             report_storage_options: Vec::new(),
+            smtp: None,
+            schedule_tick: std::time::Duration::from_millis(100),
         }
     }
 

@@ -128,6 +128,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub report_storage_option: Vec<String>,
+    /// The SMTP server scheduled reports are mailed through:
+    /// `smtp://user:password@host:587?tls=required`, `smtps://…:465`, or
+    /// `smtp://host:25` (plain, for a local relay).
+    #[arg(long, env = "COLISEUM_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// The sender of scheduled reports (`Coliseum <reports@example.com>`).
+    #[arg(long, env = "COLISEUM_SMTP_FROM")]
+    pub smtp_from: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -43,6 +43,8 @@ pub struct FileConfig {
     stripe_passport: Option<bool>,
     report_storage: Option<String>,
     report_storage_options: Option<Vec<String>>,
+    smtp_url: Option<String>,
+    smtp_from: Option<String>,
 }
 
 impl FileConfig {
@@ -136,6 +138,22 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
             .with_context(|| format!("--report-storage-option `{option}` is not key=value"))
     })
     .collect::<anyhow::Result<Vec<_>>>()?;
+    let smtp = match (
+        pick(&args.smtp_url, &file.smtp_url),
+        pick(&args.smtp_from, &file.smtp_from),
+    ) {
+        (None, _) => None,
+        (Some(_), None) => bail!("--smtp-url needs --smtp-from, the address scheduled reports come from"),
+        (Some(url), Some(from)) => {
+            if !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                bail!("--smtp-url must start with smtp:// or smtps://");
+            }
+            Some(coliseum_http::settings::SmtpSettings {
+                url: Secret::new(url),
+                from,
+            })
+        }
+    };
     Ok(Settings {
         listen,
         database_url,
@@ -173,6 +191,8 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
         },
         report_storage: pick(&args.report_storage, &file.report_storage),
         report_storage_options,
+        smtp,
+        schedule_tick: Duration::from_secs(30),
     })
 }
 

@@ -9,6 +9,7 @@ pub mod document;
 pub mod links;
 pub mod pool;
 pub mod printed;
+pub mod schedule;
 pub mod storage;
 
 use bytes::Bytes;

@@ -83,6 +83,10 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("GET", "/v1/reports/branding", Access::SignedIn),
     ("PUT", "/v1/reports/branding", Access::SignedIn),
     ("DELETE", "/v1/reports/branding", Access::SignedIn),
+    ("POST", "/v1/report-schedules", Access::SignedIn),
+    ("GET", "/v1/report-schedules", Access::SignedIn),
+    ("DELETE", "/v1/report-schedules/{id}", Access::SignedIn),
+    ("GET", "/v1/report-schedules/{id}/deliveries", Access::SignedIn),
     ("GET", "/v1/shares", Access::SignedIn),
     ("DELETE", "/v1/shares/{token}", Access::SignedIn),
     ("POST", "/v1/shares/{token}/rotate", Access::SignedIn),
@@ -159,6 +163,8 @@ pub enum Via {
     Session(String),
     ApiKey(i64),
     Supabase,
+    /// The engine acting for the account on a schedule it set.
+    Scheduler,
 }
 
 /// Whoever makes a request: a user, or nobody (the Public plan). An ended

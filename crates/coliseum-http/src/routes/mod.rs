@@ -12,6 +12,7 @@ mod leaderboards;
 mod live;
 mod ops;
 mod passport;
+mod report_schedules;
 pub(crate) mod reports;
 mod stripe;
 
@@ -43,6 +44,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(dna::router())
         .merge(live::router())
         .merge(reports::router())
+        .merge(report_schedules::router())
         .merge(ops::router())
 }
 

@@ -244,6 +244,39 @@ fn cases() -> Vec<Case> {
                 () => 403,
             },
         ),
+        // Schedules: Basic and up; this server mails nothing (no SMTP), so
+        // a schedule it could never deliver is refused (503).
+        case(
+            "POST",
+            "/v1/report-schedules",
+            "/v1/report-schedules",
+            Some(
+                json!({"template": "platform", "format": "pdf", "params": {"range": "7d"}, "every": "week",
+                "at": "09:00", "recipients": ["ops@example.com"], "deliver": "link"}),
+            ),
+            |w| match () {
+                () if !w.signed_in() => 401,
+                () if w.plan_at_least(Plan::Basic) => 503,
+                () => 403,
+            },
+        ),
+        case("GET", "/v1/report-schedules", "/v1/report-schedules", None, |w| {
+            signed_in(w, 200)
+        }),
+        case(
+            "DELETE",
+            "/v1/report-schedules/{id}",
+            "/v1/report-schedules/999999",
+            None,
+            |w| signed_in(w, 404),
+        ),
+        case(
+            "GET",
+            "/v1/report-schedules/{id}/deliveries",
+            "/v1/report-schedules/999999/deliveries",
+            None,
+            |w| signed_in(w, 404),
+        ),
         case("GET", "/v1/shares", "/v1/shares", None, |w| signed_in(w, 200)),
         case(
             "DELETE",

@@ -25,6 +25,7 @@ on_both_backends!(
     plans_decide_who_reports_the_watermark_the_quota_and_link_lifetimes,
     the_dashboard_generates_lists_and_shares_reports_with_its_forms,
     enterprise_reports_carry_the_accounts_own_brand,
+    scheduled_reports_are_mailed_retried_and_skipped_when_nothing_changed,
 );
 
 /// Runs a tool from poppler or zbar; its stdout.
@@ -1051,5 +1052,224 @@ async fn enterprise_reports_carry_the_accounts_own_brand(backend: Backend) {
             .status(),
         204
     );
+    app.stop().await;
+}
+
+/// The messages a Maildir holds, oldest first.
+fn mails(maildir: &std::path::Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
+        .map(|entries| entries.map(|e| e.expect("entry").path()).collect())
+        .unwrap_or_default();
+    files.sort_by_key(|path| std::fs::metadata(path).and_then(|m| m.modified()).expect("modified"));
+    files
+        .iter()
+        .map(|path| std::fs::read_to_string(path).expect("a message"))
+        .collect()
+}
+
+/// The base64 body of the message's attachment, decoded.
+fn attachment(message: &str) -> Vec<u8> {
+    use base64::Engine;
+    let disposition = message.find("Content-Disposition: attachment").expect("an attachment");
+    let part = &message[disposition..];
+    let start = part
+        .find("\r\n\r\n")
+        .map(|i| i + 4)
+        .or_else(|| part.find("\n\n").map(|i| i + 2))
+        .expect("a body");
+    let encoded: String = part[start..]
+        .lines()
+        .take_while(|line| !line.starts_with("--"))
+        .collect::<Vec<_>>()
+        .concat();
+    base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .expect("base64")
+}
+
+async fn deliveries_of(app: &TestApp, cookie: &str, id: i64) -> Vec<Value> {
+    let body: Value = app
+        .get(&format!("/v1/report-schedules/{id}/deliveries"), Some(cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    body["items"].as_array().expect("items").clone()
+}
+
+/// Waits (bounded) until the schedule has `count` deliveries.
+async fn delivered(app: &TestApp, cookie: &str, id: i64, count: usize) -> Vec<Value> {
+    for _ in 0..300 {
+        let items = deliveries_of(app, cookie, id).await;
+        if items.len() >= count {
+            return items;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "schedule {id} has not {count} deliveries: {:?}",
+        deliveries_of(app, cookie, id).await
+    );
+}
+
+async fn scheduled_reports_are_mailed_retried_and_skipped_when_nothing_changed(backend: Backend) {
+    let port = free_port();
+    let start = time::OffsetDateTime::now_utc();
+    let clock = std::sync::Arc::new(coliseum_domain::clock::FixedClock::new(start));
+    let app = crate::support::spawn_app_with_clock_and(backend, clock.clone(), |settings| {
+        settings.smtp = Some(coliseum_http::settings::SmtpSettings {
+            url: coliseum_http::settings::Secret::new(format!("smtp://127.0.0.1:{port}")),
+            from: "Coliseum <reports@coliseum.test>".to_owned(),
+        });
+    })
+    .await;
+    plays(&app, "art_1", "Burna Boy", 9).await;
+    app.processed().await;
+    // The clock moves by months: a session that outlives it.
+    let user = app.make_user(Role::Fan, Plan::Enterprise, &[], &[]).await;
+    let cookie = app.session_for(&user, time::Duration::days(400)).await;
+    let create = |body: Value| {
+        let (app, cookie) = (&app, cookie.clone());
+        async move {
+            let response = app.post_as("/v1/report-schedules", &cookie, Some(&body)).await;
+            assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let bad = app
+        .post_as(
+            "/v1/report-schedules",
+            &cookie,
+            Some(
+                &json!({"template": "platform", "format": "pdf", "params": {"range": "24h"}, "every": "week",
+                "at": "25:00", "recipients": ["ops@example.com"], "deliver": "attachment"}),
+            ),
+        )
+        .await;
+    assert_eq!(
+        assert_problem(bad, 422, "validation-failed").await["errors"][0]["pointer"],
+        "/at"
+    );
+
+    let weekly = create(json!({
+        "template": "platform", "format": "pdf", "params": {"range": "7d"},
+        "every": "week", "weekday": "monday", "at": "09:00",
+        "recipients": ["ops@example.com", "cfo@example.com"], "deliver": "attachment"
+    }))
+    .await;
+    let id = weekly["id"].as_i64().expect("id");
+    let due = crate::support::parse_rfc3339(weekly["next_at"].as_str().expect("next"));
+    assert_eq!(due.weekday(), time::Weekday::Monday);
+    assert_eq!((due.hour(), due.minute()), (9, 0));
+
+    // Due, with no mail server: the attempt fails and waits to retry.
+    clock.set(due + time::Duration::seconds(1));
+    let first = delivered(&app, &cookie, id, 1).await;
+    assert_eq!(first[0]["status"], "retrying", "{first:?}");
+    assert!(first[0]["detail"].as_str().expect("why").contains("smtp"), "{first:?}");
+    let report_id = first[0]["report_id"].as_str().expect("the report was made").to_owned();
+
+    // The server comes up; after the backoff the same report is sent.
+    let maildir = tempfile::tempdir().expect("dir");
+    let mailbox = maildir.path().join("mail");
+    let _smtp = Child(
+        Command::new(service_program("aiosmtpd"))
+            .args([
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
+            .arg(&mailbox)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("aiosmtpd starts"),
+    );
+    listening(port).await;
+    clock.set(due + time::Duration::seconds(62));
+    let both = delivered(&app, &cookie, id, 2).await;
+    assert_eq!(both[0]["status"], "sent", "{both:?}");
+    assert_eq!(both[0]["attempt"], 2);
+    assert_eq!(
+        both[0]["report_id"],
+        report_id.as_str(),
+        "the retry sends the first attempt's report"
+    );
+    let messages = mails(&mailbox);
+    assert_eq!(messages.len(), 1, "one message for both recipients");
+    let message = &messages[0];
+    assert!(
+        message.contains("Subject: Coliseum: your weekly platform report"),
+        "{message}"
+    );
+    // Both were sent it (the server's envelope record), neither sees the other.
+    let header = |name: &str| {
+        message
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let envelope = header("X-RcptTo:");
+    assert!(
+        envelope.contains("ops@example.com") && envelope.contains("cfo@example.com"),
+        "{envelope}"
+    );
+    assert!(!header("To:").contains("example.com"), "recipients are blind copies");
+    assert!(header("Bcc:").is_empty(), "and the copy list is not sent");
+    let (_, file) = bytes_of(
+        &app,
+        &format!("{}/v1/reports/{report_id}/download", app.base),
+        Some(&cookie),
+    )
+    .await;
+    assert_eq!(attachment(message), file, "the attachment is the report");
+    let listed: Value = app
+        .get("/v1/report-schedules", Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let next = crate::support::parse_rfc3339(listed["items"][0]["next_at"].as_str().expect("next"));
+    assert_eq!(next, due + time::Duration::days(7), "on to next Monday");
+    assert_eq!(
+        app.send_as(
+            reqwest::Method::DELETE,
+            &format!("/v1/report-schedules/{id}"),
+            &cookie,
+            None
+        )
+        .await
+        .status(),
+        204
+    );
+
+    // Only when the figures changed: the first goes out, an unchanged week does not.
+    let monthly = create(json!({
+        "template": "platform", "format": "json", "params": {"range": "all"},
+        "every": "month", "day": 3, "at": "06:30",
+        "recipients": ["ops@example.com"], "deliver": "link", "only_if_changed": true
+    }))
+    .await;
+    let monthly_id = monthly["id"].as_i64().expect("id");
+    let first_due = crate::support::parse_rfc3339(monthly["next_at"].as_str().expect("next"));
+    clock.set(first_due + time::Duration::seconds(1));
+    assert_eq!(delivered(&app, &cookie, monthly_id, 1).await[0]["status"], "sent");
+    let link_mail = mails(&mailbox).pop().expect("a second message");
+    assert!(link_mail.contains("/s/"), "a link, no attachment: {link_mail}");
+    assert!(!link_mail.contains("Content-Disposition: attachment"));
+    let listed: Value = app
+        .get("/v1/report-schedules", Some(&cookie))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let second_due = crate::support::parse_rfc3339(listed["items"][0]["next_at"].as_str().expect("next"));
+    clock.set(second_due + time::Duration::seconds(1));
+    let skipped = delivered(&app, &cookie, monthly_id, 2).await;
+    assert_eq!(skipped[0]["status"], "skipped", "{skipped:?}");
+    assert_eq!(mails(&mailbox).len(), 2, "nothing sent for unchanged figures");
     app.stop().await;
 }

@@ -203,6 +203,11 @@ fn serve(application: Application, guard: DatabaseGuard, database_url: String) -
     }
 }
 
+/// An RFC 3339 instant a response states.
+pub fn parse_rfc3339(text: &str) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).expect("an RFC 3339 instant")
+}
+
 /// A play with this id, timestamped a minute ago.
 pub fn play(event_id: &str) -> Value {
     let at = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
