@@ -239,6 +239,7 @@ PAGES = [
     ("account", "basic", "/app/account"),
     ("upgrade-banner", "basic", "/app/leaderboards?board=dna-g"),
     ("admin", "admin", "/app/admin"),
+    ("reports", "pro", "/app/reports"),
     ("not-found", None, "/nothing-here"),
 ]
 
@@ -301,3 +302,29 @@ def test_a_first_load_weighs_under_150_kb(page_for):
     print(f"first-load weight in bytes: {weights}")
     for name, weight in weights.items():
         assert 0 < weight < 150_000, (name, weight)
+
+
+def test_a_report_is_generated_from_the_dashboard_and_shared_with_its_qr_code(page_for, engine):
+    """Generate report on Event Analytics, as a person clicks it: the report's
+    page shows its link with a QR code the browser draws, and the link opens
+    the PDF for anyone; revoking it ends it."""
+    page = page_for("pro")
+    page.goto("/app/analytics?range=24h")
+    page.get_by_text("Generate report").click()
+    page.get_by_label("Format").select_option("pdf")
+    page.get_by_role("button", name="Make the report").click()
+    page.wait_for_url("**/app/reports/rep_*")
+    qr = page.locator("img.qr").first
+    qr.wait_for()
+    assert page.evaluate("(img) => img.complete && img.naturalWidth > 0", qr.element_handle())
+    link = page.locator("code.link-url").first.inner_text()
+    status, body = engine.get(link.removeprefix(engine.url))
+    assert status == 200 and body.startswith(b"%PDF-"), status
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1440, "height": 900})
+    page.screenshot(path=str(SCREENSHOTS / "report-1440x900.png"), full_page=False)
+    page.get_by_role("button", name="Revoke").first.click()
+    page.wait_for_load_state("networkidle")
+    assert "revoked" in page.locator("#links").inner_text()
+    status, _ = engine.get(link.removeprefix(engine.url))
+    assert status == 410

@@ -12,6 +12,7 @@ mod live;
 mod mixed;
 mod pages;
 mod pipeline;
+mod reports;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +35,8 @@ enum BenchCommand {
     Limits(limits::LimitsBenchArgs),
     /// WebSocket subscribers of live topics while plays arrive.
     Live(live::LiveBenchArgs),
+    /// PDF reports: their time, and reads while they are made.
+    Reports(reports::ReportsBenchArgs),
 }
 
 /// The `coliseum` binary built beside this one: the engine under test.
@@ -61,6 +64,7 @@ async fn main() -> std::process::ExitCode {
         BenchCommand::Dna(args) => dna::run(args).await,
         BenchCommand::Limits(args) => limits::run(args).await,
         BenchCommand::Live(args) => live::run(args).await,
+        BenchCommand::Reports(args) => reports::run(args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -140,7 +140,7 @@ async fn reads_only(args: &PipelineBenchArgs, database_url: &str) -> anyhow::Res
 /// The three readers of the mixed scenarios on `plan`: a fan, an artist
 /// account linked to the drawn artists and a host linked to one live event
 /// of each.
-async fn mixed_readers(
+pub(super) async fn mixed_readers(
     base_url: &str,
     database_url: &str,
     plan: &str,
@@ -309,7 +309,7 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
     let ingest_node = Server::start(&database.url, &secret, false, &[]).await?;
     let empty_rss = ingest_node.rss_mib().unwrap_or(0.0);
     let started = Instant::now();
-    let sent = load_data_set(&ingest_node.base_url, &key, args).await?;
+    let sent = load_data_set(&ingest_node.base_url, &key, args.artists, args.days, args.entries).await?;
     let ingest_s = started.elapsed().as_secs_f64();
     ingest_node.stop().await;
     let head = store.log_stats().await?.head_seq;
@@ -360,17 +360,23 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
 
 /// Sends the data set in signed batches of 1000 from 8 connections; one
 /// task generates while the others send.
-async fn load_data_set(base_url: &str, key: &Arc<WebhookKey>, args: &PipelineBenchArgs) -> anyhow::Result<u64> {
+pub(super) async fn load_data_set(
+    base_url: &str,
+    key: &Arc<WebhookKey>,
+    artists: u32,
+    days: u32,
+    entries: u64,
+) -> anyhow::Result<u64> {
     let (batches, receiver) = tokio::sync::mpsc::channel::<String>(32);
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     let config = GeneratorConfig {
-        artists: args.artists,
-        days: args.days,
+        artists,
+        days,
         seed: 7,
         until: time::OffsetDateTime::now_utc(),
-        total: args.entries,
+        total: entries,
     };
-    let total = args.entries;
+    let total = entries;
     let generator = tokio::task::spawn_blocking(move || {
         let mut generator = Generator::new(config);
         let mut left = total;
@@ -748,7 +754,7 @@ async fn reader(base_url: &str, database_url: &str, plan: &str) -> anyhow::Resul
 
 /// Creates a user of `role` on `plan` (with `links`: `--artist` and
 /// `--live-event` arguments) and signs in; returns the session's `Cookie`.
-async fn reader_as(
+pub(super) async fn reader_as(
     base_url: &str,
     database_url: &str,
     plan: &str,

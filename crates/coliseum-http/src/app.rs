@@ -250,6 +250,7 @@ impl Application {
             files: crate::reports::storage::ReportFiles::open(&report_location, &settings.report_storage_options)
                 .with_context(|| format!("opening the report storage {report_location}"))?,
             pool: crate::reports::pool::RenderPool::for_this_machine(),
+            in_progress: Arc::default(),
         });
         let state = AppState {
             store,

@@ -79,14 +79,26 @@ pub fn check_logo(png: &[u8]) -> Result<(u32, u32), ReportError> {
     if !png.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Err(ReportError::Logo("is not a PNG image".to_owned()));
     }
-    let image = krilla::image::Image::from_png(png.to_vec().into(), true)
+    // Decoded whole here: a PNG whose header reads but whose data does not
+    // would otherwise fail every report drawn with it.
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
         .map_err(|e| ReportError::Logo(format!("cannot be read: {e}")))?;
-    let (width, height) = image.size();
+    let (width, height) = (reader.info().width, reader.info().height);
     if width == 0 || height == 0 || width > MAX_LOGO_PIXELS || height > MAX_LOGO_PIXELS {
         return Err(ReportError::Logo(format!(
             "must be 1 to {MAX_LOGO_PIXELS} pixels a side (it is {width} × {height})"
         )));
     }
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| ReportError::Logo("is too large to decode".to_owned()))?;
+    let mut pixels = vec![0; size];
+    reader
+        .next_frame(&mut pixels)
+        .map_err(|e| ReportError::Logo(format!("cannot be read: {e}")))?;
+    krilla::image::Image::from_png(png.to_vec().into(), true)
+        .map_err(|e| ReportError::Logo(format!("cannot be read: {e}")))?;
     Ok((width, height))
 }
 

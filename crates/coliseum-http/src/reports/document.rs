@@ -127,6 +127,9 @@ pub struct ReportDocument {
     /// The report's share link, when it has one.
     #[schema(required = true)]
     pub share_url: Option<String>,
+    /// "Coliseum Basic" on a Basic plan's reports (PLANS.md), else `null`.
+    #[schema(required = true)]
+    pub watermark_text: Option<String>,
     #[schema(required = true)]
     pub kpis: Option<KpisBody>,
     /// The KPIs of the period of the same length just before.
@@ -447,6 +450,7 @@ pub async fn gather(
         filters,
         plan: audience.plan.as_str(),
         share_url,
+        watermark_text: None,
         kpis: gathered.kpis,
         previous_kpis: gathered.previous_kpis,
         explanation: gathered.explanation,

@@ -25,11 +25,21 @@ use crate::problem::AppError;
 use crate::routes::access::Caller;
 use document::{ReportRequest, gather};
 
-/// What reports need at run time: where files go, and the pool that draws them.
+/// What reports need at run time: where files go, the pool that draws
+/// them, and each account's reports in the making.
 #[derive(Debug)]
 pub struct ReportService {
     pub files: storage::ReportFiles,
     pub pool: pool::RenderPool,
+    pub in_progress: std::sync::Arc<pool::InProgress>,
+}
+
+/// The terms of the link a report is made with (printed in its PDF).
+#[derive(Debug, Clone)]
+pub struct FirstLink {
+    /// `None`: never expires (Enterprise).
+    pub expires_at: Option<OffsetDateTime>,
+    pub password_hash: Option<String>,
 }
 
 /// `pdf` or `json`.
@@ -65,6 +75,11 @@ impl Format {
 
 /// The words printed across every page of a Basic report (PLANS.md).
 pub const BASIC_WATERMARK: &str = "Coliseum Basic";
+
+/// The words a report of `caller`'s carries on every page: Basic's.
+fn basic_watermark(caller: &Caller) -> Option<&'static str> {
+    (caller.subject().plan == Plan::Basic && !caller.audience().admin).then_some(BASIC_WATERMARK)
+}
 
 /// The lifetime of the link a report is made with: the plan's longest
 /// (PLANS.md); Enterprise, whose links may last forever, gets a year.
@@ -111,18 +126,23 @@ pub struct Made {
 }
 
 /// Makes the report `request` asks for, as `caller` may read it, in
-/// `format`: counted against the month's quota, stored, and given a link.
-/// Anything that fails after the quota was counted gives it back.
+/// `format`: counted against the month's quota, stored, and given a link
+/// (`first_link`'s terms, else the plan's longest lifetime and no
+/// password). Anything that fails after the quota was counted gives it
+/// back. Once counted, the report is finished on a task of its own: a
+/// client that goes away does not leave it half made.
 pub async fn make(
     state: &AppState,
     caller: &Caller,
     request_id: &RequestId,
     request: ReportRequest,
     format: Format,
+    first_link: Option<FirstLink>,
 ) -> Result<Made, AppError> {
     let user = caller.user()?.clone();
     caller.may(Feature::Reports)?;
-    let _admitted = state.reports.pool.admit()?;
+    let admitted = state.reports.pool.admit()?;
+    let making = state.reports.in_progress.enter(user.id)?;
     let subject = caller.subject();
     let plan_entitlements = entitlements(&subject);
     let now = state.clock.now();
@@ -162,27 +182,36 @@ pub async fn make(
             retry_after_s: u64::try_from((next_month - now).whole_seconds()).unwrap_or(0).max(1),
         });
     };
-    match finish(
-        state,
-        caller,
-        request_id,
-        request,
-        format,
-        &report,
-        &plan_entitlements,
-        now,
-    )
-    .await
-    {
-        Ok(made) => Ok(made),
-        Err(error) => {
-            if let Err(cleanup) = state.store.discard_report(&report.id).await {
-                tracing::warn!(error = %cleanup, report = %report.id, "a failed report was not discarded");
+    let first_link = first_link.unwrap_or_else(|| FirstLink {
+        expires_at: Some(now + default_link_lifetime(&plan_entitlements)),
+        password_hash: None,
+    });
+    let task = tokio::spawn({
+        let (state, caller, request_id) = (state.clone(), caller.clone(), request_id.clone());
+        async move {
+            let (_admitted, _making) = (admitted, making);
+            let outcome = finish(
+                &state,
+                &caller,
+                &request_id,
+                request,
+                format,
+                &report,
+                &plan_entitlements,
+                first_link,
+            )
+            .await;
+            if outcome.is_err() {
+                if let Err(cleanup) = state.store.discard_report(&report.id).await {
+                    tracing::warn!(error = %cleanup, report = %report.id, "a failed report was not discarded");
+                }
+                let _ = state.reports.files.delete(&report.id, format.as_str()).await;
             }
-            let _ = state.reports.files.delete(&report.id, format.as_str()).await;
-            Err(error)
+            outcome
         }
-    }
+    });
+    task.await
+        .map_err(|e| AppError::Internal(format!("a report's task failed: {e}")))?
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -194,12 +223,22 @@ async fn finish(
     format: Format,
     report: &ReportRecord,
     plan_entitlements: &Entitlements,
-    now: OffsetDateTime,
+    first_link: FirstLink,
 ) -> Result<Made, AppError> {
-    let expires_at = now + default_link_lifetime(plan_entitlements);
-    let share = create_share(state, caller, request_id, &report.id, Some(expires_at), None).await?;
+    let protected = first_link.password_hash.is_some();
+    let share = create_share(
+        state,
+        caller,
+        request_id,
+        &report.id,
+        first_link.expires_at,
+        first_link.password_hash,
+    )
+    .await?;
     let url = share_url(state, &share.token);
-    let document = gather(state, caller, request_id, &request, &report.id, Some(url.clone())).await?;
+    let mut document = gather(state, caller, request_id, &request, &report.id, Some(url.clone())).await?;
+    // A Basic report names its plan in JSON too (PLANS.md's watermark).
+    document.watermark_text = basic_watermark(caller).map(str::to_owned);
     let bytes = match format {
         Format::Json => {
             Bytes::from(serde_json::to_vec_pretty(&document).map_err(|e| AppError::Internal(format!("a report: {e}")))?)
@@ -207,13 +246,19 @@ async fn finish(
         Format::Pdf => {
             let dress = printed::Dress {
                 brand: brand_of(state, caller, plan_entitlements).await?,
-                watermark_text: (caller.subject().plan == Plan::Basic && !caller.audience().admin)
-                    .then(|| BASIC_WATERMARK.to_owned()),
+                watermark_text: basic_watermark(caller).map(str::to_owned),
                 share: Some(ShareLink {
                     url,
                     expiry: format!(
-                        "This link works until {} UTC; its owner can revoke it sooner.",
-                        expires_at.date()
+                        "{}{}",
+                        match share.expires_at {
+                            Some(at) => format!(
+                                "This link works until {} UTC; its owner can revoke it sooner.",
+                                at.date()
+                            ),
+                            None => "This link does not expire; its owner can revoke it.".to_owned(),
+                        },
+                        if protected { " It asks for a password." } else { "" }
                     ),
                 }),
             };

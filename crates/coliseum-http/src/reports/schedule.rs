@@ -226,9 +226,10 @@ async fn attempt_delivery(state: &AppState, schedule: &ScheduleRecord) -> Outcom
         Ok(Some(user)) => user,
         Ok(None) => return Outcome::Skipped("the account no longer exists".to_owned()),
         Err(error) => {
+            tracing::warn!(error = %error, "a schedule's account could not be read");
             return Outcome::Retry {
                 report_id: None,
-                why: error.to_string(),
+                why: "the store was unavailable".to_owned(),
             };
         }
     };
@@ -270,7 +271,7 @@ async fn attempt_delivery(state: &AppState, schedule: &ScheduleRecord) -> Outcom
             } else {
                 None
             };
-            match make(state, &caller, &request_id, request, format).await {
+            match make(state, &caller, &request_id, request, format, None).await {
                 Ok(made) => {
                     return match send(state, &smtp, schedule, &made.report.id, format).await {
                         Ok(()) => Outcome::Sent {
@@ -323,13 +324,13 @@ async fn send(
         .store
         .report(report_id)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|_| "the store was unavailable".to_owned())?
         .ok_or_else(|| "the report is gone".to_owned())?;
     let link = state
         .store
         .shares_of(report.user_id)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|_| "the store was unavailable".to_owned())?
         .into_iter()
         .find(|s| s.report_id == report.id && s.in_force(state.clock.now()))
         .map(|s| share_url(state, &s.token));
@@ -362,7 +363,7 @@ async fn send(
             .files
             .get(&report.id, &report.format)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|_| "the report's file could not be read".to_owned())?;
         let name = format!(
             "coliseum-{}-{}.{}",
             report.template,
@@ -381,11 +382,16 @@ async fn send(
         .map_err(|e| format!("--smtp-url: {e}"))?
         .timeout(Some(Duration::from_secs(20)))
         .build();
-    transport
-        .send(message)
-        .await
-        .map(|_| ())
-        .map_err(|e| format!("smtp: {e}"))
+    transport.send(message).await.map(|_| ()).map_err(|error| {
+        // What the mail server said stays in the server's log; the
+        // delivery log, which the account reads, says what happened.
+        tracing::warn!(error = %error, schedule = schedule.id, "a scheduled report was not mailed");
+        if error.is_permanent() {
+            "the mail server refused the message".to_owned()
+        } else {
+            "the mail server could not be reached or failed to take the message".to_owned()
+        }
+    })
 }
 
 #[cfg(test)]

@@ -61,6 +61,11 @@ struct NewReportBody {
     #[schema(value_type = Object)]
     #[serde(default)]
     params: Value,
+    /// The terms of the link the report is made with, which its PDF
+    /// prints with a QR code (absent: the plan's longest lifetime, no
+    /// password). Further links: `POST /v1/reports/{id}/shares`.
+    #[serde(default)]
+    share: Option<NewShareBody>,
 }
 
 /// A report as recorded.
@@ -275,7 +280,20 @@ async fn create_report(
         .map_err(|e| malformed("{\"template\": …, \"format\": \"pdf\" | \"json\", \"params\": {…}}", e))?;
     let format = Format::parse(&body.format).ok_or_else(|| invalid("/format", "must be pdf or json"))?;
     let read = ReportRequest::parse(&body.template, &body.params)?;
-    let made = reports::make(&state, &caller, &request, read, format).await?;
+    let first_link = match &body.share {
+        Some(terms) => Some(
+            link_terms(
+                &caller,
+                terms.expires_in_s,
+                terms.password.as_deref(),
+                state.clock.now(),
+                "/share",
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let made = reports::make(&state, &caller, &request, read, format, first_link).await?;
     Ok((
         StatusCode::CREATED,
         Json(MadeBody {
@@ -468,17 +486,53 @@ pub(crate) async fn share_report(
     let user = caller.user()?.clone();
     caller.may(Feature::Reports)?;
     let report = own_report(state, &user, report_id).await?;
-    let expires_at = expiry(caller, expires_in_s, state.clock.now())?;
+    let terms = link_terms(caller, expires_in_s, password, state.clock.now(), "").await?;
+    reports::create_share(
+        state,
+        caller,
+        request,
+        &report.id,
+        terms.expires_at,
+        terms.password_hash,
+    )
+    .await
+}
+
+/// A link's terms as asked, checked against the plan; errors point at
+/// `{pointer}/expires_in_s` and `{pointer}/password`.
+async fn link_terms(
+    caller: &Caller,
+    expires_in_s: Option<i64>,
+    password: Option<&str>,
+    now: time::OffsetDateTime,
+    pointer: &str,
+) -> Result<reports::FirstLink, AppError> {
+    let expires_at = expiry(caller, expires_in_s, now).map_err(|error| match error {
+        AppError::Invalid { errors, .. } if !pointer.is_empty() => invalid(
+            &format!("{pointer}/expires_in_s"),
+            &errors.first().map(|e| e.detail.clone()).unwrap_or_default(),
+        ),
+        other => other,
+    })?;
     let password_hash = match password {
         None => None,
         Some(password) if !PASSWORD_CHARS.contains(&password.chars().count()) => {
-            return Err(invalid("/password", "must be 8 to 128 characters"));
+            return Err(invalid(&format!("{pointer}/password"), "must be 8 to 128 characters"));
         }
         Some(password) => {
-            Some(crate::sessions::hash_password(password).map_err(|e| AppError::Internal(e.to_string()))?)
+            // Argon2 takes tens of milliseconds: never on an async worker.
+            let password = password.to_owned();
+            let hashed = tokio::task::spawn_blocking(move || crate::sessions::hash_password(&password))
+                .await
+                .map_err(|e| AppError::Internal(e.to_string()))?
+                .map_err(|e| AppError::Internal(e.to_string()))?;
+            Some(hashed)
         }
     };
-    reports::create_share(state, caller, request, &report.id, expires_at, password_hash).await
+    Ok(reports::FirstLink {
+        expires_at,
+        password_hash,
+    })
 }
 
 /// The caller's share links, newest first, ended ones included.

@@ -185,7 +185,7 @@ pub async fn generate(
         .map(|(k, v)| (k, serde_json::Value::String(v)))
         .collect();
     let read = ReportRequest::parse(&form.template, &serde_json::Value::Object(params))?;
-    let made = reports::make(&state, &caller, &request, read, format).await?;
+    let made = reports::make(&state, &caller, &request, read, format, None).await?;
     Ok(Redirect::to(&format!("{PATH}/{}", made.report.id)).into_response())
 }
 
@@ -329,8 +329,9 @@ pub async fn new_link(
         "never" | "" => None,
         days => Some(
             days.parse::<i64>()
-                .map_err(|_| AppError::parameter("lifetime", "must be a number of days"))?
-                * 86_400,
+                .ok()
+                .and_then(|days| days.checked_mul(86_400))
+                .ok_or_else(|| AppError::parameter("lifetime", "must be a number of days"))?,
         ),
     };
     let password = Some(form.password.trim()).filter(|p| !p.is_empty());
