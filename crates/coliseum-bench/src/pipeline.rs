@@ -761,8 +761,20 @@ pub(super) async fn reader_as(
     role: &str,
     links: &[String],
 ) -> anyhow::Result<String> {
+    account_as(base_url, database_url, plan, role, role, links).await
+}
+
+/// A signed-in account of `role` on `plan`, told apart by `label`: its cookie.
+pub(super) async fn account_as(
+    base_url: &str,
+    database_url: &str,
+    plan: &str,
+    role: &str,
+    label: &str,
+    links: &[String],
+) -> anyhow::Result<String> {
     let exe = crate::coliseum_binary()?;
-    let email = format!("bench-reader-{plan}-{role}@example.com");
+    let email = format!("bench-reader-{plan}-{label}@example.com");
     let password = "bench reader password";
     let output = tokio::process::Command::new(exe)
         .args(["users", "create", "--database-url", database_url, "--email", &email])

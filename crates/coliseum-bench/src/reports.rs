@@ -58,8 +58,8 @@ struct Author {
     csrf: String,
 }
 
-async fn author(base_url: &str, database_url: &str) -> anyhow::Result<Author> {
-    let cookie = pipeline::reader_as(base_url, database_url, "enterprise", "fan", &[]).await?;
+async fn sign_in_author(base_url: &str, database_url: &str, label: &str) -> anyhow::Result<Author> {
+    let cookie = pipeline::account_as(base_url, database_url, "enterprise", "fan", label, &[]).await?;
     let response: Value = reqwest::Client::new()
         .get(format!("http://{base_url}/v1/auth/csrf"))
         .header(reqwest::header::COOKIE, &cookie)
@@ -94,11 +94,44 @@ async fn make(
     Ok((status, made))
 }
 
-/// The pages of a PDF: its page objects (krilla writes them uncompressed).
+/// Up to `count` artists of the 30-day plays board, best first.
+async fn ranked_artists(base_url: &str, author: &Author, count: usize) -> anyhow::Result<Arc<Vec<String>>> {
+    let client = reqwest::Client::new();
+    let mut artists = Vec::new();
+    let mut cursor: Option<String> = None;
+    while artists.len() < count {
+        let mut url = format!("http://{base_url}/v1/leaderboards/plays?range=30d&limit=100");
+        if let Some(cursor) = &cursor {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let page: Value = client
+            .get(url)
+            .header(reqwest::header::COOKIE, &author.cookie)
+            .send()
+            .await?
+            .json()
+            .await?;
+        for entry in page["entries"].as_array().into_iter().flatten() {
+            if let Some(id) = entry["artist_id"].as_str() {
+                artists.push(id.to_owned());
+            }
+        }
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    artists.truncate(count);
+    Ok(Arc::new(artists))
+}
+
+/// The pages of a PDF: its page objects (`/Type/Page`, not `/Pages`;
+/// krilla writes them uncompressed).
 fn pages(pdf: &[u8]) -> usize {
-    pdf.windows(11)
+    const PAGE: &[u8] = b"/Type/Page";
+    pdf.windows(PAGE.len())
         .enumerate()
-        .filter(|(i, w)| *w == b"/Type /Page" && pdf.get(i + 11) != Some(&b's'))
+        .filter(|(i, w)| *w == PAGE && pdf.get(i + PAGE.len()) != Some(&b's'))
         .count()
 }
 
@@ -178,9 +211,14 @@ pub async fn run(args: ReportsBenchArgs) -> anyhow::Result<()> {
     }
     println!("- data set: {sent} entries, processed");
     let base = node.base_url.clone();
-    let author = author(&base, &database.url).await?;
+    let author = sign_in_author(&base, &database.url, "author").await?;
     // The DNA scores are published a few seconds after processing.
     tokio::time::sleep(Duration::from_secs(6)).await;
+
+    // Artists people report on: ranked in the last 30 days.
+    let ranked = ranked_artists(&base, &author, 1_000).await?;
+    anyhow::ensure!(!ranked.is_empty(), "no artist is ranked");
+    println!("- {} ranked artists to report on", ranked.len());
 
     println!();
     println!("## Reports on an idle engine, one after another");
@@ -189,7 +227,7 @@ pub async fn run(args: ReportsBenchArgs) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|---|");
     let artists = (0..args.reports).map(|i| {
         json!({"template": "artist", "format": "pdf",
-               "params": {"artist_id": format!("art_{}", 1 + i * 37 % args.artists as usize), "range": "30d"}})
+               "params": {"artist_id": ranked[i * 37 % ranked.len()], "range": "30d"}})
     });
     let (times, page_counts, sizes) = timed(&base, &author, artists).await?;
     row("artist, PDF (30 days)", &times, &page_counts, &sizes);
@@ -226,18 +264,26 @@ pub async fn run(args: ReportsBenchArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    // Each maker is a different account (an account makes at most four
+    // reports at once), and waits a second when told to retry, as a
+    // well-behaved client does.
+    let mut authors = Vec::new();
+    for i in 0..args.concurrent_reports {
+        authors.push(sign_in_author(&base, &database.url, &format!("maker-{i}")).await?);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let (made, refused) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let makers: Vec<_> = (0..args.concurrent_reports)
-        .map(|client_index| {
-            let (stop, made, refused, author, base) = (
+    let makers: Vec<_> = authors
+        .into_iter()
+        .enumerate()
+        .map(|(client_index, author)| {
+            let (stop, made, refused, base, ranked) = (
                 stop.clone(),
                 made.clone(),
                 refused.clone(),
-                author.clone(),
                 base.clone(),
+                ranked.clone(),
             );
-            let artists = args.artists as usize;
             tokio::spawn(async move {
                 let client = reqwest::Client::new();
                 let mut i = client_index;
@@ -247,12 +293,19 @@ pub async fn run(args: ReportsBenchArgs) -> anyhow::Result<()> {
                                "params": {"metric": "plays", "range": "7d", "limit": 100}})
                     } else {
                         json!({"template": "artist", "format": "pdf",
-                               "params": {"artist_id": format!("art_{}", 1 + i * 53 % artists), "range": "30d"}})
+                               "params": {"artist_id": ranked[i * 53 % ranked.len()], "range": "30d"}})
                     };
                     match make(&client, &base, &author, &body).await {
-                        Ok((201, _)) => made.fetch_add(1, Ordering::Relaxed),
-                        _ => refused.fetch_add(1, Ordering::Relaxed),
-                    };
+                        Ok((201, _)) => {
+                            made.fetch_add(1, Ordering::Relaxed);
+                        }
+                        outcome => {
+                            if refused.fetch_add(1, Ordering::Relaxed) < 3 {
+                                eprintln!("a report was refused: {:?}", outcome.map(|(status, _)| status));
+                            }
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
                     i += args.concurrent_reports;
                 }
             })

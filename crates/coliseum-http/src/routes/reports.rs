@@ -385,8 +385,10 @@ pub fn file_response(report: &ReportRecord, bytes: bytes::Bytes, disposition: &s
     tag = "reports",
     params(("id" = String, Path, description = "The report's `id`")),
     responses(
-        (status = 200, description = "The report's file", content_type = "application/pdf", body = Vec<u8>),
-        (status = 200, description = "A JSON report", content_type = "application/json", body = ReportDocument),
+        (status = 200, description = "The report's file: a PDF, or a JSON report document", content(
+            (Vec<u8> = "application/pdf"),
+            (ReportDocument = "application/json"),
+        )),
         Problems,
     ),
     security(("session" = []), ("bearer" = [])),
