@@ -268,7 +268,10 @@ pub async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<
                 .expires_at
                 .map_or_else(|| "never".to_owned(), |at| format::instant(&rfc3339(at))),
             password: share.password_hash.is_some(),
-            views: grouped(share.views),
+            views: match share.views {
+                1 => "1 view".to_owned(),
+                n => format!("{} views", grouped(n)),
+            },
             recent,
             active: state_name == "active",
             token: share.token,
