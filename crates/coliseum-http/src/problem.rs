@@ -226,6 +226,19 @@ impl AppError {
 }
 
 impl AppError {
+    /// 422 for one field of a JSON body: `pointer` is its JSON Pointer.
+    pub fn field(pointer: &str, detail: impl std::fmt::Display) -> Self {
+        let detail = detail.to_string();
+        Self::Invalid {
+            detail: format!("`{pointer}` {detail}"),
+            errors: vec![FieldError {
+                pointer: pointer.to_owned(),
+                detail,
+            }],
+            extensions: Map::new(),
+        }
+    }
+
     pub fn parameter(parameter: &str, detail: impl std::fmt::Display) -> Self {
         Self::InvalidParameter {
             parameter: parameter.to_owned(),

@@ -165,18 +165,18 @@ impl ReportRequest {
     /// the request body.
     pub fn parse(template: &str, params: &Value) -> Result<Self, AppError> {
         let template = Template::parse(template).ok_or_else(|| {
-            invalid(
+            AppError::field(
                 "/template",
                 "must be one of artist, live_event, leaderboard, platform".to_owned(),
             )
         })?;
         let object = params
             .as_object()
-            .ok_or_else(|| invalid("/params", "must be an object".to_owned()))?;
+            .ok_or_else(|| AppError::field("/params", "must be an object"))?;
         let mut map = HashMap::new();
         for (key, value) in object {
             if !template.parameters().contains(&key.as_str()) {
-                return Err(invalid(
+                return Err(AppError::field(
                     &format!("/params/{key}"),
                     format!(
                         "is not a parameter of the {} template (known: {})",
@@ -189,7 +189,7 @@ impl ReportRequest {
                 Value::String(text) => text.clone(),
                 Value::Number(number) => number.to_string(),
                 _ => {
-                    return Err(invalid(
+                    return Err(AppError::field(
                         &format!("/params/{key}"),
                         "must be a string or a number".to_owned(),
                     ));
@@ -205,10 +205,10 @@ impl ReportRequest {
         if let Some(name) = required
             && map.get(name).is_none_or(|v| v.trim().is_empty())
         {
-            return Err(invalid(&format!("/params/{name}"), "is required".to_owned()));
+            return Err(AppError::field(&format!("/params/{name}"), "is required"));
         }
         if template == Template::Leaderboard && map.contains_key("metric") == map.contains_key("domain") {
-            return Err(invalid(
+            return Err(AppError::field(
                 "/params",
                 "needs exactly one of `metric` (a KPI board) and `domain` (a DNA board)".to_owned(),
             ));
@@ -237,21 +237,10 @@ impl ReportRequest {
     }
 }
 
-fn invalid(pointer: &str, detail: String) -> AppError {
-    AppError::Invalid {
-        detail: format!("`{pointer}` {detail}"),
-        errors: vec![coliseum_domain::passport::FieldError {
-            pointer: pointer.to_owned(),
-            detail,
-        }],
-        extensions: serde_json::Map::new(),
-    }
-}
-
 /// A parameter error of a read, pointed into the report's `params`.
 fn in_params(error: AppError) -> AppError {
     match error {
-        AppError::InvalidParameter { parameter, detail } => invalid(&format!("/params/{parameter}"), detail),
+        AppError::InvalidParameter { parameter, detail } => AppError::field(&format!("/params/{parameter}"), detail),
         other => other,
     }
 }
@@ -394,7 +383,7 @@ pub async fn gather(
                     .ok()
                     .filter(|n| (1..=MAX_BOARD_ROWS).contains(n))
                     .ok_or_else(|| {
-                        invalid(
+                        AppError::field(
                             "/params/limit",
                             format!("must be a whole number from 1 to {MAX_BOARD_ROWS}"),
                         )

@@ -95,17 +95,6 @@ struct DeliveryList {
     items: Vec<DeliveryOut>,
 }
 
-fn invalid(pointer: &str, detail: &str) -> AppError {
-    AppError::Invalid {
-        detail: format!("`{pointer}` {detail}"),
-        errors: vec![coliseum_domain::passport::FieldError {
-            pointer: pointer.to_owned(),
-            detail: detail.to_owned(),
-        }],
-        extensions: serde_json::Map::new(),
-    }
-}
-
 fn out(record: &ScheduleRecord) -> ScheduleOut {
     let s = &record.schedule;
     let every = every_of(s);
@@ -171,47 +160,47 @@ async fn create(
         ),
         errors: Vec::new(),
     })?;
-    Format::parse(&body.format).ok_or_else(|| invalid("/format", "must be pdf or json"))?;
+    Format::parse(&body.format).ok_or_else(|| AppError::field("/format", "must be pdf or json"))?;
     // The same checks as a report made now: a schedule that could never
     // deliver is refused today, not on its first delivery.
     ReportRequest::parse(&body.template, &body.params)?;
-    let at_minute = minutes(&body.at).ok_or_else(|| invalid("/at", "must be a time as HH:MM (UTC)"))?;
+    let at_minute = minutes(&body.at).ok_or_else(|| AppError::field("/at", "must be a time as HH:MM (UTC)"))?;
     let every = match body.every.as_str() {
         "week" => {
             if body.day.is_some() {
-                return Err(invalid("/day", "is for monthly schedules"));
+                return Err(AppError::field("/day", "is for monthly schedules"));
             }
             let weekday = body.weekday.as_deref().unwrap_or("monday");
             let index = WEEKDAYS
                 .iter()
                 .position(|d| *d == weekday)
-                .ok_or_else(|| invalid("/weekday", "must be monday to sunday"))?;
+                .ok_or_else(|| AppError::field("/weekday", "must be monday to sunday"))?;
             Every::Week {
                 weekday: u8::try_from(index).unwrap_or(0),
             }
         }
         "month" => {
             if body.weekday.is_some() {
-                return Err(invalid("/weekday", "is for weekly schedules"));
+                return Err(AppError::field("/weekday", "is for weekly schedules"));
             }
             let day = body.day.unwrap_or(1);
             if !(1..=28).contains(&day) {
-                return Err(invalid("/day", "must be 1 to 28 (every month has it)"));
+                return Err(AppError::field("/day", "must be 1 to 28 (every month has it)"));
             }
             Every::Month { day }
         }
-        _ => return Err(invalid("/every", "must be week or month")),
+        _ => return Err(AppError::field("/every", "must be week or month")),
     };
     if body.recipients.is_empty() || body.recipients.len() > MAX_RECIPIENTS {
-        return Err(invalid("/recipients", "must name 1 to 10 email addresses"));
+        return Err(AppError::field("/recipients", "must name 1 to 10 email addresses"));
     }
     for (i, recipient) in body.recipients.iter().enumerate() {
         if recipient.parse::<lettre::Address>().is_err() {
-            return Err(invalid(&format!("/recipients/{i}"), "is not an email address"));
+            return Err(AppError::field(&format!("/recipients/{i}"), "is not an email address"));
         }
     }
     if !matches!(body.deliver.as_str(), "attachment" | "link") {
-        return Err(invalid("/deliver", "must be attachment or link"));
+        return Err(AppError::field("/deliver", "must be attachment or link"));
     }
     let now = state.clock.now();
     let (weekday, day) = match every {

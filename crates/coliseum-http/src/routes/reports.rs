@@ -221,17 +221,6 @@ fn malformed(expected: &str, error: impl std::fmt::Display) -> AppError {
     }
 }
 
-fn invalid(pointer: &str, detail: &str) -> AppError {
-    AppError::Invalid {
-        detail: format!("`{pointer}` {detail}"),
-        errors: vec![coliseum_domain::passport::FieldError {
-            pointer: pointer.to_owned(),
-            detail: detail.to_owned(),
-        }],
-        extensions: serde_json::Map::new(),
-    }
-}
-
 /// One of `user`'s reports; another account's is not found.
 async fn own_report(state: &AppState, user: &User, id: &str) -> Result<ReportRecord, AppError> {
     state
@@ -278,7 +267,7 @@ async fn create_report(
     caller.may(Feature::Reports)?;
     let body: NewReportBody = serde_json::from_slice(&body)
         .map_err(|e| malformed("{\"template\": …, \"format\": \"pdf\" | \"json\", \"params\": {…}}", e))?;
-    let format = Format::parse(&body.format).ok_or_else(|| invalid("/format", "must be pdf or json"))?;
+    let format = Format::parse(&body.format).ok_or_else(|| AppError::field("/format", "must be pdf or json"))?;
     let read = ReportRequest::parse(&body.template, &body.params)?;
     let first_link = match &body.share {
         Some(terms) => Some(
@@ -414,7 +403,7 @@ fn expiry(
         return Ok(longest_days.map(|days| now + time::Duration::days(i64::from(days))));
     };
     if asked_s < 60 {
-        return Err(invalid("/expires_in_s", "must be at least 60 seconds"));
+        return Err(AppError::field("/expires_in_s", "must be at least 60 seconds"));
     }
     if let Some(days) = longest_days
         && asked_s > i64::from(days) * 86_400
@@ -510,16 +499,19 @@ async fn link_terms(
     pointer: &str,
 ) -> Result<reports::FirstLink, AppError> {
     let expires_at = expiry(caller, expires_in_s, now).map_err(|error| match error {
-        AppError::Invalid { errors, .. } if !pointer.is_empty() => invalid(
+        AppError::Invalid { errors, .. } if !pointer.is_empty() => AppError::field(
             &format!("{pointer}/expires_in_s"),
-            &errors.first().map(|e| e.detail.clone()).unwrap_or_default(),
+            errors.first().map(|e| e.detail.clone()).unwrap_or_default(),
         ),
         other => other,
     })?;
     let password_hash = match password {
         None => None,
         Some(password) if !PASSWORD_CHARS.contains(&password.chars().count()) => {
-            return Err(invalid(&format!("{pointer}/password"), "must be 8 to 128 characters"));
+            return Err(AppError::field(
+                &format!("{pointer}/password"),
+                "must be 8 to 128 characters",
+            ));
         }
         Some(password) => {
             // Argon2 takes tens of milliseconds: never on an async worker.
@@ -744,10 +736,10 @@ async fn set_branding(
         .map_err(|e| malformed("{\"name\": …, \"accent\": \"#rrggbb\", \"logo_png_base64\": …}", e))?;
     let name = body.name.trim();
     if name.is_empty() || name.chars().count() > 80 || coliseum_domain::text::has_forbidden_chars(name) {
-        return Err(invalid("/name", "must be 1 to 80 characters of text"));
+        return Err(AppError::field("/name", "must be 1 to 80 characters of text"));
     }
     if parse_accent(&body.accent).is_none() {
-        return Err(invalid("/accent", "must be a colour as #rrggbb"));
+        return Err(AppError::field("/accent", "must be a colour as #rrggbb"));
     }
     let logo_png = match &body.logo_png_base64 {
         None => None,
@@ -755,8 +747,8 @@ async fn set_branding(
             use base64::Engine;
             let png = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
-                .map_err(|_| invalid("/logo_png_base64", "is not base64"))?;
-            coliseum_reports::check_logo(&png).map_err(|e| invalid("/logo_png_base64", &e.to_string()))?;
+                .map_err(|_| AppError::field("/logo_png_base64", "is not base64"))?;
+            coliseum_reports::check_logo(&png).map_err(|e| AppError::field("/logo_png_base64", e))?;
             Some(png)
         }
     };
