@@ -300,10 +300,21 @@ async fn attempt_delivery(state: &AppState, schedule: &ScheduleRecord) -> Outcom
     }
 }
 
-/// A refusal is final; an outage is retried.
+/// A refusal is final; an outage, a full queue or an account making its
+/// most reports at once is retried. A bug is logged, and the delivery log
+/// says only that the report could not be made.
 fn failure(report_id: Option<String>, error: AppError) -> Outcome {
     match error {
-        AppError::Unavailable { detail, .. } => Outcome::Retry { report_id, why: detail },
+        AppError::Unavailable { detail, .. } | AppError::LimitReached(detail) => {
+            Outcome::Retry { report_id, why: detail }
+        }
+        AppError::Internal(cause) => {
+            tracing::error!(error = %cause, "a scheduled report could not be made");
+            Outcome::Retry {
+                report_id,
+                why: "the report could not be made (the error is logged)".to_owned(),
+            }
+        }
         other => Outcome::Failed {
             report_id,
             why: other.to_string(),
