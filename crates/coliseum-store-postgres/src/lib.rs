@@ -3,6 +3,7 @@
 //! (a transaction-scoped advisory lock) so that sequence numbers become
 //! visible in order even with several nodes.
 
+mod alerts;
 mod copy;
 mod identity;
 mod journal;

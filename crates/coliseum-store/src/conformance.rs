@@ -55,6 +55,7 @@ macro_rules! conformance_tests {
             reports_count_against_a_quota_and_leave_when_discarded,
             share_links_end_rotate_and_count_their_views,
             schedules_are_claimed_once_and_move_on_after_each_delivery,
+            alert_rules_keep_their_parts_and_a_notification_is_claimed_once,
         );
     };
     (@each $fresh:path, $($scenario:ident),+ $(,)?) => {
@@ -2146,4 +2147,83 @@ pub async fn schedules_are_claimed_once_and_move_on_after_each_delivery(store: A
     );
     assert!(store.deliveries(later.id, 10).await.expect("deliveries").is_empty());
     assert_eq!(store.schedules_of(owner.id).await.expect("list").len(), 1);
+}
+
+pub async fn alert_rules_keep_their_parts_and_a_notification_is_claimed_once(store: Arc<dyn Store>) {
+    use crate::NewNotification;
+    assert!(store.alert_rules().await.expect("rules").is_empty());
+    let audit = audited("alert.updated");
+    store
+        .save_alert_config("queue_depth", r#"{"a":1}"#, &audit)
+        .await
+        .expect("config");
+    store
+        .save_alert_state("queue_depth", r#"{"s":1}"#)
+        .await
+        .expect("state");
+    store.save_alert_state("error_rate", r#"{"s":2}"#).await.expect("state");
+    // A later configuration replaces the earlier and keeps the state.
+    store
+        .save_alert_config("queue_depth", r#"{"a":2}"#, &audit)
+        .await
+        .expect("config");
+    let rules = store.alert_rules().await.expect("rules");
+    let parts: Vec<_> = rules
+        .iter()
+        .map(|r| (r.rule.as_str(), r.config.as_deref(), r.state.as_deref()))
+        .collect();
+    assert_eq!(
+        parts,
+        vec![
+            ("error_rate", None, Some(r#"{"s":2}"#)),
+            ("queue_depth", Some(r#"{"a":2}"#), Some(r#"{"s":1}"#))
+        ]
+    );
+    let audited = store
+        .audit_records(&AuditQuery {
+            action: Some("alert.updated".to_owned()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(audited.len(), 2);
+
+    let at = datetime!(2026-12-05 12:00 UTC);
+    let notification = |key: &str| NewNotification {
+        key: key.to_owned(),
+        rule: "queue_depth".to_owned(),
+        kind: "firing".to_owned(),
+        route: "slack".to_owned(),
+        status: "sending".to_owned(),
+        at,
+        detail: r#"{"value":1001}"#.to_owned(),
+    };
+    let first = store.claim_notification(&notification("k1")).await.expect("claim");
+    assert!(first.is_some());
+    // The same key again (another node) records nothing.
+    assert_eq!(
+        store.claim_notification(&notification("k1")).await.expect("claim"),
+        None
+    );
+    let second = store
+        .claim_notification(&notification("k2"))
+        .await
+        .expect("claim")
+        .expect("new");
+    store
+        .finish_notification(second, "failed", 3, Some("503 from the receiver"))
+        .await
+        .expect("finish");
+    let listed = store.notifications(None, 10).await.expect("list");
+    assert_eq!(
+        listed.iter().map(|n| n.notification.key.as_str()).collect::<Vec<_>>(),
+        vec!["k2", "k1"]
+    );
+    assert_eq!((listed[0].status.as_str(), listed[0].attempts), ("failed", 3));
+    assert_eq!(listed[0].error.as_deref(), Some("503 from the receiver"));
+    assert_eq!((listed[1].status.as_str(), listed[1].notification.at), ("sending", at));
+    let older = store.notifications(Some(second), 10).await.expect("page");
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].id, first.expect("first"));
 }

@@ -6,6 +6,7 @@
 //!
 //! Invariant: no driver type crosses these traits.
 
+mod alerts;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod records;
@@ -16,6 +17,7 @@ pub mod rows;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+pub use alerts::{NewNotification, NotificationRecord, StoredAlertRule};
 pub use records::{
     ApiKey, Appended, AuditOf, AuditQuery, AuditRecord, LogStats, NewApiKey, NewEntry, NewSession, NewUser,
     SessionRecord, StoredEntry, StripeChange, StripeOutcome, User, UserCredentials, latest_plan, truncate_to_micros,
@@ -452,6 +454,36 @@ pub trait Audit: Send + Sync {
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
 }
 
+/// Alert rules and notifications (the DIA panel's alerts).
+#[async_trait]
+pub trait Alerts: Send + Sync {
+    /// Every rule with a stored configuration or state, by name.
+    async fn alert_rules(&self) -> Result<Vec<StoredAlertRule>, StoreError>;
+
+    /// Replaces a rule's configuration; `audit` is written in the same transaction.
+    async fn save_alert_config(&self, rule: &str, config: &str, audit: &AuditRecord) -> Result<(), StoreError>;
+
+    /// Replaces a rule's evaluation state.
+    async fn save_alert_state(&self, rule: &str, state: &str) -> Result<(), StoreError>;
+
+    /// Records `notification` unless its key is recorded already: its id
+    /// when this call recorded it (and so owns its delivery), `None` when
+    /// another did.
+    async fn claim_notification(&self, notification: &NewNotification) -> Result<Option<i64>, StoreError>;
+
+    /// Sets what became of a claimed notification.
+    async fn finish_notification(
+        &self,
+        id: i64,
+        status: &str,
+        attempts: i32,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` notifications with `id < before` (all with `None`), newest first.
+    async fn notifications(&self, before: Option<i64>, limit: u32) -> Result<Vec<NotificationRecord>, StoreError>;
+}
+
 /// Everything a Coliseum node needs from its database. Each part is its own
 /// trait, so that a consumer can take only the part it uses (an
 /// `Arc<dyn Store>` converts to any of them) and a new capability adds a
@@ -469,6 +501,7 @@ pub trait Store:
     + Reports
     + ReportSchedules
     + Audit
+    + Alerts
     + std::fmt::Debug
 {
     /// `sqlite` or `postgres`.
