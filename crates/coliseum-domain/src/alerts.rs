@@ -233,6 +233,12 @@ impl RuleConfig {
         if self.flap_flips == 1 || self.flap_flips > 100 {
             return fail("flap_flips", "must be 0 (off) or between 2 and 100");
         }
+        if self.routes.contains(&Route::Pagerduty) && self.severity != Severity::Critical {
+            return fail(
+                "routes",
+                "may include pagerduty only for a critical rule: pages are for what needs a person now",
+            );
+        }
         let mut routes = self.routes.clone();
         routes.sort();
         routes.dedup();

@@ -48,7 +48,7 @@ pub async fn pipeline_health(
         ingest_per_s: stats.accepted.per_second(),
         processed_per_s: stats.processed.per_second(),
         error_rate_10m: stats.error_rate_10m(),
-        latency_ms: stats.latency.percentiles(),
+        latency_ms: stats.latency.percentiles_over(crate::stats::TEN_MINUTES),
         dead_letters: store.open_dead_letters().await?,
         unrecognized: log.unrecognized,
         ingest_queue_entries: ingest.queued_entries(),

@@ -545,8 +545,8 @@ impl Processor {
             .filter(|l| l.state != DeadLetterState::Replayed && l.attempts == 1)
             .count() as u64;
         self.stats.processed.record(received.len() as u64);
-        self.stats.processed_10m.record(received.len() as u64);
-        self.stats.failed_10m.record(failed);
+        self.stats.processed_window.record(received.len() as u64);
+        self.stats.failed_window.record(failed);
         metrics::counter!("coliseum_processed_entries_total").increment(received.len() as u64);
         metrics::counter!("coliseum_dead_letters_total").increment(failed);
         metrics::gauge!("coliseum_processed_seq").set(batch.to_seq as f64);

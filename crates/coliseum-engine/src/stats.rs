@@ -36,6 +36,18 @@ impl RateMeter {
         buckets.retain(|(s, _)| *s >= horizon);
     }
 
+    /// Events over the last `span` of whole seconds (at most the window).
+    pub fn total_over(&self, span: Duration) -> u64 {
+        let now = self.origin.elapsed().as_secs();
+        let from = now.saturating_sub(span.as_secs().max(1));
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets
+            .iter()
+            .filter(|(s, _)| *s >= from && *s < now)
+            .map(|(_, c)| c)
+            .sum()
+    }
+
     /// The mean rate over the window's whole seconds before the current one.
     pub fn per_second(&self) -> f64 {
         self.per_second_at(Instant::now())
@@ -126,9 +138,15 @@ impl LatencyWindow {
         }
     }
 
+    /// Percentiles over the whole window.
     pub fn percentiles(&self) -> LatencyPercentiles {
+        self.percentiles_over(self.window)
+    }
+
+    /// Percentiles over the last `span` (at most the window), to 10 seconds.
+    pub fn percentiles_over(&self, span: Duration) -> LatencyPercentiles {
         let slot = self.origin.elapsed().as_secs() / 10;
-        let horizon = slot.saturating_sub(self.window.as_secs() / 10);
+        let horizon = slot.saturating_sub(span.min(self.window).as_secs() / 10);
         let mut merged = vec![0_u64; LATENCY_BUCKETS];
         for (_, counts) in self
             .slots
@@ -164,6 +182,9 @@ impl LatencyWindow {
     }
 }
 
+/// The window of the pipeline's own figures (`error_rate_10m`, latency).
+pub const TEN_MINUTES: Duration = Duration::from_secs(600);
+
 /// What the pipeline measures about itself, and the signal the ingest
 /// writer gives the processor when new entries are committed.
 #[derive(Debug)]
@@ -171,10 +192,12 @@ pub struct PipelineStats {
     pub accepted: RateMeter,
     /// Entries the processor consumed from the log (counted or not).
     pub processed: RateMeter,
-    pub processed_10m: RateMeter,
-    /// Entries that failed and went to the dead letters.
-    pub failed_10m: RateMeter,
-    /// From receipt to visibility in the served figures.
+    /// Entries processed over the last hour, for windowed error rates.
+    pub processed_window: RateMeter,
+    /// Entries that failed and went to the dead letters, over the last hour.
+    pub failed_window: RateMeter,
+    /// From receipt to visibility in the served figures, over the last
+    /// hour (10 minutes in `GET /v1/admin/pipeline`; alert rules choose).
     pub latency: LatencyWindow,
     /// Notified after every commit of new entries: the processor wakes at
     /// once instead of polling.
@@ -184,24 +207,32 @@ pub struct PipelineStats {
 impl PipelineStats {
     /// Failed entries per processed entry over the last 10 minutes.
     pub fn error_rate_10m(&self) -> f64 {
-        let processed = self.processed_10m.per_second();
-        if processed == 0.0 {
+        self.error_rate_over(TEN_MINUTES).0
+    }
+
+    /// Failed entries per processed entry over the last `span`, and the
+    /// entries processed: a rate over few entries says little.
+    pub fn error_rate_over(&self, span: Duration) -> (f64, u64) {
+        let processed = self.processed_window.total_over(span);
+        let failed = self.failed_window.total_over(span);
+        let rate = if processed == 0 {
             0.0
         } else {
-            self.failed_10m.per_second() / processed
-        }
+            failed as f64 / processed as f64
+        };
+        (rate, processed)
     }
 }
 
 impl Default for PipelineStats {
     fn default() -> Self {
-        let ten_minutes = Duration::from_secs(600);
+        let hour = Duration::from_secs(3600);
         Self {
             accepted: RateMeter::new(Duration::from_secs(10)),
             processed: RateMeter::new(Duration::from_secs(10)),
-            processed_10m: RateMeter::new(ten_minutes),
-            failed_10m: RateMeter::new(ten_minutes),
-            latency: LatencyWindow::new(ten_minutes),
+            processed_window: RateMeter::new(hour),
+            failed_window: RateMeter::new(hour),
+            latency: LatencyWindow::new(hour),
             log_appended: tokio::sync::Notify::new(),
         }
     }

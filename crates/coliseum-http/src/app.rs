@@ -56,6 +56,8 @@ pub struct AppState {
     pub live: Arc<crate::live::Live>,
     /// Report files and the pool that draws them.
     pub reports: Arc<crate::reports::ReportService>,
+    /// Alert receivers and what the evaluator keeps between ticks.
+    pub alerts: Arc<crate::alerts::AlertService>,
 }
 
 /// Opens the store named by a database URL, migrating it.
@@ -109,6 +111,7 @@ fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHa
                 dna.run(stopped.clone()),
                 // Scheduled reports: every node looks; one takes each.
                 crate::reports::schedule::run(state.clone(), state.settings.schedule_tick, stopped.clone()),
+                crate::alerts::run(state.clone(), stopped.clone()),
                 served.run(stopped)
             );
         }
@@ -252,6 +255,11 @@ impl Application {
             pool: crate::reports::pool::RenderPool::for_this_machine(),
             in_progress: Arc::default(),
         });
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(20))
+            .build()
+            .context("building the HTTP client")?;
+        let alerts = Arc::new(crate::alerts::AlertService::new(&settings, http.clone()));
         let state = AppState {
             store,
             ingest,
@@ -267,14 +275,12 @@ impl Application {
             sessions: Arc::default(),
             api_keys: Arc::default(),
             limiter,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(20))
-                .build()
-                .context("building the HTTP client")?,
+            http,
             served,
             bodies,
             live: Arc::default(),
             reports,
+            alerts,
         };
         Ok(Self {
             listener,

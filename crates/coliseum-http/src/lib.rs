@@ -7,6 +7,7 @@
 //! Invariant: no SQL here; the application reaches data only through the
 //! store traits and the engine.
 
+pub mod alerts;
 pub mod app;
 pub mod audit;
 pub mod connections;

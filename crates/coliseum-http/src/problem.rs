@@ -271,6 +271,12 @@ impl IntoResponse for AppError {
         let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
+        if let Self::Internal(cause) = &self {
+            // For the error report (`observability::report_errors`), never the client.
+            response
+                .extensions_mut()
+                .insert(crate::observability::ErrorCause(cause.clone()));
+        }
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -69,6 +69,39 @@ pub struct Settings {
     pub smtp: Option<SmtpSettings>,
     /// How often due report schedules are looked for.
     pub schedule_tick: std::time::Duration,
+    /// Alert receivers and how rules are evaluated.
+    pub alerts: AlertSettings,
+    /// Errors and panics are reported here when set.
+    pub sentry_dsn: Option<Secret>,
+}
+
+/// Where alert notifications go, and how often rules are evaluated.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// A Slack incoming webhook.
+    pub slack_webhook_url: Option<Secret>,
+    /// Who alert emails go to (through `smtp`).
+    pub email_to: Vec<String>,
+    /// PagerDuty's Events API v2 endpoint.
+    pub pagerduty_url: String,
+    pub pagerduty_routing_key: Option<Secret>,
+    /// How often the rules are evaluated.
+    pub interval: std::time::Duration,
+    pub retry: coliseum_notify::RetryPolicy,
+}
+
+impl AlertSettings {
+    /// No receivers: rules are evaluated and their notifications recorded as failed.
+    pub fn none(interval: std::time::Duration) -> Self {
+        Self {
+            slack_webhook_url: None,
+            email_to: Vec::new(),
+            pagerduty_url: coliseum_notify::PAGERDUTY_EVENTS_URL.to_owned(),
+            pagerduty_routing_key: None,
+            interval,
+            retry: coliseum_notify::RetryPolicy::default(),
+        }
+    }
 }
 
 /// An SMTP server to send mail through.
@@ -160,6 +193,15 @@ impl Settings {
             report_storage_options: Vec::new(),
             smtp: None,
             schedule_tick: std::time::Duration::from_millis(100),
+            alerts: AlertSettings {
+                retry: coliseum_notify::RetryPolicy {
+                    attempts: 5,
+                    base: std::time::Duration::from_millis(50),
+                    cap: std::time::Duration::from_millis(400),
+                },
+                ..AlertSettings::none(std::time::Duration::from_millis(250))
+            },
+            sentry_dsn: None,
         }
     }
 

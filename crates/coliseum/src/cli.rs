@@ -133,9 +133,27 @@ pub struct ServeArgs {
     /// `smtp://host:25` (plain, for a local relay).
     #[arg(long, env = "COLISEUM_SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
-    /// The sender of scheduled reports (`Coliseum <reports@example.com>`).
+    /// The sender of scheduled reports and alert emails (`Coliseum <reports@example.com>`).
     #[arg(long, env = "COLISEUM_SMTP_FROM")]
     pub smtp_from: Option<String>,
+    /// A Slack incoming webhook for alert notifications.
+    #[arg(long, env = "COLISEUM_SLACK_WEBHOOK_URL", hide_env_values = true)]
+    pub slack_webhook_url: Option<String>,
+    /// Who alert emails go to (through --smtp-url); repeatable, or comma-separated.
+    #[arg(long, env = "COLISEUM_ALERT_EMAIL_TO", value_delimiter = ',')]
+    pub alert_email_to: Vec<String>,
+    /// PagerDuty's Events API v2 endpoint (default https://events.pagerduty.com/v2/enqueue).
+    #[arg(long, env = "COLISEUM_PAGERDUTY_URL")]
+    pub pagerduty_url: Option<String>,
+    /// The routing key of the PagerDuty service critical alerts page.
+    #[arg(long, env = "COLISEUM_PAGERDUTY_ROUTING_KEY", hide_env_values = true)]
+    pub pagerduty_routing_key: Option<String>,
+    /// How often alert rules are evaluated, in milliseconds (default 5000).
+    #[arg(long, env = "COLISEUM_ALERT_INTERVAL_MS")]
+    pub alert_interval_ms: Option<u64>,
+    /// Reports errors and panics to this Sentry DSN (no personal data).
+    #[arg(long, env = "COLISEUM_SENTRY_DSN", hide_env_values = true)]
+    pub sentry_dsn: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use coliseum_domain::money::{Currency, FxTable};
 use coliseum_engine::IngestConfig;
-use coliseum_http::settings::{DEFAULT_DATABASE_URL, DEFAULT_LISTEN, STRIPE_API, Secret, Settings, StripeSettings};
+use coliseum_http::settings::{
+    AlertSettings, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, STRIPE_API, Secret, Settings, StripeSettings,
+};
 use coliseum_signatures::passport::WebhookKey;
 use serde::Deserialize;
 
@@ -45,6 +47,12 @@ pub struct FileConfig {
     report_storage_options: Option<Vec<String>>,
     smtp_url: Option<String>,
     smtp_from: Option<String>,
+    slack_webhook_url: Option<String>,
+    alert_email_to: Option<Vec<String>>,
+    pagerduty_url: Option<String>,
+    pagerduty_routing_key: Option<String>,
+    alert_interval_ms: Option<u64>,
+    sentry_dsn: Option<String>,
 }
 
 impl FileConfig {
@@ -154,6 +162,27 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
             })
         }
     };
+    let alert_email_to = if args.alert_email_to.is_empty() {
+        file.alert_email_to.clone().unwrap_or_default()
+    } else {
+        args.alert_email_to.clone()
+    };
+    if !alert_email_to.is_empty() && smtp.is_none() {
+        bail!("--alert-email-to needs --smtp-url and --smtp-from, the server and sender alert emails go through");
+    }
+    let defaults = AlertSettings::none(Duration::from_millis(
+        args.alert_interval_ms
+            .or(file.alert_interval_ms)
+            .unwrap_or(5000)
+            .max(100),
+    ));
+    let alerts = AlertSettings {
+        slack_webhook_url: pick(&args.slack_webhook_url, &file.slack_webhook_url).map(Secret::new),
+        email_to: alert_email_to,
+        pagerduty_url: pick(&args.pagerduty_url, &file.pagerduty_url).unwrap_or_else(|| defaults.pagerduty_url.clone()),
+        pagerduty_routing_key: pick(&args.pagerduty_routing_key, &file.pagerduty_routing_key).map(Secret::new),
+        ..defaults
+    };
     Ok(Settings {
         listen,
         database_url,
@@ -193,6 +222,8 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
         report_storage_options,
         smtp,
         schedule_tick: Duration::from_secs(30),
+        alerts,
+        sentry_dsn: pick(&args.sentry_dsn, &file.sentry_dsn).map(Secret::new),
     })
 }
 

@@ -39,6 +39,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let settings = config::serve_settings(&args, &file)?;
+            // Held until the process ends: dropping it flushes the reports.
+            let _sentry = settings
+                .sentry_dsn
+                .as_ref()
+                .map(|dsn| observability::init_sentry(dsn.expose()))
+                .transpose()?;
             if settings.demo {
                 demo::serve(settings).await
             } else {

@@ -99,6 +99,10 @@ pub const RULES: &[(&str, &str, Access)] = &[
     ("POST", "/v1/admin/dead-letters/replay", Access::Admin),
     ("POST", "/v1/admin/dead-letters/{seq}/replay", Access::Admin),
     ("GET", "/v1/admin/audit", Access::Admin),
+    ("GET", "/v1/admin/alerts", Access::Admin),
+    ("PUT", "/v1/admin/alerts/{rule}", Access::Admin),
+    ("POST", "/v1/admin/alerts/{rule}/silence", Access::Admin),
+    ("GET", "/v1/admin/notifications", Access::Admin),
     // The web pages (`web`).
     ("GET", "/", Access::Page),
     ("GET", "/login", Access::Page),

@@ -78,6 +78,13 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::request_limits::MAX_BODY_BYTES,
         ))
+        // A panicking handler answers 500; internal errors and panics are
+        // reported with the request's id and route (routing has run: the
+        // route's template is known here).
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::observability::panic_response,
+        ))
+        .layer(axum::middleware::from_fn(crate::observability::report_errors))
         // Failures are logged where they are understood (AppError logs each
         // internal error once); a 503 storm under overload must not flood the log.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))

@@ -31,7 +31,7 @@ pub struct PipelineBody {
     pub queue_depth: i64,
     pub ingest_per_s: f64,
     pub processed_per_s: f64,
-    /// Failed ingest requests over all, in the last 10 minutes.
+    /// Entries that failed processing per entry processed, in the last 10 minutes.
     pub error_rate_10m: f64,
     pub latency_ms: LatencyBody,
     pub dead_letters: i64,

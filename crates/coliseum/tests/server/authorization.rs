@@ -469,6 +469,26 @@ fn cases() -> Vec<Case> {
         case("GET", "/v1/admin/audit", "/v1/admin/audit", None, |w| {
             admin_only(w, 200)
         }),
+        case("GET", "/v1/admin/alerts", "/v1/admin/alerts", None, |w| {
+            admin_only(w, 200)
+        }),
+        case(
+            "PUT",
+            "/v1/admin/alerts/{rule}",
+            "/v1/admin/alerts/queue_depth",
+            Some(json!({"for_s": 120})),
+            |w| admin_only(w, 200),
+        ),
+        case(
+            "POST",
+            "/v1/admin/alerts/{rule}/silence",
+            "/v1/admin/alerts/queue_depth/silence",
+            Some(json!({"until": null})),
+            |w| admin_only(w, 200),
+        ),
+        case("GET", "/v1/admin/notifications", "/v1/admin/notifications", None, |w| {
+            admin_only(w, 200)
+        }),
         // The web pages. The client follows redirects: whoever a page sends
         // to the sign-in page gets that page (200); a session the sign-up
         // form starts is not the one the client goes on with.

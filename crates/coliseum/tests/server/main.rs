@@ -3,6 +3,7 @@
 //! One test binary for the crate keeps link times down.
 
 mod admin;
+mod alerts;
 mod analytics;
 mod authorization;
 mod billing;

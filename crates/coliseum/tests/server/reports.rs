@@ -1085,7 +1085,7 @@ async fn enterprise_reports_carry_the_accounts_own_brand(backend: Backend) {
 }
 
 /// The messages a Maildir holds, oldest first.
-fn mails(maildir: &std::path::Path) -> Vec<String> {
+pub fn mails(maildir: &std::path::Path) -> Vec<String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(maildir.join("new"))
         .map(|entries| entries.map(|e| e.expect("entry").path()).collect())
         .unwrap_or_default();

@@ -1,6 +1,9 @@
 //! The admin (DIA) panel's endpoints: pipeline health, its history for
 //! charts, pause and resume, the dead letters with their replay, and the
-//! audit log. Every one requires an admin; every change is audited.
+//! audit log; the alert rules and their notifications (`alerts`). Every
+//! one requires an admin; every change is audited.
+
+mod alerts;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -32,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(replay_all))
         .routes(routes!(replay_one))
         .routes(routes!(audit_log))
+        .merge(alerts::router())
 }
 
 /// The audit record of an admin action on the pipeline.
