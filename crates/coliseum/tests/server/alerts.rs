@@ -511,3 +511,83 @@ async fn two_nodes_page_once_and_a_slowed_store_fires_the_latency_rule() {
     first.stop().await;
     second.stop().await;
 }
+
+/// Every envelope a stand-in Sentry receives, as text.
+async fn sentry_stand_in() -> (String, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+    let envelopes: Arc<Mutex<Vec<String>>> = Arc::default();
+    let router = axum::Router::new()
+        .route(
+            "/api/{project}/envelope/",
+            axum::routing::post(
+                |State(envelopes): State<Arc<Mutex<Vec<String>>>>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                    assert!(headers.get("content-encoding").is_none(), "envelopes arrive uncompressed");
+                    envelopes.lock().expect("lock").push(String::from_utf8_lossy(&body).into_owned());
+                    StatusCode::OK
+                },
+            ),
+        )
+        .with_state(envelopes.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let dsn = format!("http://0123456789abcdef@{}/42", listener.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("serves");
+    });
+    (dsn, envelopes, server)
+}
+
+/// An envelope's items: its header line, then an item header and its
+/// payload per item; the JSON payloads of `event` items.
+fn events_of(envelope: &str) -> Vec<Value> {
+    let mut lines = envelope.lines().skip(1);
+    let mut events = Vec::new();
+    while let (Some(header), Some(payload)) = (lines.next(), lines.next()) {
+        let header: Value = serde_json::from_str(header).expect("an item header");
+        if header["type"] == "event" {
+            events.push(serde_json::from_str(payload).expect("an event"));
+        }
+    }
+    events
+}
+
+/// With `--sentry-dsn`, an internal error (a table gone from under the
+/// engine) is reported with the request's id, route and status, and
+/// nothing about who asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_internal_error_reaches_sentry_with_its_request_and_without_the_person() {
+    let (dsn, envelopes, _server) = sentry_stand_in().await;
+    let (url, _guard) = fresh_database(Backend::Postgres).await;
+    let key = crate::cluster::admin_key(&url).await;
+    let (_node, base) = crate::process::start_binary_with(&url, &["--sentry-dsn", &dsn]).await;
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.expect("connect");
+    sqlx::query("DROP TABLE audit_log").execute(&mut connection).await.expect("drop");
+    let client = reqwest::Client::new();
+    let response = client
+        .get(format!("{base}/v1/admin/audit?actor=operator@coliseum.test"))
+        .bearer_auth(&key)
+        .header("x-request-id", "req-sentry-1")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), 500);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let event = loop {
+        let found = envelopes
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|e| events_of(e))
+            .find(|e| e["tags"]["request_id"] == "req-sentry-1");
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no event reached Sentry");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(event["tags"]["route"], "/v1/admin/audit", "{event}");
+    assert_eq!(event["tags"]["status"], "500", "{event}");
+    assert_eq!(event["tags"]["method"], "GET", "{event}");
+    assert!(event["exception"].to_string().contains("audit_log"), "the cause: {event}");
+    let everything = envelopes.lock().expect("lock").concat();
+    assert!(!everything.contains("coliseum.test"), "no email, query or user: {everything}");
+    assert!(event.get("user").is_none() && event.get("request").is_none(), "{event}");
+}

@@ -13,7 +13,7 @@ use crate::process::{Load, derived, start_binary};
 use crate::support::{Backend, fresh_database, play, signed_headers};
 
 /// An Enterprise admin's API key, made in the store the nodes share.
-async fn admin_key(url: &str) -> String {
+pub async fn admin_key(url: &str) -> String {
     let store = coliseum_http::app::open_store(url).await.expect("open the store");
     let user = store
         .upsert_user(&coliseum_store::NewUser {
