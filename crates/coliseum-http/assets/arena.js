@@ -172,7 +172,92 @@ function drawKpis(section, body) {
 
 function draw(section, topic, body) {
   if (topic.kind === "kpis") drawKpis(section, body);
+  else if (topic.kind === "pipeline") drawPipeline(section, body);
+  else if (topic.kind === "audit") drawAudit(section, body);
   else drawBoard(section, body);
+}
+
+// ---- the DIA panel: the pipeline's figures and charts, the audit log ----
+
+const ADMIN_UNITS = {
+  count: (v) => grouped(Math.trunc(v)),
+  rate: (v) => Number(v).toFixed(1),
+  percent: (v) => `${(v * 100).toFixed(1)} %`,
+  ms: (v) => (v >= 1000 ? `${(v / 1000).toFixed(1)} s` : `${Math.round(v)} ms`),
+};
+const FIGURE_UNITS = {
+  queue_depth: "count", ingest_per_s: "rate", processed_per_s: "rate", error_rate_10m: "percent",
+  latency_p50_ms: "ms", latency_p95_ms: "ms", latency_p99_ms: "ms", dead_letters: "count", unrecognized: "count",
+};
+
+function pipelineValue(body, field) {
+  const latency = field.match(/^latency_(p\d+)_ms$/);
+  return latency ? body.latency_ms[latency[1]] : body[field];
+}
+
+function drawPipeline(section, body) {
+  for (const tile of section.querySelectorAll("[data-figure]")) {
+    const field = tile.dataset.figure;
+    const text = ADMIN_UNITS[FIGURE_UNITS[field]](pipelineValue(body, field));
+    const value = tile.querySelector("[data-figure-value]");
+    if (value.textContent !== text) {
+      value.textContent = text;
+      pulse(tile);
+    }
+  }
+  const status = document.querySelector("[data-processing-status]");
+  if (status) status.textContent = body.paused ? "Processing paused" : "Processing";
+  const span = Number(section.querySelector(".admin-charts")?.dataset.span || 3600) * 1000;
+  const now = Date.now();
+  for (const chart of section.querySelectorAll("[data-admin-chart]")) {
+    const points = JSON.parse(chart.dataset.points);
+    points.t.push(now);
+    const lines = [...chart.querySelectorAll("[data-series]")];
+    for (const line of lines) (points[line.dataset.series] ||= []).push(pipelineValue(body, line.dataset.series));
+    while (points.t.length && points.t[0] < now - span) {
+      points.t.shift();
+      for (const line of lines) points[line.dataset.series].shift();
+    }
+    chart.dataset.points = JSON.stringify(points);
+    const unit = chart.dataset.unit;
+    const max = Math.max(unit === "percent" ? 0.01 : 1, ...lines.flatMap((l) => points[l.dataset.series]));
+    // From the first reading when the engine is younger than the span.
+    const from = Math.max(now - span, points.t[0] ?? now);
+    const width = Math.max(1000, now - from);
+    for (const line of lines) {
+      const values = points[line.dataset.series];
+      line.setAttribute("d", values.map((v, i) => {
+        const x = Math.max(0, ((points.t[i] - from) / width) * 720);
+        return `${i ? " L" : "M"}${x.toFixed(1)} ${(160 - (v / max) * 152).toFixed(1)}`;
+      }).join(""));
+    }
+    const latest = chart.querySelector("[data-chart-latest]");
+    const labels = [...chart.querySelectorAll(".legend")].map((l) => l.textContent);
+    latest.textContent = lines
+      .map((l, i) => `${labels[i]} ${ADMIN_UNITS[unit](pipelineValue(body, l.dataset.series))}`)
+      .join(" · ");
+    chart.dataset.updated = String(now);
+  }
+}
+
+function drawAudit(section, body) {
+  const tbody = section.querySelector("[data-audit] tbody");
+  if (!tbody) return;
+  const known = new Set([...tbody.rows].map((row) => row.dataset.auditId));
+  tbody.replaceChildren(...body.items.map((item) => {
+    const row = document.createElement("tr");
+    row.dataset.auditId = String(item.id);
+    const detail = item.detail && Object.keys(item.detail).length ? JSON.stringify(item.detail) : "";
+    for (const [text, cls] of [[asOfText(item.at), ""], [item.actor, ""], [item.action, ""], [item.subject, ""], [detail, "detail"]]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      if (cls) cell.className = cls;
+      row.append(cell);
+    }
+    if (!known.has(String(item.id))) pulse(row);
+    return row;
+  }));
+  section.querySelector("[data-audit-empty]")?.remove();
 }
 
 // ---- following topics: WebSocket, else SSE, else polling ----
@@ -184,6 +269,8 @@ function restUrl(topic) {
     around: `/v1/leaderboards/${encodeURIComponent(metric)}/around/${encodeURIComponent(artist)}`,
     dna_leaderboard: `/v1/dna/leaderboards/${encodeURIComponent(domain)}`,
     kpis: "/v1/kpis",
+    pipeline: "/v1/admin/pipeline",
+    audit: "/v1/admin/audit",
   }[kind];
   const query = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]));
   return `${path}?${query}`;
@@ -346,6 +433,92 @@ function wireCopy() {
   }
 }
 
+// ---- the DIA panel's actions: through the admin API, then a fresh page ----
+
+function confirmed(title, text) {
+  const dialog = document.querySelector("[data-confirm]");
+  if (!dialog?.showModal) return Promise.resolve(window.confirm(`${title}\n\n${text}`));
+  dialog.querySelector("[data-confirm-title]").textContent = title;
+  dialog.querySelector("[data-confirm-text]").textContent = text;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }));
+}
+
+function wireAdmin() {
+  if (!document.querySelector("[data-admin]")) return;
+  for (const button of document.querySelectorAll("[data-pipeline]")) {
+    button.addEventListener("click", async () => {
+      const pause = button.dataset.pipeline === "pause";
+      const ok = await confirmed(
+        pause ? "Pause processing?" : "Resume processing?",
+        pause
+          ? "Ingestion goes on and entries wait; no figure moves until processing resumes. The audit log records who paused."
+          : "Processing resumes where it stopped and works through the entries that waited.",
+      );
+      if (!ok) return;
+      await api("POST", `/v1/admin/pipeline/${pause ? "pause" : "resume"}`);
+      location.reload();
+    });
+  }
+  for (const button of document.querySelectorAll("[data-replay]")) {
+    button.addEventListener("click", async () => {
+      const all = button.dataset.replay === "all";
+      if (all && !(await confirmed("Replay every dead letter?", "Each is processed again; those that fail again return here."))) return;
+      await api("POST", all ? "/v1/admin/dead-letters/replay" : `/v1/admin/dead-letters/${button.dataset.replay}/replay`);
+      location.reload();
+    });
+  }
+  for (const form of document.querySelectorAll("[data-rule-form]")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const field = (name) => Number(form.elements[name].value);
+      const change = {
+        fire_threshold: field("fire_threshold"),
+        clear_threshold: field("clear_threshold"),
+        for_s: field("for_s"),
+        keep_firing_for_s: field("keep_firing_for_s"),
+        severity: form.elements.severity.value,
+        routes: [...form.querySelectorAll('input[name="routes"]:checked')].map((box) => box.value),
+      };
+      try {
+        await api("PUT", `/v1/admin/alerts/${form.dataset.ruleForm}`, change);
+        location.reload();
+      } catch (error) {
+        const shown = form.querySelector("[data-form-error]");
+        shown.textContent = error.message;
+        shown.hidden = false;
+      }
+    });
+  }
+  for (const button of document.querySelectorAll("[data-silence]")) {
+    button.addEventListener("click", async () => {
+      const hours = Number(button.dataset.hours);
+      const until = hours ? new Date(Date.now() + hours * 3_600_000).toISOString() : null;
+      await api("POST", `/v1/admin/alerts/${button.dataset.silence}/silence`, { until });
+      location.reload();
+    });
+  }
+  // The rules' state, every few seconds (the rules change at the evaluator's pace).
+  setInterval(async () => {
+    if (document.hidden) return;
+    const response = await fetch("/v1/admin/alerts", { credentials: "same-origin" });
+    if (!response.ok) return;
+    for (const rule of (await response.json()).rules) {
+      const row = document.querySelector(`[data-rule="${rule.rule}"]`);
+      if (!row) continue;
+      const state = row.querySelector("[data-rule-state]");
+      if (state.textContent !== rule.state) {
+        state.textContent = rule.state;
+        state.className = `alert-state alert-${rule.state}`;
+        pulse(row);
+      }
+      row.querySelector("[data-rule-value]").textContent = rule.value_text;
+    }
+  }, 3000);
+}
+
 wireAccount();
 wireKeys();
 wireCopy();
+wireAdmin();

@@ -305,6 +305,18 @@ impl DeadLetters for PostgresStore {
         rows.into_iter().map(dead_letter_from_row).collect()
     }
 
+    async fn newest_dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        let rows: Vec<DeadLetterRow> = sqlx::query_as(
+            "SELECT seq, event_id, reason, attempts, state, first_failed_at, last_failed_at, next_attempt_at \
+             FROM dead_letters WHERE state <> 'replayed' ORDER BY seq DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)?;
+        rows.into_iter().map(dead_letter_from_row).collect()
+    }
+
     async fn open_dead_letters(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT count(*) FROM dead_letters WHERE state <> 'replayed'")
             .fetch_one(&self.pool)

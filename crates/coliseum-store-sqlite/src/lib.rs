@@ -320,6 +320,17 @@ impl PassportLog for SqliteStore {
         Ok(LogStats { head_seq, unrecognized })
     }
 
+    async fn unrecognized_types(&self, limit: u32) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as(
+            "SELECT entry_type, count(*) AS n FROM passport_entries WHERE recognized = 0 \
+             GROUP BY entry_type ORDER BY n DESC, entry_type LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(classify)
+    }
+
     async fn count_entries(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar("SELECT count(*) FROM passport_entries")
             .fetch_one(&self.pool)

@@ -179,10 +179,23 @@ pub async fn log_stats_count_unrecognized_entries(store: Arc<dyn Store>) {
     let mut odd = entry("u-1", at());
     odd.entry_type = "hologram.beamed".to_owned();
     odd.recognized = false;
-    store.append_entries(&[entry("k-1", at()), odd]).await.expect("append");
+    let mut odd_again = odd.clone();
+    odd_again.event_id = "u-2".to_owned();
+    let mut other = odd.clone();
+    other.event_id = "u-3".to_owned();
+    other.entry_type = "aura.glowed".to_owned();
+    store
+        .append_entries(&[entry("k-1", at()), odd, odd_again, other])
+        .await
+        .expect("append");
     let stats = store.log_stats().await.expect("stats");
-    assert_eq!(stats.unrecognized, 1);
-    assert_eq!(store.count_entries().await.expect("count"), 2);
+    assert_eq!(stats.unrecognized, 3);
+    assert_eq!(store.count_entries().await.expect("count"), 4);
+    assert_eq!(
+        store.unrecognized_types(10).await.expect("types"),
+        vec![("hologram.beamed".to_owned(), 2), ("aura.glowed".to_owned(), 1)]
+    );
+    assert_eq!(store.unrecognized_types(1).await.expect("types").len(), 1);
 }
 
 /// DESIGN.md's pitfall: a tailer that reads "everything after my cursor"
@@ -918,6 +931,11 @@ pub async fn dead_letters_retry_replay_and_resolve(store: Arc<dyn Store>) {
     assert_eq!(store.open_dead_letters().await.expect("count"), 1);
     let listed = store.dead_letters(0, 10, false).await.expect("list");
     assert_eq!(listed, vec![dead_letter(3, DeadLetterState::Dead)]);
+    assert_eq!(
+        store.newest_dead_letters(10).await.expect("newest"),
+        listed,
+        "replayed ones left out"
+    );
     assert_eq!(store.dead_letters(0, 10, true).await.expect("list").len(), 2);
     assert_eq!(
         store.dead_letters(1, 10, true).await.expect("list").len(),

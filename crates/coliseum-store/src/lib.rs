@@ -83,6 +83,10 @@ pub trait PassportLog: Send + Sync {
     /// reads no more than an index end and the (rare) unrecognized entries.
     async fn log_stats(&self) -> Result<LogStats, StoreError>;
 
+    /// The types of unrecognized entries with how many of each, the most
+    /// frequent first (ties by name), at most `limit` of them.
+    async fn unrecognized_types(&self, limit: u32) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// How many entries the log holds: a full count, for tests and tools.
     async fn count_entries(&self) -> Result<i64, StoreError>;
 }
@@ -189,6 +193,9 @@ pub trait DeadLetters: Send + Sync {
     /// Dead letters with `seq > after`, in `seq` order; replayed ones only when asked.
     async fn dead_letters(&self, after: i64, limit: u32, include_replayed: bool)
     -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// The newest `limit` dead letters not yet replayed, newest first.
+    async fn newest_dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
 
     /// How many dead letters are not yet replayed.
     async fn open_dead_letters(&self) -> Result<i64, StoreError>;

@@ -38,22 +38,22 @@ pub const AUDIT_PARAMETERS: &[&str] = &["actor", "action", "subject", "since", "
 /// One audited action.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditItem {
-    id: i64,
-    at: String,
-    actor: String,
-    action: String,
-    subject: String,
+    pub id: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
     /// The `X-Request-Id` of the request that did it.
-    request_id: String,
+    pub request_id: String,
     /// What the action changed, as recorded with it.
     #[schema(value_type = Object)]
-    detail: Value,
+    pub detail: Value,
 }
 
 /// A page of the audit log, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
-    items: Vec<AuditItem>,
+    pub items: Vec<AuditItem>,
     /// The next page; `null` on the last.
     #[schema(required = true)]
     next_cursor: Option<String>,

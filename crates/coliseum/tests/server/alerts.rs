@@ -519,9 +519,17 @@ async fn sentry_stand_in() -> (String, Arc<Mutex<Vec<String>>>, tokio::task::Joi
         .route(
             "/api/{project}/envelope/",
             axum::routing::post(
-                |State(envelopes): State<Arc<Mutex<Vec<String>>>>, headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
-                    assert!(headers.get("content-encoding").is_none(), "envelopes arrive uncompressed");
-                    envelopes.lock().expect("lock").push(String::from_utf8_lossy(&body).into_owned());
+                |State(envelopes): State<Arc<Mutex<Vec<String>>>>,
+                 headers: axum::http::HeaderMap,
+                 body: axum::body::Bytes| async move {
+                    assert!(
+                        headers.get("content-encoding").is_none(),
+                        "envelopes arrive uncompressed"
+                    );
+                    envelopes
+                        .lock()
+                        .expect("lock")
+                        .push(String::from_utf8_lossy(&body).into_owned());
                     StatusCode::OK
                 },
             ),
@@ -558,8 +566,13 @@ async fn an_internal_error_reaches_sentry_with_its_request_and_without_the_perso
     let (url, _guard) = fresh_database(Backend::Postgres).await;
     let key = crate::cluster::admin_key(&url).await;
     let (_node, base) = crate::process::start_binary_with(&url, &["--sentry-dsn", &dsn]).await;
-    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.expect("connect");
-    sqlx::query("DROP TABLE audit_log").execute(&mut connection).await.expect("drop");
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("DROP TABLE audit_log")
+        .execute(&mut connection)
+        .await
+        .expect("drop");
     let client = reqwest::Client::new();
     let response = client
         .get(format!("{base}/v1/admin/audit?actor=operator@coliseum.test"))
@@ -586,8 +599,14 @@ async fn an_internal_error_reaches_sentry_with_its_request_and_without_the_perso
     assert_eq!(event["tags"]["route"], "/v1/admin/audit", "{event}");
     assert_eq!(event["tags"]["status"], "500", "{event}");
     assert_eq!(event["tags"]["method"], "GET", "{event}");
-    assert!(event["exception"].to_string().contains("audit_log"), "the cause: {event}");
+    assert!(
+        event["exception"].to_string().contains("audit_log"),
+        "the cause: {event}"
+    );
     let everything = envelopes.lock().expect("lock").concat();
-    assert!(!everything.contains("coliseum.test"), "no email, query or user: {everything}");
+    assert!(
+        !everything.contains("coliseum.test"),
+        "no email, query or user: {everything}"
+    );
     assert!(event.get("user").is_none() && event.get("request").is_none(), "{event}");
 }
