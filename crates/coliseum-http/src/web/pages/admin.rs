@@ -188,8 +188,11 @@ fn history_value(health: &PipelineHealth, metric: &str) -> f64 {
     figure_value(&PipelineBody::from(health), metric)
 }
 
-/// The charts: (title, unit, [(metric, label)]).
-const CHARTS: &[(&str, &str, &[(&str, &str)])] = &[
+/// A chart's lines: (metric, label).
+type ChartLines = &'static [(&'static str, &'static str)];
+
+/// The charts: (title, unit, lines).
+const CHARTS: &[(&str, &str, ChartLines)] = &[
     ("Queue depth", "count", &[("queue_depth", "entries waiting")]),
     (
         "Ingest and processing",
