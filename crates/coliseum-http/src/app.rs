@@ -129,6 +129,7 @@ async fn sample_health(state: AppState, mut stopped: tokio::sync::watch::Receive
         match pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, state.clock.now()).await {
             Ok(health) => {
                 metrics::gauge!("coliseum_pipeline_queue_depth").set(health.queue_depth as f64);
+                metrics::gauge!("coliseum_pipeline_paused").set(if health.paused { 1.0 } else { 0.0 });
                 metrics::gauge!("coliseum_pipeline_dead_letters").set(health.dead_letters as f64);
                 metrics::gauge!("coliseum_pipeline_latency_p95_ms").set(health.latency_ms.p95);
                 state.health_history.record(health);

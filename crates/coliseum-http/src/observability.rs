@@ -13,7 +13,7 @@ static METRICS: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 pub fn install_metrics_recorder() {
     METRICS.get_or_init(|| {
         let latency = [
-            0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+            0.000_5, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0,
         ];
         let sizes = [
             1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0,
@@ -61,10 +61,12 @@ pub fn init_sentry(dsn: &str) -> anyhow::Result<sentry::ClientInitGuard> {
     coliseum_notify::sentry_reports::init(dsn).map_err(anyhow::Error::msg)
 }
 
-/// Middleware: runs the request with its tags in reach of the panic
-/// report, and reports an internal error with its request id, route and
-/// status (no user, body, query or header).
+/// Middleware: times every request by route (`coliseum_http_request_seconds`),
+/// runs it with its tags in reach of the panic report, and reports an
+/// internal error with its request id, route and status (no user, body,
+/// query or header).
 pub async fn report_errors(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    let started = std::time::Instant::now();
     use coliseum_notify::sentry_reports::{REQUEST, RequestTags, report_server_error};
     let route = request
         .extensions()
@@ -81,6 +83,32 @@ pub async fn report_errors(request: axum::extract::Request, next: axum::middlewa
         method: request.method().to_string(),
     };
     let response = REQUEST.scope(tags.clone(), next.run(request)).await;
+    // Labels of bounded cardinality: the route's template, the method, the status class.
+    let class = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    // A client chooses the method: any other than the standard ones is one label.
+    let method = match tags.method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    };
+    metrics::histogram!(
+        "coliseum_http_request_seconds",
+        "route" => tags.route.clone(),
+        "method" => method,
+        "status" => class
+    )
+    .record(started.elapsed().as_secs_f64());
     if let Some(ErrorCause(cause)) = response.extensions().get::<ErrorCause>() {
         report_server_error(&tags, response.status().as_u16(), cause);
     }
@@ -103,4 +131,93 @@ pub fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> axum::
         axum::http::HeaderValue::from_static("application/problem+json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::{Path, PathBuf};
+
+    fn repository() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    /// `coliseum_*` names in `text` (a histogram's `_bucket`, `_count` and
+    /// `_sum` series named by their histogram).
+    fn names_in(text: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        for (start, _) in text.match_indices("coliseum_") {
+            let name: String = text[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let name = ["_bucket", "_count", "_sum"].iter().fold(name, |name, suffix| {
+                name.strip_suffix(suffix).map_or(name.clone(), str::to_owned)
+            });
+            names.insert(name);
+        }
+        names
+    }
+
+    fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a directory").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                found.push(path);
+            }
+        }
+    }
+
+    /// Every metric the code records is in ARCHITECTURE.md's table, and
+    /// the Grafana dashboard and the Prometheus rules use only those.
+    #[test]
+    fn the_metrics_table_is_complete_and_the_shipped_dashboards_use_it() {
+        let root = repository();
+        let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
+        let table = &architecture[architecture.find("## Metrics").expect("a Metrics section")..];
+        let table = &table[..table.find("\n## ").unwrap_or(table.len())];
+        let documented: BTreeSet<String> = table
+            .lines()
+            .filter(|line| line.starts_with("| `coliseum_"))
+            .flat_map(names_in)
+            .collect();
+        let mut files = Vec::new();
+        sources(&root.join("crates"), &mut files);
+        let mut recorded = BTreeSet::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("a source file");
+            for macro_name in ["counter!(", "gauge!(", "histogram!("] {
+                for (start, _) in text.match_indices(macro_name) {
+                    let rest = text[start + macro_name.len()..].trim_start();
+                    if let Some(name) = rest.strip_prefix('"').and_then(|r| r.split('"').next())
+                        && name.starts_with("coliseum_")
+                    {
+                        recorded.insert(name.to_owned());
+                    }
+                }
+            }
+        }
+        assert!(recorded.len() > 20, "the scan found the metrics: {recorded:?}");
+        let undocumented: Vec<_> = recorded.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "recorded but not in ARCHITECTURE.md: {undocumented:?}"
+        );
+        let stale: Vec<_> = documented.difference(&recorded).collect();
+        assert!(stale.is_empty(), "documented but never recorded: {stale:?}");
+        for shipped in ["docs/grafana/coliseum.json", "docs/prometheus/alerts.yml"] {
+            let text = std::fs::read_to_string(root.join(shipped)).expect(shipped);
+            let unknown: Vec<_> = names_in(&text)
+                .into_iter()
+                .filter(|n| !documented.contains(n))
+                .collect();
+            assert!(unknown.is_empty(), "{shipped} uses metrics nobody records: {unknown:?}");
+        }
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(root.join("docs/grafana/coliseum.json")).expect("json"))
+                .expect("the dashboard is JSON");
+        assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 8));
+    }
 }
