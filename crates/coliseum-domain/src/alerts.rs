@@ -283,13 +283,20 @@ pub struct RuleState {
     /// When the current phase began.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub since: Option<OffsetDateTime>,
-    /// When the current incident began (firing or flapping): with
-    /// `sent`, what names a notification once across nodes.
+    /// When the current incident began (firing or flapping).
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub incident: Option<OffsetDateTime>,
+    /// Incidents so far: with `sent`, what names a notification once
+    /// (across nodes and hand-overs).
+    #[serde(default)]
+    pub incidents: u64,
     /// Notifications owed in the current incident so far.
     #[serde(default)]
     pub sent: u32,
+    /// Whether anything of the current incident was sent (not silenced):
+    /// then its resolution is sent even under a silence.
+    #[serde(default)]
+    pub delivered: bool,
     /// Firing, and clear since then.
     #[serde(with = "time::serde::rfc3339::option", default)]
     pub clearing_since: Option<OffsetDateTime>,
@@ -344,6 +351,13 @@ impl NotificationKind {
     pub fn triggers(self) -> bool {
         !matches!(self, Self::Resolved)
     }
+
+    /// Whether it goes to PagerDuty: flapping does not page (a condition
+    /// that never held for its `for` must not wake anyone); the firing
+    /// or resolution that ends it does.
+    pub fn pages(self) -> bool {
+        !matches!(self, Self::Flapping)
+    }
 }
 
 /// A notification an evaluation owes.
@@ -359,6 +373,9 @@ pub struct Owed {
     pub key: String,
 }
 
+/// The most condition changes a state keeps (the flap window's).
+const MAX_FLIPS: usize = 200;
+
 /// The rule's next state after `reading` at `now`, and what it owes.
 pub fn evaluate(
     rule: RuleName,
@@ -369,32 +386,50 @@ pub fn evaluate(
 ) -> (RuleState, Vec<Owed>) {
     let mut next = state.clone();
     next.value = reading.value;
-    // A Schmitt trigger: once active, the condition holds down to the
-    // clear threshold, not only the fire threshold.
-    let limit = if state.active {
-        config.clear_threshold
-    } else {
-        config.fire_threshold
-    };
-    let active = reading.enough && reading.value > limit;
+    // Whether the value breaches: above the fire threshold to start, and
+    // (once firing) above the clear threshold to go on: hysteresis. While
+    // pending, every reading must be above the fire threshold, as in
+    // Prometheus's `for`.
+    let above_fire = reading.enough && reading.value > config.fire_threshold;
+    let above_clear = reading.enough && reading.value > config.clear_threshold;
+    // Flapping counts changes of the condition as a Schmitt trigger sees
+    // it, whatever the phase.
+    let active = if state.active { above_clear } else { above_fire };
     let window = Duration::seconds(config.flap_window_s as i64);
     let now_s = now.unix_timestamp();
-    if active != state.active {
+    if config.flap_flips == 0 {
+        next.flips.clear();
+    } else if active != state.active {
         next.flips.push(now_s);
     }
     next.active = active;
     next.flips.retain(|at| now_s - at < window.whole_seconds());
+    if next.flips.len() > MAX_FLIPS {
+        next.flips.drain(..next.flips.len() - MAX_FLIPS);
+    }
     let silenced = config.silenced_at(now);
     let mut owed = Vec::new();
+    // An ending is said when its beginning was: a silence that began after
+    // a page was sent does not keep the page's incident open.
     let mut owe = |next: &mut RuleState, kind: NotificationKind, summary: String| {
-        let incident = next.incident.unwrap_or(now).unix_timestamp();
+        let hushed = match kind {
+            NotificationKind::Resolved => silenced && !next.delivered,
+            _ => silenced,
+        };
         owed.push(Owed {
             kind,
             summary,
-            silenced,
-            key: format!("{}:{incident}:{}", rule.as_str(), next.sent),
+            silenced: hushed,
+            key: format!("{}:{}:{}", rule.as_str(), next.incidents, next.sent),
         });
         next.sent += 1;
+        next.delivered |= !hushed;
+    };
+    let open_incident = |next: &mut RuleState| {
+        next.incidents += 1;
+        next.incident = Some(now);
+        next.sent = 0;
+        next.delivered = false;
     };
     let flapping = config.flap_flips > 0 && next.flips.len() >= config.flap_flips as usize;
     let enter = |next: &mut RuleState, phase: Phase| {
@@ -405,8 +440,7 @@ pub fn evaluate(
     match state.phase {
         _ if flapping && state.phase != Phase::Flapping => {
             if state.phase != Phase::Firing {
-                next.incident = Some(now);
-                next.sent = 0;
+                open_incident(&mut next);
             }
             enter(&mut next, Phase::Flapping);
             let flips = next.flips.len();
@@ -421,9 +455,10 @@ pub fn evaluate(
             // those that started it: hysteresis again, so that it does not
             // flap about flapping.
             if next.flips.len() <= config.flap_flips as usize / 2 {
-                if active {
+                if above_clear {
                     enter(&mut next, Phase::Firing);
                     next.last_notified = Some(now);
+                    next.owed_firing = silenced;
                     owe(
                         &mut next,
                         NotificationKind::Firing,
@@ -431,6 +466,7 @@ pub fn evaluate(
                     );
                 } else {
                     enter(&mut next, Phase::Ok);
+                    next.owed_firing = false;
                     owe(
                         &mut next,
                         NotificationKind::Resolved,
@@ -440,15 +476,14 @@ pub fn evaluate(
                 }
             }
         }
-        Phase::Ok | Phase::Pending if active => {
+        Phase::Ok | Phase::Pending if above_fire => {
             if state.phase == Phase::Ok {
                 enter(&mut next, Phase::Pending);
             }
             let pending_since = next.since.unwrap_or(now);
             if now - pending_since >= Duration::seconds(config.for_s as i64) {
                 enter(&mut next, Phase::Firing);
-                next.incident = Some(now);
-                next.sent = 0;
+                open_incident(&mut next);
                 next.last_notified = Some(now);
                 next.owed_firing = silenced;
                 owe(&mut next, NotificationKind::Firing, "firing".to_owned());
@@ -460,7 +495,7 @@ pub fn evaluate(
             }
         }
         Phase::Firing => {
-            if active {
+            if above_clear {
                 next.clearing_since = None;
                 let last = state.last_notified.unwrap_or(now);
                 if next.owed_firing && !silenced {
@@ -479,8 +514,6 @@ pub fn evaluate(
                 let clear_since = *next.clearing_since.get_or_insert(now);
                 if now - clear_since >= Duration::seconds(config.keep_firing_for_s as i64) {
                     enter(&mut next, Phase::Ok);
-                    // A resolution nobody was told about the start of is
-                    // still sent: it closes what a page may have opened.
                     next.owed_firing = false;
                     owe(&mut next, NotificationKind::Resolved, "resolved".to_owned());
                     next.incident = None;
@@ -656,6 +689,61 @@ mod tests {
     }
 
     #[test]
+    fn while_pending_every_reading_must_be_above_the_fire_threshold() {
+        // One reading above 10, then 7s (above clear, below fire): Prometheus's
+        // `for` needs the condition at every evaluation, so this never fires.
+        let mut values = vec![11.0];
+        values.extend([7.0; 20]);
+        let (state, sent) = run(&config(), &values, 10);
+        assert!(sent.is_empty(), "{sent:?}");
+        assert_eq!(state.phase, Phase::Ok);
+    }
+
+    #[test]
+    fn a_resolution_is_sent_under_a_silence_when_its_firing_was() {
+        let mut state = RuleState::default();
+        let mut all = Vec::new();
+        for i in 0..40 {
+            let at = T0 + Duration::seconds(i * 10);
+            // Silenced from 100 s on, after the firing at 60 s was sent.
+            let config = RuleConfig {
+                silenced_until: (i >= 10).then(|| T0 + Duration::hours(1)),
+                ..config()
+            };
+            let value = if i < 20 { 11.0 } else { 0.0 };
+            let reading = Reading { value, enough: true };
+            let (next, owed) = evaluate(RuleName::QueueDepth, &config, &state, reading, at);
+            all.extend(owed.into_iter().map(|o| (o.kind, o.silenced)));
+            state = next;
+        }
+        assert_eq!(
+            all,
+            vec![(NotificationKind::Firing, false), (NotificationKind::Resolved, false)],
+            "the page that was sent is closed"
+        );
+    }
+
+    #[test]
+    fn each_incident_has_its_own_keys() {
+        let config = RuleConfig {
+            for_s: 0,
+            keep_firing_for_s: 0,
+            flap_flips: 0,
+            ..config()
+        };
+        let mut state = RuleState::default();
+        let mut keys = Vec::new();
+        // Fires, resolves and fires again within the same second.
+        for value in [11.0, 0.0, 11.0] {
+            let reading = Reading { value, enough: true };
+            let (next, owed) = evaluate(RuleName::QueueDepth, &config, &state, reading, T0);
+            keys.extend(owed.into_iter().map(|o| o.key));
+            state = next;
+        }
+        assert_eq!(keys, vec!["queue_depth:1:0", "queue_depth:1:1", "queue_depth:2:0"]);
+    }
+
+    #[test]
     fn too_few_samples_never_fire() {
         let mut state = RuleState::default();
         for i in 0..20 {
@@ -694,13 +782,7 @@ mod tests {
             keys.extend(owed.into_iter().map(|o| o.key));
             state = next;
         }
-        assert_eq!(
-            keys,
-            vec![format!(
-                "queue_depth:{}:0",
-                (T0 + Duration::seconds(60)).unix_timestamp()
-            )]
-        );
+        assert_eq!(keys, vec!["queue_depth:1:0".to_owned()]);
     }
 
     #[test]

@@ -208,19 +208,30 @@ function drawPipeline(section, body) {
   const status = document.querySelector("[data-processing-status]");
   if (status) status.textContent = body.paused ? "Processing paused" : "Processing";
   const span = Number(section.querySelector(".admin-charts")?.dataset.span || 3600) * 1000;
+  // One reading per pixel of the chart at most: a reading closer to the
+  // previous one than that replaces it, so a day's chart holds ~720 points.
+  const spacing = span / 720;
   const now = Date.now();
   for (const chart of section.querySelectorAll("[data-admin-chart]")) {
-    const points = JSON.parse(chart.dataset.points);
-    points.t.push(now);
+    if (!chartPoints.has(chart)) chartPoints.set(chart, JSON.parse(chart.dataset.points));
+    const points = chartPoints.get(chart);
     const lines = [...chart.querySelectorAll("[data-series]")];
-    for (const line of lines) (points[line.dataset.series] ||= []).push(pipelineValue(body, line.dataset.series));
+    const last = points.t.length - 1;
+    const replace = last >= 1 && now - points.t[last - 1] < spacing;
+    if (replace) points.t[last] = now;
+    else points.t.push(now);
+    for (const line of lines) {
+      const values = (points[line.dataset.series] ||= []);
+      if (replace) values[values.length - 1] = pipelineValue(body, line.dataset.series);
+      else values.push(pipelineValue(body, line.dataset.series));
+    }
     while (points.t.length && points.t[0] < now - span) {
       points.t.shift();
       for (const line of lines) points[line.dataset.series].shift();
     }
-    chart.dataset.points = JSON.stringify(points);
     const unit = chart.dataset.unit;
-    const max = Math.max(unit === "percent" ? 0.01 : 1, ...lines.flatMap((l) => points[l.dataset.series]));
+    let max = unit === "percent" ? 0.01 : 1;
+    for (const line of lines) for (const v of points[line.dataset.series]) if (v > max) max = v;
     // From the first reading when the engine is younger than the span.
     const from = Math.max(now - span, points.t[0] ?? now);
     const width = Math.max(1000, now - from);
@@ -239,6 +250,9 @@ function drawPipeline(section, body) {
     chart.dataset.updated = String(now);
   }
 }
+
+// The charts' readings, parsed once from the page and kept here.
+const chartPoints = new WeakMap();
 
 function drawAudit(section, body) {
   const tbody = section.querySelector("[data-audit] tbody");
@@ -445,6 +459,18 @@ function confirmed(title, text) {
   return new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue === "yes"), { once: true }));
 }
 
+// Runs an admin action; a failure is shown on the page, not swallowed.
+async function act(run) {
+  try {
+    await run();
+  } catch (error) {
+    const shown = document.querySelector("[data-admin-error]");
+    if (!shown) return;
+    shown.textContent = error.message;
+    shown.hidden = false;
+  }
+}
+
 function wireAdmin() {
   if (!document.querySelector("[data-admin]")) return;
   for (const button of document.querySelectorAll("[data-pipeline]")) {
@@ -457,22 +483,34 @@ function wireAdmin() {
           : "Processing resumes where it stopped and works through the entries that waited.",
       );
       if (!ok) return;
-      await api("POST", `/v1/admin/pipeline/${pause ? "pause" : "resume"}`);
-      location.reload();
+      await act(async () => {
+        await api("POST", `/v1/admin/pipeline/${pause ? "pause" : "resume"}`);
+        location.reload();
+      });
     });
   }
   for (const button of document.querySelectorAll("[data-replay]")) {
     button.addEventListener("click", async () => {
       const all = button.dataset.replay === "all";
       if (all && !(await confirmed("Replay every dead letter?", "Each is processed again; those that fail again return here."))) return;
-      await api("POST", all ? "/v1/admin/dead-letters/replay" : `/v1/admin/dead-letters/${button.dataset.replay}/replay`);
-      location.reload();
+      await act(async () => {
+        await api("POST", all ? "/v1/admin/dead-letters/replay" : `/v1/admin/dead-letters/${button.dataset.replay}/replay`);
+        location.reload();
+      });
     });
   }
   for (const form of document.querySelectorAll("[data-rule-form]")) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
+      const shown = form.querySelector("[data-form-error]");
       const field = (name) => Number(form.elements[name].value);
+      const numbers = ["fire_threshold", "clear_threshold", "for_s", "keep_firing_for_s"];
+      const bad = numbers.find((name) => !Number.isFinite(field(name)));
+      if (bad) {
+        shown.textContent = `${form.elements[bad].closest("label").textContent.trim()} must be a number`;
+        shown.hidden = false;
+        return;
+      }
       const change = {
         fire_threshold: field("fire_threshold"),
         clear_threshold: field("clear_threshold"),
@@ -485,7 +523,6 @@ function wireAdmin() {
         await api("PUT", `/v1/admin/alerts/${form.dataset.ruleForm}`, change);
         location.reload();
       } catch (error) {
-        const shown = form.querySelector("[data-form-error]");
         shown.textContent = error.message;
         shown.hidden = false;
       }
@@ -495,8 +532,10 @@ function wireAdmin() {
     button.addEventListener("click", async () => {
       const hours = Number(button.dataset.hours);
       const until = hours ? new Date(Date.now() + hours * 3_600_000).toISOString() : null;
-      await api("POST", `/v1/admin/alerts/${button.dataset.silence}/silence`, { until });
-      location.reload();
+      await act(async () => {
+        await api("POST", `/v1/admin/alerts/${button.dataset.silence}/silence`, { until });
+        location.reload();
+      });
     });
   }
   // The rules' state, every few seconds (the rules change at the evaluator's pace).

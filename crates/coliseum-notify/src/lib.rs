@@ -49,15 +49,17 @@ impl Notice {
 }
 
 /// The configured receivers; an unconfigured route fails its deliveries
-/// with a clear reason rather than dropping them in silence.
-#[derive(Debug, Clone, Default)]
+/// with a clear reason rather than dropping them in silence. They hold
+/// secrets (a webhook URL, a routing key, SMTP credentials): `Debug` says
+/// only which are configured.
+#[derive(Clone, Default)]
 pub struct Receivers {
     pub slack_webhook_url: Option<String>,
     pub email: Option<EmailReceiver>,
     pub pagerduty: Option<PagerDutyReceiver>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmailReceiver {
     /// `smtp://` or `smtps://` with credentials in the URL.
     pub smtp_url: String,
@@ -65,11 +67,21 @@ pub struct EmailReceiver {
     pub to: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PagerDutyReceiver {
     /// The Events API v2 enqueue endpoint.
     pub url: String,
     pub routing_key: String,
+}
+
+impl std::fmt::Debug for Receivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receivers")
+            .field("slack", &self.slack_webhook_url.is_some())
+            .field("email", &self.email.as_ref().map(|e| &e.to))
+            .field("pagerduty", &self.pagerduty.is_some())
+            .finish()
+    }
 }
 
 /// PagerDuty's Events API v2 endpoint.

@@ -34,11 +34,22 @@ pub fn init(dsn: &str) -> Result<sentry::ClientInitGuard, String> {
     Ok(guard)
 }
 
+/// The longest cause or tag sent: a database message may quote whole rows.
+const MAX_TEXT: usize = 500;
+const MAX_TAG: usize = 64;
+
+/// `text` cut to `max` characters.
+fn capped(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
 /// A response with a 5xx status, and why.
 pub fn report_server_error(tags: &RequestTags, status: u16, cause: &str) {
     if sentry::Hub::current().client().is_none() {
         return;
     }
+    let cause = capped(cause, MAX_TEXT);
+    let cause = cause.as_str();
     let mut event = event_for(Some(tags), format!("{} {} answered {status}", tags.method, tags.route));
     event.tags.insert("status".to_owned(), status.to_string());
     event.exception = Values::from(vec![Exception {
@@ -52,7 +63,14 @@ pub fn report_server_error(tags: &RequestTags, status: u16, cause: &str) {
 fn event_for(tags: Option<&RequestTags>, message: String) -> Event<'static> {
     let mut all = BTreeMap::new();
     if let Some(tags) = tags {
-        all.insert("request_id".to_owned(), tags.request_id.clone());
+        // The client may choose its request id: cut, and of a safe alphabet.
+        let request_id: String = tags
+            .request_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.:".contains(*c))
+            .take(MAX_TAG)
+            .collect();
+        all.insert("request_id".to_owned(), request_id);
         all.insert("route".to_owned(), tags.route.clone());
         all.insert("method".to_owned(), tags.method.clone());
     }
@@ -102,7 +120,7 @@ fn scrubbed(mut event: Event<'static>) -> Event<'static> {
     event.request = None;
     event.message = event.message.map(|m| without_emails(&m));
     for exception in &mut event.exception.values {
-        exception.value = exception.value.as_deref().map(without_emails);
+        exception.value = exception.value.as_deref().map(|v| capped(&without_emails(v), MAX_TEXT));
     }
     event.breadcrumbs = Values::new();
     event.extra.clear();

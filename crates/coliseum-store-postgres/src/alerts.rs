@@ -1,10 +1,13 @@
-//! Alert rules and their notifications (`Alerts`).
+//! Alert rules, their evaluation lease and their notifications (`Alerts`).
 
 use async_trait::async_trait;
 use coliseum_store::{Alerts, AuditRecord, NewNotification, NotificationRecord, StoreError, StoredAlertRule};
+use time::OffsetDateTime;
 
 use crate::identity::write_audit;
 use crate::{PostgresStore, classify};
+
+const COLUMNS: &str = "id, key, rule, kind, route, status, attempts, at, detail, error";
 
 type NotificationRow = (
     i64,
@@ -14,7 +17,7 @@ type NotificationRow = (
     String,
     String,
     i32,
-    time::OffsetDateTime,
+    OffsetDateTime,
     String,
     Option<String>,
 );
@@ -41,22 +44,27 @@ fn notification(row: NotificationRow) -> Result<NotificationRecord, StoreError> 
 #[async_trait]
 impl Alerts for PostgresStore {
     async fn alert_rules(&self) -> Result<Vec<StoredAlertRule>, StoreError> {
-        let rows: Vec<(String, Option<String>, Option<String>)> =
-            sqlx::query_as("SELECT rule, config, state FROM alert_rules ORDER BY rule")
+        let rows: Vec<(String, Option<String>, Option<String>, i64)> =
+            sqlx::query_as("SELECT rule, config, state, version FROM alert_rules ORDER BY rule")
                 .fetch_all(&self.pool)
                 .await
                 .map_err(classify)?;
         Ok(rows
             .into_iter()
-            .map(|(rule, config, state)| StoredAlertRule { rule, config, state })
+            .map(|(rule, config, state, version)| StoredAlertRule {
+                rule,
+                config,
+                state,
+                version,
+            })
             .collect())
     }
 
     async fn save_alert_config(&self, rule: &str, config: &str, audit: &AuditRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         sqlx::query(
-            "INSERT INTO alert_rules (rule, config) VALUES ($1, $2) \
-             ON CONFLICT (rule) DO UPDATE SET config = excluded.config",
+            "INSERT INTO alert_rules (rule, config, version) VALUES ($1, $2, 1) \
+             ON CONFLICT (rule) DO UPDATE SET config = excluded.config, version = alert_rules.version + 1",
         )
         .bind(rule)
         .bind(config)
@@ -67,35 +75,74 @@ impl Alerts for PostgresStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn save_alert_state(&self, rule: &str, state: &str) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO alert_rules (rule, state) VALUES ($1, $2) \
-             ON CONFLICT (rule) DO UPDATE SET state = excluded.state",
+    async fn claim_alert_lease(
+        &self,
+        owner: &str,
+        leads: bool,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO alert_lease (id, owner, owner_leads, until_at) VALUES (1, $1, $2, $4) \
+             ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, owner_leads = excluded.owner_leads, \
+             until_at = excluded.until_at \
+             WHERE alert_lease.owner = excluded.owner OR alert_lease.until_at < $3 \
+             OR (excluded.owner_leads AND NOT alert_lease.owner_leads) \
+             RETURNING owner",
         )
-        .bind(rule)
-        .bind(state)
-        .execute(&self.pool)
-        .await
-        .map_err(classify)?;
-        Ok(())
-    }
-
-    async fn claim_notification(&self, new: &NewNotification) -> Result<Option<i64>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO alert_notifications (key, rule, kind, route, status, at, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING id",
-        )
-        .bind(&new.key)
-        .bind(&new.rule)
-        .bind(&new.kind)
-        .bind(&new.route)
-        .bind(&new.status)
-        .bind(new.at)
-        .bind(&new.detail)
+        .bind(owner)
+        .bind(leads)
+        .bind(now)
+        .bind(until)
         .fetch_optional(&self.pool)
         .await
         .map_err(classify)?;
-        Ok(id)
+        Ok(held.is_some())
+    }
+
+    async fn commit_alert_evaluation(
+        &self,
+        rule: &str,
+        version: i64,
+        state: &str,
+        notifications: &[NewNotification],
+    ) -> Result<Option<Vec<Option<i64>>>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        let written = sqlx::query(
+            "INSERT INTO alert_rules (rule, state, version) VALUES ($1, $2, 1) \
+             ON CONFLICT (rule) DO UPDATE SET state = excluded.state, version = alert_rules.version + 1 \
+             WHERE alert_rules.version = $3",
+        )
+        .bind(rule)
+        .bind(state)
+        .bind(version)
+        .execute(&mut *tx)
+        .await
+        .map_err(classify)?
+        .rows_affected();
+        if written != 1 {
+            return Ok(None);
+        }
+        let mut ids = Vec::with_capacity(notifications.len());
+        for new in notifications {
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO alert_notifications (key, rule, kind, route, status, at, taken_at, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6, $7) ON CONFLICT (key) DO NOTHING RETURNING id",
+            )
+            .bind(&new.key)
+            .bind(&new.rule)
+            .bind(&new.kind)
+            .bind(&new.route)
+            .bind(&new.status)
+            .bind(new.at)
+            .bind(&new.detail)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(classify)?;
+            ids.push(id);
+        }
+        tx.commit().await.map_err(classify)?;
+        Ok(Some(ids))
     }
 
     async fn finish_notification(
@@ -116,16 +163,35 @@ impl Alerts for PostgresStore {
         Ok(())
     }
 
+    async fn retake_stale_notifications(
+        &self,
+        stale: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE alert_notifications SET taken_at = $2 WHERE id IN \
+             (SELECT id FROM alert_notifications WHERE status = 'sending' AND taken_at < $1 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING {COLUMNS}"
+        );
+        let rows: Vec<NotificationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(stale)
+            .bind(now)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.into_iter().map(notification).collect()
+    }
+
     async fn notifications(&self, before: Option<i64>, limit: u32) -> Result<Vec<NotificationRecord>, StoreError> {
-        let rows: Vec<NotificationRow> = sqlx::query_as(
-            "SELECT id, key, rule, kind, route, status, attempts, at, detail, error FROM alert_notifications \
-             WHERE id < $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(classify)?;
+        let sql = format!("SELECT {COLUMNS} FROM alert_notifications WHERE id < $1 ORDER BY id DESC LIMIT $2");
+        let rows: Vec<NotificationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
         rows.into_iter().map(notification).collect()
     }
 }

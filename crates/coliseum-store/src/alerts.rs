@@ -10,6 +10,8 @@ pub struct StoredAlertRule {
     pub rule: String,
     pub config: Option<String>,
     pub state: Option<String>,
+    /// Grows with every write of the rule: what an evaluation's write expects.
+    pub version: i64,
 }
 
 /// A notification about to be sent.

@@ -56,6 +56,7 @@ macro_rules! conformance_tests {
             share_links_end_rotate_and_count_their_views,
             schedules_are_claimed_once_and_move_on_after_each_delivery,
             alert_rules_keep_their_parts_and_a_notification_is_claimed_once,
+            one_node_holds_the_alert_lease_and_the_processing_node_takes_it,
         );
     };
     (@each $fresh:path, $($scenario:ident),+ $(,)?) => {
@@ -2171,15 +2172,54 @@ pub async fn alert_rules_keep_their_parts_and_a_notification_is_claimed_once(sto
     use crate::NewNotification;
     assert!(store.alert_rules().await.expect("rules").is_empty());
     let audit = audited("alert.updated");
+    let at = datetime!(2026-12-05 12:00 UTC);
+    let notification = |key: &str| NewNotification {
+        key: key.to_owned(),
+        rule: "queue_depth".to_owned(),
+        kind: "firing".to_owned(),
+        route: "slack".to_owned(),
+        status: "sending".to_owned(),
+        at,
+        detail: r#"{"value":1001}"#.to_owned(),
+    };
     store
         .save_alert_config("queue_depth", r#"{"a":1}"#, &audit)
         .await
         .expect("config");
-    store
-        .save_alert_state("queue_depth", r#"{"s":1}"#)
+    let version =
+        |rules: &[crate::StoredAlertRule], rule: &str| rules.iter().find(|r| r.rule == rule).map_or(0, |r| r.version);
+    let rules = store.alert_rules().await.expect("rules");
+    let first = store
+        .commit_alert_evaluation(
+            "queue_depth",
+            version(&rules, "queue_depth"),
+            r#"{"s":1}"#,
+            &[notification("k1")],
+        )
         .await
-        .expect("state");
-    store.save_alert_state("error_rate", r#"{"s":2}"#).await.expect("state");
+        .expect("commit")
+        .expect("the version was current");
+    assert!(first[0].is_some());
+    // A rule never written before starts at version 0.
+    assert!(
+        store
+            .commit_alert_evaluation("error_rate", 0, r#"{"s":2}"#, &[])
+            .await
+            .expect("commit")
+            .is_some()
+    );
+    // An evaluation from the older version (another node's) writes nothing,
+    // its notifications included.
+    let stale = store
+        .commit_alert_evaluation(
+            "queue_depth",
+            version(&rules, "queue_depth"),
+            r#"{"s":9}"#,
+            &[notification("k9")],
+        )
+        .await
+        .expect("commit");
+    assert_eq!(stale, None);
     // A later configuration replaces the earlier and keeps the state.
     store
         .save_alert_config("queue_depth", r#"{"a":2}"#, &audit)
@@ -2197,7 +2237,7 @@ pub async fn alert_rules_keep_their_parts_and_a_notification_is_claimed_once(sto
             ("queue_depth", Some(r#"{"a":2}"#), Some(r#"{"s":1}"#))
         ]
     );
-    let audited = store
+    let audited_records = store
         .audit_records(&AuditQuery {
             action: Some("alert.updated".to_owned()),
             limit: 10,
@@ -2205,30 +2245,21 @@ pub async fn alert_rules_keep_their_parts_and_a_notification_is_claimed_once(sto
         })
         .await
         .expect("audit");
-    assert_eq!(audited.len(), 2);
+    assert_eq!(audited_records.len(), 2);
 
-    let at = datetime!(2026-12-05 12:00 UTC);
-    let notification = |key: &str| NewNotification {
-        key: key.to_owned(),
-        rule: "queue_depth".to_owned(),
-        kind: "firing".to_owned(),
-        route: "slack".to_owned(),
-        status: "sending".to_owned(),
-        at,
-        detail: r#"{"value":1001}"#.to_owned(),
-    };
-    let first = store.claim_notification(&notification("k1")).await.expect("claim");
-    assert!(first.is_some());
-    // The same key again (another node) records nothing.
-    assert_eq!(
-        store.claim_notification(&notification("k1")).await.expect("claim"),
-        None
-    );
-    let second = store
-        .claim_notification(&notification("k2"))
+    // The same key again (a hand-over) records nothing; a new one does.
+    let again = store
+        .commit_alert_evaluation(
+            "queue_depth",
+            version(&rules, "queue_depth"),
+            r#"{"s":3}"#,
+            &[notification("k1"), notification("k2")],
+        )
         .await
-        .expect("claim")
-        .expect("new");
+        .expect("commit")
+        .expect("current");
+    assert_eq!(again[0], None);
+    let second = again[1].expect("new");
     store
         .finish_notification(second, "failed", 3, Some("503 from the receiver"))
         .await
@@ -2243,5 +2274,52 @@ pub async fn alert_rules_keep_their_parts_and_a_notification_is_claimed_once(sto
     assert_eq!((listed[1].status.as_str(), listed[1].notification.at), ("sending", at));
     let older = store.notifications(Some(second), 10).await.expect("page");
     assert_eq!(older.len(), 1);
-    assert_eq!(older[0].id, first.expect("first"));
+
+    // k1 is still `sending`: once stale it is taken again, once.
+    let later = at + Duration::minutes(20);
+    let retaken = store
+        .retake_stale_notifications(at + Duration::minutes(10), later, 10)
+        .await
+        .expect("retake");
+    assert_eq!(
+        retaken.iter().map(|n| n.notification.key.as_str()).collect::<Vec<_>>(),
+        vec!["k1"]
+    );
+    assert!(
+        store
+            .retake_stale_notifications(at + Duration::minutes(10), later, 10)
+            .await
+            .expect("retake")
+            .is_empty(),
+        "taken at `later`, it is not stale any more"
+    );
+}
+
+pub async fn one_node_holds_the_alert_lease_and_the_processing_node_takes_it(store: Arc<dyn Store>) {
+    let now = datetime!(2026-12-05 12:00 UTC);
+    let until = now + Duration::seconds(15);
+    assert!(store.claim_alert_lease("a", false, now, until).await.expect("claim"));
+    assert!(store.claim_alert_lease("a", false, now, until).await.expect("renew"));
+    assert!(
+        !store
+            .claim_alert_lease("b", false, now, until)
+            .await
+            .expect("held by a")
+    );
+    // The processing node takes it from one that does not process...
+    assert!(store.claim_alert_lease("leader", true, now, until).await.expect("take"));
+    assert!(
+        !store
+            .claim_alert_lease("a", false, now, until)
+            .await
+            .expect("held by leader")
+    );
+    // ...and anyone takes a lapsed lease.
+    let later = until + Duration::seconds(1);
+    assert!(
+        store
+            .claim_alert_lease("b", false, later, later + Duration::seconds(15))
+            .await
+            .expect("lapsed")
+    );
 }

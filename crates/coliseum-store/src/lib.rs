@@ -470,15 +470,30 @@ pub trait Alerts: Send + Sync {
     /// Replaces a rule's configuration; `audit` is written in the same transaction.
     async fn save_alert_config(&self, rule: &str, config: &str, audit: &AuditRecord) -> Result<(), StoreError>;
 
-    /// Replaces a rule's evaluation state.
-    async fn save_alert_state(&self, rule: &str, state: &str) -> Result<(), StoreError>;
+    /// Holds the right to evaluate the rules until `until`: `true` when
+    /// `owner` holds it. It is taken when it lapsed (before `now`), and
+    /// from an owner that does not lead by one that does.
+    async fn claim_alert_lease(
+        &self,
+        owner: &str,
+        leads: bool,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
-    /// Records `notification` unless its key is recorded already: its id
-    /// when this call recorded it (and so owns its delivery), `None` when
-    /// another did.
-    async fn claim_notification(&self, notification: &NewNotification) -> Result<Option<i64>, StoreError>;
+    /// Replaces a rule's state if its version is still `version`, and
+    /// records `notifications` in the same transaction: `None` (and nothing
+    /// written) when the rule changed meanwhile; else each notification's
+    /// id, or `None` for one whose key was recorded already.
+    async fn commit_alert_evaluation(
+        &self,
+        rule: &str,
+        version: i64,
+        state: &str,
+        notifications: &[NewNotification],
+    ) -> Result<Option<Vec<Option<i64>>>, StoreError>;
 
-    /// Sets what became of a claimed notification.
+    /// Sets what became of a notification's delivery.
     async fn finish_notification(
         &self,
         id: i64,
@@ -486,6 +501,16 @@ pub trait Alerts: Send + Sync {
         attempts: i32,
         error: Option<&str>,
     ) -> Result<(), StoreError>;
+
+    /// Takes up to `limit` notifications still `sending` whose delivery
+    /// began before `stale` (its node stopped): each is marked begun `now`
+    /// and returned to be sent again.
+    async fn retake_stale_notifications(
+        &self,
+        stale: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<NotificationRecord>, StoreError>;
 
     /// Up to `limit` notifications with `id < before` (all with `None`), newest first.
     async fn notifications(&self, before: Option<i64>, limit: u32) -> Result<Vec<NotificationRecord>, StoreError>;

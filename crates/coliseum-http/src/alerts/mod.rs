@@ -3,22 +3,25 @@
 //! (`coliseum_domain::alerts`), keeps the state in the store, and sends
 //! what the rules owe through `coliseum-notify`.
 //!
-//! One node evaluates: the one that processes (it alone sees the
-//! processing figures). The others watch only for `processor_down`, which
-//! is what a cluster without a processing node can still say. A
-//! notification is claimed in the store by a key derived from the rule, the
-//! incident and its place in it before it is sent, so that two nodes that
-//! owe the same notification (a hand-over, the watchers) send it once.
+//! One node evaluates: the holder of a lease in the store, which the
+//! processing node takes from any other (it alone sees the processing
+//! figures) and any node takes once it lapsed (so a cluster whose
+//! processing node is gone still says `processor_down`). A rule's new state
+//! and the notifications it owes are written in one transaction that
+//! expects the state's version: a node whose lease lapsed unnoticed writes
+//! nothing, and a notification's key (rule, incident, place in it) is taken
+//! once, so nothing is sent twice.
 
 mod readings;
 
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use coliseum_domain::alerts::{self, Owed, Phase, Route, RuleConfig, RuleName, RuleState, Severity};
+use coliseum_domain::alerts::{self, Phase, Route, RuleConfig, RuleName, RuleState, Severity};
 use coliseum_engine::health::{PipelineHealth, pipeline_health};
 use coliseum_notify::{EmailReceiver, Notice, PagerDutyReceiver, Receivers, RetryPolicy};
-use coliseum_store::{NewNotification, StoreError};
-use serde_json::json;
+use coliseum_store::{NewNotification, NotificationRecord, StoreError};
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use crate::app::AppState;
@@ -30,6 +33,8 @@ pub struct Rule {
     pub name: RuleName,
     pub config: RuleConfig,
     pub state: RuleState,
+    /// The stored row's version, which an evaluation's write expects.
+    pub version: i64,
 }
 
 /// Every rule, stored configuration over the defaults.
@@ -44,6 +49,7 @@ pub async fn rules(state: &AppState) -> Result<Vec<Rule>, StoreError> {
                 config: parsed(name, row.and_then(|r| r.config.as_ref()), "configuration")
                     .unwrap_or_else(|| name.default_config()),
                 state: parsed(name, row.and_then(|r| r.state.as_ref()), "state").unwrap_or_default(),
+                version: row.map_or(0, |r| r.version),
             }
         })
         .collect())
@@ -54,19 +60,39 @@ pub async fn rules(state: &AppState) -> Result<Vec<Rule>, StoreError> {
 fn parsed<T: serde::de::DeserializeOwned>(rule: RuleName, text: Option<&String>, what: &str) -> Option<T> {
     let text = text?;
     serde_json::from_str(text)
-        .inspect_err(|error| tracing::error!(rule = rule.as_str(), %error, "a stored alert {what} is unreadable; using the default"))
+        .inspect_err(|error| {
+            tracing::error!(rule = rule.as_str(), %error, "a stored alert {what} is unreadable; using the default");
+        })
         .ok()
 }
 
+/// A delivery left `sending` this long is taken again (its node stopped).
+const STALE_DELIVERY: time::Duration = time::Duration::minutes(10);
+
 /// What the evaluator keeps between ticks.
-#[derive(Debug)]
 pub struct AlertService {
     receivers: Receivers,
     retry: RetryPolicy,
     http: reqwest::Client,
+    /// Names this node in the evaluation lease.
+    node: String,
     /// The processed cursor and when this node saw it move (or saw
     /// nothing waiting): what `processor_down` measures from.
     cursor: Mutex<Option<(i64, OffsetDateTime)>>,
+    /// Since when this node has evaluated with the processing figures: its
+    /// windows (error rate, latency) are not full before.
+    evaluating_since: Mutex<Option<Instant>>,
+    /// Deliveries under way, waited for at shutdown.
+    deliveries: Mutex<tokio::task::JoinSet<()>>,
+}
+
+impl std::fmt::Debug for AlertService {
+    // The receivers hold secrets (webhook URL, routing key, SMTP credentials).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertService")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AlertService {
@@ -92,28 +118,59 @@ impl AlertService {
             receivers,
             retry: alerts.retry,
             http,
+            node: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()),
             cursor: Mutex::new(None),
+            evaluating_since: Mutex::new(None),
+            deliveries: Mutex::new(tokio::task::JoinSet::new()),
         }
     }
 
     /// Seconds the cursor has stood still while entries wait and the
-    /// pipeline is not paused, and the cursor.
-    fn stuck(&self, health: &PipelineHealth) -> (f64, i64) {
+    /// pipeline is not paused.
+    fn stuck(&self, health: &PipelineHealth) -> f64 {
         let mut cursor = self.cursor.lock().unwrap_or_else(|p| p.into_inner());
         let waiting = !health.paused && health.queue_depth > 0;
         match *cursor {
             Some((seq, since)) if waiting && seq == health.processed_seq => {
-                ((health.at - since).as_seconds_f64().max(0.0), seq)
+                (health.at - since).as_seconds_f64().max(0.0)
             }
             _ => {
                 *cursor = Some((health.processed_seq, health.at));
-                (0.0, health.processed_seq)
+                0.0
             }
+        }
+    }
+
+    /// How long this node has evaluated with the processing figures
+    /// (`None`: it does not now).
+    fn evaluating_for(&self, with_processing_figures: bool) -> Option<Duration> {
+        let mut since = self.evaluating_since.lock().unwrap_or_else(|p| p.into_inner());
+        if !with_processing_figures {
+            *since = None;
+            return None;
+        }
+        Some(since.get_or_insert_with(Instant::now).elapsed())
+    }
+
+    fn spawn(&self, delivery: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut deliveries = self.deliveries.lock().unwrap_or_else(|p| p.into_inner());
+        // Finished ones are forgotten here, so the set holds what is under way.
+        while deliveries.try_join_next().is_some() {}
+        deliveries.spawn(delivery);
+    }
+
+    /// Waits (at most `patience`) for the deliveries under way.
+    async fn drain(&self, patience: Duration) {
+        let mut deliveries = std::mem::take(&mut *self.deliveries.lock().unwrap_or_else(|p| p.into_inner()));
+        let all = async { while deliveries.join_next().await.is_some() {} };
+        if tokio::time::timeout(patience, all).await.is_err() {
+            tracing::warn!("alert deliveries were still under way at shutdown; another node sends them again later");
         }
     }
 }
 
-/// Evaluates the rules every interval until `stopped`.
+/// Evaluates the rules every interval until `stopped`, then waits for the
+/// deliveries under way.
 pub async fn run(state: AppState, mut stopped: tokio::sync::watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(state.settings.alerts.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -126,33 +183,95 @@ pub async fn run(state: AppState, mut stopped: tokio::sync::watch::Receiver<bool
             tracing::warn!(%error, "alert rules not evaluated");
         }
     }
+    state.alerts.drain(Duration::from_secs(10)).await;
 }
 
-/// One evaluation of the rules this node owns.
+/// Rules read from figures only the processing node has.
+fn needs_processing_figures(rule: RuleName) -> bool {
+    matches!(rule, RuleName::ErrorRate | RuleName::LatencyP95)
+}
+
+/// One evaluation, if this node holds the lease.
 pub async fn evaluate(state: &AppState) -> Result<(), StoreError> {
     let now = state.clock.now();
-    let health = pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, now).await?;
-    let (stuck_s, stuck_seq) = state.alerts.stuck(&health);
     let leading = state.processor.leading();
+    let lease = (state.settings.alerts.interval * 3).max(Duration::from_secs(3));
+    let until = now + lease;
+    if !state
+        .store
+        .claim_alert_lease(&state.alerts.node, leading, now, until)
+        .await?
+    {
+        state.alerts.evaluating_for(false);
+        return Ok(());
+    }
+    let evaluating_for = state.alerts.evaluating_for(leading);
+    resend_stale(state, now).await?;
+    let health = pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, now).await?;
+    let stuck_s = state.alerts.stuck(&health);
     for rule in rules(state).await? {
-        if !leading && rule.name != RuleName::ProcessorDown {
-            continue;
+        if needs_processing_figures(rule.name) {
+            let Some(evaluating_for) = evaluating_for else {
+                // Not the processing node: its figures are not here.
+                continue;
+            };
+            // A rule firing when this node took over keeps its state until
+            // this node's window is as full as the one that made it fire:
+            // an empty window is no evidence of recovery.
+            if rule.state.phase != Phase::Ok && evaluating_for.as_secs() < rule.config.window_s {
+                continue;
+            }
         }
         let reading = readings::reading(rule.name, &rule.config, &health, &state.stats, stuck_s);
         let (next, owed) = alerts::evaluate(rule.name, &rule.config, &rule.state, reading, now);
         metrics::gauge!("coliseum_alert_state", "rule" => rule.name.as_str()).set(phase_number(next.phase));
-        if next != rule.state {
-            let text = serde_json::to_string(&next).map_err(|e| StoreError::Internal(e.to_string()))?;
-            state.store.save_alert_state(rule.name.as_str(), &text).await?;
+        if next == rule.state && owed.is_empty() {
+            continue;
         }
-        for mut owed in owed {
-            if rule.name == RuleName::ProcessorDown {
-                // The watchers and the processing node see the same stuck
-                // cursor but not the same instants: the cursor names the incident.
-                let place = owed.key.rsplit(':').next().unwrap_or_default().to_owned();
-                owed.key = format!("processor_down:seq{stuck_seq}:{place}");
+        let mut claims = Vec::new();
+        for owed in &owed {
+            let notice = notice_of(state, &rule, &next, owed.kind, &owed.summary, now);
+            for route in &rule.config.routes {
+                // Pages are for critical rules (configuration refuses the
+                // rest), and flapping does not page.
+                if *route == Route::Pagerduty && (rule.config.severity != Severity::Critical || !owed.kind.pages()) {
+                    continue;
+                }
+                claims.push((
+                    *route,
+                    owed.silenced,
+                    notice.clone(),
+                    NewNotification {
+                        key: format!("{}:{}", owed.key, route.as_str()),
+                        rule: rule.name.as_str().to_owned(),
+                        kind: owed.kind.as_str().to_owned(),
+                        route: route.as_str().to_owned(),
+                        status: if owed.silenced { "silenced" } else { "sending" }.to_owned(),
+                        at: now,
+                        detail: detail_of(&notice).to_string(),
+                    },
+                ));
             }
-            notify(state, &rule.name, &rule.config, &next, &owed, now).await?;
+        }
+        let text = serde_json::to_string(&next).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let records: Vec<NewNotification> = claims.iter().map(|c| c.3.clone()).collect();
+        let Some(ids) = state
+            .store
+            .commit_alert_evaluation(rule.name.as_str(), rule.version, &text, &records)
+            .await?
+        else {
+            // Another node wrote the rule meanwhile (a hand-over): its
+            // evaluation stands, and this one is dropped whole.
+            continue;
+        };
+        for ((route, silenced, notice, _), id) in claims.into_iter().zip(ids) {
+            let Some(id) = id else { continue };
+            if silenced {
+                metrics::counter!("coliseum_alert_notifications_total", "route" => route.as_str(), "status" => "silenced")
+                    .increment(1);
+                continue;
+            }
+            state.alerts.spawn(deliver(state.clone(), id, route, notice));
         }
     }
     Ok(())
@@ -167,56 +286,88 @@ fn phase_number(phase: Phase) -> f64 {
     }
 }
 
-/// Claims `owed` once per route and sends what this node claimed.
-async fn notify(
+fn notice_of(
     state: &AppState,
-    rule: &RuleName,
-    config: &RuleConfig,
-    rule_state: &RuleState,
-    owed: &Owed,
+    rule: &Rule,
+    next: &RuleState,
+    kind: alerts::NotificationKind,
+    summary: &str,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
-    let notice = Notice {
-        rule: *rule,
-        kind: owed.kind,
-        severity: config.severity,
-        value: describe_value(*rule, rule_state.value),
-        threshold: threshold_text(*rule, config, owed.kind),
-        since: rule_state.incident.or(rule_state.since).unwrap_or(now),
-        summary: owed.summary.clone(),
+) -> Notice {
+    Notice {
+        rule: rule.name,
+        kind,
+        severity: rule.config.severity,
+        value: describe_value(rule.name, next.value),
+        threshold: threshold_text(rule.name, &rule.config, kind),
+        since: next.incident.or(next.since).unwrap_or(now),
+        summary: summary.to_owned(),
         panel_url: format!("{}/app/admin", crate::reports::public_base(state)),
-        dedup_key: format!("coliseum/{}", rule.as_str()),
-    };
-    for route in &config.routes {
-        // Pages are for critical rules (configuration refuses the rest).
-        if *route == Route::Pagerduty && config.severity != Severity::Critical {
-            continue;
+        dedup_key: format!("coliseum/{}", rule.name.as_str()),
+    }
+}
+
+/// What a notification said, kept with it (and enough to send it again).
+fn detail_of(notice: &Notice) -> Value {
+    json!({
+        "summary": notice.summary,
+        "value": notice.value,
+        "threshold": notice.threshold,
+        "severity": notice.severity,
+        "since": crate::views::rfc3339(notice.since),
+    })
+}
+
+/// The notice a recorded notification was made from.
+fn notice_from_record(state: &AppState, record: &NotificationRecord) -> Option<(Route, Notice)> {
+    let n = &record.notification;
+    let detail: Value = serde_json::from_str(&n.detail).ok()?;
+    let text = |name: &str| detail[name].as_str().map(str::to_owned);
+    let rule = RuleName::parse(&n.rule)?;
+    let route = [Route::Slack, Route::Email, Route::Pagerduty]
+        .into_iter()
+        .find(|r| r.as_str() == n.route)?;
+    let kind = serde_json::from_value(json!(n.kind)).ok()?;
+    Some((
+        route,
+        Notice {
+            rule,
+            kind,
+            severity: serde_json::from_value(detail["severity"].clone()).ok()?,
+            value: text("value")?,
+            threshold: text("threshold")?,
+            since: text("since").and_then(|t| crate::web::format::parse_instant(&t))?,
+            summary: text("summary")?,
+            panel_url: format!("{}/app/admin", crate::reports::public_base(state)),
+            dedup_key: format!("coliseum/{}", rule.as_str()),
+        },
+    ))
+}
+
+/// Sends again what a stopped node left `sending`.
+async fn resend_stale(state: &AppState, now: OffsetDateTime) -> Result<(), StoreError> {
+    for record in state
+        .store
+        .retake_stale_notifications(now - STALE_DELIVERY, now, 20)
+        .await?
+    {
+        match notice_from_record(state, &record) {
+            Some((route, notice)) => {
+                tracing::info!(
+                    id = record.id,
+                    route = route.as_str(),
+                    "sending a notification a stopped node left"
+                );
+                state.alerts.spawn(deliver(state.clone(), record.id, route, notice));
+            }
+            None => {
+                let error = Some("its record could not be read back");
+                state
+                    .store
+                    .finish_notification(record.id, "failed", record.attempts, error)
+                    .await?;
+            }
         }
-        let detail = json!({
-            "summary": notice.summary,
-            "value": notice.value,
-            "threshold": notice.threshold,
-            "severity": config.severity,
-            "since": crate::views::rfc3339(notice.since),
-        });
-        let claim = NewNotification {
-            key: format!("{}:{}", owed.key, route.as_str()),
-            rule: rule.as_str().to_owned(),
-            kind: owed.kind.as_str().to_owned(),
-            route: route.as_str().to_owned(),
-            status: if owed.silenced { "silenced" } else { "sending" }.to_owned(),
-            at: now,
-            detail: detail.to_string(),
-        };
-        let Some(id) = state.store.claim_notification(&claim).await? else {
-            continue;
-        };
-        if owed.silenced {
-            metrics::counter!("coliseum_alert_notifications_total", "route" => route.as_str(), "status" => "silenced")
-                .increment(1);
-            continue;
-        }
-        tokio::spawn(deliver(state.clone(), id, *route, notice.clone()));
     }
     Ok(())
 }

@@ -59,6 +59,14 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::guard))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // A panicking handler answers 500 (a page for browsers, with the
+        // pages' headers: the layers below wrap it); internal errors and
+        // panics are reported with the request's id and route (routing has
+        // run: the route's template is known here), and every request is timed.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::observability::panic_response,
+        ))
+        .layer(axum::middleware::from_fn(crate::observability::report_errors))
         // Limits and deadlines for every request; problem documents for every error.
         .layer(axum::middleware::from_fn(crate::request_limits::enforce))
         // Pages: problem documents shown as HTML to browsers, security
@@ -78,13 +86,6 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::request_limits::MAX_BODY_BYTES,
         ))
-        // A panicking handler answers 500; internal errors and panics are
-        // reported with the request's id and route (routing has run: the
-        // route's template is known here).
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            crate::observability::panic_response,
-        ))
-        .layer(axum::middleware::from_fn(crate::observability::report_errors))
         // Failures are logged where they are understood (AppError logs each
         // internal error once); a 503 storm under overload must not flood the log.
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))

@@ -455,10 +455,10 @@ async fn a_receiver_that_fails_twice_gets_the_notification_once() {
 
 /// Two nodes on one PostgreSQL, both configured to alert: the processing
 /// node evaluates, the other does not, and every notification is sent
-/// once. A store slowed by a lock on the derived tables raises the latency
-/// rule.
+/// once, across a hand-over too. A store slowed by a lock on the derived
+/// tables raises the latency rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_nodes_page_once_and_a_slowed_store_fires_the_latency_rule() {
+async fn two_nodes_page_once_across_a_hand_over_and_a_slowed_store_fires_the_latency_rule() {
     let receiver = Receiver::start(0).await;
     let (url, guard) = fresh_database(Backend::Postgres).await;
     let settings = |receiver: &Receiver| {
@@ -466,9 +466,11 @@ async fn two_nodes_page_once_and_a_slowed_store_fires_the_latency_rule() {
         point_at(&mut settings, receiver);
         settings
     };
-    let first = spawn_app_on(settings(&receiver), guard).await;
-    let (_, second_guard) = fresh_database(Backend::Postgres).await;
-    let second = spawn_app_on(settings(&receiver), second_guard).await;
+    // The database lives as long as its guard: the node that stays holds
+    // it; the one stopped midway holds a spare.
+    let (_, spare) = fresh_database(Backend::Postgres).await;
+    let first = spawn_app_on(settings(&receiver), spare).await;
+    let second = spawn_app_on(settings(&receiver), guard).await;
     let admin = first.sign_in_as(Role::Admin).await;
     change_rule(&first, &admin, "queue_depth", json!({"fire_threshold": 10, "clear_threshold": 0, "for_s": 1, "keep_firing_for_s": 1, "routes": ["slack", "pagerduty"], "severity": "critical"})).await;
     change_rule(
@@ -508,7 +510,32 @@ async fn two_nodes_page_once_and_a_slowed_store_fires_the_latency_rule() {
     sqlx::query("COMMIT").execute(&mut lock).await.expect("commit");
     let (slack, _) = receiver.until("slack", 3, Duration::from_secs(20)).await;
     assert!(slack_text(&slack[2]).contains("latency_p95"), "{}", slack[2]);
+
+    // The processing node stops while the queue rule fires: the other node
+    // takes over processing and the alerts, and resolves the same incident
+    // once (one PagerDuty trigger, one resolve).
+    pause(&first, &admin, true).await;
+    ingest(&second, "handover", 11).await;
+    let (slack, _) = receiver.until("slack", 4, Duration::from_secs(20)).await;
+    assert!(slack_text(&slack[3]).contains("FIRING") && slack_text(&slack[3]).contains("queue_depth"));
     first.stop().await;
+    let admin_two = second.sign_in_as(Role::Admin).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pipeline: Value = second.get("/v1/admin/pipeline", Some(&admin_two)).await.json().await.expect("json");
+        if pipeline["this_node_processes"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second node did not take over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pause(&second, &admin_two, false).await;
+    let (slack, _) = receiver.until("slack", 5, Duration::from_secs(30)).await;
+    assert!(slack_text(&slack[4]).contains("RESOLVED") && slack_text(&slack[4]).contains("queue_depth"));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.sent("slack").len(), 5, "nothing twice across the hand-over");
+    let actions: Vec<Value> = receiver.sent("pagerduty").iter().map(|p| p["event_action"].clone()).collect();
+    assert_eq!(actions, ["trigger", "resolve", "trigger", "resolve"]);
     second.stop().await;
 }
 

@@ -271,7 +271,18 @@ async fn silence(
     body: axum::body::Bytes,
 ) -> Result<Json<AlertRuleBody>, AppError> {
     let rule = rule_named(&rule)?;
-    let body: SilenceBody = body_json(&body, r#"{"until": "<RFC 3339 instant>" | null}"#)?;
+    let expected = r#"{"until": "<RFC 3339 instant>" | null}"#;
+    let raw: serde_json::Value = body_json(&body, expected)?;
+    if raw.get("until").is_none() {
+        return Err(AppError::field(
+            "/until",
+            "is required: an RFC 3339 instant, or null to lift the silence",
+        ));
+    }
+    let body: SilenceBody = serde_json::from_value(raw).map_err(|error| AppError::Malformed {
+        detail: format!("expected {expected}: {error}"),
+        errors: Vec::new(),
+    })?;
     let now = state.clock.now();
     let until = match body.until.as_deref() {
         None => None,
