@@ -522,7 +522,12 @@ async fn two_nodes_page_once_across_a_hand_over_and_a_slowed_store_fires_the_lat
     let admin_two = second.sign_in_as(Role::Admin).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let pipeline: Value = second.get("/v1/admin/pipeline", Some(&admin_two)).await.json().await.expect("json");
+        let pipeline: Value = second
+            .get("/v1/admin/pipeline", Some(&admin_two))
+            .await
+            .json()
+            .await
+            .expect("json");
         if pipeline["this_node_processes"] == true {
             break;
         }
@@ -534,7 +539,11 @@ async fn two_nodes_page_once_across_a_hand_over_and_a_slowed_store_fires_the_lat
     assert!(slack_text(&slack[4]).contains("RESOLVED") && slack_text(&slack[4]).contains("queue_depth"));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.sent("slack").len(), 5, "nothing twice across the hand-over");
-    let actions: Vec<Value> = receiver.sent("pagerduty").iter().map(|p| p["event_action"].clone()).collect();
+    let actions: Vec<Value> = receiver
+        .sent("pagerduty")
+        .iter()
+        .map(|p| p["event_action"].clone())
+        .collect();
     assert_eq!(actions, ["trigger", "resolve", "trigger", "resolve"]);
     second.stop().await;
 }
