@@ -357,6 +357,8 @@ struct NotificationParams {
     cursor: Option<String>,
 }
 
+pub(crate) const NOTIFICATION_PARAMETERS: &[&str] = &["limit", "cursor"];
+
 /// Every notification, newest first.
 #[utoipa::path(
     get,
@@ -371,7 +373,7 @@ async fn notifications(
     AdminUser(_admin): AdminUser,
     params: Params,
 ) -> Result<Json<NotificationsBody>, AppError> {
-    params.only(&["limit", "cursor"])?;
+    params.only(NOTIFICATION_PARAMETERS)?;
     let limit = params.limit()?;
     let before = match params.get("cursor") {
         None => None,

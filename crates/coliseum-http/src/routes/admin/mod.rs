@@ -5,6 +5,8 @@
 
 mod alerts;
 
+pub(crate) use alerts::NOTIFICATION_PARAMETERS;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
