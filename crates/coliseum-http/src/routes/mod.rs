@@ -169,7 +169,7 @@ mod tests {
             ("/v1/admin/audit", views::audit::AUDIT_PARAMETERS),
             ("/v1/live/sse", live::SSE_PARAMETERS),
             ("/v1/admin/dead-letters", admin::DEAD_LETTER_PARAMETERS),
-            ("/v1/admin/notifications", admin::NOTIFICATION_PARAMETERS),
+            ("/v1/admin/notifications", admin::alerts::NOTIFICATION_PARAMETERS),
             ("/v1/reports", reports::LIST_PARAMETERS),
         ];
         for (method, path, operation) in operations() {

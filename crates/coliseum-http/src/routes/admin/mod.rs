@@ -3,9 +3,7 @@
 //! audit log; the alert rules and their notifications (`alerts`). Every
 //! one requires an admin; every change is audited.
 
-mod alerts;
-
-pub(crate) use alerts::NOTIFICATION_PARAMETERS;
+pub(crate) mod alerts;
 
 use axum::Json;
 use axum::extract::{Path, State};
