@@ -126,6 +126,7 @@ async fn sample_health(state: AppState, mut stopped: tokio::sync::watch::Receive
             _ = ticks.tick() => {}
             _ = stopped.changed() => continue,
         }
+        observability::run_metrics_upkeep();
         match pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, state.clock.now()).await {
             Ok(health) => {
                 metrics::gauge!("coliseum_pipeline_queue_depth").set(health.queue_depth as f64);

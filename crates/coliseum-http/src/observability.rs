@@ -31,6 +31,52 @@ pub fn install_metrics_recorder() {
     });
 }
 
+/// The methods labelled by name; a client chooses the method, so any other is `OTHER`.
+const METHODS: [&str; 8] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "OTHER"];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// A route's request timers by method and status class.
+type RouteTimers = [[Option<metrics::Histogram>; CLASSES.len()]; METHODS.len()];
+
+/// The timer of one route, method and status class. Labels of bounded
+/// cardinality (the route's template, a standard method, a class); the
+/// handles are kept, so a request neither builds a metric key nor hashes
+/// one in the registry.
+fn request_timer(route: &str, method: &str, class: usize) -> metrics::Histogram {
+    static TIMERS: OnceLock<std::sync::RwLock<std::collections::HashMap<String, RouteTimers>>> = OnceLock::new();
+    let timers = TIMERS.get_or_init(Default::default);
+    let method = METHODS.iter().position(|m| *m == method).unwrap_or(METHODS.len() - 1);
+    if let Some(timer) = timers
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(route)
+        .and_then(|by_method| by_method[method][class].clone())
+    {
+        return timer;
+    }
+    let timer = metrics::histogram!(
+        "coliseum_http_request_seconds",
+        "route" => route.to_owned(),
+        "method" => METHODS[method],
+        "status" => CLASSES[class]
+    );
+    timers
+        .write()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(route.to_owned())
+        .or_default()[method][class] = Some(timer.clone());
+    timer
+}
+
+/// Moves the histograms' pending samples into their buckets. Installed
+/// without the exporter's own task, the recorder keeps every sample until
+/// this runs (or `/metrics` is read): the health sampler calls it every 10 s.
+pub fn run_metrics_upkeep() {
+    if let Some(handle) = METRICS.get().and_then(Option::as_ref) {
+        handle.run_upkeep();
+    }
+}
+
 /// The Prometheus text exposition of every metric so far.
 pub fn render_metrics() -> String {
     METRICS
@@ -83,32 +129,14 @@ pub async fn report_errors(request: axum::extract::Request, next: axum::middlewa
         method: request.method().to_string(),
     };
     let response = REQUEST.scope(tags.clone(), next.run(request)).await;
-    // Labels of bounded cardinality: the route's template, the method, the status class.
     let class = match response.status().as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
     };
-    // A client chooses the method: any other than the standard ones is one label.
-    let method = match tags.method.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "PATCH" => "PATCH",
-        "DELETE" => "DELETE",
-        "OPTIONS" => "OPTIONS",
-        _ => "OTHER",
-    };
-    metrics::histogram!(
-        "coliseum_http_request_seconds",
-        "route" => tags.route.clone(),
-        "method" => method,
-        "status" => class
-    )
-    .record(started.elapsed().as_secs_f64());
+    request_timer(&tags.route, &tags.method, class).record(started.elapsed().as_secs_f64());
     if let Some(ErrorCause(cause)) = response.extensions().get::<ErrorCause>() {
         report_server_error(&tags, response.status().as_u16(), cause);
     }
@@ -168,6 +196,25 @@ mod tests {
                 found.push(path);
             }
         }
+    }
+
+    #[test]
+    fn requests_are_timed_under_bounded_labels() {
+        super::install_metrics_recorder();
+        super::request_timer("/v1/timed-here", "BREW", 1).record(0.001);
+        super::request_timer("/v1/timed-here", "BREW", 1).record(0.002);
+        super::request_timer("/v1/timed-here", "GET", 4).record(0.003);
+        super::run_metrics_upkeep();
+        let text = super::render_metrics();
+        assert!(
+            text.contains(
+                r#"coliseum_http_request_seconds_count{route="/v1/timed-here",method="OTHER",status="2xx"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"coliseum_http_request_seconds_count{route="/v1/timed-here",method="GET",status="5xx"} 1"#)
+        );
     }
 
     /// Every metric the code records is in ARCHITECTURE.md's table, and

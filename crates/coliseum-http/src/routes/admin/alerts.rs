@@ -178,6 +178,15 @@ fn body_json<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Res
     })
 }
 
+/// The rule's configuration as stored, or its defaults.
+async fn current_config(state: &AppState, rule: RuleName) -> Result<RuleConfig, AppError> {
+    Ok(alerts::rules(state)
+        .await?
+        .into_iter()
+        .find(|r| r.name == rule)
+        .map_or_else(|| rule.default_config(), |r| r.config))
+}
+
 /// Stores `config` for `rule` with its audit record, and answers the rule.
 async fn save(
     state: &AppState,
@@ -232,12 +241,7 @@ async fn update(
         "an object of fire_threshold, clear_threshold, for_s, keep_firing_for_s, severity, routes, \
          repeat_interval_s, window_s, min_samples, flap_window_s, flap_flips",
     )?;
-    let current = alerts::rules(&state)
-        .await?
-        .into_iter()
-        .find(|r| r.name == rule)
-        .map_or_else(|| rule.default_config(), |r| r.config);
-    let config = change.apply(current);
+    let config = change.apply(current_config(&state, rule).await?);
     config
         .validate()
         .map_err(|error| AppError::field(&format!("/{}", error.field), &error.problem))?;
@@ -301,11 +305,7 @@ async fn silence(
             Some(until)
         }
     };
-    let mut config = alerts::rules(&state)
-        .await?
-        .into_iter()
-        .find(|r| r.name == rule)
-        .map_or_else(|| rule.default_config(), |r| r.config);
+    let mut config = current_config(&state, rule).await?;
     config.silenced_until = until;
     let action = if until.is_some() {
         "alert.silenced"
