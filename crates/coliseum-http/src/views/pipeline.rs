@@ -87,7 +87,8 @@ pub const SERIES: &[&str] = &[
     "dead_letters",
 ];
 
-fn series_value(health: &PipelineHealth, metric: &str) -> f64 {
+/// A reading of one of [`SERIES`].
+pub fn series_value(health: &PipelineHealth, metric: &str) -> f64 {
     match metric {
         "queue_depth" => health.queue_depth as f64,
         "ingest_per_s" => health.ingest_per_s,

@@ -184,10 +184,6 @@ fn figure_value(body: &PipelineBody, field: &str) -> f64 {
     }
 }
 
-fn history_value(health: &PipelineHealth, metric: &str) -> f64 {
-    figure_value(&PipelineBody::from(health), metric)
-}
-
 /// A chart's lines: (metric, label).
 type ChartLines = &'static [(&'static str, &'static str)];
 
@@ -233,7 +229,7 @@ fn charts(history: &[PipelineHealth], span: Duration, now: time::OffsetDateTime)
         .map(|(title, unit, lines)| {
             let max = history
                 .iter()
-                .flat_map(|h| lines.iter().map(|(m, _)| history_value(h, m)))
+                .flat_map(|h| lines.iter().map(|(m, _)| pipeline::series_value(h, m)))
                 .fold(0.0_f64, f64::max)
                 .max(if *unit == "percent" { 0.01 } else { 1.0 });
             let mut points = serde_json::Map::new();
@@ -241,7 +237,7 @@ fn charts(history: &[PipelineHealth], span: Duration, now: time::OffsetDateTime)
             let lines = lines
                 .iter()
                 .map(|(metric, label)| {
-                    let values: Vec<f64> = history.iter().map(|h| history_value(h, metric)).collect();
+                    let values: Vec<f64> = history.iter().map(|h| pipeline::series_value(h, metric)).collect();
                     let path = history
                         .iter()
                         .zip(&values)
@@ -260,7 +256,7 @@ fn charts(history: &[PipelineHealth], span: Duration, now: time::OffsetDateTime)
                 .map(|h| {
                     lines
                         .iter()
-                        .map(|l| format!("{} {}", l.label, written(unit, history_value(h, l.metric))))
+                        .map(|l| format!("{} {}", l.label, written(unit, pipeline::series_value(h, l.metric))))
                         .collect::<Vec<_>>()
                         .join(" · ")
                 })
