@@ -203,7 +203,9 @@ impl Driver {
                 }
             };
             built = Some(Instant::now());
-            let body = match topic::after(state, key, first_seen).await {
+            // Boxed: building a body takes about 15 KiB of future, which
+            // each of a node's thousands of topic tasks would otherwise keep.
+            let body = match Box::pin(topic::after(state, key, first_seen)).await {
                 Ok(body) => {
                     failures = 0;
                     retry_at = None;

@@ -123,20 +123,24 @@ impl Connection {
             let outcome = tokio::select! {
                 biased;
                 () = stopped(&mut stopping) => return End::Close(1001, "the server is shutting down"),
+                // Boxed, as `received` below: rare, and not worth room in every task.
                 _ = sessions.changed() => {
                     // Again once a node's credential cache has surely let go of the old state.
                     rechecks.reset_after(SESSION_CACHE_TTL);
-                    self.recheck().await
+                    Box::pin(self.recheck()).await
                 }
                 _ = api_keys.changed() => {
                     rechecks.reset_after(SESSION_CACHE_TTL);
-                    self.recheck().await
+                    Box::pin(self.recheck()).await
                 }
-                _ = rechecks.tick() => self.recheck().await,
+                _ = rechecks.tick() => Box::pin(self.recheck()).await,
                 frame = self.socket.recv() => match frame {
                     Some(Ok(frame)) => {
                         self.last_heard = Instant::now();
-                        self.received(frame).await
+                        // Boxed: building a subscription's first state takes
+                        // about 15 KiB of future, which the connection's task
+                        // would otherwise hold for its whole life.
+                        Box::pin(self.received(frame)).await
                     }
                     _ => return End::Gone,
                 },
@@ -404,5 +408,26 @@ fn subscription_id(frame: &Value) -> Result<String, AppError> {
             "id",
             "is required: a string naming the subscription",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future `serve` returns, without making one.
+    fn serve_future_size<A, B, C, D, E, G, H, F: std::future::Future>(
+        _: impl FnOnce(A, B, C, D, E, G, H) -> F,
+    ) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// Each open connection holds its task for as long as it lives: tens of
+    /// thousands of them must not each keep room for building a read's body
+    /// (about 15 KiB of state), which a `subscribe` needs for a moment.
+    #[test]
+    fn a_connection_task_keeps_no_room_for_building_a_body() {
+        let size = serve_future_size(serve);
+        assert!(size < 3 * 1024, "a connection's task holds {size} bytes");
     }
 }
