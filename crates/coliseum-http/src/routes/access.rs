@@ -8,7 +8,7 @@
 
 use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use coliseum_domain::plans::{Entitlements, Feature, Plan, Role, Subject, entitlement};
@@ -559,7 +559,14 @@ pub fn credentials_of(headers: &HeaderMap) -> HeaderMap {
     let mut kept = HeaderMap::new();
     for name in [header::COOKIE, header::AUTHORIZATION] {
         for value in headers.get_all(&name) {
-            kept.append(name.clone(), value.clone());
+            // Copied, not cloned: a clone shares the connection's whole
+            // read buffer (8 KiB or more), which a live connection would
+            // then keep for its whole life.
+            let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
+                continue;
+            };
+            copy.set_sensitive(true);
+            kept.append(name.clone(), copy);
         }
     }
     kept
@@ -581,5 +588,32 @@ pub async fn throttle_login(state: &AppState, email: &str) -> Result<Decision, A
         Ok(decision)
     } else {
         Err(AppError::RateLimited(decision))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_credentials_are_copies_of_the_request_s_bytes() {
+        // A request's values are slices of its connection's read buffer.
+        let buffer = bytes::Bytes::from(b"GET / HTTP/1.1\r\nauthorization: Bearer key\r\n".to_vec());
+        let value = HeaderValue::from_maybe_shared(buffer.slice(31..41)).expect("a header value");
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, value);
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+
+        let kept = credentials_of(&headers);
+
+        assert_eq!(kept.len(), 1, "only what identifies the caller");
+        let copy = kept.get(header::AUTHORIZATION).expect("kept");
+        assert_eq!(copy.as_bytes(), b"Bearer key");
+        assert!(copy.is_sensitive());
+        let within = buffer.as_ptr_range();
+        assert!(
+            !within.contains(&copy.as_bytes().as_ptr()),
+            "the kept value must not hold the read buffer"
+        );
     }
 }
