@@ -246,8 +246,10 @@ pub async fn run(args: LiveBenchArgs) -> anyhow::Result<()> {
     );
     println!(
         "- engine memory: {empty_rss:.0} MiB before the connections, {connected_rss:.0} MiB with them open \
-         (**{:.1} KiB per connection**), {rss:.0} MiB at the end of the steady state",
-        (connected_rss - empty_rss) * 1024.0 / args.connections as f64
+         (**{:.1} KiB per connection**), {rss:.0} MiB at the end of the steady state; \
+         the largest frame each connection was sent on subscribing averages {:.1} KiB",
+        (connected_rss - empty_rss) * 1024.0 / args.connections as f64,
+        samples.largest_first_frames.load(Ordering::Relaxed) as f64 / 1024.0 / args.connections as f64
     );
     for subscriber in subscribers {
         subscriber.abort();
@@ -427,6 +429,9 @@ struct Samples {
     pro_updates: AtomicU64,
     pro_min_gap_ms: AtomicU64,
     measuring: AtomicBool,
+    /// Per connection, the largest of its subscriptions' first frames,
+    /// summed: about what the server's write buffers keep.
+    largest_first_frames: AtomicU64,
 }
 
 struct Report {
@@ -505,6 +510,7 @@ impl Subscriber {
                 .await?;
         }
         // The immediate states.
+        let mut largest = 0;
         while last.len() < self.topics.len() {
             let Some(frame) = socket.next().await else {
                 anyhow::bail!("closed while subscribing");
@@ -512,12 +518,14 @@ impl Subscriber {
             if let Message::Text(text) = frame? {
                 let text = text.as_str();
                 anyhow::ensure!(text.starts_with("{\"op\":\"update\""), "a subscription failed: {text}");
+                largest = largest.max(text.len() as u64);
                 if let Some((id, watermark)) = id_and_watermark(text) {
                     last.insert(id.to_owned(), (watermark, None));
                 }
             }
         }
         drop(permit);
+        self.samples.largest_first_frames.fetch_add(largest, Ordering::Relaxed);
         self.connected.fetch_add(1, Ordering::Relaxed);
         while let Some(frame) = socket.next().await {
             let Message::Text(text) = frame? else { continue };
