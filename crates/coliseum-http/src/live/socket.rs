@@ -123,7 +123,7 @@ impl Connection {
             let outcome = tokio::select! {
                 biased;
                 () = stopped(&mut stopping) => return End::Close(1001, "the server is shutting down"),
-                // Boxed, as `received` below: rare, and not worth room in every task.
+                // Boxed, as an operation is in `received`: rare, and not worth room in every task.
                 _ = sessions.changed() => {
                     // Again once a node's credential cache has surely let go of the old state.
                     rechecks.reset_after(SESSION_CACHE_TTL);
@@ -137,10 +137,7 @@ impl Connection {
                 frame = self.socket.recv() => match frame {
                     Some(Ok(frame)) => {
                         self.last_heard = Instant::now();
-                        // Boxed: building a subscription's first state takes
-                        // about 15 KiB of future, which the connection's task
-                        // would otherwise hold for its whole life.
-                        Box::pin(self.received(frame)).await
+                        self.received(frame).await
                     }
                     _ => return End::Gone,
                 },
@@ -197,7 +194,10 @@ impl Connection {
     async fn received(&mut self, frame: Message) -> Result<(), End> {
         match frame {
             Message::Text(text) => match serde_json::from_str::<Value>(text.as_str()) {
-                Ok(frame) => self.operation(&frame).await,
+                // Boxed: building a subscription's first state takes about
+                // 15 KiB of future, which the connection's task would
+                // otherwise hold for its whole life (pongs stay unboxed).
+                Ok(frame) => Box::pin(self.operation(&frame)).await,
                 Err(error) => {
                     let error = AppError::Malformed {
                         detail: format!("a frame must be a JSON object: {error}"),

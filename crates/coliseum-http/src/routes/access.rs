@@ -562,9 +562,8 @@ pub fn credentials_of(headers: &HeaderMap) -> HeaderMap {
             // Copied, not cloned: a clone shares the connection's whole
             // read buffer (8 KiB or more), which a live connection would
             // then keep for its whole life.
-            let Ok(mut copy) = HeaderValue::from_bytes(value.as_bytes()) else {
-                continue;
-            };
+            // (A value hyper accepted always converts; kept as it was otherwise.)
+            let mut copy = HeaderValue::from_bytes(value.as_bytes()).unwrap_or_else(|_| value.clone());
             copy.set_sensitive(true);
             kept.append(name.clone(), copy);
         }
