@@ -63,9 +63,17 @@ impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     }
 
     /// What the values weigh together.
-    #[cfg(test)]
-    fn weight(&self) -> usize {
+    pub fn weight(&self) -> usize {
         self.weight
+    }
+
+    /// Bounds the values to `budget` from now on, dropping the least
+    /// recently read at once if they weigh more.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        if self.weight > budget {
+            self.shrink_to(budget / 4 * 3);
+        }
     }
 
     /// Drops the least recently read values until the rest weigh `target`
@@ -104,5 +112,8 @@ mod tests {
         cache.insert(4, "too heavy", 101);
         assert_eq!(cache.get(&4), None);
         assert_eq!(cache.weight(), 50);
+        cache.set_budget(45);
+        assert!(cache.weight() <= 45, "a smaller budget drops values at once");
+        assert_eq!(cache.get(&3), Some(&"replaced"), "the most recently read stays");
     }
 }

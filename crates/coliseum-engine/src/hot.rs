@@ -122,14 +122,13 @@ struct Kept {
 /// Per-artist sums over a run of buckets, and the newest change they include.
 type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
 
-/// Per-artist rows kept in cached tile sums at most (56 bytes each: 336 MB;
-/// sums dropped here may live on in the cached boards made from them, which
-/// count them against their own bound); beyond it the least recently read
-/// make room. A day of every artist is 50,000 rows, and the tiles of the
-/// common ranges over every slice outweigh 2,000,000: at that bound under
-/// the mixed benchmark the popular tiles were summed again and again
-/// (BENCHMARKS.md, fourth step).
-const CACHED_TILE_ROWS: usize = 6_000_000;
+/// Bytes of one per-artist row of a tile sum.
+pub const TILE_ROW_BYTES: usize = std::mem::size_of::<(u32, Kpis)>();
+
+/// What cached tile sums may hold until [`HotState::set_tile_cache_budget`]
+/// says otherwise: the tile share of the read caches' default budget
+/// ([`crate::reads::CacheBudget`]).
+const DEFAULT_TILE_CACHE_BYTES: usize = crate::reads::CacheBudget::DEFAULT.tiles;
 
 impl Inner {
     fn add_cells<'a>(&mut self, cells: impl Iterator<Item = (&'a CellKey, Kpis)>, kept: Kept) {
@@ -319,7 +318,10 @@ impl Names {
     }
 }
 
-/// Tile sums by (grain, first, last, slice), weighed by their rows.
+/// Tile sums by (grain, first, last, slice), weighed by their bytes;
+/// beyond the budget the least recently read make room. Sums dropped here
+/// may live on in the cached boards made from them, which count them
+/// against their own budget.
 type TileCache = Bounded<(Grain, i64, i64, Slice), TileSums>;
 
 impl HotState {
@@ -345,7 +347,7 @@ impl HotState {
                 journal: Journal::default(),
             }),
             clock,
-            tiles: std::sync::Mutex::new(TileCache::new(CACHED_TILE_ROWS)),
+            tiles: std::sync::Mutex::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES)),
             names: std::sync::Mutex::new(Arc::new(Names::default())),
         };
         // One bucket at a time: the cells of a month would take several times
@@ -364,6 +366,11 @@ impl HotState {
             }
         }
         Ok(hot)
+    }
+
+    /// Bounds the cached tile sums to `bytes` from now on.
+    pub fn set_tile_cache_budget(&self, bytes: usize) {
+        self.tiles.lock().unwrap_or_else(|p| p.into_inner()).set_budget(bytes);
     }
 
     fn kept(&self) -> Kept {
@@ -479,9 +486,10 @@ impl HotState {
             Some(sums) => sums,
             None => {
                 let sums = Arc::new(inner.sum_by_artist(grain, first, last, slice));
-                let rows = sums.len() + 1;
+                let bytes = (sums.len() + 1) * TILE_ROW_BYTES;
                 let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
-                tiles.insert(key, (changed, sums.clone()), rows);
+                tiles.insert(key, (changed, sums.clone()), bytes);
+                metrics::gauge!("coliseum_read_cache_bytes", "cache" => "tiles").set(tiles.weight() as f64);
                 sums
             }
         };

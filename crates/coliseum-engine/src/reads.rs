@@ -29,16 +29,46 @@ use crate::single_flight::Gates;
 
 /// Rankings kept for pagination cursors, oldest dropped first.
 const SNAPSHOTS_KEPT: usize = 64;
-/// Artists' values (16 bytes each; 40 with the whole order once sorted) and
-/// rows of the tile sums they were made from (56 bytes) held by cached
-/// leaderboards at most; beyond it the least recently read make room, so
-/// that requests naming ever new boards cannot grow memory without bound.
-/// The tile rows are mostly shared with the tile cache and other boards, so
-/// this usually counts them more than once: at 6,000,000 only a few dozen
-/// boards of every artist were kept, and most reads of the mixed benchmark
-/// built their board anew. At worst (parts the tile cache has dropped) it
-/// is 15,000,000 rows of 56 bytes: 840 MB.
-const CACHED_WEIGHT: usize = 15_000_000;
+/// What the read caches may hold, in bytes: per-artist tile sums, and
+/// leaderboards with the tile sums they were made from. Beyond its budget a
+/// cache drops what was read least recently, so that requests naming ever
+/// new boards cannot grow memory without bound.
+///
+/// A day of every artist is 50,000 rows of tile sums (2.7 MiB), and the
+/// tiles of the common ranges over every slice outweigh 2,000,000 rows
+/// (107 MiB): with that bound the popular tiles were summed again and again
+/// under the mixed benchmark (BENCHMARKS.md, fourth step). A cached board
+/// counts its tile sums again, though they are mostly shared with the tile
+/// cache and other boards: when the tile cache has dropped them, the board
+/// alone holds them. Under the mixed benchmark a budget of 400 MiB served
+/// 0.29× `/healthz` where 1,120 MiB served 0.47–0.50×, and the caches
+/// held about 250 MiB less (BENCHMARKS.md, sixth step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheBudget {
+    pub tiles: usize,
+    pub boards: usize,
+}
+
+impl CacheBudget {
+    /// The budget when none is set (`--read-cache-mib`).
+    pub const DEFAULT: Self = Self::of_mib(DEFAULT_READ_CACHE_MIB);
+
+    /// `mib` MiB in all: two sevenths for tile sums, the rest for boards
+    /// (each board also counts its tiles).
+    pub const fn of_mib(mib: usize) -> Self {
+        let bytes = mib << 20;
+        Self {
+            tiles: bytes / 7 * 2,
+            boards: bytes - bytes / 7 * 2,
+        }
+    }
+}
+
+/// See [`CacheBudget`]; chosen by measurement (BENCHMARKS.md).
+pub const DEFAULT_READ_CACHE_MIB: usize = 1_120;
+/// Bytes a board holds per ranked artist: its value by id, and its place in
+/// the whole order once sorted.
+const BOARD_ARTIST_BYTES: usize = std::mem::size_of::<(u32, i64)>() + std::mem::size_of::<Ranked>();
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
 
@@ -300,12 +330,13 @@ struct Cached {
 }
 
 impl Cached {
-    /// What it counts against the cache's bound: its artists and the rows
-    /// of its parts (often shared with other boards and the tile cache,
-    /// but held by this one too). The names a board refers to are shared by
-    /// every board made between two new artists, and not counted.
+    /// The bytes it counts against the cache's budget: its artists and the
+    /// rows of its parts (often shared with other boards and the tile
+    /// cache, but held by this one too). The names a board refers to are
+    /// shared by every board made between two new artists, and not counted.
     fn weight(&self) -> usize {
-        self.ranking.board.values().len() + self.parts.iter().map(|part| part.len()).sum::<usize>()
+        self.ranking.board.values().len() * BOARD_ARTIST_BYTES
+            + self.parts.iter().map(|part| part.len()).sum::<usize>() * crate::hot::TILE_ROW_BYTES
     }
 }
 
@@ -339,14 +370,16 @@ impl Reads {
         store: Arc<dyn Rollups>,
         clock: Arc<dyn Clock>,
         max_age: std::time::Duration,
+        budget: CacheBudget,
     ) -> Self {
         let seed = clock.now().unix_timestamp_nanos() as u64;
+        hot.set_tile_cache_budget(budget.tiles);
         Self {
             hot,
             fallback: Fallback::new(store, max_age),
             cores: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_age,
-            cache: Mutex::new(Bounded::new(CACHED_WEIGHT)),
+            cache: Mutex::new(Bounded::new(budget.boards)),
             gates: Gates::default(),
             snapshots: Mutex::new(VecDeque::new()),
             // Ids differ between restarts, so an old cursor never names a new snapshot.
@@ -497,10 +530,9 @@ impl Reads {
                 parts,
             };
             let weight = cached.weight();
-            self.cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(key, cached, weight);
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(key, cached, weight);
+            metrics::gauge!("coliseum_read_cache_bytes", "cache" => "boards").set(cache.weight() as f64);
         }
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
         if snapshots.len() == SNAPSHOTS_KEPT {

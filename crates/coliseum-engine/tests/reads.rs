@@ -253,7 +253,13 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     .await;
     let clock = Arc::new(FixedClock::new(now()));
     let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
-    let reads = Reads::new(hot.clone(), store.clone(), clock.clone(), Duration::ZERO);
+    let reads = Reads::new(
+        hot.clone(),
+        store.clone(),
+        clock.clone(),
+        Duration::ZERO,
+        coliseum_engine::reads::CacheBudget::DEFAULT,
+    );
     reads_equal_one_sql_sum(&reads, &store, "loaded").await;
 
     // Live: recent entries, late ones into packed hours and days, and an

@@ -236,7 +236,13 @@ impl Application {
         // The address bound (port 0 picks one): links made without a
         // public URL point at it.
         settings.listen = listener.local_addr().context("the bound address")?;
-        let reads = Arc::new(Reads::new(hot, store.clone(), clock.clone(), settings.ranking_max_age));
+        let reads = Arc::new(Reads::new(
+            hot,
+            store.clone(),
+            clock.clone(),
+            settings.ranking_max_age,
+            settings.read_cache,
+        ));
         let limiter = Arc::new(match &settings.redis_url {
             Some(url) => crate::ratelimit::RateLimiter::redis(url)
                 .await

@@ -49,6 +49,8 @@ pub struct Settings {
     pub process: bool,
     /// How long a leaderboard may be served once newer entries are applied.
     pub ranking_max_age: std::time::Duration,
+    /// What the read caches may hold (tile sums and leaderboards).
+    pub read_cache: coliseum_engine::reads::CacheBudget,
     /// How often DNA scores are recomputed and published.
     pub dna_interval: std::time::Duration,
     pub ingest: IngestConfig,
@@ -168,6 +170,7 @@ impl Settings {
             process: true,
             // Tests read exactly what was processed.
             ranking_max_age: std::time::Duration::ZERO,
+            read_cache: coliseum_engine::reads::CacheBudget::DEFAULT,
             dna_interval: std::time::Duration::from_millis(100),
             ingest: IngestConfig::default(),
             ingest_inflight_mib: 64,

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use coliseum_domain::money::{Currency, FxTable};
 use coliseum_engine::IngestConfig;
+use coliseum_engine::reads::CacheBudget;
 use coliseum_http::settings::{
     AlertSettings, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, STRIPE_API, Secret, Settings, StripeSettings,
 };
@@ -32,6 +33,7 @@ pub struct FileConfig {
     demo_rate: Option<u32>,
     process: Option<bool>,
     ranking_max_age_ms: Option<u64>,
+    read_cache_mib: Option<usize>,
     dna_interval_ms: Option<u64>,
     ingest_max_batch: Option<usize>,
     ingest_linger_ms: Option<u64>,
@@ -196,6 +198,11 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
         process: args.process.or(file.process).unwrap_or(true),
         ranking_max_age: std::time::Duration::from_millis(
             args.ranking_max_age_ms.or(file.ranking_max_age_ms).unwrap_or(250),
+        ),
+        read_cache: CacheBudget::of_mib(
+            args.read_cache_mib
+                .or(file.read_cache_mib)
+                .unwrap_or(coliseum_engine::reads::DEFAULT_READ_CACHE_MIB),
         ),
         dna_interval: std::time::Duration::from_millis(
             args.dna_interval_ms.or(file.dna_interval_ms).unwrap_or(5000).max(100),
