@@ -15,7 +15,23 @@ use config::FileConfig;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc gives freed pages back to the system a second after they are
+/// freed. The read caches replace tile sums and boards of megabytes many
+/// times a second, and under the mixed read benchmark that second held
+/// 200–330 MiB more for no throughput measurable (BENCHMARKS.md): give them
+/// back at once.
+#[allow(unsafe_code)]
+fn return_freed_pages_at_once() {
+    /// `mi_option_purge_delay` in mimalloc 2 and 3 (`mimalloc.h`); the
+    /// binding names no constant for it.
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: a plain store into the allocator's table of options, made
+    // first thing in `main`, before any other thread exists to read it.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+}
+
 fn main() -> std::process::ExitCode {
+    return_freed_pages_at_once();
     let cli = Cli::parse();
     observability::init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -67,5 +83,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::rebuild(&file.database_url(args.database_url.as_ref()), file.fx_table()?).await
         }
         Command::Bench(args) => commands::bench(&args.args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The option `return_freed_pages_at_once` sets is the purge delay:
+    /// mimalloc 3's default for it is 1,000 ms, and no other option's is.
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_option_set_at_start_is_the_purge_delay() {
+        // SAFETY: reads one of the allocator's options; nothing sets it in tests.
+        let default = unsafe { libmimalloc_sys::mi_option_get(15) };
+        assert_eq!(default, 1_000);
     }
 }
