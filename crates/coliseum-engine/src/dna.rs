@@ -24,8 +24,15 @@ use crate::processor::{AppliedSink, Watermark};
 
 /// How far back the aggregates are loaded: everything hot or archived.
 const KEPT_DAYS: i64 = 36 * 31;
-/// Publications kept for the cursors that page through them.
+/// Publications kept for the cursors that page through them: those replaced
+/// less than [`CURSOR_LIFE`] ago, at most this many. Each holds every
+/// artist's scores and five boards for each range (tens of megabytes at
+/// 50,000 artists), and at that scale scoring takes long enough that six
+/// publications spanned minutes.
 const KEPT_PUBLICATIONS: usize = 6;
+/// How long a cursor keeps paging through the scores it started on once
+/// newer ones are published; after it, `410 Gone`.
+const CURSOR_LIFE: time::Duration = time::Duration::seconds(30);
 
 /// The plans' freshness periods (60 s, 300 s): the boundaries a publication is pinned at.
 fn freshness_periods() -> Vec<u32> {
@@ -272,6 +279,17 @@ pub struct BoardEntry {
     pub primary_genre: Option<Arc<str>>,
 }
 
+/// A place on a DNA board as kept: the artist by its position among the
+/// range's artists. 16 bytes where a [`BoardEntry`] takes 48: a publication
+/// holds five boards of every artist for each range, and several
+/// publications are kept at once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Place {
+    score: f64,
+    rank: u32,
+    artist: u32,
+}
+
 /// The scores of one range: the population and its five boards.
 #[derive(Debug)]
 pub struct RangeScores {
@@ -279,7 +297,46 @@ pub struct RangeScores {
     /// The population, ordered by artist id.
     pub artists: Vec<Scored>,
     /// For each of [`DnaBoard::ALL`]: the population in board order.
-    boards: Vec<Vec<BoardEntry>>,
+    boards: Vec<Vec<Place>>,
+}
+
+/// A DNA board of one range: its places, read a page at a time.
+#[derive(Debug)]
+pub struct DnaBoardView<'a> {
+    scores: &'a RangeScores,
+    places: Cow<'a, [Place]>,
+}
+
+impl DnaBoardView<'_> {
+    /// How many artists are on the board.
+    pub fn len(&self) -> usize {
+        self.places.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.places.is_empty()
+    }
+
+    /// The entries at `positions` (within [`Self::len`]).
+    pub fn page(&self, positions: std::ops::Range<usize>) -> Vec<BoardEntry> {
+        self.places[positions]
+            .iter()
+            .map(|place| {
+                let scored = &self.scores.artists[place.artist as usize];
+                BoardEntry {
+                    rank: u64::from(place.rank),
+                    artist: scored.artist.clone(),
+                    score: place.score,
+                    primary_genre: scored.primary_genre.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// Every entry, in board order.
+    pub fn entries(&self) -> Vec<BoardEntry> {
+        self.page(0..self.len())
+    }
 }
 
 impl RangeScores {
@@ -304,11 +361,7 @@ impl RangeScores {
                 // Reported score descending, then artist id ascending: the
                 // artists are in id order, so their positions compare as ids do.
                 order.sort_unstable_by(|(x, i), (y, j)| y.total_cmp(x).then(i.cmp(j)));
-                competition_ranks(
-                    order
-                        .into_iter()
-                        .map(|(score, i)| (score, artists[i].artist.clone(), artists[i].primary_genre.clone())),
-                )
+                competition_ranks(order.into_iter().map(|(score, i)| (score, i as u32)))
             })
             .collect();
         Self { range, artists, boards }
@@ -322,37 +375,34 @@ impl RangeScores {
     /// A board, optionally only the artists whose primary genre is `genre`
     /// (ranked among themselves, scored in the whole population). The
     /// unfiltered board is the published one itself, not a copy.
-    pub fn board(&self, board: DnaBoard, genre: Option<&str>) -> Cow<'_, [BoardEntry]> {
+    pub fn board(&self, board: DnaBoard, genre: Option<&str>) -> DnaBoardView<'_> {
         let index = DnaBoard::ALL.iter().position(|b| *b == board).unwrap_or(0);
-        let entries = &self.boards[index];
-        match genre {
-            None => Cow::Borrowed(entries),
+        let places = &self.boards[index];
+        let places = match genre {
+            None => Cow::Borrowed(places.as_slice()),
             Some(genre) => Cow::Owned(competition_ranks(
-                entries
+                places
                     .iter()
-                    .filter(|e| e.primary_genre.as_deref() == Some(genre))
-                    .map(|e| (e.score, e.artist.clone(), e.primary_genre.clone())),
+                    .filter(|place| self.artists[place.artist as usize].primary_genre.as_deref() == Some(genre))
+                    .map(|place| (place.score, place.artist)),
             )),
-        }
+        };
+        DnaBoardView { scores: self, places }
     }
 }
 
-/// Standard competition ranks (1, 2, 2, 4) of scores already in board order.
-fn competition_ranks(ordered: impl Iterator<Item = (f64, Arc<str>, Option<Arc<str>>)>) -> Vec<BoardEntry> {
-    let mut entries: Vec<BoardEntry> = Vec::new();
-    for (position, (score, artist, primary_genre)) in ordered.enumerate() {
-        let rank = match entries.last() {
+/// Standard competition ranks (1, 2, 2, 4) of `(score, artist)` already in
+/// board order.
+fn competition_ranks(ordered: impl Iterator<Item = (f64, u32)>) -> Vec<Place> {
+    let mut places: Vec<Place> = Vec::new();
+    for (position, (score, artist)) in ordered.enumerate() {
+        let rank = match places.last() {
             Some(last) if last.score == score => last.rank,
-            _ => position as u64 + 1,
+            _ => u32::try_from(position + 1).unwrap_or(u32::MAX),
         };
-        entries.push(BoardEntry {
-            rank,
-            artist,
-            score,
-            primary_genre,
-        });
+        places.push(Place { score, rank, artist });
     }
-    entries
+    places
 }
 
 /// One consistent set of scores.
@@ -395,7 +445,8 @@ pub struct Dna {
     aggregates: Mutex<(Aggregates, Watermark)>,
     incoming: Mutex<Incoming>,
     current: RwLock<Arc<Publication>>,
-    recent: Mutex<VecDeque<Arc<Publication>>>,
+    /// Replaced publications, oldest first, each with when it was replaced.
+    recent: Mutex<VecDeque<(OffsetDateTime, Arc<Publication>)>>,
     /// Per freshness period of the plans, the publication in force at its
     /// last boundary: what a reader frozen there is served, however long
     /// after the boundary it first asks.
@@ -470,7 +521,7 @@ impl Dna {
             }
         }
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let scored = || recent.iter().filter(|p| !p.ranges.is_empty());
+        let scored = || recent.iter().map(|(_, p)| p).filter(|p| !p.ranges.is_empty());
         scored()
             .rev()
             .find(|p| p.as_of <= instant)
@@ -486,7 +537,7 @@ impl Dna {
             return Some(current);
         }
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.iter().find(|p| p.id == id).cloned()
+        recent.iter().map(|(_, p)| p).find(|p| p.id == id).cloned()
     }
 
     /// Scores for an explicit instant, computed now (and kept for a while).
@@ -615,8 +666,12 @@ impl Dna {
             }
         }
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.push_back(previous);
-        while recent.len() > KEPT_PUBLICATIONS {
+        recent.push_back((as_of, previous));
+        while recent.len() > KEPT_PUBLICATIONS
+            || recent
+                .front()
+                .is_some_and(|(replaced, _)| *replaced < as_of - CURSOR_LIFE)
+        {
             recent.pop_front();
         }
         (publication, mutations)

@@ -238,7 +238,7 @@ fn assert_matches_reference(publication: &Publication, entries: &[RefEntry], wha
             );
         }
         // The overall board: reported score descending, then artist id; competition ranks.
-        let board = scores.board(DnaBoard::Overall, None);
+        let board = scores.board(DnaBoard::Overall, None).entries();
         let mut order: Vec<(f64, &str)> = expected
             .iter()
             .map(|r| (dna_reference::reported(r.overall), r.artist.as_str()))
@@ -258,7 +258,7 @@ fn assert_matches_reference(publication: &Publication, entries: &[RefEntry], wha
             );
         }
         // A genre board holds the artists of that primary genre, ranked among themselves.
-        let jazz = scores.board(DnaBoard::Overall, Some("jazz"));
+        let jazz = scores.board(DnaBoard::Overall, Some("jazz")).entries();
         let expected_jazz: Vec<&str> = order
             .iter()
             .filter(|(_, a)| {
@@ -370,9 +370,42 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
     assert!(gains.iter().all(|(_, from, to)| to > from));
 }
 
+/// A replaced publication stays for the cursors paging through it for
+/// 30 seconds, not for as long as the next few publications take.
+async fn a_replaced_publication_stays_for_cursors_thirty_seconds(store: Arc<dyn Store>) {
+    let clock = Arc::new(FixedClock::new(now()));
+    let dna = load(&store, &clock).await;
+    let processor = processor_feeding(&store, &clock, &dna, ProcessorConfig::default().batch_entries).await;
+    store
+        .append_entries(&new_entries(&stream(3, 200)))
+        .await
+        .expect("append");
+    processor.run_until_idle().await.expect("process");
+    let first = dna.clone().publish_now().await.expect("publish");
+    clock.set(now() + time::Duration::seconds(20));
+    let second = dna.clone().publish_now().await.expect("publish");
+    clock.set(now() + time::Duration::seconds(45));
+    let third = dna.clone().publish_now().await.expect("publish");
+    assert_eq!(dna.publication(third.id).map(|p| p.id), Some(third.id), "current");
+    assert_eq!(
+        dna.publication(second.id).map(|p| p.id),
+        Some(second.id),
+        "replaced just now"
+    );
+    clock.set(now() + time::Duration::seconds(51));
+    dna.clone().publish_now().await.expect("publish");
+    assert_eq!(
+        dna.publication(second.id).map(|p| p.id),
+        Some(second.id),
+        "replaced 6 s ago"
+    );
+    assert!(dna.publication(first.id).is_none(), "replaced 31 s ago");
+}
+
 on_both_backends!(
     scores_match_the_reference_live_loaded_and_rebuilt,
     a_move_of_five_points_is_a_mutation,
+    a_replaced_publication_stays_for_cursors_thirty_seconds,
 );
 
 #[test]

@@ -279,7 +279,8 @@ pub async fn board(state: &AppState, audience: Audience, request: &DnaBoardReque
         as_of: rfc3339(publication.as_of),
         watermark: publication.watermark.seq,
         total_ranked: entries.len(),
-        entries: entries[page.positions]
+        entries: entries
+            .page(page.positions)
             .iter()
             .map(|e| DnaEntry {
                 rank: e.rank,
