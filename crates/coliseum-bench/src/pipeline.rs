@@ -346,6 +346,12 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
     // Only Enterprise is served live (PLANS.md): the freshness probes read as it.
     let live_reader = reader(&node.base_url, &database.url, "enterprise").await?;
     freshness(&node.base_url, &key, &live_reader, args).await?;
+    let rss = node.rss_mib().unwrap_or(0.0);
+    println!(
+        "- resident memory after the reads and the freshness run: {rss:.0} MiB, {:.0} MiB above an engine on \
+         an empty database",
+        rss - empty_rss
+    );
     node.stop().await;
 
     let rebuild = rebuild(&database.url).await?;

@@ -24,14 +24,16 @@ use crate::processor::{AppliedSink, Watermark};
 
 /// How far back the aggregates are loaded: everything hot or archived.
 const KEPT_DAYS: i64 = 36 * 31;
-/// Publications kept for the cursors that page through them: those replaced
-/// less than [`CURSOR_LIFE`] ago, at most this many. Each holds every
+/// Publications kept for the cursors that page through them: at each
+/// publication, those replaced less than [`CURSOR_LIFE`] ago, at most this
+/// many. Each holds every
 /// artist's scores and five boards for each range (tens of megabytes at
 /// 50,000 artists), and at that scale scoring takes long enough that six
 /// publications spanned minutes.
 const KEPT_PUBLICATIONS: usize = 6;
-/// How long a cursor keeps paging through the scores it started on once
-/// newer ones are published; after it, `410 Gone`.
+/// How long a cursor keeps paging through the scores it started on at least
+/// once newer ones are published; after it, from the next publication on,
+/// `410 Gone`.
 const CURSOR_LIFE: time::Duration = time::Duration::seconds(30);
 
 /// The plans' freshness periods (60 s, 300 s): the boundaries a publication is pinned at.

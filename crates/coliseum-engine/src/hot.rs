@@ -370,7 +370,9 @@ impl HotState {
 
     /// Bounds the cached tile sums to `bytes` from now on.
     pub fn set_tile_cache_budget(&self, bytes: usize) {
-        self.tiles.lock().unwrap_or_else(|p| p.into_inner()).set_budget(bytes);
+        let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
+        tiles.set_budget(bytes);
+        metrics::gauge!("coliseum_read_cache_bytes", "cache" => "tiles").set(tiles.weight() as f64);
     }
 
     fn kept(&self) -> Kept {

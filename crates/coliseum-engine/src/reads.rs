@@ -42,7 +42,7 @@ const SNAPSHOTS_KEPT: usize = 64;
 /// cache and other boards: when the tile cache has dropped them, the board
 /// alone holds them. Under the mixed benchmark a budget of 400 MiB served
 /// 0.29× `/healthz` where 1,120 MiB served 0.47–0.50×, and the caches
-/// held about 250 MiB less (BENCHMARKS.md, sixth step).
+/// held about 200 MiB less (BENCHMARKS.md, sixth step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheBudget {
     pub tiles: usize,
@@ -56,7 +56,7 @@ impl CacheBudget {
     /// `mib` MiB in all: two sevenths for tile sums, the rest for boards
     /// (each board also counts its tiles).
     pub const fn of_mib(mib: usize) -> Self {
-        let bytes = mib << 20;
+        let bytes = mib.saturating_mul(1 << 20);
         Self {
             tiles: bytes / 7 * 2,
             boards: bytes - bytes / 7 * 2,
@@ -374,6 +374,7 @@ impl Reads {
     ) -> Self {
         let seed = clock.now().unix_timestamp_nanos() as u64;
         hot.set_tile_cache_budget(budget.tiles);
+        metrics::gauge!("coliseum_read_cache_bytes", "cache" => "boards").set(0.0);
         Self {
             hot,
             fallback: Fallback::new(store, max_age),

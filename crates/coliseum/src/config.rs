@@ -18,6 +18,9 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 
+/// The smallest read cache budget accepted, in MiB.
+const MIN_READ_CACHE_MIB: usize = 16;
+
 /// The optional configuration file: the same names as the flags, in snake case.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,6 +137,15 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
             coliseum_domain::passport::MAX_BATCH_ENTRIES
         );
     }
+    let read_cache_mib = args
+        .read_cache_mib
+        .or(file.read_cache_mib)
+        .unwrap_or(coliseum_engine::reads::DEFAULT_READ_CACHE_MIB);
+    // Below it a day of every artist's sums hardly fits: every read would
+    // sum its board again (BENCHMARKS.md, sixth step).
+    if read_cache_mib < MIN_READ_CACHE_MIB {
+        bail!("--read-cache-mib must be at least {MIN_READ_CACHE_MIB}");
+    }
     let fx = file.fx_table()?;
     let report_storage_options = if args.report_storage_option.is_empty() {
         file.report_storage_options.clone().unwrap_or_default()
@@ -199,11 +211,7 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
         ranking_max_age: std::time::Duration::from_millis(
             args.ranking_max_age_ms.or(file.ranking_max_age_ms).unwrap_or(250),
         ),
-        read_cache: CacheBudget::of_mib(
-            args.read_cache_mib
-                .or(file.read_cache_mib)
-                .unwrap_or(coliseum_engine::reads::DEFAULT_READ_CACHE_MIB),
-        ),
+        read_cache: CacheBudget::of_mib(read_cache_mib),
         dna_interval: std::time::Duration::from_millis(
             args.dna_interval_ms.or(file.dna_interval_ms).unwrap_or(5000).max(100),
         ),
@@ -268,6 +276,11 @@ mod tests {
         assert!(
             format!("{:#}", serve_settings(&bad_secret, &file).expect_err("bad")).contains("--passport-webhook-secret")
         );
+        let no_cache = ServeArgs {
+            read_cache_mib: Some(1),
+            ..ServeArgs::default()
+        };
+        assert!(format!("{:#}", serve_settings(&no_cache, &file).expect_err("bad")).contains("--read-cache-mib"));
         assert!(
             toml::from_str::<FileConfig>("nonsense = 1").is_err(),
             "unknown keys are refused"

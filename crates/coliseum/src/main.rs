@@ -18,8 +18,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc gives freed pages back to the system a second after they are
 /// freed. The read caches replace tile sums and boards of megabytes many
 /// times a second, and under the mixed read benchmark that second held
-/// 200–330 MiB more for no throughput measurable (BENCHMARKS.md): give them
-/// back at once.
+/// 250 MiB more at start and 400 MiB more after the reads, for at most a
+/// tenth of the throughput (BENCHMARKS.md, sixth step): give them back at
+/// once. Only the default changes: an operator's `MIMALLOC_PURGE_DELAY`
+/// still wins.
 #[allow(unsafe_code)]
 fn return_freed_pages_at_once() {
     /// `mi_option_purge_delay` in mimalloc 2 and 3 (`mimalloc.h`); the
@@ -27,7 +29,7 @@ fn return_freed_pages_at_once() {
     const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: a plain store into the allocator's table of options, made
     // first thing in `main`, before any other thread exists to read it.
-    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0) };
 }
 
 fn main() -> std::process::ExitCode {
