@@ -26,10 +26,9 @@ use crate::processor::{AppliedSink, Watermark};
 const KEPT_DAYS: i64 = 36 * 31;
 /// Publications kept for the cursors that page through them: at each
 /// publication, those replaced less than [`CURSOR_LIFE`] ago, at most this
-/// many. Each holds every
-/// artist's scores and five boards for each range (tens of megabytes at
-/// 50,000 artists), and at that scale scoring takes long enough that six
-/// publications spanned minutes.
+/// many. Each holds every artist's scores and five boards for each range
+/// (tens of megabytes at 50,000 artists), and at that scale scoring takes
+/// long enough that six publications spanned minutes.
 const KEPT_PUBLICATIONS: usize = 6;
 /// How long a cursor keeps paging through the scores it started on at least
 /// once newer ones are published; after it, from the next publication on,
