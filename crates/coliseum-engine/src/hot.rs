@@ -372,7 +372,7 @@ impl HotState {
     pub fn set_tile_cache_budget(&self, bytes: usize) {
         let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
         tiles.set_budget(bytes);
-        metrics::gauge!("coliseum_read_cache_bytes", "cache" => "tiles").set(tiles.weight() as f64);
+        crate::reads::report_cache_bytes("tiles", tiles.weight());
     }
 
     fn kept(&self) -> Kept {
@@ -491,7 +491,7 @@ impl HotState {
                 let bytes = (sums.len() + 1) * TILE_ROW_BYTES;
                 let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
                 tiles.insert(key, (changed, sums.clone()), bytes);
-                metrics::gauge!("coliseum_read_cache_bytes", "cache" => "tiles").set(tiles.weight() as f64);
+                crate::reads::report_cache_bytes("tiles", tiles.weight());
                 sums
             }
         };

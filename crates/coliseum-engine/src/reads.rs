@@ -64,6 +64,11 @@ impl CacheBudget {
     }
 }
 
+/// What the read cache `cache` (`tiles` or `boards`) holds, for `/metrics`.
+pub(crate) fn report_cache_bytes(cache: &'static str, bytes: usize) {
+    metrics::gauge!("coliseum_read_cache_bytes", "cache" => cache).set(bytes as f64);
+}
+
 /// See [`CacheBudget`]; chosen by measurement (BENCHMARKS.md).
 pub const DEFAULT_READ_CACHE_MIB: usize = 1_120;
 /// Bytes a board holds per ranked artist: its value by id, and its place in
@@ -374,7 +379,7 @@ impl Reads {
     ) -> Self {
         let seed = clock.now().unix_timestamp_nanos() as u64;
         hot.set_tile_cache_budget(budget.tiles);
-        metrics::gauge!("coliseum_read_cache_bytes", "cache" => "boards").set(0.0);
+        report_cache_bytes("boards", 0);
         Self {
             hot,
             fallback: Fallback::new(store, max_age),
@@ -533,7 +538,7 @@ impl Reads {
             let weight = cached.weight();
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             cache.insert(key, cached, weight);
-            metrics::gauge!("coliseum_read_cache_bytes", "cache" => "boards").set(cache.weight() as f64);
+            report_cache_bytes("boards", cache.weight());
         }
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
         if snapshots.len() == SNAPSHOTS_KEPT {

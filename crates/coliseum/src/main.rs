@@ -15,6 +15,10 @@ use config::FileConfig;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` in mimalloc 2 and 3 (`mimalloc.h`); the binding
+/// names no constant for it.
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// mimalloc gives freed pages back to the system a second after they are
 /// freed. The read caches replace tile sums and boards of megabytes many
 /// times a second, and under the mixed read benchmark that second held
@@ -24,9 +28,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// still wins.
 #[allow(unsafe_code)]
 fn return_freed_pages_at_once() {
-    /// `mi_option_purge_delay` in mimalloc 2 and 3 (`mimalloc.h`); the
-    /// binding names no constant for it.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
     // SAFETY: a plain store into the allocator's table of options, made
     // first thing in `main`, before any other thread exists to read it.
     unsafe { libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0) };
@@ -96,7 +97,7 @@ mod tests {
     #[allow(unsafe_code)]
     fn the_option_set_at_start_is_the_purge_delay() {
         // SAFETY: reads one of the allocator's options; nothing sets it in tests.
-        let default = unsafe { libmimalloc_sys::mi_option_get(15) };
+        let default = unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) };
         assert_eq!(default, 1_000);
     }
 }
