@@ -1,10 +1,10 @@
 //! KPI and leaderboard reads. A range is cut into tiles (runs of hour or day
 //! buckets that exactly cover it); each tile is summed from memory where it
 //! holds those buckets — platform KPI series from the platform totals (any
-//! city and genre), anything of one slice from the hot state's per-artist
-//! sums — and the rest (buckets older than the hot window, combined filters
-//! for a board or an artist) from the SQL rollups through the bounded,
-//! single-flight, cached [`Fallback`].
+//! city and genre), anything else from the hot state's per-artist sums of
+//! the slice its filters select — and the rest (buckets older than the hot
+//! window) from the SQL rollups through the bounded, single-flight, cached
+//! [`Fallback`].
 //! Rankings are cached until the next applied batch and kept for a while as
 //! snapshots, so that a client paging through one never sees an artist twice
 //! or misses one while new entries arrive.
@@ -86,17 +86,18 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// The one hot-state slice these filters select, if they fit one. A
-    /// live event with a city or genre does not: a live event's entries are
-    /// few, and SQL sums them from the rollups' own key.
-    fn slice(&self) -> Option<Slice> {
+    /// The hot-state slice these filters select.
+    fn slice(&self) -> Slice {
         match (&self.city, &self.genre, &self.live_event) {
-            (None, None, None) => Some(Slice::All),
-            (Some(city), None, None) => Some(Slice::City(city.clone())),
-            (None, Some(genre), None) => Some(Slice::Genre(genre.clone())),
-            (Some(city), Some(genre), None) => Some(Slice::CityGenre(city.clone(), genre.clone())),
-            (None, None, Some(live)) => Some(Slice::LiveEvent(live.clone())),
-            _ => None,
+            (None, None, None) => Slice::All,
+            (Some(city), None, None) => Slice::City(city.clone()),
+            (None, Some(genre), None) => Slice::Genre(genre.clone()),
+            (Some(city), Some(genre), None) => Slice::CityGenre(city.clone(), genre.clone()),
+            (_, _, Some(live)) => Slice::LiveEvent {
+                live: live.clone(),
+                city: self.city.clone(),
+                genre: self.genre.clone(),
+            },
         }
     }
 
@@ -555,11 +556,7 @@ impl Reads {
         let watermark = self.hot.watermark();
         let (from, to) = self.bounds(query.range, watermark);
         let slice = query.filters.slice();
-        let kept_from = |grain| match &slice {
-            Some(slice) => self.hot.first_kept(grain, slice),
-            // Nothing of it is in memory: one tile per grain, from SQL.
-            None => i64::MAX,
-        };
+        let kept_from = |grain| self.hot.first_kept(grain, &slice);
         let key = (query.metric, query.filters.clone(), board_tiles(from, to, kept_from));
         (version, watermark, from, to, key)
     }
@@ -652,9 +649,7 @@ impl Reads {
     /// Per-artist sums over `tile`, by interned id: the part the hot state
     /// keeps from it, the part before from SQL.
     async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(u32, Kpis)>>, StoreError> {
-        let Some(slice) = filters.slice() else {
-            return self.sql_by_artist(tile, filters).await;
-        };
+        let slice = filters.slice();
         let (older, kept) = tile.split_at(self.hot.first_kept(tile.grain, &slice));
         let kept = match kept {
             None => None,
@@ -702,10 +697,10 @@ impl Reads {
         // holds.
         let platform = artist.is_none() && filters.live_event.is_none();
         let slice = filters.slice();
-        let edge = match &slice {
-            _ if platform => self.hot.first_total(tile.grain),
-            Some(slice) => self.hot.first_kept(tile.grain, slice),
-            None => return self.sql_by_bucket(tile, filters, artist).await,
+        let edge = if platform {
+            self.hot.first_total(tile.grain)
+        } else {
+            self.hot.first_kept(tile.grain, &slice)
         };
         let (older, kept) = tile.split_at(edge);
         let mut points = match older {
@@ -713,13 +708,11 @@ impl Reads {
             None => Vec::new(),
         };
         if let Some(kept) = kept {
-            let from_memory = match &slice {
-                _ if platform => {
-                    let (city, genre) = (filters.city.as_deref(), filters.genre.as_deref());
-                    self.hot.platform_series(kept.grain, kept.first, kept.last, city, genre)
-                }
-                Some(slice) => self.hot.series(kept.grain, kept.first, kept.last, slice, artist),
-                None => None,
+            let from_memory = if platform {
+                let (city, genre) = (filters.city.as_deref(), filters.genre.as_deref());
+                self.hot.platform_series(kept.grain, kept.first, kept.last, city, genre)
+            } else {
+                self.hot.series(kept.grain, kept.first, kept.last, &slice, artist)
             };
             match from_memory {
                 Some((_, memory)) => points.extend(memory),

@@ -143,6 +143,9 @@ fn filter_sets() -> Vec<Filters> {
         filters(Some("lagos"), Some("house"), None),
         filters(None, None, Some("live_1")),
         filters(Some("lima"), None, Some("live_2")),
+        filters(None, Some("pop"), Some("live_1")),
+        filters(Some("oslo"), Some("jazz"), Some("live_1")),
+        filters(Some("nowhere"), None, Some("live_1")),
         filters(Some("nowhere"), Some("jazz"), None),
     ]
 }

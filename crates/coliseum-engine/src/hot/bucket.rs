@@ -4,7 +4,12 @@
 //! are packed into sorted arrays, 44 bytes an artist instead of about 110
 //! with a map's keys, spare room and control bytes: the state holds twice
 //! the buckets in the same memory.
+//!
+//! A live event's entries are few, so it keeps one row per city, genre and
+//! artist instead of slices, and a read of it with a city or a genre filter
+//! sums the rows that match.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use coliseum_domain::kpi::Kpis;
@@ -17,7 +22,12 @@ pub enum Slice {
     City(String),
     Genre(String),
     CityGenre(String, String),
-    LiveEvent(String),
+    /// A live event's entries, of one city or genre or both when named.
+    LiveEvent {
+        live: String,
+        city: Option<String>,
+        genre: Option<String>,
+    },
 }
 
 /// One artist's figures in one slice of one bucket, in 40 bytes instead of
@@ -57,7 +67,7 @@ impl CellSums {
 }
 
 /// Per-artist sums: a map while they change, sorted arrays once closed.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum ByArtist {
     Open(HashMap<u32, CellSums>),
     Closed { artists: Box<[u32]>, sums: Box<[CellSums]> },
@@ -123,7 +133,7 @@ impl ByArtist {
 
 /// Per-artist sums of one slice of one bucket, and their total (which also
 /// holds entries without an artist).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SliceSums {
     pub total: Kpis,
     by_artist: ByArtist,
@@ -150,6 +160,67 @@ impl SliceSums {
     }
 }
 
+/// The (city, genre) pairs a bucket's live events name, each once, so that
+/// a live event's row names its pair in four bytes.
+#[derive(Debug, Default)]
+struct Places {
+    pairs: Vec<(Box<str>, Box<str>)>,
+    /// By city, then genre: looked up without allocating.
+    index: HashMap<Box<str>, HashMap<Box<str>, u32>>,
+}
+
+impl Places {
+    fn intern(&mut self, city: &str, genre: &str) -> u32 {
+        if let Some(&place) = self.index.get(city).and_then(|genres| genres.get(genre)) {
+            return place;
+        }
+        let place = u32::try_from(self.pairs.len()).unwrap_or(u32::MAX);
+        self.pairs.push((city.into(), genre.into()));
+        if !self.index.contains_key(city) {
+            self.index.insert(city.into(), HashMap::new());
+        }
+        if let Some(genres) = self.index.get_mut(city) {
+            genres.insert(genre.into(), place);
+        }
+        place
+    }
+
+    /// Whether `place` is of `city` and `genre` (any, when not named).
+    fn matches(&self, place: u32, city: Option<&str>, genre: Option<&str>) -> bool {
+        let (of_city, of_genre) = &self.pairs[place as usize];
+        city.is_none_or(|city| **of_city == *city) && genre.is_none_or(|genre| **of_genre == *genre)
+    }
+}
+
+/// One live event's sums, one row per place (city and genre) and artist,
+/// sorted by both.
+#[derive(Debug, Default)]
+struct LiveEventRows(Vec<(u32, u32, CellSums)>);
+
+impl LiveEventRows {
+    fn add(&mut self, place: u32, artist: u32, kpis: &Kpis) {
+        match self.0.binary_search_by_key(&(place, artist), |(p, a, _)| (*p, *a)) {
+            Ok(at) => self.0[at].2.add(kpis),
+            Err(at) => {
+                let mut sums = CellSums::default();
+                sums.add(kpis);
+                self.0.insert(at, (place, artist, sums));
+            }
+        }
+    }
+
+    /// The sums of the rows of `city` and `genre` (any, when not named).
+    fn slice(&self, places: &Places, city: Option<&str>, genre: Option<&str>) -> SliceSums {
+        let mut slice = SliceSums::default();
+        for (place, artist, sums) in &self.0 {
+            if places.matches(*place, city, genre) {
+                slice.add(*artist, sums.kpis());
+            }
+        }
+        slice
+    }
+}
+
 /// The slice named `value`, made if new: the key is allocated only then.
 fn slice_of<'a>(slices: &'a mut HashMap<Box<str>, SliceSums>, value: &str) -> &'a mut SliceSums {
     if !slices.contains_key(value) {
@@ -165,7 +236,9 @@ pub struct Bucket {
     genre: HashMap<Box<str>, SliceSums>,
     /// By city, then genre.
     city_genre: HashMap<Box<str>, HashMap<Box<str>, SliceSums>>,
-    live_event: HashMap<Box<str>, SliceSums>,
+    live_event: HashMap<Box<str>, LiveEventRows>,
+    /// The places the live events' rows name.
+    places: Places,
     /// Only the `all` slice is kept (older hour buckets).
     thin: bool,
     /// Every slice packed; a late entry of a new artist opens its slice
@@ -177,13 +250,19 @@ impl Bucket {
     pub fn add(&mut self, key: &CellKey, artist: u32, kpis: Kpis) {
         let mut opened = self.all.add(artist, kpis);
         if !self.thin {
-            for (slices, value) in [
-                (&mut self.city, &key.city),
-                (&mut self.genre, &key.genre),
-                (&mut self.live_event, &key.live_event),
-            ] {
+            for (slices, value) in [(&mut self.city, &key.city), (&mut self.genre, &key.genre)] {
                 if !value.is_empty() {
                     opened |= slice_of(slices, value).add(artist, kpis);
+                }
+            }
+            if !key.live_event.is_empty() {
+                let place = self.places.intern(&key.city, &key.genre);
+                if !self.live_event.contains_key(key.live_event.as_str()) {
+                    self.live_event
+                        .insert(key.live_event.as_str().into(), LiveEventRows::default());
+                }
+                if let Some(rows) = self.live_event.get_mut(key.live_event.as_str()) {
+                    rows.add(place, artist, &kpis);
                 }
             }
             if !key.city.is_empty() && !key.genre.is_empty() {
@@ -198,16 +277,26 @@ impl Bucket {
         self.closed &= !opened;
     }
 
-    pub fn slice(&self, slice: &Slice) -> Option<&SliceSums> {
+    /// The sums of `slice`: kept as they are, or summed from a live event's
+    /// rows.
+    pub fn slice(&self, slice: &Slice) -> Option<Cow<'_, SliceSums>> {
         if self.thin && *slice != Slice::All {
             return None;
         }
         match slice {
-            Slice::All => Some(&self.all),
-            Slice::City(city) => self.city.get(city.as_str()),
-            Slice::Genre(genre) => self.genre.get(genre.as_str()),
-            Slice::CityGenre(city, genre) => self.city_genre.get(city.as_str())?.get(genre.as_str()),
-            Slice::LiveEvent(live) => self.live_event.get(live.as_str()),
+            Slice::All => Some(Cow::Borrowed(&self.all)),
+            Slice::City(city) => self.city.get(city.as_str()).map(Cow::Borrowed),
+            Slice::Genre(genre) => self.genre.get(genre.as_str()).map(Cow::Borrowed),
+            Slice::CityGenre(city, genre) => self
+                .city_genre
+                .get(city.as_str())?
+                .get(genre.as_str())
+                .map(Cow::Borrowed),
+            Slice::LiveEvent { live, city, genre } => {
+                let rows = self.live_event.get(live.as_str())?;
+                let sums = rows.slice(&self.places, city.as_deref(), genre.as_deref());
+                (sums.len() > 0).then_some(Cow::Owned(sums))
+            }
         }
     }
 
@@ -219,6 +308,7 @@ impl Bucket {
             self.genre = HashMap::new();
             self.city_genre = HashMap::new();
             self.live_event = HashMap::new();
+            self.places = Places::default();
         }
     }
 
@@ -237,7 +327,6 @@ impl Bucket {
         self.city
             .values_mut()
             .chain(self.genre.values_mut())
-            .chain(self.live_event.values_mut())
             .chain(nested)
             .for_each(|slice| slice.by_artist.close());
         self.closed = true;
@@ -290,7 +379,7 @@ mod tests {
                 view(bucket, &Slice::CityGenre("lagos".into(), "jazz".into())),
                 vec![(2, 1)]
             );
-            assert_eq!(view(bucket, &Slice::LiveEvent("l1".into())), vec![(2, 1)]);
+            assert_eq!(view(bucket, &live("l1", None, None)), vec![(2, 1)]);
             assert_eq!(bucket.slice(&Slice::All).map(|s| s.total.plays), Some(7));
         };
         check(&bucket);
@@ -325,6 +414,38 @@ mod tests {
         );
     }
 
+    fn live(live: &str, city: Option<&str>, genre: Option<&str>) -> Slice {
+        Slice::LiveEvent {
+            live: live.into(),
+            city: city.map(Into::into),
+            genre: genre.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_live_event_is_read_whole_or_by_city_and_genre() {
+        let mut bucket = Bucket::default();
+        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(1));
+        bucket.add(&key("lagos", "pop", "l1"), 2, plays(2));
+        bucket.add(&key("accra", "jazz", "l1"), 3, plays(4));
+        bucket.add(&key("accra", "jazz", "l1"), 3, plays(8));
+        bucket.add(&key("", "", "l1"), 0, plays(16));
+        bucket.add(&key("lagos", "jazz", "l2"), 5, plays(32));
+        bucket.close();
+        assert_eq!(view(&bucket, &live("l1", None, None)), vec![(0, 16), (2, 3), (3, 12)]);
+        assert_eq!(view(&bucket, &live("l1", Some("lagos"), None)), vec![(2, 3)]);
+        assert_eq!(view(&bucket, &live("l1", None, Some("jazz"))), vec![(2, 1), (3, 12)]);
+        assert_eq!(view(&bucket, &live("l1", Some("accra"), Some("jazz"))), vec![(3, 12)]);
+        assert_eq!(view(&bucket, &live("l2", None, None)), vec![(5, 32)]);
+        assert!(bucket.slice(&live("l1", Some("accra"), Some("pop"))).is_none());
+        assert!(bucket.slice(&live("l3", None, None)).is_none());
+        assert_eq!(
+            bucket.slice(&live("l1", None, None)).map(|s| s.total.plays),
+            Some(31),
+            "the total holds the entries without an artist"
+        );
+    }
+
     #[test]
     fn a_thin_bucket_keeps_only_the_whole() {
         let mut bucket = Bucket::default();
@@ -333,6 +454,7 @@ mod tests {
         bucket.add(&key("lagos", "jazz", "l1"), 2, plays(1));
         assert_eq!(view(&bucket, &Slice::All), vec![(1, 1), (2, 1)]);
         assert!(bucket.slice(&Slice::City("lagos".into())).is_none());
+        assert!(bucket.slice(&live("l1", None, None)).is_none());
         assert!(bucket.is_thin());
     }
 }
