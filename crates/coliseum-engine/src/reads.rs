@@ -9,7 +9,7 @@
 //! snapshots, so that a client paging through one never sees an artist twice
 //! or misses one while new entries arrive.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -336,6 +336,11 @@ struct Cached {
 }
 
 impl Cached {
+    /// When the oldest data it was made from was read.
+    fn read_at(&self) -> std::time::Instant {
+        self.stale_parts.map_or(self.computed, |stale| stale.min(self.computed))
+    }
+
     /// The bytes it counts against the cache's budget: its artists and the
     /// rows of its parts (often shared with other boards and the tile
     /// cache, but held by this one too). The names a board refers to are
@@ -360,6 +365,9 @@ pub struct Reads {
     cache: Mutex<Bounded<CacheKey, Cached>>,
     /// One computation per leaderboard at a time; the others wait for it.
     gates: Gates<CacheKey>,
+    /// The boards whose next ranking is being computed in the background
+    /// while the last one is served ([`Reads::served_within`]).
+    refreshing: Mutex<HashSet<CacheKey>>,
     snapshots: Mutex<VecDeque<Arc<Ranking>>>,
     next_id: AtomicU64,
 }
@@ -388,6 +396,7 @@ impl Reads {
             max_age,
             cache: Mutex::new(Bounded::new(budget.boards)),
             gates: Gates::default(),
+            refreshing: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(VecDeque::new()),
             // Ids differ between restarts, so an old cursor never names a new snapshot.
             next_id: AtomicU64::new(seed & 0x000f_ffff_ffff_ffff),
@@ -487,14 +496,52 @@ impl Reads {
         })
     }
 
-    /// The ranking for `query` as of the newest applied batch.
-    pub async fn leaderboard(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
+    /// How old a read's figures can be: a ranking is served for `max_age`,
+    /// and once older, for as long again while its successor is computed in
+    /// the background. Readers of a popular board then never queue behind
+    /// its recomputation, only the first reader of a board does; an entry is
+    /// in every read within this time all the same.
+    pub fn served_within(max_age: std::time::Duration) -> std::time::Duration {
+        max_age * 2
+    }
+
+    /// The ranking for `query` as of the newest applied batch, or one served
+    /// for its age ([`Self::served_within`]).
+    pub async fn leaderboard(self: &Arc<Self>, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
         let (version, _, _, _, key) = self.board_key(query);
         if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
         }
+        if let Some(kept) = self.kept_while_refreshed(&key) {
+            self.refresh(query.clone(), key);
+            return Ok(kept);
+        }
         let _turn = self.gates.turn(key).await;
         self.compute_board(query).await
+    }
+
+    /// Computes `query`'s next ranking in the background, unless that is
+    /// under way already.
+    fn refresh(self: &Arc<Self>, query: BoardQuery, key: CacheKey) {
+        if !self.lock_refreshing().insert(key.clone()) {
+            return;
+        }
+        let reads = self.clone();
+        tokio::spawn(async move {
+            // Gone from the set however the task ends.
+            let _refreshed = Refreshed {
+                reads: &reads,
+                key: key.clone(),
+            };
+            let _turn = reads.gates.turn(key).await;
+            if let Err(error) = reads.compute_board(&query).await {
+                tracing::warn!(%error, "a leaderboard could not be computed again");
+            }
+        });
+    }
+
+    fn lock_refreshing(&self) -> std::sync::MutexGuard<'_, HashSet<CacheKey>> {
+        self.refreshing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The ranking for `query`, computed by the holder of its gate.
@@ -569,10 +616,21 @@ impl Reads {
         if cached.ranking.version == version && cached.stale_parts.is_none() {
             return Some(cached.ranking.clone());
         }
-        let read_at = cached
-            .stale_parts
-            .map_or(cached.computed, |stale| stale.min(cached.computed));
+        let read_at = cached.read_at();
         if read_at.elapsed() < self.max_age {
+            crate::read_age::note(read_at);
+            return Some(cached.ranking.clone());
+        }
+        None
+    }
+
+    /// The cached ranking for `key` if it is older than `max_age` but may
+    /// be served while the next one is computed (its age noted).
+    fn kept_while_refreshed(&self, key: &CacheKey) -> Option<Arc<Ranking>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = cache.get(key)?;
+        let read_at = cached.read_at();
+        if read_at.elapsed() < Self::served_within(self.max_age) {
             crate::read_age::note(read_at);
             return Some(cached.ranking.clone());
         }
@@ -745,6 +803,18 @@ impl Reads {
         };
         let stamp = self.hot.stamp(tile.grain, tile.first, tile.last);
         self.fallback.answer(&question, stamp).await
+    }
+}
+
+/// Takes a board out of [`Reads::refreshing`] when its refresh ends.
+struct Refreshed<'a> {
+    reads: &'a Reads,
+    key: CacheKey,
+}
+
+impl Drop for Refreshed<'_> {
+    fn drop(&mut self) {
+        self.reads.lock_refreshing().remove(&self.key);
     }
 }
 
