@@ -516,8 +516,20 @@ impl Reads {
             self.refresh(query.clone(), key);
             return Ok(kept);
         }
+        self.current_leaderboard(query).await
+    }
+
+    /// The ranking for `query` as of the newest applied batch, or one at
+    /// most `max_age` old, never older: for a state frozen as of a boundary,
+    /// which a ranking kept from before the boundary would not be.
+    pub async fn current_leaderboard(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
+        let arrived = std::time::Instant::now();
+        let (version, _, _, _, key) = self.board_key(query);
+        if let Some(cached) = self.cached(&key, version) {
+            return Ok(cached);
+        }
         let _turn = self.gates.turn(key).await;
-        self.compute_board(query).await
+        self.compute_board(query, arrived).await
     }
 
     /// Computes `query`'s next ranking in the background, unless that is
@@ -527,6 +539,7 @@ impl Reads {
             return;
         }
         let reads = self.clone();
+        let asked = std::time::Instant::now();
         tokio::spawn(async move {
             // Gone from the set however the task ends.
             let _refreshed = Refreshed {
@@ -534,7 +547,7 @@ impl Reads {
                 key: key.clone(),
             };
             let _turn = reads.gates.turn(key).await;
-            if let Err(error) = reads.compute_board(&query).await {
+            if let Err(error) = reads.compute_board(&query, asked).await {
                 tracing::warn!(%error, "a leaderboard could not be computed again");
             }
         });
@@ -544,8 +557,9 @@ impl Reads {
         self.refreshing.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The ranking for `query`, computed by the holder of its gate.
-    async fn compute_board(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
+    /// The ranking for `query`, computed by the holder of its gate for a
+    /// reader that asked at `asked`.
+    async fn compute_board(&self, query: &BoardQuery, asked: std::time::Instant) -> Result<Arc<Ranking>, StoreError> {
         // Whoever held the gate may have computed it, and time has moved on.
         // Its age counts from before the state it is built from was read:
         // a batch applied while it is built is missing from it, and must be
@@ -554,6 +568,12 @@ impl Reads {
         let (version, watermark, from, to, key) = self.board_key(query);
         if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
+        }
+        // One begun after the reader asked holds every batch it could want,
+        // even when computing it took longer than the max age: otherwise
+        // each reader queued at a slow board would compute it again in turn.
+        if let Some(begun) = self.begun_since(&key, asked) {
+            return Ok(begun);
         }
         // An SQL answer served for its age makes the board as old as it.
         let (parts, read_at) = crate::read_age::oldest_read(as_of, async {
@@ -618,6 +638,19 @@ impl Reads {
         }
         let read_at = cached.read_at();
         if read_at.elapsed() < self.max_age {
+            crate::read_age::note(read_at);
+            return Some(cached.ranking.clone());
+        }
+        None
+    }
+
+    /// The cached ranking for `key` if what it was made from was read at
+    /// `since` or later (its age noted).
+    fn begun_since(&self, key: &CacheKey, since: std::time::Instant) -> Option<Arc<Ranking>> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = cache.get(key)?;
+        let read_at = cached.read_at();
+        if read_at >= since {
             crate::read_age::note(read_at);
             return Some(cached.ranking.clone());
         }

@@ -66,33 +66,37 @@ impl CellSums {
     }
 }
 
-/// Per-artist sums: a map while they change, sorted arrays once closed.
+/// Sums by key (an artist; a live event's place and artist): a map while
+/// they change, sorted arrays once closed.
 #[derive(Debug, Clone)]
-enum ByArtist {
-    Open(HashMap<u32, CellSums>),
-    Closed { artists: Box<[u32]>, sums: Box<[CellSums]> },
+enum ByKey<K> {
+    Open(HashMap<K, CellSums>),
+    Closed { keys: Box<[K]>, sums: Box<[CellSums]> },
 }
 
-impl Default for ByArtist {
+type ByArtist = ByKey<u32>;
+
+impl<K> Default for ByKey<K> {
     fn default() -> Self {
         Self::Open(HashMap::new())
     }
 }
 
-impl ByArtist {
-    /// Adds to an artist's sums. A closed slice takes a late entry in place
-    /// when the artist is there, and opens again when it is new.
-    fn add(&mut self, artist: u32, kpis: &Kpis) -> bool {
-        if let Self::Closed { artists, sums } = self {
-            if let Ok(i) = artists.binary_search(&artist) {
+impl<K: Copy + Ord + std::hash::Hash> ByKey<K> {
+    /// Adds to a key's sums; says whether they are open (again) after. A
+    /// closed set takes a late entry in place when its key is there, and
+    /// opens again when it is new.
+    fn add(&mut self, key: K, kpis: &Kpis) -> bool {
+        if let Self::Closed { keys, sums } = self {
+            if let Ok(i) = keys.binary_search(&key) {
                 sums[i].add(kpis);
                 return false;
             }
-            let map = artists.iter().copied().zip(sums.iter().copied()).collect();
+            let map = keys.iter().copied().zip(sums.iter().copied()).collect();
             *self = Self::Open(map);
         }
         match self {
-            Self::Open(map) => map.entry(artist).or_default().add(kpis),
+            Self::Open(map) => map.entry(key).or_default().add(kpis),
             Self::Closed { .. } => {}
         }
         true
@@ -100,33 +104,33 @@ impl ByArtist {
 
     fn close(&mut self) {
         if let Self::Open(map) = self {
-            let mut rows: Vec<(u32, CellSums)> = map.drain().collect();
-            rows.sort_unstable_by_key(|(artist, _)| *artist);
+            let mut rows: Vec<(K, CellSums)> = map.drain().collect();
+            rows.sort_unstable_by_key(|(key, _)| *key);
             *self = Self::Closed {
-                artists: rows.iter().map(|(a, _)| *a).collect(),
+                keys: rows.iter().map(|(k, _)| *k).collect(),
                 sums: rows.iter().map(|(_, s)| *s).collect(),
             };
         }
     }
 
-    fn get(&self, artist: u32) -> Option<&CellSums> {
+    fn get(&self, key: K) -> Option<&CellSums> {
         match self {
-            Self::Open(map) => map.get(&artist),
-            Self::Closed { artists, sums } => artists.binary_search(&artist).ok().map(|i| &sums[i]),
+            Self::Open(map) => map.get(&key),
+            Self::Closed { keys, sums } => keys.binary_search(&key).ok().map(|i| &sums[i]),
         }
     }
 
-    fn for_each(&self, mut f: impl FnMut(u32, &CellSums)) {
+    fn for_each(&self, mut f: impl FnMut(K, &CellSums)) {
         match self {
-            Self::Open(map) => map.iter().for_each(|(a, s)| f(*a, s)),
-            Self::Closed { artists, sums } => artists.iter().zip(sums.iter()).for_each(|(a, s)| f(*a, s)),
+            Self::Open(map) => map.iter().for_each(|(k, s)| f(*k, s)),
+            Self::Closed { keys, sums } => keys.iter().zip(sums.iter()).for_each(|(k, s)| f(*k, s)),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             Self::Open(map) => map.len(),
-            Self::Closed { artists, .. } => artists.len(),
+            Self::Closed { keys, .. } => keys.len(),
         }
     }
 }
@@ -192,31 +196,24 @@ impl Places {
     }
 }
 
-/// One live event's sums, one row per place (city and genre) and artist,
-/// sorted by both.
+/// One live event's sums by place (city and genre) and artist.
 #[derive(Debug, Default)]
-struct LiveEventRows(Vec<(u32, u32, CellSums)>);
+struct LiveEventRows(ByKey<(u32, u32)>);
 
 impl LiveEventRows {
-    fn add(&mut self, place: u32, artist: u32, kpis: &Kpis) {
-        match self.0.binary_search_by_key(&(place, artist), |(p, a, _)| (*p, *a)) {
-            Ok(at) => self.0[at].2.add(kpis),
-            Err(at) => {
-                let mut sums = CellSums::default();
-                sums.add(kpis);
-                self.0.insert(at, (place, artist, sums));
-            }
-        }
+    /// Adds; says whether the rows are open (again) afterwards.
+    fn add(&mut self, place: u32, artist: u32, kpis: &Kpis) -> bool {
+        self.0.add((place, artist), kpis)
     }
 
     /// The sums of the rows of `city` and `genre` (any, when not named).
     fn slice(&self, places: &Places, city: Option<&str>, genre: Option<&str>) -> SliceSums {
         let mut slice = SliceSums::default();
-        for (place, artist, sums) in &self.0 {
-            if places.matches(*place, city, genre) {
-                slice.add(*artist, sums.kpis());
+        self.0.for_each(|(place, artist), sums| {
+            if places.matches(place, city, genre) {
+                slice.add(artist, sums.kpis());
             }
-        }
+        });
         slice
     }
 }
@@ -262,7 +259,7 @@ impl Bucket {
                         .insert(key.live_event.as_str().into(), LiveEventRows::default());
                 }
                 if let Some(rows) = self.live_event.get_mut(key.live_event.as_str()) {
-                    rows.add(place, artist, &kpis);
+                    opened |= rows.add(place, artist, &kpis);
                 }
             }
             if !key.city.is_empty() && !key.genre.is_empty() {
@@ -329,6 +326,7 @@ impl Bucket {
             .chain(self.genre.values_mut())
             .chain(nested)
             .for_each(|slice| slice.by_artist.close());
+        self.live_event.values_mut().for_each(|rows| rows.0.close());
         self.closed = true;
     }
 }
@@ -444,6 +442,15 @@ mod tests {
             Some(31),
             "the total holds the entries without an artist"
         );
+        // Late entries: in place when their row is there, opening the
+        // rows again when it is new.
+        bucket.add(&key("accra", "jazz", "l1"), 3, plays(64));
+        assert!(bucket.closed);
+        bucket.add(&key("oslo", "jazz", "l1"), 3, plays(128));
+        assert!(!bucket.closed);
+        bucket.close();
+        assert_eq!(view(&bucket, &live("l1", None, Some("jazz"))), vec![(2, 1), (3, 204)]);
+        assert_eq!(view(&bucket, &live("l1", Some("oslo"), None)), vec![(3, 128)]);
     }
 
     #[test]
