@@ -9,7 +9,7 @@
 //! snapshots, so that a client paging through one never sees an artist twice
 //! or misses one while new entries arrive.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -365,9 +365,6 @@ pub struct Reads {
     cache: Mutex<Bounded<CacheKey, Cached>>,
     /// One computation per leaderboard at a time; the others wait for it.
     gates: Gates<CacheKey>,
-    /// The boards whose next ranking is being computed in the background
-    /// while the last one is served ([`Reads::served_within`]).
-    refreshing: Mutex<HashSet<CacheKey>>,
     snapshots: Mutex<VecDeque<Arc<Ranking>>>,
     next_id: AtomicU64,
 }
@@ -396,7 +393,6 @@ impl Reads {
             max_age,
             cache: Mutex::new(Bounded::new(budget.boards)),
             gates: Gates::default(),
-            refreshing: Mutex::new(HashSet::new()),
             snapshots: Mutex::new(VecDeque::new()),
             // Ids differ between restarts, so an old cursor never names a new snapshot.
             next_id: AtomicU64::new(seed & 0x000f_ffff_ffff_ffff),
@@ -496,65 +492,15 @@ impl Reads {
         })
     }
 
-    /// How old a read's figures can be: a ranking is served for `max_age`,
-    /// and once older, for as long again while its successor is computed in
-    /// the background. Readers of a popular board then never queue behind
-    /// its recomputation, only the first reader of a board does; an entry is
-    /// in every read within this time all the same.
-    pub fn served_within(max_age: std::time::Duration) -> std::time::Duration {
-        max_age * 2
-    }
-
-    /// The ranking for `query` as of the newest applied batch, or one served
-    /// for its age ([`Self::served_within`]).
-    pub async fn leaderboard(self: &Arc<Self>, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
-        let (version, _, _, _, key) = self.board_key(query);
-        if let Some(cached) = self.cached(&key, version) {
-            return Ok(cached);
-        }
-        if let Some(kept) = self.kept_while_refreshed(&key) {
-            self.refresh(query.clone(), key);
-            return Ok(kept);
-        }
-        self.current_leaderboard(query).await
-    }
-
-    /// The ranking for `query` as of the newest applied batch, or one at
-    /// most `max_age` old, never older: for a state frozen as of a boundary,
-    /// which a ranking kept from before the boundary would not be.
-    pub async fn current_leaderboard(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
-        let arrived = std::time::Instant::now();
+    /// The ranking for `query` as of the newest applied batch.
+    pub async fn leaderboard(&self, query: &BoardQuery) -> Result<Arc<Ranking>, StoreError> {
+        let asked = std::time::Instant::now();
         let (version, _, _, _, key) = self.board_key(query);
         if let Some(cached) = self.cached(&key, version) {
             return Ok(cached);
         }
         let _turn = self.gates.turn(key).await;
-        self.compute_board(query, arrived).await
-    }
-
-    /// Computes `query`'s next ranking in the background, unless that is
-    /// under way already.
-    fn refresh(self: &Arc<Self>, query: BoardQuery, key: CacheKey) {
-        if !self.lock_refreshing().insert(key.clone()) {
-            return;
-        }
-        let reads = self.clone();
-        let asked = std::time::Instant::now();
-        tokio::spawn(async move {
-            // Gone from the set however the task ends.
-            let _refreshed = Refreshed {
-                reads: &reads,
-                key: key.clone(),
-            };
-            let _turn = reads.gates.turn(key).await;
-            if let Err(error) = reads.compute_board(&query, asked).await {
-                tracing::warn!(%error, "a leaderboard could not be computed again");
-            }
-        });
-    }
-
-    fn lock_refreshing(&self) -> std::sync::MutexGuard<'_, HashSet<CacheKey>> {
-        self.refreshing.lock().unwrap_or_else(|p| p.into_inner())
+        self.compute_board(query, asked).await
     }
 
     /// The ranking for `query`, computed by the holder of its gate for a
@@ -575,26 +521,49 @@ impl Reads {
         if let Some(begun) = self.begun_since(&key, asked) {
             return Ok(begun);
         }
-        // An SQL answer served for its age makes the board as old as it.
-        let (parts, read_at) = crate::read_age::oldest_read(as_of, async {
-            let mut parts = Vec::with_capacity(key.2.len());
+        // The tiles memory holds are summed in the job that ranks the board:
+        // a board new to the caches would otherwise queue for the cores
+        // once per tile. The others are SQL's; an SQL answer served for its
+        // age makes the board as old as it.
+        let slice = query.filters.slice();
+        let (from_sql, read_at) = crate::read_age::oldest_read(as_of, async {
+            let mut from_sql = Vec::with_capacity(key.2.len());
             for tile in &key.2 {
-                parts.push(self.sum_by_artist(*tile, &query.filters).await?);
+                from_sql.push(if self.hot.covers(tile.grain, tile.first, &slice) {
+                    None
+                } else {
+                    Some(self.sum_by_artist(*tile, &query.filters).await?)
+                });
             }
-            Ok::<_, StoreError>(parts)
+            Ok::<_, StoreError>(from_sql)
         })
         .await;
-        let parts = parts?;
+        let from_sql = from_sql?;
         let previous = self
             .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
             .map(|cached| (cached.ranking.board.clone(), cached.parts.clone()));
-        let (metric, hot, sums) = (query.metric, self.hot.clone(), parts.clone());
+        let (metric, hot, tiles) = (query.metric, self.hot.clone(), key.2.clone());
         // Summing, merging and sorting a board of every artist is
         // milliseconds of CPU: off the request workers.
-        let board = self.compute(move || board_of(&hot, metric, &sums, previous)).await?;
+        let ranked = self
+            .compute(move || {
+                let parts = tiles
+                    .iter()
+                    .zip(from_sql)
+                    .map(|(tile, part)| {
+                        part.or_else(|| Some(hot.by_artist(tile.grain, tile.first, tile.last, &slice)?.sums))
+                    })
+                    .collect::<Option<Parts>>()?;
+                Some((board_of(&hot, metric, &parts, previous), parts))
+            })
+            .await?;
+        let Some((board, parts)) = ranked else {
+            // The hot window moved on between the two: its tiles are others now.
+            return Box::pin(self.compute_board(query, asked)).await;
+        };
         let ranking = self.new_ranking(query.clone(), (from, to), watermark, version, board);
         {
             let cached = Cached {
@@ -651,19 +620,6 @@ impl Reads {
         let cached = cache.get(key)?;
         let read_at = cached.read_at();
         if read_at >= since {
-            crate::read_age::note(read_at);
-            return Some(cached.ranking.clone());
-        }
-        None
-    }
-
-    /// The cached ranking for `key` if it is older than `max_age` but may
-    /// be served while the next one is computed (its age noted).
-    fn kept_while_refreshed(&self, key: &CacheKey) -> Option<Arc<Ranking>> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let cached = cache.get(key)?;
-        let read_at = cached.read_at();
-        if read_at.elapsed() < Self::served_within(self.max_age) {
             crate::read_age::note(read_at);
             return Some(cached.ranking.clone());
         }
@@ -836,18 +792,6 @@ impl Reads {
         };
         let stamp = self.hot.stamp(tile.grain, tile.first, tile.last);
         self.fallback.answer(&question, stamp).await
-    }
-}
-
-/// Takes a board out of [`Reads::refreshing`] when its refresh ends.
-struct Refreshed<'a> {
-    reads: &'a Reads,
-    key: CacheKey,
-}
-
-impl Drop for Refreshed<'_> {
-    fn drop(&mut self) {
-        self.reads.lock_refreshing().remove(&self.key);
     }
 }
 

@@ -5,9 +5,8 @@
 //! so "until the data changes" would mean computing every read again; a
 //! value may instead be as old as a leaderboard may be (the engine's
 //! `--ranking-max-age-ms`), counted from when the data it was made from
-//! was read (`read_age`): one made from a leaderboard served past that age
-//! while its next ranking is computed is not kept at all. That age is
-//! already part of the pipeline's receipt-to-visible latency. The held values are bounded by their weight;
+//! was read (`read_age`), and that age is already part of the pipeline's
+//! receipt-to-visible latency. The held values are bounded by their weight;
 //! the least recently read make room.
 
 use std::hash::Hash;

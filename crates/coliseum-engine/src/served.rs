@@ -216,7 +216,7 @@ impl Served {
         now: OffsetDateTime,
     ) -> Result<Arc<Ranking>, StoreError> {
         let (instant, bounds) = self.at_boundary(query.range, period_s, now);
-        let live = self.reads.current_leaderboard(&over(query, bounds)).await?;
+        let live = self.reads.leaderboard(&over(query, bounds)).await?;
         let since = self.reads.since(instant, live.version);
         let mut later: HashMap<&str, i64> = HashMap::new();
         let counted = Counted::new(&query.filters, None, bounds);

@@ -221,7 +221,7 @@ impl Application {
                 clock.clone(),
                 stats.clone(),
                 ProcessorConfig {
-                    served_within: coliseum_engine::reads::Reads::served_within(settings.ranking_max_age),
+                    served_within: settings.ranking_max_age,
                     ..ProcessorConfig::default()
                 },
                 vec![hot.clone(), dna.clone(), names.clone()],

@@ -91,9 +91,8 @@ pub struct ServeArgs {
     #[arg(long, env = "COLISEUM_PROCESS")]
     pub process: Option<bool>,
     /// How long, in ms, a leaderboard or a read's shared body may be served
-    /// once newer entries are applied (default 250; a leaderboard twice as
-    /// long while its next ranking is computed): bounds recomputation under
-    /// continuous ingestion.
+    /// once newer entries are applied (default 250): bounds recomputation
+    /// under continuous ingestion.
     #[arg(long, env = "COLISEUM_RANKING_MAX_AGE_MS")]
     pub ranking_max_age_ms: Option<u64>,
     /// MiB the read caches (tile sums and leaderboards) may hold together

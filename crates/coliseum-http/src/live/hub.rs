@@ -165,10 +165,9 @@ impl Driver {
     async fn run(self) {
         let Self { state, key, sender } = &self;
         let cadence = key.cadence();
-        // A body may be made from figures kept up to this long: a change
-        // not in them yet is looked for again until then, and as long again
-        // for a body whose build began just before.
-        let catch_up = coliseum_engine::reads::Reads::served_within(state.settings.ranking_max_age) * 2;
+        // A body may be made from a ranking kept up to this long: a change
+        // not in it yet is looked for again until then.
+        let catch_up = state.settings.ranking_max_age * 2;
         let mut stopping = state.live.stopping();
         let mut ticks = tokio::time::interval(CHECK_EVERY);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);

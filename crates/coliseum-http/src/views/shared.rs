@@ -1,8 +1,8 @@
 //! Read bodies built once and shared. Dashboards send the same few
 //! thousand reads over and over: the body of a read (its JSON, ready to
 //! send) is built once per audience and served to everyone of that
-//! audience who makes the same read, for `--ranking-max-age-ms` from when
-//! the data it was made from was read; concurrent identical reads wait for the
+//! audience who makes the same read, for as long as a leaderboard may be
+//! served (`--ranking-max-age-ms`); concurrent identical reads wait for the
 //! one being built instead of building their own. A body depends only on
 //! the read and the audience (plan, and whether an admin: [`Audience`]); everything
 //! that depends on the caller (may they make the read, is it audited) is
