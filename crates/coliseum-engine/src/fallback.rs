@@ -1,7 +1,6 @@
 //! The SQL fallback: what memory does not hold (buckets older than the hot
-//! window, combinations of filters the hot state does not slice by) is
-//! summed from the rollup tables, with three guards so that cold queries
-//! degrade only themselves:
+//! window) is summed from the rollup tables, with three guards so that
+//! cold queries degrade only themselves:
 //!
 //! - **bounded, by cost**: at most [`CONCURRENT`] queries run at once, of
 //!   which at most [`SCANS`] may read many cells (a long range without an
