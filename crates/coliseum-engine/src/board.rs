@@ -19,10 +19,12 @@ use crate::hot::Names;
 /// page.
 pub const TOP: usize = 100;
 
-/// One ranked artist.
+/// One ranked artist, in 16 bytes: boards of every artist are held by the
+/// thousand. Ranks never exceed the number of artists, which ids count in
+/// 32 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ranked {
-    pub rank: u64,
+    pub rank: u32,
     /// The artist's interned id: [`Board::name`] gives its name.
     pub id: u32,
     pub value: i64,
@@ -253,7 +255,7 @@ fn with_ranks(ordered: impl Iterator<Item = (u32, i64)>) -> Vec<Ranked> {
     for (index, (id, value)) in ordered.enumerate() {
         let rank = match out.last() {
             Some(previous) if previous.value == value => previous.rank,
-            _ => index as u64 + 1,
+            _ => u32::try_from(index + 1).unwrap_or(u32::MAX),
         };
         out.push(Ranked { rank, id, value });
     }
@@ -298,7 +300,7 @@ mod tests {
         board
             .entries()
             .iter()
-            .map(|r| (r.rank, board.name(r.id).to_owned(), r.value))
+            .map(|r| (u64::from(r.rank), board.name(r.id).to_owned(), r.value))
             .collect()
     }
 

@@ -7,6 +7,8 @@ use std::cell::RefCell;
 
 use coliseum_domain::kpi::Kpis;
 
+use crate::packed::PackedSums;
+
 thread_local! {
     static DENSE: RefCell<Vec<Option<Kpis>>> = const { RefCell::new(Vec::new()) };
     static DENSE_VALUES: RefCell<Vec<Option<i64>>> = const { RefCell::new(Vec::new()) };
@@ -15,7 +17,7 @@ thread_local! {
 /// The sums of every `(id, kpis)` that `rows` hands to its callback, one
 /// row per id, in the order ids were first seen. Ids at or above `ids` are
 /// ignored.
-pub fn sum_by_id(ids: usize, rows: impl FnOnce(&mut dyn FnMut(u32, &Kpis))) -> Vec<(u32, Kpis)> {
+pub fn sum_by_id(ids: usize, rows: impl FnOnce(&mut dyn FnMut(u32, &Kpis))) -> PackedSums {
     DENSE.with_borrow_mut(|dense| {
         if dense.len() < ids {
             dense.resize(ids, None);
@@ -94,9 +96,13 @@ mod tests {
             add(3, &plays(4));
             add(12, &plays(8));
         });
-        assert_eq!(summed, vec![(3, plays(5)), (1, plays(2))]);
+        assert_eq!(summed.iter().collect::<Vec<_>>(), vec![(3, plays(5)), (1, plays(2))]);
         let again = sum_by_id(10, |add| add(3, &plays(1)));
-        assert_eq!(again, vec![(3, plays(1))], "nothing left over from the sum before");
+        assert_eq!(
+            again.iter().collect::<Vec<_>>(),
+            vec![(3, plays(1))],
+            "nothing left over from the sum before"
+        );
     }
 
     #[test]

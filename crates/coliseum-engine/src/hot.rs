@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::bounded::Bounded;
 use crate::journal::{Journal, Since};
+use crate::packed::PackedSums;
 use crate::processor::{AppliedSink, Watermark};
 use crate::totals::Totals;
 
@@ -120,10 +121,7 @@ struct Kept {
 }
 
 /// Per-artist sums over a run of buckets, and the newest change they include.
-type TileSums = (u64, Arc<Vec<(u32, Kpis)>>);
-
-/// Bytes of one per-artist row of a tile sum.
-pub const TILE_ROW_BYTES: usize = std::mem::size_of::<(u32, Kpis)>();
+type TileSums = (u64, Arc<PackedSums>);
 
 /// What cached tile sums may hold until [`HotState::set_tile_cache_budget`]
 /// says otherwise: the tile share of the read caches' default budget
@@ -200,7 +198,7 @@ impl Inner {
         }
     }
 
-    fn sum_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Vec<(u32, Kpis)> {
+    fn sum_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> PackedSums {
         let buckets = match grain {
             Grain::Hour => &self.hours,
             Grain::Day => &self.days,
@@ -210,7 +208,7 @@ impl Inner {
             .filter_map(|(_, b)| b.slice(slice))
             .peekable();
         let Some(only) = slices.next() else {
-            return Vec::new();
+            return PackedSums::default();
         };
         if slices.peek().is_none() {
             let mut rows = Vec::with_capacity(only.len());
@@ -219,7 +217,7 @@ impl Inner {
                     rows.push((artist, cell.kpis()));
                 }
             });
-            return rows;
+            return rows.into_iter().collect();
         }
         crate::dense::sum_by_id(self.artists.names.len(), |add| {
             for bucket in std::iter::once(only).chain(slices) {
@@ -249,7 +247,7 @@ pub struct ArtistSums {
     pub watermark: Watermark,
     /// Artists (interned ids, see [`HotState::names`]) with any figure in
     /// the slice, never the "no artist" bucket.
-    pub sums: Arc<Vec<(u32, Kpis)>>,
+    pub sums: Arc<PackedSums>,
 }
 
 /// The hot state. Cheap to share; reads take a read lock for the sums only.
@@ -488,7 +486,7 @@ impl HotState {
             Some(sums) => sums,
             None => {
                 let sums = Arc::new(inner.sum_by_artist(grain, first, last, slice));
-                let bytes = (sums.len() + 1) * TILE_ROW_BYTES;
+                let bytes = sums.bytes();
                 let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
                 tiles.insert(key, (changed, sums.clone()), bytes);
                 crate::reads::report_cache_bytes("tiles", tiles.weight());
@@ -505,13 +503,7 @@ impl HotState {
     /// Per-artist sums over buckets `first..=last` of `grain` in `slice` if
     /// they are cached and current: what [`Self::by_artist`] answers
     /// without summing, cheap enough for a request's own worker.
-    pub fn cached_by_artist(
-        &self,
-        grain: Grain,
-        first: i64,
-        last: i64,
-        slice: &Slice,
-    ) -> Option<Arc<Vec<(u32, Kpis)>>> {
+    pub fn cached_by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Option<Arc<PackedSums>> {
         if !self.covers(grain, first, slice) {
             return None;
         }
@@ -524,7 +516,7 @@ impl HotState {
     }
 
     /// The cached sums for `key` if no bucket changed after `changed`.
-    fn cached_tile(&self, key: &(Grain, i64, i64, Slice), changed: u64) -> Option<Arc<Vec<(u32, Kpis)>>> {
+    fn cached_tile(&self, key: &(Grain, i64, i64, Slice), changed: u64) -> Option<Arc<PackedSums>> {
         let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
         let (stamp, sums) = tiles.get(key)?;
         (*stamp == changed).then(|| sums.clone())

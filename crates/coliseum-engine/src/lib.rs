@@ -17,6 +17,7 @@ pub mod hot;
 pub mod ingest;
 pub mod journal;
 pub mod names;
+pub mod packed;
 pub mod processor;
 pub mod read_age;
 pub mod reads;

@@ -24,6 +24,7 @@ pub use crate::board::Ranked;
 use crate::bounded::Bounded;
 use crate::fallback::{Answer, By, Fallback, Question};
 use crate::hot::{HotState, Slice};
+use crate::packed::PackedSums;
 use crate::processor::Watermark;
 use crate::single_flight::Gates;
 
@@ -238,21 +239,21 @@ impl Ranking {
 }
 
 /// Per-artist sums over several parts, by interned id.
-fn merge(parts: &[Arc<Vec<(u32, Kpis)>>]) -> Vec<(u32, Kpis)> {
+fn merge(parts: &[Part]) -> PackedSums {
     let ids = parts
         .iter()
-        .flat_map(|part| part.iter().map(|(id, _)| *id as usize + 1))
+        .flat_map(|part| part.iter().map(|(id, _)| id as usize + 1))
         .max()
         .unwrap_or(0);
     crate::dense::sum_by_id(ids, |add| {
         for (id, kpis) in parts.iter().flat_map(|part| part.iter()) {
-            add(*id, kpis);
+            add(id, &kpis);
         }
     })
 }
 
 /// Per-artist sums over one tile, by interned id.
-type Part = Arc<Vec<(u32, Kpis)>>;
+type Part = Arc<PackedSums>;
 /// The parts of a board, one per tile.
 type Parts = Vec<Part>;
 
@@ -281,10 +282,10 @@ fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc
             let deltas = crate::dense::sum_values_by_id(ids, |add| {
                 for (before, now) in &changed {
                     for (id, kpis) in before.iter() {
-                        add(*id, kpis.metric(metric).saturating_neg());
+                        add(id, kpis.metric(metric).saturating_neg());
                     }
                     for (id, kpis) in now.iter() {
-                        add(*id, kpis.metric(metric));
+                        add(id, kpis.metric(metric));
                     }
                 }
             });
@@ -293,7 +294,7 @@ fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc
     }
     let values = crate::dense::sum_values_by_id(ids, |add| {
         for (id, kpis) in parts.iter().flat_map(|part| part.iter()) {
-            add(*id, kpis.metric(metric));
+            add(id, kpis.metric(metric));
         }
     });
     Arc::new(Board::new(names, values))
@@ -347,7 +348,7 @@ impl Cached {
     /// shared by every board made between two new artists, and not counted.
     fn weight(&self) -> usize {
         self.ranking.board.values().len() * BOARD_ARTIST_BYTES
-            + self.parts.iter().map(|part| part.len()).sum::<usize>() * crate::hot::TILE_ROW_BYTES
+            + self.parts.iter().map(|part| part.bytes()).sum::<usize>()
     }
 }
 
@@ -695,7 +696,7 @@ impl Reads {
 
     /// Per-artist sums over `tile`, by interned id: the part the hot state
     /// keeps from it, the part before from SQL.
-    async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(u32, Kpis)>>, StoreError> {
+    async fn sum_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Part, StoreError> {
         let slice = filters.slice();
         let (older, kept) = tile.split_at(self.hot.first_kept(tile.grain, &slice));
         let kept = match kept {
@@ -724,9 +725,9 @@ impl Reads {
         }
     }
 
-    async fn sql_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Arc<Vec<(u32, Kpis)>>, StoreError> {
+    async fn sql_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Part, StoreError> {
         match self.ask(tile, filters, None, By::Artist).await? {
-            Answer::ByArtist(rows) => Ok(Arc::new(self.hot.intern_rows(&rows))),
+            Answer::ByArtist(rows) => Ok(Arc::new(self.hot.intern_rows(&rows).into_iter().collect())),
             Answer::ByBucket(_) => Err(StoreError::Internal("the fallback answered per bucket".into())),
         }
     }

@@ -189,7 +189,7 @@ fn entries(ranking: &Ranking) -> Vec<(u64, String, i64)> {
     ranking
         .entries()
         .iter()
-        .map(|r| (r.rank, ranking.board.name(r.id).to_owned(), r.value))
+        .map(|r| (u64::from(r.rank), ranking.board.name(r.id).to_owned(), r.value))
         .collect()
 }
 

@@ -308,7 +308,7 @@ fn entries(names: &NamesRead<'_>, ranking: &Ranking, ranked: &[Ranked]) -> Vec<B
         .map(|r| {
             let artist = ranking.board.name(r.id);
             BoardEntry {
-                rank: r.rank,
+                rank: u64::from(r.rank),
                 artist_id: artist.to_owned(),
                 artist_name: super::artist_name(names, artist),
                 value: amount(metric, r.value),
@@ -408,7 +408,7 @@ pub async fn around(state: &AppState, audience: Audience, request: &AroundReques
         head: head(state, &names, &ranking),
         artist_id: artist.clone(),
         artist_name: super::artist_name(&names, artist),
-        rank: ranked[position].rank,
+        rank: u64::from(ranked[position].rank),
         entries: entries(&names, &ranking, &ranked[from..to]),
         upgrade_required: (to == visible && ranked.len() > visible).then(|| depth_marker(audience, visible)),
     })
