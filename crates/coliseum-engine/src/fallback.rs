@@ -150,10 +150,13 @@ impl Fallback {
             answer: answer.clone(),
         };
         let rows = answer.rows();
-        self.cache
+        let dropped = self
+            .cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(question.clone(), kept, rows);
+        // Freed with the lock released.
+        drop(dropped);
         Ok(answer)
     }
 

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 
 use crate::bounded::Bounded;
 use crate::journal::{Journal, Since};
-use crate::packed::PackedSums;
+use crate::packed::{PackedSums, Packer};
 use crate::processor::{AppliedSink, Watermark};
 use crate::totals::Totals;
 
@@ -211,13 +211,13 @@ impl Inner {
             return PackedSums::default();
         };
         if slices.peek().is_none() {
-            let mut rows = Vec::with_capacity(only.len());
+            let mut rows = Packer::with_capacity(only.len());
             only.for_each(|artist, cell| {
                 if artist != 0 {
-                    rows.push((artist, cell.kpis()));
+                    rows.push(artist, &cell.kpis());
                 }
             });
-            return rows.into_iter().collect();
+            return rows.finish();
         }
         crate::dense::sum_by_id(self.artists.names.len(), |add| {
             for bucket in std::iter::once(only).chain(slices) {
@@ -369,8 +369,10 @@ impl HotState {
     /// Bounds the cached tile sums to `bytes` from now on.
     pub fn set_tile_cache_budget(&self, bytes: usize) {
         let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
-        tiles.set_budget(bytes);
+        let dropped = tiles.set_budget(bytes);
         crate::reads::report_cache_bytes("tiles", tiles.weight());
+        drop(tiles);
+        drop(dropped);
     }
 
     fn kept(&self) -> Kept {
@@ -480,22 +482,29 @@ impl HotState {
             return None;
         }
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let (version, watermark) = (inner.version, inner.watermark);
         let changed = inner.changed(grain, first, last);
         let key = (grain, first, last, slice.clone());
-        let sums = match self.cached_tile(&key, changed) {
-            Some(sums) => sums,
-            None => {
-                let sums = Arc::new(inner.sum_by_artist(grain, first, last, slice));
-                let bytes = sums.bytes();
-                let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
-                tiles.insert(key, (changed, sums.clone()), bytes);
-                crate::reads::report_cache_bytes("tiles", tiles.weight());
-                sums
-            }
-        };
+        if let Some(sums) = self.cached_tile(&key, changed) {
+            return Some(ArtistSums {
+                version,
+                watermark,
+                sums,
+            });
+        }
+        let sums = Arc::new(inner.sum_by_artist(grain, first, last, slice));
+        // The state's lock is not held while the cache makes room: a
+        // batch waiting for it would hold up every reader behind it.
+        drop(inner);
+        let bytes = sums.bytes();
+        let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped = tiles.insert(key, (changed, sums.clone()), bytes);
+        crate::reads::report_cache_bytes("tiles", tiles.weight());
+        drop(tiles);
+        drop(dropped);
         Some(ArtistSums {
-            version: inner.version,
-            watermark: inner.watermark,
+            version,
+            watermark,
             sums,
         })
     }

@@ -4,7 +4,7 @@
 //! over one tile almost always fit in 32 bits. A row whose figures do not
 //! keeps them whole on the side, so no sum is ever cut short.
 
-use coliseum_domain::kpi::Kpis;
+use coliseum_domain::kpi::{Kpis, Metric};
 
 /// An artist's interned id and its figures, each in 32 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +39,7 @@ impl PackedSums {
         let mut wide = self.wide.iter();
         self.rows.iter().map(move |row| {
             let kpis = if row.figures[0] == WIDE {
-                // Every marked row has its figures there (see `from_iter`).
-                wide.next().copied().unwrap_or_default()
+                *wide.next().expect("every marked row has its figures on the side")
             } else {
                 let [
                     plays,
@@ -61,6 +60,34 @@ impl PackedSums {
             };
             (row.id, kpis)
         })
+    }
+
+    /// Each row's id and its figure of `metric`, in order: what a board
+    /// sums, without widening the other five.
+    pub fn values(&self, metric: Metric) -> impl Iterator<Item = (u32, i64)> + '_ {
+        let at = match metric {
+            Metric::Plays => 0,
+            Metric::Votes => 1,
+            Metric::Attendance => 2,
+            Metric::Revenue => 3,
+            Metric::Engagement => 5,
+        };
+        let mut wide = self.wide.iter();
+        self.rows.iter().map(move |row| {
+            let value = if row.figures[0] == WIDE {
+                wide.next()
+                    .expect("every marked row has its figures on the side")
+                    .metric(metric)
+            } else {
+                i64::from(row.figures[at])
+            };
+            (row.id, value)
+        })
+    }
+
+    /// The rows' ids, in order.
+    pub fn ids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rows.iter().map(|row| row.id)
     }
 
     /// The memory it holds, for the caches' budgets.
@@ -88,22 +115,45 @@ fn narrow(kpis: &Kpis) -> Option<[i32; 6]> {
     Some(narrowed)
 }
 
+/// Packs rows one at a time, for sums made by a callback.
+#[derive(Debug, Default)]
+pub struct Packer {
+    rows: Vec<Row>,
+    wide: Vec<Kpis>,
+}
+
+impl Packer {
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            rows: Vec::with_capacity(rows),
+            wide: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, id: u32, kpis: &Kpis) {
+        let figures = narrow(kpis).unwrap_or_else(|| {
+            self.wide.push(*kpis);
+            [WIDE; 6]
+        });
+        self.rows.push(Row { id, figures });
+    }
+
+    pub fn finish(self) -> PackedSums {
+        PackedSums {
+            rows: self.rows.into_boxed_slice(),
+            wide: self.wide.into_boxed_slice(),
+        }
+    }
+}
+
 impl FromIterator<(u32, Kpis)> for PackedSums {
     fn from_iter<I: IntoIterator<Item = (u32, Kpis)>>(rows: I) -> Self {
         let rows = rows.into_iter();
-        let mut packed = Vec::with_capacity(rows.size_hint().0);
-        let mut wide = Vec::new();
+        let mut packer = Packer::with_capacity(rows.size_hint().0);
         for (id, kpis) in rows {
-            let figures = narrow(&kpis).unwrap_or_else(|| {
-                wide.push(kpis);
-                [WIDE; 6]
-            });
-            packed.push(Row { id, figures });
+            packer.push(id, &kpis);
         }
-        Self {
-            rows: packed.into_boxed_slice(),
-            wide: wide.into_boxed_slice(),
-        }
+        packer.finish()
     }
 }
 
@@ -130,11 +180,17 @@ mod tests {
             (9, kpis(i64::from(i32::MAX), i64::from(i32::MIN))),
             (1, kpis(-1, -4_000_000_000_000)),
             (4, kpis(0, 0)),
+            (5, kpis(i64::from(i32::MIN), 1)),
         ];
         let packed: PackedSums = rows.iter().copied().collect();
-        assert_eq!(packed.len(), 5);
+        assert_eq!(packed.len(), 6);
         assert_eq!(packed.iter().collect::<Vec<_>>(), rows);
-        assert_eq!(packed.wide.len(), 3, "the figures beyond 32 bits and the marker value");
+        assert_eq!(packed.wide.len(), 4, "the figures beyond 32 bits and the marker value");
+        assert_eq!(packed.ids().collect::<Vec<_>>(), [7, 3, 9, 1, 4, 5]);
+        for metric in Metric::ALL {
+            let expected: Vec<(u32, i64)> = rows.iter().map(|(id, k)| (*id, k.metric(metric))).collect();
+            assert_eq!(packed.values(metric).collect::<Vec<_>>(), expected, "{metric:?}");
+        }
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl Ranking {
 fn merge(parts: &[Part]) -> PackedSums {
     let ids = parts
         .iter()
-        .flat_map(|part| part.iter().map(|(id, _)| id as usize + 1))
+        .flat_map(|part| part.ids().map(|id| id as usize + 1))
         .max()
         .unwrap_or(0);
     crate::dense::sum_by_id(ids, |add| {
@@ -281,11 +281,11 @@ fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc
         if changed_rows < rows {
             let deltas = crate::dense::sum_values_by_id(ids, |add| {
                 for (before, now) in &changed {
-                    for (id, kpis) in before.iter() {
-                        add(id, kpis.metric(metric).saturating_neg());
+                    for (id, value) in before.values(metric) {
+                        add(id, value.saturating_neg());
                     }
-                    for (id, kpis) in now.iter() {
-                        add(id, kpis.metric(metric));
+                    for (id, value) in now.values(metric) {
+                        add(id, value);
                     }
                 }
             });
@@ -293,8 +293,8 @@ fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc
         }
     }
     let values = crate::dense::sum_values_by_id(ids, |add| {
-        for (id, kpis) in parts.iter().flat_map(|part| part.iter()) {
-            add(id, kpis.metric(metric));
+        for (id, value) in parts.iter().flat_map(|part| part.values(metric)) {
+            add(id, value);
         }
     });
     Arc::new(Board::new(names, values))
@@ -575,8 +575,11 @@ impl Reads {
             };
             let weight = cached.weight();
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache.insert(key, cached, weight);
+            let dropped = cache.insert(key, cached, weight);
             report_cache_bytes("boards", cache.weight());
+            // Freed with the lock released: see `Bounded`.
+            drop(cache);
+            drop(dropped);
         }
         let mut snapshots = self.snapshots.lock().unwrap_or_else(|p| p.into_inner());
         if snapshots.len() == SNAPSHOTS_KEPT {

@@ -117,10 +117,13 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
             made: Instant::now(),
             value: value.clone(),
         };
-        self.held
+        let dropped = self
+            .held
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.clone(), held, weight);
+        // Freed with the lock released.
+        drop(dropped);
         Ok(value)
     }
 
