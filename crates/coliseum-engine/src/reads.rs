@@ -35,15 +35,16 @@ const SNAPSHOTS_KEPT: usize = 64;
 /// cache drops what was read least recently, so that requests naming ever
 /// new boards cannot grow memory without bound.
 ///
-/// A day of every artist is 50,000 rows of tile sums (2.7 MiB), and the
-/// tiles of the common ranges over every slice outweigh 2,000,000 rows
-/// (107 MiB): with that bound the popular tiles were summed again and again
-/// under the mixed benchmark (BENCHMARKS.md, fourth step). A cached board
-/// counts its tile sums again, though they are mostly shared with the tile
-/// cache and other boards: when the tile cache has dropped them, the board
-/// alone holds them. Under the mixed benchmark a budget of 400 MiB served
-/// 0.29× `/healthz` where 1,120 MiB served 0.47–0.50×, and the caches
-/// held about 200 MiB less (BENCHMARKS.md, sixth step).
+/// A day of every artist is 50,000 rows of tile sums (1.3 MiB packed),
+/// and the tiles of the common ranges over every slice outweigh 2,000,000
+/// rows (53 MiB): with that bound the popular tiles were summed again and
+/// again under the mixed benchmark (BENCHMARKS.md, fourth step). A cached
+/// board counts its tile sums again, though they are mostly shared with
+/// the tile cache and other boards: when the tile cache has dropped them,
+/// the board alone holds them. Under the mixed benchmark a budget of 640 MiB
+/// held about 200 MiB less than 1,120 MiB and served 8.6–10.0k reads/s
+/// against 10.7–16.6k/s (BENCHMARKS.md, eighth step; the sixth step
+/// measured the same trade before the rows were packed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheBudget {
     pub tiles: usize,
