@@ -39,6 +39,43 @@ impl Kpis {
     }
 }
 
+/// The six figures in the order they are declared: how rows store them
+/// (SQL columns, packed caches).
+impl From<Kpis> for [i64; 6] {
+    fn from(kpis: Kpis) -> Self {
+        [
+            kpis.plays,
+            kpis.votes,
+            kpis.attendance,
+            kpis.revenue_minor,
+            kpis.revenue_entries,
+            kpis.engagement_tenths,
+        ]
+    }
+}
+
+impl From<[i64; 6]> for Kpis {
+    fn from(
+        [
+            plays,
+            votes,
+            attendance,
+            revenue_minor,
+            revenue_entries,
+            engagement_tenths,
+        ]: [i64; 6],
+    ) -> Self {
+        Self {
+            plays,
+            votes,
+            attendance,
+            revenue_minor,
+            revenue_entries,
+            engagement_tenths,
+        }
+    }
+}
+
 impl AddAssign for Kpis {
     fn add_assign(&mut self, other: Self) {
         self.plays += other.plays;

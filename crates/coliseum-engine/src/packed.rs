@@ -41,22 +41,7 @@ impl PackedSums {
             let kpis = if row.figures[0] == WIDE {
                 *wide.next().expect("every marked row has its figures on the side")
             } else {
-                let [
-                    plays,
-                    votes,
-                    attendance,
-                    revenue_minor,
-                    revenue_entries,
-                    engagement_tenths,
-                ] = row.figures.map(i64::from);
-                Kpis {
-                    plays,
-                    votes,
-                    attendance,
-                    revenue_minor,
-                    revenue_entries,
-                    engagement_tenths,
-                }
+                Kpis::from(row.figures.map(i64::from))
             };
             (row.id, kpis)
         })
@@ -100,14 +85,7 @@ impl PackedSums {
 
 /// `kpis` in 32 bits a figure, when every figure fits.
 fn narrow(kpis: &Kpis) -> Option<[i32; 6]> {
-    let figures = [
-        kpis.plays,
-        kpis.votes,
-        kpis.attendance,
-        kpis.revenue_minor,
-        kpis.revenue_entries,
-        kpis.engagement_tenths,
-    ];
+    let figures: [i64; 6] = (*kpis).into();
     let mut narrowed = [0; 6];
     for (to, from) in narrowed.iter_mut().zip(figures) {
         *to = i32::try_from(from).ok().filter(|n| *n != WIDE)?;

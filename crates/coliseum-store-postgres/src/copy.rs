@@ -59,14 +59,7 @@ pub fn encode_cells(cells: &[(CellKey, Kpis)]) -> Vec<u8> {
         for dimension in [&key.artist, &key.city, &key.genre, &key.live_event] {
             text(&mut out, Some(dimension));
         }
-        for value in [
-            kpis.plays,
-            kpis.votes,
-            kpis.attendance,
-            kpis.revenue_minor,
-            kpis.revenue_entries,
-            kpis.engagement_tenths,
-        ] {
+        for value in <[i64; 6]>::from(*kpis) {
             field(&mut out, &value.to_be_bytes());
         }
     }

@@ -52,7 +52,10 @@ pub fn cell(row: CellRow) -> Result<(CellKey, Kpis), StoreError> {
         genre,
         live_event,
     };
-    Ok((key, sums((plays, votes, attendance, revenue, entries, engagement))))
+    Ok((
+        key,
+        Kpis::from([plays, votes, attendance, revenue, entries, engagement]),
+    ))
 }
 
 pub fn fan_day(row: FanDayRow) -> (FanDayKey, FanDay) {
@@ -74,20 +77,10 @@ pub fn fan_day(row: FanDayRow) -> (FanDayKey, FanDay) {
 /// A grouped sum: the key and its figures.
 pub fn grouped<K>(row: SumsRow<K>) -> (K, Kpis) {
     let (key, plays, votes, attendance, revenue, entries, engagement) = row;
-    (key, sums((plays, votes, attendance, revenue, entries, engagement)))
-}
-
-fn sums(
-    (plays, votes, attendance, revenue_minor, revenue_entries, engagement_tenths): (i64, i64, i64, i64, i64, i64),
-) -> Kpis {
-    Kpis {
-        plays,
-        votes,
-        attendance,
-        revenue_minor,
-        revenue_entries,
-        engagement_tenths,
-    }
+    (
+        key,
+        Kpis::from([plays, votes, attendance, revenue, entries, engagement]),
+    )
 }
 
 pub fn dead_letter_state(text: &str) -> Result<DeadLetterState, StoreError> {
