@@ -94,6 +94,11 @@ struct Inner {
     /// kept ones (a late entry): sums of those read from SQL are right while
     /// it has not moved.
     late_changed: (u64, u64),
+    /// The first hour and day buckets the rollups hold any cell of
+    /// (`i64::MAX` while they hold none): what is older is not asked of SQL.
+    /// A young deployment's `all` and long custom ranges reach far past
+    /// its first entries.
+    first_held: (i64, i64),
     /// Platform totals per city and genre combination, kept longer than the
     /// per-artist buckets.
     totals: Totals,
@@ -134,13 +139,14 @@ impl Inner {
         self.version += 1;
         let version = self.version;
         for (key, kpis) in cells {
-            let (buckets, changed, first, late, totals_first) = match key.grain {
+            let (buckets, changed, first, late, totals_first, first_held) = match key.grain {
                 Grain::Hour => (
                     &mut self.hours,
                     &mut self.hour_changed,
                     kept.hour_all,
                     &mut self.late_changed.0,
                     kept.total_hour,
+                    &mut self.first_held.0,
                 ),
                 Grain::Day => (
                     &mut self.days,
@@ -148,8 +154,10 @@ impl Inner {
                     kept.day,
                     &mut self.late_changed.1,
                     kept.total_day,
+                    &mut self.first_held.1,
                 ),
             };
+            *first_held = (*first_held).min(key.bucket);
             self.totals.add(key, kpis, totals_first);
             // Late entries for older buckets live in SQL (and the totals) only.
             if key.bucket >= first {
@@ -327,6 +335,12 @@ impl HotState {
     pub async fn load(store: &dyn Rollups, clock: Arc<dyn Clock>) -> Result<Self, StoreError> {
         let now = clock.now();
         let state = store.pipeline_state().await?;
+        // Read after the cursor: whatever a batch up to it wrote is seen
+        // here, and every later batch comes through `applied`.
+        let first_held = (
+            store.first_bucket(Grain::Hour).await?.unwrap_or(i64::MAX),
+            store.first_bucket(Grain::Day).await?.unwrap_or(i64::MAX),
+        );
         let hot = Self {
             inner: RwLock::new(Inner {
                 watermark: Watermark {
@@ -340,6 +354,7 @@ impl HotState {
                 hour_changed: BTreeMap::new(),
                 day_changed: BTreeMap::new(),
                 late_changed: (0, 0),
+                first_held,
                 totals: Totals::default(),
                 packed_at: 0,
                 journal: Journal::default(),
@@ -404,6 +419,16 @@ impl HotState {
             Grain::Hour if *slice == Slice::All => kept.hour_all,
             Grain::Hour => kept.hour,
             Grain::Day => kept.day,
+        }
+    }
+
+    /// The first bucket of `grain` the rollups hold any cell of
+    /// (`i64::MAX` while none): sums over older buckets are nothing.
+    pub fn first_held(&self, grain: Grain) -> i64 {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        match grain {
+            Grain::Hour => inner.first_held.0,
+            Grain::Day => inner.first_held.1,
         }
     }
 

@@ -730,6 +730,9 @@ impl Reads {
     }
 
     async fn sql_by_artist(&self, tile: Tile, filters: &Filters) -> Result<Part, StoreError> {
+        let Some(tile) = self.held_part(tile) else {
+            return Ok(Arc::default());
+        };
         match self.ask(tile, filters, None, By::Artist).await? {
             Answer::ByArtist(rows) => Ok(Arc::new(self.hot.intern_rows(&rows).into_iter().collect())),
             Answer::ByBucket(_) => Err(StoreError::Internal("the fallback answered per bucket".into())),
@@ -781,10 +784,19 @@ impl Reads {
         filters: &Filters,
         artist: Option<&str>,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
+        let Some(tile) = self.held_part(tile) else {
+            return Ok(Vec::new());
+        };
         match self.ask(tile, filters, artist, By::Bucket).await? {
             Answer::ByBucket(rows) => Ok(rows.to_vec()),
             Answer::ByArtist(_) => Err(StoreError::Internal("the fallback answered per artist".into())),
         }
+    }
+
+    /// The part of `tile` from the first bucket the rollups hold on, if
+    /// any: SQL has nothing to sum before it.
+    fn held_part(&self, tile: Tile) -> Option<Tile> {
+        tile.split_at(self.hot.first_held(tile.grain)).1
     }
 
     async fn ask(&self, tile: Tile, filters: &Filters, artist: Option<&str>, by: By) -> Result<Answer, StoreError> {

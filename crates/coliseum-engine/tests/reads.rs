@@ -247,32 +247,50 @@ async fn reads_equal_one_sql_sum(reads: &Reads, store: &Arc<dyn Store>, when: &s
 }
 
 async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
-    // Forty days of history, then a fresh start that loads it.
+    let clock = Arc::new(FixedClock::new(now()));
+    let reads_of = |hot: &Arc<HotState>| {
+        Reads::new(
+            hot.clone(),
+            store.clone(),
+            clock.clone(),
+            Duration::ZERO,
+            coliseum_engine::reads::CacheBudget::DEFAULT,
+        )
+    };
+    // Forty days of history, applied live to a state that started with
+    // none (which therefore asks SQL nothing before the first entry)…
+    let from_empty = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
     process(
         &store,
         &stream(1, 3_000, 40, &["art_a", "art_b", "art_c", "art_d"]),
-        Vec::new(),
+        vec![from_empty.clone() as Arc<dyn AppliedSink>],
     )
     .await;
-    let clock = Arc::new(FixedClock::new(now()));
-    let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
-    let reads = Reads::new(
-        hot.clone(),
-        store.clone(),
-        clock.clone(),
-        Duration::ZERO,
-        coliseum_engine::reads::CacheBudget::DEFAULT,
+    assert_eq!(
+        Some(from_empty.first_held(Grain::Hour)),
+        store.first_bucket(Grain::Hour).await.expect("first bucket"),
+        "the first hour held, from what was applied"
     );
+    reads_equal_one_sql_sum(&reads_of(&from_empty), &store, "applied from an empty start").await;
+    // …then a fresh start that loads it.
+    let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
+    let reads = reads_of(&hot);
     reads_equal_one_sql_sum(&reads, &store, "loaded").await;
 
-    // Live: recent entries, late ones into packed hours and days, and an
-    // artist new to those buckets.
+    // Live: recent entries, late ones into packed hours and days, an
+    // artist new to those buckets, and entries older than any before.
     let live = [
         stream(2, 400, 1, &["art_a", "art_b"]),
         stream(3, 400, 35, &["art_a", "art_new"]),
+        stream(4, 300, 60, &["art_c", "art_new"]),
     ]
     .concat();
     process(&store, &live, vec![hot.clone() as Arc<dyn AppliedSink>]).await;
+    assert_eq!(
+        Some(hot.first_held(Grain::Day)),
+        store.first_bucket(Grain::Day).await.expect("first bucket"),
+        "moved back by the older entries"
+    );
     reads_equal_one_sql_sum(&reads, &store, "after live batches").await;
 }
 

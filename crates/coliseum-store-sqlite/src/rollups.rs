@@ -198,6 +198,14 @@ impl Rollups for SqliteStore {
         rows.into_iter().map(rows::cell).collect()
     }
 
+    async fn first_bucket(&self, grain: Grain) -> Result<Option<i64>, StoreError> {
+        sqlx::query_scalar("SELECT min(bucket) FROM kpi_cells WHERE grain = $1")
+            .bind(grain.code())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
     async fn sum_cells_by_artist(
         &self,
         grain: Grain,

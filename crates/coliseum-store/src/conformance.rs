@@ -574,6 +574,7 @@ pub async fn batches_add_to_cells_and_fan_days_and_move_the_cursor(store: Arc<dy
 /// select: for every filter, over empty, short, gapped and long ranges.
 pub async fn sums_by_bucket_and_by_artist_are_the_sums_of_the_cells(store: Arc<dyn Store>) {
     let hour = 489_900;
+    assert_eq!(store.first_bucket(Grain::Hour).await.expect("first bucket"), None);
     let mut cells = Vec::new();
     for (offset, artist, city, live_event, n) in [
         (0, "art_1", "oslo", "", 1),
@@ -596,6 +597,12 @@ pub async fn sums_by_bucket_and_by_artist_are_the_sums_of_the_cells(store: Arc<d
         ..ProcessedBatch::default()
     };
     store.apply_batch(&batch, at()).await.expect("batch");
+    assert_eq!(
+        store.first_bucket(Grain::Hour).await.expect("first bucket"),
+        Some(hour),
+        "the oldest hour held"
+    );
+    assert_eq!(store.first_bucket(Grain::Day).await.expect("first bucket"), None);
 
     let filters = [
         CellFilter::default(),
@@ -680,6 +687,18 @@ pub async fn sums_by_bucket_and_by_artist_are_the_sums_of_the_cells(store: Arc<d
             );
         }
     }
+    // A later batch reaching further back moves the first bucket held.
+    let older = ProcessedBatch {
+        from_seq: 1,
+        to_seq: 2,
+        cells: vec![(cell(Grain::Hour, hour - 30, "art_1", "oslo"), plays(1))],
+        ..ProcessedBatch::default()
+    };
+    store.apply_batch(&older, at()).await.expect("older batch");
+    assert_eq!(
+        store.first_bucket(Grain::Hour).await.expect("first bucket"),
+        Some(hour - 30)
+    );
 }
 
 /// A cell sums to the largest integer exactly, and a write that would take

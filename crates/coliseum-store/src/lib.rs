@@ -162,6 +162,10 @@ pub trait Rollups: Send + Sync {
         to_bucket: i64,
     ) -> Result<Vec<(CellKey, coliseum_domain::kpi::Kpis)>, StoreError>;
 
+    /// The first bucket of `grain` that holds any cell, `None` while none
+    /// does: nothing before it needs reading.
+    async fn first_bucket(&self, grain: Grain) -> Result<Option<i64>, StoreError>;
+
     /// Sums per artist of the cells of `grain` with `from <= bucket < to`
     /// that match `filter` (cells without an artist left out).
     async fn sum_cells_by_artist(
