@@ -8,6 +8,13 @@
 //! was read (`read_age`), and that age is already part of the pipeline's
 //! receipt-to-visible latency. The held values are bounded by their weight;
 //! the least recently read make room.
+//!
+//! A value past its age is computed again by the first reader who asks;
+//! readers who ask while that runs are served the held value for a short
+//! [`GRACE`] more instead of waiting. Otherwise every popular value, once
+//! a `max_age` elapsed, held up all of its readers for as long as its
+//! computation queued behind the others'. A reader who wants data read
+//! after a given instant (a live push after a change) never gets one.
 
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -16,8 +23,23 @@ use std::time::{Duration, Instant};
 use crate::bounded::Bounded;
 use crate::single_flight::Gates;
 
+/// How long past its maximum age a value is still served while another
+/// reader computes it again: with the default maximum age (250 ms), an
+/// entry is visible in every served read within 750 ms of its commit,
+/// inside the pipeline's one-second target (BENCHMARKS.md) and far inside
+/// the 30 s the freshest plan promises (PLANS.md).
+pub const GRACE: Duration = Duration::from_millis(500);
+
+/// The longest a value kept for `max_age` may be served once newer data
+/// is applied: what the pipeline's receipt-to-visible latency counts.
+pub fn served_within(max_age: Duration) -> Duration {
+    if max_age.is_zero() { max_age } else { max_age + GRACE }
+}
+
 pub struct Recent<K, V> {
     max_age: Duration,
+    /// [`GRACE`], shorter in tests.
+    grace: Duration,
     held: Mutex<Bounded<K, Held<V>>>,
     gates: Gates<K>,
 }
@@ -44,6 +66,7 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
     pub fn new(max_age: Duration, budget: usize) -> Self {
         Self {
             max_age,
+            grace: GRACE,
             held: Mutex::new(Bounded::new(budget)),
             gates: Gates::default(),
         }
@@ -96,6 +119,12 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
         if let Some(value) = self.fresh(key, read_since, None) {
             return Ok(value);
         }
+        if read_since.is_none()
+            && self.gates.busy(key)
+            && let Some(value) = self.younger_than(key, self.max_age + self.grace)
+        {
+            return Ok(value);
+        }
         let arrived = Instant::now();
         let _turn = self.gates.turn(key.clone()).await;
         // What the reader before made while this one waited is as new as
@@ -125,6 +154,17 @@ impl<K: Hash + Eq + Clone, V: Clone> Recent<K, V> {
         // Freed with the lock released.
         drop(dropped);
         Ok(value)
+    }
+
+    /// The value held for `key` if its data was read less than `age` ago.
+    fn younger_than(&self, key: &K, age: Duration) -> Option<V> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let held = held.get(key)?;
+        if held.read_at.elapsed() < age {
+            crate::read_age::note(held.read_at);
+            return Some(held.value.clone());
+        }
+        None
     }
 
     /// The value held for `key` if it is younger than the maximum age (and
@@ -241,6 +281,90 @@ mod tests {
             "made while it waited, though older than 30 ms"
         );
         assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    /// A computation of key 1 that waits for `release`, started once it
+    /// has begun.
+    async fn held_computation(
+        recent: &Arc<Recent<u32, u32>>,
+        value: u32,
+    ) -> (tokio::task::JoinHandle<Result<u32, String>>, Arc<tokio::sync::Notify>) {
+        let (started, release) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Notify::new()),
+        );
+        let computing = tokio::spawn({
+            let (recent, started, release) = (recent.clone(), started.clone(), release.clone());
+            async move {
+                recent
+                    .get_or_compute(
+                        &1,
+                        |_| 1,
+                        || async move {
+                            started.notify_one();
+                            release.notified().await;
+                            Ok(value)
+                        },
+                    )
+                    .await
+            }
+        });
+        started.notified().await;
+        (computing, release)
+    }
+
+    #[tokio::test]
+    async fn an_aged_value_is_served_briefly_while_another_reader_computes_it() {
+        let mut recent = Recent::new(Duration::from_millis(50), 100);
+        recent.grace = Duration::from_millis(200);
+        let recent = Arc::new(recent);
+        let count = AtomicUsize::new(0);
+        assert_eq!(recent.get_or_compute(&1, |_| 1, || counted(&count, 1)).await, Ok(1));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+
+        let (computing, release) = held_computation(&recent, 2).await;
+        let served = tokio::time::timeout(
+            Duration::from_millis(100),
+            recent.get_or_compute(&1, |_| 1, || counted(&count, 3)),
+        )
+        .await;
+        assert_eq!(served, Ok(Ok(1)), "the held value, at once, while it is computed again");
+        // A reader who wants data read after now never gets the held value.
+        let wants_newer = tokio::spawn({
+            let (recent, since) = (recent.clone(), Instant::now());
+            async move {
+                recent
+                    .get_or_compute_after(&1, since, |_| 1, || async { Ok::<u32, String>(9) })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!wants_newer.is_finished(), "it waits for the computation under way");
+        release.notify_one();
+        assert_eq!(computing.await.expect("computed"), Ok(2));
+        assert_eq!(wants_newer.await.expect("newer"), Ok(2), "made while it waited");
+
+        // Past its grace, a reader waits for the computation under way.
+        tokio::time::sleep(Duration::from_millis(260)).await;
+        let (computing, release) = held_computation(&recent, 4).await;
+        let waiting = tokio::spawn({
+            let recent = recent.clone();
+            async move {
+                recent
+                    .get_or_compute(&1, |_| 1, || async { Ok::<u32, String>(5) })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "past its grace, the held value is not served");
+        release.notify_one();
+        assert_eq!(computing.await.expect("computed"), Ok(4));
+        assert_eq!(waiting.await.expect("waiting"), Ok(4), "the value made while it waited");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "no reader computed it beside the holder"
+        );
     }
 
     #[tokio::test]

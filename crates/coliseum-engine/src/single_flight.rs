@@ -42,6 +42,11 @@ impl<K: Hash + Eq + Clone> Gates<K> {
         }
     }
 
+    /// Whether someone computes `key` or waits to.
+    pub fn busy(&self, key: &K) -> bool {
+        self.gates.lock().unwrap_or_else(|p| p.into_inner()).contains_key(key)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.gates.lock().unwrap_or_else(|p| p.into_inner()).len()

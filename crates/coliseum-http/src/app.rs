@@ -243,7 +243,7 @@ impl Application {
                 clock.clone(),
                 stats.clone(),
                 ProcessorConfig {
-                    served_within: settings.ranking_max_age,
+                    served_within: coliseum_engine::recent::served_within(settings.ranking_max_age),
                     ..ProcessorConfig::default()
                 },
                 vec![hot.clone(), dna.clone(), names.clone()],

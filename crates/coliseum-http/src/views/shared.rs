@@ -3,7 +3,8 @@
 //! send) is built once per audience and served to everyone of that
 //! audience who makes the same read, for as long as a leaderboard may be
 //! served (`--ranking-max-age-ms`); concurrent identical reads wait for the
-//! one being built instead of building their own. A body depends only on
+//! one being built instead of building their own, or, when it is being
+//! built again, take the one held for a short grace more (`engine::recent`). A body depends only on
 //! the read and the audience (plan, and whether an admin: [`Audience`]); everything
 //! that depends on the caller (may they make the read, is it audited) is
 //! done per caller before the body is looked up.
