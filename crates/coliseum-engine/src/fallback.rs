@@ -2,12 +2,15 @@
 //! window) is summed from the rollup tables, with three guards so that
 //! cold queries degrade only themselves:
 //!
-//! - **bounded, by cost**: at most [`CONCURRENT`] queries run at once, of
-//!   which at most [`SCANS`] may read many cells (a long range without an
+//! - **bounded, by cost, in lanes**: at most [`PER_LANE`] queries of each
+//!   lane run at once. Scans may read many cells (a long range without an
 //!   index on what it selects, such as every artist's sums over a month
-//!   of hours with a city): a burst of cold queries waits for its turn instead of taking
-//!   every database connection, and slow scans queue behind each other,
-//!   never in front of the quick reads (a live event's cells, a short range);
+//!   of hours with a city); the quick reads (a live event's cells, a short
+//!   range, one artist's series) are KPI series or parts of boards, each
+//!   in a lane of its own. A burst of cold queries waits for its turn
+//!   instead of taking every database connection, slow scans queue behind
+//!   each other, never in front of the quick reads, and a burst of new
+//!   boards never holds up the KPI tiles (nor the other way round);
 //! - **single flight**: one query per distinct question at a time; the
 //!   others asking it wait for its answer;
 //! - **kept**: an answer is reused while none of the buckets it covers has
@@ -24,12 +27,10 @@ use coliseum_store::{CellFilter, Grain, Rollups, StoreError};
 use crate::bounded::Bounded;
 use crate::single_flight::Gates;
 
-/// SQL fallbacks running at once at most (the SQLite pool has 8
-/// connections, the PostgreSQL one 16: the rest stay for writes and for
-/// everything else).
-pub const CONCURRENT: usize = 4;
-/// Of which scans at most.
-pub const SCANS: usize = 2;
+/// SQL fallbacks of one lane running at once at most: six in all (the
+/// SQLite pool has 12 connections, the PostgreSQL one 16: the rest stay
+/// for writes and for everything else).
+pub const PER_LANE: usize = 2;
 /// Rows held by kept answers at most.
 const KEPT_ROWS: usize = 1_000_000;
 
@@ -58,6 +59,47 @@ impl Question {
                 Grain::Hour => span <= 48,
                 Grain::Day => span <= 7,
             }
+    }
+}
+
+/// Which bound a question runs under.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    /// A quick KPI series (per bucket).
+    Series,
+    /// A quick part of a board (per artist).
+    Parts,
+    Scan,
+}
+
+impl Lane {
+    fn of(question: &Question) -> Self {
+        match (question.is_quick(), question.by) {
+            (false, _) => Lane::Scan,
+            (true, By::Bucket) => Lane::Series,
+            (true, By::Artist) => Lane::Parts,
+        }
+    }
+}
+
+/// How long questions of one lane waited for their turn, and how long the
+/// database then took: a slow cold read shows here whether it queued or
+/// read much.
+struct LaneTimers {
+    wait: metrics::Histogram,
+    query: metrics::Histogram,
+}
+
+impl Lane {
+    fn timers(self) -> &'static LaneTimers {
+        static TIMERS: std::sync::OnceLock<[LaneTimers; 3]> = std::sync::OnceLock::new();
+        let timers = TIMERS.get_or_init(|| {
+            ["series", "parts", "scan"].map(|lane| LaneTimers {
+                wait: metrics::histogram!("coliseum_read_sql_wait_seconds", "lane" => lane),
+                query: metrics::histogram!("coliseum_read_sql_seconds", "lane" => lane),
+            })
+        });
+        &timers[self as usize]
     }
 }
 
@@ -94,8 +136,8 @@ struct Kept {
 pub struct Fallback {
     store: Arc<dyn Rollups>,
     max_age: Duration,
-    permits: tokio::sync::Semaphore,
-    scans: tokio::sync::Semaphore,
+    /// One per [`Lane`], in its order.
+    lanes: [tokio::sync::Semaphore; 3],
     cache: Mutex<Bounded<Question, Kept>>,
     gates: Gates<Question>,
 }
@@ -111,8 +153,7 @@ impl Fallback {
         Self {
             store,
             max_age,
-            permits: tokio::sync::Semaphore::new(CONCURRENT - SCANS),
-            scans: tokio::sync::Semaphore::new(SCANS),
+            lanes: std::array::from_fn(|_| tokio::sync::Semaphore::new(PER_LANE)),
             cache: Mutex::new(Bounded::new(KEPT_ROWS)),
             gates: Gates::default(),
         }
@@ -133,16 +174,17 @@ impl Fallback {
         // is missing from it.
         let as_of = Instant::now();
         let answer = {
-            let permits = if question.is_quick() {
-                &self.permits
-            } else {
-                &self.scans
-            };
-            let _permit = permits
+            let lane = Lane::of(question);
+            let _permit = self.lanes[lane as usize]
                 .acquire()
                 .await
                 .map_err(|e| StoreError::Internal(format!("the SQL fallback is closed: {e}")))?;
-            self.ask(question).await?
+            let timers = lane.timers();
+            timers.wait.record(as_of.elapsed());
+            let asked = Instant::now();
+            let answer = self.ask(question).await;
+            timers.query.record(asked.elapsed());
+            answer?
         };
         let kept = Kept {
             stamp,

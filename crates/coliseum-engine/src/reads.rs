@@ -688,11 +688,16 @@ impl Reads {
     /// of distinct boards queues here instead of starting hundreds of
     /// threads that each hold megabytes and share two cores.
     async fn compute<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+        let queued = std::time::Instant::now();
         let _permit = self
             .cores
             .acquire()
             .await
             .map_err(|e| StoreError::Internal(format!("the read workers are closed: {e}")))?;
+        static WAITED: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        WAITED
+            .get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds"))
+            .record(queued.elapsed());
         tokio::task::spawn_blocking(job)
             .await
             .map_err(|e| StoreError::Internal(format!("a read job failed: {e}")))

@@ -50,7 +50,9 @@ impl SqliteStore {
                 .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", parent.display())))?;
         }
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            // Six for the SQL fallback's lanes, the rest for writes and
+            // everything else.
+            .max_connections(12)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await
