@@ -91,12 +91,22 @@ struct LaneTimers {
 }
 
 impl Lane {
+    const ALL: [Lane; 3] = [Lane::Series, Lane::Parts, Lane::Scan];
+
+    fn label(self) -> &'static str {
+        match self {
+            Lane::Series => "series",
+            Lane::Parts => "parts",
+            Lane::Scan => "scan",
+        }
+    }
+
     fn timers(self) -> &'static LaneTimers {
-        static TIMERS: std::sync::OnceLock<[LaneTimers; 3]> = std::sync::OnceLock::new();
+        static TIMERS: std::sync::OnceLock<[LaneTimers; Lane::ALL.len()]> = std::sync::OnceLock::new();
         let timers = TIMERS.get_or_init(|| {
-            ["series", "parts", "scan"].map(|lane| LaneTimers {
-                wait: metrics::histogram!("coliseum_read_sql_wait_seconds", "lane" => lane),
-                query: metrics::histogram!("coliseum_read_sql_seconds", "lane" => lane),
+            Lane::ALL.map(|lane| LaneTimers {
+                wait: metrics::histogram!("coliseum_read_sql_wait_seconds", "lane" => lane.label()),
+                query: metrics::histogram!("coliseum_read_sql_seconds", "lane" => lane.label()),
             })
         });
         &timers[self as usize]
@@ -137,7 +147,7 @@ pub struct Fallback {
     store: Arc<dyn Rollups>,
     max_age: Duration,
     /// One per [`Lane`], in its order.
-    lanes: [tokio::sync::Semaphore; 3],
+    lanes: [tokio::sync::Semaphore; Lane::ALL.len()],
     cache: Mutex<Bounded<Question, Kept>>,
     gates: Gates<Question>,
 }
