@@ -72,16 +72,6 @@ enum Lane {
     Scan,
 }
 
-impl Lane {
-    fn of(question: &Question) -> Self {
-        match (question.is_quick(), question.by) {
-            (false, _) => Lane::Scan,
-            (true, By::Bucket) => Lane::Series,
-            (true, By::Artist) => Lane::Parts,
-        }
-    }
-}
-
 /// How long questions of one lane waited for their turn, and how long the
 /// database then took: a slow cold read shows here whether it queued or
 /// read much.
@@ -92,6 +82,14 @@ struct LaneTimers {
 
 impl Lane {
     const ALL: [Lane; 3] = [Lane::Series, Lane::Parts, Lane::Scan];
+
+    fn of(question: &Question) -> Self {
+        match (question.is_quick(), question.by) {
+            (false, _) => Lane::Scan,
+            (true, By::Bucket) => Lane::Series,
+            (true, By::Artist) => Lane::Parts,
+        }
+    }
 
     fn label(self) -> &'static str {
         match self {
