@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::{
     AppliedBatch, AuditOf, AuditRecord, CellFilter, CellKey, DeadLetter, DeadLetters, DerivedPart, DisplayName,
-    DisplayNamesStore, DnaHistory, DnaMutation, FanDay, FanDayKey, Grain, Lead, MOVE_CURSOR, PipelineState,
-    ProcessedBatch, Rebuilds, Rollups, StoreError, StoredEntry, SumsBy, cursor_moved, rows,
+    DisplayNamesStore, DnaHistory, DnaMutation, FIRST_BUCKET, FanDay, FanDayKey, Grain, Lead, MOVE_CURSOR,
+    PipelineState, ProcessedBatch, Rebuilds, Rollups, StoreError, StoredEntry, SumsBy, cursor_moved, rows,
 };
 use sqlx::{Postgres, Transaction};
 use time::OffsetDateTime;
@@ -233,7 +233,7 @@ impl Rollups for PostgresStore {
     }
 
     async fn first_bucket(&self, grain: Grain) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar("SELECT min(bucket) FROM kpi_cells WHERE grain = $1")
+        sqlx::query_scalar(FIRST_BUCKET)
             .bind(grain.code())
             .fetch_one(&self.pool)
             .await

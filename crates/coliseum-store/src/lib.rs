@@ -28,8 +28,8 @@ pub use reports::{
 };
 pub use rollups::{
     AppliedBatch, CellFilter, CellKey, DISPLAY_NAME_CONFLICT, DeadLetter, DeadLetterState, DerivedPart, DisplayName,
-    DnaMutation, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState, ProcessedBatch,
-    SumsBy, cursor_moved,
+    DnaMutation, FIRST_BUCKET, FanDay, FanDayKey, Grain, MAX_SEEKED_BUCKETS, MOVE_CURSOR, NameKind, PipelineState,
+    ProcessedBatch, SumsBy, cursor_moved,
 };
 
 /// A failure of the store.

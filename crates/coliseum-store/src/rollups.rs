@@ -155,6 +155,10 @@ pub struct PipelineState {
 pub const MOVE_CURSOR: &str = "UPDATE pipeline_state SET processed_seq = $1, revenue_gross = revenue_gross + $3, \
                                batches = batches + 1 WHERE id = 1 AND processed_seq = $2 RETURNING batches";
 
+/// The first bucket of grain `$1` holding any cell (`NULL` while none
+/// does); the same statement on both backends.
+pub const FIRST_BUCKET: &str = "SELECT min(bucket) FROM kpi_cells WHERE grain = $1";
+
 /// What [`MOVE_CURSOR`] returned: the batch's number, or `Conflict` when
 /// the cursor was not at `from` (another processor moved it).
 pub fn cursor_moved(number: Option<i64>, from: i64) -> Result<i64, StoreError> {
