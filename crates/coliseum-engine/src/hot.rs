@@ -2,8 +2,10 @@
 //! common shapes never touch SQL. It keeps the last 31 day buckets and the
 //! last 25 hour buckets split into slices (everything, by city, by genre,
 //! by city and genre, by live event) of per-artist sums, and the hour
-//! buckets of the 30 days before with the `all` slice only; never the full
-//! cube (DESIGN.md: the cube does not compress). Closed buckets are packed
+//! buckets of the 30 days before with the `all` slice only, beside their
+//! cells packed by artist (`cells`): enough for one artist's or live
+//! event's hourly series with any filter, never the slices of every artist
+//! (DESIGN.md: the cube does not compress). Closed buckets are packed
 //! (`bucket`). Beside them, the platform totals (`totals`). Loaded from the
 //! rollup tables at start-up, advanced by every batch the processor commits.
 //!
@@ -25,9 +27,11 @@ use crate::processor::{AppliedSink, Watermark};
 use crate::totals::Totals;
 
 mod bucket;
+mod cells;
 
 use bucket::Bucket;
 pub use bucket::Slice;
+use cells::{Place, Wanted, Words};
 
 /// Hour buckets kept with every slice: the current one and the 24 before
 /// (`24h` needs 23).
@@ -84,6 +88,8 @@ struct Inner {
     /// Counts applied batches: a cached read is current while it matches.
     version: u64,
     artists: Artists,
+    /// The cities, genres and live events the hour buckets' cells name.
+    words: Words,
     hours: BTreeMap<i64, Bucket>,
     days: BTreeMap<i64, Bucket>,
     /// The version that last changed each bucket: a sum over buckets none
@@ -162,6 +168,11 @@ impl Inner {
             // Late entries for older buckets live in SQL (and the totals) only.
             if key.bucket >= first {
                 let artist = self.artists.intern(&key.artist);
+                let place = (key.grain == Grain::Hour).then(|| Place {
+                    city: self.words.intern(&key.city),
+                    genre: self.words.intern(&key.genre),
+                    live: self.words.intern(&key.live_event),
+                });
                 let bucket = buckets.entry(key.bucket).or_insert_with(|| {
                     let mut bucket = Bucket::default();
                     if key.grain == Grain::Hour && key.bucket < kept.hour {
@@ -169,7 +180,7 @@ impl Inner {
                     }
                     bucket
                 });
-                bucket.add(key, artist, kpis);
+                bucket.add(key, artist, kpis, place);
                 changed.insert(key.bucket, version);
             } else {
                 *late = version;
@@ -235,6 +246,27 @@ impl Inner {
                     }
                 });
             }
+        })
+    }
+
+    /// The cells `slice` holds, in the words' numbers; `None` when it names
+    /// a word no cell has.
+    fn wanted(&self, slice: &Slice) -> Option<Wanted> {
+        let find = |word: Option<&String>| match word {
+            None => Some(None),
+            Some(word) => self.words.find(word).map(Some),
+        };
+        let (city, genre, live) = match slice {
+            Slice::All => (None, None, None),
+            Slice::City(city) => (Some(city), None, None),
+            Slice::Genre(genre) => (None, Some(genre), None),
+            Slice::CityGenre(city, genre) => (Some(city), Some(genre), None),
+            Slice::LiveEvent { live, city, genre } => (city.as_ref(), genre.as_ref(), Some(live)),
+        };
+        Some(Wanted {
+            city: find(city)?,
+            genre: find(genre)?,
+            live: find(live)?,
         })
     }
 
@@ -349,6 +381,7 @@ impl HotState {
                 },
                 version: 0,
                 artists: Artists::default(),
+                words: Words::default(),
                 hours: BTreeMap::new(),
                 days: BTreeMap::new(),
                 hour_changed: BTreeMap::new(),
@@ -500,6 +533,16 @@ impl HotState {
         first >= self.first_kept(grain, slice)
     }
 
+    /// The first bucket of `grain` from which [`Self::series`] answers an
+    /// artist's or a live event's series in `slice`: older hours keep no
+    /// slice but `all`, and their cells answer for one artist or event.
+    pub fn first_series_kept(&self, grain: Grain, slice: &Slice) -> i64 {
+        match grain {
+            Grain::Hour => self.kept().hour_all,
+            Grain::Day => self.first_kept(grain, slice),
+        }
+    }
+
     /// Per-artist sums over buckets `first..=last` of `grain` in `slice`, or
     /// `None` when those buckets are not all kept.
     pub fn by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Option<ArtistSums> {
@@ -609,7 +652,8 @@ impl HotState {
 
     /// Sums per bucket over `first..=last` of `grain` in `slice`, for one
     /// artist or (with `None`) for everything in the slice; `None` when those
-    /// buckets are not all kept. Buckets without figures are left out.
+    /// buckets are not all kept (for one artist or a live event, from
+    /// [`Self::first_series_kept`]). Buckets without figures are left out.
     pub fn series(
         &self,
         grain: Grain,
@@ -618,10 +662,19 @@ impl HotState {
         slice: &Slice,
         artist: Option<&str>,
     ) -> Option<(Watermark, Vec<(i64, Kpis)>)> {
-        if !self.covers(grain, first, slice) {
+        let one = artist.is_some() || matches!(slice, Slice::LiveEvent { .. });
+        let kept_from = if one {
+            self.first_series_kept(grain, slice)
+        } else {
+            self.first_kept(grain, slice)
+        };
+        if first < kept_from {
             return None;
         }
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        // What the cells of thin hours are asked; `None` when a city, genre
+        // or live event named was never seen: no cell of it is anywhere.
+        let wanted = inner.wanted(slice);
         let buckets = match grain {
             Grain::Hour => &inner.hours,
             Grain::Day => &inner.days,
@@ -636,6 +689,9 @@ impl HotState {
         let points = buckets
             .range(first..=last)
             .filter_map(|(&bucket, b)| {
+                if b.is_thin() && *slice != Slice::All {
+                    return Some((bucket, b.cells_sum(artist, wanted.as_ref()?)?));
+                }
                 let sums = b.slice(slice)?;
                 let kpis = match artist {
                     None => sums.total,

@@ -2,9 +2,10 @@
 //! buckets that exactly cover it); each tile is summed from memory where it
 //! holds those buckets — platform KPI series from the platform totals (any
 //! city and genre), anything else from the hot state's per-artist sums of
-//! the slice its filters select — and the rest (buckets older than the hot
-//! window) from the SQL rollups through the bounded, single-flight, cached
-//! [`Fallback`].
+//! the slice its filters select (one artist's or live event's hours older
+//! than a day from those hours' cells) — and the rest (buckets older than
+//! the hot window) from the SQL rollups through the bounded, single-flight,
+//! cached [`Fallback`].
 //! Rankings are cached until the next applied batch and kept for a while as
 //! snapshots, so that a client paging through one never sees an artist twice
 //! or misses one while new entries arrive.
@@ -760,7 +761,7 @@ impl Reads {
         let edge = if platform {
             self.hot.first_total(tile.grain)
         } else {
-            self.hot.first_kept(tile.grain, &slice)
+            self.hot.first_series_kept(tile.grain, &slice)
         };
         let (older, kept) = tile.split_at(edge);
         let mut points = match older {

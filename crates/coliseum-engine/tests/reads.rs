@@ -1,5 +1,5 @@
 //! Reads served from memory (the hot state's slices, its hour buckets kept
-//! for the `all` slice only, the platform totals) and through the SQL
+//! for the `all` slice and their cells only, the platform totals) and through the SQL
 //! fallback answer exactly what one SQL sum over the rollups answers, for
 //! every shape: ranges across the edges of the hot window, custom ranges with
 //! hour edges, `all`, no filter, one or two, for the platform, an artist or a

@@ -8,12 +8,18 @@
 //! A live event's entries are few, so it keeps one row per city, genre and
 //! artist instead of slices, and a read of it with a city or a genre filter
 //! sums the rows that match.
+//!
+//! An hour bucket also keeps its every cell (`cells`): once thinned out to
+//! the `all` slice, it reads an artist's or a live event's sums with a city
+//! or genre filter from them.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 
 use coliseum_domain::kpi::Kpis;
 use coliseum_store::CellKey;
+
+use super::cells::{Cells, Place, Wanted};
 
 /// Which slice of the rollups a read wants.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,7 +50,7 @@ pub struct CellSums {
 }
 
 impl CellSums {
-    fn add(&mut self, kpis: &Kpis) {
+    pub(super) fn add(&mut self, kpis: &Kpis) {
         let narrow = |n: i64| i32::try_from(n).unwrap_or(if n < 0 { i32::MIN } else { i32::MAX });
         self.revenue_minor += kpis.revenue_minor;
         self.engagement_tenths += kpis.engagement_tenths;
@@ -236,7 +242,10 @@ pub struct Bucket {
     live_event: HashMap<Box<str>, LiveEventRows>,
     /// The places the live events' rows name.
     places: Places,
-    /// Only the `all` slice is kept (older hour buckets).
+    /// Every cell by artist and place (hour buckets only), kept when the
+    /// slices are thinned out.
+    cells: Cells,
+    /// Only the `all` slice and the cells are kept (older hour buckets).
     thin: bool,
     /// Every slice packed; a late entry of a new artist opens its slice
     /// again, and clears this until the next pass closes it.
@@ -244,8 +253,13 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn add(&mut self, key: &CellKey, artist: u32, kpis: Kpis) {
+    /// Adds a cell's figures; `place` names it in the bucket's cells, which
+    /// only hour buckets keep.
+    pub fn add(&mut self, key: &CellKey, artist: u32, kpis: Kpis, place: Option<Place>) {
         let mut opened = self.all.add(artist, kpis);
+        if let Some(place) = place {
+            opened |= self.cells.add(artist, place, &kpis);
+        }
         if !self.thin {
             for (slices, value) in [(&mut self.city, &key.city), (&mut self.genre, &key.genre)] {
                 if !value.is_empty() {
@@ -297,7 +311,14 @@ impl Bucket {
         }
     }
 
-    /// Keeps the `all` slice only.
+    /// `artist`'s sums (or every artist's, with `None`) over the cells that
+    /// match `wanted`: what the slices a thin bucket no longer keeps held.
+    /// `None` when no cell matches.
+    pub fn cells_sum(&self, artist: Option<u32>, wanted: &Wanted) -> Option<Kpis> {
+        self.cells.sum(artist, wanted)
+    }
+
+    /// Keeps the `all` slice and the cells only.
     pub fn thin_out(&mut self) {
         if !self.thin {
             self.thin = true;
@@ -327,6 +348,7 @@ impl Bucket {
             .chain(nested)
             .for_each(|slice| slice.by_artist.close());
         self.live_event.values_mut().for_each(|rows| rows.0.close());
+        self.cells.close();
         self.closed = true;
     }
 }
@@ -366,9 +388,9 @@ mod tests {
     #[test]
     fn slices_sum_the_same_whether_open_closed_or_opened_again() {
         let mut bucket = Bucket::default();
-        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(1));
-        bucket.add(&key("lagos", "pop", ""), 1, plays(2));
-        bucket.add(&key("", "jazz", ""), 3, plays(4));
+        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(1), None);
+        bucket.add(&key("lagos", "pop", ""), 1, plays(2), None);
+        bucket.add(&key("", "jazz", ""), 3, plays(4), None);
         let check = |bucket: &Bucket| {
             assert_eq!(view(bucket, &Slice::All), vec![(1, 2), (2, 1), (3, 4)]);
             assert_eq!(view(bucket, &Slice::City("lagos".into())), vec![(1, 2), (2, 1)]);
@@ -385,14 +407,14 @@ mod tests {
         check(&bucket);
         assert!(bucket.closed);
         // A late entry of an artist already there stays packed…
-        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(10));
+        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(10), None);
         assert!(bucket.closed);
         assert_eq!(
             view(&bucket, &Slice::CityGenre("lagos".into(), "jazz".into())),
             vec![(2, 11)]
         );
         // …and a new one opens its slices again, until the next close.
-        bucket.add(&key("lagos", "jazz", ""), 9, plays(5));
+        bucket.add(&key("lagos", "jazz", ""), 9, plays(5), None);
         assert!(!bucket.closed);
         assert_eq!(
             view(&bucket, &Slice::City("lagos".into())),
@@ -423,12 +445,12 @@ mod tests {
     #[test]
     fn a_live_event_is_read_whole_or_by_city_and_genre() {
         let mut bucket = Bucket::default();
-        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(1));
-        bucket.add(&key("lagos", "pop", "l1"), 2, plays(2));
-        bucket.add(&key("accra", "jazz", "l1"), 3, plays(4));
-        bucket.add(&key("accra", "jazz", "l1"), 3, plays(8));
-        bucket.add(&key("", "", "l1"), 0, plays(16));
-        bucket.add(&key("lagos", "jazz", "l2"), 5, plays(32));
+        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(1), None);
+        bucket.add(&key("lagos", "pop", "l1"), 2, plays(2), None);
+        bucket.add(&key("accra", "jazz", "l1"), 3, plays(4), None);
+        bucket.add(&key("accra", "jazz", "l1"), 3, plays(8), None);
+        bucket.add(&key("", "", "l1"), 0, plays(16), None);
+        bucket.add(&key("lagos", "jazz", "l2"), 5, plays(32), None);
         bucket.close();
         assert_eq!(view(&bucket, &live("l1", None, None)), vec![(0, 16), (2, 3), (3, 12)]);
         assert_eq!(view(&bucket, &live("l1", Some("lagos"), None)), vec![(2, 3)]);
@@ -444,9 +466,9 @@ mod tests {
         );
         // Late entries: in place when their row is there, opening the
         // rows again when it is new.
-        bucket.add(&key("accra", "jazz", "l1"), 3, plays(64));
+        bucket.add(&key("accra", "jazz", "l1"), 3, plays(64), None);
         assert!(bucket.closed);
-        bucket.add(&key("oslo", "jazz", "l1"), 3, plays(128));
+        bucket.add(&key("oslo", "jazz", "l1"), 3, plays(128), None);
         assert!(!bucket.closed);
         bucket.close();
         assert_eq!(view(&bucket, &live("l1", None, Some("jazz"))), vec![(2, 1), (3, 204)]);
@@ -454,14 +476,30 @@ mod tests {
     }
 
     #[test]
-    fn a_thin_bucket_keeps_only_the_whole() {
+    fn a_thin_bucket_keeps_the_whole_and_its_cells() {
+        let place = |city, genre, live| Some(Place { city, genre, live });
         let mut bucket = Bucket::default();
-        bucket.add(&key("lagos", "jazz", "l1"), 1, plays(1));
+        bucket.add(&key("lagos", "jazz", "l1"), 1, plays(1), place(1, 2, 3));
         bucket.thin_out();
-        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(1));
-        assert_eq!(view(&bucket, &Slice::All), vec![(1, 1), (2, 1)]);
+        bucket.add(&key("lagos", "jazz", "l1"), 2, plays(4), place(1, 2, 3));
+        bucket.add(&key("accra", "jazz", ""), 2, plays(16), place(4, 2, 0));
+        assert_eq!(view(&bucket, &Slice::All), vec![(1, 1), (2, 20)]);
         assert!(bucket.slice(&Slice::City("lagos".into())).is_none());
         assert!(bucket.slice(&live("l1", None, None)).is_none());
         assert!(bucket.is_thin());
+        let lagos = Wanted {
+            city: Some(1),
+            genre: None,
+            live: None,
+        };
+        let l1 = Wanted {
+            city: None,
+            genre: None,
+            live: Some(3),
+        };
+        bucket.close();
+        assert_eq!(bucket.cells_sum(Some(2), &lagos).map(|k| k.plays), Some(4));
+        assert_eq!(bucket.cells_sum(None, &l1).map(|k| k.plays), Some(5));
+        assert_eq!(bucket.cells_sum(Some(3), &lagos), None);
     }
 }

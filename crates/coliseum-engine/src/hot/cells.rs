@@ -1,0 +1,368 @@
+//! Every cell of an hour bucket, by artist, city, genre and live event, so
+//! that an artist's or a live event's hourly series with a city or genre
+//! filter is read from memory over every hour the state keeps. The slices by
+//! city and genre are kept for the last 25 hours only: over a month they
+//! would take a gigabyte, because each slice repeats every artist's sums.
+//! The cells themselves are as many as the rollups' hour rows, and closed
+//! they are packed as variable-length integers, about ten bytes a cell,
+//! grouped by artist; a live event's cells are found through a short list
+//! of (live event, artist) pairs.
+
+use std::collections::HashMap;
+
+use coliseum_domain::kpi::Kpis;
+use integer_encoding::VarInt;
+
+use super::bucket::CellSums;
+
+/// Cities, genres and live events as small numbers, for every bucket's
+/// cells to name in a byte or two. 0 is "none"; a word is never forgotten
+/// (they are few beside the cells: places and live events, not fans).
+#[derive(Debug, Default)]
+pub struct Words(HashMap<Box<str>, u32>);
+
+impl Words {
+    pub fn intern(&mut self, word: &str) -> u32 {
+        if word.is_empty() {
+            return 0;
+        }
+        if let Some(&id) = self.0.get(word) {
+            return id;
+        }
+        let id = u32::try_from(self.0.len() + 1).unwrap_or(u32::MAX);
+        self.0.insert(word.into(), id);
+        id
+    }
+
+    /// The word's number; `None` for a word no cell named (nor `""`, which
+    /// no filter matches).
+    pub fn find(&self, word: &str) -> Option<u32> {
+        self.0.get(word).copied()
+    }
+}
+
+/// A cell's place: its city, genre and live event, as [`Words`] numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Place {
+    pub city: u32,
+    pub genre: u32,
+    pub live: u32,
+}
+
+/// Which cells a read sums: those of the named city, genre and live event
+/// (any, where not named).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted {
+    pub city: Option<u32>,
+    pub genre: Option<u32>,
+    pub live: Option<u32>,
+}
+
+impl Wanted {
+    fn matches(&self, place: Place) -> bool {
+        self.city.is_none_or(|c| c == place.city)
+            && self.genre.is_none_or(|g| g == place.genre)
+            && self.live.is_none_or(|l| l == place.live)
+    }
+}
+
+/// The cells of one hour: a map while they change, packed once closed.
+#[derive(Debug)]
+pub enum Cells {
+    Open(HashMap<(u32, Place), CellSums>),
+    Closed(Packed),
+}
+
+impl Default for Cells {
+    fn default() -> Self {
+        Self::Open(HashMap::new())
+    }
+}
+
+impl Cells {
+    /// Adds to the cell of `artist` at `place`; says whether the cells are
+    /// open (again) afterwards. Packed cells open again for any late entry:
+    /// their figures have no fixed width to change in place. Entries that
+    /// late are rare; the next packing pass closes them again.
+    pub fn add(&mut self, artist: u32, place: Place, kpis: &Kpis) -> bool {
+        if let Self::Closed(packed) = self {
+            let mut map = HashMap::with_capacity(packed.ends.len());
+            packed.for_each(None, |artist, place, kpis| {
+                map.entry((artist, place)).or_insert_with(CellSums::default).add(&kpis);
+            });
+            *self = Self::Open(map);
+        }
+        if let Self::Open(map) = self {
+            map.entry((artist, place)).or_default().add(kpis);
+        }
+        true
+    }
+
+    pub fn close(&mut self) {
+        if let Self::Open(map) = self {
+            let mut rows: Vec<((u32, Place), CellSums)> = map.drain().collect();
+            rows.sort_unstable_by_key(|(key, _)| *key);
+            *self = Self::Closed(Packed::of(&rows));
+        }
+    }
+
+    /// The sums of `artist`'s cells (every artist's, with `None`) that
+    /// match `wanted`; `None` when no cell does.
+    pub fn sum(&self, artist: Option<u32>, wanted: &Wanted) -> Option<Kpis> {
+        let mut sum: Option<Kpis> = None;
+        let mut add = |place: Place, kpis: Kpis| {
+            if wanted.matches(place) {
+                *sum.get_or_insert_with(Kpis::default) += kpis;
+            }
+        };
+        match self {
+            Self::Open(map) => map
+                .iter()
+                .filter(|((of, _), _)| artist.is_none_or(|a| a == *of))
+                .for_each(|((_, place), sums)| add(*place, sums.kpis())),
+            Self::Closed(packed) => match (artist, wanted.live) {
+                (Some(artist), _) => packed.artist_rows(artist, &mut add),
+                // The list of live events holds the rows of one (never 0).
+                (None, Some(live)) if live != 0 => packed.live_rows(live, &mut add),
+                (None, _) => packed.for_each(None, |_, place, kpis| add(place, kpis)),
+            },
+        }
+        sum
+    }
+}
+
+/// Closed cells: each artist's rows one after the other in `bytes`, the
+/// artists in order.
+#[derive(Debug)]
+pub struct Packed {
+    artists: Box<[u32]>,
+    /// Where each artist's rows end in `bytes` (and the next one's begin).
+    ends: Box<[u32]>,
+    /// Per row: city, genre and live event, a mask of the figures that are
+    /// not zero, then those figures, all variable-length.
+    bytes: Box<[u8]>,
+    /// (live event, position in `artists`) of every artist with a row of a
+    /// live event, in order.
+    live: Box<[(u32, u32)]>,
+}
+
+impl Packed {
+    /// Packs rows sorted by artist.
+    fn of(rows: &[((u32, Place), CellSums)]) -> Self {
+        let mut artists = Vec::new();
+        let mut ends = Vec::new();
+        let mut bytes = Vec::with_capacity(rows.len() * 10);
+        let mut live = Vec::new();
+        for ((artist, place), sums) in rows {
+            if artists.last() != Some(artist) {
+                if !artists.is_empty() {
+                    ends.push(offset(bytes.len()));
+                }
+                artists.push(*artist);
+            }
+            if place.live != 0 {
+                live.push((place.live, offset(artists.len() - 1)));
+            }
+            encode(&mut bytes, *place, sums.kpis());
+        }
+        if !artists.is_empty() {
+            ends.push(offset(bytes.len()));
+        }
+        live.sort_unstable();
+        live.dedup();
+        Self {
+            artists: artists.into(),
+            ends: ends.into(),
+            bytes: bytes.into(),
+            live: live.into(),
+        }
+    }
+
+    /// The bytes of the artist at position `at`.
+    fn rows_at(&self, at: usize) -> &[u8] {
+        let start = if at == 0 { 0 } else { self.ends[at - 1] as usize };
+        &self.bytes[start..self.ends[at] as usize]
+    }
+
+    fn artist_rows(&self, artist: u32, f: &mut impl FnMut(Place, Kpis)) {
+        if let Ok(at) = self.artists.binary_search(&artist) {
+            decode_all(self.rows_at(at), f);
+        }
+    }
+
+    fn live_rows(&self, live: u32, f: &mut impl FnMut(Place, Kpis)) {
+        let from = self.live.partition_point(|(l, _)| *l < live);
+        for (_, at) in self.live[from..].iter().take_while(|(l, _)| *l == live) {
+            decode_all(self.rows_at(*at as usize), |place, kpis| {
+                if place.live == live {
+                    f(place, kpis);
+                }
+            });
+        }
+    }
+
+    /// Every row (of `artist` only, when named), with its artist.
+    fn for_each(&self, artist: Option<u32>, mut f: impl FnMut(u32, Place, Kpis)) {
+        for (at, of) in self.artists.iter().enumerate() {
+            if artist.is_none_or(|a| a == *of) {
+                decode_all(self.rows_at(at), |place, kpis| f(*of, place, kpis));
+            }
+        }
+    }
+}
+
+fn offset(len: usize) -> u32 {
+    u32::try_from(len).expect("an hour's packed cells stay far below 4 GiB")
+}
+
+fn encode(bytes: &mut Vec<u8>, place: Place, kpis: Kpis) {
+    let mut scratch = [0_u8; 10];
+    let mut put = |bytes: &mut Vec<u8>, n: u64| {
+        let len = n.encode_var(&mut scratch);
+        bytes.extend_from_slice(&scratch[..len]);
+    };
+    put(bytes, u64::from(place.city));
+    put(bytes, u64::from(place.genre));
+    put(bytes, u64::from(place.live));
+    let figures: [i64; 6] = kpis.into();
+    let mask = figures
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| **f != 0)
+        .fold(0_u8, |mask, (i, _)| mask | (1 << i));
+    bytes.push(mask);
+    for figure in figures.into_iter().filter(|f| *f != 0) {
+        let len = figure.encode_var(&mut scratch);
+        bytes.extend_from_slice(&scratch[..len]);
+    }
+}
+
+/// Calls `f` with every row in `bytes`, which [`encode`] wrote.
+fn decode_all(mut bytes: &[u8], mut f: impl FnMut(Place, Kpis)) {
+    fn next<T: VarInt>(bytes: &mut &[u8]) -> T {
+        let (n, len) = T::decode_var(bytes).expect("cells are decoded as they were encoded");
+        *bytes = &bytes[len..];
+        n
+    }
+    while !bytes.is_empty() {
+        let place = Place {
+            city: next(&mut bytes),
+            genre: next(&mut bytes),
+            live: next(&mut bytes),
+        };
+        let mask = bytes[0];
+        bytes = &bytes[1..];
+        let mut figures = [0_i64; 6];
+        for (i, figure) in figures.iter_mut().enumerate() {
+            if mask & (1 << i) != 0 {
+                *figure = next(&mut bytes);
+            }
+        }
+        f(place, Kpis::from(figures));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn place(city: u32, genre: u32, live: u32) -> Place {
+        Place { city, genre, live }
+    }
+
+    fn wanted(city: Option<u32>, genre: Option<u32>, live: Option<u32>) -> Wanted {
+        Wanted { city, genre, live }
+    }
+
+    /// (artist, city, genre, live event) and the six figures.
+    type Entry = ((u32, u32, u32, u32), [i64; 6]);
+
+    fn figures(kpis: Kpis) -> [i64; 6] {
+        kpis.into()
+    }
+
+    proptest! {
+        /// Open, closed or opened again by a late entry, the cells sum as
+        /// a plain list of what was added does.
+        #[test]
+        fn packed_cells_sum_as_the_entries_added(
+            entries in prop::collection::vec(
+                ((0_u32..6, 0_u32..3, 0_u32..3, 0_u32..3), prop::array::uniform6(-3_000_000_000_i64..3_000_000_000)),
+                1..60,
+            ),
+            late in ((0_u32..6, 0_u32..3, 0_u32..3, 0_u32..3), prop::array::uniform6(-5_i64..5)),
+            asked in (prop::option::of(0_u32..6), prop::option::of(0_u32..3), prop::option::of(0_u32..3), prop::option::of(0_u32..3)),
+        ) {
+            // Counts are kept in 32 bits per cell, as in the slices.
+            let entry = |figures: [i64; 6]| {
+                let mut figures = figures;
+                for i in [0, 1, 2, 4] {
+                    figures[i] %= 1_000;
+                }
+                Kpis::from(figures)
+            };
+            let (artist, city, genre, live) = asked;
+            let want = wanted(city, genre, live);
+            let expected = |all: &[Entry]| {
+                let matching: Vec<Kpis> = all
+                    .iter()
+                    .filter(|((a, c, g, l), _)| {
+                        artist.is_none_or(|x| x == *a) && want.matches(place(*c, *g, *l))
+                    })
+                    .map(|(_, f)| entry(*f))
+                    .collect();
+                (!matching.is_empty()).then(|| matching.into_iter().sum::<Kpis>())
+            };
+            let mut cells = Cells::default();
+            for ((a, c, g, l), f) in &entries {
+                cells.add(*a, place(*c, *g, *l), &entry(*f));
+            }
+            prop_assert_eq!(cells.sum(artist, &want).map(figures), expected(&entries).map(figures));
+            cells.close();
+            prop_assert!(matches!(cells, Cells::Closed(_)));
+            prop_assert_eq!(cells.sum(artist, &want).map(figures), expected(&entries).map(figures));
+            let ((a, c, g, l), f) = late;
+            cells.add(a, place(c, g, l), &entry(f));
+            let mut all = entries.clone();
+            all.push(late);
+            prop_assert_eq!(cells.sum(artist, &want).map(figures), expected(&all).map(figures));
+            cells.close();
+            prop_assert_eq!(cells.sum(artist, &want).map(figures), expected(&all).map(figures));
+        }
+    }
+
+    #[test]
+    fn a_live_event_is_found_without_its_artists_other_rows() {
+        let mut cells = Cells::default();
+        let play = |n| Kpis {
+            plays: n,
+            ..Kpis::default()
+        };
+        cells.add(1, place(1, 1, 0), &play(1));
+        cells.add(1, place(1, 1, 7), &play(2));
+        cells.add(2, place(2, 1, 7), &play(4));
+        cells.add(0, place(0, 0, 7), &play(8));
+        cells.add(3, place(2, 1, 9), &play(16));
+        cells.close();
+        let plays = |artist, want| cells.sum(artist, &want).map(|k| k.plays);
+        assert_eq!(plays(None, wanted(None, None, Some(7))), Some(14));
+        assert_eq!(plays(None, wanted(Some(2), None, Some(7))), Some(4));
+        assert_eq!(plays(Some(1), wanted(None, None, Some(7))), Some(2));
+        assert_eq!(plays(Some(1), wanted(Some(1), None, None)), Some(3));
+        assert_eq!(plays(None, wanted(None, None, Some(8))), None);
+        assert_eq!(plays(Some(5), wanted(None, None, None)), None);
+    }
+
+    #[test]
+    fn words_number_from_one_and_never_find_the_empty_word() {
+        let mut words = Words::default();
+        assert_eq!(words.intern(""), 0);
+        assert_eq!(words.intern("lagos"), 1);
+        assert_eq!(words.intern("jazz"), 2);
+        assert_eq!(words.intern("lagos"), 1);
+        assert_eq!(words.find("jazz"), Some(2));
+        assert_eq!(words.find(""), None);
+        assert_eq!(words.find("oslo"), None);
+    }
+}
