@@ -11,7 +11,7 @@ use crate::packed::PackedSums;
 
 thread_local! {
     static DENSE: RefCell<Vec<Option<Kpis>>> = const { RefCell::new(Vec::new()) };
-    static DENSE_VALUES: RefCell<Vec<Option<i64>>> = const { RefCell::new(Vec::new()) };
+    static DENSE_VALUES: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The sums of every `(id, kpis)` that `rows` hands to its callback, one
@@ -38,42 +38,71 @@ pub fn sum_by_id(ids: usize, rows: impl FnOnce(&mut dyn FnMut(u32, &Kpis))) -> P
     })
 }
 
-/// The sums of every `(id, value)` that `rows` hands to its callback, one
-/// row per id whose sum is not zero, ids ascending. Ids at or above `ids`
-/// are ignored.
-pub fn sum_values_by_id(ids: usize, rows: impl FnOnce(&mut dyn FnMut(u32, i64))) -> Vec<(u32, i64)> {
+/// Values summed by id into the thread's dense array (see
+/// [`sum_values_by_id`]): a board sums hundreds of thousands of rows, and a
+/// plain method call per row is inlined where a `dyn` callback is not.
+pub struct ValueSums<'a> {
+    dense: &'a mut [i64],
+    /// Ids whose slot was zero when added to, until a scan of the whole
+    /// array is cheaper than sorting them (`None` then).
+    touched: Option<Vec<u32>>,
+}
+
+impl ValueSums<'_> {
+    /// Adds `value` to `id`'s sum, saturating; ids beyond the array are
+    /// ignored.
+    #[inline]
+    pub fn add(&mut self, id: u32, value: i64) {
+        let len = self.dense.len();
+        let Some(slot) = self.dense.get_mut(id as usize) else {
+            return;
+        };
+        if *slot == 0
+            && let Some(touched) = &mut self.touched
+        {
+            touched.push(id);
+            if touched.len() * 16 > len {
+                self.touched = None;
+            }
+        }
+        *slot = slot.saturating_add(value);
+    }
+}
+
+/// The sums of every `(id, value)` that `rows` adds, one row per id whose
+/// sum is not zero, ids ascending. Ids at or above `ids` are ignored.
+pub fn sum_values_by_id(ids: usize, rows: impl FnOnce(&mut ValueSums<'_>)) -> Vec<(u32, i64)> {
     DENSE_VALUES.with_borrow_mut(|dense| {
         if dense.len() < ids {
-            dense.resize(ids, None);
+            dense.resize(ids, 0);
         }
-        let mut touched: Vec<u32> = Vec::new();
-        rows(&mut |id, value| {
-            if let Some(slot) = dense.get_mut(id as usize).filter(|_| (id as usize) < ids) {
-                let sum = slot.get_or_insert_with(|| {
-                    touched.push(id);
-                    0
-                });
-                *sum = sum.saturating_add(value);
-            }
-        });
+        let mut sums = ValueSums {
+            dense: &mut dense[..ids],
+            touched: Some(Vec::new()),
+        };
+        rows(&mut sums);
+        let ValueSums { dense, touched } = sums;
         // In id order: a scan of the array when most ids were touched,
-        // sorting the few otherwise.
-        let mut sums = Vec::with_capacity(touched.len());
-        if touched.len() * 16 > ids {
-            for (id, slot) in dense.iter_mut().enumerate().take(ids) {
-                if let Some(sum) = slot.take().filter(|sum| *sum != 0) {
-                    sums.push((id as u32, sum));
-                }
-            }
-        } else {
-            touched.sort_unstable();
-            for id in touched {
-                if let Some(sum) = dense[id as usize].take().filter(|sum| *sum != 0) {
-                    sums.push((id, sum));
-                }
+        // sorting the few otherwise. Every slot is left zero.
+        match touched {
+            None => dense
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, slot)| **slot != 0)
+                .map(|(id, slot)| (id as u32, std::mem::take(slot)))
+                .collect(),
+            Some(mut touched) => {
+                touched.sort_unstable();
+                touched.dedup();
+                touched
+                    .into_iter()
+                    .filter_map(|id| {
+                        let sum = std::mem::take(&mut dense[id as usize]);
+                        (sum != 0).then_some((id, sum))
+                    })
+                    .collect()
             }
         }
-        sums
     })
 }
 
@@ -107,19 +136,20 @@ mod tests {
 
     #[test]
     fn sums_values_in_id_order_without_zeros_whether_few_or_many() {
-        let few = sum_values_by_id(100, |add| {
-            add(40, 2);
-            add(7, 1);
-            add(40, -2);
-            add(9, -3);
-            add(150, 1);
+        let few = sum_values_by_id(100, |sums| {
+            sums.add(40, 2);
+            sums.add(7, 1);
+            sums.add(40, -2);
+            sums.add(9, -3);
+            sums.add(40, 0);
+            sums.add(150, 1);
         });
         assert_eq!(few, vec![(7, 1), (9, -3)]);
-        let many = sum_values_by_id(10, |add| {
+        let many = sum_values_by_id(10, |sums| {
             for id in (0..10).rev() {
-                add(id, i64::from(id) - 4);
+                sums.add(id, i64::from(id) - 4);
             }
-            add(9, i64::MAX);
+            sums.add(9, i64::MAX);
         });
         let expected: Vec<(u32, i64)> = [
             (0, -4),

@@ -281,22 +281,24 @@ fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc
         let changed_rows: usize = changed.iter().map(|(before, now)| before.len() + now.len()).sum();
         let rows: usize = parts.iter().map(|part| part.len()).sum();
         if changed_rows < rows {
-            let deltas = crate::dense::sum_values_by_id(ids, |add| {
+            let deltas = crate::dense::sum_values_by_id(ids, |sums| {
                 for (before, now) in &changed {
                     for (id, value) in before.values(metric) {
-                        add(id, value.saturating_neg());
+                        sums.add(id, value.saturating_neg());
                     }
                     for (id, value) in now.values(metric) {
-                        add(id, value);
+                        sums.add(id, value);
                     }
                 }
             });
             return Arc::new(board.moved(names, &deltas));
         }
     }
-    let values = crate::dense::sum_values_by_id(ids, |add| {
-        for (id, value) in parts.iter().flat_map(|part| part.values(metric)) {
-            add(id, value);
+    let values = crate::dense::sum_values_by_id(ids, |sums| {
+        for part in parts {
+            for (id, value) in part.values(metric) {
+                sums.add(id, value);
+            }
         }
     });
     Arc::new(Board::new(names, values))
