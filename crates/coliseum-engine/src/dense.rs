@@ -23,14 +23,21 @@ pub fn sum_by_id(ids: usize, rows: impl FnOnce(&mut dyn FnMut(u32, &Kpis))) -> P
             dense.resize(ids, None);
         }
         let mut touched: Vec<u32> = Vec::new();
-        rows(&mut |id, kpis| {
-            if let Some(slot) = dense.get_mut(id as usize).filter(|_| (id as usize) < ids) {
-                *slot.get_or_insert_with(|| {
-                    touched.push(id);
-                    Kpis::default()
-                }) += *kpis;
-            }
-        });
+        let summed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rows(&mut |id, kpis| {
+                if let Some(slot) = dense.get_mut(id as usize).filter(|_| (id as usize) < ids) {
+                    *slot.get_or_insert_with(|| {
+                        touched.push(id);
+                        Kpis::default()
+                    }) += *kpis;
+                }
+            })
+        }));
+        // As in `sum_values_by_id`: never leave the array dirty.
+        if let Err(panic) = summed {
+            dense.fill(None);
+            std::panic::resume_unwind(panic);
+        }
         touched
             .into_iter()
             .map(|id| (id, dense[id as usize].take().unwrap_or_default()))
@@ -80,7 +87,13 @@ pub fn sum_values_by_id(ids: usize, rows: impl FnOnce(&mut ValueSums<'_>)) -> Ve
             dense: &mut dense[..ids],
             touched: Some(Vec::new()),
         };
-        rows(&mut sums);
+        // A sum cut short by a panic leaves the array zeroed all the same:
+        // the thread lives on in the blocking pool, and its next sum starts
+        // from it.
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rows(&mut sums))) {
+            sums.dense.fill(0);
+            std::panic::resume_unwind(panic);
+        }
         let ValueSums { dense, touched } = sums;
         // In id order: a scan of the array when most ids were touched,
         // sorting the few otherwise. Every slot is left zero.

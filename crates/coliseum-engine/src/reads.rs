@@ -756,8 +756,8 @@ impl Reads {
         artist: Option<&str>,
     ) -> Result<Vec<(i64, Kpis)>, StoreError> {
         // The platform's series come from its totals (any city and genre),
-        // the rest from the slice the filters select; SQL for what neither
-        // holds.
+        // the rest from the slice the filters select (or, in hours that
+        // keep only `all`, from their cells); SQL for what neither holds.
         let platform = artist.is_none() && filters.live_event.is_none();
         let slice = filters.slice();
         let edge = if platform {

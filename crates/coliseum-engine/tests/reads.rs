@@ -4,7 +4,8 @@
 //! every shape: ranges across the edges of the hot window, custom ranges with
 //! hour edges, `all`, no filter, one or two, for the platform, an artist or a
 //! live event; after loading from the store, and again after batches applied
-//! live, late entries into packed buckets and new artists in them included.
+//! live, late entries into packed buckets and new artists in them included,
+//! and once more after the next packing pass has merged them.
 
 mod support;
 
@@ -292,6 +293,17 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
         "moved back by the older entries"
     );
     reads_equal_one_sql_sum(&reads, &store, "after live batches").await;
+
+    // Half a minute on, the next batch packs what the late entries added
+    // to packed hours: merged, the cells read as before.
+    clock.set(now() + time::Duration::seconds(31));
+    process(
+        &store,
+        &stream(5, 200, 35, &["art_b", "art_new"]),
+        vec![hot.clone() as Arc<dyn AppliedSink>],
+    )
+    .await;
+    reads_equal_one_sql_sum(&reads, &store, "after packing again").await;
 }
 
 on_both_backends!(memory_and_sql_answer_alike);

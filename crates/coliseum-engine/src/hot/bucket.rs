@@ -247,8 +247,9 @@ pub struct Bucket {
     cells: Cells,
     /// Only the `all` slice and the cells are kept (older hour buckets).
     thin: bool,
-    /// Every slice packed; a late entry of a new artist opens its slice
-    /// again, and clears this until the next pass closes it.
+    /// Every slice and the cells packed; a late entry of a new artist
+    /// opens its slice again, and any entry into an hour adds to its cells
+    /// unpacked: either clears this until the next pass packs them.
     closed: bool,
 }
 
@@ -258,7 +259,9 @@ impl Bucket {
     pub fn add(&mut self, key: &CellKey, artist: u32, kpis: Kpis, place: Option<Place>) {
         let mut opened = self.all.add(artist, kpis);
         if let Some(place) = place {
-            opened |= self.cells.add(artist, place, &kpis);
+            // The cells take every entry unpacked, until the next pass.
+            self.cells.add(artist, place, &kpis);
+            opened = true;
         }
         if !self.thin {
             for (slices, value) in [(&mut self.city, &key.city), (&mut self.genre, &key.genre)] {

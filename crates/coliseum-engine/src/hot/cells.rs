@@ -3,10 +3,11 @@
 //! filter is read from memory over every hour the state keeps. The slices by
 //! city and genre are kept for the last 25 hours only: over a month they
 //! would take a gigabyte, because each slice repeats every artist's sums.
-//! The cells themselves are as many as the rollups' hour rows, and closed
-//! they are packed as variable-length integers, about ten bytes a cell,
-//! grouped by artist; a live event's cells are found through a short list
-//! of (live event, artist) pairs.
+//! The cells themselves are as many as the rollups' hour rows (DESIGN.md's
+//! "one cube" is their sums in every combination, which this is not), and
+//! closed they are packed as variable-length integers, about ten bytes a
+//! cell, grouped by artist; a live event's cells are found through a short
+//! list of where each artist's rows of it lie.
 
 use std::collections::HashMap;
 
@@ -34,19 +35,20 @@ impl Words {
         id
     }
 
-    /// The word's number; `None` for a word no cell named (nor `""`, which
-    /// no filter matches).
+    /// The word's number; `None` for a word no cell named, and for `""`:
+    /// the API refuses blank filters, and the slices hold no `""` either.
     pub fn find(&self, word: &str) -> Option<u32> {
         self.0.get(word).copied()
     }
 }
 
-/// A cell's place: its city, genre and live event, as [`Words`] numbers.
+/// A cell's place: its live event, city and genre, as [`Words`] numbers.
+/// In this order, an artist's rows of one live event lie together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Place {
+    pub live: u32,
     pub city: u32,
     pub genre: u32,
-    pub live: u32,
 }
 
 /// Which cells a read sums: those of the named city, genre and live event
@@ -66,44 +68,47 @@ impl Wanted {
     }
 }
 
-/// The cells of one hour: a map while they change, packed once closed.
-#[derive(Debug)]
-pub enum Cells {
-    Open(HashMap<(u32, Place), CellSums>),
-    Closed(Packed),
-}
-
-impl Default for Cells {
-    fn default() -> Self {
-        Self::Open(HashMap::new())
-    }
+/// The cells of one hour: those packed at the last pass, and those added
+/// since in a map (every cell while the hour is young, a few late entries
+/// afterwards). A late entry never unpacks the hour: packed figures have no
+/// fixed width to change in place, and a backlog touching hundreds of
+/// packed hours would unpack them all at once.
+#[derive(Debug, Default)]
+pub struct Cells {
+    packed: Option<Packed>,
+    added: HashMap<(u32, Place), CellSums>,
 }
 
 impl Cells {
-    /// Adds to the cell of `artist` at `place`; says whether the cells are
-    /// open (again) afterwards. Packed cells open again for any late entry:
-    /// their figures have no fixed width to change in place. Entries that
-    /// late are rare; the next packing pass closes them again.
-    pub fn add(&mut self, artist: u32, place: Place, kpis: &Kpis) -> bool {
-        if let Self::Closed(packed) = self {
-            let mut map = HashMap::with_capacity(packed.ends.len());
-            packed.for_each(None, |artist, place, kpis| {
-                map.entry((artist, place)).or_insert_with(CellSums::default).add(&kpis);
-            });
-            *self = Self::Open(map);
-        }
-        if let Self::Open(map) = self {
-            map.entry((artist, place)).or_default().add(kpis);
-        }
-        true
+    /// Adds to the cell of `artist` at `place`.
+    pub fn add(&mut self, artist: u32, place: Place, kpis: &Kpis) {
+        self.added.entry((artist, place)).or_default().add(kpis);
     }
 
+    /// Packs the cells added since the last pass with those packed then.
     pub fn close(&mut self) {
-        if let Self::Open(map) = self {
-            let mut rows: Vec<((u32, Place), CellSums)> = map.drain().collect();
-            rows.sort_unstable_by_key(|(key, _)| *key);
-            *self = Self::Closed(Packed::of(&rows));
+        if self.added.is_empty() {
+            return;
         }
+        let mut rows: Vec<((u32, Place), CellSums)> = std::mem::take(&mut self.added).into_iter().collect();
+        if let Some(packed) = self.packed.take() {
+            rows.reserve(packed.ends.len());
+            packed.for_each(|artist, place, kpis| {
+                let mut sums = CellSums::default();
+                sums.add(&kpis);
+                rows.push(((artist, place), sums));
+            });
+        }
+        rows.sort_unstable_by_key(|(key, _)| *key);
+        // A cell both packed and added since is one row.
+        let mut merged: Vec<((u32, Place), CellSums)> = Vec::with_capacity(rows.len());
+        for (key, sums) in rows {
+            match merged.last_mut() {
+                Some((last, total)) if *last == key => total.add(&sums.kpis()),
+                _ => merged.push((key, sums)),
+            }
+        }
+        self.packed = Some(Packed::of(&merged));
     }
 
     /// The sums of `artist`'s cells (every artist's, with `None`) that
@@ -115,18 +120,18 @@ impl Cells {
                 *sum.get_or_insert_with(Kpis::default) += kpis;
             }
         };
-        match self {
-            Self::Open(map) => map
-                .iter()
-                .filter(|((of, _), _)| artist.is_none_or(|a| a == *of))
-                .for_each(|((_, place), sums)| add(*place, sums.kpis())),
-            Self::Closed(packed) => match (artist, wanted.live) {
+        if let Some(packed) = &self.packed {
+            match (artist, wanted.live) {
                 (Some(artist), _) => packed.artist_rows(artist, &mut add),
                 // The list of live events holds the rows of one (never 0).
                 (None, Some(live)) if live != 0 => packed.live_rows(live, &mut add),
-                (None, _) => packed.for_each(None, |_, place, kpis| add(place, kpis)),
-            },
+                (None, _) => packed.for_each(|_, place, kpis| add(place, kpis)),
+            }
         }
+        self.added
+            .iter()
+            .filter(|((of, _), _)| artist.is_none_or(|a| a == *of))
+            .for_each(|((_, place), sums)| add(*place, sums.kpis()));
         sum
     }
 }
@@ -141,9 +146,9 @@ pub struct Packed {
     /// Per row: city, genre and live event, a mask of the figures that are
     /// not zero, then those figures, all variable-length.
     bytes: Box<[u8]>,
-    /// (live event, position in `artists`) of every artist with a row of a
-    /// live event, in order.
-    live: Box<[(u32, u32)]>,
+    /// (live event, start, end) in `bytes` of each artist's rows of a live
+    /// event, in order.
+    live: Box<[(u32, u32, u32)]>,
 }
 
 impl Packed {
@@ -160,16 +165,22 @@ impl Packed {
                 }
                 artists.push(*artist);
             }
-            if place.live != 0 {
-                live.push((place.live, offset(artists.len() - 1)));
-            }
+            let start = offset(bytes.len());
             encode(&mut bytes, *place, sums.kpis());
+            if place.live != 0 {
+                let end = offset(bytes.len());
+                // Rows sorted by artist, then live event: a run of one
+                // live event's rows goes on while they follow each other.
+                match live.last_mut() {
+                    Some((of, _, run_end)) if *of == place.live && *run_end == start => *run_end = end,
+                    _ => live.push((place.live, start, end)),
+                }
+            }
         }
         if !artists.is_empty() {
             ends.push(offset(bytes.len()));
         }
         live.sort_unstable();
-        live.dedup();
         Self {
             artists: Artists::of(&artists),
             ends: ends.into(),
@@ -191,22 +202,18 @@ impl Packed {
     }
 
     fn live_rows(&self, live: u32, f: &mut impl FnMut(Place, Kpis)) {
-        let from = self.live.partition_point(|(l, _)| *l < live);
-        for (_, at) in self.live[from..].iter().take_while(|(l, _)| *l == live) {
-            decode_all(self.rows_at(*at as usize), |place, kpis| {
-                if place.live == live {
-                    f(place, kpis);
-                }
+        let from = self.live.partition_point(|(l, _, _)| *l < live);
+        for (_, start, end) in self.live[from..].iter().take_while(|(l, _, _)| *l == live) {
+            decode_all(&self.bytes[*start as usize..*end as usize], |place, kpis| {
+                f(place, kpis)
             });
         }
     }
 
-    /// Every row (of `artist` only, when named), with its artist.
-    fn for_each(&self, artist: Option<u32>, mut f: impl FnMut(u32, Place, Kpis)) {
+    /// Every row, with its artist.
+    fn for_each(&self, mut f: impl FnMut(u32, Place, Kpis)) {
         for (at, of) in self.artists.iter().enumerate() {
-            if artist.is_none_or(|a| a == of) {
-                decode_all(self.rows_at(at), |place, kpis| f(of, place, kpis));
-            }
+            decode_all(self.rows_at(at), |place, kpis| f(of, place, kpis));
         }
     }
 }
@@ -215,7 +222,7 @@ impl Packed {
 /// A series reads one artist's position in each of 720 hours, and a binary
 /// search of 12,000 ids is a dozen cache misses: a bitmap with a count of
 /// the bits before each word finds it in two, and is smaller than the ids
-/// while at least one id in 24 is there. Sparser hours keep the sorted ids.
+/// while at least one id in 21 is there. Sparser hours keep the sorted ids.
 #[derive(Debug)]
 enum Artists {
     Sorted(Box<[u32]>),
@@ -380,7 +387,8 @@ mod tests {
                 let matching: Vec<Kpis> = all
                     .iter()
                     .filter(|((a, c, g, l), _)| {
-                        artist.is_none_or(|x| x == *a) && want.matches(place(*c, *g, *l))
+                        let is = |asked: Option<u32>, value: u32| asked.is_none_or(|asked| asked == value);
+                        is(artist, *a) && is(city, *c) && is(genre, *g) && is(live, *l)
                     })
                     .map(|(_, f)| entry(*f))
                     .collect();
@@ -392,7 +400,7 @@ mod tests {
             }
             prop_assert_eq!(cells.sum(artist, &want).map(figures), expected(&entries).map(figures));
             cells.close();
-            prop_assert!(matches!(cells, Cells::Closed(_)));
+            prop_assert!(cells.added.is_empty() && cells.packed.is_some());
             prop_assert_eq!(cells.sum(artist, &want).map(figures), expected(&entries).map(figures));
             let ((a, c, g, l), f) = late;
             cells.add(a, place(c, g, l), &entry(f));
