@@ -44,7 +44,7 @@ pub const ALL_HOURS_KEPT: i64 = 31 * 24;
 pub const DAYS_KEPT: i64 = 31;
 /// Hour buckets this far behind the current one are packed: entries up to
 /// a few hours late are common, and each new artist in a packed slice opens
-/// it again until the next pass.
+/// it again until the next pass, as any entry does an hour's cells.
 const HOURS_OPEN: i64 = 7;
 /// Likewise for days: today and yesterday stay open.
 const DAYS_OPEN: i64 = 2;

@@ -337,8 +337,8 @@ impl Bucket {
         self.thin
     }
 
-    /// Packs every slice into sorted arrays, unless that was done and no
-    /// new artist arrived since.
+    /// Packs every slice into sorted arrays and the cells with what they
+    /// took since, unless that was done and nothing was opened since.
     pub fn close(&mut self) {
         if self.closed {
             return;

@@ -3,11 +3,11 @@
 //! filter is read from memory over every hour the state keeps. The slices by
 //! city and genre are kept for the last 25 hours only: over a month they
 //! would take a gigabyte, because each slice repeats every artist's sums.
-//! The cells themselves are as many as the rollups' hour rows (DESIGN.md's
-//! "one cube" is their sums in every combination, which this is not), and
-//! closed they are packed as variable-length integers, about ten bytes a
-//! cell, grouped by artist; a live event's cells are found through a short
-//! list of where each artist's rows of it lie.
+//! The cells themselves are the rollups' hour rows, which DESIGN.md keeps
+//! out of memory as too many; closed, they are packed as variable-length
+//! integers grouped by artist, about 16 bytes a cell in resident memory at
+//! the benchmark's scale (BENCHMARKS.md, tenth step). A live event's cells
+//! are found through a short list of the runs of rows that are its.
 
 use std::collections::HashMap;
 
@@ -146,13 +146,15 @@ pub struct Packed {
     /// Per row: city, genre and live event, a mask of the figures that are
     /// not zero, then those figures, all variable-length.
     bytes: Box<[u8]>,
-    /// (live event, start, end) in `bytes` of each artist's rows of a live
-    /// event, in order.
+    /// (live event, start, end) in `bytes` of each run of consecutive rows
+    /// of one live event (a run may go on from one artist to the next), in
+    /// order.
     live: Box<[(u32, u32, u32)]>,
 }
 
 impl Packed {
-    /// Packs rows sorted by artist.
+    /// Packs rows sorted by artist, then place (live event first), each
+    /// (artist, place) once.
     fn of(rows: &[((u32, Place), CellSums)]) -> Self {
         let mut artists = Vec::new();
         let mut ends = Vec::new();
@@ -362,8 +364,8 @@ mod tests {
     }
 
     proptest! {
-        /// Open, closed or opened again by a late entry, the cells sum as
-        /// a plain list of what was added does.
+        /// Added, packed, or packed with late entries beside and then
+        /// merged, the cells sum as a plain list of what was added does.
         #[test]
         fn packed_cells_sum_as_the_entries_added(
             entries in prop::collection::vec(
