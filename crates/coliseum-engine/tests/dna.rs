@@ -270,6 +270,16 @@ fn assert_matches_reference(publication: &Publication, entries: &[RefEntry], wha
             .collect();
         assert_eq!(jazz.iter().map(|e| &*e.artist).collect::<Vec<_>>(), expected_jazz);
         assert!(jazz.first().is_none_or(|e| e.rank == 1));
+        // Read again (the genre board kept from the first read), and a genre
+        // nobody has (nothing kept for it, and still nothing on it).
+        assert_eq!(
+            scores.board(DnaBoard::Overall, Some("jazz")).entries(),
+            jazz,
+            "{what}: read again"
+        );
+        for _ in 0..2 {
+            assert!(scores.board(DnaBoard::Overall, Some("no such genre")).is_empty());
+        }
     }
 }
 
