@@ -134,10 +134,25 @@ struct Kept {
 /// Per-artist sums over a run of buckets, and the newest change they include.
 type TileSums = (u64, Arc<PackedSums>);
 
+/// One point per bucket with figures, oldest first.
+pub type Points = Arc<[(i64, Kpis)]>;
+
+/// An artist's or a live event's series over a run of buckets in a slice,
+/// by (grain, first, last, slice, interned artist), with the newest change
+/// it includes.
+type SeriesCache = Bounded<(Grain, i64, i64, Slice, Option<u32>), (u64, Points)>;
+
+/// Bytes a cached series holds per point, and besides its points (its key
+/// and slot): an empty series still counts.
+const POINT_BYTES: usize = std::mem::size_of::<(i64, Kpis)>();
+const SERIES_BYTES: usize = 128;
+
 /// What cached tile sums may hold until [`HotState::set_tile_cache_budget`]
 /// says otherwise: the tile share of the read caches' default budget
 /// ([`crate::reads::CacheBudget`]).
 const DEFAULT_TILE_CACHE_BYTES: usize = crate::reads::CacheBudget::DEFAULT.tiles;
+/// The same for cached series ([`HotState::set_series_cache_budget`]).
+const DEFAULT_SERIES_CACHE_BYTES: usize = crate::reads::CacheBudget::DEFAULT.series;
 
 impl Inner {
     fn add_cells<'a>(&mut self, cells: impl Iterator<Item = (&'a CellKey, Kpis)>, kept: Kept) {
@@ -298,6 +313,11 @@ pub struct HotState {
     /// Sums over runs of buckets, reused while none of their buckets changes:
     /// a 30-day board under live traffic re-sums only today's hours.
     tiles: std::sync::Mutex<TileCache>,
+    /// Series over runs of buckets, reused while none of their buckets
+    /// changes: a dashboard's KPI series is read again every few seconds,
+    /// and summing a month of hours from cells on each read was most of
+    /// what a KPI read cost.
+    series: std::sync::Mutex<SeriesCache>,
     /// The artists' names and their order, for ranking by id.
     names: std::sync::Mutex<Arc<Names>>,
 }
@@ -394,6 +414,7 @@ impl HotState {
             }),
             clock,
             tiles: std::sync::Mutex::new(TileCache::new(DEFAULT_TILE_CACHE_BYTES)),
+            series: std::sync::Mutex::new(SeriesCache::new(DEFAULT_SERIES_CACHE_BYTES)),
             names: std::sync::Mutex::new(Arc::new(Names::default())),
         };
         // One bucket at a time: the cells of a month would take several times
@@ -420,6 +441,15 @@ impl HotState {
         let dropped = tiles.set_budget(bytes);
         crate::reads::report_cache_bytes("tiles", tiles.weight());
         drop(tiles);
+        drop(dropped);
+    }
+
+    /// Bounds the cached series to `bytes` from now on.
+    pub fn set_series_cache_budget(&self, bytes: usize) {
+        let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped = series.set_budget(bytes);
+        crate::reads::report_cache_bytes("series", series.weight());
+        drop(series);
         drop(dropped);
     }
 
@@ -654,6 +684,10 @@ impl HotState {
     /// artist or (with `None`) for everything in the slice; `None` when those
     /// buckets are not all kept (for one artist or a live event, from
     /// [`Self::first_series_kept`]). Buckets without figures are left out.
+    /// Kept and read again while none of those buckets changes: callers ask
+    /// for aligned runs of buckets ([`crate::reads::Tile::aligned`]), so
+    /// that under live traffic only the run holding the newest bucket is
+    /// summed again.
     pub fn series(
         &self,
         grain: Grain,
@@ -661,7 +695,7 @@ impl HotState {
         last: i64,
         slice: &Slice,
         artist: Option<&str>,
-    ) -> Option<(Watermark, Vec<(i64, Kpis)>)> {
+    ) -> Option<(Watermark, Points)> {
         let one = artist.is_some() || matches!(slice, Slice::LiveEvent { .. });
         let kept_from = if one {
             self.first_series_kept(grain, slice)
@@ -683,10 +717,22 @@ impl HotState {
             None => None,
             Some(artist) => match inner.artists.index.get(artist) {
                 Some(&index) => Some(index),
-                None => return Some((inner.watermark, Vec::new())),
+                None => return Some((inner.watermark, Arc::new([]))),
             },
         };
-        let points = buckets
+        // Whatever changes a bucket stamps it with a newer version: a
+        // series made since the newest stamp of its buckets is still theirs.
+        let changed = inner.changed(grain, first, last);
+        let key = (grain, first, last, slice.clone(), artist);
+        {
+            let mut cached = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((stamp, points)) = cached.get(&key)
+                && *stamp == changed
+            {
+                return Some((inner.watermark, points.clone()));
+            }
+        }
+        let points: Points = buckets
             .range(first..=last)
             .filter_map(|(&bucket, b)| {
                 if b.is_thin() && *slice != Slice::All {
@@ -700,7 +746,19 @@ impl HotState {
                 Some((bucket, kpis))
             })
             .collect();
-        Some((inner.watermark, points))
+        let watermark = inner.watermark;
+        // As for tiles: the state's lock is not held while the cache makes room.
+        drop(inner);
+        let mut cached = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let dropped = cached.insert(
+            key,
+            (changed, points.clone()),
+            SERIES_BYTES + points.len() * POINT_BYTES,
+        );
+        crate::reads::report_cache_bytes("series", cached.weight());
+        drop(cached);
+        drop(dropped);
+        Some((watermark, points))
     }
 }
 

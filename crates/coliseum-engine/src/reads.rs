@@ -49,6 +49,8 @@ const SNAPSHOTS_KEPT: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheBudget {
     pub tiles: usize,
+    /// KPI series of artists and live events over runs of buckets.
+    pub series: usize,
     pub boards: usize,
 }
 
@@ -56,13 +58,16 @@ impl CacheBudget {
     /// The budget when none is set (`--read-cache-mib`).
     pub const DEFAULT: Self = Self::of_mib(DEFAULT_READ_CACHE_MIB);
 
-    /// `mib` MiB in all: two sevenths for tile sums, the rest for boards
+    /// `mib` MiB in all: two sevenths for tile sums, a thirty-fifth for
+    /// series (a month of hourly points is 40 KiB), the rest for boards
     /// (each board also counts its tiles).
     pub const fn of_mib(mib: usize) -> Self {
         let bytes = mib.saturating_mul(1 << 20);
+        let (tiles, series) = (bytes / 7 * 2, bytes / 35);
         Self {
-            tiles: bytes / 7 * 2,
-            boards: bytes - bytes / 7 * 2,
+            tiles,
+            series,
+            boards: bytes - tiles - series,
         }
     }
 }
@@ -390,6 +395,7 @@ impl Reads {
     ) -> Self {
         let seed = clock.now().unix_timestamp_nanos() as u64;
         hot.set_tile_cache_budget(budget.tiles);
+        hot.set_series_cache_budget(budget.series);
         report_cache_bytes("boards", 0);
         Self {
             hot,
@@ -773,14 +779,20 @@ impl Reads {
         if let Some(kept) = kept {
             let from_memory = if platform {
                 let (city, genre) = (filters.city.as_deref(), filters.genre.as_deref());
-                self.hot.platform_series(kept.grain, kept.first, kept.last, city, genre)
+                self.hot
+                    .platform_series(kept.grain, kept.first, kept.last, city, genre)
+                    .map(|(_, memory)| points.extend(memory))
             } else {
-                self.hot.series(kept.grain, kept.first, kept.last, &slice, artist)
+                // By aligned runs, which the hot state keeps until they change.
+                kept.aligned().try_for_each(|run| {
+                    let (_, memory) = self.hot.series(run.grain, run.first, run.last, &slice, artist)?;
+                    points.extend_from_slice(&memory);
+                    Some(())
+                })
             };
-            match from_memory {
-                Some((_, memory)) => points.extend(memory),
-                // The window moved between the split and the read.
-                None => return self.sql_by_bucket(tile, filters, artist).await,
+            // The window moved between the split and the read.
+            if from_memory.is_none() {
+                return self.sql_by_bucket(tile, filters, artist).await;
             }
         }
         Ok(points)
