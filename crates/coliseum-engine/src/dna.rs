@@ -303,8 +303,11 @@ pub struct RangeScores {
     /// every artist by genre on each read took 7 % of the engine's time
     /// under mixed reads. Only genres some artist has are kept, so together
     /// they hold at most the boards' own places again.
-    genre_boards: Vec<Mutex<HashMap<Arc<str>, Arc<[Place]>>>>,
+    genre_boards: Vec<Mutex<GenreBoards>>,
 }
+
+/// One board's genre boards, by primary genre.
+type GenreBoards = HashMap<Arc<str>, Arc<[Place]>>;
 
 /// A DNA board of one range: its places, read a page at a time.
 #[derive(Debug)]
