@@ -11,7 +11,7 @@ use crate::packed::PackedSums;
 
 thread_local! {
     static DENSE: RefCell<Vec<Option<Kpis>>> = const { RefCell::new(Vec::new()) };
-    static DENSE_VALUES: RefCell<Vec<i64>> = const { RefCell::new(Vec::new()) };
+    static DENSE_VALUES: RefCell<(Vec<i64>, Vec<u64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
 /// The sums of every `(id, kpis)` that `rows` hands to its callback, one
@@ -50,9 +50,12 @@ pub fn sum_by_id(ids: usize, rows: impl FnOnce(&mut dyn FnMut(u32, &Kpis))) -> P
 /// plain method call per row is inlined where a `dyn` callback is not.
 pub struct ValueSums<'a> {
     dense: &'a mut [i64],
-    /// Ids whose slot was zero when added to, until a scan of the whole
-    /// array is cheaper than sorting them (`None` then).
-    touched: Option<Vec<u32>>,
+    /// One bit per id, set when its slot was zero when added to: the ids
+    /// to read back, in id order, skipping 64 untouched ids a word. A scan
+    /// of the whole array for the few non-zero slots of a filtered board
+    /// (or sorting the ids of the many of a whole one) was most of what a
+    /// board's first sum cost.
+    touched: &'a mut [u64],
 }
 
 impl ValueSums<'_> {
@@ -60,17 +63,13 @@ impl ValueSums<'_> {
     /// ignored.
     #[inline]
     pub fn add(&mut self, id: u32, value: i64) {
-        let len = self.dense.len();
         let Some(slot) = self.dense.get_mut(id as usize) else {
             return;
         };
         if *slot == 0
-            && let Some(touched) = &mut self.touched
+            && let Some(word) = self.touched.get_mut(id as usize / 64)
         {
-            touched.push(id);
-            if touched.len() * 16 > len {
-                self.touched = None;
-            }
+            *word |= 1 << (id % 64);
         }
         *slot = slot.saturating_add(value);
     }
@@ -79,43 +78,41 @@ impl ValueSums<'_> {
 /// The sums of every `(id, value)` that `rows` adds, one row per id whose
 /// sum is not zero, ids ascending. Ids at or above `ids` are ignored.
 pub fn sum_values_by_id(ids: usize, rows: impl FnOnce(&mut ValueSums<'_>)) -> Vec<(u32, i64)> {
-    DENSE_VALUES.with_borrow_mut(|dense| {
+    DENSE_VALUES.with_borrow_mut(|(dense, touched)| {
         if dense.len() < ids {
             dense.resize(ids, 0);
         }
+        let words = ids.div_ceil(64);
+        if touched.len() < words {
+            touched.resize(words, 0);
+        }
         let mut sums = ValueSums {
             dense: &mut dense[..ids],
-            touched: Some(Vec::new()),
+            touched: &mut touched[..words],
         };
-        // A sum cut short by a panic leaves the array zeroed all the same:
+        // A sum cut short by a panic leaves the arrays zeroed all the same:
         // the thread lives on in the blocking pool, and its next sum starts
-        // from it.
+        // from them.
         if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rows(&mut sums))) {
             sums.dense.fill(0);
+            sums.touched.fill(0);
             std::panic::resume_unwind(panic);
         }
         let ValueSums { dense, touched } = sums;
-        // In id order: a scan of the array when most ids were touched,
-        // sorting the few otherwise. Every slot is left zero.
-        match touched {
-            None => dense
-                .iter_mut()
-                .enumerate()
-                .filter(|(_, slot)| **slot != 0)
-                .map(|(id, slot)| (id as u32, std::mem::take(slot)))
-                .collect(),
-            Some(mut touched) => {
-                touched.sort_unstable();
-                touched.dedup();
-                touched
-                    .into_iter()
-                    .filter_map(|id| {
-                        let sum = std::mem::take(&mut dense[id as usize]);
-                        (sum != 0).then_some((id, sum))
-                    })
-                    .collect()
+        // Every slot and bit is left zero.
+        let mut summed = Vec::with_capacity(touched.iter().map(|word| word.count_ones() as usize).sum());
+        for (at, word) in touched.iter_mut().enumerate() {
+            let mut bits = std::mem::take(word);
+            while bits != 0 {
+                let id = at * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let sum = std::mem::take(&mut dense[id]);
+                if sum != 0 {
+                    summed.push((id as u32, sum));
+                }
             }
         }
+        summed
     })
 }
 
@@ -158,6 +155,17 @@ mod tests {
             sums.add(150, 1);
         });
         assert_eq!(few, vec![(7, 1), (9, -3)]);
+        // Across words of the bitmap, one id back to zero and then not.
+        let spread = sum_values_by_id(200, |sums| {
+            sums.add(199, 1);
+            sums.add(64, 3);
+            sums.add(130, 5);
+            sums.add(63, -1);
+            sums.add(130, -5);
+            sums.add(130, 2);
+            sums.add(0, 4);
+        });
+        assert_eq!(spread, vec![(0, 4), (63, -1), (64, 3), (130, 2), (199, 1)]);
         let many = sum_values_by_id(10, |sums| {
             for id in (0..10).rev() {
                 sums.add(id, i64::from(id) - 4);
