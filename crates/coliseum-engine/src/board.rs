@@ -88,6 +88,8 @@ impl Board {
         let mut values = Vec::with_capacity(self.values.len() + deltas.len());
         let mut movers: Vec<(u32, i64)> = Vec::with_capacity(deltas.len());
         let mut old = self.values.iter().copied().peekable();
+        // Whether every mover rose, and how many of them became ranked.
+        let (mut only_rises, mut newly_ranked) = (true, 0);
         for &(id, delta) in deltas {
             while let Some((other, value)) = old.next_if(|(other, _)| *other < id) {
                 values.push((other, value));
@@ -99,12 +101,27 @@ impl Board {
             }
             if after != before {
                 movers.push((id, after));
+                only_rises &= after > before;
+                newly_ranked += usize::from(before <= 0 && after > 0);
             }
         }
         values.extend(old);
-        // A board nobody read past its first page moves by selecting again:
-        // as cheap as the merge, and it still sorts nothing.
         let Some(order) = self.order.get() else {
+            // A board nobody read past its first page. When every mover
+            // rose (plays, votes and attendance only ever do), nobody
+            // outside the first artists and the movers can pass them: the
+            // new first artists are among those few. Otherwise it selects
+            // again, which is as cheap as the merge and still sorts nothing.
+            if only_rises {
+                return Self {
+                    first: self.first_after_rises(&names, &movers),
+                    top: self.top,
+                    ranked: self.ranked + newly_ranked,
+                    order: OnceLock::new(),
+                    names,
+                    values,
+                };
+            }
             return Self::of_values(names, values, self.top);
         };
         let mut moving = Bits::default();
@@ -132,6 +149,32 @@ impl Board {
             names,
             values,
         }
+    }
+
+    /// The first artists of this board once `movers` (ids ascending, with
+    /// their new values) rose: the best of the first artists that did not
+    /// move and the movers.
+    fn first_after_rises(&self, names: &Names, movers: &[(u32, i64)]) -> Vec<Ranked> {
+        let moved = |id: u32| movers.binary_search_by_key(&id, |(mover, _)| *mover).is_ok();
+        let key = |id: u32, value: i64| ((Reverse(value), names.place(id)), id, value);
+        let mut candidates: Vec<(Key, u32, i64)> = self
+            .first
+            .iter()
+            .filter(|entry| !moved(entry.id))
+            .map(|entry| key(entry.id, entry.value))
+            .chain(
+                movers
+                    .iter()
+                    .filter(|(_, value)| *value > 0)
+                    .map(|&(id, value)| key(id, value)),
+            )
+            .collect();
+        if candidates.len() > self.top {
+            candidates.select_nth_unstable(self.top);
+            candidates.truncate(self.top);
+        }
+        candidates.sort_unstable();
+        ranks_of(candidates)
     }
 
     /// How many artists are ranked.
@@ -348,6 +391,7 @@ mod tests {
         fn a_moved_board_is_the_board_of_the_new_values(
             start in proptest::collection::vec((0_u32..60, -3_i64..8), 0..60),
             changes in proptest::collection::vec((0_u32..80, -6_i64..6), 0..40),
+            rises_only in proptest::bool::ANY,
         ) {
             let before_names = names(60);
             let after_names = names(80);
@@ -359,7 +403,11 @@ mod tests {
                 by_id
             };
             let start = dedup(start);
-            let deltas: Vec<(u32, i64)> = dedup(changes).into_iter().collect();
+            // Only rises (as plays, votes and attendance) take a path of their own.
+            let deltas: Vec<(u32, i64)> = dedup(changes)
+                .into_iter()
+                .map(|(id, delta)| (id, if rises_only { delta.abs() + 1 } else { delta }))
+                .collect();
             // A small first page, so that selection, ties at its edge and
             // the whole order are all exercised.
             let board = Board::with_top(before_names, start.clone().into_iter().collect(), 5);
