@@ -705,14 +705,10 @@ impl HotState {
         if first < kept_from {
             return None;
         }
-        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let mut inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         // What the cells of thin hours are asked; `None` when a city, genre
         // or live event named was never seen: no cell of it is anywhere.
         let wanted = inner.wanted(slice);
-        let buckets = match grain {
-            Grain::Hour => &inner.hours,
-            Grain::Day => &inner.days,
-        };
         let artist = match artist {
             None => None,
             Some(artist) => match inner.artists.index.get(artist) {
@@ -722,16 +718,30 @@ impl HotState {
         };
         // Whatever changes a bucket stamps it with a newer version: a
         // series made since the newest stamp of its buckets is still theirs.
+        // Looked up without the state's lock: a batch waiting for it would
+        // hold up every reader behind it while the cache makes room.
         let changed = inner.changed(grain, first, last);
-        let key = (grain, first, last, slice.clone(), artist);
-        {
+        // A city, genre or live event never seen is not kept: any name
+        // would otherwise take a place in the cache.
+        let key = wanted.is_some().then(|| (grain, first, last, slice.clone(), artist));
+        if let Some(key) = &key {
+            let watermark = inner.watermark;
+            drop(inner);
             let mut cached = self.series.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((stamp, points)) = cached.get(&key)
+            if let Some((stamp, points)) = cached.get(key)
                 && *stamp == changed
             {
-                return Some((inner.watermark, points.clone()));
+                return Some((watermark, points.clone()));
             }
+            drop(cached);
+            inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         }
+        // Stamped again: batches may have applied while the lock was let go.
+        let changed = inner.changed(grain, first, last);
+        let buckets = match grain {
+            Grain::Hour => &inner.hours,
+            Grain::Day => &inner.days,
+        };
         let points: Points = buckets
             .range(first..=last)
             .filter_map(|(&bucket, b)| {
@@ -749,15 +759,14 @@ impl HotState {
         let watermark = inner.watermark;
         // As for tiles: the state's lock is not held while the cache makes room.
         drop(inner);
-        let mut cached = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let dropped = cached.insert(
-            key,
-            (changed, points.clone()),
-            SERIES_BYTES + points.len() * POINT_BYTES,
-        );
-        crate::reads::report_cache_bytes("series", cached.weight());
-        drop(cached);
-        drop(dropped);
+        if let Some(key) = key {
+            let weight = SERIES_BYTES + slice.name_bytes() + points.len() * POINT_BYTES;
+            let mut cached = self.series.lock().unwrap_or_else(|p| p.into_inner());
+            let dropped = cached.insert(key, (changed, points.clone()), weight);
+            crate::reads::report_cache_bytes("series", cached.weight());
+            drop(cached);
+            drop(dropped);
+        }
         Some((watermark, points))
     }
 }

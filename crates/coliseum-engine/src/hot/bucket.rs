@@ -36,6 +36,20 @@ pub enum Slice {
     },
 }
 
+impl Slice {
+    /// The bytes of the names it holds, for the caches that key by it.
+    pub fn name_bytes(&self) -> usize {
+        match self {
+            Slice::All => 0,
+            Slice::City(word) | Slice::Genre(word) => word.len(),
+            Slice::CityGenre(city, genre) => city.len() + genre.len(),
+            Slice::LiveEvent { live, city, genre } => {
+                live.len() + city.as_ref().map_or(0, String::len) + genre.as_ref().map_or(0, String::len)
+            }
+        }
+    }
+}
+
 /// One artist's figures in one slice of one bucket, in 40 bytes instead of
 /// 48. Counts of one artist in one hour or day stay far below 2^31; money
 /// and engagement keep 64 bits.
