@@ -343,6 +343,25 @@ struct Cached {
     /// served for its age (missing a batch its version holds).
     stale_parts: Option<std::time::Instant>,
     parts: Parts,
+    /// The newest change of each part's buckets when it was summed; `None`
+    /// for parts from SQL.
+    stamps: Vec<Option<u64>>,
+}
+
+/// What a board is moved forward from: the cached board of the same tiles,
+/// its parts and their stamps.
+struct Previous {
+    board: Arc<Board>,
+    parts: Parts,
+    stamps: Vec<Option<u64>>,
+}
+
+impl Previous {
+    /// The part at `at` with the stamp it was summed at, if it came from
+    /// memory.
+    fn part(&self, at: usize) -> Option<crate::hot::TileSums> {
+        Some((self.stamps.get(at).copied().flatten()?, self.parts.get(at)?.clone()))
+    }
 }
 
 impl Cached {
@@ -361,12 +380,61 @@ impl Cached {
     }
 }
 
+/// Which queue a CPU-heavy read job waits in.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    /// Summing and ranking what no cached value holds yet (a board's first
+    /// build, a whole order, a tile's sums): milliseconds each.
+    Build,
+    /// Moving a board ranked before by what changed since: a fraction of a
+    /// millisecond, and what every board read again under live traffic
+    /// waits for. In the builds' queue, those reads waited behind a burst
+    /// of boards read for the first time, hundreds of milliseconds.
+    Move,
+}
+
+impl Lane {
+    fn waited(self) -> &'static metrics::Histogram {
+        static BUILD: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        static MOVE: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        let (cell, label) = match self {
+            Self::Build => (&BUILD, "build"),
+            Self::Move => (&MOVE, "move"),
+        };
+        cell.get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds", "lane" => label))
+    }
+}
+
+/// One permit per core in each [`Lane`]: at most twice as many read jobs
+/// as cores run at once, and a lane's jobs never wait for the other's.
+#[derive(Debug)]
+struct Lanes {
+    build: tokio::sync::Semaphore,
+    moves: tokio::sync::Semaphore,
+}
+
+impl Lanes {
+    fn new(cores: usize) -> Self {
+        Self {
+            build: tokio::sync::Semaphore::new(cores),
+            moves: tokio::sync::Semaphore::new(cores),
+        }
+    }
+
+    fn of(&self, lane: Lane) -> &tokio::sync::Semaphore {
+        match lane {
+            Lane::Build => &self.build,
+            Lane::Move => &self.moves,
+        }
+    }
+}
+
 /// The read side of the engine.
 pub struct Reads {
     hot: Arc<HotState>,
     fallback: Fallback,
-    /// One permit per core for CPU-heavy read work.
-    cores: tokio::sync::Semaphore,
+    /// CPU-heavy read work, one job per core at a time in each lane.
+    lanes: Lanes,
     /// How long a ranking may still be served once newer batches are
     /// applied. Under continuous ingestion every request would otherwise see
     /// a new version and recompute the whole board.
@@ -400,7 +468,7 @@ impl Reads {
         Self {
             hot,
             fallback: Fallback::new(store, max_age),
-            cores: tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            lanes: Lanes::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_age,
             cache: Mutex::new(Bounded::new(budget.boards)),
             gates: Gates::default(),
@@ -464,7 +532,7 @@ impl Reads {
         deltas.sort_unstable_by_key(|(id, _)| *id);
         let (board, hot) = (ranking.board.clone(), self.hot.clone());
         let board = self
-            .compute(move || Arc::new(board.moved(hot.all_names(), &deltas)))
+            .compute(Lane::Move, move || Arc::new(board.moved(hot.all_names(), &deltas)))
             .await?;
         Ok(self.new_ranking(query, bounds, watermark, ranking.version, board))
     }
@@ -477,7 +545,7 @@ impl Reads {
             return Ok(());
         }
         let board = ranking.board.clone();
-        self.compute(move || {
+        self.compute(Lane::Build, move || {
             board.entries();
         })
         .await
@@ -555,23 +623,37 @@ impl Reads {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
-            .map(|cached| (cached.ranking.board.clone(), cached.parts.clone()));
+            .map(|cached| Previous {
+                board: cached.ranking.board.clone(),
+                parts: cached.parts.clone(),
+                stamps: cached.stamps.clone(),
+            });
         let (metric, hot, tiles) = (query.metric, self.hot.clone(), key.2.clone());
         // Summing, merging and sorting a board of every artist is
-        // milliseconds of CPU: off the request workers.
+        // milliseconds of CPU: off the request workers. Moving one read
+        // before by what changed since is a fraction of that.
+        let lane = if previous.is_some() { Lane::Move } else { Lane::Build };
         let ranked = self
-            .compute(move || {
-                let parts = tiles
-                    .iter()
-                    .zip(from_sql)
-                    .map(|(tile, part)| {
-                        part.or_else(|| Some(hot.by_artist(tile.grain, tile.first, tile.last, &slice)?.sums))
-                    })
-                    .collect::<Option<Parts>>()?;
-                Some((board_of(&hot, metric, &parts, previous), parts))
+            .compute(lane, move || {
+                let (mut parts, mut stamps) = (Vec::with_capacity(tiles.len()), Vec::with_capacity(tiles.len()));
+                for (at, (tile, part)) in tiles.iter().zip(from_sql).enumerate() {
+                    if let Some(part) = part {
+                        parts.push(part);
+                        stamps.push(None);
+                        continue;
+                    }
+                    // The part the board was made from, while its buckets
+                    // are as they were: the tile cache may have let it go.
+                    let known = previous.as_ref().and_then(|previous| previous.part(at));
+                    let summed = hot.by_artist(tile.grain, tile.first, tile.last, &slice, known.as_ref())?;
+                    parts.push(summed.sums);
+                    stamps.push(Some(summed.changed));
+                }
+                let previous = previous.map(|previous| (previous.board, previous.parts));
+                Some((board_of(&hot, metric, &parts, previous), parts, stamps))
             })
             .await?;
-        let Some((board, parts)) = ranked else {
+        let Some((board, parts, stamps)) = ranked else {
             // The hot window moved on between the two: its tiles are others now.
             return Box::pin(self.compute_board(query, asked)).await;
         };
@@ -582,6 +664,7 @@ impl Reads {
                 computed: as_of,
                 stale_parts: (read_at < as_of).then_some(read_at),
                 parts,
+                stamps,
             };
             let weight = cached.weight();
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -693,20 +776,22 @@ impl Reads {
     }
 
     /// Runs CPU-heavy work (summing buckets, merging and ranking a board)
-    /// off the request workers, at most one job per core at once: a burst
-    /// of distinct boards queues here instead of starting hundreds of
-    /// threads that each hold megabytes and share two cores.
-    async fn compute<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+    /// off the request workers, at most one job per core at once in its
+    /// lane: a burst of distinct boards queues here instead of starting
+    /// hundreds of threads that each hold megabytes and share two cores.
+    async fn compute<T: Send + 'static>(
+        &self,
+        lane: Lane,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
         let queued = std::time::Instant::now();
         let _permit = self
-            .cores
+            .lanes
+            .of(lane)
             .acquire()
             .await
             .map_err(|e| StoreError::Internal(format!("the read workers are closed: {e}")))?;
-        static WAITED: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
-        WAITED
-            .get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds"))
-            .record(queued.elapsed());
+        lane.waited().record(queued.elapsed());
         tokio::task::spawn_blocking(job)
             .await
             .map_err(|e| StoreError::Internal(format!("a read job failed: {e}")))
@@ -723,9 +808,11 @@ impl Reads {
                 Some(sums) => Some(sums),
                 None => {
                     let hot = self.hot.clone();
-                    self.compute(move || hot.by_artist(kept.grain, kept.first, kept.last, &slice))
-                        .await?
-                        .map(|summed| summed.sums)
+                    self.compute(Lane::Build, move || {
+                        hot.by_artist(kept.grain, kept.first, kept.last, &slice, None)
+                    })
+                    .await?
+                    .map(|summed| summed.sums)
                 }
             },
         };
@@ -736,7 +823,9 @@ impl Reads {
                 if older.is_empty() {
                     return Ok(kept);
                 }
-                Ok(Arc::new(self.compute(move || merge(&[older, kept])).await?))
+                Ok(Arc::new(
+                    self.compute(Lane::Build, move || merge(&[older, kept])).await?,
+                ))
             }
             // The hot window moved between the split and the read.
             _ => self.sql_by_artist(tile, filters).await,
@@ -946,6 +1035,22 @@ mod tests {
 
     fn tile(grain: Grain, first: i64, last: i64) -> Tile {
         Tile { grain, first, last }
+    }
+
+    #[test]
+    fn moves_run_while_every_build_permit_is_held() {
+        let lanes = Lanes::new(2);
+        let builds = lanes.of(Lane::Build).try_acquire_many(2).expect("two build permits");
+        assert!(lanes.of(Lane::Build).try_acquire().is_err(), "the builds' lane is full");
+        let moves = lanes
+            .of(Lane::Move)
+            .try_acquire_many(2)
+            .expect("the moves' lane is not");
+        assert!(
+            lanes.of(Lane::Move).try_acquire().is_err(),
+            "one move per core at a time"
+        );
+        drop((builds, moves));
     }
 
     #[test]

@@ -249,15 +249,9 @@ async fn reads_equal_one_sql_sum(reads: &Reads, store: &Arc<dyn Store>, when: &s
 
 async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     let clock = Arc::new(FixedClock::new(now()));
-    let reads_of = |hot: &Arc<HotState>| {
-        Reads::new(
-            hot.clone(),
-            store.clone(),
-            clock.clone(),
-            Duration::ZERO,
-            coliseum_engine::reads::CacheBudget::DEFAULT,
-        )
-    };
+    let reads_with =
+        |hot: &Arc<HotState>, budget| Reads::new(hot.clone(), store.clone(), clock.clone(), Duration::ZERO, budget);
+    let reads_of = |hot: &Arc<HotState>| reads_with(hot, coliseum_engine::reads::CacheBudget::DEFAULT);
     // Forty days of history, applied live to a state that started with
     // none (which therefore asks SQL nothing before the first entry)…
     let from_empty = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
@@ -277,6 +271,24 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
     let reads = reads_of(&hot);
     reads_equal_one_sql_sum(&reads, &store, "loaded").await;
+    // The same, where the tile cache keeps nothing: a board moved forward
+    // reuses its own parts while their buckets are unchanged, and sums
+    // again those that changed.
+    let uncached = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
+    let reads_uncached = reads_with(
+        &uncached,
+        coliseum_engine::reads::CacheBudget {
+            tiles: 0,
+            ..coliseum_engine::reads::CacheBudget::DEFAULT
+        },
+    );
+    reads_equal_one_sql_sum(&reads_uncached, &store, "loaded, no tile cache").await;
+    let sinks = || {
+        vec![
+            hot.clone() as Arc<dyn AppliedSink>,
+            uncached.clone() as Arc<dyn AppliedSink>,
+        ]
+    };
 
     // Live: recent entries, late ones into packed hours and days, an
     // artist new to those buckets, and entries older than any before.
@@ -286,24 +298,21 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
         stream(4, 300, 60, &["art_c", "art_new"]),
     ]
     .concat();
-    process(&store, &live, vec![hot.clone() as Arc<dyn AppliedSink>]).await;
+    process(&store, &live, sinks()).await;
     assert_eq!(
         Some(hot.first_held(Grain::Day)),
         store.first_bucket(Grain::Day).await.expect("first bucket"),
         "moved back by the older entries"
     );
     reads_equal_one_sql_sum(&reads, &store, "after live batches").await;
+    reads_equal_one_sql_sum(&reads_uncached, &store, "after live batches, no tile cache").await;
 
     // Half a minute on, the next batch packs what the late entries added
     // to packed hours: merged, the cells read as before.
     clock.set(now() + time::Duration::seconds(31));
-    process(
-        &store,
-        &stream(5, 200, 35, &["art_b", "art_new"]),
-        vec![hot.clone() as Arc<dyn AppliedSink>],
-    )
-    .await;
+    process(&store, &stream(5, 200, 35, &["art_b", "art_new"]), sinks()).await;
     reads_equal_one_sql_sum(&reads, &store, "after packing again").await;
+    reads_equal_one_sql_sum(&reads_uncached, &store, "after packing again, no tile cache").await;
 }
 
 on_both_backends!(memory_and_sql_answer_alike);
