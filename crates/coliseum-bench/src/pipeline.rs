@@ -208,23 +208,34 @@ async fn mixed_reads(
         let mut draw = mixed::Draw::new(11, plan, args.artists);
         let catalogue = Arc::new(draw.distinct(args.mixed_queries));
         let readers = mixed_readers(base_url, database_url, label, &draw.linked).await?;
-        let outcome = mixed::run(
-            base_url,
-            &readers,
-            mixed::Source::Popular(catalogue.clone()),
-            args.connections,
-            duration,
-        )
-        .await?;
-        mixed_table(
-            &format!(
-                "Mixed reads, {which}, {} distinct queries, {} connections",
-                catalogue.len(),
-                args.connections
-            ),
-            &outcome,
-            healthz_per_s,
-        );
+        // The same traffic twice: first with every query new to the engine
+        // (a restart, a new catalogue), then read on, as a dashboard's
+        // steady traffic is.
+        for window in ["first", "next"] {
+            let outcome = mixed::run(
+                base_url,
+                &readers,
+                mixed::Source::Popular(catalogue.clone()),
+                args.connections,
+                duration,
+            )
+            .await?;
+            let seen = if window == "first" {
+                "every query new to the engine"
+            } else {
+                "the same queries, read on"
+            };
+            mixed_table(
+                &format!(
+                    "Mixed reads, {which}, {} distinct queries, {} connections, the {window} {} s ({seen})",
+                    catalogue.len(),
+                    args.connections,
+                    duration.as_secs()
+                ),
+                &outcome,
+                healthz_per_s,
+            );
+        }
     }
     // Cold: no query repeats within the run.
     let mut draw = mixed::Draw::new(12, mixed::Plan::Enterprise, args.artists);
