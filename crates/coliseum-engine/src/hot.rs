@@ -132,7 +132,7 @@ struct Kept {
 }
 
 /// Per-artist sums over a run of buckets, and the newest change they include.
-pub type TileSums = (u64, Arc<PackedSums>);
+type TileSums = (u64, Arc<PackedSums>);
 
 /// One point per bucket with figures, oldest first.
 pub type Points = Arc<[(i64, Kpis)]>;
@@ -575,29 +575,32 @@ impl HotState {
         }
     }
 
+    /// The newest change of buckets `first..=last` of `grain`, or `None`
+    /// when they are not all kept in `slice`: sums of them made at the same
+    /// stamp still hold.
+    pub fn tile_stamp(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Option<u64> {
+        if !self.covers(grain, first, slice) {
+            return None;
+        }
+        Some(
+            self.inner
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .changed(grain, first, last),
+        )
+    }
+
     /// Per-artist sums over buckets `first..=last` of `grain` in `slice`, or
-    /// `None` when those buckets are not all kept. `known` is sums of the
-    /// same buckets and slice made earlier, with their stamp: answered as
-    /// they are while no bucket changed since, cached or not.
-    pub fn by_artist(
-        &self,
-        grain: Grain,
-        first: i64,
-        last: i64,
-        slice: &Slice,
-        known: Option<&TileSums>,
-    ) -> Option<ArtistSums> {
+    /// `None` when those buckets are not all kept.
+    pub fn by_artist(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Option<ArtistSums> {
         if !self.covers(grain, first, slice) {
             return None;
         }
         let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
         let (version, watermark) = (inner.version, inner.watermark);
         let changed = inner.changed(grain, first, last);
-        let current = known
-            .filter(|(stamp, _)| *stamp == changed)
-            .map(|(_, sums)| sums.clone());
         let key = (grain, first, last, slice.clone());
-        if let Some(sums) = current.or_else(|| self.cached_tile(&key, changed)) {
+        if let Some(sums) = self.cached_tile(&key, changed) {
             return Some(ArtistSums {
                 version,
                 watermark,

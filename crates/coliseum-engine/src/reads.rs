@@ -261,52 +261,126 @@ fn merge(parts: &[Part]) -> PackedSums {
 
 /// Per-artist sums over one tile, by interned id.
 type Part = Arc<PackedSums>;
-/// The parts of a board, one per tile.
-type Parts = Vec<Part>;
 
-/// The board of `metric` over the tile sums `parts`. Moved from `previous`
-/// (a board of the same tiles and the sums it was made from) by what
-/// changed in the parts that are not the same sums, when those are fewer
-/// rows than all the parts have: under live traffic only the current hour's
-/// sums change. Built anew otherwise.
-fn board_of(hot: &HotState, metric: Metric, parts: &Parts, previous: Option<(Arc<Board>, Parts)>) -> Arc<Board> {
-    let names = hot.all_names();
-    let ids = names.len();
-    if let Some((board, before)) = previous
-        && before.len() == parts.len()
-    {
-        let changed: Vec<(&Part, &Part)> = before
-            .iter()
-            .zip(parts)
-            .filter(|(before, now)| !Arc::ptr_eq(before, now))
-            .collect();
-        if changed.is_empty() {
-            return board;
-        }
-        let changed_rows: usize = changed.iter().map(|(before, now)| before.len() + now.len()).sum();
-        let rows: usize = parts.iter().map(|part| part.len()).sum();
-        if changed_rows < rows {
-            let deltas = crate::dense::sum_values_by_id(ids, |sums| {
-                for (before, now) in &changed {
-                    for (id, value) in before.values(metric) {
-                        sums.add(id, value.saturating_neg());
-                    }
-                    for (id, value) in now.values(metric) {
-                        sums.add(id, value);
-                    }
-                }
-            });
-            return Arc::new(board.moved(names, &deltas));
+/// A board's part of one tile, as its cached board keeps it.
+#[derive(Debug, Clone)]
+struct KeptPart {
+    /// The newest change of the tile's buckets when it was summed; `None`
+    /// for a part from SQL, whose answers are shared while they hold and
+    /// compared by identity.
+    stamp: Option<u64>,
+    /// The sums, where moving the board forward may need them: parts from
+    /// SQL and single hours (the current hour is one). A board whose other
+    /// parts change (late entries into older buckets) is built anew.
+    /// Keeping every part counted a board's tile sums against the boards'
+    /// budget again, ten times its own ranking for a month of every artist:
+    /// the budget then held a few hundred boards, and under many distinct
+    /// queries the others were built again and again.
+    sums: Option<Part>,
+}
+
+impl KeptPart {
+    fn of(tile: &Tile, stamp: Option<u64>, sums: &Part) -> Self {
+        let kept = stamp.is_none() || (tile.grain == Grain::Hour && tile.first == tile.last);
+        Self {
+            stamp,
+            sums: kept.then(|| sums.clone()),
         }
     }
-    let values = crate::dense::sum_values_by_id(ids, |sums| {
-        for part in parts {
+}
+
+/// What a board is moved forward from: the cached board of the same tiles
+/// and what it keeps of its parts.
+struct Previous {
+    board: Arc<Board>,
+    parts: Vec<KeptPart>,
+}
+
+/// A board and what its cache keeps of its parts, or `None` when the hot
+/// window moved on while it was made (its tiles are others now).
+type Made = Option<(Arc<Board>, Vec<KeptPart>)>;
+
+/// The board of `metric` over `tiles` in `slice`, summed from every part:
+/// `from_sql` where SQL answered, the hot state's tile sums for the rest.
+fn built(hot: &HotState, metric: Metric, tiles: &[Tile], from_sql: Vec<Option<Part>>, slice: &Slice) -> Made {
+    let mut parts = Vec::with_capacity(tiles.len());
+    let mut kept = Vec::with_capacity(tiles.len());
+    for (tile, sql) in tiles.iter().zip(from_sql) {
+        let (stamp, sums) = match sql {
+            Some(sums) => (None, sums),
+            None => {
+                let summed = hot.by_artist(tile.grain, tile.first, tile.last, slice)?;
+                (Some(summed.changed), summed.sums)
+            }
+        };
+        kept.push(KeptPart::of(tile, stamp, &sums));
+        parts.push(sums);
+    }
+    let names = hot.all_names();
+    let values = crate::dense::sum_values_by_id(names.len(), |sums| {
+        for part in &parts {
             for (id, value) in part.values(metric) {
                 sums.add(id, value);
             }
         }
     });
-    Arc::new(Board::new(names, values))
+    Some((Arc::new(Board::new(names, values)), kept))
+}
+
+/// `previous` moved forward by the parts whose buckets changed since it
+/// was made: under live traffic the current hour's, a few thousand rows
+/// where building sums hundreds of thousands. The parts that did not
+/// change are not read at all. `None` when a part changed whose sums
+/// before are not kept, or the hot window moved on: built anew then.
+fn moved_forward(
+    hot: &HotState,
+    metric: Metric,
+    tiles: &[Tile],
+    from_sql: &[Option<Part>],
+    slice: &Slice,
+    previous: &Previous,
+) -> Made {
+    if previous.parts.len() != tiles.len() {
+        return None;
+    }
+    let mut changed: Vec<(Part, Part)> = Vec::new();
+    let mut kept = Vec::with_capacity(tiles.len());
+    for ((tile, sql), before) in tiles.iter().zip(from_sql).zip(&previous.parts) {
+        let (stamp, now) = match sql {
+            Some(now) if before.sums.as_ref().is_some_and(|sums| Arc::ptr_eq(sums, now)) => {
+                kept.push(before.clone());
+                continue;
+            }
+            Some(now) => (None, now.clone()),
+            None => {
+                if before.stamp.is_some()
+                    && before.stamp == Some(hot.tile_stamp(tile.grain, tile.first, tile.last, slice)?)
+                {
+                    kept.push(before.clone());
+                    continue;
+                }
+                let summed = hot.by_artist(tile.grain, tile.first, tile.last, slice)?;
+                (Some(summed.changed), summed.sums)
+            }
+        };
+        changed.push((before.sums.clone()?, now.clone()));
+        kept.push(KeptPart::of(tile, stamp, &now));
+    }
+    if changed.is_empty() {
+        return Some((previous.board.clone(), kept));
+    }
+    let names = hot.all_names();
+    let deltas = crate::dense::sum_values_by_id(names.len(), |sums| {
+        for (before, now) in &changed {
+            for (id, value) in before.values(metric) {
+                sums.add(id, value.saturating_neg());
+            }
+            for (id, value) in now.values(metric) {
+                sums.add(id, value);
+            }
+        }
+    });
+    Some((Arc::new(previous.board.moved(names, &deltas)), kept))
 }
 
 /// What a KPI read asks for.
@@ -342,26 +416,7 @@ struct Cached {
     /// When the oldest of its parts was read, if one was an SQL answer
     /// served for its age (missing a batch its version holds).
     stale_parts: Option<std::time::Instant>,
-    parts: Parts,
-    /// The newest change of each part's buckets when it was summed; `None`
-    /// for parts from SQL.
-    stamps: Vec<Option<u64>>,
-}
-
-/// What a board is moved forward from: the cached board of the same tiles,
-/// its parts and their stamps.
-struct Previous {
-    board: Arc<Board>,
-    parts: Parts,
-    stamps: Vec<Option<u64>>,
-}
-
-impl Previous {
-    /// The part at `at` with the stamp it was summed at, if it came from
-    /// memory.
-    fn part(&self, at: usize) -> Option<crate::hot::TileSums> {
-        Some((self.stamps.get(at).copied().flatten()?, self.parts.get(at)?.clone()))
-    }
+    parts: Vec<KeptPart>,
 }
 
 impl Cached {
@@ -371,12 +426,17 @@ impl Cached {
     }
 
     /// The bytes it counts against the cache's budget: its artists and the
-    /// rows of its parts (often shared with other boards and the tile
-    /// cache, but held by this one too). The names a board refers to are
-    /// shared by every board made between two new artists, and not counted.
+    /// rows of the parts it keeps (shared with the tile cache while that
+    /// holds them). The names a board refers to are shared by every board
+    /// made between two new artists, and not counted.
     fn weight(&self) -> usize {
         self.ranking.board.values().len() * BOARD_ARTIST_BYTES
-            + self.parts.iter().map(|part| part.bytes()).sum::<usize>()
+            + self
+                .parts
+                .iter()
+                .filter_map(|part| part.sums.as_ref())
+                .map(|sums| sums.bytes())
+                .sum::<usize>()
     }
 }
 
@@ -626,7 +686,6 @@ impl Reads {
             .map(|cached| Previous {
                 board: cached.ranking.board.clone(),
                 parts: cached.parts.clone(),
-                stamps: cached.stamps.clone(),
             });
         let (metric, hot, tiles) = (query.metric, self.hot.clone(), key.2.clone());
         // Summing, merging and sorting a board of every artist is
@@ -635,25 +694,12 @@ impl Reads {
         let lane = if previous.is_some() { Lane::Move } else { Lane::Build };
         let ranked = self
             .compute(lane, move || {
-                let (mut parts, mut stamps) = (Vec::with_capacity(tiles.len()), Vec::with_capacity(tiles.len()));
-                for (at, (tile, part)) in tiles.iter().zip(from_sql).enumerate() {
-                    if let Some(part) = part {
-                        parts.push(part);
-                        stamps.push(None);
-                        continue;
-                    }
-                    // The part the board was made from, while its buckets
-                    // are as they were: the tile cache may have let it go.
-                    let known = previous.as_ref().and_then(|previous| previous.part(at));
-                    let summed = hot.by_artist(tile.grain, tile.first, tile.last, &slice, known.as_ref())?;
-                    parts.push(summed.sums);
-                    stamps.push(Some(summed.changed));
-                }
-                let previous = previous.map(|previous| (previous.board, previous.parts));
-                Some((board_of(&hot, metric, &parts, previous), parts, stamps))
+                previous
+                    .and_then(|previous| moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous))
+                    .or_else(|| built(&hot, metric, &tiles, from_sql, &slice))
             })
             .await?;
-        let Some((board, parts, stamps)) = ranked else {
+        let Some((board, parts)) = ranked else {
             // The hot window moved on between the two: its tiles are others now.
             return Box::pin(self.compute_board(query, asked)).await;
         };
@@ -664,7 +710,6 @@ impl Reads {
                 computed: as_of,
                 stale_parts: (read_at < as_of).then_some(read_at),
                 parts,
-                stamps,
             };
             let weight = cached.weight();
             let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -809,7 +854,7 @@ impl Reads {
                 None => {
                     let hot = self.hot.clone();
                     self.compute(Lane::Build, move || {
-                        hot.by_artist(kept.grain, kept.first, kept.last, &slice, None)
+                        hot.by_artist(kept.grain, kept.first, kept.last, &slice)
                     })
                     .await?
                     .map(|summed| summed.sums)

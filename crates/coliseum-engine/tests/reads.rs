@@ -272,8 +272,8 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     let reads = reads_of(&hot);
     reads_equal_one_sql_sum(&reads, &store, "loaded").await;
     // The same, where the tile cache keeps nothing: a board moved forward
-    // reuses its own parts while their buckets are unchanged, and sums
-    // again those that changed.
+    // reads again only the parts whose buckets changed, and one whose
+    // older parts changed (late entries) is built anew.
     let uncached = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
     let reads_uncached = reads_with(
         &uncached,
