@@ -273,7 +273,7 @@ struct KeptPart {
     /// SQL and single hours (the current hour is one). A board whose other
     /// parts change (late entries into older buckets) is built anew.
     /// Keeping every part counted a board's tile sums against the boards'
-    /// budget again, ten times its own ranking for a month of every artist:
+    /// budget again, about seven times its own ranking for a month of every artist:
     /// the budget then held a few hundred boards, and under many distinct
     /// queries the others were built again and again.
     sums: Option<Part>,
