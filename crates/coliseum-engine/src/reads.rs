@@ -266,16 +266,16 @@ type Part = Arc<PackedSums>;
 #[derive(Debug, Clone)]
 struct KeptPart {
     /// The newest change of the tile's buckets when it was summed; `None`
-    /// for a part from SQL, whose answers are shared while they hold and
-    /// compared by identity.
+    /// for a part from SQL, which a move takes as changed unless it is the
+    /// very same answer.
     stamp: Option<u64>,
     /// The sums, where moving the board forward may need them: parts from
     /// SQL and single hours (the current hour is one). A board whose other
     /// parts change (late entries into older buckets) is built anew.
     /// Keeping every part counted a board's tile sums against the boards'
-    /// budget again, about seven times its own ranking for a month of every artist:
-    /// the budget then held a few hundred boards, and under many distinct
-    /// queries the others were built again and again.
+    /// budget again, about seven times its own ranking for a month of
+    /// every artist: the budget then held a few hundred boards, and under
+    /// many distinct queries the others were built again and again.
     sums: Option<Part>,
 }
 
