@@ -379,9 +379,9 @@ impl Names {
 }
 
 /// Tile sums by (grain, first, last, slice), weighed by their bytes;
-/// beyond the budget the least recently read make room. Sums dropped here
-/// may live on in the cached boards made from them, which count them
-/// against their own budget.
+/// beyond the budget the least recently read make room. Sums of buckets
+/// still open to late entries dropped here may live on in the cached
+/// boards made from them, which count them against their own budget.
 type TileCache = Bounded<(Grain, i64, i64, Slice), TileSums>;
 
 impl HotState {
@@ -572,6 +572,17 @@ impl HotState {
         match grain {
             Grain::Hour => self.kept().hour_all,
             Grain::Day => self.first_kept(grain, slice),
+        }
+    }
+
+    /// The first bucket of `grain` still open to late entries (the last
+    /// hours, today and yesterday): what live traffic changes besides the
+    /// current bucket.
+    pub fn first_open(&self, grain: Grain) -> i64 {
+        let kept = self.kept();
+        match grain {
+            Grain::Hour => kept.current_hour - HOURS_OPEN + 1,
+            Grain::Day => kept.current_day - DAYS_OPEN + 1,
         }
     }
 

@@ -32,7 +32,7 @@ use crate::single_flight::Gates;
 /// Rankings kept for pagination cursors, oldest dropped first.
 const SNAPSHOTS_KEPT: usize = 64;
 /// What the read caches may hold, in bytes: per-artist tile sums, and
-/// leaderboards with the tile sums they were made from. Beyond its budget a
+/// leaderboards with the parts a move needs. Beyond its budget a
 /// cache drops what was read least recently, so that requests naming ever
 /// new boards cannot grow memory without bound.
 ///
@@ -40,9 +40,10 @@ const SNAPSHOTS_KEPT: usize = 64;
 /// and the tiles of the common ranges over every slice outweigh 2,000,000
 /// rows (53 MiB): with that bound the popular tiles were summed again and
 /// again under the mixed benchmark (BENCHMARKS.md, fourth step). A cached
-/// board counts its tile sums again, though they are mostly shared with
-/// the tile cache and other boards: when the tile cache has dropped them,
-/// the board alone holds them. Under the mixed benchmark a budget of 640 MiB
+/// board counts its ranking and the parts it keeps for moving forward
+/// (those of the buckets still open to late entries, and SQL's). Until
+/// the twelfth step it counted every tile sum it was made from again, and
+/// the split below was measured then. Under the mixed benchmark a budget of 640 MiB
 /// held about 200 MiB less than 1,120 MiB and served 8.6–10.0k reads/s
 /// against 10.7–16.6k/s (BENCHMARKS.md, eighth step; the sixth step
 /// measured the same trade before the rows were packed).
@@ -59,8 +60,7 @@ impl CacheBudget {
     pub const DEFAULT: Self = Self::of_mib(DEFAULT_READ_CACHE_MIB);
 
     /// `mib` MiB in all: two sevenths for tile sums, a thirty-fifth for
-    /// series (a month of hourly points is 40 KiB), the rest for boards
-    /// (each board also counts its tiles).
+    /// series (a month of hourly points is 40 KiB), the rest for boards.
     pub const fn of_mib(mib: usize) -> Self {
         let bytes = mib.saturating_mul(1 << 20);
         let (tiles, series) = (bytes / 7 * 2, bytes / 35);
@@ -266,12 +266,13 @@ type Part = Arc<PackedSums>;
 #[derive(Debug, Clone)]
 struct KeptPart {
     /// The newest change of the tile's buckets when it was summed; `None`
-    /// for a part from SQL, which a move takes as changed unless it is the
-    /// very same answer.
+    /// for a part from SQL, which a move compares with SQL's answer now.
     stamp: Option<u64>,
     /// The sums, where moving the board forward may need them: parts from
-    /// SQL and single hours (the current hour is one). A board whose other
-    /// parts change (late entries into older buckets) is built anew.
+    /// SQL and those reaching into the buckets still open to late entries
+    /// (the last hours, today and yesterday: see
+    /// [`HotState::first_open`]). A board whose other parts change (entries
+    /// later than that) is built anew.
     /// Keeping every part counted a board's tile sums against the boards'
     /// budget again, about seven times its own ranking for a month of
     /// every artist: the budget then held a few hundred boards, and under
@@ -280,8 +281,8 @@ struct KeptPart {
 }
 
 impl KeptPart {
-    fn of(tile: &Tile, stamp: Option<u64>, sums: &Part) -> Self {
-        let kept = stamp.is_none() || (tile.grain == Grain::Hour && tile.first == tile.last);
+    fn of(tile: &Tile, stamp: Option<u64>, sums: &Part, hot: &HotState) -> Self {
+        let kept = stamp.is_none() || tile.last >= hot.first_open(tile.grain);
         Self {
             stamp,
             sums: kept.then(|| sums.clone()),
@@ -313,7 +314,7 @@ fn built(hot: &HotState, metric: Metric, tiles: &[Tile], from_sql: Vec<Option<Pa
                 (Some(summed.changed), summed.sums)
             }
         };
-        kept.push(KeptPart::of(tile, stamp, &sums));
+        kept.push(KeptPart::of(tile, stamp, &sums, hot));
         parts.push(sums);
     }
     let names = hot.all_names();
@@ -347,7 +348,9 @@ fn moved_forward(
     let mut kept = Vec::with_capacity(tiles.len());
     for ((tile, sql), before) in tiles.iter().zip(from_sql).zip(&previous.parts) {
         let (stamp, now) = match sql {
-            Some(now) if before.sums.as_ref().is_some_and(|sums| Arc::ptr_eq(sums, now)) => {
+            // SQL's answer for the same buckets, unchanged: each read of it
+            // is a new part, compared by its rows.
+            Some(now) if before.sums.as_ref().is_some_and(|sums| sums == now) => {
                 kept.push(before.clone());
                 continue;
             }
@@ -364,7 +367,7 @@ fn moved_forward(
             }
         };
         changed.push((before.sums.clone()?, now.clone()));
-        kept.push(KeptPart::of(tile, stamp, &now));
+        kept.push(KeptPart::of(tile, stamp, &now, hot));
     }
     if changed.is_empty() {
         return Some((previous.board.clone(), kept));
