@@ -486,6 +486,10 @@ fn background(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let client = reqwest::Client::new();
     let url = format!("http://{base_url}/v1/passport/events");
+    // Ids new to the data set on every run: reads-only runs on a kept data
+    // set would otherwise send the ids of the run before, which the engine
+    // drops as duplicates, and read a state that never changes.
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let connections = 32_u64;
     let interval = Duration::from_secs_f64(connections as f64 / rate.max(1) as f64);
     (0..connections)
@@ -500,7 +504,7 @@ fn background(
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let body = play(&format!("{label}-{connection}-{n}"), &format!("art_{}", n % 5000)).to_string();
+                    let body = play(&format!("{label}-{run}-{connection}-{n}"), &format!("art_{}", n % 5000)).to_string();
                     let _ = post(&client, &url, &key, body).await;
                 }
             })
