@@ -492,12 +492,13 @@ impl Lanes {
     }
 
     /// Runs `job` on the blocking pool once a permit of `lane` is free,
-    /// and frees it as soon as the job ends, on the thread that ran it.
-    /// Held until the awaiting task was polled again, a permit also
+    /// and frees it as soon as the job ends, on the thread that ran it
+    /// (also when the job panics, or when the request gave up waiting).
+    /// A permit freed only when the awaiting task was next polled also
     /// covered that task's wait for a busy request worker: under 500
-    /// connections moves of a tenth of a millisecond held theirs for
-    /// about 1.6 ms, and the moves' lane became a queue of its own
-    /// (BENCHMARKS.md, thirteenth step).
+    /// connections, moves of about a tenth of a millisecond of CPU held
+    /// theirs for over a millisecond, and the moves' lane became a queue
+    /// of its own (BENCHMARKS.md, thirteenth step).
     async fn run<T: Send + 'static>(
         &self,
         lane: Lane,
@@ -1123,13 +1124,18 @@ mod tests {
     #[tokio::test]
     async fn a_permit_is_free_once_its_job_ends_before_anyone_awaits_the_result() {
         let lanes = Lanes::new(1);
+        let (go, told) = std::sync::mpsc::channel();
         let (ran, finished) = std::sync::mpsc::channel();
-        let job = lanes.run(Lane::Move, move || ran.send(()).expect("the test waits"));
+        let job = lanes.run(Lane::Move, move || {
+            told.recv().expect("the test says when");
+            ran.send(()).expect("the test waits");
+        });
         tokio::pin!(job);
         // Polled once: it takes the permit and starts the job, then is
         // never polled again, as a task waiting for a busy worker.
         let started = std::future::poll_fn(|cx| std::task::Poll::Ready(job.as_mut().poll(cx).is_pending())).await;
-        assert!(started, "the job runs on the blocking pool");
+        assert!(started, "the job waits on the blocking pool");
+        go.send(()).expect("the job listens");
         finished
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("the job ran");
