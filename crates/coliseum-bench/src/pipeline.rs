@@ -504,7 +504,8 @@ fn background(
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let body = play(&format!("{label}-{run}-{connection}-{n}"), &format!("art_{}", n % 5000)).to_string();
+                    let body =
+                        play(&format!("{label}-{run}-{connection}-{n}"), &format!("art_{}", n % 5000)).to_string();
                     let _ = post(&client, &url, &key, body).await;
                 }
             })
