@@ -43,10 +43,10 @@ const SNAPSHOTS_KEPT: usize = 64;
 /// board counts its ranking and the parts it keeps for moving forward
 /// (those of the buckets still open to late entries, and SQL's). Until
 /// BENCHMARKS.md's twelfth step it counted every tile sum it was made from
-/// again, and the split below was measured then. Under the mixed benchmark a budget of 640 MiB
-/// held about 200 MiB less than 1,120 MiB and served 8.6–10.0k reads/s
-/// against 10.7–16.6k/s (BENCHMARKS.md, eighth step; the sixth step
-/// measured the same trade before the rows were packed).
+/// again, and the split below was measured then. Under the mixed benchmark
+/// a budget of 640 MiB held about 200 MiB less than 1,120 MiB and served
+/// 8.6–10.0k reads/s against 10.7–16.6k/s (BENCHMARKS.md, eighth step;
+/// the sixth step measured the same trade before the rows were packed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheBudget {
     pub tiles: usize,
