@@ -362,6 +362,9 @@ fn moved_forward(
                     kept.push(before.clone());
                     continue;
                 }
+                // Its sums before are not kept: the board is built anew,
+                // and summing the tile now would be work thrown away.
+                before.sums.as_ref()?;
                 let summed = hot.by_artist(tile.grain, tile.first, tile.last, slice)?;
                 (Some(summed.changed), summed.sums)
             }
@@ -443,75 +446,47 @@ impl Cached {
     }
 }
 
-/// Which queue a CPU-heavy read job waits in.
-#[derive(Debug, Clone, Copy)]
-enum Lane {
-    /// Summing and ranking what no cached value holds yet (a board's first
-    /// build, a whole order, a tile's sums): milliseconds each.
-    Build,
-    /// Moving a board ranked before by what changed since: a fraction of a
-    /// millisecond, and what every board read again under live traffic
-    /// waits for. In the builds' queue, those reads waited behind a burst
-    /// of boards read for the first time, hundreds of milliseconds.
-    Move,
-}
-
-impl Lane {
-    fn waited(self) -> &'static metrics::Histogram {
-        static BUILD: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
-        static MOVE: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
-        let (cell, label) = match self {
-            Self::Build => (&BUILD, "build"),
-            Self::Move => (&MOVE, "move"),
-        };
-        cell.get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds", "lane" => label))
-    }
-}
-
-/// One permit per core in each [`Lane`]: at most twice as many read jobs
-/// as cores run at once, and a lane's jobs never wait for the other's.
+/// One permit per core for the CPU-heavy read jobs (summing and ranking
+/// what no cached value holds yet: a board's first build, a whole order, a
+/// tile's sums; milliseconds each), run on the blocking pool.
+///
+/// Moving a board by what changed since it was ranked is not one of them:
+/// it runs where it is asked for. Moves are about a tenth of a millisecond
+/// of CPU, but in a queue of their own, on threads that share two cores
+/// with the request workers, each took over a millisecond of a permit
+/// and its readers waited 60–70 ms for one under live traffic; run where
+/// they are asked, the Enterprise mix read on went from p99 110–115 ms to
+/// 37–57 ms (BENCHMARKS.md, fourteenth step).
 #[derive(Debug)]
-struct Lanes {
-    build: Arc<tokio::sync::Semaphore>,
-    moves: Arc<tokio::sync::Semaphore>,
+struct Builds {
+    permits: Arc<tokio::sync::Semaphore>,
 }
 
-impl Lanes {
+impl Builds {
     fn new(cores: usize) -> Self {
         Self {
-            build: Arc::new(tokio::sync::Semaphore::new(cores)),
-            moves: Arc::new(tokio::sync::Semaphore::new(cores)),
+            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
         }
     }
 
-    fn of(&self, lane: Lane) -> &Arc<tokio::sync::Semaphore> {
-        match lane {
-            Lane::Build => &self.build,
-            Lane::Move => &self.moves,
-        }
-    }
-
-    /// Runs `job` on the blocking pool once a permit of `lane` is free,
-    /// and frees it as soon as the job ends, on the thread that ran it
-    /// (also when the job panics, or when the request gave up waiting).
-    /// A permit freed only when the awaiting task was next polled also
-    /// covered that task's wait for a busy request worker: under 500
-    /// connections, moves of about a tenth of a millisecond of CPU held
-    /// theirs for over a millisecond, and the moves' lane became a queue
-    /// of its own (BENCHMARKS.md, thirteenth step).
-    async fn run<T: Send + 'static>(
-        &self,
-        lane: Lane,
-        job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, StoreError> {
+    /// Runs `job` on the blocking pool once a permit is free, and frees it
+    /// as soon as the job ends, on the thread that ran it (also when the
+    /// job panics, or when the request gave up waiting). A permit freed
+    /// only when the awaiting task was next polled also covered that
+    /// task's wait for a busy request worker (BENCHMARKS.md, thirteenth
+    /// step).
+    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+        static WAITED: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
         let queued = std::time::Instant::now();
         let permit = self
-            .of(lane)
+            .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| StoreError::Internal(format!("the read workers are closed: {e}")))?;
-        lane.waited().record(queued.elapsed());
+        WAITED
+            .get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds", "lane" => "build"))
+            .record(queued.elapsed());
         tokio::task::spawn_blocking(move || {
             let done = job();
             drop(permit);
@@ -526,8 +501,8 @@ impl Lanes {
 pub struct Reads {
     hot: Arc<HotState>,
     fallback: Fallback,
-    /// CPU-heavy read work, one job per core at a time in each lane.
-    lanes: Lanes,
+    /// CPU-heavy read work, one job per core at a time.
+    builds: Builds,
     /// How long a ranking may still be served once newer batches are
     /// applied. Under continuous ingestion every request would otherwise see
     /// a new version and recompute the whole board.
@@ -561,7 +536,7 @@ impl Reads {
         Self {
             hot,
             fallback: Fallback::new(store, max_age),
-            lanes: Lanes::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            builds: Builds::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
             max_age,
             cache: Mutex::new(Bounded::new(budget.boards)),
             gates: Gates::default(),
@@ -608,14 +583,14 @@ impl Reads {
 
     /// `ranking`'s board less what `later` added per artist (a past state
     /// of a board), for `query` over other bounds, with an id of its own.
-    pub async fn less(
+    pub fn less(
         &self,
         ranking: &Ranking,
         query: BoardQuery,
         bounds: (OffsetDateTime, OffsetDateTime),
         watermark: Watermark,
         later: HashMap<&str, i64>,
-    ) -> Result<Arc<Ranking>, StoreError> {
+    ) -> Arc<Ranking> {
         let (names, later): (Vec<&str>, Vec<i64>) = later.into_iter().unzip();
         let ids = self.hot.ids_of(&names);
         let mut deltas: Vec<(u32, i64)> = ids
@@ -623,11 +598,9 @@ impl Reads {
             .zip(later.into_iter().map(i64::saturating_neg))
             .collect();
         deltas.sort_unstable_by_key(|(id, _)| *id);
-        let (board, hot) = (ranking.board.clone(), self.hot.clone());
-        let board = self
-            .compute(Lane::Move, move || Arc::new(board.moved(hot.all_names(), &deltas)))
-            .await?;
-        Ok(self.new_ranking(query, bounds, watermark, ranking.version, board))
+        // A move, as in `compute_board`: where it is asked for.
+        let board = Arc::new(ranking.board.moved(self.hot.all_names(), &deltas));
+        self.new_ranking(query, bounds, watermark, ranking.version, board)
     }
 
     /// Makes `ranking`'s whole order ready, sorting it off the request
@@ -638,7 +611,7 @@ impl Reads {
             return Ok(());
         }
         let board = ranking.board.clone();
-        self.compute(Lane::Build, move || {
+        self.compute(move || {
             board.entries();
         })
         .await
@@ -724,14 +697,19 @@ impl Reads {
         // Summing, merging and sorting a board of every artist is
         // milliseconds of CPU: off the request workers. Moving one read
         // before by what changed since is a fraction of that.
-        let lane = if previous.is_some() { Lane::Move } else { Lane::Build };
-        let ranked = self
-            .compute(lane, move || {
-                previous
-                    .and_then(|previous| moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous))
-                    .or_else(|| built(&hot, metric, &tiles, from_sql, &slice))
-            })
-            .await?;
+        let moved = previous.and_then(|previous| {
+            let started = std::time::Instant::now();
+            let moved = moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous);
+            metrics::histogram!("coliseum_read_move_seconds").record(started.elapsed());
+            moved
+        });
+        let ranked = match moved {
+            Some(moved) => Some(moved),
+            None => {
+                self.compute(move || built(&hot, metric, &tiles, from_sql, &slice))
+                    .await?
+            }
+        };
         let Some((board, parts)) = ranked else {
             // The hot window moved on between the two: its tiles are others now.
             return Box::pin(self.compute_board(query, asked)).await;
@@ -854,15 +832,11 @@ impl Reads {
     }
 
     /// Runs CPU-heavy work (summing buckets, merging and ranking a board)
-    /// off the request workers, at most one job per core at once in its
-    /// lane: a burst of distinct boards queues here instead of starting
-    /// hundreds of threads that each hold megabytes and share two cores.
-    async fn compute<T: Send + 'static>(
-        &self,
-        lane: Lane,
-        job: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, StoreError> {
-        self.lanes.run(lane, job).await
+    /// off the request workers, at most one job per core at once: a burst
+    /// of distinct boards queues here instead of starting hundreds of
+    /// threads that each hold megabytes and share two cores.
+    async fn compute<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
+        self.builds.run(job).await
     }
 
     /// Per-artist sums over `tile`, by interned id: the part the hot state
@@ -876,11 +850,9 @@ impl Reads {
                 Some(sums) => Some(sums),
                 None => {
                     let hot = self.hot.clone();
-                    self.compute(Lane::Build, move || {
-                        hot.by_artist(kept.grain, kept.first, kept.last, &slice)
-                    })
-                    .await?
-                    .map(|summed| summed.sums)
+                    self.compute(move || hot.by_artist(kept.grain, kept.first, kept.last, &slice))
+                        .await?
+                        .map(|summed| summed.sums)
                 }
             },
         };
@@ -891,9 +863,7 @@ impl Reads {
                 if older.is_empty() {
                     return Ok(kept);
                 }
-                Ok(Arc::new(
-                    self.compute(Lane::Build, move || merge(&[older, kept])).await?,
-                ))
+                Ok(Arc::new(self.compute(move || merge(&[older, kept])).await?))
             }
             // The hot window moved between the split and the read.
             _ => self.sql_by_artist(tile, filters).await,
@@ -1105,28 +1075,12 @@ mod tests {
         Tile { grain, first, last }
     }
 
-    #[test]
-    fn moves_run_while_every_build_permit_is_held() {
-        let lanes = Lanes::new(2);
-        let builds = lanes.of(Lane::Build).try_acquire_many(2).expect("two build permits");
-        assert!(lanes.of(Lane::Build).try_acquire().is_err(), "the builds' lane is full");
-        let moves = lanes
-            .of(Lane::Move)
-            .try_acquire_many(2)
-            .expect("the moves' lane is not");
-        assert!(
-            lanes.of(Lane::Move).try_acquire().is_err(),
-            "one move per core at a time"
-        );
-        drop((builds, moves));
-    }
-
     #[tokio::test]
     async fn a_permit_is_free_once_its_job_ends_before_anyone_awaits_the_result() {
-        let lanes = Lanes::new(1);
+        let builds = Builds::new(1);
         let (go, told) = std::sync::mpsc::channel();
         let (ran, finished) = std::sync::mpsc::channel();
-        let job = lanes.run(Lane::Move, move || {
+        let job = builds.run(move || {
             told.recv().expect("the test says when");
             ran.send(()).expect("the test waits");
         });
@@ -1140,7 +1094,7 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("the job ran");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while lanes.of(Lane::Move).available_permits() == 0 {
+        while builds.permits.available_permits() == 0 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the permit is still held by a job that ended"

@@ -230,7 +230,7 @@ impl Served {
         if later.is_empty() {
             return Ok(self.reads.relabelled(&live, query.clone(), bounds, watermark));
         }
-        self.reads.less(&live, query.clone(), bounds, watermark, later).await
+        Ok(self.reads.less(&live, query.clone(), bounds, watermark, later))
     }
 
     /// The boundary's instant, and `range`'s bounds for the data as it
