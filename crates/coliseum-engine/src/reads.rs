@@ -363,7 +363,7 @@ fn moved_forward(
                     continue;
                 }
                 // Its sums before are not kept: the board is built anew,
-                // and summing the tile now would be work thrown away.
+                // which sums the tile in the builds' queue, not here.
                 before.sums.as_ref()?;
                 let summed = hot.by_artist(tile.grain, tile.first, tile.last, slice)?;
                 (Some(summed.changed), summed.sums)
@@ -387,6 +387,29 @@ fn moved_forward(
         }
     });
     Some((Arc::new(previous.board.moved(names, &deltas)), kept))
+}
+
+/// Whether moving `previous` forward is cheap enough for a request's own
+/// worker: every hot part that changed is of hours (under live traffic the
+/// current hour's run, a few thousand rows) or already summed at its
+/// newest stamp. A changed day tile (late entries into yesterday) is up to
+/// 16 days of every artist: milliseconds, a job for the builds' permits.
+fn cheap_to_move(
+    hot: &HotState,
+    tiles: &[Tile],
+    from_sql: &[Option<Part>],
+    slice: &Slice,
+    previous: &Previous,
+) -> bool {
+    tiles
+        .iter()
+        .zip(from_sql)
+        .zip(&previous.parts)
+        .filter(|((tile, sql), _)| sql.is_none() && tile.grain == Grain::Day)
+        .all(|((tile, _), before)| {
+            before.stamp.is_some() && before.stamp == hot.tile_stamp(tile.grain, tile.first, tile.last, slice)
+                || hot.cached_by_artist(tile.grain, tile.first, tile.last, slice).is_some()
+        })
 }
 
 /// What a KPI read asks for.
@@ -450,13 +473,14 @@ impl Cached {
 /// what no cached value holds yet: a board's first build, a whole order, a
 /// tile's sums; milliseconds each), run on the blocking pool.
 ///
-/// Moving a board by what changed since it was ranked is not one of them:
-/// it runs where it is asked for. Moves are about a tenth of a millisecond
-/// of CPU, but in a queue of their own, on threads that share two cores
-/// with the request workers, each took over a millisecond of a permit
-/// and its readers waited 60–70 ms for one under live traffic; run where
-/// they are asked, the Enterprise mix read on went from p99 110–115 ms to
-/// 37–57 ms (BENCHMARKS.md, fourteenth step).
+/// Moving a board by what changed since it was ranked is not one of them
+/// (unless it must sum a day tile again: [`cheap_to_move`]): it runs where
+/// it is asked for. Moves are about a tenth of a millisecond of CPU, but
+/// in a queue of their own, on threads that share two cores with the
+/// request workers, each took over a millisecond of a permit and its
+/// readers waited 60–70 ms for one under live traffic; run where they are
+/// asked, the Enterprise mix read on went from p99 110–115 ms to 37–57 ms
+/// (BENCHMARKS.md, fourteenth step).
 #[derive(Debug)]
 struct Builds {
     permits: Arc<tokio::sync::Semaphore>,
@@ -696,18 +720,34 @@ impl Reads {
         let (metric, hot, tiles) = (query.metric, self.hot.clone(), key.2.clone());
         // Summing, merging and sorting a board of every artist is
         // milliseconds of CPU: off the request workers. Moving one read
-        // before by what changed since is a fraction of that.
-        let moved = previous.and_then(|previous| {
-            let started = std::time::Instant::now();
-            let moved = moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous);
-            metrics::histogram!("coliseum_read_move_seconds").record(started.elapsed());
-            moved
-        });
+        // before by what changed since is a fraction of that, done here,
+        // unless a day tile must be summed again for it (late entries into
+        // yesterday): then the move is a job like a build.
+        static MOVES: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        let moved = match previous {
+            Some(previous) if cheap_to_move(&hot, &tiles, &from_sql, &slice, &previous) => {
+                let started = std::time::Instant::now();
+                let moved = moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous);
+                MOVES
+                    .get_or_init(|| metrics::histogram!("coliseum_read_move_seconds"))
+                    .record(started.elapsed());
+                Ok(moved)
+            }
+            previous => Err(previous),
+        };
         let ranked = match moved {
-            Some(moved) => Some(moved),
-            None => {
+            Ok(Some(moved)) => Some(moved),
+            Ok(None) => {
                 self.compute(move || built(&hot, metric, &tiles, from_sql, &slice))
                     .await?
+            }
+            Err(previous) => {
+                self.compute(move || {
+                    previous
+                        .and_then(|previous| moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous))
+                        .or_else(|| built(&hot, metric, &tiles, from_sql, &slice))
+                })
+                .await?
             }
         };
         let Some((board, parts)) = ranked else {
@@ -1073,6 +1113,86 @@ mod tests {
 
     fn tile(grain: Grain, first: i64, last: i64) -> Tile {
         Tile { grain, first, last }
+    }
+
+    /// `plays` for `artist` in the hour and the day of `at`.
+    fn plays_at(artist: &str, plays: i64, at: OffsetDateTime) -> Arc<coliseum_store::ProcessedBatch> {
+        let key = |grain: Grain| coliseum_store::CellKey {
+            grain,
+            bucket: grain.bucket_of(at),
+            artist: artist.to_owned(),
+            city: String::new(),
+            genre: String::new(),
+            live_event: String::new(),
+        };
+        let kpis = Kpis {
+            plays,
+            ..Kpis::default()
+        };
+        Arc::new(coliseum_store::ProcessedBatch {
+            cells: vec![(key(Grain::Hour), kpis), (key(Grain::Day), kpis)],
+            ..coliseum_store::ProcessedBatch::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_board_read_again_is_moved_while_every_build_permit_is_held() {
+        use crate::processor::AppliedSink;
+        let now = datetime!(2026-11-20 12:34 UTC);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store: Arc<dyn Rollups> = Arc::new(coliseum_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
+        let clock = Arc::new(coliseum_domain::clock::FixedClock::new(now));
+        let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
+        let watermark = |seq| Watermark { seq, as_of: now };
+        hot.applied(&plays_at("art_a", 3, now), watermark(1));
+        hot.applied(&plays_at("art_b", 1, now), watermark(2));
+        let reads = Reads::new(
+            hot.clone(),
+            store,
+            clock,
+            std::time::Duration::ZERO,
+            CacheBudget::DEFAULT,
+        );
+        let query = BoardQuery {
+            metric: Metric::Plays,
+            range: Range::Month,
+            filters: Filters::default(),
+        };
+        let first = |ranking: &Ranking| ranking.board.name(ranking.board.page(0..1)[0].id).to_owned();
+        assert_eq!(first(&reads.leaderboard(&query).await.expect("built")), "art_a");
+        let permits = u32::try_from(reads.builds.permits.available_permits()).expect("a few");
+        let held = reads
+            .builds
+            .permits
+            .clone()
+            .try_acquire_many_owned(permits)
+            .expect("every build permit");
+
+        // Plays in the current hour: moved on this worker, no permit taken.
+        hot.applied(&plays_at("art_b", 5, now), watermark(3));
+        let moved = tokio::time::timeout(std::time::Duration::from_secs(10), reads.leaderboard(&query))
+            .await
+            .expect("a move waits for no build permit")
+            .expect("moved");
+        assert_eq!(moved.version, hot.version());
+        assert_eq!(first(&moved), "art_b");
+
+        // A late entry into yesterday: its day tile is summed again, as a
+        // job that waits for a permit.
+        hot.applied(&plays_at("art_a", 10, now - time::Duration::days(1)), watermark(4));
+        let read = reads.leaderboard(&query);
+        tokio::pin!(read);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), &mut read)
+                .await
+                .is_err(),
+            "a move that sums a day tile waits for a build permit"
+        );
+        drop(held);
+        let later = read.await.expect("moved as a job");
+        assert_eq!(later.version, hot.version());
+        assert_eq!(first(&later), "art_a");
     }
 
     #[tokio::test]
