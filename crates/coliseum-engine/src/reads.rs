@@ -724,24 +724,22 @@ impl Reads {
         // unless a day tile must be summed again for it (late entries into
         // yesterday): then the move is a job like a build.
         static MOVES: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
-        let moved = match previous {
+        let ranked = match previous {
             Some(previous) if cheap_to_move(&hot, &tiles, &from_sql, &slice, &previous) => {
                 let started = std::time::Instant::now();
                 let moved = moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous);
                 MOVES
                     .get_or_init(|| metrics::histogram!("coliseum_read_move_seconds"))
                     .record(started.elapsed());
-                Ok(moved)
+                match moved {
+                    Some(moved) => Some(moved),
+                    None => {
+                        self.compute(move || built(&hot, metric, &tiles, from_sql, &slice))
+                            .await?
+                    }
+                }
             }
-            previous => Err(previous),
-        };
-        let ranked = match moved {
-            Ok(Some(moved)) => Some(moved),
-            Ok(None) => {
-                self.compute(move || built(&hot, metric, &tiles, from_sql, &slice))
-                    .await?
-            }
-            Err(previous) => {
+            previous => {
                 self.compute(move || {
                     previous
                         .and_then(|previous| moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous))
