@@ -208,6 +208,11 @@ pub async fn evaluate(state: &AppState) -> Result<(), StoreError> {
     let evaluating_for = state.alerts.evaluating_for(leading);
     resend_stale(state, now).await?;
     let health = pipeline_health(state.store.as_ref(), &state.stats, &state.ingest, now).await?;
+    // The readings may show what happened while they were taken, after
+    // `now`: the rules see them at the instant they were done, so that a
+    // condition is never credited with time before it began (a rule would
+    // fire or resolve early by however long the store took to answer).
+    let now = state.clock.now();
     let stuck_s = state.alerts.stuck(&health);
     for rule in rules(state).await? {
         if needs_processing_figures(rule.name) {

@@ -226,8 +226,11 @@ async fn a_full_queue_fires_after_for_and_resolves_after_keep_firing_for_everywh
         "ok",
         "1,000 is not above 1,000"
     );
-    ingest(&app, "over", 1).await;
+    // Taken before the request: the engine may count the entry and read the
+    // queue before this test hears its 202, so an instant taken after it
+    // would make `for` look shorter than it was.
     let breached = Instant::now();
+    ingest(&app, "over", 1).await;
     let (slack, fired) = receiver.until("slack", 1, Duration::from_secs(for_s + 20)).await;
     let to_fire = fired - breached;
     eprintln!("queue_depth: firing notified {to_fire:?} after the breach (for = {for_s} s)");
@@ -252,8 +255,9 @@ async fn a_full_queue_fires_after_for_and_resolves_after_keep_firing_for_everywh
         (Some("firing"), Some(1001.0))
     );
 
-    pause(&app, &admin, false).await;
+    // Before the request, for the same reason as `breached`.
     let resumed = Instant::now();
+    pause(&app, &admin, false).await;
     let (slack, resolved) = receiver.until("slack", 2, Duration::from_secs(keep_s + 20)).await;
     let to_resolve = resolved - resumed;
     eprintln!("queue_depth: resolution notified {to_resolve:?} after the resume (keep_firing_for = {keep_s} s)");
