@@ -24,7 +24,7 @@ pub mod reads;
 pub mod rebuild;
 pub mod recent;
 pub mod served;
-mod single_flight;
+pub mod single_flight;
 pub mod stats;
 pub mod totals;
 

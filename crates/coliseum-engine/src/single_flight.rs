@@ -13,6 +13,7 @@ use tokio::sync::OwnedMutexGuard;
 /// A key's gate and how many hold it or wait at it.
 type Gate = (Arc<tokio::sync::Mutex<()>>, usize);
 
+#[derive(Debug)]
 pub struct Gates<K> {
     gates: Mutex<HashMap<K, Gate>>,
 }
@@ -42,8 +43,20 @@ impl<K: Hash + Eq + Clone> Gates<K> {
         }
     }
 
-    /// Whether someone computes `key` or waits to.
-    pub fn busy(&self, key: &K) -> bool {
+    /// Counts as busy at `key` until dropped, without waiting for a turn:
+    /// for work that may run beside others of its key but must be seen
+    /// by [`Self::busy`].
+    pub fn enter(&self, key: K) -> Presence<'_, K> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.entry(key.clone()).or_default().1 += 1;
+        Presence { gates: self, key }
+    }
+
+    /// Whether someone computes `key`, waits to, or is present.
+    pub fn busy<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+    {
         self.gates.lock().unwrap_or_else(|p| p.into_inner()).contains_key(key)
     }
 
@@ -69,8 +82,8 @@ impl<K: Hash + Eq + Clone> Turn<'_, K> {
     }
 }
 
-/// One holder of or waiter at a key's gate.
-struct Presence<'a, K: Hash + Eq + Clone> {
+/// One holder of or waiter at a key's gate, or one present at it.
+pub struct Presence<'a, K: Hash + Eq + Clone> {
     gates: &'a Gates<K>,
     key: K,
 }

@@ -1,11 +1,18 @@
 //! Passwords and browser sessions: Argon2id hashes, random session tokens
-//! kept server-side only as SHA-256 hashes, and the cookie that carries them.
+//! kept server-side only as SHA-256 hashes, and the cookie that carries them;
+//! and the cache of what the store said of a credential.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use coliseum_engine::single_flight::Gates;
 use sha2::{Digest, Sha256};
+use tokio::time::Instant;
 
 pub const SESSION_COOKIE: &str = "coliseum_session";
 pub const MIN_PASSWORD_CHARS: usize = 10;
@@ -71,24 +78,48 @@ pub fn token_from_cookies(cookie_header: &str) -> Option<&str> {
 /// How long a node may serve a session from memory before asking the store
 /// again. Logging out on this node ends the session at once; on another
 /// node of a cluster, within this long.
-pub const SESSION_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(2);
+
+/// From this age the first request that finds a credential asks the store
+/// again while the others go on with what is kept: a credential in use is
+/// confirmed before it expires, so its requests do not all wait for the
+/// store at once (a dashboard's reads did, every two seconds, each asking).
+const SESSION_CACHE_REFRESH: Duration = Duration::from_secs(1);
 
 /// Credentials the store confirmed recently (sessions, API keys, Supabase
 /// subjects), by hash: a signed-in read should not cost a database round
 /// trip (it would cap signed-in reads at a fraction of anonymous ones).
 #[derive(Debug)]
 pub struct CredentialCache<V> {
-    entries: std::sync::RwLock<std::collections::HashMap<Vec<u8>, (V, std::time::Instant)>>,
+    entries: RwLock<Entries<V>>,
+    /// Who asks the store about a credential; for one still kept, one
+    /// request at a time.
+    asking: Gates<Vec<u8>>,
     /// Counts what was forgotten: what a credential allows changed (a
     /// logout, a plan, a revoked key), and whoever holds one open (a live
     /// connection) checks it again.
     changes: tokio::sync::watch::Sender<u64>,
 }
 
+#[derive(Debug)]
+struct Entries<V> {
+    /// The answer and when it was asked for (the tokio clock, which tests
+    /// can stop).
+    by_hash: HashMap<Vec<u8>, (V, Instant)>,
+    /// Counts forgettings that met a question in flight, under the same
+    /// lock as the entries, so that an answer asked for before one is not
+    /// kept after it.
+    forgotten: u64,
+}
+
 impl<V> Default for CredentialCache<V> {
     fn default() -> Self {
         Self {
-            entries: std::sync::RwLock::default(),
+            entries: RwLock::new(Entries {
+                by_hash: HashMap::new(),
+                forgotten: 0,
+            }),
+            asking: Gates::default(),
             changes: tokio::sync::watch::channel(0).0,
         }
     }
@@ -103,6 +134,14 @@ impl<V> CredentialCache<V> {
     fn changed(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries<V>> {
+        self.entries.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries<V>> {
+        self.entries.write().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// The users of sessions and Supabase subjects.
@@ -113,39 +152,77 @@ pub type SessionCache = CredentialCache<coliseum_store::User>;
 const SESSION_CACHE_MAX: usize = 100_000;
 
 impl<V: Clone> CredentialCache<V> {
-    /// The value confirmed less than [`SESSION_CACHE_TTL`] ago.
-    pub fn get(&self, hash: &[u8]) -> Option<V> {
-        let entries = self.entries.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (value, at) = entries.get(hash)?;
-        (at.elapsed() < SESSION_CACHE_TTL).then(|| value.clone())
+    /// What the store confirmed less than [`SESSION_CACHE_TTL`] before,
+    /// and how long before.
+    fn cached(&self, hash: &[u8]) -> Option<(V, Duration)> {
+        let entries = self.read();
+        let (value, asked) = entries.by_hash.get(hash)?;
+        let age = asked.elapsed();
+        (age < SESSION_CACHE_TTL).then(|| (value.clone(), age))
     }
 
-    /// The cached value, else what `fetch` finds (cached when found).
+    /// The cached value, else what `fetch` finds (kept when found). A value
+    /// past [`SESSION_CACHE_REFRESH`] is served while one request asks
+    /// again, and still served to that one if the store fails to answer.
     pub async fn get_or_fetch<E, Fut>(&self, hash: &[u8], fetch: impl FnOnce() -> Fut) -> Result<Option<V>, E>
     where
         Fut: std::future::Future<Output = Result<Option<V>, E>>,
     {
-        if let Some(value) = self.get(hash) {
-            return Ok(Some(value));
-        }
-        let found = fetch().await?;
-        if let Some(value) = &found {
-            self.put(hash.to_vec(), value.clone());
+        let kept = self.cached(hash);
+        // Seen as asking until the answer is kept, so that a logout
+        // meanwhile voids it; one at a time where an answer is kept.
+        let (_present, _turn) = match &kept {
+            Some((value, age)) if *age < SESSION_CACHE_REFRESH || self.asking.busy(hash) => {
+                return Ok(Some(value.clone()));
+            }
+            Some(_) => {
+                let turn = self.asking.turn(hash.to_vec()).await;
+                // Whoever had the turn before may have asked already.
+                if let Some((value, age)) = self.cached(hash)
+                    && age < SESSION_CACHE_REFRESH
+                {
+                    return Ok(Some(value));
+                }
+                (None, Some(turn))
+            }
+            // Not kept: every request asks (as many as come at once), so
+            // that one failing does not hold the others in a queue.
+            None => (Some(self.asking.enter(hash.to_vec())), None),
+        };
+        let forgotten = self.read().forgotten;
+        let asked = Instant::now();
+        let found = match fetch().await {
+            Ok(found) => found,
+            Err(error) => return self.cached(hash).map(|(value, _)| Some(value)).ok_or(error),
+        };
+        let mut entries = self.write();
+        match &found {
+            // A logout or a plan change while the store answered: the
+            // answer may predate it.
+            Some(_) if entries.forgotten != forgotten => {}
+            Some(value) => {
+                if entries.by_hash.len() >= SESSION_CACHE_MAX {
+                    entries.by_hash.clear();
+                }
+                entries.by_hash.insert(hash.to_vec(), (value.clone(), asked));
+            }
+            // Ended elsewhere (another node, the session's lifetime).
+            None => {
+                entries.by_hash.remove(hash);
+            }
         }
         Ok(found)
     }
 
-    pub fn put(&self, hash: Vec<u8>, value: V) {
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if entries.len() >= SESSION_CACHE_MAX {
-            entries.clear();
-        }
-        entries.insert(hash, (value, std::time::Instant::now()));
-    }
-
     pub fn forget(&self, hash: &[u8]) {
-        let mut entries = self.entries.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.remove(hash);
+        let mut entries = self.write();
+        entries.by_hash.remove(hash);
+        // Only a question in flight can bring the answer back: a logout
+        // with a cookie nobody asked about (anyone may send one) leaves the
+        // others' answers alone.
+        if self.asking.busy(hash) {
+            entries.forgotten += 1;
+        }
         drop(entries);
         self.changed();
     }
@@ -153,16 +230,19 @@ impl<V: Clone> CredentialCache<V> {
     /// Forgets every entry: after a change (a plan bought) that any of
     /// them may carry.
     pub fn clear(&self) {
-        self.entries
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
+        let mut entries = self.write();
+        entries.by_hash.clear();
+        entries.forgotten += 1;
+        drop(entries);
         self.changed();
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[test]
@@ -172,6 +252,124 @@ mod tests {
         assert!(verify_password("correct horse battery", &hash));
         assert!(!verify_password("correct horse battery!", &hash));
         assert!(!verify_password("anything", "not a phc string"));
+    }
+
+    /// A fetch that counts its calls and answers `value` after `delay`.
+    async fn counted(calls: &AtomicUsize, value: Option<u32>, delay: Duration) -> Result<Option<u32>, ()> {
+        calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(delay).await;
+        Ok(value)
+    }
+
+    /// A cache holding `1` for `token`, asked for once.
+    async fn holding_one() -> (Arc<CredentialCache<u32>>, Arc<AtomicUsize>) {
+        let cache = Arc::new(CredentialCache::<u32>::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let first = cache
+            .get_or_fetch(b"token", || counted(&calls, Some(1), Duration::ZERO))
+            .await;
+        assert_eq!(first, Ok(Some(1)));
+        (cache, calls)
+    }
+
+    /// Asks for `token` in a task of its own, with a fetch that answers
+    /// `value` after 300 ms; returns once that fetch is under way.
+    async fn asking_slowly(
+        cache: &Arc<CredentialCache<u32>>,
+        calls: &Arc<AtomicUsize>,
+        value: Option<u32>,
+    ) -> tokio::task::JoinHandle<Result<Option<u32>, ()>> {
+        let (cache, calls) = (cache.clone(), calls.clone());
+        let asking = tokio::spawn(async move {
+            cache
+                .get_or_fetch(b"token", || counted(&calls, value, Duration::from_millis(300)))
+                .await
+        });
+        tokio::task::yield_now().await;
+        asking
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_credential_in_use_is_asked_for_again_by_one_request_while_the_others_go_on() {
+        let (cache, calls) = holding_one().await;
+        tokio::time::sleep(SESSION_CACHE_REFRESH).await;
+        let refreshing = asking_slowly(&cache, &calls, Some(2)).await;
+        let before = Instant::now();
+        for _ in 0..20 {
+            let meanwhile = cache
+                .get_or_fetch(b"token", || counted(&calls, Some(3), Duration::ZERO))
+                .await;
+            assert_eq!(meanwhile, Ok(Some(1)), "served what is kept");
+        }
+        assert_eq!(Instant::now(), before, "nobody waited for the refresh");
+        assert_eq!(refreshing.await.expect("joins"), Ok(Some(2)));
+        let after = cache
+            .get_or_fetch(b"token", || counted(&calls, Some(4), Duration::ZERO))
+            .await;
+        assert_eq!(after, Ok(Some(2)), "the new answer is kept");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "the store was asked once more");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_refresh_serves_what_is_kept_and_an_ended_credential_is_dropped() {
+        let (cache, calls) = holding_one().await;
+        tokio::time::sleep(SESSION_CACHE_REFRESH).await;
+        let failed = cache
+            .get_or_fetch(b"token", || async { Err::<Option<u32>, ()>(()) })
+            .await;
+        assert_eq!(failed, Ok(Some(1)), "the store failed; the answer kept still holds");
+        // Ended on another node: dropped at once, not served for the rest of its time.
+        let ended = cache
+            .get_or_fetch(b"token", || counted(&calls, None, Duration::ZERO))
+            .await;
+        assert_eq!(ended, Ok(None));
+        let again = cache
+            .get_or_fetch(b"token", || counted(&calls, Some(5), Duration::ZERO))
+            .await;
+        assert_eq!(again, Ok(Some(5)), "asked again");
+        tokio::time::sleep(SESSION_CACHE_TTL).await;
+        let expired = cache
+            .get_or_fetch(b"token", || async { Err::<Option<u32>, ()>(()) })
+            .await;
+        assert_eq!(expired, Err(()), "nothing older than the TTL is served");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_asked_for_before_a_logout_or_a_plan_change_is_not_kept_after_it() {
+        // A logout while the first question is in flight.
+        let cache = Arc::new(CredentialCache::<u32>::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let asking = asking_slowly(&cache, &calls, Some(1)).await;
+        cache.forget(b"token");
+        assert_eq!(asking.await.expect("joins"), Ok(Some(1)));
+        let after = cache
+            .get_or_fetch(b"token", || counted(&calls, None, Duration::ZERO))
+            .await;
+        assert_eq!(after, Ok(None), "the store is asked again");
+
+        // A plan change while a refresh is in flight.
+        let (cache, calls) = holding_one().await;
+        tokio::time::sleep(SESSION_CACHE_REFRESH).await;
+        let refreshing = asking_slowly(&cache, &calls, Some(2)).await;
+        cache.clear();
+        assert_eq!(refreshing.await.expect("joins"), Ok(Some(2)));
+        let after = cache
+            .get_or_fetch(b"token", || counted(&calls, Some(3), Duration::ZERO))
+            .await;
+        assert_eq!(after, Ok(Some(3)), "the store is asked again");
+
+        // A logout with a cookie nobody asked about voids nothing.
+        let (cache, calls) = holding_one().await;
+        tokio::time::sleep(SESSION_CACHE_REFRESH).await;
+        let refreshing = asking_slowly(&cache, &calls, Some(2)).await;
+        cache.forget(b"a stranger's cookie");
+        assert_eq!(refreshing.await.expect("joins"), Ok(Some(2)));
+        let after = cache
+            .get_or_fetch(b"token", || counted(&calls, Some(3), Duration::ZERO))
+            .await;
+        assert_eq!(after, Ok(Some(2)), "the refreshed answer is kept");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[test]
