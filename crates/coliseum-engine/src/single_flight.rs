@@ -1,8 +1,11 @@
 //! One computation per key at a time: whoever asks while it runs waits its
 //! turn, and then usually finds the answer kept. A key's gate counts who
-//! holds it or waits at it, and leaves the map with the last of them, also
-//! when that one is dropped while waiting or midway (a client gone, a
-//! request cancelled), so that gates of keys asked once do not pile up.
+//! holds it, waits at it or is present at it without a turn ([`Gates::enter`],
+//! for work that may run beside others of its key but must be seen), and
+//! leaves the map with the last of them, also when that one is dropped while
+//! waiting or midway (a client gone, a request cancelled), so that gates of
+//! keys asked once do not pile up. While a gate is in the map it also counts
+//! how often what is computed at it was voided ([`Gates::void`]).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -10,8 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OwnedMutexGuard;
 
-/// A key's gate and how many hold it or wait at it.
-type Gate = (Arc<tokio::sync::Mutex<()>>, usize);
+/// A key's gate, how many hold it, wait at it or are present, and how
+/// often it was voided.
+type Gate = (Arc<tokio::sync::Mutex<()>>, usize, u64);
 
 #[derive(Debug)]
 pub struct Gates<K> {
@@ -31,7 +35,7 @@ impl<K: Hash + Eq + Clone> Gates<K> {
     pub async fn turn(&self, key: K) -> Turn<'_, K> {
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-            let (gate, count) = gates.entry(key.clone()).or_default();
+            let (gate, count, _) = gates.entry(key.clone()).or_default();
             *count += 1;
             gate.clone()
         };
@@ -50,6 +54,27 @@ impl<K: Hash + Eq + Clone> Gates<K> {
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
         gates.entry(key.clone()).or_default().1 += 1;
         Presence { gates: self, key }
+    }
+
+    /// Present at `key` if nobody else is (see [`Self::enter`]); `None`
+    /// when someone is.
+    pub fn enter_if_idle(&self, key: K) -> Option<Presence<'_, K>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        if gates.contains_key(&key) {
+            return None;
+        }
+        gates.insert(key.clone(), (Arc::default(), 1, 0));
+        Some(Presence { gates: self, key })
+    }
+
+    /// Voids what is computed at `key` now, if anyone is there: each of
+    /// them sees [`Presence::voids`] change. Says whether anyone was.
+    pub fn void<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> bool
+    where
+        K: std::borrow::Borrow<Q>,
+    {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.get_mut(key).map(|(_, _, voids)| *voids += 1).is_some()
     }
 
     /// Whether someone computes `key`, waits to, or is present.
@@ -88,10 +113,19 @@ pub struct Presence<'a, K: Hash + Eq + Clone> {
     key: K,
 }
 
+impl<K: Hash + Eq + Clone> Presence<'_, K> {
+    /// How often what is computed at its key was voided since the first
+    /// who is there now came: compared before and after a computation.
+    pub fn voids(&self) -> u64 {
+        let gates = self.gates.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.get(&self.key).map_or(0, |(_, _, voids)| *voids)
+    }
+}
+
 impl<K: Hash + Eq + Clone> Drop for Presence<'_, K> {
     fn drop(&mut self) {
         let mut gates = self.gates.gates.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, count)) = gates.get_mut(&self.key) {
+        if let Some((_, count, _)) = gates.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
                 gates.remove(&self.key);

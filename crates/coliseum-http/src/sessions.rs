@@ -92,8 +92,8 @@ const SESSION_CACHE_REFRESH: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct CredentialCache<V> {
     entries: RwLock<Entries<V>>,
-    /// Who asks the store about a credential; for one still kept, one
-    /// request at a time.
+    /// Who asks the store about a credential now (for one still kept, one
+    /// request at a time); a logout voids their answers.
     asking: Gates<Vec<u8>>,
     /// Counts what was forgotten: what a credential allows changed (a
     /// logout, a plan, a revoked key), and whoever holds one open (a live
@@ -106,10 +106,9 @@ struct Entries<V> {
     /// The answer and when it was asked for (the tokio clock, which tests
     /// can stop).
     by_hash: HashMap<Vec<u8>, (V, Instant)>,
-    /// Counts forgettings that met a question in flight, under the same
-    /// lock as the entries, so that an answer asked for before one is not
-    /// kept after it.
-    forgotten: u64,
+    /// Counts clearings, under the same lock as the entries, so that an
+    /// answer asked for before one is not kept after it.
+    cleared: u64,
 }
 
 impl<V> Default for CredentialCache<V> {
@@ -117,7 +116,7 @@ impl<V> Default for CredentialCache<V> {
         Self {
             entries: RwLock::new(Entries {
                 by_hash: HashMap::new(),
-                forgotten: 0,
+                cleared: 0,
             }),
             asking: Gates::default(),
             changes: tokio::sync::watch::channel(0).0,
@@ -170,26 +169,19 @@ impl<V: Clone> CredentialCache<V> {
     {
         let kept = self.cached(hash);
         // Seen as asking until the answer is kept, so that a logout
-        // meanwhile voids it; one at a time where an answer is kept.
-        let (_present, _turn) = match &kept {
-            Some((value, age)) if *age < SESSION_CACHE_REFRESH || self.asking.busy(hash) => {
-                return Ok(Some(value.clone()));
-            }
-            Some(_) => {
-                let turn = self.asking.turn(hash.to_vec()).await;
-                // Whoever had the turn before may have asked already.
-                if let Some((value, age)) = self.cached(hash)
-                    && age < SESSION_CACHE_REFRESH
-                {
-                    return Ok(Some(value));
-                }
-                (None, Some(turn))
-            }
+        // meanwhile voids it.
+        let asking = match &kept {
+            Some((value, age)) if *age < SESSION_CACHE_REFRESH => return Ok(Some(value.clone())),
+            // One request asks again; the others are served what is kept.
+            Some((value, _)) => match self.asking.enter_if_idle(hash.to_vec()) {
+                Some(asking) => asking,
+                None => return Ok(Some(value.clone())),
+            },
             // Not kept: every request asks (as many as come at once), so
             // that one failing does not hold the others in a queue.
-            None => (Some(self.asking.enter(hash.to_vec())), None),
+            None => self.asking.enter(hash.to_vec()),
         };
-        let forgotten = self.read().forgotten;
+        let (cleared, voids) = (self.read().cleared, asking.voids());
         let asked = Instant::now();
         let found = match fetch().await {
             Ok(found) => found,
@@ -199,7 +191,7 @@ impl<V: Clone> CredentialCache<V> {
         match &found {
             // A logout or a plan change while the store answered: the
             // answer may predate it.
-            Some(_) if entries.forgotten != forgotten => {}
+            Some(_) if entries.cleared != cleared || asking.voids() != voids => {}
             Some(value) => {
                 if entries.by_hash.len() >= SESSION_CACHE_MAX {
                     entries.by_hash.clear();
@@ -217,12 +209,9 @@ impl<V: Clone> CredentialCache<V> {
     pub fn forget(&self, hash: &[u8]) {
         let mut entries = self.write();
         entries.by_hash.remove(hash);
-        // Only a question in flight can bring the answer back: a logout
-        // with a cookie nobody asked about (anyone may send one) leaves the
-        // others' answers alone.
-        if self.asking.busy(hash) {
-            entries.forgotten += 1;
-        }
+        // Under the entries' lock, as the answers are kept: a question
+        // about this credential in flight now is not kept after.
+        self.asking.void(hash);
         drop(entries);
         self.changed();
     }
@@ -232,7 +221,7 @@ impl<V: Clone> CredentialCache<V> {
     pub fn clear(&self) {
         let mut entries = self.write();
         entries.by_hash.clear();
-        entries.forgotten += 1;
+        entries.cleared += 1;
         drop(entries);
         self.changed();
     }
@@ -308,6 +297,12 @@ mod tests {
             .await;
         assert_eq!(after, Ok(Some(2)), "the new answer is kept");
         assert_eq!(calls.load(Ordering::SeqCst), 2, "the store was asked once more");
+        // Kept from when the store was asked, 300 ms before it answered.
+        tokio::time::sleep(SESSION_CACHE_TTL - Duration::from_millis(200)).await;
+        let failing = cache
+            .get_or_fetch(b"token", || async { Err::<Option<u32>, ()>(()) })
+            .await;
+        assert_eq!(failing, Err(()), "expired two seconds after it was asked for");
     }
 
     #[tokio::test(start_paused = true)]
@@ -323,6 +318,10 @@ mod tests {
             .get_or_fetch(b"token", || counted(&calls, None, Duration::ZERO))
             .await;
         assert_eq!(ended, Ok(None));
+        let failing = cache
+            .get_or_fetch(b"token", || async { Err::<Option<u32>, ()>(()) })
+            .await;
+        assert_eq!(failing, Err(()), "nothing is kept for it any more");
         let again = cache
             .get_or_fetch(b"token", || counted(&calls, Some(5), Duration::ZERO))
             .await;
@@ -359,17 +358,32 @@ mod tests {
             .await;
         assert_eq!(after, Ok(Some(3)), "the store is asked again");
 
-        // A logout with a cookie nobody asked about voids nothing.
+        // A logout of another credential, asked about at the same time
+        // (anyone may send a logout with any cookie), voids only that one.
         let (cache, calls) = holding_one().await;
         tokio::time::sleep(SESSION_CACHE_REFRESH).await;
         let refreshing = asking_slowly(&cache, &calls, Some(2)).await;
-        cache.forget(b"a stranger's cookie");
+        let stranger = tokio::spawn({
+            let (cache, calls) = (cache.clone(), calls.clone());
+            async move {
+                cache
+                    .get_or_fetch(b"stranger", || counted(&calls, Some(9), Duration::from_millis(300)))
+                    .await
+            }
+        });
+        tokio::task::yield_now().await;
+        cache.forget(b"stranger");
         assert_eq!(refreshing.await.expect("joins"), Ok(Some(2)));
+        assert_eq!(stranger.await.expect("joins"), Ok(Some(9)));
         let after = cache
             .get_or_fetch(b"token", || counted(&calls, Some(3), Duration::ZERO))
             .await;
         assert_eq!(after, Ok(Some(2)), "the refreshed answer is kept");
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let voided = cache
+            .get_or_fetch(b"stranger", || counted(&calls, None, Duration::ZERO))
+            .await;
+        assert_eq!(voided, Ok(None), "the logged-out one is asked again");
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
     }
 
     #[test]
