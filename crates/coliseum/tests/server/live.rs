@@ -557,10 +557,12 @@ async fn subscriptions_count_against_the_rate_limit() {
         assert_eq!(live.next().await["op"], "unsubscribed");
     }
     assert!(served >= 590, "only {served} subscriptions were allowed");
-    // The connection stays, and its allowance is the account's: REST too is refused.
-    let refused = app
-        .get_bearer("/v1/kpis?range=24h", bearer.trim_start_matches("Bearer "))
-        .await;
-    assert_eq!(refused.status(), 429);
+    // The connection stays, and its allowance is the account's: REST too is
+    // refused. Twenty at once: the allowance refills one every 100 ms, so a
+    // loaded machine's pause before them lets a few through, never most.
+    let token = bearer.trim_start_matches("Bearer ");
+    let statuses = futures_util::future::join_all((0..20).map(|_| app.get_bearer("/v1/kpis?range=24h", token))).await;
+    let refused = statuses.iter().filter(|r| r.status() == 429).count();
+    assert!(refused >= 10, "only {refused} of 20 REST reads were refused");
     app.stop().await;
 }
