@@ -134,21 +134,40 @@ pub struct Tile {
 /// under live traffic, so every other tile's sums can be reused.
 pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Tile> {
     let mut tiles = covering_tiles(from, to, finest);
-    if let Some(last) = tiles.last().copied()
-        && last.grain == Grain::Hour
-        && last.first < last.last
-    {
-        tiles.pop();
+    let Some(mut last) = tiles.pop() else {
+        return tiles;
+    };
+    // In the last hour of a day the day so far is whole in hours, and was
+    // one day tile holding the current hour: every batch changed it, and
+    // every board read after a batch summed that day again, for every
+    // artist, in the builds' queue. Its hours are tiles as on other hours.
+    if last.grain == Grain::Day && !on_an_hour(to) {
+        if last.first < last.last {
+            tiles.push(Tile {
+                last: last.last - 1,
+                ..last
+            });
+        }
+        last = Tile {
+            grain: Grain::Hour,
+            first: last.last * 24,
+            last: last.last * 24 + 23,
+        };
+    }
+    if last.grain == Grain::Hour && last.first < last.last {
         tiles.push(Tile {
             last: last.last - 1,
             ..last
         });
-        tiles.push(Tile {
-            first: last.last,
-            ..last
-        });
+        last.first = last.last;
     }
+    tiles.push(last);
     tiles
+}
+
+/// Whether `at` is on an hour, in whole seconds as [`covered_hours`] counts.
+fn on_an_hour(at: OffsetDateTime) -> bool {
+    at.unix_timestamp().rem_euclid(Grain::SECONDS_PER_HOUR) == 0
 }
 
 /// The tiles a leaderboard over `[from, to)` is summed from: [`tiles`],
@@ -1264,6 +1283,42 @@ mod tests {
                 tile(Grain::Hour, hour - 5, hour + 17),
                 tile(Grain::Hour, hour + 18, hour + 18)
             ]
+        );
+        // In the last hour of a day, that day's hours so far are hour
+        // tiles too, the current one of its own: a day tile would change
+        // with every batch.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-14 0:00 UTC),
+                datetime!(2026-11-20 23:30 UTC),
+                Grain::Day
+            ),
+            vec![
+                tile(Grain::Day, day - 6, day - 1),
+                tile(Grain::Hour, hour, hour + 22),
+                tile(Grain::Hour, hour + 23, hour + 23)
+            ]
+        );
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-19 23:00 UTC),
+                datetime!(2026-11-20 23:00:01 UTC),
+                Grain::Day
+            ),
+            vec![
+                tile(Grain::Hour, hour - 1, hour - 1),
+                tile(Grain::Hour, hour, hour + 22),
+                tile(Grain::Hour, hour + 23, hour + 23)
+            ]
+        );
+        // A range ending at midnight holds its last day whole.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-18 0:00 UTC),
+                datetime!(2026-11-20 0:00 UTC),
+                Grain::Day
+            ),
+            vec![tile(Grain::Day, day - 2, day - 1)]
         );
         // Hour series never use day buckets.
         assert_eq!(
