@@ -127,8 +127,9 @@ pub struct Tile {
     pub last: i64,
 }
 
-/// The tiles covering `[from, to)`: whole days as day buckets, the hours at
-/// either end as hour buckets, and the last hour a tile of its own. The
+/// The tiles covering `[from, to)`: whole days as day buckets (but never
+/// the day of the hour holding `to`), the hours at either end as hour
+/// buckets, and the last hour a tile of its own. The
 /// bucket holding `to` is included when `to` is not on an hour (the current
 /// hour so far). `from` must be on an hour. Only the current hour changes
 /// under live traffic, so every other tile's sums can be reused.

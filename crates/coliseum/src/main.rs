@@ -39,13 +39,23 @@ fn return_freed_pages_at_once() {
 /// as 2 MiB zeroed whole, however little of it was used. Without them the
 /// engine held 50 MiB less at start and 220 MiB less after the mixed
 /// benchmark's reads, at the same throughput (BENCHMARKS.md, sixteenth
-/// step).
+/// step). Processes it starts (`coliseum bench`'s) inherit the flag.
 #[allow(unsafe_code)]
 fn without_huge_pages() {
-    // SAFETY: `prctl` with integer arguments only: it sets a flag of this
-    // process's memory map, which the kernel reads on each page fault.
+    // SAFETY: `prctl` with integer arguments only, each the `unsigned
+    // long` the kernel reads: it sets a flag of this process's memory map,
+    // which the kernel reads on each page fault. Where it fails (an old
+    // kernel, a filter), huge pages stay as they were.
     #[cfg(target_os = "linux")]
-    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    let _ = unsafe {
+        libc::prctl(
+            libc::PR_SET_THP_DISABLE,
+            1 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
 }
 
 fn main() -> std::process::ExitCode {
@@ -123,7 +133,15 @@ mod tests {
     fn the_process_asks_for_no_huge_pages() {
         super::without_huge_pages();
         // SAFETY: reads a flag of this process's memory map.
-        let disabled = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        let disabled = unsafe {
+            libc::prctl(
+                libc::PR_GET_THP_DISABLE,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+                0 as libc::c_ulong,
+            )
+        };
         assert_eq!(disabled, 1);
     }
 }
