@@ -33,7 +33,7 @@ fn return_freed_pages_at_once() {
     unsafe { libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0) };
 }
 
-/// Nor does the process use transparent huge pages (as
+/// Keeps the process off transparent huge pages (as
 /// `MIMALLOC_ALLOW_THP=0` would, but mimalloc reads that option when it
 /// starts, before `main`): a page given back and touched again came back
 /// as 2 MiB zeroed whole, however little of it was used. Without them the
