@@ -489,9 +489,10 @@ impl Cached {
     }
 }
 
-/// One permit per core for the CPU-heavy read jobs (summing and ranking
-/// what no cached value holds yet: a board's first build, a whole order, a
-/// tile's sums; milliseconds each), run on the blocking pool.
+/// Permits for the CPU-heavy read jobs, run on the blocking pool: one per
+/// core for summing and ranking what no cached value holds yet (a board's
+/// first build, a tile's sums; milliseconds each), and a lane of one for
+/// sorting a built board's whole order ([`Reads::ordered`]).
 ///
 /// Moving a board by what changed since it was ranked is not one of them
 /// (unless it must sum a day tile again: [`cheap_to_move`]): it runs where
@@ -504,12 +505,18 @@ impl Cached {
 #[derive(Debug)]
 struct Builds {
     permits: Arc<tokio::sync::Semaphore>,
+    lane: &'static str,
+    /// How long jobs waited for a permit, made at the first job: the
+    /// metrics recorder may be installed after the reads are.
+    waited: std::sync::OnceLock<metrics::Histogram>,
 }
 
 impl Builds {
-    fn new(cores: usize) -> Self {
+    fn new(permits: usize, lane: &'static str) -> Self {
         Self {
-            permits: Arc::new(tokio::sync::Semaphore::new(cores)),
+            permits: Arc::new(tokio::sync::Semaphore::new(permits)),
+            lane,
+            waited: std::sync::OnceLock::new(),
         }
     }
 
@@ -520,7 +527,6 @@ impl Builds {
     /// task's wait for a busy request worker (BENCHMARKS.md, thirteenth
     /// step).
     async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
-        static WAITED: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
         let queued = std::time::Instant::now();
         let permit = self
             .permits
@@ -528,8 +534,8 @@ impl Builds {
             .acquire_owned()
             .await
             .map_err(|e| StoreError::Internal(format!("the read workers are closed: {e}")))?;
-        WAITED
-            .get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds", "lane" => "build"))
+        self.waited
+            .get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds", "lane" => self.lane))
             .record(queued.elapsed());
         tokio::task::spawn_blocking(move || {
             let done = job();
@@ -547,6 +553,11 @@ pub struct Reads {
     fallback: Fallback,
     /// CPU-heavy read work, one job per core at a time.
     builds: Builds,
+    /// Whole orders of boards already built, one at a time, beside the
+    /// builds (see [`Self::ordered`]).
+    sorts: Builds,
+    /// One sort per board at a time; its other readers wait for it.
+    sorting: Gates<usize>,
     /// How long a ranking may still be served once newer batches are
     /// applied. Under continuous ingestion every request would otherwise see
     /// a new version and recompute the whole board.
@@ -580,7 +591,9 @@ impl Reads {
         Self {
             hot,
             fallback: Fallback::new(store, max_age),
-            builds: Builds::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+            builds: Builds::new(std::thread::available_parallelism().map_or(2, |n| n.get()), "build"),
+            sorts: Builds::new(1, "sort"),
+            sorting: Gates::default(),
             max_age,
             cache: Mutex::new(Bounded::new(budget.boards)),
             gates: Gates::default(),
@@ -650,15 +663,29 @@ impl Reads {
     /// Makes `ranking`'s whole order ready, sorting it off the request
     /// workers if it is not yet: for reads past the first page (a later
     /// page, a cursor, an artist's place).
+    ///
+    /// A board needs this once (its moves keep the order: [`Board::moved`]),
+    /// after it is built anew: on a first read, or when a new hour's tiles
+    /// replace its parts. Its readers then all arrive at once (around-me
+    /// reads the four standard boards), and each queued a sort of its own
+    /// behind every first build of other boards. Now one sorts, the others
+    /// wait for it, and sorts have a permit of their own: a few milliseconds
+    /// for one core, beside the builds rather than behind them.
     pub async fn ordered(&self, ranking: &Ranking) -> Result<(), StoreError> {
         if ranking.board.is_ordered() {
             return Ok(());
         }
+        // The board's address names it while `ranking` holds it alive.
+        let _turn = self.sorting.turn(Arc::as_ptr(&ranking.board) as usize).await;
+        if ranking.board.is_ordered() {
+            return Ok(());
+        }
         let board = ranking.board.clone();
-        self.compute(move || {
-            board.entries();
-        })
-        .await
+        self.sorts
+            .run(move || {
+                board.entries();
+            })
+            .await
     }
 
     /// A ranking with an id of its own, for cursors.
@@ -1214,8 +1241,76 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_built_boards_order_is_sorted_beside_the_builds_once_for_its_readers() {
+        use crate::processor::AppliedSink;
+        let now = datetime!(2026-11-20 12:34 UTC);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("test.db").display());
+        let store: Arc<dyn Rollups> = Arc::new(coliseum_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
+        let clock = Arc::new(coliseum_domain::clock::FixedClock::new(now));
+        let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
+        // More artists than a first page: the rest is sorted when asked for.
+        let artists = crate::board::TOP as i64 + 50;
+        for i in 0..artists {
+            let watermark = Watermark {
+                seq: i + 1,
+                as_of: now,
+            };
+            hot.applied(&plays_at(&format!("art_{i:03}"), i + 1, now), watermark);
+        }
+        let reads = Reads::new(hot, store, clock, std::time::Duration::ZERO, CacheBudget::DEFAULT);
+        let query = BoardQuery {
+            metric: Metric::Plays,
+            range: Range::Month,
+            filters: Filters::default(),
+        };
+        let ranking = reads.leaderboard(&query).await.expect("built");
+        assert!(!ranking.board.is_ordered(), "a new board sorts only its first page");
+        let builds = u32::try_from(reads.builds.permits.available_permits()).expect("a few");
+        let _builds = reads
+            .builds
+            .permits
+            .clone()
+            .try_acquire_many_owned(builds)
+            .expect("every build permit");
+        let sort = reads
+            .sorts
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .expect("the sort permit");
+
+        // Two readers past the first page at once: they wait for the sort
+        // lane, and one of them for the other's turn.
+        let both = async { tokio::try_join!(reads.ordered(&ranking), reads.ordered(&ranking)) };
+        tokio::pin!(both);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), &mut both)
+                .await
+                .is_err(),
+            "a sort waits for its lane"
+        );
+        assert!(reads.sorting.busy(&(Arc::as_ptr(&ranking.board) as usize)));
+        drop(sort);
+        tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("sorted while every build permit is held")
+            .expect("sorted");
+        assert!(ranking.board.is_ordered());
+        assert_eq!(ranking.entries().len(), artists as usize);
+        assert_eq!(
+            ranking.board.name(ranking.entries()[0].id),
+            format!("art_{:03}", artists - 1)
+        );
+        assert!(
+            !reads.sorting.busy(&(Arc::as_ptr(&ranking.board) as usize)),
+            "no gate is left behind"
+        );
+    }
+
+    #[tokio::test]
     async fn a_permit_is_free_once_its_job_ends_before_anyone_awaits_the_result() {
-        let builds = Builds::new(1);
+        let builds = Builds::new(1, "build");
         let (go, told) = std::sync::mpsc::channel();
         let (ran, finished) = std::sync::mpsc::channel();
         let job = builds.run(move || {
