@@ -549,7 +549,7 @@ impl Accounts for PostgresStore {
         self.key_owner(key_hash).await
     }
 
-    async fn revoke_session(&self, token_hash: &[u8], audit: AuditOf<'_, i64>) -> Result<(), StoreError> {
+    async fn revoke_session(&self, token_hash: &[u8], audit: AuditOf<'_, i64>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         let user_id: Option<i64> = sqlx::query_scalar("DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id")
             .bind(token_hash)
@@ -559,7 +559,8 @@ impl Accounts for PostgresStore {
         if let Some(user_id) = user_id {
             identity::write_audit(&mut tx, audit(&user_id).as_slice()).await?;
         }
-        tx.commit().await.map_err(classify)
+        tx.commit().await.map_err(classify)?;
+        Ok(user_id.is_some())
     }
 }
 

@@ -386,7 +386,10 @@ pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
         store.session_user(&[8; 32], now).await.expect("read").is_none(),
         "unknown"
     );
-    store.revoke_session(&[7; 32], &unaudited).await.expect("revoke");
+    assert!(
+        store.revoke_session(&[7; 32], &unaudited).await.expect("revoke"),
+        "in force"
+    );
     assert!(
         store.session_user(&[7; 32], now).await.expect("read").is_none(),
         "revoked"
@@ -1446,8 +1449,11 @@ pub async fn audited_actions_write_their_record_with_them(store: Arc<dyn Store>)
             ..audited("logout")
         })
     };
-    store.revoke_session(&[5; 32], &logout).await.expect("log out");
-    store.revoke_session(&[5; 32], &logout).await.expect("log out again");
+    assert!(store.revoke_session(&[5; 32], &logout).await.expect("log out"), "ended");
+    assert!(
+        !store.revoke_session(&[5; 32], &logout).await.expect("log out again"),
+        "nothing left to end"
+    );
     // A plan that changes is recorded; one that does not change is not.
     let plan_changed = |outcome: &StripeOutcome| match outcome {
         StripeOutcome::Applied {
