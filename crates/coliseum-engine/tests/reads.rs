@@ -5,7 +5,8 @@
 //! hour edges, `all`, no filter, one or two, for the platform, an artist or a
 //! live event; after loading from the store, and again after batches applied
 //! live, late entries into packed buckets and new artists in them included,
-//! and once more after the next packing pass has merged them.
+//! and once more after the next packing pass has merged them; at midday and
+//! in the last hour of a day, where the day so far is whole in hours.
 
 mod support;
 
@@ -29,18 +30,14 @@ use time::macros::datetime;
 
 use support::Random;
 
-fn now() -> OffsetDateTime {
-    datetime!(2026-11-20 12:34 UTC)
-}
-
-/// Entries over the last `days` days, for a few artists, cities, genres and
-/// live events, some with none of them.
-fn stream(seed: u64, count: usize, days: i64, artists: &[&str]) -> Vec<Value> {
+/// Entries over the `days` days before `now`, for a few artists, cities,
+/// genres and live events, some with none of them.
+fn stream(now: OffsetDateTime, seed: u64, count: usize, days: i64, artists: &[&str]) -> Vec<Value> {
     let mut random = Random(seed);
     (0..count)
         .map(|i| {
             let minutes = random.below((days * 24 * 60) as u64) as i64;
-            let at = now() - time::Duration::minutes(minutes);
+            let at = now - time::Duration::minutes(minutes);
             let mut metadata = serde_json::Map::new();
             if random.below(6) > 0 {
                 metadata.insert("city".into(), json!(random.pick(&["Oslo", "Lagos", "Lima"])));
@@ -74,13 +71,13 @@ fn stream(seed: u64, count: usize, days: i64, artists: &[&str]) -> Vec<Value> {
         .collect()
 }
 
-async fn process(store: &Arc<dyn Store>, envelopes: &[Value], sinks: Vec<Arc<dyn AppliedSink>>) {
+async fn process(store: &Arc<dyn Store>, now: OffsetDateTime, envelopes: &[Value], sinks: Vec<Arc<dyn AppliedSink>>) {
     let entries: Vec<NewEntry> = envelopes
         .iter()
         .map(|envelope| {
-            let entry = validate_raw_envelope(&envelope.to_string(), "", &ValidationContext::at(now()))
+            let entry = validate_raw_envelope(&envelope.to_string(), "", &ValidationContext::at(now))
                 .unwrap_or_else(|e| panic!("valid envelope {envelope}: {e:?}"));
-            NewEntry::from_entry(entry, now())
+            NewEntry::from_entry(entry, now)
         })
         .collect();
     store.append_entries(&entries).await.expect("append");
@@ -91,7 +88,7 @@ async fn process(store: &Arc<dyn Store>, envelopes: &[Value], sinks: Vec<Arc<dyn
     let processor = Processor::new(
         store.clone(),
         Arc::new(FxTable::new(Currency::parse("USD").expect("USD"))),
-        Arc::new(FixedClock::new(now())),
+        Arc::new(FixedClock::new(now)),
         Arc::new(PipelineStats::default()),
         config,
         sinks,
@@ -101,8 +98,8 @@ async fn process(store: &Arc<dyn Store>, envelopes: &[Value], sinks: Vec<Arc<dyn
     processor.run_until_idle().await.expect("process");
 }
 
-fn ranges() -> Vec<Range> {
-    let hour = |h: i64| now().replace_minute(0).expect("hour") - time::Duration::hours(h);
+fn ranges(now: OffsetDateTime) -> Vec<Range> {
+    let hour = |h: i64| now.replace_minute(0).expect("hour") - time::Duration::hours(h);
     vec![
         Range::Hour,
         Range::Day,
@@ -194,10 +191,10 @@ fn entries(ranking: &Ranking) -> Vec<(u64, String, i64)> {
         .collect()
 }
 
-async fn reads_equal_one_sql_sum(reads: &Reads, store: &Arc<dyn Store>, when: &str) {
+async fn reads_equal_one_sql_sum(reads: &Reads, store: &Arc<dyn Store>, now: OffsetDateTime, when: &str) {
     let mut checked = 0;
-    for range in ranges() {
-        let (from, to) = hours(range, now());
+    for range in ranges(now) {
+        let (from, to) = hours(range, now);
         for filters in filter_sets() {
             for artist in [None, Some("art_a"), Some("art_new")] {
                 let expected_hours = store
@@ -248,7 +245,18 @@ async fn reads_equal_one_sql_sum(reads: &Reads, store: &Arc<dyn Store>, when: &s
 }
 
 async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
-    let clock = Arc::new(FixedClock::new(now()));
+    answer_alike_at(store, datetime!(2026-11-20 12:34 UTC)).await;
+}
+
+/// In the last hour of a day the day so far is whole in hours: today is
+/// still read as hours, the current one a tile of its own, as at any other
+/// hour.
+async fn memory_and_sql_answer_alike_in_the_last_hour_of_a_day(store: Arc<dyn Store>) {
+    answer_alike_at(store, datetime!(2026-11-20 23:34 UTC)).await;
+}
+
+async fn answer_alike_at(store: Arc<dyn Store>, now: OffsetDateTime) {
+    let clock = Arc::new(FixedClock::new(now));
     let reads_with =
         |hot: &Arc<HotState>, budget| Reads::new(hot.clone(), store.clone(), clock.clone(), Duration::ZERO, budget);
     let reads_of = |hot: &Arc<HotState>| reads_with(hot, coliseum_engine::reads::CacheBudget::DEFAULT);
@@ -257,7 +265,8 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     let from_empty = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
     process(
         &store,
-        &stream(1, 3_000, 40, &["art_a", "art_b", "art_c", "art_d"]),
+        now,
+        &stream(now, 1, 3_000, 40, &["art_a", "art_b", "art_c", "art_d"]),
         vec![from_empty.clone() as Arc<dyn AppliedSink>],
     )
     .await;
@@ -266,11 +275,11 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
         store.first_bucket(Grain::Hour).await.expect("first bucket"),
         "the first hour held, from what was applied"
     );
-    reads_equal_one_sql_sum(&reads_of(&from_empty), &store, "applied from an empty start").await;
+    reads_equal_one_sql_sum(&reads_of(&from_empty), &store, now, "applied from an empty start").await;
     // …then a fresh start that loads it.
     let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
     let reads = reads_of(&hot);
-    reads_equal_one_sql_sum(&reads, &store, "loaded").await;
+    reads_equal_one_sql_sum(&reads, &store, now, "loaded").await;
     // The same, where the tile cache keeps nothing: a board moved forward
     // reads again only the parts whose buckets changed, and one whose
     // older parts changed (late entries) is built anew.
@@ -282,7 +291,7 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
             ..coliseum_engine::reads::CacheBudget::DEFAULT
         },
     );
-    reads_equal_one_sql_sum(&reads_uncached, &store, "loaded, no tile cache").await;
+    reads_equal_one_sql_sum(&reads_uncached, &store, now, "loaded, no tile cache").await;
     let sinks = || {
         vec![
             hot.clone() as Arc<dyn AppliedSink>,
@@ -293,26 +302,29 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     // Live: recent entries, late ones into packed hours and days, an
     // artist new to those buckets, and entries older than any before.
     let live = [
-        stream(2, 400, 1, &["art_a", "art_b"]),
-        stream(3, 400, 35, &["art_a", "art_new"]),
-        stream(4, 300, 60, &["art_c", "art_new"]),
+        stream(now, 2, 400, 1, &["art_a", "art_b"]),
+        stream(now, 3, 400, 35, &["art_a", "art_new"]),
+        stream(now, 4, 300, 60, &["art_c", "art_new"]),
     ]
     .concat();
-    process(&store, &live, sinks()).await;
+    process(&store, now, &live, sinks()).await;
     assert_eq!(
         Some(hot.first_held(Grain::Day)),
         store.first_bucket(Grain::Day).await.expect("first bucket"),
         "moved back by the older entries"
     );
-    reads_equal_one_sql_sum(&reads, &store, "after live batches").await;
-    reads_equal_one_sql_sum(&reads_uncached, &store, "after live batches, no tile cache").await;
+    reads_equal_one_sql_sum(&reads, &store, now, "after live batches").await;
+    reads_equal_one_sql_sum(&reads_uncached, &store, now, "after live batches, no tile cache").await;
 
     // Half a minute on, the next batch packs what the late entries added
     // to packed hours: merged, the cells read as before.
-    clock.set(now() + time::Duration::seconds(31));
-    process(&store, &stream(5, 200, 35, &["art_b", "art_new"]), sinks()).await;
-    reads_equal_one_sql_sum(&reads, &store, "after packing again").await;
-    reads_equal_one_sql_sum(&reads_uncached, &store, "after packing again, no tile cache").await;
+    clock.set(now + time::Duration::seconds(31));
+    process(&store, now, &stream(now, 5, 200, 35, &["art_b", "art_new"]), sinks()).await;
+    reads_equal_one_sql_sum(&reads, &store, now, "after packing again").await;
+    reads_equal_one_sql_sum(&reads_uncached, &store, now, "after packing again, no tile cache").await;
 }
 
-on_both_backends!(memory_and_sql_answer_alike);
+on_both_backends!(
+    memory_and_sql_answer_alike,
+    memory_and_sql_answer_alike_in_the_last_hour_of_a_day
+);
