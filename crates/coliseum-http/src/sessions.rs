@@ -206,14 +206,21 @@ impl<V: Clone> CredentialCache<V> {
         Ok(found)
     }
 
-    pub fn forget(&self, hash: &[u8]) {
+    /// Forgets `hash`'s answer. Whoever holds a credential open (a live
+    /// connection) is told to check it again when the store just `ended`
+    /// it or an answer was kept here: not for a hash nobody could hold, such
+    /// as a logout with a made-up cookie, which would make every live
+    /// connection on the node ask the store.
+    pub fn forget(&self, hash: &[u8], ended: bool) {
         let mut entries = self.write();
-        entries.by_hash.remove(hash);
+        let held = entries.by_hash.remove(hash).is_some();
         // Under the entries' lock, as the answers are kept: a question
         // about this credential in flight now is not kept after.
         self.asking.void(hash);
         drop(entries);
-        self.changed();
+        if ended || held {
+            self.changed();
+        }
     }
 
     /// Forgets every entry: after a change (a plan bought) that any of
@@ -340,7 +347,7 @@ mod tests {
         let cache = Arc::new(CredentialCache::<u32>::default());
         let calls = Arc::new(AtomicUsize::new(0));
         let asking = asking_slowly(&cache, &calls, Some(1)).await;
-        cache.forget(b"token");
+        cache.forget(b"token", true);
         assert_eq!(asking.await.expect("joins"), Ok(Some(1)));
         let after = cache
             .get_or_fetch(b"token", || counted(&calls, None, Duration::ZERO))
@@ -372,7 +379,7 @@ mod tests {
             }
         });
         tokio::task::yield_now().await;
-        cache.forget(b"stranger");
+        cache.forget(b"stranger", false);
         assert_eq!(refreshing.await.expect("joins"), Ok(Some(2)));
         assert_eq!(stranger.await.expect("joins"), Ok(Some(9)));
         let after = cache

@@ -387,8 +387,26 @@ pub async fn sessions_expire_and_revoke(store: Arc<dyn Store>) {
         "unknown"
     );
     assert!(
+        !store.revoke_session(&[8; 32], &unaudited).await.expect("revoke"),
+        "unknown: nothing ended"
+    );
+    assert!(
         store.revoke_session(&[7; 32], &unaudited).await.expect("revoke"),
         "in force"
+    );
+    // An expired session still stored is ended all the same.
+    let expired = NewSession {
+        token_hash: vec![6; 32],
+        expires_at: now - Duration::minutes(1),
+        ..session
+    };
+    store
+        .create_session(&expired, &audited("login"))
+        .await
+        .expect("create session");
+    assert!(
+        store.revoke_session(&[6; 32], &unaudited).await.expect("revoke"),
+        "expired, still stored"
     );
     assert!(
         store.session_user(&[7; 32], now).await.expect("read").is_none(),

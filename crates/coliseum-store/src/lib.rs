@@ -279,7 +279,8 @@ pub trait Accounts: Send + Sync {
 
     /// Ends a session at once; unknown tokens are ignored. The audit record
     /// of the session's user (the logout) is written in the same
-    /// transaction, only when a session ended. Says whether one did.
+    /// transaction, only when a session ended. Says whether a stored
+    /// session was ended, expired or not.
     async fn revoke_session(&self, token_hash: &[u8], audit: AuditOf<'_, i64>) -> Result<bool, StoreError>;
 
     /// The user's sessions in force at `now`, newest first.

@@ -318,12 +318,8 @@ pub(crate) async fn end_session(
         let hash = sessions::token_hash(token);
         // Recorded for the session's own user, whatever else the request carried.
         let record = |user_id: &i64| Some(user_record(state, request, *user_id, "logout"));
-        // Forgetting wakes every live connection on the node to check its
-        // credential again: only for a session that was in force, not for
-        // any cookie a client makes up.
-        if state.store.revoke_session(&hash, &record).await? {
-            state.sessions.forget(&hash);
-        }
+        let ended = state.store.revoke_session(&hash, &record).await?;
+        state.sessions.forget(&hash, ended);
     }
     Ok(sessions::cleared_cookie(state.settings.secure_cookies()))
 }

@@ -239,7 +239,7 @@ pub async fn end_other_sessions(
         .revoke_other_sessions(user.id, &sessions::token_hash(token), &record)
         .await?;
     for hash in &ended {
-        state.sessions.forget(hash);
+        state.sessions.forget(hash, true);
     }
     Ok(Redirect::to("/app/account#sessions").into_response())
 }
