@@ -489,10 +489,11 @@ impl Cached {
     }
 }
 
-/// Permits for the CPU-heavy read jobs, run on the blocking pool: one per
-/// core for summing and ranking what no cached value holds yet (a board's
-/// first build, a tile's sums; milliseconds each), and a lane of one for
-/// sorting a built board's whole order ([`Reads::ordered`]).
+/// Permits for CPU-heavy read jobs, run on the blocking pool: the builds'
+/// lane, one per core, for summing and ranking what no cached value holds
+/// yet (a board's first build, a tile's sums; milliseconds each), and the
+/// sorts' lane beside it for a built board's whole order
+/// ([`Reads::ordered`]).
 ///
 /// Moving a board by what changed since it was ranked is not one of them
 /// (unless it must sum a day tile again: [`cheap_to_move`]): it runs where
@@ -503,20 +504,25 @@ impl Cached {
 /// asked, the Enterprise mix read on went from p99 110–115 ms to 37–57 ms
 /// (BENCHMARKS.md, fourteenth step).
 #[derive(Debug)]
-struct Builds {
+struct Lane {
     permits: Arc<tokio::sync::Semaphore>,
     lane: &'static str,
     /// How long jobs waited for a permit, made at the first job: the
     /// metrics recorder may be installed after the reads are.
     waited: std::sync::OnceLock<metrics::Histogram>,
+    /// Jobs started, for tests to count.
+    #[cfg(test)]
+    started: AtomicU64,
 }
 
-impl Builds {
+impl Lane {
     fn new(permits: usize, lane: &'static str) -> Self {
         Self {
             permits: Arc::new(tokio::sync::Semaphore::new(permits)),
             lane,
             waited: std::sync::OnceLock::new(),
+            #[cfg(test)]
+            started: AtomicU64::new(0),
         }
     }
 
@@ -537,6 +543,8 @@ impl Builds {
         self.waited
             .get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds", "lane" => self.lane))
             .record(queued.elapsed());
+        #[cfg(test)]
+        self.started.fetch_add(1, Ordering::Relaxed);
         tokio::task::spawn_blocking(move || {
             let done = job();
             drop(permit);
@@ -547,15 +555,21 @@ impl Builds {
     }
 }
 
+/// What names a board at [`Reads::sorting`]: its address, unique while
+/// the board is alive, as it is for everyone waiting there.
+fn sort_key(board: &Arc<Board>) -> usize {
+    Arc::as_ptr(board) as usize
+}
+
 /// The read side of the engine.
 pub struct Reads {
     hot: Arc<HotState>,
     fallback: Fallback,
     /// CPU-heavy read work, one job per core at a time.
-    builds: Builds,
-    /// Whole orders of boards already built, one at a time, beside the
-    /// builds (see [`Self::ordered`]).
-    sorts: Builds,
+    builds: Lane,
+    /// Whole orders of boards already built, beside the builds (see
+    /// [`Self::ordered`]): one at a time per four cores.
+    sorts: Lane,
     /// One sort per board at a time; its other readers wait for it.
     sorting: Gates<usize>,
     /// How long a ranking may still be served once newer batches are
@@ -585,14 +599,15 @@ impl Reads {
         budget: CacheBudget,
     ) -> Self {
         let seed = clock.now().unix_timestamp_nanos() as u64;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         hot.set_tile_cache_budget(budget.tiles);
         hot.set_series_cache_budget(budget.series);
         report_cache_bytes("boards", 0);
         Self {
             hot,
             fallback: Fallback::new(store, max_age),
-            builds: Builds::new(std::thread::available_parallelism().map_or(2, |n| n.get()), "build"),
-            sorts: Builds::new(1, "sort"),
+            builds: Lane::new(cores, "build"),
+            sorts: Lane::new(cores.div_ceil(4), "sort"),
             sorting: Gates::default(),
             max_age,
             cache: Mutex::new(Bounded::new(budget.boards)),
@@ -666,17 +681,15 @@ impl Reads {
     ///
     /// A board needs this once (its moves keep the order: [`Board::moved`]),
     /// after it is built anew: on a first read, or when a new hour's tiles
-    /// replace its parts. Its readers then all arrive at once (around-me
-    /// reads the four standard boards), and each queued a sort of its own
-    /// behind every first build of other boards. Now one sorts, the others
-    /// wait for it, and sorts have a permit of their own: a few milliseconds
-    /// for one core, beside the builds rather than behind them.
+    /// replace its parts. Its readers then arrive together (around-me reads
+    /// the four standard boards): one sorts while the others wait for it,
+    /// and the sort, a few milliseconds of one core, runs in a lane beside
+    /// the builds, not queued behind every first build of other boards.
     pub async fn ordered(&self, ranking: &Ranking) -> Result<(), StoreError> {
         if ranking.board.is_ordered() {
             return Ok(());
         }
-        // The board's address names it while `ranking` holds it alive.
-        let _turn = self.sorting.turn(Arc::as_ptr(&ranking.board) as usize).await;
+        let _turn = self.sorting.turn(sort_key(&ranking.board)).await;
         if ranking.board.is_ordered() {
             return Ok(());
         }
@@ -1252,10 +1265,7 @@ mod tests {
         // More artists than a first page: the rest is sorted when asked for.
         let artists = crate::board::TOP as i64 + 50;
         for i in 0..artists {
-            let watermark = Watermark {
-                seq: i + 1,
-                as_of: now,
-            };
+            let watermark = Watermark { seq: i + 1, as_of: now };
             hot.applied(&plays_at(&format!("art_{i:03}"), i + 1, now), watermark);
         }
         let reads = Reads::new(hot, store, clock, std::time::Duration::ZERO, CacheBudget::DEFAULT);
@@ -1280,37 +1290,31 @@ mod tests {
             .try_acquire_owned()
             .expect("the sort permit");
 
-        // Two readers past the first page at once: they wait for the sort
-        // lane, and one of them for the other's turn.
+        // Two readers past the first page at once: one waits for the sort
+        // lane, the other for its turn.
         let both = async { tokio::try_join!(reads.ordered(&ranking), reads.ordered(&ranking)) };
         tokio::pin!(both);
-        assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(300), &mut both)
-                .await
-                .is_err(),
-            "a sort waits for its lane"
-        );
-        assert!(reads.sorting.busy(&(Arc::as_ptr(&ranking.board) as usize)));
+        let waiting = std::future::poll_fn(|cx| std::task::Poll::Ready(both.as_mut().poll(cx).is_pending())).await;
+        assert!(waiting, "a sort waits for its lane");
+        assert!(reads.sorting.busy(&sort_key(&ranking.board)));
         drop(sort);
         tokio::time::timeout(std::time::Duration::from_secs(10), both)
             .await
             .expect("sorted while every build permit is held")
             .expect("sorted");
         assert!(ranking.board.is_ordered());
+        assert_eq!(reads.sorts.started.load(Ordering::Relaxed), 1, "sorted once for both");
         assert_eq!(ranking.entries().len(), artists as usize);
         assert_eq!(
             ranking.board.name(ranking.entries()[0].id),
             format!("art_{:03}", artists - 1)
         );
-        assert!(
-            !reads.sorting.busy(&(Arc::as_ptr(&ranking.board) as usize)),
-            "no gate is left behind"
-        );
+        assert!(!reads.sorting.busy(&sort_key(&ranking.board)), "no gate is left behind");
     }
 
     #[tokio::test]
     async fn a_permit_is_free_once_its_job_ends_before_anyone_awaits_the_result() {
-        let builds = Builds::new(1, "build");
+        let builds = Lane::new(1, "build");
         let (go, told) = std::sync::mpsc::channel();
         let (ran, finished) = std::sync::mpsc::channel();
         let job = builds.run(move || {
