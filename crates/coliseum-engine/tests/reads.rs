@@ -100,6 +100,7 @@ async fn process(store: &Arc<dyn Store>, now: OffsetDateTime, envelopes: &[Value
 
 fn ranges(now: OffsetDateTime) -> Vec<Range> {
     let hour = |h: i64| now.replace_minute(0).expect("hour") - time::Duration::hours(h);
+    let midnight = now.replace_time(time::Time::MIDNIGHT);
     vec![
         Range::Hour,
         Range::Day,
@@ -108,8 +109,8 @@ fn ranges(now: OffsetDateTime) -> Vec<Range> {
         Range::All,
         // Whole days inside the hot window.
         Range::Custom {
-            from: hour(12 + 24 * 6),
-            to: hour(12 + 24),
+            from: midnight - time::Duration::days(6),
+            to: midnight - time::Duration::days(1),
         },
         // Hour edges a few days back, where hours keep the `all` slice only.
         Range::Custom {
@@ -248,9 +249,7 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     answer_alike_at(store, datetime!(2026-11-20 12:34 UTC)).await;
 }
 
-/// In the last hour of a day the day so far is whole in hours: today is
-/// still read as hours, the current one a tile of its own, as at any other
-/// hour.
+/// In the last hour of a day, where the day so far is whole in hours.
 async fn memory_and_sql_answer_alike_in_the_last_hour_of_a_day(store: Arc<dyn Store>) {
     answer_alike_at(store, datetime!(2026-11-20 23:34 UTC)).await;
 }
