@@ -198,9 +198,14 @@ impl<V: Clone> CredentialCache<V> {
                 }
                 entries.by_hash.insert(hash.to_vec(), (value.clone(), asked));
             }
-            // Ended elsewhere (another node, the session's lifetime).
+            // Ended elsewhere (another node, the session's lifetime, a
+            // logout cut short before it forgot): whoever holds it open
+            // checks it again. A made-up credential was never kept.
             None => {
-                entries.by_hash.remove(hash);
+                if entries.by_hash.remove(hash).is_some() {
+                    drop(entries);
+                    self.changed();
+                }
             }
         }
         Ok(found)
@@ -391,6 +396,33 @@ mod tests {
             .await;
         assert_eq!(voided, Ok(None), "the logged-out one is asked again");
         assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_connections_check_again_when_a_kept_credential_ends_and_only_then() {
+        let (cache, calls) = holding_one().await;
+        let mut changes = cache.changes();
+        // A logout with a cookie nobody holds, and a question about one.
+        cache.forget(b"made up", false);
+        let unknown = cache
+            .get_or_fetch(b"made up", || counted(&calls, None, Duration::ZERO))
+            .await;
+        assert_eq!(unknown, Ok(None));
+        assert!(!changes.has_changed().expect("open"), "nobody held it");
+        // The kept one found ended when asked again (ended on another node,
+        // or by a logout that stopped before it forgot).
+        tokio::time::sleep(SESSION_CACHE_REFRESH).await;
+        let ended = cache
+            .get_or_fetch(b"token", || counted(&calls, None, Duration::ZERO))
+            .await;
+        assert_eq!(ended, Ok(None));
+        assert!(changes.has_changed().expect("open"), "its holders check again");
+        changes.mark_unchanged();
+        // The logout that follows finds nothing kept and no session ended.
+        cache.forget(b"token", false);
+        assert!(!changes.has_changed().expect("open"));
+        cache.forget(b"token", true);
+        assert!(changes.has_changed().expect("open"), "a session the store ended");
     }
 
     #[test]
