@@ -1193,15 +1193,29 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn a_board_read_again_is_moved_while_every_build_permit_is_held() {
-        use crate::processor::AppliedSink;
-        let now = datetime!(2026-11-20 12:34 UTC);
+    /// A hot state loaded at `now` from an empty SQLite store, with the
+    /// store, the clock and the directory that holds it.
+    async fn empty_state_at(
+        now: OffsetDateTime,
+    ) -> (
+        tempfile::TempDir,
+        Arc<dyn Rollups>,
+        Arc<coliseum_domain::clock::FixedClock>,
+        Arc<HotState>,
+    ) {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("test.db").display());
         let store: Arc<dyn Rollups> = Arc::new(coliseum_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
         let clock = Arc::new(coliseum_domain::clock::FixedClock::new(now));
         let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
+        (dir, store, clock, hot)
+    }
+
+    #[tokio::test]
+    async fn a_board_read_again_is_moved_while_every_build_permit_is_held() {
+        use crate::processor::AppliedSink;
+        let now = datetime!(2026-11-20 12:34 UTC);
+        let (_dir, store, clock, hot) = empty_state_at(now).await;
         let watermark = |seq| Watermark { seq, as_of: now };
         hot.applied(&plays_at("art_a", 3, now), watermark(1));
         hot.applied(&plays_at("art_b", 1, now), watermark(2));
@@ -1257,11 +1271,7 @@ mod tests {
     async fn a_built_boards_order_is_sorted_beside_the_builds_once_for_its_readers() {
         use crate::processor::AppliedSink;
         let now = datetime!(2026-11-20 12:34 UTC);
-        let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("test.db").display());
-        let store: Arc<dyn Rollups> = Arc::new(coliseum_store_sqlite::SqliteStore::connect(&url).await.expect("open"));
-        let clock = Arc::new(coliseum_domain::clock::FixedClock::new(now));
-        let hot = Arc::new(HotState::load(store.as_ref(), clock.clone()).await.expect("load"));
+        let (_dir, store, clock, hot) = empty_state_at(now).await;
         // More artists than a first page: the rest is sorted when asked for.
         let artists = crate::board::TOP as i64 + 50;
         for i in 0..artists {
@@ -1287,15 +1297,20 @@ mod tests {
             .sorts
             .permits
             .clone()
-            .try_acquire_owned()
-            .expect("the sort permit");
+            .try_acquire_many_owned(u32::try_from(reads.sorts.permits.available_permits()).expect("a few"))
+            .expect("every sort permit");
 
         // Two readers past the first page at once: one waits for the sort
         // lane, the other for its turn.
         let both = async { tokio::try_join!(reads.ordered(&ranking), reads.ordered(&ranking)) };
         tokio::pin!(both);
         let waiting = std::future::poll_fn(|cx| std::task::Poll::Ready(both.as_mut().poll(cx).is_pending())).await;
-        assert!(waiting, "a sort waits for its lane");
+        assert!(waiting);
+        assert_eq!(
+            reads.sorts.started.load(Ordering::Relaxed),
+            0,
+            "a sort waits for its lane"
+        );
         assert!(reads.sorting.busy(&sort_key(&ranking.board)));
         drop(sort);
         tokio::time::timeout(std::time::Duration::from_secs(10), both)
