@@ -127,48 +127,24 @@ pub struct Tile {
     pub last: i64,
 }
 
-/// The tiles covering `[from, to)`: whole days as day buckets (but never
-/// the day of the hour holding `to`), the hours at either end as hour
-/// buckets, and the last hour a tile of its own. The
-/// bucket holding `to` is included when `to` is not on an hour (the current
-/// hour so far). `from` must be on an hour. Only the current hour changes
-/// under live traffic, so every other tile's sums can be reused.
-pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain) -> Vec<Tile> {
-    let mut tiles = covering_tiles(from, to, finest);
-    let Some(mut last) = tiles.pop() else {
-        return tiles;
-    };
-    // In the last hour of a day the day so far is whole in hours, and was
-    // one day tile holding the current hour: every batch changed it, and
-    // every board read after a batch summed that day again, for every
-    // artist, in the builds' queue. Its hours are tiles as on other hours.
-    if last.grain == Grain::Day && !on_an_hour(to) {
-        if last.first < last.last {
-            tiles.push(Tile {
-                last: last.last - 1,
-                ..last
-            });
-        }
-        last = Tile {
-            grain: Grain::Hour,
-            first: last.last * 24,
-            last: last.last * 24 + 23,
-        };
-    }
-    if last.grain == Grain::Hour && last.first < last.last {
-        tiles.push(Tile {
-            last: last.last - 1,
-            ..last
-        });
-        last.first = last.last;
-    }
-    tiles.push(last);
-    tiles
-}
-
-/// Whether `at` is on an hour, in whole seconds as [`covered_hours`] counts.
-fn on_an_hour(at: OffsetDateTime) -> bool {
-    at.unix_timestamp().rem_euclid(Grain::SECONDS_PER_HOUR) == 0
+/// The tiles covering `[from, to)`: whole days as day buckets, the hours
+/// at either end as hour buckets. The bucket holding `to` is included when
+/// `to` is not on an hour (the current hour so far). `from` must be on an
+/// hour.
+///
+/// The hour holding `now`, which every batch changes, is a tile of its own,
+/// and no longer tile holds it: every other tile's sums can be reused under
+/// live traffic. A day tile holding it changed with every batch, and every
+/// board read after a batch summed that whole day again, for every artist,
+/// in the builds' queue: in the last hour of a day (when the day so far is
+/// whole in hours), and in ranges ending after today (a custom range for
+/// this month).
+pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain, now: OffsetDateTime) -> Vec<Tile> {
+    let live = Grain::Hour.bucket_of(now);
+    covering_tiles(from, to, finest)
+        .into_iter()
+        .flat_map(|tile| tile.around(live))
+        .collect()
 }
 
 /// The tiles a leaderboard over `[from, to)` is summed from: [`tiles`],
@@ -178,8 +154,13 @@ fn on_an_hour(at: OffsetDateTime) -> bool {
 /// sums only the few blocks nobody summed before instead of every cell of
 /// its range. What is older than the hot window stays one tile: it is one
 /// SQL question either way.
-pub fn board_tiles(from: OffsetDateTime, to: OffsetDateTime, kept_from: impl Fn(Grain) -> i64) -> Vec<Tile> {
-    let tiles = tiles(from, to, Grain::Day);
+pub fn board_tiles(
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    now: OffsetDateTime,
+    kept_from: impl Fn(Grain) -> i64,
+) -> Vec<Tile> {
+    let tiles = tiles(from, to, Grain::Day, now);
     let mut blocks = Vec::with_capacity(tiles.len() * 4);
     // The current hour is a tile of one bucket already: its own block.
     for tile in tiles {
@@ -844,7 +825,11 @@ impl Reads {
         let (from, to) = self.bounds(query.range, watermark);
         let slice = query.filters.slice();
         let kept_from = |grain| self.hot.first_kept(grain, &slice);
-        let key = (query.metric, query.filters.clone(), board_tiles(from, to, kept_from));
+        let key = (
+            query.metric,
+            query.filters.clone(),
+            board_tiles(from, to, watermark.as_of, kept_from),
+        );
         (version, watermark, from, to, key)
     }
 
@@ -904,7 +889,7 @@ impl Reads {
         let watermark = self.hot.watermark();
         let (from, to) = self.bounds(query.range, watermark);
         let mut points: std::collections::BTreeMap<i64, Kpis> = std::collections::BTreeMap::new();
-        for tile in tiles(from, to, query.bucket) {
+        for tile in tiles(from, to, query.bucket, watermark.as_of) {
             for (bucket, kpis) in self
                 .sum_by_bucket(tile, &query.filters, query.artist.as_deref())
                 .await?
@@ -1083,6 +1068,39 @@ impl Tile {
         })
     }
 
+    /// The tile with hour `live` cut out as a tile of its own: the buckets
+    /// before and after it as tiles of the tile's grain, except the other
+    /// hours of `live`'s day, which a day tile cannot hold without it.
+    fn around(self, live: i64) -> Vec<Tile> {
+        let in_hours = match self.grain {
+            Grain::Hour => self.first..=self.last,
+            Grain::Day => self.first * 24..=self.last * 24 + 23,
+        };
+        if !in_hours.contains(&live) {
+            return vec![self];
+        }
+        let run = |grain, first, last| (first <= last).then_some(Tile { grain, first, last });
+        let day = live.div_euclid(24);
+        let (before, after, hours) = match self.grain {
+            Grain::Hour => (None, None, in_hours),
+            Grain::Day => (
+                run(Grain::Day, self.first, day - 1),
+                run(Grain::Day, day + 1, self.last),
+                day * 24..=day * 24 + 23,
+            ),
+        };
+        [
+            before,
+            run(Grain::Hour, *hours.start(), live - 1),
+            run(Grain::Hour, live, live),
+            run(Grain::Hour, live + 1, *hours.end()),
+            after,
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// The part of the tile before bucket `at` and the part from it on.
     fn split_at(self, at: i64) -> (Option<Tile>, Option<Tile>) {
         if at <= self.first {
@@ -1136,9 +1154,11 @@ mod tests {
             Grain::Day => day - 10,
             Grain::Hour => hour - 24,
         };
+        let now = datetime!(2026-11-20 4:10 UTC);
         let blocks = board_tiles(
             datetime!(2026-11-07 0:00 UTC),
             datetime!(2026-11-20 5:00 UTC),
+            now,
             kept_from,
         );
         let older = tile(Grain::Day, day - 13, day - 11);
@@ -1158,13 +1178,17 @@ mod tests {
         );
         // Without a slice in memory, the tiles stay whole.
         assert_eq!(
-            board_tiles(datetime!(2026-11-07 0:00 UTC), datetime!(2026-11-20 5:00 UTC), |_| {
-                i64::MAX
-            }),
+            board_tiles(
+                datetime!(2026-11-07 0:00 UTC),
+                datetime!(2026-11-20 5:00 UTC),
+                now,
+                |_| i64::MAX
+            ),
             tiles(
                 datetime!(2026-11-07 0:00 UTC),
                 datetime!(2026-11-20 5:00 UTC),
-                Grain::Day
+                Grain::Day,
+                now
             )
         );
     }
@@ -1361,24 +1385,22 @@ mod tests {
         let day = Grain::Day.bucket_of(datetime!(2026-11-20 0:00 UTC));
         let hour = day * 24;
         // 7d as of 18:04: six whole days, then today's hours so far.
+        let now = datetime!(2026-11-20 18:04 UTC);
         assert_eq!(
-            tiles(
-                datetime!(2026-11-14 0:00 UTC),
-                datetime!(2026-11-20 18:04 UTC),
-                Grain::Day
-            ),
+            tiles(datetime!(2026-11-14 0:00 UTC), now, Grain::Day, now),
             vec![
                 tile(Grain::Day, day - 6, day - 1),
                 tile(Grain::Hour, hour, hour + 17),
                 tile(Grain::Hour, hour + 18, hour + 18)
             ]
         );
-        // A custom range from 22:00 to 02:00 two days later.
+        // A custom range from 22:00 to 02:00 two days later, read at 01:30.
         assert_eq!(
             tiles(
                 datetime!(2026-11-18 22:00 UTC),
                 datetime!(2026-11-20 2:00 UTC),
-                Grain::Day
+                Grain::Day,
+                datetime!(2026-11-20 1:30 UTC)
             ),
             vec![
                 tile(Grain::Hour, hour - 26, hour - 25),
@@ -1389,11 +1411,7 @@ mod tests {
         );
         // 24h never holds a whole day unless it starts at midnight.
         assert_eq!(
-            tiles(
-                datetime!(2026-11-19 19:00 UTC),
-                datetime!(2026-11-20 18:04 UTC),
-                Grain::Day
-            ),
+            tiles(datetime!(2026-11-19 19:00 UTC), now, Grain::Day, now),
             vec![
                 tile(Grain::Hour, hour - 5, hour + 17),
                 tile(Grain::Hour, hour + 18, hour + 18)
@@ -1402,45 +1420,83 @@ mod tests {
         // In the last hour of a day, that day's hours so far are hour
         // tiles too, the current one of its own: a day tile would change
         // with every batch.
+        let late = datetime!(2026-11-20 23:30 UTC);
         assert_eq!(
-            tiles(
-                datetime!(2026-11-14 0:00 UTC),
-                datetime!(2026-11-20 23:30 UTC),
-                Grain::Day
-            ),
+            tiles(datetime!(2026-11-14 0:00 UTC), late, Grain::Day, late),
             vec![
                 tile(Grain::Day, day - 6, day - 1),
                 tile(Grain::Hour, hour, hour + 22),
                 tile(Grain::Hour, hour + 23, hour + 23)
             ]
         );
+        let late = datetime!(2026-11-20 23:00:01 UTC);
         assert_eq!(
-            tiles(
-                datetime!(2026-11-19 23:00 UTC),
-                datetime!(2026-11-20 23:00:01 UTC),
-                Grain::Day
-            ),
+            tiles(datetime!(2026-11-19 23:00 UTC), late, Grain::Day, late),
             vec![
                 tile(Grain::Hour, hour - 1, hour - 1),
                 tile(Grain::Hour, hour, hour + 22),
                 tile(Grain::Hour, hour + 23, hour + 23)
             ]
         );
-        // A range ending at midnight holds its last day whole.
+        // So in a range ending after today (November, read on the 20th at
+        // 18:04): today is hours around the current one, the days after
+        // it a tile of their own.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-01 0:00 UTC),
+                datetime!(2026-12-01 0:00 UTC),
+                Grain::Day,
+                now
+            ),
+            vec![
+                tile(Grain::Day, day - 19, day - 1),
+                tile(Grain::Hour, hour, hour + 17),
+                tile(Grain::Hour, hour + 18, hour + 18),
+                tile(Grain::Hour, hour + 19, hour + 23),
+                tile(Grain::Day, day + 1, day + 10)
+            ]
+        );
+        // A range ending at midnight holds its last day whole, unless that
+        // day is today.
         assert_eq!(
             tiles(
                 datetime!(2026-11-18 0:00 UTC),
                 datetime!(2026-11-20 0:00 UTC),
-                Grain::Day
+                Grain::Day,
+                now
             ),
             vec![tile(Grain::Day, day - 2, day - 1)]
         );
-        // Hour series never use day buckets.
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-18 0:00 UTC),
+                datetime!(2026-11-21 0:00 UTC),
+                Grain::Day,
+                datetime!(2026-11-20 0:10 UTC)
+            ),
+            vec![
+                tile(Grain::Day, day - 2, day - 1),
+                tile(Grain::Hour, hour, hour),
+                tile(Grain::Hour, hour + 1, hour + 23)
+            ]
+        );
+        // Hour series never use day buckets. A range ending before the
+        // current hour is one tile; one ending with it cuts it out.
         assert_eq!(
             tiles(
                 datetime!(2026-11-14 0:00 UTC),
                 datetime!(2026-11-20 18:00 UTC),
-                Grain::Hour
+                Grain::Hour,
+                datetime!(2026-11-20 18:00 UTC)
+            ),
+            vec![tile(Grain::Hour, hour - 144, hour + 17)]
+        );
+        assert_eq!(
+            tiles(
+                datetime!(2026-11-14 0:00 UTC),
+                datetime!(2026-11-20 18:00 UTC),
+                Grain::Hour,
+                datetime!(2026-11-20 17:59 UTC)
             ),
             vec![
                 tile(Grain::Hour, hour - 144, hour + 16),
@@ -1451,9 +1507,42 @@ mod tests {
             tiles(
                 datetime!(2026-11-20 18:00 UTC),
                 datetime!(2026-11-20 18:00 UTC),
-                Grain::Day
+                Grain::Day,
+                now
             )
             .is_empty()
         );
+    }
+
+    proptest! {
+        /// Whatever the range and the hour it is read in, its tiles cover
+        /// it exactly, in order, and the current hour is a tile of its own.
+        #[test]
+        fn tiles_cover_any_range_exactly_with_the_current_hour_alone(
+            first in 0_i64..2_000,
+            hours in 0_i64..1_500,
+            now in 0_i64..4_000,
+            finest_is_day: bool,
+        ) {
+            let base = Grain::Hour.bucket_of(datetime!(2026-11-01 0:00 UTC));
+            let at = |hour: i64| OffsetDateTime::from_unix_timestamp((base + hour) * Grain::SECONDS_PER_HOUR).expect("instant");
+            let finest = if finest_is_day { Grain::Day } else { Grain::Hour };
+            let live = base + now;
+            let mut next = base + first;
+            for tile in tiles(at(first), at(first + hours), finest, at(now) + time::Duration::minutes(30)) {
+                let (start, end) = match tile.grain {
+                    Grain::Hour => (tile.first, tile.last),
+                    Grain::Day => (tile.first * 24, tile.last * 24 + 23),
+                };
+                prop_assert!(tile.first <= tile.last, "{:?}", tile);
+                prop_assert_eq!(start, next, "contiguous, in order: {:?}", tile);
+                prop_assert!(finest_is_day || tile.grain == Grain::Hour);
+                if (start..=end).contains(&live) {
+                    prop_assert_eq!(tile, Tile { grain: Grain::Hour, first: live, last: live });
+                }
+                next = end + 1;
+            }
+            prop_assert_eq!(next, base + first + hours, "the whole range");
+        }
     }
 }
