@@ -1,12 +1,13 @@
 //! Reads served from memory (the hot state's slices, its hour buckets kept
-//! for the `all` slice and their cells only, the platform totals) and through the SQL
-//! fallback answer exactly what one SQL sum over the rollups answers, for
-//! every shape: ranges across the edges of the hot window, custom ranges with
-//! hour edges, `all`, no filter, one or two, for the platform, an artist or a
-//! live event; after loading from the store, and again after batches applied
-//! live, late entries into packed buckets and new artists in them included,
-//! and once more after the next packing pass has merged them; at midday and
-//! in the last hour of a day, where the day so far is whole in hours.
+//! for the `all` slice and their cells only, the platform totals) and
+//! through the SQL fallback answer exactly what one SQL sum over the
+//! rollups answers, for every shape: ranges across the edges of the hot
+//! window, custom ranges with hour edges or ending after today, `all`, no
+//! filter, one or two, for the platform, an artist or a live event; after
+//! loading from the store, and again after batches applied live, late
+//! entries into packed buckets and new artists in them included, and once
+//! more after the next packing pass has merged them; at midday and in the
+//! last hour of a day, where the day so far is whole in hours.
 
 mod support;
 
@@ -31,13 +32,16 @@ use time::macros::datetime;
 use support::Random;
 
 /// Entries over the `days` days before `now`, for a few artists, cities,
-/// genres and live events, some with none of them.
+/// genres and live events, some with none of them (badges with no artist
+/// either), and a few from a clock
+/// three minutes ahead (the most a sender's may be is five).
 fn stream(now: OffsetDateTime, seed: u64, count: usize, days: i64, artists: &[&str]) -> Vec<Value> {
     let mut random = Random(seed);
     (0..count)
         .map(|i| {
             let minutes = random.below((days * 24 * 60) as u64) as i64;
-            let at = now - time::Duration::minutes(minutes);
+            let ahead = if i % 40 == 0 { 3 } else { 0 };
+            let at = now - time::Duration::minutes(minutes - ahead);
             let mut metadata = serde_json::Map::new();
             if random.below(6) > 0 {
                 metadata.insert("city".into(), json!(random.pick(&["Oslo", "Lagos", "Lima"])));
@@ -51,6 +55,7 @@ fn stream(now: OffsetDateTime, seed: u64, count: usize, days: i64, artists: &[&s
                 "vote.cast",
                 "event.attended",
                 "treasury.tip",
+                "badge.earned",
             ]);
             if kind == "event.attended" || random.below(3) == 0 {
                 metadata.insert("live_event_id".into(), json!(random.pick(&["live_1", "live_2"])));
@@ -63,7 +68,8 @@ fn stream(now: OffsetDateTime, seed: u64, count: usize, days: i64, artists: &[&s
                 "type": kind,
                 "timestamp": at.format(&time::format_description::well_known::Rfc3339).expect("format"),
                 "user_id": random.pick(&["fan_1", "fan_2", "fan_3"]),
-                "artist_id": random.pick(artists),
+                // A badge may be about no artist: platform figures only.
+                "artist_id": (kind != "badge.earned").then(|| random.pick(artists)),
                 "metadata": metadata,
                 "engagement": {"duration_ms": 60_000},
             })
@@ -125,6 +131,11 @@ fn ranges(now: OffsetDateTime) -> Vec<Range> {
         Range::Custom {
             from: hour(24 * 39),
             to: hour(24 * 33 + 3),
+        },
+        // Whole days ending after today, as a month read during it.
+        Range::Custom {
+            from: midnight - time::Duration::days(3),
+            to: midnight + time::Duration::days(2),
         },
     ]
 }
@@ -229,7 +240,8 @@ async fn reads_equal_one_sql_sum(reads: &Reads, store: &Arc<dyn Store>, now: Off
                 .sum_cells_by_artist(Grain::Hour, from, to, &cell_filter(&filters, None))
                 .await
                 .expect("sql");
-            for metric in [Metric::Plays, Metric::Revenue] {
+            // Engagement counts badges, which may name no artist: no board ranks them.
+            for metric in [Metric::Plays, Metric::Revenue, Metric::Engagement] {
                 let query = BoardQuery {
                     metric,
                     range,
