@@ -132,15 +132,17 @@ pub struct Tile {
 /// `to` is not on an hour (the current hour so far). `from` must be on an
 /// hour.
 ///
-/// The hour holding `now`, which every batch changes, is a tile of its own,
-/// and no longer tile holds it: every other tile's sums can be reused under
-/// live traffic. A day tile holding it changed with every batch, and every
+/// The current hour, which every batch changes, is a tile of its own, and
+/// no longer tile holds it: every other tile's sums can be reused under
+/// live traffic. It is the last hour that `[.., now)` touches, as
+/// [`covered_hours`] counts, so that in the first second of an hour a
+/// range ending at `now` keeps the tiles of the second before. A day tile holding it changed with every batch, and every
 /// board read after a batch summed that whole day again, for every artist,
 /// in the builds' queue: in the last hour of a day (when the day so far is
 /// whole in hours), and in ranges ending after today (a custom range for
 /// this month).
 pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain, now: OffsetDateTime) -> Vec<Tile> {
-    let live = Grain::Hour.bucket_of(now);
+    let live = covered_hours(now, now).end - 1;
     covering_tiles(from, to, finest)
         .into_iter()
         .flat_map(|tile| tile.around(live))
@@ -393,20 +395,23 @@ fn moved_forward(
 /// Whether moving `previous` forward is cheap enough for a request's own
 /// worker: every hot part that changed is of hours (under live traffic the
 /// current hour's run, a few thousand rows) or already summed at its
-/// newest stamp. A changed day tile (late entries into yesterday) is up to
-/// 16 days of every artist: milliseconds, a job for the builds' permits.
+/// newest stamp. A changed day tile before `today` (late entries into
+/// yesterday) is up to 16 days of every artist: milliseconds, a job for
+/// the builds' permits. Days after it hold only entries from clocks
+/// running ahead (five minutes at most), a few rows.
 fn cheap_to_move(
     hot: &HotState,
     tiles: &[Tile],
     from_sql: &[Option<Part>],
     slice: &Slice,
     previous: &Previous,
+    today: i64,
 ) -> bool {
     tiles
         .iter()
         .zip(from_sql)
         .zip(&previous.parts)
-        .filter(|((tile, sql), _)| sql.is_none() && tile.grain == Grain::Day)
+        .filter(|((tile, sql), _)| sql.is_none() && tile.grain == Grain::Day && tile.first < today)
         .all(|((tile, _), before)| {
             before.stamp.is_some() && before.stamp == hot.tile_stamp(tile.grain, tile.first, tile.last, slice)
                 || hot.cached_by_artist(tile.grain, tile.first, tile.last, slice).is_some()
@@ -766,7 +771,16 @@ impl Reads {
         // yesterday): then the move is a job like a build.
         static MOVES: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
         let ranked = match previous {
-            Some(previous) if cheap_to_move(&hot, &tiles, &from_sql, &slice, &previous) => {
+            Some(previous)
+                if cheap_to_move(
+                    &hot,
+                    &tiles,
+                    &from_sql,
+                    &slice,
+                    &previous,
+                    Grain::Day.bucket_of(watermark.as_of),
+                ) =>
+            {
                 let started = std::time::Instant::now();
                 let moved = moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous);
                 MOVES
@@ -1481,28 +1495,23 @@ mod tests {
             ]
         );
         // Hour series never use day buckets. A range ending before the
-        // current hour is one tile; one ending with it cuts it out.
+        // current hour is one tile; one ending with it cuts it out, also in
+        // the first second of the next hour, as in the second before.
+        let (from, to) = (datetime!(2026-11-14 0:00 UTC), datetime!(2026-11-20 18:00 UTC));
         assert_eq!(
-            tiles(
-                datetime!(2026-11-14 0:00 UTC),
-                datetime!(2026-11-20 18:00 UTC),
-                Grain::Hour,
-                datetime!(2026-11-20 18:00 UTC)
-            ),
+            tiles(from, to, Grain::Hour, datetime!(2026-11-20 19:30 UTC)),
             vec![tile(Grain::Hour, hour - 144, hour + 17)]
         );
-        assert_eq!(
-            tiles(
-                datetime!(2026-11-14 0:00 UTC),
-                datetime!(2026-11-20 18:00 UTC),
-                Grain::Hour,
-                datetime!(2026-11-20 17:59 UTC)
-            ),
-            vec![
-                tile(Grain::Hour, hour - 144, hour + 16),
-                tile(Grain::Hour, hour + 17, hour + 17)
-            ]
-        );
+        for now in [to - time::Duration::seconds(1), to + time::Duration::milliseconds(400)] {
+            assert_eq!(
+                tiles(from, to, Grain::Hour, now),
+                vec![
+                    tile(Grain::Hour, hour - 144, hour + 16),
+                    tile(Grain::Hour, hour + 17, hour + 17)
+                ],
+                "at {now}"
+            );
+        }
         assert!(
             tiles(
                 datetime!(2026-11-20 18:00 UTC),
@@ -1515,34 +1524,52 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the range and the hour it is read in, its tiles cover
-        /// it exactly, in order, and the current hour is a tile of its own.
+        /// Whatever the range and the instant it is read at, its tiles
+        /// cover it exactly, in order; the current hour is a tile of its
+        /// own, and every other whole day a day tile (where days are used).
         #[test]
         fn tiles_cover_any_range_exactly_with_the_current_hour_alone(
             first in 0_i64..2_000,
             hours in 0_i64..1_500,
+            to_seconds in prop_oneof![Just(0_i64), 1_i64..3_600],
+            now_seconds in prop_oneof![Just(0_i64), 1_i64..3_600],
             now in 0_i64..4_000,
             finest_is_day: bool,
         ) {
             let base = Grain::Hour.bucket_of(datetime!(2026-11-01 0:00 UTC));
-            let at = |hour: i64| OffsetDateTime::from_unix_timestamp((base + hour) * Grain::SECONDS_PER_HOUR).expect("instant");
+            let at = |hour: i64, seconds: i64| {
+                OffsetDateTime::from_unix_timestamp((base + hour) * Grain::SECONDS_PER_HOUR + seconds).expect("instant")
+            };
             let finest = if finest_is_day { Grain::Day } else { Grain::Hour };
-            let live = base + now;
+            let (from, to) = (at(first, 0), at(first + hours, to_seconds));
+            let end = base + first + hours + i64::from(to_seconds > 0);
+            // The last hour `[.., now)` touches.
+            let live = base + now - i64::from(now_seconds == 0);
             let mut next = base + first;
-            for tile in tiles(at(first), at(first + hours), finest, at(now) + time::Duration::minutes(30)) {
-                let (start, end) = match tile.grain {
+            let mut days = Vec::new();
+            for tile in tiles(from, to, finest, at(now, now_seconds)) {
+                let (start, last) = match tile.grain {
                     Grain::Hour => (tile.first, tile.last),
                     Grain::Day => (tile.first * 24, tile.last * 24 + 23),
                 };
                 prop_assert!(tile.first <= tile.last, "{:?}", tile);
                 prop_assert_eq!(start, next, "contiguous, in order: {:?}", tile);
                 prop_assert!(finest_is_day || tile.grain == Grain::Hour);
-                if (start..=end).contains(&live) {
+                if (start..=last).contains(&live) {
                     prop_assert_eq!(tile, Tile { grain: Grain::Hour, first: live, last: live });
                 }
-                next = end + 1;
+                if tile.grain == Grain::Day {
+                    days.extend(tile.first..=tile.last);
+                }
+                next = last + 1;
             }
-            prop_assert_eq!(next, base + first + hours, "the whole range");
+            prop_assert_eq!(next, end, "the whole range");
+            if finest_is_day {
+                let whole_days: Vec<i64> = ((base + first).div_euclid(24)..=end.div_euclid(24))
+                    .filter(|day| day * 24 >= base + first && day * 24 + 24 <= end && *day != live.div_euclid(24))
+                    .collect();
+                prop_assert_eq!(days, whole_days, "every whole day but the current hour's is a day tile");
+            }
         }
     }
 }

@@ -7,7 +7,8 @@
 //! loading from the store, and again after batches applied live, late
 //! entries into packed buckets and new artists in them included, and once
 //! more after the next packing pass has merged them; at midday and in the
-//! last hour of a day, where the day so far is whole in hours.
+//! last hour of a day, where the day so far is whole in hours and entries
+//! from clocks ahead fall into tomorrow.
 
 mod support;
 
@@ -33,15 +34,18 @@ use support::Random;
 
 /// Entries over the `days` days before `now`, for a few artists, cities,
 /// genres and live events, some with none of them (badges with no artist
-/// either), and a few from a clock
-/// three minutes ahead (the most a sender's may be is five).
+/// either), and one in forty from a clock one to four minutes ahead (a
+/// sender's may be five).
 fn stream(now: OffsetDateTime, seed: u64, count: usize, days: i64, artists: &[&str]) -> Vec<Value> {
     let mut random = Random(seed);
     (0..count)
         .map(|i| {
             let minutes = random.below((days * 24 * 60) as u64) as i64;
-            let ahead = if i % 40 == 0 { 3 } else { 0 };
-            let at = now - time::Duration::minutes(minutes - ahead);
+            let at = if i % 40 == 0 {
+                now + time::Duration::minutes(1 + (i as i64 / 40) % 4)
+            } else {
+                now - time::Duration::minutes(minutes)
+            };
             let mut metadata = serde_json::Map::new();
             if random.below(6) > 0 {
                 metadata.insert("city".into(), json!(random.pick(&["Oslo", "Lagos", "Lima"])));
@@ -68,7 +72,7 @@ fn stream(now: OffsetDateTime, seed: u64, count: usize, days: i64, artists: &[&s
                 "type": kind,
                 "timestamp": at.format(&time::format_description::well_known::Rfc3339).expect("format"),
                 "user_id": random.pick(&["fan_1", "fan_2", "fan_3"]),
-                // A badge may be about no artist: platform figures only.
+                // A badge may be about no artist: in no artist's figures.
                 "artist_id": (kind != "badge.earned").then(|| random.pick(artists)),
                 "metadata": metadata,
                 "engagement": {"duration_ms": 60_000},
@@ -261,9 +265,10 @@ async fn memory_and_sql_answer_alike(store: Arc<dyn Store>) {
     answer_alike_at(store, datetime!(2026-11-20 12:34 UTC)).await;
 }
 
-/// In the last hour of a day, where the day so far is whole in hours.
+/// In the last hour of a day, where the day so far is whole in hours, and
+/// entries from clocks ahead fall into tomorrow.
 async fn memory_and_sql_answer_alike_in_the_last_hour_of_a_day(store: Arc<dyn Store>) {
-    answer_alike_at(store, datetime!(2026-11-20 23:34 UTC)).await;
+    answer_alike_at(store, datetime!(2026-11-20 23:57 UTC)).await;
 }
 
 async fn answer_alike_at(store: Arc<dyn Store>, now: OffsetDateTime) {
