@@ -451,11 +451,21 @@ impl DnaHistory for PostgresStore {
         Ok(())
     }
 
-    async fn mutations_since(&self, since: OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError> {
+    async fn mutations_of(
+        &self,
+        domain: &str,
+        range: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<DnaMutation>, StoreError> {
         let rows: Vec<(String, String, String, f64, f64, OffsetDateTime)> = sqlx::query_as(
-            "SELECT artist, domain, range, old, new, at FROM dna_mutations WHERE at >= $1 ORDER BY at, id",
+            "SELECT artist, domain, range, old, new, at FROM dna_mutations \
+             WHERE domain = $1 AND range = $2 AND at >= $3 AND at <= $4 ORDER BY at, id",
         )
+        .bind(domain)
+        .bind(range)
         .bind(since)
+        .bind(until)
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;

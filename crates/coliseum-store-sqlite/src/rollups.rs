@@ -416,11 +416,21 @@ impl DnaHistory for SqliteStore {
         tx.commit().await.map_err(classify)
     }
 
-    async fn mutations_since(&self, since: OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError> {
+    async fn mutations_of(
+        &self,
+        domain: &str,
+        range: &str,
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<Vec<DnaMutation>, StoreError> {
         let rows: Vec<(String, String, String, f64, f64, i64)> = sqlx::query_as(
-            "SELECT artist, domain, range, old, new, at_us FROM dna_mutations WHERE at_us >= $1 ORDER BY at_us, id",
+            "SELECT artist, domain, range, old, new, at_us FROM dna_mutations \
+             WHERE domain = $1 AND range = $2 AND at_us >= $3 AND at_us <= $4 ORDER BY at_us, id",
         )
+        .bind(domain)
+        .bind(range)
         .bind(micros(since))
+        .bind(micros(until))
         .fetch_all(&self.pool)
         .await
         .map_err(classify)?;

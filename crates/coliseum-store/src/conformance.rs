@@ -894,27 +894,53 @@ pub async fn a_bulk_load_commits_only_at_its_end(store: Arc<dyn Store>) {
 }
 
 pub async fn dna_mutations_read_back_from_an_instant_in_order(store: Arc<dyn Store>) {
-    let mutation = |artist: &str, new: f64, minutes: i64| DnaMutation {
+    let of = |domain: &str, range: &str, artist: &str, new: f64, minutes: i64| DnaMutation {
         artist: artist.to_owned(),
-        domain: "a".to_owned(),
-        range: "7d".to_owned(),
+        domain: domain.to_owned(),
+        range: range.to_owned(),
         old: 10.5,
         new,
         at: at() + Duration::minutes(minutes),
     };
+    let mutation = |artist: &str, new: f64, minutes: i64| of("a", "7d", artist, new, minutes);
     store
-        .record_mutations(&[mutation("art_2", 30.0, 5), mutation("art_1", 16.25, 0)])
+        .record_mutations(&[
+            mutation("art_2", 30.0, 5),
+            of("c", "7d", "art_1", 40.0, 1),
+            mutation("art_1", 16.25, 0),
+            of("a", "all", "art_1", 50.0, 2),
+            mutation("art_3", 22.0, 9),
+        ])
         .await
         .expect("record");
     store.record_mutations(&[]).await.expect("nothing to record");
+    let read = |domain: &'static str, range: &'static str, since: i64, until: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .mutations_of(
+                    domain,
+                    range,
+                    at() + Duration::minutes(since),
+                    at() + Duration::minutes(until),
+                )
+                .await
+                .expect("read")
+        }
+    };
     assert_eq!(
-        store.mutations_since(at()).await.expect("read"),
-        vec![mutation("art_1", 16.25, 0), mutation("art_2", 30.0, 5)]
+        read("a", "7d", 0, 9).await,
+        vec![
+            mutation("art_1", 16.25, 0),
+            mutation("art_2", 30.0, 5),
+            mutation("art_3", 22.0, 9)
+        ],
+        "one domain and range, both ends included"
     );
-    assert_eq!(
-        store.mutations_since(at() + Duration::minutes(1)).await.expect("read"),
-        vec![mutation("art_2", 30.0, 5)]
-    );
+    assert_eq!(read("a", "7d", 1, 8).await, vec![mutation("art_2", 30.0, 5)]);
+    assert_eq!(read("c", "7d", 0, 9).await, vec![of("c", "7d", "art_1", 40.0, 1)]);
+    assert_eq!(read("a", "all", 0, 9).await, vec![of("a", "all", "art_1", 50.0, 2)]);
+    assert!(read("g", "7d", 0, 9).await.is_empty());
 }
 
 fn dead_letter(seq: i64, state: DeadLetterState) -> DeadLetter {

@@ -250,8 +250,17 @@ pub trait DnaHistory: Send + Sync {
     /// Appends DNA mutations.
     async fn record_mutations(&self, mutations: &[DnaMutation]) -> Result<(), StoreError>;
 
-    /// DNA mutations at or after `since`, oldest first.
-    async fn mutations_since(&self, since: time::OffsetDateTime) -> Result<Vec<DnaMutation>, StoreError>;
+    /// The DNA mutations of one `domain` and `range` recorded from `since`
+    /// to `until`, both included, oldest first: what the movers are made
+    /// of. Mutations of every domain and range are recorded together, and
+    /// reading them all for one board was most of what a movers read cost.
+    async fn mutations_of(
+        &self,
+        domain: &str,
+        range: &str,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+    ) -> Result<Vec<DnaMutation>, StoreError>;
 }
 
 /// Display names of artists, live events, cities and genres (PASSPORT.md),

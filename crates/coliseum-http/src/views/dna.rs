@@ -514,8 +514,10 @@ pub struct MoversBody {
 pub async fn movers_of(state: &AppState, audience: Audience, request: &MoversRequest) -> Result<MoversBody, AppError> {
     let since = state.clock.now() - MOVERS_WINDOW;
     let newest = state.served.publication(audience.freshness_s()).as_of;
-    let mut mutations = state.store.mutations_since(since).await?;
-    mutations.retain(|m| m.at <= newest);
+    let mutations = state
+        .store
+        .mutations_of(request.domain.letter(), request.range.as_str(), since, newest)
+        .await?;
     let gains = movers(&mutations, request.domain, request.range);
     let names = state.names.read();
     Ok(MoversBody {
