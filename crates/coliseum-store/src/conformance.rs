@@ -941,6 +941,16 @@ pub async fn dna_mutations_read_back_from_an_instant_in_order(store: Arc<dyn Sto
     assert_eq!(read("c", "7d", 0, 9).await, vec![of("c", "7d", "art_1", 40.0, 1)]);
     assert_eq!(read("a", "all", 0, 9).await, vec![of("a", "all", "art_1", 50.0, 2)]);
     assert!(read("g", "7d", 0, 9).await.is_empty());
+    // The clock's instants have nanoseconds; the stores keep microseconds.
+    let until = at() + Duration::minutes(9) + Duration::nanoseconds(999);
+    assert_eq!(
+        store
+            .mutations_of("a", "7d", at() + Duration::minutes(6), until)
+            .await
+            .expect("read"),
+        vec![mutation("art_3", 22.0, 9)],
+        "an end between two microseconds"
+    );
 }
 
 fn dead_letter(seq: i64, state: DeadLetterState) -> DeadLetter {
