@@ -136,11 +136,12 @@ pub struct Tile {
 /// no longer tile holds it: every other tile's sums can be reused under
 /// live traffic. It is the last hour that `[.., now)` touches, as
 /// [`covered_hours`] counts, so that in the first second of an hour a
-/// range ending at `now` keeps the tiles of the second before. A day tile holding it changed with every batch, and every
-/// board read after a batch summed that whole day again, for every artist,
-/// in the builds' queue: in the last hour of a day (when the day so far is
-/// whole in hours), and in ranges ending after today (a custom range for
-/// this month).
+/// range ending at `now` keeps the tiles of the second before. A day tile
+/// holding it changed with every batch, and every board read after a
+/// batch summed that whole day again, for every artist, in the builds'
+/// queue: in the last hour of a day (when the day so far is whole in
+/// hours), and in ranges ending after today (a custom range for this
+/// month).
 pub fn tiles(from: OffsetDateTime, to: OffsetDateTime, finest: Grain, now: OffsetDateTime) -> Vec<Tile> {
     let live = covered_hours(now, now).end - 1;
     covering_tiles(from, to, finest)
