@@ -45,6 +45,22 @@ fn freshness_periods() -> Vec<u32> {
     periods.dedup();
     periods
 }
+/// How far back movers look (SCORING.md: "the last 7 days").
+pub const MOVERS_WINDOW: time::Duration = time::Duration::days(7);
+/// Mutations are kept a day beyond what movers read, then deleted: nothing
+/// else reads them, and at 50,000 artists a week of them is most of a
+/// million rows.
+const MUTATIONS_KEPT: time::Duration = MOVERS_WINDOW.saturating_add(time::Duration::days(1));
+/// How often the mutations older than [`MUTATIONS_KEPT`] are deleted, and
+/// how long after start the first time (the start's own work first).
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+const PRUNE_FIRST_AFTER: Duration = Duration::from_secs(60);
+/// The pause between two chunks of a backlog.
+const PRUNE_PAUSE: Duration = Duration::from_millis(20);
+/// Mutations deleted by one statement: each chunk holds the store's writer
+/// (SQLite has one) for milliseconds, not for the whole backlog.
+const PRUNE_CHUNK: u32 = 5_000;
+
 /// Threads a recomputation uses: the machines this runs on have two cores or more.
 const SCORING_THREADS: usize = 2;
 /// Scores computed for an explicit `as_of`, kept for repeated reads.
@@ -674,6 +690,53 @@ impl Dna {
             .map_err(|error| StoreError::Internal(format!("scoring failed: {error}")))?;
         self.store.record_mutations(&mutations).await?;
         Ok(publication)
+    }
+
+    /// Deletes the mutations movers no longer read, a minute after start and
+    /// then hourly, until `shutdown`. A task of its own: the first run on a
+    /// store that kept every mutation deletes months of them, and must not
+    /// hold up publications meanwhile.
+    pub async fn prune_hourly(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let mut wait = PRUNE_FIRST_AFTER;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.prune_mutations().await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "deleted DNA mutations older than movers read"),
+                Err(error) => tracing::warn!(%error, "deleting old DNA mutations failed; retried in an hour"),
+            }
+            wait = PRUNE_EVERY;
+        }
+    }
+
+    /// Deletes the mutations older than [`MUTATIONS_KEPT`], a board and a
+    /// chunk at a time, and says how many it deleted.
+    pub async fn prune_mutations(&self) -> Result<u64, StoreError> {
+        let before = self.clock.now() - MUTATIONS_KEPT;
+        let mut deleted = 0;
+        for domain in DnaDomain::ALL {
+            for range in ScoreRange::ALL {
+                loop {
+                    let chunk = self
+                        .store
+                        .prune_mutations(domain.letter(), range.as_str(), before, PRUNE_CHUNK)
+                        .await?;
+                    deleted += chunk;
+                    if chunk < u64::from(PRUNE_CHUNK) {
+                        break;
+                    }
+                    // The batches' writes go first between two chunks.
+                    tokio::time::sleep(PRUNE_PAUSE).await;
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     fn take_incoming(&self, aggregates: &mut Aggregates, watermark: &mut Watermark) {

@@ -391,6 +391,14 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
         "largest gain first"
     );
     assert!(gains.iter().all(|(_, from, to)| to > from));
+
+    // Kept while movers can read them, and a day beyond; deleted after.
+    clock.set(now() + coliseum_engine::dna::MOVERS_WINDOW + time::Duration::hours(23));
+    assert_eq!(dna.prune_mutations().await.expect("prune"), 0);
+    assert_eq!(mutations_of_every_board(&store).await.len(), mutations.len());
+    clock.set(now() + coliseum_engine::dna::MOVERS_WINDOW + time::Duration::hours(25));
+    assert_eq!(dna.prune_mutations().await.expect("prune") as usize, mutations.len());
+    assert!(mutations_of_every_board(&store).await.is_empty());
 }
 
 /// A replaced publication stays for the cursors paging through it for

@@ -130,7 +130,8 @@ fn spawn_pipeline(state: &AppState) -> (tokio::sync::watch::Sender<bool>, JoinHa
         async move {
             tokio::join!(
                 sample_health(state.clone(), stopped.clone()),
-                dna.run(stopped.clone()),
+                dna.clone().run(stopped.clone()),
+                dna.prune_hourly(stopped.clone()),
                 // Scheduled reports: every node looks; one takes each.
                 crate::reports::schedule::run(state.clone(), state.settings.schedule_tick, stopped.clone()),
                 crate::alerts::run(state.clone(), stopped.clone()),

@@ -481,6 +481,27 @@ impl DnaHistory for PostgresStore {
             })
             .collect())
     }
+
+    async fn prune_mutations(
+        &self,
+        domain: &str,
+        range: &str,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let deleted = sqlx::query(
+            "DELETE FROM dna_mutations WHERE id IN (SELECT id FROM dna_mutations \
+             WHERE domain = $1 AND range = $2 AND at < $3 ORDER BY at LIMIT $4)",
+        )
+        .bind(domain)
+        .bind(range)
+        .bind(before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await
+        .map_err(classify)?;
+        Ok(deleted.rows_affected())
+    }
 }
 
 #[async_trait]

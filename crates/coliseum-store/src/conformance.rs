@@ -39,6 +39,7 @@ macro_rules! conformance_tests {
             the_pause_flag_persists_and_a_reset_keeps_it,
             a_bulk_load_commits_only_at_its_end,
             dna_mutations_read_back_from_an_instant_in_order,
+            dna_mutations_pruned_oldest_first_one_board_at_a_time,
             display_names_keep_the_newest_name_and_the_first_spelling,
             dead_letters_retry_replay_and_resolve,
             users_are_upserted_by_email,
@@ -951,6 +952,49 @@ pub async fn dna_mutations_read_back_from_an_instant_in_order(store: Arc<dyn Sto
         vec![mutation("art_3", 22.0, 9)],
         "an end between two microseconds"
     );
+}
+
+pub async fn dna_mutations_pruned_oldest_first_one_board_at_a_time(store: Arc<dyn Store>) {
+    let of = |domain: &str, range: &str, artist: &str, minutes: i64| DnaMutation {
+        artist: artist.to_owned(),
+        domain: domain.to_owned(),
+        range: range.to_owned(),
+        old: 10.0,
+        new: 20.0,
+        at: at() + Duration::minutes(minutes),
+    };
+    store
+        .record_mutations(&[
+            of("a", "7d", "art_3", 3),
+            of("a", "7d", "art_1", 1),
+            of("a", "7d", "art_2", 2),
+            of("a", "7d", "art_5", 5),
+            of("a", "30d", "art_1", 1),
+            of("c", "7d", "art_1", 1),
+        ])
+        .await
+        .expect("record");
+    let left = |domain: &'static str, range: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .mutations_of(domain, range, at(), at() + Duration::minutes(10))
+                .await
+                .expect("read")
+                .into_iter()
+                .map(|m| m.artist)
+                .collect::<Vec<_>>()
+        }
+    };
+    let before = at() + Duration::minutes(5);
+    let prune = |limit: u32| store.prune_mutations("a", "7d", before, limit);
+    assert_eq!(prune(2).await.expect("prune"), 2, "a chunk at most");
+    assert_eq!(left("a", "7d").await, ["art_3", "art_5"], "the oldest went first");
+    assert_eq!(prune(2).await.expect("prune"), 1);
+    assert_eq!(prune(2).await.expect("prune"), 0, "nothing before the instant is left");
+    assert_eq!(left("a", "7d").await, ["art_5"], "the instant itself is kept");
+    assert_eq!(left("a", "30d").await, ["art_1"], "other ranges untouched");
+    assert_eq!(left("c", "7d").await, ["art_1"], "other domains untouched");
 }
 
 fn dead_letter(seq: i64, state: DeadLetterState) -> DeadLetter {

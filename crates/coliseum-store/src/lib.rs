@@ -261,6 +261,19 @@ pub trait DnaHistory: Send + Sync {
         since: time::OffsetDateTime,
         until: time::OffsetDateTime,
     ) -> Result<Vec<DnaMutation>, StoreError>;
+
+    /// Deletes at most `limit` of the oldest mutations of one `domain` and
+    /// `range` recorded before `before`, and says how many it deleted.
+    /// Movers read the last week only, so older mutations are never read
+    /// again; deleting a board at a time goes through the index movers read
+    /// by, and a bounded delete leaves the writer free between chunks.
+    async fn prune_mutations(
+        &self,
+        domain: &str,
+        range: &str,
+        before: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Display names of artists, live events, cities and genres (PASSPORT.md),

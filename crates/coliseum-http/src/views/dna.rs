@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use coliseum_domain::plans::Feature;
 use coliseum_domain::scoring::{COMPONENTS, DnaBoard, DnaDomain, ScoreRange, ScoringConfig, reported};
-use coliseum_engine::dna::{Publication, RangeScores, movers};
+use coliseum_engine::dna::{MOVERS_WINDOW, Publication, RangeScores, movers};
 use coliseum_engine::served::boundary;
 use coliseum_store::NameKind;
 use serde::Serialize;
@@ -22,9 +22,6 @@ use crate::openapi::names::{DnaDomainName, ScoreRangeName};
 use crate::params::Params;
 use crate::problem::AppError;
 use crate::routes::access::{Audience, Caller};
-
-/// Movers look this far back (SCORING.md: "the last 7 days").
-const MOVERS_WINDOW: time::Duration = time::Duration::days(7);
 
 /// The query parameters of a DNA board, as documented.
 #[derive(Debug, IntoParams)]
