@@ -82,11 +82,13 @@ impl Default for DnaSettings {
     }
 }
 
-/// Names as dense numbers; `""` is [`NONE`].
+/// Names as dense numbers; `""` is [`NONE`]. Each name is one allocation,
+/// shared by the lookup, the list and every publication's scores: a
+/// publication names every artist once per range, and several are kept.
 #[derive(Debug, Default)]
 struct Names {
-    ids: HashMap<Box<str>, u32>,
-    names: Vec<Box<str>>,
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
 }
 
 impl Names {
@@ -98,13 +100,19 @@ impl Names {
             return id;
         }
         let id = u32::try_from(self.names.len()).expect("fewer than 4 billion names");
-        self.ids.insert(name.into(), id);
-        self.names.push(name.into());
+        let name: Arc<str> = name.into();
+        self.ids.insert(name.clone(), id);
+        self.names.push(name);
         id
     }
 
     fn name(&self, id: u32) -> &str {
         if id == NONE { "" } else { &self.names[id as usize] }
+    }
+
+    /// The name of `id`, shared; `None` for [`NONE`].
+    fn shared(&self, id: u32) -> Option<Arc<str>> {
+        (id != NONE).then(|| self.names[id as usize].clone())
     }
 }
 
@@ -139,7 +147,9 @@ impl Aggregates {
     pub fn memory_bytes(&self) -> usize {
         let rows = self.rows.capacity() * std::mem::size_of::<FanDayRow>();
         let kpis = self.kpis.capacity() * (std::mem::size_of::<((u32, i32), Kpis)>() + 1);
-        let names: usize = self.names.names.iter().map(|n| 2 * n.len() + 2 * 16 + 8).sum();
+        // Each name once, its two counts, a pointer in the list and one in
+        // the lookup beside its id.
+        let names: usize = self.names.names.iter().map(|n| n.len() + 16 + 2 * 16 + 8).sum();
         rows + kpis + names
     }
 
@@ -387,8 +397,8 @@ impl RangeScores {
         let mut artists: Vec<Scored> = scores
             .into_iter()
             .map(|score| Scored {
-                artist: names.name(score.artist).into(),
-                primary_genre: (score.primary_genre != NONE).then(|| names.name(score.primary_genre).into()),
+                artist: names.shared(score.artist).unwrap_or_else(|| "".into()),
+                primary_genre: names.shared(score.primary_genre),
                 score,
             })
             .collect();
