@@ -224,14 +224,21 @@ impl Caller {
     }
 
     /// The rate-limit bucket and quota: per API key, per session (or per
-    /// Supabase user), per IP without credentials (PLANS.md).
+    /// Supabase user), per IP without credentials (PLANS.md), an IPv6
+    /// address's whole /64 being one: a host can use any address in it.
     fn rate_limit(&self, ip: Option<std::net::IpAddr>) -> (String, Quota) {
         let quota = Quota::per_minute(Entitlements::of(self.subject().plan).rate_limit_per_minute);
         // One allowance per account (PLANS.md): every session and API key
         // of a user draws on it, so more of them do not multiply it.
         let key = match &self.user {
             Some(user) => format!("user:{}", user.id),
-            None => format!("ip:{}", ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())),
+            None => format!(
+                "ip:{}",
+                ip.map_or_else(
+                    || "unknown".to_owned(),
+                    |ip| crate::ingest_budget::peer_of(ip).to_string()
+                )
+            ),
         };
         (key, quota)
     }
@@ -614,5 +621,14 @@ mod tests {
             !within.contains(&copy.as_bytes().as_ptr()),
             "the kept value must not hold the read buffer"
         );
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_visitor_whichever_address_of_its_64_it_uses() {
+        let bucket = |ip: &str| Caller::ANONYMOUS.rate_limit(Some(ip.parse().expect("an address"))).0;
+        assert_eq!(bucket("2001:db8:1:2::7"), bucket("2001:db8:1:2:ffff::1"));
+        assert_ne!(bucket("2001:db8:1:2::7"), bucket("2001:db8:1:3::7"));
+        assert_eq!(bucket("::ffff:203.0.113.7"), bucket("203.0.113.7"));
+        assert_ne!(bucket("203.0.113.7"), bucket("203.0.113.8"));
     }
 }
