@@ -345,6 +345,7 @@ impl Application {
         let ingest = state.ingest.clone();
         let (stop_pipeline, processor_task, sampler_task) = spawn_pipeline(&state);
         let live = state.live.clone();
+        let trusted_proxies = state.settings.trusted_proxies.clone();
         let router = routes::router(state);
         // Live connections are upgraded out of the server's reach: told to
         // close first, so that draining does not wait for them.
@@ -352,9 +353,9 @@ impl Application {
             shutdown.await;
             live.stop();
         };
-        // Each request carries its peer's address: what anonymous callers are
-        // rate-limited by, and what the ingest budget is shared by.
-        crate::connections::serve(listener, router, shutdown).await;
+        // Each request carries its client's address: what anonymous callers
+        // are rate-limited by, and what the ingest budget is shared by.
+        crate::connections::serve(listener, router, trusted_proxies, shutdown).await;
         ingest.shutdown();
         writer_task.await.context("the ingest writer failed")?;
         let _ = stop_pipeline.send(true);

@@ -11,6 +11,8 @@
 //! front, which is where browsers negotiate it.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -22,6 +24,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
+use crate::client_address::TrustedProxies;
+
 /// The longest a client may take to send a request's headers, or stay
 /// silent on a kept-alive connection.
 pub const HEADER_DEADLINE: Duration = Duration::from_secs(10);
@@ -32,8 +36,15 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Serves `router` on `listener` until `shutdown` resolves, then stops
 /// accepting and lets requests in flight finish (at most [`DRAIN_DEADLINE`]).
-/// Each request carries its peer's address as `ConnectInfo<SocketAddr>`.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<Output = ()> + Send) {
+/// Each request carries its client's address as `ConnectInfo<SocketAddr>`:
+/// its peer's, or behind `trusted_proxies` the one they forward.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    trusted_proxies: TrustedProxies,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    let trusted_proxies = Arc::new(trusted_proxies);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -61,8 +72,12 @@ pub async fn serve(listener: TcpListener, router: Router, shutdown: impl Future<
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let proxies = trusted_proxies.clone();
         let service = router.clone().map_request(move |mut request: axum::extract::Request| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            let client = proxies.client(peer.ip(), request.headers());
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(client, peer.port())));
             request
         });
         let service = TowerToHyperService::new(

@@ -12,9 +12,9 @@
 //!   the open pool, never this one: that takes the signing key.
 //!
 //! A sender's first delivery after a restart, or after a day of silence,
-//! goes through the open pool. Behind a proxy every request shares the
-//! proxy's address, and neither pool tells senders apart: the proxy must
-//! bound slow clients itself.
+//! goes through the open pool. Behind a proxy, peers are told apart only
+//! when it is named in `--trusted-proxies` ([`crate::client_address`]);
+//! either way the proxy must bound slow clients itself.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -10,6 +10,7 @@
 pub mod alerts;
 pub mod app;
 pub mod audit;
+pub mod client_address;
 pub mod connections;
 pub mod credentials;
 pub mod ingest_budget;

@@ -75,6 +75,8 @@ pub struct Settings {
     pub alerts: AlertSettings,
     /// Errors and panics are reported here when set.
     pub sentry_dsn: Option<Secret>,
+    /// The proxies in front whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: crate::client_address::TrustedProxies,
 }
 
 /// Where alert notifications go, and how often rules are evaluated.
@@ -205,6 +207,7 @@ impl Settings {
                 ..AlertSettings::none(std::time::Duration::from_millis(250))
             },
             sentry_dsn: None,
+            trusted_proxies: crate::client_address::TrustedProxies::default(),
         }
     }
 

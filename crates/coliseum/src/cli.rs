@@ -158,6 +158,10 @@ pub struct ServeArgs {
     /// Reports errors and panics to this Sentry DSN (no personal data).
     #[arg(long, env = "COLISEUM_SENTRY_DSN", hide_env_values = true)]
     pub sentry_dsn: Option<String>,
+    /// Proxies in front of the engine (addresses or networks, comma-separated):
+    /// from them, the client is read from `X-Forwarded-For`.
+    #[arg(long, env = "COLISEUM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use coliseum_domain::money::{Currency, FxTable};
 use coliseum_engine::IngestConfig;
 use coliseum_engine::reads::CacheBudget;
+use coliseum_http::client_address::TrustedProxies;
 use coliseum_http::settings::{
     AlertSettings, DEFAULT_DATABASE_URL, DEFAULT_LISTEN, STRIPE_API, Secret, Settings, StripeSettings,
 };
@@ -58,6 +59,7 @@ pub struct FileConfig {
     pagerduty_routing_key: Option<String>,
     alert_interval_ms: Option<u64>,
     sentry_dsn: Option<String>,
+    trusted_proxies: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -197,6 +199,14 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
         pagerduty_routing_key: pick(&args.pagerduty_routing_key, &file.pagerduty_routing_key).map(Secret::new),
         ..defaults
     };
+    // An empty `COLISEUM_TRUSTED_PROXIES=` names none: the file's list stands.
+    let trusted_proxies = if args.trusted_proxies.iter().all(|item| item.trim().is_empty()) {
+        file.trusted_proxies.clone().unwrap_or_default()
+    } else {
+        args.trusted_proxies.clone()
+    };
+    let trusted_proxies =
+        TrustedProxies::parse(&trusted_proxies).map_err(|why| anyhow::anyhow!("--trusted-proxies: {why}"))?;
     Ok(Settings {
         listen,
         database_url,
@@ -239,6 +249,7 @@ pub fn serve_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Set
         schedule_tick: Duration::from_secs(30),
         alerts,
         sentry_dsn: pick(&args.sentry_dsn, &file.sentry_dsn).map(Secret::new),
+        trusted_proxies,
     })
 }
 
@@ -258,6 +269,13 @@ mod tests {
         assert_eq!(settings.listen.port(), 9100);
         assert_eq!(settings.ingest.linger, Duration::from_millis(7));
         assert_eq!(settings.database_url, DEFAULT_DATABASE_URL);
+        let proxies: FileConfig = toml::from_str("trusted_proxies = [\"10.0.0.0/8\"]").expect("toml");
+        assert_eq!(
+            serve_settings(&ServeArgs::default(), &proxies)
+                .expect("valid")
+                .trusted_proxies,
+            TrustedProxies::parse(&["10.0.0.0/8".to_owned()]).expect("valid")
+        );
         assert!(!format!("{settings:?}").contains("\"t\""), "secrets are not printed");
     }
 
@@ -281,6 +299,11 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(format!("{:#}", serve_settings(&no_cache, &file).expect_err("bad")).contains("--read-cache-mib"));
+        let bad_proxy = ServeArgs {
+            trusted_proxies: vec!["10.0.0.0/8".into(), "nginx".into()],
+            ..ServeArgs::default()
+        };
+        assert!(format!("{:#}", serve_settings(&bad_proxy, &file).expect_err("bad")).contains("--trusted-proxies"));
         assert!(
             toml::from_str::<FileConfig>("nonsense = 1").is_err(),
             "unknown keys are refused"

@@ -73,6 +73,44 @@ async fn limits_follow_the_plan_per_session_and_per_ip(backend: Backend) {
     app.stop().await;
 }
 
+/// Behind a trusted proxy each visitor has its own allowance, by the
+/// address the proxy forwards; what a visitor writes into the header
+/// itself changes nothing, and from anyone else the header is ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn visitors_behind_a_trusted_proxy_are_limited_one_by_one() {
+    let (url, _guard) = fresh_database(Backend::Sqlite).await;
+    let (_behind, proxied) = start_binary_with(&url, &["--trusted-proxies", "10.0.0.0/8,127.0.0.1"]).await;
+    let client = reqwest::Client::new();
+    let get = |base: &str, forwarded: &str| {
+        client
+            .get(format!("{base}/v1/leaderboards/plays"))
+            .header("x-forwarded-for", forwarded)
+            .send()
+    };
+    for used in 1..=30 {
+        // A visitor who writes a header of its own, as nginx passes it on.
+        let forwarded = format!("198.51.100.{used}, 203.0.113.7");
+        let response = get(&proxied, &forwarded).await.expect("sent");
+        assert_eq!(response.status(), 200, "request {used}");
+        assert_eq!(header(&response, "ratelimit-remaining"), 30 - used);
+    }
+    assert_problem(get(&proxied, "203.0.113.7").await.expect("sent"), 429, "rate-limited").await;
+    let other = get(&proxied, "203.0.113.8, 10.1.2.3").await.expect("sent");
+    assert_eq!(
+        (other.status().as_u16(), header(&other, "ratelimit-remaining")),
+        (200, 29),
+        "another visitor, through two proxies"
+    );
+
+    let (url, _guard) = fresh_database(Backend::Sqlite).await;
+    let (_direct, direct) = start_binary_with(&url, &[]).await;
+    for used in 1..=30 {
+        let response = get(&direct, &format!("203.0.113.{used}")).await.expect("sent");
+        assert_eq!(header(&response, "ratelimit-remaining"), 30 - used, "one address");
+    }
+    assert_eq!(get(&direct, "203.0.113.99").await.expect("sent").status(), 429);
+}
+
 /// Two engine processes sharing PostgreSQL and Redis draw one session's
 /// requests from one allowance: together they allow 60, not 120.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
