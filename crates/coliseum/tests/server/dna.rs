@@ -16,6 +16,7 @@ use crate::support::{Backend, TestApp, assert_problem, past_the_boundary, spawn_
 on_both_backends!(
     boards_and_explanations_follow_the_plan,
     pages_come_from_one_publication_and_bad_parameters_are_refused,
+    movers_stop_at_the_publication_each_plan_is_served,
 );
 
 /// Entries for seven artists over the last days: plays, votes and payments.
@@ -160,6 +161,73 @@ async fn boards_and_explanations_follow_the_plan(backend: Backend) {
         .await
         .expect("json");
     assert!(movers["entries"].is_array(), "{movers}");
+    app.stop().await;
+}
+
+/// Movers are the mutations up to the publication a plan is served: Pro's
+/// stop at its last 60-second boundary, Enterprise's are live.
+async fn movers_stop_at_the_publication_each_plan_is_served(backend: Backend) {
+    let (app, clock, boundary) = spawn_app_before_a_boundary(backend, |_| {}).await;
+    send_entries(&app).await;
+    past_the_boundary(&app, &clock, boundary).await;
+    // After the boundary, forty patrons lift art_0's economic score.
+    let at = (OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&Rfc3339)
+        .expect("format");
+    let burst: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({
+                "event_id": format!("lift-{i}"), "schema_version": 1, "type": "treasury.tip",
+                "timestamp": at, "user_id": format!("patron_{i}"), "artist_id": "art_0",
+                "metadata": {"city": "Lagos", "genre": "jazz", "amount_minor": 90_000, "currency": "USD"},
+            })
+        })
+        .collect();
+    assert_eq!(app.deliver(&json!({"events": burst})).await.status(), 202);
+    app.published().await;
+
+    let movers = |cookie: String, limit: u32| {
+        let app = &app;
+        async move {
+            let body: Value = app
+                .get(
+                    &format!("/v1/dna/movers?domain=g&range=7d&limit={limit}"),
+                    Some(cookie.as_str()),
+                )
+                .await
+                .json()
+                .await
+                .expect("json");
+            body["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .find(|entry| entry["artist_id"] == "art_0")
+                .map(|entry| entry["to"].as_f64().expect("a score"))
+        }
+    };
+    let enterprise = app.sign_in_with(Role::Fan, Plan::Enterprise, &[]).await;
+    let pro = app.sign_in_with(Role::Fan, Plan::Pro, &[]).await;
+    let lifted = movers(enterprise, 10).await.expect("art_0 rose, live");
+    assert_ne!(
+        movers(pro.clone(), 10).await,
+        Some(lifted),
+        "Pro is served the scores of the last boundary, before the lift"
+    );
+    // Past Pro's next boundary, once the refresher has frozen it (each poll
+    // with a limit of its own: a body shared earlier is not the question).
+    clock.set(boundary + time::Duration::seconds(61));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    for limit in 11..=100 {
+        if movers(pro.clone(), limit).await == Some(lifted) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Pro sees the lift past its next boundary"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    }
     app.stop().await;
 }
 
