@@ -666,11 +666,7 @@ impl Dna {
     pub async fn run(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut wait = self.settings.interval;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
+            if shut_down_within(wait, &mut shutdown).await {
                 return;
             }
             let current = self.current();
@@ -709,11 +705,7 @@ impl Dna {
     pub async fn prune_hourly(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut wait = PRUNE_FIRST_AFTER;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => {}
-            }
-            if *shutdown.borrow() {
+            if shut_down_within(wait, &mut shutdown).await {
                 return;
             }
             match self.prune_mutations().await {
@@ -852,6 +844,15 @@ impl AppliedSink for Dna {
         incoming.batches.push(batch.clone());
         incoming.watermark = Some(watermark);
     }
+}
+
+/// Waits `wait`, or less when `shutdown` turns true, and says whether it did.
+async fn shut_down_within(wait: Duration, shutdown: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = shutdown.changed() => {}
+    }
+    *shutdown.borrow()
 }
 
 /// The largest gains of one domain and range since `since`, from the
