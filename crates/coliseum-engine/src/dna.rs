@@ -533,6 +533,9 @@ pub struct Dna {
     explicit: Mutex<VecDeque<(ExplicitKey, Arc<Publication>)>>,
     /// The last recorded domain score of every (artist, domain, range).
     recorded: Mutex<HashMap<RecordedKey, f64>>,
+    /// Whether this node writes its mutations to the store and deletes old
+    /// ones: every node until told (see [`Self::record_while`]).
+    recording: std::sync::OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
     next_id: AtomicU64,
 }
 
@@ -574,6 +577,7 @@ impl Dna {
             pinned: Mutex::new(Vec::new()),
             explicit: Mutex::new(VecDeque::new()),
             recorded: Mutex::new(HashMap::new()),
+            recording: std::sync::OnceLock::new(),
             next_id: AtomicU64::new(1),
         });
         dna.clone().publish_now().await?;
@@ -688,14 +692,32 @@ impl Dna {
         }
     }
 
-    /// Scores the three ranges as of now, publishes them and records the mutations.
+    /// Scores the three ranges as of now, publishes them and records the
+    /// mutations (on the node that records them).
     pub async fn publish_now(self: Arc<Self>) -> Result<Arc<Publication>, StoreError> {
         let dna = self.clone();
         let (publication, mutations) = tokio::task::spawn_blocking(move || dna.score_and_publish())
             .await
             .map_err(|error| StoreError::Internal(format!("scoring failed: {error}")))?;
-        self.store.record_mutations(&mutations).await?;
+        if self.records() {
+            self.store.record_mutations(&mutations).await?;
+        }
         Ok(publication)
+    }
+
+    /// Writes mutations to the store, and deletes old ones, only while
+    /// `leading` says so. Every node of a cluster publishes the same scores
+    /// from the same batches, and each wrote every mutation again. Each
+    /// still keeps its own last recorded values, so a node that takes the
+    /// lead goes on from the scores it last published. Set once.
+    pub fn record_while(&self, leading: impl Fn() -> bool + Send + Sync + 'static) {
+        if self.recording.set(Box::new(leading)).is_err() {
+            tracing::warn!("DNA mutations already have a recording node; the first rule stands");
+        }
+    }
+
+    fn records(&self) -> bool {
+        self.recording.get().is_none_or(|leading| leading())
     }
 
     /// Deletes the mutations movers no longer read, a minute after start and
@@ -708,20 +730,24 @@ impl Dna {
             if shut_down_within(wait, &mut shutdown).await {
                 return;
             }
+            wait = PRUNE_EVERY;
             match self.prune_mutations().await {
                 Ok(0) => {}
                 Ok(deleted) => tracing::info!(deleted, "deleted DNA mutations older than movers read"),
                 Err(error) => tracing::warn!(%error, "deleting old DNA mutations failed; retried in an hour"),
             }
-            wait = PRUNE_EVERY;
         }
     }
 
     /// Deletes the mutations older than [`MUTATIONS_KEPT`], a board and a
-    /// chunk at a time, and says how many it deleted.
+    /// chunk at a time, on the node that records them, and says how many it
+    /// deleted.
     pub async fn prune_mutations(&self) -> Result<u64, StoreError> {
         let before = self.clock.now() - MUTATIONS_KEPT;
         let mut deleted = 0;
+        if !self.records() {
+            return Ok(deleted);
+        }
         for domain in DnaDomain::ALL {
             for range in ScoreRange::ALL {
                 loop {

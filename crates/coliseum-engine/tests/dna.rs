@@ -324,6 +324,20 @@ async fn scores_match_the_reference_live_loaded_and_rebuilt(store: Arc<dyn Store
     assert!(reported(scores.artists[0].score.overall) >= 0.0);
 }
 
+/// A burst of patronage for a new artist: at the top of the economic
+/// domain, it moves others' scores by 5 points or more.
+fn burst() -> Vec<Value> {
+    (0..40)
+        .map(|i| {
+            json!({
+                "event_id": format!("burst-{i}"), "schema_version": 1, "type": "treasury.patronage",
+                "timestamp": "2026-11-20T17:00:00Z", "user_id": format!("patron_{i}"), "artist_id": "art_new",
+                "metadata": {"city": format!("city {i}"), "genre": "jazz", "amount_minor": 90_000, "currency": "USD"},
+            })
+        })
+        .collect()
+}
+
 /// The mutations of every domain and range recorded within a day of now.
 async fn mutations_of_every_board(store: &Arc<dyn Store>) -> Vec<DnaMutation> {
     let mut mutations = Vec::new();
@@ -359,17 +373,7 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
         .expect("first publication: the baseline");
     assert!(mutations_of_every_board(&store).await.is_empty());
 
-    // A burst of patronage for one artist moves its economic and behavioral scores.
-    let burst: Vec<Value> = (0..40)
-        .map(|i| {
-            json!({
-                "event_id": format!("burst-{i}"), "schema_version": 1, "type": "treasury.patronage",
-                "timestamp": "2026-11-20T17:00:00Z", "user_id": format!("patron_{i}"), "artist_id": "art_new",
-                "metadata": {"city": format!("city {i}"), "genre": "jazz", "amount_minor": 90_000, "currency": "USD"},
-            })
-        })
-        .collect();
-    store.append_entries(&new_entries(&burst)).await.expect("append");
+    store.append_entries(&new_entries(&burst())).await.expect("append");
     processor.run_until_idle().await.expect("process");
     let publication = dna.clone().publish_now().await.expect("publish");
     let mutations = mutations_of_every_board(&store).await;
@@ -399,6 +403,55 @@ async fn a_move_of_five_points_is_a_mutation(store: Arc<dyn Store>) {
     clock.set(now() + coliseum_engine::dna::MOVERS_WINDOW + time::Duration::hours(25));
     assert_eq!(dna.prune_mutations().await.expect("prune") as usize, mutations.len());
     assert!(mutations_of_every_board(&store).await.is_empty());
+}
+
+/// A node told it does not lead publishes the same scores and records no
+/// mutation: in a cluster, the processing node's are the only ones.
+async fn only_the_leading_node_records_mutations(store: Arc<dyn Store>) {
+    let clock = Arc::new(FixedClock::new(now()));
+    let dna = load(&store, &clock).await;
+    let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    dna.record_while({
+        let leading = leading.clone();
+        move || leading.load(std::sync::atomic::Ordering::Relaxed)
+    });
+    let processor = processor_feeding(&store, &clock, &dna, ProcessorConfig::default().batch_entries).await;
+    store
+        .append_entries(&new_entries(&stream(9, 300)))
+        .await
+        .expect("append");
+    processor.run_until_idle().await.expect("process");
+    dna.clone().publish_now().await.expect("the baseline");
+    store.append_entries(&new_entries(&burst())).await.expect("append");
+    processor.run_until_idle().await.expect("process");
+    let publication = dna.clone().publish_now().await.expect("publish");
+    assert!(
+        publication
+            .range(ScoreRange::Days7)
+            .is_some_and(|scores| scores.artist("art_new").is_some()),
+        "published all the same"
+    );
+    assert!(mutations_of_every_board(&store).await.is_empty(), "none recorded");
+
+    // Old mutations are left too: the leading node deletes them.
+    let old = DnaMutation {
+        artist: "art_1".to_owned(),
+        domain: "a".to_owned(),
+        range: "7d".to_owned(),
+        old: 1.0,
+        new: 9.0,
+        at: now(),
+    };
+    store.record_mutations(&[old]).await.expect("record");
+    clock.set(now() + time::Duration::days(9));
+    assert_eq!(dna.prune_mutations().await.expect("prune"), 0);
+    assert_eq!(
+        mutations_of_every_board(&store).await.len(),
+        1,
+        "kept by a node that does not lead"
+    );
+    leading.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(dna.prune_mutations().await.expect("prune"), 1, "deleted once it leads");
 }
 
 /// A replaced publication stays for the cursors paging through it for
@@ -436,6 +489,7 @@ async fn a_replaced_publication_stays_for_cursors_thirty_seconds(store: Arc<dyn 
 on_both_backends!(
     scores_match_the_reference_live_loaded_and_rebuilt,
     a_move_of_five_points_is_a_mutation,
+    only_the_leading_node_records_mutations,
     a_replaced_publication_stays_for_cursors_thirty_seconds,
 );
 

@@ -253,6 +253,10 @@ impl Application {
             .context("starting the processor")?,
         );
         processor.assume_applied(loaded);
+        // The processing node alone writes DNA mutations: the others
+        // publish the same scores. Weak: the processor holds the DNA side.
+        let leader = Arc::downgrade(&processor);
+        dna.record_while(move || leader.upgrade().is_some_and(|processor| processor.leading()));
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding {}", settings.listen))?;
