@@ -536,6 +536,9 @@ pub struct Dna {
     /// Whether this node writes its mutations to the store and deletes old
     /// ones: every node until told (see [`Self::record_while`]).
     recording: std::sync::OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
+    /// Held from scoring to serving a publication: each is recorded and
+    /// served in the order it was scored.
+    publishing: tokio::sync::Mutex<()>,
     next_id: AtomicU64,
 }
 
@@ -578,6 +581,7 @@ impl Dna {
             explicit: Mutex::new(VecDeque::new()),
             recorded: Mutex::new(HashMap::new()),
             recording: std::sync::OnceLock::new(),
+            publishing: tokio::sync::Mutex::new(()),
             next_id: AtomicU64::new(1),
         });
         dna.clone().publish_now().await?;
@@ -692,17 +696,26 @@ impl Dna {
         }
     }
 
-    /// Scores the three ranges as of now, publishes them and records the
-    /// mutations (on the node that records them).
+    /// Scores the three ranges as of now, records the mutations (on the
+    /// node that records them) and then serves the scores. Recorded first:
+    /// movers read a publication's mutations up to its instant, and the
+    /// body they make is shared for a while, so a publication served before
+    /// its mutations were written showed movers without its own changes.
+    /// The scores are served even when writing fails: the mutations are
+    /// what is lost then, not the scores.
     pub async fn publish_now(self: Arc<Self>) -> Result<Arc<Publication>, StoreError> {
+        let _publishing = self.publishing.lock().await;
         let dna = self.clone();
-        let (publication, mutations) = tokio::task::spawn_blocking(move || dna.score_and_publish())
+        let (publication, mutations) = tokio::task::spawn_blocking(move || dna.score())
             .await
             .map_err(|error| StoreError::Internal(format!("scoring failed: {error}")))?;
-        if self.records() {
-            self.store.record_mutations(&mutations).await?;
-        }
-        Ok(publication)
+        let recorded = if self.records() {
+            self.store.record_mutations(&mutations).await
+        } else {
+            Ok(())
+        };
+        self.serve(publication.clone());
+        recorded.map(|()| publication)
     }
 
     /// Writes mutations to the store, and deletes old ones, only while
@@ -780,7 +793,8 @@ impl Dna {
         }
     }
 
-    fn score_and_publish(&self) -> (Arc<Publication>, Vec<DnaMutation>) {
+    /// The scores of the three ranges as of now, and their mutations.
+    fn score(&self) -> (Arc<Publication>, Vec<DnaMutation>) {
         let (aggregates, watermark) = &mut *self.aggregates.lock().unwrap_or_else(|p| p.into_inner());
         self.take_incoming(aggregates, watermark);
         let as_of = self.clock.now();
@@ -795,6 +809,13 @@ impl Dna {
             ranges,
         });
         let mutations = self.mutations(&publication);
+        (publication, mutations)
+    }
+
+    /// Makes `publication` the one served, keeping the one it replaces for
+    /// cursors and for readers frozen at a boundary it crossed.
+    fn serve(&self, publication: Arc<Publication>) {
+        let as_of = publication.as_of;
         let previous = std::mem::replace(
             &mut *self.current.write().unwrap_or_else(|p| p.into_inner()),
             publication.clone(),
@@ -818,7 +839,6 @@ impl Dna {
         {
             recent.pop_front();
         }
-        (publication, mutations)
     }
 
     /// Domain scores that moved by the configured points or more against the

@@ -454,6 +454,47 @@ async fn only_the_leading_node_records_mutations(store: Arc<dyn Store>) {
     assert_eq!(dna.prune_mutations().await.expect("prune"), 1, "deleted once it leads");
 }
 
+/// A publication's mutations are recorded before it is served: a movers
+/// read of the served publication always finds its own changes. The node
+/// is asked whether it records just before it writes, which is when the
+/// previous scores must still be the ones served.
+async fn mutations_are_recorded_before_their_scores_are_served(store: Arc<dyn Store>) {
+    let clock = Arc::new(FixedClock::new(now()));
+    let dna = load(&store, &clock).await;
+    let served_when_recording = Arc::new(std::sync::Mutex::new(Vec::new()));
+    dna.record_while({
+        let (dna, seen) = (Arc::downgrade(&dna), served_when_recording.clone());
+        move || {
+            if let Some(dna) = dna.upgrade() {
+                seen.lock().expect("seen").push(dna.current().id);
+            }
+            true
+        }
+    });
+    let processor = processor_feeding(&store, &clock, &dna, ProcessorConfig::default().batch_entries).await;
+    store
+        .append_entries(&new_entries(&stream(9, 300)))
+        .await
+        .expect("append");
+    processor.run_until_idle().await.expect("process");
+    let baseline = dna.clone().publish_now().await.expect("the baseline");
+    store.append_entries(&new_entries(&burst())).await.expect("append");
+    processor.run_until_idle().await.expect("process");
+    let publication = dna.clone().publish_now().await.expect("publish");
+
+    assert_eq!(
+        served_when_recording.lock().expect("seen").last(),
+        Some(&baseline.id),
+        "the baseline was still served while the next scores' mutations were written"
+    );
+    assert_eq!(dna.current().id, publication.id, "served once recorded");
+    let mutations = mutations_of_every_board(&store).await;
+    assert!(
+        mutations.iter().any(|m| m.at == publication.as_of),
+        "its mutations are in the store"
+    );
+}
+
 /// A replaced publication stays for the cursors paging through it for
 /// 30 seconds, not for as long as the next few publications take.
 async fn a_replaced_publication_stays_for_cursors_thirty_seconds(store: Arc<dyn Store>) {
@@ -490,6 +531,7 @@ on_both_backends!(
     scores_match_the_reference_live_loaded_and_rebuilt,
     a_move_of_five_points_is_a_mutation,
     only_the_leading_node_records_mutations,
+    mutations_are_recorded_before_their_scores_are_served,
     a_replaced_publication_stays_for_cursors_thirty_seconds,
 );
 
