@@ -652,6 +652,25 @@ impl HotState {
         self.cached_tile(&(grain, first, last, slice.clone()), changed)
     }
 
+    /// How many rows [`Self::by_artist`] over the same buckets would read:
+    /// its cached sums' rows, or those of every bucket's slice to sum.
+    /// `None` when those buckets are not all kept.
+    pub fn rows_to_sum(&self, grain: Grain, first: i64, last: i64, slice: &Slice) -> Option<usize> {
+        if !self.covers(grain, first, slice) {
+            return None;
+        }
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        let changed = inner.changed(grain, first, last);
+        if let Some(sums) = self.cached_tile(&(grain, first, last, slice.clone()), changed) {
+            return Some(sums.len());
+        }
+        let buckets = match grain {
+            Grain::Hour => &inner.hours,
+            Grain::Day => &inner.days,
+        };
+        Some(buckets.range(first..=last).map(|(_, b)| b.slice_rows(slice)).sum())
+    }
+
     /// The cached sums for `key` if no bucket changed after `changed`.
     fn cached_tile(&self, key: &(Grain, i64, i64, Slice), changed: u64) -> Option<Arc<PackedSums>> {
         let mut tiles = self.tiles.lock().unwrap_or_else(|p| p.into_inner());

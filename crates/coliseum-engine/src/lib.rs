@@ -16,6 +16,7 @@ pub mod health;
 pub mod hot;
 pub mod ingest;
 pub mod journal;
+mod lane;
 pub mod names;
 pub mod packed;
 pub mod processor;

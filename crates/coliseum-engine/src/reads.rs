@@ -25,6 +25,7 @@ pub use crate::board::Ranked;
 use crate::bounded::Bounded;
 use crate::fallback::{Answer, By, Fallback, Question};
 use crate::hot::{HotState, Slice};
+use crate::lane::Lane;
 use crate::packed::PackedSums;
 use crate::processor::Watermark;
 use crate::single_flight::Gates;
@@ -77,6 +78,11 @@ pub(crate) fn report_cache_bytes(cache: &'static str, bytes: usize) {
     metrics::gauge!("coliseum_read_cache_bytes", "cache" => cache).set(bytes as f64);
 }
 
+/// The most rows a board is built from where it is asked for, like a move,
+/// instead of in the builds' queue: a live event's board, or a genre's in
+/// one city, is a few thousand rows and tens of microseconds, but queued
+/// behind every board of all artists it waited as long as they did.
+const INLINE_BUILD_ROWS: usize = 16_384;
 /// See [`CacheBudget`]; chosen by measurement (BENCHMARKS.md).
 pub const DEFAULT_READ_CACHE_MIB: usize = 1_120;
 /// Bytes a board holds per ranked artist: its value by id, and its place in
@@ -393,12 +399,28 @@ fn moved_forward(
     Some((Arc::new(previous.board.moved(names, &deltas)), kept))
 }
 
+/// How many rows building a board over `tiles` reads: SQL's parts' and
+/// the hot state's ([`HotState::rows_to_sum`]); `usize::MAX` when the hot
+/// state no longer keeps a tile.
+fn rows_to_build(hot: &HotState, tiles: &[Tile], from_sql: &[Option<Part>], slice: &Slice) -> usize {
+    tiles
+        .iter()
+        .zip(from_sql)
+        .map(|(tile, sql)| match sql {
+            Some(sums) => sums.len(),
+            None => hot
+                .rows_to_sum(tile.grain, tile.first, tile.last, slice)
+                .unwrap_or(usize::MAX),
+        })
+        .fold(0, usize::saturating_add)
+}
+
 /// Whether moving `previous` forward is cheap enough for a request's own
 /// worker: every hot part that changed is of hours (under live traffic the
 /// current hour's run, a few thousand rows) or already summed at its
 /// newest stamp. A changed day tile before `today` (late entries into
 /// yesterday) is up to 16 days of every artist: milliseconds, a job for
-/// the builds' permits. Days after it hold only entries from clocks
+/// the builds' lane. Days after it hold only entries from clocks
 /// running ahead (five minutes at most), a few rows.
 fn cheap_to_move(
     hot: &HotState,
@@ -476,71 +498,20 @@ impl Cached {
     }
 }
 
-/// Permits for CPU-heavy read jobs, run on the blocking pool: the builds'
-/// lane, one per core, for summing and ranking what no cached value holds
-/// yet (a board's first build, a tile's sums; milliseconds each), and the
-/// sorts' lane beside it for a built board's whole order
-/// ([`Reads::ordered`]).
-///
-/// Moving a board by what changed since it was ranked is not one of them
-/// (unless it must sum a day tile again: [`cheap_to_move`]): it runs where
-/// it is asked for. Moves are about a tenth of a millisecond of CPU, but
-/// in a queue of their own, on threads that share two cores with the
-/// request workers, each took over a millisecond of a permit and its
-/// readers waited 60–70 ms for one under live traffic; run where they are
-/// asked, the Enterprise mix read on went from p99 110–115 ms to 37–57 ms
-/// (BENCHMARKS.md, fourteenth step).
-#[derive(Debug)]
-struct Lane {
-    permits: Arc<tokio::sync::Semaphore>,
-    lane: &'static str,
-    /// How long jobs waited for a permit, made at the first job: the
-    /// metrics recorder may be installed after the reads are.
-    waited: std::sync::OnceLock<metrics::Histogram>,
-    /// Jobs started, for tests to count.
-    #[cfg(test)]
-    started: AtomicU64,
-}
-
-impl Lane {
-    fn new(permits: usize, lane: &'static str) -> Self {
-        Self {
-            permits: Arc::new(tokio::sync::Semaphore::new(permits)),
-            lane,
-            waited: std::sync::OnceLock::new(),
-            #[cfg(test)]
-            started: AtomicU64::new(0),
-        }
-    }
-
-    /// Runs `job` on the blocking pool once a permit is free, and frees it
-    /// as soon as the job ends, on the thread that ran it (also when the
-    /// job panics, or when the request gave up waiting). A permit freed
-    /// only when the awaiting task was next polled also covered that
-    /// task's wait for a busy request worker (BENCHMARKS.md, thirteenth
-    /// step).
-    async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T, StoreError> {
-        let queued = std::time::Instant::now();
-        let permit = self
-            .permits
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| StoreError::Internal(format!("the read workers are closed: {e}")))?;
-        self.waited
-            .get_or_init(|| metrics::histogram!("coliseum_read_core_wait_seconds", "lane" => self.lane))
-            .record(queued.elapsed());
-        #[cfg(test)]
-        self.started.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            let done = job();
-            drop(permit);
-            done
-        })
-        .await
-        .map_err(|e| StoreError::Internal(format!("a read job failed: {e}")))
-    }
-}
+// CPU-heavy read jobs run in lanes ([`Lane`]) on the blocking pool: the
+// builds' lane, one thread per core, for summing and ranking what no cached
+// value holds yet (a board's first build, a tile's sums; milliseconds
+// each), and the sorts' lane beside it for a built board's whole order
+// ([`Reads::ordered`]).
+//
+// Moving a board by what changed since it was ranked is not one of them
+// (unless it must sum a day tile again: [`cheap_to_move`]), nor is building
+// a small board ([`INLINE_BUILD_ROWS`]): they run where they are asked for.
+// Moves are about a tenth of a millisecond of CPU, but in a queue of their
+// own, on threads that share two cores with the request workers, each took
+// over a millisecond of a permit and its readers waited 60–70 ms for one
+// under live traffic; run where they are asked, the Enterprise mix read on
+// went from p99 110–115 ms to 37–57 ms (BENCHMARKS.md, fourteenth step).
 
 /// What names a board at [`Reads::sorting`]: its address, unique while
 /// the board is alive, as it is for everyone waiting there.
@@ -796,12 +767,13 @@ impl Reads {
                 }
             }
             previous => {
-                self.compute(move || {
+                let small = rows_to_build(&hot, &tiles, &from_sql, &slice) <= INLINE_BUILD_ROWS;
+                let build = move || {
                     previous
                         .and_then(|previous| moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous))
                         .or_else(|| built(&hot, metric, &tiles, from_sql, &slice))
-                })
-                .await?
+                };
+                if small { build() } else { self.compute(build).await? }
             }
         };
         let Some((board, parts)) = ranked else {
@@ -1232,6 +1204,19 @@ mod tests {
         })
     }
 
+    /// One play for each of `artists` more artists than a board is built
+    /// from where it is asked (`art_0`, `art_1`…), in the hour and the day
+    /// of `at`.
+    fn plays_of_more_than_inline(at: OffsetDateTime) -> Arc<coliseum_store::ProcessedBatch> {
+        let cells = (0..=INLINE_BUILD_ROWS)
+            .flat_map(|n| plays_at(&format!("art_{n}"), 1, at).cells.clone())
+            .collect();
+        Arc::new(coliseum_store::ProcessedBatch {
+            cells,
+            ..coliseum_store::ProcessedBatch::default()
+        })
+    }
+
     /// A hot state loaded at `now` from an empty SQLite store, with the
     /// store, the clock and the directory that holds it.
     async fn empty_state_at(
@@ -1257,7 +1242,9 @@ mod tests {
         let (_dir, store, clock, hot) = empty_state_at(now).await;
         let watermark = |seq| Watermark { seq, as_of: now };
         hot.applied(&plays_at("art_a", 3, now), watermark(1));
-        hot.applied(&plays_at("art_b", 1, now), watermark(2));
+        hot.applied(&plays_at("art_b", 2, now), watermark(2));
+        // Yesterday is too large a board to build where it is asked.
+        hot.applied(&plays_of_more_than_inline(now - time::Duration::days(1)), watermark(2));
         let reads = Reads::new(
             hot.clone(),
             store,
@@ -1272,13 +1259,7 @@ mod tests {
         };
         let first = |ranking: &Ranking| ranking.board.name(ranking.board.page(0..1)[0].id).to_owned();
         assert_eq!(first(&reads.leaderboard(&query).await.expect("built")), "art_a");
-        let permits = u32::try_from(reads.builds.permits.available_permits()).expect("a few");
-        let held = reads
-            .builds
-            .permits
-            .clone()
-            .try_acquire_many_owned(permits)
-            .expect("every build permit");
+        let held = reads.builds.hold().await;
 
         // Plays in the current hour: moved on this worker, no permit taken.
         hot.applied(&plays_at("art_b", 5, now), watermark(3));
@@ -1306,6 +1287,55 @@ mod tests {
         assert_eq!(first(&later), "art_a");
     }
 
+    /// A board first read is built where it is asked when it is small (a
+    /// live event's, a genre's in one city), while every build permit is
+    /// held by large ones; a large board waits for a permit.
+    #[tokio::test]
+    async fn a_small_board_is_built_where_it_is_asked_and_a_large_one_waits() {
+        use crate::processor::AppliedSink;
+        let now = datetime!(2026-11-20 12:34 UTC);
+        let (_dir, store, clock, hot) = empty_state_at(now).await;
+        let watermark = |seq| Watermark { seq, as_of: now };
+        hot.applied(&plays_at("art_a", 3, now), watermark(1));
+        hot.applied(&plays_at("art_b", 2, now), watermark(2));
+        let reads = Reads::new(
+            hot.clone(),
+            store,
+            clock,
+            std::time::Duration::ZERO,
+            CacheBudget::DEFAULT,
+        );
+        let board = |range| BoardQuery {
+            metric: Metric::Plays,
+            range,
+            filters: Filters::default(),
+        };
+        let held = reads.builds.hold().await;
+        let small = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            reads.leaderboard(&board(Range::Week)),
+        )
+        .await
+        .expect("a small board waits for no build permit")
+        .expect("built");
+        assert_eq!(small.board.ranked(), 2);
+        assert_eq!(small.board.name(small.board.page(0..1)[0].id), "art_a");
+
+        hot.applied(&plays_of_more_than_inline(now - time::Duration::days(1)), watermark(3));
+        let large = board(Range::Month);
+        let read = reads.leaderboard(&large);
+        tokio::pin!(read);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(300), &mut read)
+                .await
+                .is_err(),
+            "a large board waits for a build permit"
+        );
+        drop(held);
+        let large = read.await.expect("built as a job");
+        assert_eq!(large.board.ranked(), INLINE_BUILD_ROWS + 3);
+    }
+
     #[tokio::test]
     async fn a_built_boards_order_is_sorted_beside_the_builds_once_for_its_readers() {
         use crate::processor::AppliedSink;
@@ -1325,19 +1355,8 @@ mod tests {
         };
         let ranking = reads.leaderboard(&query).await.expect("built");
         assert!(!ranking.board.is_ordered(), "a new board sorts only its first page");
-        let builds = u32::try_from(reads.builds.permits.available_permits()).expect("a few");
-        let _builds = reads
-            .builds
-            .permits
-            .clone()
-            .try_acquire_many_owned(builds)
-            .expect("every build permit");
-        let sort = reads
-            .sorts
-            .permits
-            .clone()
-            .try_acquire_many_owned(u32::try_from(reads.sorts.permits.available_permits()).expect("a few"))
-            .expect("every sort permit");
+        let _builds = reads.builds.hold().await;
+        let sort = reads.sorts.hold().await;
 
         // Two readers past the first page at once: one waits for the sort
         // lane, the other for its turn.
@@ -1346,7 +1365,7 @@ mod tests {
         let waiting = std::future::poll_fn(|cx| std::task::Poll::Ready(both.as_mut().poll(cx).is_pending())).await;
         assert!(waiting);
         assert_eq!(
-            reads.sorts.started.load(Ordering::Relaxed),
+            reads.sorts.started.load(std::sync::atomic::Ordering::Relaxed),
             0,
             "a sort waits for its lane"
         );
@@ -1357,42 +1376,17 @@ mod tests {
             .expect("sorted while every build permit is held")
             .expect("sorted");
         assert!(ranking.board.is_ordered());
-        assert_eq!(reads.sorts.started.load(Ordering::Relaxed), 1, "sorted once for both");
+        assert_eq!(
+            reads.sorts.started.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "sorted once for both"
+        );
         assert_eq!(ranking.entries().len(), artists as usize);
         assert_eq!(
             ranking.board.name(ranking.entries()[0].id),
             format!("art_{:03}", artists - 1)
         );
         assert!(!reads.sorting.busy(&sort_key(&ranking.board)), "no gate is left behind");
-    }
-
-    #[tokio::test]
-    async fn a_permit_is_free_once_its_job_ends_before_anyone_awaits_the_result() {
-        let builds = Lane::new(1, "build");
-        let (go, told) = std::sync::mpsc::channel();
-        let (ran, finished) = std::sync::mpsc::channel();
-        let job = builds.run(move || {
-            told.recv().expect("the test says when");
-            ran.send(()).expect("the test waits");
-        });
-        tokio::pin!(job);
-        // Polled once: it takes the permit and starts the job, then is
-        // never polled again, as a task waiting for a busy worker.
-        let started = std::future::poll_fn(|cx| std::task::Poll::Ready(job.as_mut().poll(cx).is_pending())).await;
-        assert!(started, "the job waits on the blocking pool");
-        go.send(()).expect("the job listens");
-        finished
-            .recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the job ran");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while builds.permits.available_permits() == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the permit is still held by a job that ended"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(job.await.is_ok());
     }
 
     #[test]

@@ -305,6 +305,25 @@ impl Bucket {
         self.closed &= !opened;
     }
 
+    /// How many rows summing `slice` here reads (a live event's rows of
+    /// every city and genre), without summing them.
+    pub fn slice_rows(&self, slice: &Slice) -> usize {
+        if self.thin && *slice != Slice::All {
+            return 0;
+        }
+        match slice {
+            Slice::All => self.all.len(),
+            Slice::City(city) => self.city.get(city.as_str()).map_or(0, SliceSums::len),
+            Slice::Genre(genre) => self.genre.get(genre.as_str()).map_or(0, SliceSums::len),
+            Slice::CityGenre(city, genre) => self
+                .city_genre
+                .get(city.as_str())
+                .and_then(|genres| genres.get(genre.as_str()))
+                .map_or(0, SliceSums::len),
+            Slice::LiveEvent { live, .. } => self.live_event.get(live.as_str()).map_or(0, |rows| rows.0.len()),
+        }
+    }
+
     /// The sums of `slice`: kept as they are, or summed from a live event's
     /// rows.
     pub fn slice(&self, slice: &Slice) -> Option<Cow<'_, SliceSums>> {
