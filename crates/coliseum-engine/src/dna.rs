@@ -539,6 +539,9 @@ pub struct Dna {
     /// Held from scoring to serving a publication: each is recorded and
     /// served in the order it was scored.
     publishing: tokio::sync::Mutex<()>,
+    /// Batches reached the aggregates that no publication has scored yet:
+    /// scores for an explicit instant take the incoming batches too.
+    unpublished: std::sync::atomic::AtomicBool,
     next_id: AtomicU64,
 }
 
@@ -582,6 +585,7 @@ impl Dna {
             recorded: Mutex::new(HashMap::new()),
             recording: std::sync::OnceLock::new(),
             publishing: tokio::sync::Mutex::new(()),
+            unpublished: std::sync::atomic::AtomicBool::new(false),
             next_id: AtomicU64::new(1),
         });
         dna.clone().publish_now().await?;
@@ -678,12 +682,7 @@ impl Dna {
                 return;
             }
             let current = self.current();
-            let changed = self
-                .incoming
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .watermark
-                .is_some();
+            let changed = self.has_unpublished();
             let new_day = Grain::Day.bucket_of(self.clock.now()) != Grain::Day.bucket_of(current.as_of);
             if !(changed || new_day) {
                 continue;
@@ -696,26 +695,58 @@ impl Dna {
         }
     }
 
+    /// Whether batches arrived that no publication has scored yet.
+    pub fn has_unpublished(&self) -> bool {
+        self.unpublished.load(Ordering::Relaxed)
+            || self
+                .incoming
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .watermark
+                .is_some()
+    }
+
     /// Scores the three ranges as of now, records the mutations (on the
     /// node that records them) and then serves the scores. Recorded first:
     /// movers read a publication's mutations up to its instant, and the
     /// body they make is shared for a while, so a publication served before
     /// its mutations were written showed movers without its own changes.
-    /// The scores are served even when writing fails: the mutations are
-    /// what is lost then, not the scores.
+    /// On a task of its own: a caller that stops waiting does not cut a
+    /// publication off between its scoring and its serving.
     pub async fn publish_now(self: Arc<Self>) -> Result<Arc<Publication>, StoreError> {
+        tokio::spawn(self.publish())
+            .await
+            .map_err(|error| StoreError::Internal(format!("publishing DNA scores failed: {error}")))?
+    }
+
+    async fn publish(self: Arc<Self>) -> Result<Arc<Publication>, StoreError> {
         let _publishing = self.publishing.lock().await;
         let dna = self.clone();
         let (publication, mutations) = tokio::task::spawn_blocking(move || dna.score())
             .await
             .map_err(|error| StoreError::Internal(format!("scoring failed: {error}")))?;
-        let recorded = if self.records() {
-            self.store.record_mutations(&mutations).await
-        } else {
-            Ok(())
-        };
+        if self.records()
+            && let Err(error) = self.store.record_mutations(&mutations).await
+        {
+            // The scores are served all the same; the mutations are
+            // recorded with a later publication, against the values before.
+            tracing::warn!(%error, "recording DNA mutations failed; they are tried again with the next scores");
+            self.forget_recorded(&mutations);
+        }
         self.serve(publication.clone());
-        recorded.map(|()| publication)
+        Ok(publication)
+    }
+
+    /// Puts back the recorded values `mutations` moved on from.
+    fn forget_recorded(&self, mutations: &[DnaMutation]) {
+        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        for mutation in mutations {
+            let domain = DnaDomain::ALL.into_iter().find(|d| d.letter() == mutation.domain);
+            let range = ScoreRange::ALL.into_iter().find(|r| r.as_str() == mutation.range);
+            if let (Some(domain), Some(range)) = (domain, range) {
+                recorded.insert((mutation.artist.as_str().into(), domain, range), mutation.old);
+            }
+        }
     }
 
     /// Writes mutations to the store, and deletes old ones, only while
@@ -782,6 +813,9 @@ impl Dna {
 
     fn take_incoming(&self, aggregates: &mut Aggregates, watermark: &mut Watermark) {
         let incoming = std::mem::take(&mut *self.incoming.lock().unwrap_or_else(|p| p.into_inner()));
+        if incoming.watermark.is_some() {
+            self.unpublished.store(true, Ordering::Relaxed);
+        }
         let mut rows = Vec::new();
         for batch in &incoming.batches {
             rows.extend(aggregates.interned(&batch.fan_days));
@@ -797,6 +831,9 @@ impl Dna {
     fn score(&self) -> (Arc<Publication>, Vec<DnaMutation>) {
         let (aggregates, watermark) = &mut *self.aggregates.lock().unwrap_or_else(|p| p.into_inner());
         self.take_incoming(aggregates, watermark);
+        // Under the aggregates' lock: what arrives from here on is the
+        // next publication's.
+        self.unpublished.store(false, Ordering::Relaxed);
         let as_of = self.clock.now();
         let as_of_day = Grain::Day.bucket_of(as_of);
         let config = self.settings.scoring;

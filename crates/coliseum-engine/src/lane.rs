@@ -1,5 +1,6 @@
-//! A lane of CPU-heavy read jobs: a queue and a fixed number of threads of
-//! the blocking pool that take its jobs one after another.
+//! A lane of CPU-heavy read jobs: a queue, and up to a fixed number of
+//! threads of the blocking pool that take its jobs one after another,
+//! started when jobs arrive and given back when the queue is empty.
 //!
 //! The threads take the next job themselves as soon as one ends. A lane
 //! of permits handed the next job's permit to its waiting request, whose
@@ -58,7 +59,8 @@ impl Lane {
 
     /// Runs `job` on one of the lane's threads once the jobs queued before
     /// it have started. A job whose reader gave up waiting is dropped
-    /// unrun; one that panics fails its reader alone.
+    /// unrun when a thread reaches it; one that panics fails its reader
+    /// alone.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -90,12 +92,19 @@ impl Lane {
     /// Queues `job`, and starts a thread for the queue while fewer than
     /// the lane's are taking jobs.
     fn submit(&self, job: Job) {
-        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue.jobs.push_back(job);
-        if queue.running < self.threads {
-            queue.running += 1;
-            let jobs = self.queue.clone();
-            tokio::task::spawn_blocking(move || take_jobs(&jobs));
+        let start = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.jobs.push_back(job);
+            let start = queue.running < self.threads;
+            queue.running += usize::from(start);
+            start
+        };
+        if start {
+            let taker = Taker {
+                queue: self.queue.clone(),
+                done: false,
+            };
+            tokio::task::spawn_blocking(move || taker.take_jobs());
         }
     }
 
@@ -122,20 +131,53 @@ impl Lane {
     }
 }
 
-/// A lane's thread: takes queued jobs until there are none.
-fn take_jobs(queue: &Mutex<Queue>) {
-    loop {
-        let job = {
-            let mut queue = queue.lock().unwrap_or_else(|p| p.into_inner());
-            match queue.jobs.pop_front() {
-                Some(job) => job,
-                None => {
-                    queue.running -= 1;
-                    return;
+/// A lane's thread, counted in [`Queue::running`] from before it starts.
+struct Taker {
+    queue: Arc<Mutex<Queue>>,
+    /// It found the queue empty and stopped counting itself.
+    done: bool,
+}
+
+impl Taker {
+    /// Takes queued jobs until there are none. The last look and the count
+    /// change under one lock: a job queued meanwhile starts a thread.
+    fn take_jobs(mut self) {
+        loop {
+            let job = {
+                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                match queue.jobs.pop_front() {
+                    Some(job) => job,
+                    None => {
+                        queue.running -= 1;
+                        self.done = true;
+                        return;
+                    }
                 }
+            };
+            job();
+        }
+    }
+}
+
+impl Drop for Taker {
+    /// A thread that never started (the runtime was shutting down) or
+    /// whose job panicked stops counting itself here. When it was the last,
+    /// the queued jobs are dropped, so their readers hear that the lane is
+    /// closed instead of waiting for a thread that never comes.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let stranded = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.running -= 1;
+            if queue.running == 0 {
+                std::mem::take(&mut queue.jobs)
+            } else {
+                VecDeque::new()
             }
         };
-        job();
+        drop(stranded);
     }
 }
 
@@ -184,6 +226,26 @@ mod tests {
             2,
             "the job nobody waits for never started"
         );
+    }
+
+    #[test]
+    fn a_reader_hears_the_lane_is_closed_when_its_runtime_shut_down() {
+        let gone = tokio::runtime::Runtime::new().expect("a runtime");
+        let handle = gone.handle().clone();
+        gone.shutdown_background();
+        let lane = Lane::new(2, "build");
+        let mut read = Box::pin(lane.run(|| 7));
+        // The lane's thread is asked of the runtime that is gone.
+        let _gone = handle.enter();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            matches!(
+                std::future::Future::poll(read.as_mut(), &mut cx),
+                std::task::Poll::Ready(Err(_))
+            ),
+            "answered at once, not left waiting for a thread that never comes"
+        );
+        assert_eq!(lane.queue.lock().expect("queue").running, 0);
     }
 
     /// Polls a pinned future once, with a waker that does nothing.

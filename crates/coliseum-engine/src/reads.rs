@@ -373,7 +373,8 @@ fn moved_forward(
                     continue;
                 }
                 // Its sums before are not kept: the board is built anew,
-                // which sums the tile in the builds' queue, not here.
+                // which sums the tile in the builds' lane (or here, for a
+                // small board), not in a move.
                 before.sums.as_ref()?;
                 let summed = hot.by_artist(tile.grain, tile.first, tile.last, slice)?;
                 (Some(summed.changed), summed.sums)
@@ -498,21 +499,6 @@ impl Cached {
     }
 }
 
-// CPU-heavy read jobs run in lanes ([`Lane`]) on the blocking pool: the
-// builds' lane, one thread per core, for summing and ranking what no cached
-// value holds yet (a board's first build, a tile's sums; milliseconds
-// each), and the sorts' lane beside it for a built board's whole order
-// ([`Reads::ordered`]).
-//
-// Moving a board by what changed since it was ranked is not one of them
-// (unless it must sum a day tile again: [`cheap_to_move`]), nor is building
-// a small board ([`INLINE_BUILD_ROWS`]): they run where they are asked for.
-// Moves are about a tenth of a millisecond of CPU, but in a queue of their
-// own, on threads that share two cores with the request workers, each took
-// over a millisecond of a permit and its readers waited 60–70 ms for one
-// under live traffic; run where they are asked, the Enterprise mix read on
-// went from p99 110–115 ms to 37–57 ms (BENCHMARKS.md, fourteenth step).
-
 /// What names a board at [`Reads::sorting`]: its address, unique while
 /// the board is alive, as it is for everyone waiting there.
 fn sort_key(board: &Arc<Board>) -> usize {
@@ -523,7 +509,19 @@ fn sort_key(board: &Arc<Board>) -> usize {
 pub struct Reads {
     hot: Arc<HotState>,
     fallback: Fallback,
-    /// CPU-heavy read work, one job per core at a time.
+    /// CPU-heavy read work, one thread per core: summing and ranking what
+    /// no cached value holds yet (a board's first build, a tile's sums;
+    /// milliseconds each).
+    ///
+    /// Moving a board by what changed since it was ranked is not such work
+    /// (unless it must sum a day tile again: [`cheap_to_move`]), nor is
+    /// building a small board ([`INLINE_BUILD_ROWS`]): they run where they
+    /// are asked for. Moves are about a tenth of a millisecond of CPU, but
+    /// in a queue of their own, on threads that share two cores with the
+    /// request workers, each took over a millisecond of a permit and its
+    /// readers waited 60–70 ms for one under live traffic; run where they
+    /// are asked, the Enterprise mix read on went from p99 110–115 ms to
+    /// 37–57 ms (BENCHMARKS.md, fourteenth step).
     builds: Lane,
     /// Whole orders of boards already built, beside the builds (see
     /// [`Self::ordered`]): one at a time per four cores.
@@ -740,8 +738,10 @@ impl Reads {
         // milliseconds of CPU: off the request workers. Moving one read
         // before by what changed since is a fraction of that, done here,
         // unless a day tile must be summed again for it (late entries into
-        // yesterday): then the move is a job like a build.
+        // yesterday): then the move is a job like a build. A small board
+        // (a live event's, a genre's in one city) is built here too.
         static MOVES: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+        static SMALL_BUILDS: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
         let ranked = match previous {
             Some(previous)
                 if cheap_to_move(
@@ -773,7 +773,16 @@ impl Reads {
                         .and_then(|previous| moved_forward(&hot, metric, &tiles, &from_sql, &slice, &previous))
                         .or_else(|| built(&hot, metric, &tiles, from_sql, &slice))
                 };
-                if small { build() } else { self.compute(build).await? }
+                if small {
+                    let started = std::time::Instant::now();
+                    let built = build();
+                    SMALL_BUILDS
+                        .get_or_init(|| metrics::histogram!("coliseum_read_small_build_seconds"))
+                        .record(started.elapsed());
+                    built
+                } else {
+                    self.compute(build).await?
+                }
             }
         };
         let Some((board, parts)) = ranked else {
@@ -1204,9 +1213,8 @@ mod tests {
         })
     }
 
-    /// One play for each of `artists` more artists than a board is built
-    /// from where it is asked (`art_0`, `art_1`…), in the hour and the day
-    /// of `at`.
+    /// One play each for one more artist than a board built where it is
+    /// asked may rank (`art_0`, `art_1`…), in the hour and the day of `at`.
     fn plays_of_more_than_inline(at: OffsetDateTime) -> Arc<coliseum_store::ProcessedBatch> {
         let cells = (0..=INLINE_BUILD_ROWS)
             .flat_map(|n| plays_at(&format!("art_{n}"), 1, at).cells.clone())
@@ -1215,6 +1223,13 @@ mod tests {
             cells,
             ..coliseum_store::ProcessedBatch::default()
         })
+    }
+
+    /// Whether `read` is still pending 300 ms on: waiting for a busy lane.
+    async fn still_waiting<F: std::future::Future>(read: std::pin::Pin<&mut F>) -> bool {
+        tokio::time::timeout(std::time::Duration::from_millis(300), read)
+            .await
+            .is_err()
     }
 
     /// A hot state loaded at `now` from an empty SQLite store, with the
@@ -1236,7 +1251,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_board_read_again_is_moved_while_every_build_permit_is_held() {
+    async fn a_board_read_again_is_moved_while_the_build_lane_is_busy() {
         use crate::processor::AppliedSink;
         let now = datetime!(2026-11-20 12:34 UTC);
         let (_dir, store, clock, hot) = empty_state_at(now).await;
@@ -1244,7 +1259,7 @@ mod tests {
         hot.applied(&plays_at("art_a", 3, now), watermark(1));
         hot.applied(&plays_at("art_b", 2, now), watermark(2));
         // Yesterday is too large a board to build where it is asked.
-        hot.applied(&plays_of_more_than_inline(now - time::Duration::days(1)), watermark(2));
+        hot.applied(&plays_of_more_than_inline(now - time::Duration::days(1)), watermark(3));
         let reads = Reads::new(
             hot.clone(),
             store,
@@ -1261,25 +1276,23 @@ mod tests {
         assert_eq!(first(&reads.leaderboard(&query).await.expect("built")), "art_a");
         let held = reads.builds.hold().await;
 
-        // Plays in the current hour: moved on this worker, no permit taken.
-        hot.applied(&plays_at("art_b", 5, now), watermark(3));
+        // Plays in the current hour: moved on this worker, not queued.
+        hot.applied(&plays_at("art_b", 5, now), watermark(4));
         let moved = tokio::time::timeout(std::time::Duration::from_secs(10), reads.leaderboard(&query))
             .await
-            .expect("a move waits for no build permit")
+            .expect("a move waits for no build lane")
             .expect("moved");
         assert_eq!(moved.version, hot.version());
         assert_eq!(first(&moved), "art_b");
 
         // A late entry into yesterday: its day tile is summed again, as a
-        // job that waits for a permit.
-        hot.applied(&plays_at("art_a", 10, now - time::Duration::days(1)), watermark(4));
+        // job queued in the lane.
+        hot.applied(&plays_at("art_a", 10, now - time::Duration::days(1)), watermark(5));
         let read = reads.leaderboard(&query);
         tokio::pin!(read);
         assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(300), &mut read)
-                .await
-                .is_err(),
-            "a move that sums a day tile waits for a build permit"
+            still_waiting(read.as_mut()).await,
+            "a move that sums a day tile waits for the build lane"
         );
         drop(held);
         let later = read.await.expect("moved as a job");
@@ -1288,8 +1301,8 @@ mod tests {
     }
 
     /// A board first read is built where it is asked when it is small (a
-    /// live event's, a genre's in one city), while every build permit is
-    /// held by large ones; a large board waits for a permit.
+    /// live event's, a genre's in one city), while the build lane is busy
+    /// with large ones; a large board waits for the lane.
     #[tokio::test]
     async fn a_small_board_is_built_where_it_is_asked_and_a_large_one_waits() {
         use crate::processor::AppliedSink;
@@ -1316,7 +1329,7 @@ mod tests {
             reads.leaderboard(&board(Range::Week)),
         )
         .await
-        .expect("a small board waits for no build permit")
+        .expect("a small board waits for no build lane")
         .expect("built");
         assert_eq!(small.board.ranked(), 2);
         assert_eq!(small.board.name(small.board.page(0..1)[0].id), "art_a");
@@ -1326,10 +1339,8 @@ mod tests {
         let read = reads.leaderboard(&large);
         tokio::pin!(read);
         assert!(
-            tokio::time::timeout(std::time::Duration::from_millis(300), &mut read)
-                .await
-                .is_err(),
-            "a large board waits for a build permit"
+            still_waiting(read.as_mut()).await,
+            "a large board waits for the build lane"
         );
         drop(held);
         let large = read.await.expect("built as a job");
@@ -1373,7 +1384,7 @@ mod tests {
         drop(sort);
         tokio::time::timeout(std::time::Duration::from_secs(10), both)
             .await
-            .expect("sorted while every build permit is held")
+            .expect("sorted while the build lane is busy")
             .expect("sorted");
         assert!(ranking.board.is_ordered());
         assert_eq!(

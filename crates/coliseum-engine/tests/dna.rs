@@ -480,6 +480,8 @@ async fn mutations_are_recorded_before_their_scores_are_served(store: Arc<dyn St
     let baseline = dna.clone().publish_now().await.expect("the baseline");
     store.append_entries(&new_entries(&burst())).await.expect("append");
     processor.run_until_idle().await.expect("process");
+    // A later instant tells this publication's mutations from any before.
+    clock.set(now() + time::Duration::seconds(1));
     let publication = dna.clone().publish_now().await.expect("publish");
 
     assert_eq!(
@@ -493,6 +495,26 @@ async fn mutations_are_recorded_before_their_scores_are_served(store: Arc<dyn St
         mutations.iter().any(|m| m.at == publication.as_of),
         "its mutations are in the store"
     );
+}
+
+/// Scores for an explicit instant take the batches that arrived, and the
+/// next publication is still due: the publishing loop asks whether
+/// anything arrived since the last.
+async fn scores_at_an_instant_leave_new_batches_to_be_published(store: Arc<dyn Store>) {
+    let clock = Arc::new(FixedClock::new(now()));
+    let dna = load(&store, &clock).await;
+    let processor = processor_feeding(&store, &clock, &dna, ProcessorConfig::default().batch_entries).await;
+    assert!(!dna.has_unpublished());
+    store
+        .append_entries(&new_entries(&stream(3, 200)))
+        .await
+        .expect("append");
+    processor.run_until_idle().await.expect("process");
+    assert!(dna.has_unpublished());
+    dna.at(now(), ScoreRange::Days7).await.expect("scores at an instant");
+    assert!(dna.has_unpublished(), "still due after scores at an instant");
+    dna.clone().publish_now().await.expect("publish");
+    assert!(!dna.has_unpublished(), "published");
 }
 
 /// A replaced publication stays for the cursors paging through it for
@@ -532,6 +554,7 @@ on_both_backends!(
     a_move_of_five_points_is_a_mutation,
     only_the_leading_node_records_mutations,
     mutations_are_recorded_before_their_scores_are_served,
+    scores_at_an_instant_leave_new_batches_to_be_published,
     a_replaced_publication_stays_for_cursors_thirty_seconds,
 );
 
