@@ -308,42 +308,40 @@ impl Bucket {
     /// How many rows summing `slice` here reads (a live event's rows of
     /// every city and genre), without summing them.
     pub fn slice_rows(&self, slice: &Slice) -> usize {
-        if self.thin && *slice != Slice::All {
-            return 0;
-        }
         match slice {
-            Slice::All => self.all.len(),
-            Slice::City(city) => self.city.get(city.as_str()).map_or(0, SliceSums::len),
-            Slice::Genre(genre) => self.genre.get(genre.as_str()).map_or(0, SliceSums::len),
-            Slice::CityGenre(city, genre) => self
-                .city_genre
-                .get(city.as_str())
-                .and_then(|genres| genres.get(genre.as_str()))
-                .map_or(0, SliceSums::len),
-            Slice::LiveEvent { live, .. } => self.live_event.get(live.as_str()).map_or(0, |rows| rows.0.len()),
+            Slice::LiveEvent { live, .. } if !self.thin => {
+                self.live_event.get(live.as_str()).map_or(0, |rows| rows.0.len())
+            }
+            _ => self.kept_slice(slice).map_or(0, SliceSums::len),
         }
     }
 
     /// The sums of `slice`: kept as they are, or summed from a live event's
     /// rows.
     pub fn slice(&self, slice: &Slice) -> Option<Cow<'_, SliceSums>> {
-        if self.thin && *slice != Slice::All {
-            return None;
-        }
         match slice {
-            Slice::All => Some(Cow::Borrowed(&self.all)),
-            Slice::City(city) => self.city.get(city.as_str()).map(Cow::Borrowed),
-            Slice::Genre(genre) => self.genre.get(genre.as_str()).map(Cow::Borrowed),
-            Slice::CityGenre(city, genre) => self
-                .city_genre
-                .get(city.as_str())?
-                .get(genre.as_str())
-                .map(Cow::Borrowed),
-            Slice::LiveEvent { live, city, genre } => {
+            Slice::LiveEvent { live, city, genre } if !self.thin => {
                 let rows = self.live_event.get(live.as_str())?;
                 let sums = rows.slice(&self.places, city.as_deref(), genre.as_deref());
                 (sums.len() > 0).then_some(Cow::Owned(sums))
             }
+            _ => self.kept_slice(slice).map(Cow::Borrowed),
+        }
+    }
+
+    /// The sums of `slice` as the bucket keeps them; `None` for a live
+    /// event's, which are summed from its rows, and for every slice but
+    /// `all` once the bucket is thin.
+    fn kept_slice(&self, slice: &Slice) -> Option<&SliceSums> {
+        if self.thin && *slice != Slice::All {
+            return None;
+        }
+        match slice {
+            Slice::All => Some(&self.all),
+            Slice::City(city) => self.city.get(city.as_str()),
+            Slice::Genre(genre) => self.genre.get(genre.as_str()),
+            Slice::CityGenre(city, genre) => self.city_genre.get(city.as_str())?.get(genre.as_str()),
+            Slice::LiveEvent { .. } => None,
         }
     }
 
