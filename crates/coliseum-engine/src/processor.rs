@@ -451,7 +451,7 @@ impl Processor {
     /// batch applied is here and the processing node has consumed the log.
     async fn follow_idle(&self) -> Result<(), StoreError> {
         let read_at = self.clock.now();
-        let head = self.store.log_stats().await?.head_seq;
+        let head = self.store.head_seq().await?;
         let state = self.store.pipeline_state().await?;
         if state.batches == self.applied.load(Ordering::Acquire) && state.processed_seq >= head {
             self.advance(read_at);

@@ -322,6 +322,13 @@ impl PassportLog for SqliteStore {
         Ok(LogStats { head_seq, unrecognized })
     }
 
+    async fn head_seq(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE((SELECT max(seq) FROM passport_entries), 0)")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)
+    }
+
     async fn unrecognized_types(&self, limit: u32) -> Result<Vec<(String, i64)>, StoreError> {
         sqlx::query_as(
             "SELECT entry_type, count(*) AS n FROM passport_entries WHERE recognized = 0 \

@@ -116,6 +116,7 @@ pub async fn appended_entries_read_back_in_seq_order(store: Arc<dyn Store>) {
     assert_eq!(read.iter().map(|s| s.seq).collect::<Vec<_>>(), seqs);
     assert_eq!(read.into_iter().map(|s| s.entry).collect::<Vec<_>>(), entries);
     assert_eq!(store.log_stats().await.expect("stats").head_seq, seqs[2]);
+    assert_eq!(store.head_seq().await.expect("head"), seqs[2]);
 }
 
 pub async fn an_event_id_is_stored_once(store: Arc<dyn Store>) {
@@ -178,6 +179,7 @@ pub async fn read_after_pages_by_cursor(store: Arc<dyn Store>) {
 
 pub async fn log_stats_count_unrecognized_entries(store: Arc<dyn Store>) {
     assert_eq!(store.log_stats().await.expect("stats"), crate::LogStats::default());
+    assert_eq!(store.head_seq().await.expect("head"), 0, "an empty log's head is 0");
     let mut odd = entry("u-1", at());
     odd.entry_type = "hologram.beamed".to_owned();
     odd.recognized = false;

@@ -79,9 +79,14 @@ pub trait PassportLog: Send + Sync {
     /// Up to `limit` entries with `seq > after`, in `seq` order.
     async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<StoredEntry>, StoreError>;
 
-    /// The head of the log and how much of it is unrecognized. Cheap: it
-    /// reads no more than an index end and the (rare) unrecognized entries.
+    /// The head of the log and how much of it is unrecognized. It reads an
+    /// index end and every (rare) unrecognized entry: on PostgreSQL about
+    /// 0.1 s for 20,000 of them in 10M entries, fine for health figures
+    /// sampled every few seconds, too much for a loop.
     async fn log_stats(&self) -> Result<LogStats, StoreError>;
+
+    /// The head of the log alone: an index end, for callers that ask often.
+    async fn head_seq(&self) -> Result<i64, StoreError>;
 
     /// The types of unrecognized entries with how many of each, the most
     /// frequent first (ties by name), at most `limit` of them.

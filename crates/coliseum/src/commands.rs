@@ -159,7 +159,7 @@ pub async fn rebuild(database_url: &str, fx: coliseum_domain::money::FxTable) ->
     if store.pipeline_state().await?.paused {
         bail!("the pipeline is paused; resume it (POST /v1/admin/pipeline/resume) before rebuilding");
     }
-    let head = store.log_stats().await?.head_seq.max(1);
+    let head = store.head_seq().await?.max(1);
     let started = std::time::Instant::now();
     let now = time::OffsetDateTime::now_utc();
     let report = rebuild(store.clone(), std::sync::Arc::new(fx), now, |progress| {
