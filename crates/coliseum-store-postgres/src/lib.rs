@@ -12,6 +12,7 @@ mod rollups;
 mod schedules;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod unrecognized;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -45,6 +46,7 @@ pub struct PostgresStore {
     pool: PgPool,
     /// Months whose partition is known to exist.
     partitions: Mutex<HashSet<Date>>,
+    unrecognized: unrecognized::UnrecognizedTally,
 }
 
 impl PostgresStore {
@@ -72,6 +74,7 @@ impl PostgresStore {
         let store = Self {
             pool,
             partitions: Mutex::new(HashSet::new()),
+            unrecognized: unrecognized::UnrecognizedTally::default(),
         };
         let this_month = first_of_month(OffsetDateTime::now_utc().date());
         let mut months = vec![this_month];
@@ -321,13 +324,20 @@ impl PassportLog for PostgresStore {
     }
 
     async fn log_stats(&self) -> Result<LogStats, StoreError> {
-        let (head_seq, unrecognized): (i64, i64) = sqlx::query_as(
-            "SELECT COALESCE((SELECT max(seq) FROM passport_entries), 0), \
-             (SELECT count(*) FROM passport_entries WHERE NOT recognized)",
+        let since = self.unrecognized.since(std::time::Instant::now());
+        // One statement, so that the count is of the head it returns.
+        let (head_seq, fresh): (i64, i64) = sqlx::query_as(
+            "WITH head AS (SELECT COALESCE((SELECT max(seq) FROM passport_entries), 0) AS seq) \
+             SELECT head.seq, (SELECT count(*) FROM passport_entries \
+             WHERE NOT recognized AND seq > $1 AND seq <= head.seq) FROM head",
         )
+        .bind(since.after)
         .fetch_one(&self.pool)
         .await
         .map_err(classify)?;
+        let unrecognized = self
+            .unrecognized
+            .counted(since, head_seq, fresh, std::time::Instant::now());
         Ok(LogStats { head_seq, unrecognized })
     }
 

@@ -189,7 +189,7 @@ pub async fn log_stats_count_unrecognized_entries(store: Arc<dyn Store>) {
     other.event_id = "u-3".to_owned();
     other.entry_type = "aura.glowed".to_owned();
     store
-        .append_entries(&[entry("k-1", at()), odd, odd_again, other])
+        .append_entries(&[entry("k-1", at()), odd, odd_again, other.clone()])
         .await
         .expect("append");
     let stats = store.log_stats().await.expect("stats");
@@ -200,6 +200,18 @@ pub async fn log_stats_count_unrecognized_entries(store: Arc<dyn Store>) {
         vec![("hologram.beamed".to_owned(), 2), ("aura.glowed".to_owned(), 1)]
     );
     assert_eq!(store.unrecognized_types(1).await.expect("types").len(), 1);
+    // A reading after more appends counts them too (a backend may count
+    // only what came after its last reading's head).
+    let mut later = other.clone();
+    later.event_id = "u-4".to_owned();
+    store
+        .append_entries(&[later, entry("k-2", at())])
+        .await
+        .expect("append more");
+    let again = store.log_stats().await.expect("stats again");
+    assert_eq!(again.unrecognized, 4);
+    assert_eq!(again.head_seq, store.head_seq().await.expect("head"));
+    assert!(again.head_seq > stats.head_seq);
 }
 
 /// DESIGN.md's pitfall: a tailer that reads "everything after my cursor"
