@@ -79,10 +79,10 @@ pub trait PassportLog: Send + Sync {
     /// Up to `limit` entries with `seq > after`, in `seq` order.
     async fn read_after(&self, after: i64, limit: u32) -> Result<Vec<StoredEntry>, StoreError>;
 
-    /// The head of the log and how much of it is unrecognized. It reads an
-    /// index end and every (rare) unrecognized entry: on PostgreSQL about
-    /// 0.1 s for 20,000 of them in 10M entries, fine for health figures
-    /// sampled every few seconds, too much for a loop.
+    /// The head of the log and how much of it is unrecognized, for the
+    /// health figures. A backend may count only the entries appended since
+    /// its last reading and the whole log now and then (PostgreSQL, every
+    /// minute), so a change made outside the engine may show late.
     async fn log_stats(&self) -> Result<LogStats, StoreError>;
 
     /// The head of the log alone: an index end, for callers that ask often.
