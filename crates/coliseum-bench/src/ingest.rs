@@ -366,10 +366,10 @@ async fn run_backend(args: &IngestBenchArgs, backend: &str, scenarios: &[String]
         let total = args.replay_entries;
         let first = load(&server.base_url, &key, "replay", 8, 1000, Load::Entries(total)).await?;
         let store = coliseum_http::app::open_store(&database.url).await?;
-        let head_before = store.log_stats().await?.head_seq;
+        let head_before = store.head_seq().await?;
         let count_before = store.count_entries().await?;
         let again = load(&server.base_url, &key, "replay", 8, 1000, Load::Entries(total)).await?;
-        let head_after = store.log_stats().await?.head_seq;
+        let head_after = store.head_seq().await?;
         let count_after = store.count_entries().await?;
         let unchanged = head_before == head_after && count_before == count_after;
         row("replay: first delivery", 8, 1000, &first, format!("{total} entries"));

@@ -401,7 +401,7 @@ impl Deliveries {
         let acknowledged = Instant::now();
         anyhow::ensure!(status == 202, "a delivery got {status}");
         // One sender, one delivery at a time: the log's head is this delivery's last entry.
-        let head = store.log_stats().await?.head_seq;
+        let head = store.head_seq().await?;
         self.acknowledged
             .write()
             .unwrap_or_else(|p| p.into_inner())

@@ -324,7 +324,7 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
     let sent = load_data_set(&ingest_node.base_url, &key, args.artists, args.days, args.entries).await?;
     let ingest_s = started.elapsed().as_secs_f64();
     ingest_node.stop().await;
-    let head = store.log_stats().await?.head_seq;
+    let head = store.head_seq().await?;
     println!(
         "- data set: {sent} entries ingested in {ingest_s:.1} s ({:.0}/s) by an ingest-only node; log head {head}",
         sent as f64 / ingest_s

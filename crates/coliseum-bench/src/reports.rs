@@ -204,7 +204,7 @@ pub async fn run(args: ReportsBenchArgs) -> anyhow::Result<()> {
     let ingest_node = Server::start(&database.url, &secret, false, &[]).await?;
     let sent = pipeline::load_data_set(&ingest_node.base_url, &key, args.artists, args.days, args.entries).await?;
     ingest_node.stop().await;
-    let head = store.log_stats().await?.head_seq;
+    let head = store.head_seq().await?;
     let node = Server::start(&database.url, &secret, true, &[]).await?;
     while store.pipeline_state().await?.processed_seq < head {
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -124,7 +124,7 @@ async fn nodes_on_one_postgres_serve_the_same_figures_and_one_takes_over() {
         deliver(&client, &second_base, chunk).await;
     }
     let store = coliseum_http::app::open_store(&url).await.expect("open the store");
-    let head = store.log_stats().await.expect("stats").head_seq;
+    let head = store.head_seq().await.expect("head");
     caught_up(&client, &first_base, &key, head).await;
     caught_up(&client, &second_base, &key, head).await;
     for path in [
@@ -168,7 +168,7 @@ async fn nodes_on_one_postgres_serve_the_same_figures_and_one_takes_over() {
     );
 
     // Every acknowledged entry is counted once, in the store and in memory.
-    let head = store.log_stats().await.expect("stats").head_seq;
+    let head = store.head_seq().await.expect("head");
     caught_up(&client, &second_base, &key, head).await;
     let entries = store.count_entries().await.expect("count");
     assert!(entries >= 600 + acknowledged.len() as i64);

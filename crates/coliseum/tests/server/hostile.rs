@@ -52,7 +52,7 @@ async fn deliver(client: &reqwest::Client, base: &str, events: &[Value]) -> reqw
 async fn caught_up(store: &dyn Store) {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let head = store.log_stats().await.expect("stats").head_seq;
+        let head = store.head_seq().await.expect("head");
         if store.pipeline_state().await.expect("state").processed_seq >= head {
             return;
         }

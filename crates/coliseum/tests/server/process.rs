@@ -173,7 +173,7 @@ async fn sigkill_while_processing_counts_every_entry_once_and_rebuild_agrees(bac
     // The restarted engine processes what the killed one had not.
     let (mut child, _base) = start_binary(&url).await;
     let store = coliseum_http::app::open_store(&url).await.expect("open the store");
-    let head = store.log_stats().await.expect("stats").head_seq;
+    let head = store.head_seq().await.expect("head");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while store.pipeline_state().await.expect("state").processed_seq < head {
         assert!(std::time::Instant::now() < deadline, "the processor did not catch up");

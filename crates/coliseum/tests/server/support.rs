@@ -260,7 +260,7 @@ impl TestApp {
     /// them.
     pub async fn published(&self) {
         self.processed().await;
-        let head = self.store.log_stats().await.expect("stats").head_seq;
+        let head = self.store.head_seq().await.expect("head");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         // Each poll a read of its own (300 of them, more than fit in the
         // deadline): an engine that shares bodies for a while would
@@ -291,7 +291,7 @@ impl TestApp {
     pub async fn processed(&self) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
-            let head = self.store.log_stats().await.expect("stats").head_seq;
+            let head = self.store.head_seq().await.expect("head");
             let state = self.store.pipeline_state().await.expect("state");
             if state.processed_seq >= head {
                 return;
