@@ -60,8 +60,8 @@ impl PostgresStore {
         // rows, but on the partitioned log (whose parent table autovacuum
         // never analyzes) the planner's cost estimates pass the JIT
         // thresholds, and a count that runs in 0.1 s took 0.3–0.8 s to
-        // compile and run idle, 1.4–8 s under the read benchmark
-        // (BENCHMARKS.md, twenty-first step). Set after connecting, not as a
+        // compile and run idle, on three processes, and up to 8 s on a
+        // loaded server (BENCHMARKS.md, twenty-first step). Set after connecting, not as a
         // startup option, which some connection poolers refuse.
         let jit_named = options.get_options().is_some_and(|o| o.contains("jit"));
         let pool = PgPoolOptions::new()
