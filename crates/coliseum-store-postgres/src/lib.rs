@@ -55,15 +55,17 @@ impl PostgresStore {
         let options: PgConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Internal(format!("bad PostgreSQL URL: {e}")))?;
-        // No JIT compilation, unless the URL's `options` name a setting of
-        // it: every statement here reads an index range or a handful of
-        // rows, but on the partitioned log (whose parent table autovacuum
-        // never analyzes) the planner's cost estimates pass the JIT
-        // thresholds, and a count that runs in 0.1 s took 0.3–0.8 s to
-        // compile and run idle, on three processes, and up to 8 s on a
-        // loaded server (BENCHMARKS.md, twenty-first step). Set after connecting, not as a
-        // startup option, which some connection poolers refuse.
-        let jit_named = options.get_options().is_some_and(|o| o.contains("jit"));
+        // No JIT compilation, unless the URL's `options` set it: every
+        // statement here reads an index range or a handful of rows, but on
+        // the partitioned log (whose parent table autovacuum never
+        // analyzes) the planner's cost estimates pass the JIT thresholds,
+        // and a count that runs in 0.1 s took 0.3–0.8 s to compile and run
+        // idle, on three processes, and up to 8 s on a loaded server
+        // (BENCHMARKS.md, twenty-first step). Set after connecting, not as a
+        // startup option, which some connection poolers refuse (with
+        // session pooling, which the processing lead's advisory lock needs
+        // anyway, a session's setting holds).
+        let jit_named = options.get_options().is_some_and(sets_jit);
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
@@ -118,6 +120,23 @@ impl PostgresStore {
         }
         Ok(())
     }
+}
+
+/// Whether connection `options` (`-c name=value` or `--name=value`, as
+/// libpq passes them) set `jit`.
+fn sets_jit(options: &str) -> bool {
+    let mut words = options.split_whitespace();
+    while let Some(word) = words.next() {
+        let setting = match word {
+            "-c" => words.next(),
+            _ => word.strip_prefix("-c").or_else(|| word.strip_prefix("--")),
+        };
+        let name = setting.and_then(|s| s.split('=').next()).unwrap_or_default();
+        if name.eq_ignore_ascii_case("jit") {
+            return true;
+        }
+    }
+    false
 }
 
 fn first_of_month(date: Date) -> Date {
@@ -345,7 +364,10 @@ impl PassportLog for PostgresStore {
         .bind(since.after)
         .fetch_one(&self.pool)
         .await
-        .map_err(classify)?;
+        .map_err(|e| {
+            self.unrecognized.failed(since);
+            classify(e)
+        })?;
         let unrecognized = self.unrecognized.counted(since, head_seq, fresh);
         Ok(LogStats { head_seq, unrecognized })
     }
@@ -631,9 +653,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn only_a_setting_of_jit_itself_counts() {
+        assert!(sets_jit("-c jit=on"));
+        assert!(sets_jit("-c statement_timeout=5s -cJIT=off"));
+        assert!(sets_jit("--jit=on"));
+        assert!(!sets_jit("-c jit_above_cost=1000000"));
+        assert!(!sets_jit("-c search_path=jitney"));
+        assert!(!sets_jit(""));
+    }
+
     #[tokio::test]
     async fn a_jit_setting_in_the_url_is_kept() {
         let database = TestDatabase::create().await;
+        // Off by default for this database, so that only the URL's option
+        // can turn it on.
+        let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&database.url)
+            .await
+            .expect("connect");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE \"{}\" SET jit = off",
+            database.name
+        )))
+        .execute(&mut admin)
+        .await
+        .expect("jit off by default");
         let url = format!("{}?options=-c%20jit%3Don", database.url);
         let store = PostgresStore::connect(&url).await.expect("connect");
         let jit: String = sqlx::query_scalar("SHOW jit")

@@ -67,10 +67,10 @@ impl UnrecognizedTally {
     /// [`RECOUNT_EVERY`] old (for one reading at a time).
     pub fn since(&self, now: Instant) -> Since {
         let mut state = self.lock();
-        let recount_due = |kept: &Counted| now.duration_since(kept.recounted) >= RECOUNT_EVERY;
+        let recount_due = |kept: &Counted| now.saturating_duration_since(kept.recounted) >= RECOUNT_EVERY;
         let in_flight = state
             .recounting
-            .is_some_and(|started| now.duration_since(started) < RECOUNT_EVERY);
+            .is_some_and(|started| now.saturating_duration_since(started) < RECOUNT_EVERY);
         match state.kept {
             Some(kept) if in_flight || !recount_due(&kept) => Since {
                 after: kept.head,
@@ -90,20 +90,25 @@ impl UnrecognizedTally {
     }
 
     /// The count up to `head`, from the `fresh` entries counted after
-    /// `since.after`. A whole count is kept; a count from a kept one is
-    /// kept if nothing else was kept since it started.
+    /// `since.after`. A whole count is kept unless a later one was; a
+    /// count from a kept one is kept if nothing else was kept since it
+    /// started.
     pub fn counted(&self, since: Since, head: i64, fresh: i64) -> i64 {
         let mut state = self.lock();
         let generation = state.kept.map_or(0, |kept| kept.generation) + 1;
         match since.start {
             Start::Whole(started) => {
-                state.recounting = None;
-                state.kept = Some(Counted {
-                    head,
-                    count: fresh,
-                    recounted: started,
-                    generation,
-                });
+                if state.recounting == Some(started) {
+                    state.recounting = None;
+                }
+                if state.kept.is_none_or(|kept| kept.recounted <= started) {
+                    state.kept = Some(Counted {
+                        head,
+                        count: fresh,
+                        recounted: started,
+                        generation,
+                    });
+                }
                 fresh
             }
             Start::Kept {
@@ -123,6 +128,17 @@ impl UnrecognizedTally {
                 }
                 count
             }
+        }
+    }
+
+    /// A reading from `since` that failed: a whole count in flight is not
+    /// any more, so the next reading may start one.
+    pub fn failed(&self, since: Since) {
+        let mut state = self.lock();
+        if let Start::Whole(started) = since.start
+            && state.recounting == Some(started)
+        {
+            state.recounting = None;
         }
     }
 
@@ -173,6 +189,33 @@ mod tests {
         assert_eq!(lost.after, 0);
         assert_eq!(tally.since(due + RECOUNT_EVERY).after, 110);
         assert_eq!(tally.since(due + RECOUNT_EVERY * 2).after, 0);
+    }
+
+    #[test]
+    fn a_failed_whole_count_lets_the_next_reading_count_the_whole_log() {
+        let tally = UnrecognizedTally::default();
+        let t0 = Instant::now();
+        tally.counted(tally.since(t0), 100, 4);
+        let due = t0 + RECOUNT_EVERY;
+        let whole = tally.since(due);
+        assert_eq!(tally.since(due).after, 100, "in flight: the others count on");
+        tally.failed(whole);
+        assert_eq!(tally.since(due).after, 0, "failed: the next one counts the whole log");
+    }
+
+    #[test]
+    fn an_older_whole_count_does_not_replace_a_newer_one() {
+        let tally = UnrecognizedTally::default();
+        let t0 = Instant::now();
+        let (older, newer) = (tally.since(t0), tally.since(t0 + Duration::from_secs(1)));
+        assert_eq!(
+            (older.after, newer.after),
+            (0, 0),
+            "nothing kept yet: both count the whole log"
+        );
+        assert_eq!(tally.counted(newer, 120, 5), 5);
+        assert_eq!(tally.counted(older, 100, 4), 4);
+        assert_eq!(tally.since(t0 + Duration::from_secs(2)).after, 120);
     }
 
     #[test]
