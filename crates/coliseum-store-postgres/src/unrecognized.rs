@@ -28,8 +28,9 @@ pub struct UnrecognizedTally {
 struct State {
     kept: Option<Counted>,
     /// When the whole count in flight started, if one is: the others count
-    /// from the kept head meanwhile. One that never reports (its statement
-    /// failed) stops counting as in flight after [`RECOUNT_EVERY`].
+    /// from the kept head meanwhile. A failed one clears it; one that never
+    /// reports (its caller stopped waiting) stops counting as in flight
+    /// after [`RECOUNT_EVERY`].
     recounting: Option<Instant>,
 }
 
