@@ -30,6 +30,31 @@ pub struct Ranked {
     pub value: i64,
 }
 
+/// An artist's value by id, in 12 bytes rather than the 16 a tuple pads to:
+/// a cached board holds one for every artist with a value, ranked or not,
+/// and most boards are never sorted past their first page, so these are
+/// most of what they hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, packed(4))]
+struct Valued {
+    id: u32,
+    value: i64,
+}
+
+impl Valued {
+    fn id(self) -> u32 {
+        self.id
+    }
+
+    fn value(self) -> i64 {
+        self.value
+    }
+
+    fn pair(self) -> (u32, i64) {
+        (self.id, self.value)
+    }
+}
+
 /// Artists ranked by value.
 #[derive(Debug)]
 pub struct Board {
@@ -46,29 +71,37 @@ pub struct Board {
     /// Every artist whose value is not zero, by id ascending: the ranked
     /// ones and those below zero (refunds, retracted votes), never ranked
     /// but where a past state of the board, or a later one, starts from.
-    values: Vec<(u32, i64)>,
+    values: Vec<Valued>,
 }
 
 /// Where an artist sorts: higher values first, then names in order.
 type Key = (Reverse<i64>, u32);
 
 impl Board {
+    /// Bytes a board holds per artist with a value: its value by id, and
+    /// its place in the whole order once sorted.
+    pub const BYTES_PER_ARTIST: usize = std::mem::size_of::<Valued>() + std::mem::size_of::<Ranked>();
+
     /// The board of artists with these `values` (at most one per id).
     /// `names` must name every id.
     pub fn new(names: Arc<Names>, values: Vec<(u32, i64)>) -> Self {
         Self::with_top(names, values, TOP)
     }
 
-    fn with_top(names: Arc<Names>, mut values: Vec<(u32, i64)>, top: usize) -> Self {
-        values.retain(|(_, value)| *value != 0);
-        values.sort_unstable_by_key(|(id, _)| *id);
+    fn with_top(names: Arc<Names>, values: Vec<(u32, i64)>, top: usize) -> Self {
+        let mut values: Vec<Valued> = values
+            .into_iter()
+            .filter(|(_, value)| *value != 0)
+            .map(|(id, value)| Valued { id, value })
+            .collect();
+        values.sort_unstable_by_key(|valued| valued.id());
         Self::of_values(names, values, top)
     }
 
     /// The board of `values` (ids ascending, none zero), its first `top`
     /// artists selected, the rest left unsorted until asked for.
-    fn of_values(names: Arc<Names>, values: Vec<(u32, i64)>, top: usize) -> Self {
-        let ranked = values.iter().filter(|(_, value)| *value > 0).count();
+    fn of_values(names: Arc<Names>, values: Vec<Valued>, top: usize) -> Self {
+        let ranked = values.iter().filter(|valued| valued.value() > 0).count();
         let first = ranks_of(first_in_order(&names, &values, top));
         Self {
             names,
@@ -91,13 +124,13 @@ impl Board {
         // Whether every mover rose, and how many of them became ranked.
         let (mut only_rises, mut newly_ranked) = (true, 0);
         for &(id, delta) in deltas {
-            while let Some((other, value)) = old.next_if(|(other, _)| *other < id) {
-                values.push((other, value));
+            while let Some(other) = old.next_if(|other| other.id() < id) {
+                values.push(other);
             }
-            let before = old.next_if(|(other, _)| *other == id).map_or(0, |(_, value)| value);
+            let before = old.next_if(|other| other.id() == id).map_or(0, Valued::value);
             let after = before.saturating_add(delta);
             if after != 0 {
-                values.push((id, after));
+                values.push(Valued { id, value: after });
             }
             if after != before {
                 movers.push((id, after));
@@ -203,12 +236,14 @@ impl Board {
         if self.first.len() == self.ranked {
             return &self.first;
         }
-        self.order.get_or_init(|| ranks_of(in_order(&self.names, &self.values)))
+        self.order
+            .get_or_init(|| ranks_of(at_least(&self.names, self.values.iter().map(|valued| valued.pair()), 1)))
     }
 
-    /// Every artist whose value is not zero, by id ascending.
-    pub fn values(&self) -> &[(u32, i64)] {
-        &self.values
+    /// How many artists have a value other than zero: the ranked ones and
+    /// those below zero.
+    pub fn valued(&self) -> usize {
+        self.values.len()
     }
 
     pub fn name(&self, id: u32) -> &str {
@@ -222,8 +257,8 @@ impl Board {
     /// The artist's value, zero when it has none.
     pub fn value(&self, id: u32) -> i64 {
         self.values
-            .binary_search_by_key(&id, |(other, _)| *other)
-            .map_or(0, |at| self.values[at].1)
+            .binary_search_by_key(&id, |other| other.id())
+            .map_or(0, |at| self.values[at].value())
     }
 
     /// Where `artist` stands, if ranked: found by its key, not by a scan.
@@ -250,10 +285,10 @@ impl Board {
 /// The first `top` artists of `values` above zero, in rank order, with
 /// their keys: the `top`-th highest value found by selection, then only the
 /// artists at or above it sorted.
-fn first_in_order(names: &Names, values: &[(u32, i64)], top: usize) -> Vec<(Key, u32, i64)> {
+fn first_in_order(names: &Names, values: &[Valued], top: usize) -> Vec<(Key, u32, i64)> {
     let mut positive: Vec<i64> = values
         .iter()
-        .map(|(_, value)| *value)
+        .map(|valued| valued.value())
         .filter(|value| *value > 0)
         .collect();
     if top == 0 || positive.is_empty() {
@@ -265,23 +300,22 @@ fn first_in_order(names: &Names, values: &[(u32, i64)], top: usize) -> Vec<(Key,
     } else {
         1
     };
-    let mut order = at_least(names, values, least);
+    let mut order = at_least(names, values.iter().map(|valued| valued.pair()), least);
     order.truncate(top);
     order
 }
 
 /// The artists of `values` above zero, in rank order, with their keys.
 fn in_order(names: &Names, values: &[(u32, i64)]) -> Vec<(Key, u32, i64)> {
-    at_least(names, values, 1)
+    at_least(names, values.iter().copied(), 1)
 }
 
 /// The artists of `values` whose value is `least` or more, in rank order,
 /// with their keys.
-fn at_least(names: &Names, values: &[(u32, i64)], least: i64) -> Vec<(Key, u32, i64)> {
+fn at_least(names: &Names, values: impl Iterator<Item = (u32, i64)>, least: i64) -> Vec<(Key, u32, i64)> {
     let mut order: Vec<(Key, u32, i64)> = values
-        .iter()
         .filter(|(_, value)| *value >= least)
-        .map(|&(id, value)| ((Reverse(value), names.place(id)), id, value))
+        .map(|(id, value)| ((Reverse(value), names.place(id)), id, value))
         .collect();
     order.sort_unstable();
     order
@@ -339,6 +373,11 @@ mod tests {
         Arc::new(Names::default().extended(&all))
     }
 
+    /// Every artist whose value is not zero, by id ascending.
+    fn values(board: &Board) -> Vec<(u32, i64)> {
+        board.values.iter().map(|valued| valued.pair()).collect()
+    }
+
     fn view(board: &Board) -> Vec<(u64, String, i64)> {
         board
             .entries()
@@ -354,7 +393,7 @@ mod tests {
         let expected = [(1, "c", 9), (2, "a", 5), (2, "b", 5), (4, "d", 1)].map(|(r, a, v)| (r, a.to_owned(), v));
         assert_eq!(view(&board), expected);
         assert_eq!(
-            board.values(),
+            values(&board),
             [(1, 5), (2, 5), (3, 9), (4, 1), (6, -2)],
             "below zero kept, zero not"
         );
@@ -366,6 +405,11 @@ mod tests {
         assert_eq!(board.after(5, "aa"), 2, "an artist not on the board");
         assert_eq!(board.after(100, "a"), 0);
         assert_eq!(board.after(0, "a"), 4);
+    }
+
+    #[test]
+    fn a_value_by_id_takes_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Valued>(), 12);
     }
 
     #[test]
@@ -424,7 +468,8 @@ mod tests {
             prop_assert_eq!(merged.page(0..merged.ranked().min(5)), &rebuilt.entries()[..rebuilt.ranked().min(5)]);
             for moved in [selected, merged] {
                 prop_assert_eq!(view(&moved), view(&rebuilt));
-                prop_assert_eq!(moved.values(), rebuilt.values());
+                prop_assert_eq!(values(&moved), values(&rebuilt));
+                prop_assert_eq!(moved.valued(), rebuilt.valued());
                 prop_assert_eq!(moved.ranked(), rebuilt.ranked());
                 for entry in rebuilt.entries() {
                     let position = moved.position(moved.name(entry.id));

@@ -85,9 +85,6 @@ pub(crate) fn report_cache_bytes(cache: &'static str, bytes: usize) {
 const INLINE_BUILD_ROWS: usize = 16_384;
 /// See [`CacheBudget`]; chosen by measurement (BENCHMARKS.md).
 pub const DEFAULT_READ_CACHE_MIB: usize = 1_120;
-/// Bytes a board holds per ranked artist: its value by id, and its place in
-/// the whole order once sorted.
-const BOARD_ARTIST_BYTES: usize = std::mem::size_of::<(u32, i64)>() + std::mem::size_of::<Ranked>();
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
 
@@ -489,7 +486,7 @@ impl Cached {
     /// holds them). The names a board refers to are shared by every board
     /// made between two new artists, and not counted.
     fn weight(&self) -> usize {
-        self.ranking.board.values().len() * BOARD_ARTIST_BYTES
+        self.ranking.board.valued() * Board::BYTES_PER_ARTIST
             + self
                 .parts
                 .iter()

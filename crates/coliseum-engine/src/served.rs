@@ -159,7 +159,7 @@ impl<K: Hash + Eq, V> Held<K, V> {
     }
 }
 
-/// Artists held by frozen leaderboards at most (32 bytes each ranked, 16
+/// Artists held by frozen leaderboards at most (28 bytes each ranked, 12
 /// below zero), and points by frozen KPI series (64 bytes each).
 const FROZEN_RANKED: usize = 4_000_000;
 const FROZEN_POINTS: usize = 1_000_000;
@@ -186,7 +186,7 @@ impl Served {
             reads,
             dna,
             clock,
-            boards: FrozenMap::weighed(|ranking: &Arc<Ranking>| ranking.board.values().len() + 1, FROZEN_RANKED),
+            boards: FrozenMap::weighed(|ranking: &Arc<Ranking>| ranking.board.valued() + 1, FROZEN_RANKED),
             kpis: FrozenMap::weighed(|report: &KpiReport| report.series.len() + 1, FROZEN_POINTS),
             publications: FrozenMap::default(),
         }
