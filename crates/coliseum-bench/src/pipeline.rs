@@ -107,6 +107,7 @@ async fn reads_only(args: &PipelineBenchArgs, database_url: &str) -> anyhow::Res
         started.elapsed().as_secs_f64(),
         node.rss_mib().unwrap_or(0.0)
     );
+    print_held(&node.base_url).await;
     let stop = Arc::new(AtomicBool::new(false));
     let writers = background(&node.base_url, &key, args.background_rate, "mixed", stop.clone());
     let healthz = get_load(
@@ -134,8 +135,47 @@ async fn reads_only(args: &PipelineBenchArgs, database_url: &str) -> anyhow::Res
         "- resident memory after the reads: {:.0} MiB",
         node.rss_mib().unwrap_or(0.0)
     );
+    print_held(&node.base_url).await;
     node.stop().await;
     Ok(())
+}
+
+/// What the engine's `/metrics` say its read caches and DNA aggregates
+/// hold: the parts of its resident memory it counts. Needs the metrics
+/// token the engine was given (`COLISEUM_METRICS_TOKEN`, which it inherits).
+async fn print_held(base_url: &str) {
+    let Ok(token) = std::env::var("COLISEUM_METRICS_TOKEN") else {
+        println!("- (set COLISEUM_METRICS_TOKEN to see what the read caches and DNA aggregates hold)");
+        return;
+    };
+    let text = match reqwest::Client::new()
+        .get(format!("http://{base_url}/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+    {
+        Ok(response) if response.status().is_success() => response.text().await.unwrap_or_default(),
+        Ok(response) => return println!("- `/metrics` answered {}", response.status()),
+        Err(error) => return println!("- `/metrics` failed: {error}"),
+    };
+    let mib = |prefix: &str| {
+        text.lines()
+            .filter(|line| line.starts_with(prefix))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>()
+            / f64::from(1 << 20)
+    };
+    println!(
+        "- of it, counted by the engine: read caches {:.0} MiB (tile sums {:.0}, series {:.0}, boards {:.0}), \
+         DNA aggregates {:.0} MiB, DNA publications {:.0} MiB ({:.0} held)",
+        mib("coliseum_read_cache_bytes{"),
+        mib("coliseum_read_cache_bytes{cache=\"tiles\"}"),
+        mib("coliseum_read_cache_bytes{cache=\"series\"}"),
+        mib("coliseum_read_cache_bytes{cache=\"boards\"}"),
+        mib("coliseum_dna_aggregates_bytes "),
+        mib("coliseum_dna_publications_bytes "),
+        mib("coliseum_dna_publications ") * f64::from(1 << 20),
+    );
 }
 
 /// The three readers of the mixed scenarios on `plan`: a fan, an artist
@@ -354,6 +394,7 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
          {:.0} MiB above an engine on an empty database ({empty_rss:.0} MiB)",
         rss - empty_rss
     );
+    print_held(&node.base_url).await;
 
     reads(&node.base_url, &key, args, backend, &database.url).await?;
     // Only Enterprise is served live (PLANS.md): the freshness probes read as it.
@@ -365,6 +406,7 @@ async fn run_backend(args: &PipelineBenchArgs, backend: &str) -> anyhow::Result<
          an empty database",
         rss - empty_rss
     );
+    print_held(&node.base_url).await;
     node.stop().await;
 
     let rebuild = rebuild(&database.url).await?;

@@ -89,6 +89,8 @@ impl Default for DnaSettings {
 struct Names {
     ids: HashMap<Arc<str>, u32>,
     names: Vec<Arc<str>>,
+    /// What the names hold, kept as they are added: there are millions.
+    bytes: usize,
 }
 
 impl Names {
@@ -101,6 +103,9 @@ impl Names {
         }
         let id = u32::try_from(self.names.len()).expect("fewer than 4 billion names");
         let name: Arc<str> = name.into();
+        // The name once, its two counts, a pointer in the list and one in
+        // the lookup beside its id.
+        self.bytes += name.len() + 16 + 2 * 16 + 8;
         self.ids.insert(name.clone(), id);
         self.names.push(name);
         id
@@ -120,10 +125,41 @@ impl Names {
 #[derive(Debug, Default)]
 pub struct Aggregates {
     names: Names,
-    /// One row per fan-day key, sorted by artist, fan, day, city, genre.
+    /// One row per fan-day key (more where its counts pass 16 bits, see
+    /// [`FanDayRow`]), sorted by artist, fan, day, city, genre.
     rows: Vec<FanDayRow>,
     /// Undecayed KPI sums by (artist, day).
-    kpis: HashMap<(u32, i32), Kpis>,
+    kpis: HashMap<(u32, i32), ScoredKpis>,
+}
+
+/// The KPIs scoring reads (SCORING.md: revenue, revenue entries, plays and
+/// attendance), kept per artist and day: 32 bytes where all six take 48,
+/// for every artist's every day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct ScoredKpis {
+    plays: i64,
+    attendance: i64,
+    revenue_minor: i64,
+    revenue_entries: i64,
+}
+
+impl ScoredKpis {
+    fn add(&mut self, kpis: &Kpis) {
+        self.plays += kpis.plays;
+        self.attendance += kpis.attendance;
+        self.revenue_minor += kpis.revenue_minor;
+        self.revenue_entries += kpis.revenue_entries;
+    }
+
+    fn kpis(self) -> Kpis {
+        Kpis {
+            plays: self.plays,
+            attendance: self.attendance,
+            revenue_minor: self.revenue_minor,
+            revenue_entries: self.revenue_entries,
+            ..Kpis::default()
+        }
+    }
 }
 
 /// Artist, fan, day, city, genre: the order the rows are kept in.
@@ -133,12 +169,53 @@ fn row_key(row: &FanDayRow) -> RowKey {
     (row.artist, row.fan, row.day, row.city, row.genre)
 }
 
-/// Adds `more`'s counts to `row`'s (same key).
-fn add_counts(row: &mut FanDayRow, more: &FanDayRow) {
-    for (mine, theirs) in row.by_tier.iter_mut().zip(more.by_tier) {
-        *mine = mine.saturating_add(theirs);
+/// Adds `more`'s counts to `row`'s (same key). What does not fit in
+/// `row`'s 16 bits is returned as another row of the key, to be held
+/// after it ([`FanDayRow`]).
+fn add_counts(row: &mut FanDayRow, more: &FanDayRow) -> Option<FanDayRow> {
+    let mut carry = FanDayRow {
+        by_tier: [0; 5],
+        influence: 0,
+        ..*row
+    };
+    let add = |mine: &mut u16, theirs: u16, over: &mut u16| {
+        let (sum, overflowed) = mine.overflowing_add(theirs);
+        if overflowed {
+            // The sum is below 2^17: what passes u16::MAX fits 16 bits.
+            *over = sum + 1;
+            *mine = u16::MAX;
+        } else {
+            *mine = sum;
+        }
+    };
+    for ((mine, theirs), over) in row.by_tier.iter_mut().zip(more.by_tier).zip(&mut carry.by_tier) {
+        add(mine, theirs, over);
     }
-    row.influence = row.influence.saturating_add(more.influence);
+    add(&mut row.influence, more.influence, &mut carry.influence);
+    (carry.by_tier != [0; 5] || carry.influence != 0).then_some(carry)
+}
+
+/// The rows holding `counts` (entries by tier, then influence) of the
+/// fan-day `key`: one, or more where a count passes 16 bits. Counts are
+/// capped at `u32::MAX` (65,537 rows at most), as they were in 32 bits.
+fn rows_of(key: FanDayRow, counts: [i64; 6]) -> impl Iterator<Item = FanDayRow> {
+    let mut left = counts.map(|n| u64::try_from(n).unwrap_or(0).min(u64::from(u32::MAX)));
+    let mut first = true;
+    std::iter::from_fn(move || {
+        if !first && left == [0; 6] {
+            return None;
+        }
+        first = false;
+        let take = left.map(|n| n.min(u64::from(u16::MAX)) as u16);
+        for (n, taken) in left.iter_mut().zip(take) {
+            *n -= u64::from(taken);
+        }
+        Some(FanDayRow {
+            by_tier: [take[0], take[1], take[2], take[3], take[4]],
+            influence: take[5],
+            ..key
+        })
+    })
 }
 
 impl Aggregates {
@@ -146,11 +223,13 @@ impl Aggregates {
     /// overhead aside).
     pub fn memory_bytes(&self) -> usize {
         let rows = self.rows.capacity() * std::mem::size_of::<FanDayRow>();
-        let kpis = self.kpis.capacity() * (std::mem::size_of::<((u32, i32), Kpis)>() + 1);
-        // Each name once, its two counts, a pointer in the list and one in
-        // the lookup beside its id.
-        let names: usize = self.names.names.iter().map(|n| n.len() + 16 + 2 * 16 + 8).sum();
-        rows + kpis + names
+        let kpis = self.kpis.capacity() * (std::mem::size_of::<((u32, i32), ScoredKpis)>() + 1);
+        rows + kpis + self.names.bytes
+    }
+
+    /// Says what the aggregates hold on `/metrics`.
+    fn report_bytes(&self) {
+        metrics::gauge!("coliseum_dna_aggregates_bytes").set(self.memory_bytes() as f64);
     }
 
     /// How many fan-day rows are held.
@@ -165,19 +244,24 @@ impl Aggregates {
 
     /// Fan-days as rows, in the order given.
     fn interned(&mut self, days: &[(FanDayKey, FanDay)]) -> Vec<FanDayRow> {
-        days.iter()
-            .filter_map(|(key, day)| {
-                Some(FanDayRow {
-                    day: i32::try_from(key.day).ok()?,
-                    artist: self.names.id(&key.artist),
-                    fan: self.names.id(&key.fan),
-                    city: self.names.id(&key.city),
-                    genre: self.names.id(&key.genre),
-                    by_tier: day.by_tier.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
-                    influence: u32::try_from(day.influence).unwrap_or(u32::MAX),
-                })
-            })
-            .collect()
+        let mut rows = Vec::with_capacity(days.len());
+        for (key, day) in days {
+            let Ok(day_number) = i32::try_from(key.day) else {
+                continue;
+            };
+            let key = FanDayRow {
+                day: day_number,
+                artist: self.names.id(&key.artist),
+                fan: self.names.id(&key.fan),
+                city: self.names.id(&key.city),
+                genre: self.names.id(&key.genre),
+                by_tier: [0; 5],
+                influence: 0,
+            };
+            let [passive, light, active, committed, patron] = day.by_tier;
+            rows.extend(rows_of(key, [passive, light, active, committed, patron, day.influence]));
+        }
+        rows
     }
 
     /// Sorts `fresh` and merges it into the rows, summing rows with the
@@ -185,24 +269,49 @@ impl Aggregates {
     /// the new keys are merged in from the back, so a merge moves the rows
     /// once but never copies the whole array into fresh memory (hundreds of
     /// megabytes, faulted in and zeroed by the kernel at every publication).
+    ///
+    /// Counts are added to the last row of their key, the only one that may
+    /// have room: rows that overflow it go after it.
     fn merge(&mut self, mut fresh: Vec<FanDayRow>) {
         fresh.sort_unstable_by_key(row_key);
-        fresh.dedup_by(|row, kept| {
-            let same = row_key(row) == row_key(kept);
-            if same {
-                add_counts(kept, row);
+        // Rows of one key summed where they lie: at start-up `fresh` is
+        // every fan-day. Each row read writes one row at most, so the rows
+        // kept never pass the one being read.
+        let mut kept: usize = 0;
+        for at in 0..fresh.len() {
+            let row = fresh[at];
+            let carry = match kept.checked_sub(1).map(|last| &mut fresh[last]) {
+                Some(last) if row_key(last) == row_key(&row) => add_counts(last, &row),
+                _ => Some(row),
+            };
+            if let Some(carry) = carry {
+                fresh[kept] = carry;
+                kept += 1;
             }
-            same
-        });
+        }
+        fresh.truncate(kept);
+        let summed = fresh;
         if self.rows.is_empty() {
-            self.rows = fresh;
+            // At start-up `fresh` grew by doubling: keep a sixteenth to
+            // spare, as below, not up to as much again.
+            let spare = summed.len() / 16;
+            self.rows = summed;
+            self.rows.shrink_to(self.rows.len() + spare);
             return;
         }
-        let mut new_keys = Vec::new();
-        for row in fresh {
-            match self.rows.binary_search_by_key(&row_key(&row), row_key) {
-                Ok(at) => add_counts(&mut self.rows[at], &row),
-                Err(_) => new_keys.push(row),
+        let mut new_keys: Vec<FanDayRow> = Vec::new();
+        for row in summed {
+            let key = row_key(&row);
+            if let Some(last) = new_keys.last_mut().filter(|last| row_key(last) == key) {
+                // A row this merge added holds the key's last counts now.
+                let carry = add_counts(last, &row);
+                new_keys.extend(carry);
+                continue;
+            }
+            let after = self.rows.partition_point(|held| row_key(held) <= key);
+            match after.checked_sub(1).filter(|&last| row_key(&self.rows[last]) == key) {
+                Some(last) => new_keys.extend(add_counts(&mut self.rows[last], &row)),
+                None => new_keys.push(row),
             }
         }
         if new_keys.is_empty() {
@@ -234,8 +343,14 @@ impl Aggregates {
                 continue;
             }
             let Ok(day) = i32::try_from(key.bucket) else { continue };
+            let mut scored = ScoredKpis::default();
+            scored.add(kpis);
+            if scored == ScoredKpis::default() {
+                // Votes or engagement alone: nothing scoring reads.
+                continue;
+            }
             let artist = self.names.id(&key.artist);
-            *self.kpis.entry((artist, day)).or_default() += *kpis;
+            self.kpis.entry((artist, day)).or_default().add(kpis);
         }
     }
 
@@ -246,7 +361,7 @@ impl Aggregates {
             let age = as_of_day - i64::from(day);
             for (range, sums) in ScoreRange::ALL.iter().zip(&mut sums) {
                 if range.counts(age) {
-                    *sums.entry(artist).or_default() += *kpis;
+                    *sums.entry(artist).or_default() += kpis.kpis();
                 }
             }
         }
@@ -426,6 +541,22 @@ impl RangeScores {
         }
     }
 
+    fn bytes(&self) -> usize {
+        let places: usize = self.boards.iter().map(Vec::capacity).sum::<usize>()
+            + self
+                .genre_boards
+                .iter()
+                .map(|kept| {
+                    kept.lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .values()
+                        .map(|b| b.len())
+                        .sum::<usize>()
+                })
+                .sum::<usize>();
+        self.artists.capacity() * std::mem::size_of::<Scored>() + places * std::mem::size_of::<Place>()
+    }
+
     pub fn artist(&self, artist: &str) -> Option<&Scored> {
         let found = self.artists.binary_search_by(|s| s.artist.as_ref().cmp(artist));
         found.ok().map(|i| &self.artists[i])
@@ -501,6 +632,12 @@ impl Publication {
     pub fn range(&self, range: ScoreRange) -> Option<&RangeScores> {
         self.ranges.iter().find(|r| r.range == range)
     }
+
+    /// Bytes held: the scores, the boards and the genre boards made so far
+    /// (names, shared with the aggregates, and allocator overhead aside).
+    fn bytes(&self) -> usize {
+        self.ranges.iter().map(RangeScores::bytes).sum()
+    }
 }
 
 /// Batches applied since the last merge, shared with the processor (the
@@ -565,6 +702,7 @@ impl Dna {
             aggregates.add_day_cells(&store.kpi_cells(Grain::Day, day, day + 1).await?);
         }
         aggregates.merge(rows);
+        aggregates.report_bytes();
         let empty = Publication {
             id: 0,
             as_of: clock.now(),
@@ -662,11 +800,14 @@ impl Dna {
         })
         .await
         .map_err(|error| StoreError::Internal(format!("scoring failed: {error}")))?;
-        let mut explicit = self.explicit.lock().unwrap_or_else(|p| p.into_inner());
-        explicit.push_back(((as_of, range), publication.clone()));
-        if explicit.len() > KEPT_EXPLICIT {
-            explicit.pop_front();
+        {
+            let mut explicit = self.explicit.lock().unwrap_or_else(|p| p.into_inner());
+            explicit.push_back(((as_of, range), publication.clone()));
+            if explicit.len() > KEPT_EXPLICIT {
+                explicit.pop_front();
+            }
         }
+        self.report_publications(&self.current());
         Ok(publication)
     }
 
@@ -822,6 +963,7 @@ impl Dna {
             aggregates.add_day_cells(&batch.cells);
         }
         aggregates.merge(rows);
+        aggregates.report_bytes();
         if let Some(newer) = incoming.watermark {
             *watermark = newer;
         }
@@ -876,6 +1018,43 @@ impl Dna {
         {
             recent.pop_front();
         }
+        drop(recent);
+        self.report_publications(&publication);
+    }
+
+    /// Says on `/metrics` how many publications are held (the one served,
+    /// those kept for cursors, for readers frozen at a boundary and for
+    /// explicit instants; not the empty one before the first) and what they
+    /// hold together. Frozen plans' reads may hold on to a replaced one a
+    /// while longer (`served`): not counted.
+    fn report_publications(&self, current: &Arc<Publication>) {
+        let mut held: Vec<Arc<Publication>> = vec![current.clone()];
+        held.extend(
+            self.recent
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(_, p)| p.clone()),
+        );
+        held.extend(
+            self.pinned
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(_, _, p)| p.clone()),
+        );
+        held.extend(
+            self.explicit
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(_, p)| p.clone()),
+        );
+        held.retain(|p| !p.ranges.is_empty());
+        held.sort_unstable_by_key(|p| Arc::as_ptr(p) as usize);
+        held.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        metrics::gauge!("coliseum_dna_publications").set(held.len() as f64);
+        metrics::gauge!("coliseum_dna_publications_bytes").set(held.iter().map(|p| p.bytes()).sum::<usize>() as f64);
     }
 
     /// Domain scores that moved by the configured points or more against the
@@ -977,9 +1156,10 @@ mod tests {
             (state % n) as u32
         };
         let mut aggregates = Aggregates::default();
-        let mut expected: BTreeMap<RowKey, ([u32; 5], u32)> = BTreeMap::new();
+        let mut expected: BTreeMap<RowKey, [u32; 6]> = BTreeMap::new();
         for batch in 0..40 {
-            // Batches of every size, keys repeating within and across them.
+            // Batches of every size, keys repeating within and across them,
+            // and counts that pass 16 bits in a few batches.
             let fresh: Vec<FanDayRow> = (0..next(300) + u32::from(batch == 0))
                 .map(|_| FanDayRow {
                     day: 20_000 + next(3) as i32,
@@ -987,25 +1167,129 @@ mod tests {
                     fan: next(30),
                     city: next(2),
                     genre: next(2),
-                    by_tier: [next(3), 0, next(2), 0, 1],
-                    influence: next(2),
+                    by_tier: [next(3) as u16, 0, next(2) as u16, 0, 1],
+                    influence: if next(50) == 0 {
+                        20_000 + next(45_000) as u16
+                    } else {
+                        next(2) as u16
+                    },
                 })
                 .collect();
             for row in &fresh {
-                let sum = expected.entry(row_key(row)).or_default();
-                for (sum, n) in sum.0.iter_mut().zip(row.by_tier) {
-                    *sum += n;
-                }
-                sum.1 += row.influence;
+                add_to(expected.entry(row_key(row)).or_default(), row);
             }
             aggregates.merge(fresh);
-            let held: Vec<_> = aggregates
-                .rows
-                .iter()
-                .map(|row| (row_key(row), (row.by_tier, row.influence)))
-                .collect();
+            assert!(aggregates.rows.is_sorted_by_key(row_key), "after batch {batch}");
+            let mut held: BTreeMap<RowKey, ([u32; 6], u32)> = BTreeMap::new();
+            for row in &aggregates.rows {
+                let (sums, rows) = held.entry(row_key(row)).or_default();
+                add_to(sums, row);
+                *rows += 1;
+            }
+            for (key, (_, rows)) in &held {
+                let most = expected[key]
+                    .iter()
+                    .map(|n| n.div_ceil(u32::from(u16::MAX)))
+                    .sum::<u32>();
+                assert!(*rows <= most.max(1), "{rows} rows for {key:?}");
+            }
+            // Of a key's rows, all but the last are full in some count.
+            for pair in aggregates.rows.windows(2) {
+                if row_key(&pair[0]) == row_key(&pair[1]) {
+                    let full = pair[0]
+                        .by_tier
+                        .iter()
+                        .chain([&pair[0].influence])
+                        .any(|n| *n == u16::MAX);
+                    assert!(full, "a row before the last of its key has room: {:?}", pair[0]);
+                }
+            }
+            let held: Vec<_> = held.into_iter().map(|(key, (sums, _))| (key, sums)).collect();
             let want: Vec<_> = expected.iter().map(|(k, v)| (*k, *v)).collect();
             assert_eq!(held, want, "after batch {batch}");
         }
+        assert!(
+            aggregates.rows.windows(2).any(|w| row_key(&w[0]) == row_key(&w[1])),
+            "some fan-day passed 16 bits"
+        );
+    }
+
+    fn add_to(sums: &mut [u32; 6], row: &FanDayRow) {
+        let counts = row.by_tier.iter().chain([&row.influence]);
+        for (sum, n) in sums.iter_mut().zip(counts) {
+            *sum += u32::from(*n);
+        }
+    }
+
+    #[test]
+    fn counts_that_overflow_go_after_the_last_row_of_their_key() {
+        assert_eq!(std::mem::size_of::<FanDayRow>(), 32);
+        let key = |influence: u16| FanDayRow {
+            day: 20_000,
+            artist: 1,
+            fan: 2,
+            city: 3,
+            genre: 4,
+            by_tier: [0, 1, 0, 0, 0],
+            influence,
+        };
+        let (before, after) = (FanDayRow { artist: 0, ..key(5) }, FanDayRow { artist: 9, ..key(5) });
+        let mut aggregates = Aggregates::default();
+        aggregates.merge(vec![after, key(60_000), before]);
+        // The held row overflows: the rest goes after it.
+        aggregates.merge(vec![key(60_000)]);
+        // Two rows of the batch overflow together, then against the last
+        // held row, then against the row this merge added.
+        aggregates.merge(vec![key(40_000), after, key(40_000)]);
+        // Room only in the last row.
+        aggregates.merge(vec![key(1)]);
+        let rows: Vec<(u32, u16, u16)> = aggregates
+            .rows
+            .iter()
+            .map(|row| (row.artist, row.by_tier[1], row.influence))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (0, 1, 5),
+                (1, 2, 65_535),
+                (1, 2, 65_535),
+                (1, 0, 65_535),
+                (1, 1, 3_396),
+                (9, 2, 10)
+            ],
+            "200,001 influence entries in the fewest rows, in the order they filled"
+        );
+    }
+
+    #[test]
+    fn counts_past_sixteen_bits_become_rows_of_the_same_key() {
+        let key = FanDayRow {
+            day: 20_000,
+            artist: 1,
+            fan: 2,
+            city: 3,
+            genre: 4,
+            by_tier: [0; 5],
+            influence: 0,
+        };
+        let rows: Vec<FanDayRow> = rows_of(key, [0, 200_000, 3, -4, 0, 65_535]).collect();
+        assert_eq!(rows.len(), 4, "200,000 entries of one tier take four rows");
+        let mut sums = [0_u32; 6];
+        for row in &rows {
+            assert_eq!(row_key(row), row_key(&key));
+            add_to(&mut sums, row);
+        }
+        assert_eq!(sums, [0, 200_000, 3, 0, 0, 65_535], "a negative count is none");
+        assert_eq!(
+            rows_of(key, [0; 6]).count(),
+            1,
+            "a fan-day without counts is still one row"
+        );
+        assert_eq!(
+            rows_of(key, [i64::MAX, 0, 0, 0, 0, 0]).count(),
+            65_537,
+            "capped at u32::MAX as before"
+        );
     }
 }

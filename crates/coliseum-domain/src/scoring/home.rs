@@ -237,7 +237,7 @@ mod tests {
         let mut rows: Vec<FanDayRow> = (0..20_000)
             .map(|_| {
                 let mut by_tier = [0; 5];
-                by_tier[next(5) as usize] = 1 + next(3);
+                by_tier[next(5) as usize] = 1 + next(3) as u16;
                 FanDayRow {
                     day: 20_000 - next(45) as i32 + 2,
                     artist: next(30),

@@ -331,3 +331,63 @@ fn any_number_of_threads_gives_the_same_scores() {
     }
     assert!(one.iter().all(|range| range.len() > 30));
 }
+
+/// A fan-day held as several rows with the same key (as the engine holds
+/// one whose counts pass 16 bits) scores exactly as one row.
+#[test]
+fn a_fan_day_split_into_rows_scores_as_one() {
+    let mut state = 23_u64;
+    let mut next = |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n) as u32
+    };
+    let mut whole = Vec::new();
+    for _ in 0..1500 {
+        let mut one = row(
+            next(30),
+            100 + next(50),
+            i64::from(next(40)),
+            [OSLO, BERGEN, LIMA, NONE][next(4) as usize],
+            [JAZZ, HOUSE, NONE][next(3) as usize],
+            0,
+        );
+        one.by_tier = [0; 5].map(|_| if next(3) == 0 { 2 + next(40) as u16 } else { 0 });
+        one.influence = next(4) as u16;
+        whole.push(one);
+    }
+    // Rows with the same key are one fan-day: sum them, then split each
+    // fan-day at a point of its own, counter by counter.
+    whole.sort_by_key(|r| (r.artist, r.fan, r.day, r.city, r.genre));
+    whole.dedup_by(|later, kept| {
+        let same = (later.artist, later.fan, later.day, later.city, later.genre)
+            == (kept.artist, kept.fan, kept.day, kept.city, kept.genre);
+        if same {
+            for (sum, n) in kept.by_tier.iter_mut().zip(later.by_tier) {
+                *sum += n;
+            }
+            kept.influence += later.influence;
+        }
+        same
+    });
+    let mut split = Vec::new();
+    for one in &whole {
+        let (mut first, mut second) = (*one, *one);
+        first.by_tier = one.by_tier.map(|n| n / 3);
+        second.by_tier = one.by_tier.map(|n| n - n / 3);
+        first.influence = one.influence / 2;
+        second.influence = one.influence - one.influence / 2;
+        split.extend([first, second]);
+    }
+    let kpis = [(0, kpis(10, 2, 500, 1)), (7, kpis(3, 0, 0, 0))];
+    for range in ScoreRange::ALL {
+        let expected = scores(&mut whole, &kpis, range);
+        assert!(expected.len() > 20);
+        assert!(
+            expected.iter().any(|s| s.raw[3] > 0.0 && s.raw[5] > 0.0),
+            "loyalty and conversion exercised"
+        );
+        assert_eq!(scores(&mut split, &kpis, range), expected, "{range:?}");
+    }
+}
