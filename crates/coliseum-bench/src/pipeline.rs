@@ -4,7 +4,9 @@
 //!
 //! - **backlog**: the data set ingested by an ingest-only node, then drained
 //!   by a processing node started afterwards (processing throughput);
-//! - **hot state**: the resident memory of an engine that loaded it;
+//! - **hot state**: the resident memory of an engine that loaded it, and
+//!   what its `/metrics` count of it (read caches, DNA aggregates and
+//!   publications) at start and after the reads;
 //! - **reads**: top-25 leaderboards (24h, 7d, 30d, with and without a city)
 //!   and DNA boards from 500 connections while entries keep arriving, against
 //!   the same server's `/healthz` (idle for the single-URL reads, while
