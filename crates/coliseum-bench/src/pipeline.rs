@@ -142,12 +142,12 @@ async fn reads_only(args: &PipelineBenchArgs, database_url: &str) -> anyhow::Res
     Ok(())
 }
 
-/// What the engine's `/metrics` say its read caches and DNA aggregates
-/// hold: the parts of its resident memory it counts. Needs the metrics
+/// What the engine's `/metrics` say its read caches, DNA aggregates and
+/// hot state hold: the parts of its resident memory it counts. Needs the metrics
 /// token the engine was given (`COLISEUM_METRICS_TOKEN`, which it inherits).
 async fn print_held(base_url: &str) {
     let Ok(token) = std::env::var("COLISEUM_METRICS_TOKEN") else {
-        println!("- (set COLISEUM_METRICS_TOKEN to see what the read caches and DNA aggregates hold)");
+        println!("- (set COLISEUM_METRICS_TOKEN to see what the read caches, DNA aggregates and hot state hold)");
         return;
     };
     let text = match reqwest::Client::new()
@@ -177,6 +177,17 @@ async fn print_held(base_url: &str) {
         mib("coliseum_dna_aggregates_bytes "),
         mib("coliseum_dna_publications_bytes "),
         mib("coliseum_dna_publications ") * f64::from(1 << 20),
+    );
+    println!(
+        "- and the hot state {:.0} MiB (day slices {:.0}, hour slices {:.0}, hour cells {:.0}, \
+         platform totals {:.0}, journal {:.0}, names {:.0})",
+        mib("coliseum_hot_state_bytes{"),
+        mib("coliseum_hot_state_bytes{part=\"day_slices\"}"),
+        mib("coliseum_hot_state_bytes{part=\"hour_slices\"}"),
+        mib("coliseum_hot_state_bytes{part=\"hour_cells\"}"),
+        mib("coliseum_hot_state_bytes{part=\"totals\"}"),
+        mib("coliseum_hot_state_bytes{part=\"journal\"}"),
+        mib("coliseum_hot_state_bytes{part=\"names\"}"),
     );
 }
 

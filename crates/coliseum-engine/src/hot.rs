@@ -70,6 +70,18 @@ impl Default for Artists {
 }
 
 impl Artists {
+    /// The memory it holds: the map's slots, the list, and each name once
+    /// (with the two counts of its `Arc`).
+    fn bytes(&self) -> usize {
+        self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1)
+            + self.names.capacity() * std::mem::size_of::<Arc<str>>()
+            + self
+                .names
+                .iter()
+                .map(|name| name.len() + 2 * std::mem::size_of::<usize>())
+                .sum::<usize>()
+    }
+
     fn intern(&mut self, artist: &str) -> u32 {
         if let Some(&index) = self.index.get(artist) {
             return index;
@@ -229,6 +241,27 @@ impl Inner {
         }
         for (_, bucket) in self.days.range_mut(..kept.current_day - DAYS_OPEN + 1) {
             bucket.close();
+        }
+        self.report_bytes();
+    }
+
+    /// Sets `coliseum_hot_state_bytes` by part, estimated from the lengths
+    /// and capacities of what each holds; the buckets' own fixed sizes,
+    /// spare room inside B-tree nodes and the allocator's overhead are not
+    /// counted.
+    fn report_bytes(&self) {
+        let sum =
+            |buckets: &BTreeMap<i64, Bucket>, part: fn(&Bucket) -> usize| -> usize { buckets.values().map(part).sum() };
+        let parts = [
+            ("day_slices", sum(&self.days, Bucket::slices_bytes)),
+            ("hour_slices", sum(&self.hours, Bucket::slices_bytes)),
+            ("hour_cells", sum(&self.hours, Bucket::cells_bytes)),
+            ("totals", self.totals.bytes()),
+            ("journal", self.journal.bytes()),
+            ("names", self.artists.bytes() + self.words.bytes()),
+        ];
+        for (part, bytes) in parts {
+            metrics::gauge!("coliseum_hot_state_bytes", "part" => part).set(bytes as f64);
         }
     }
 

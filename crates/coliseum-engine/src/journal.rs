@@ -31,6 +31,8 @@ struct Journaled {
     before: Watermark,
     after: Watermark,
     cells: Arc<Vec<(CellKey, Kpis)>>,
+    /// The memory its cells hold.
+    bytes: usize,
 }
 
 /// What was applied after an instant, and the watermark at that instant.
@@ -48,6 +50,8 @@ pub struct Since {
 pub struct Journal {
     batches: VecDeque<Journaled>,
     cells: usize,
+    /// The memory the batches' cells hold.
+    bytes: usize,
     /// The state before this instant cannot be rebuilt: batches applied
     /// after it were dropped.
     reaches_back_to: Option<OffsetDateTime>,
@@ -62,12 +66,16 @@ impl Journal {
             .filter(|(key, _)| key.grain == Grain::Hour)
             .cloned()
             .collect();
+        let bytes = cells.capacity() * std::mem::size_of::<(CellKey, Kpis)>()
+            + cells.iter().map(|(key, _)| names_bytes(key)).sum::<usize>();
         self.cells += cells.len();
+        self.bytes += bytes;
         self.batches.push_back(Journaled {
             version,
             before,
             after,
             cells: Arc::new(cells),
+            bytes,
         });
         let oldest_needed = after.as_of - KEPT_FOR;
         while let Some(oldest) = self.batches.front() {
@@ -80,8 +88,14 @@ impl Journal {
                 self.reaches_back_to = Some(oldest.after.as_of);
             }
             self.cells -= oldest.cells.len();
+            self.bytes -= oldest.bytes;
             self.batches.pop_front();
         }
+    }
+
+    /// The memory the journaled cells hold.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// The hour cells applied after `instant` by batches up to `version`
@@ -107,6 +121,14 @@ impl Journal {
         }
         since
     }
+}
+
+/// The bytes of a cell's names.
+fn names_bytes(key: &CellKey) -> usize {
+    [&key.artist, &key.city, &key.genre, &key.live_event]
+        .iter()
+        .map(|name| name.capacity())
+        .sum()
 }
 
 impl Since {

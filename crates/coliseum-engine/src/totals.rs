@@ -95,6 +95,17 @@ impl Totals {
         }
     }
 
+    /// The memory it holds, estimated from its lengths: a B-tree's spare
+    /// room in its nodes is not counted.
+    pub fn bytes(&self) -> usize {
+        let sums: usize = self.hours.values().chain(self.days.values()).map(BTreeMap::len).sum();
+        let series = self.hours.capacity() + self.days.capacity();
+        self.names.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+            + self.names.keys().map(|name| name.len()).sum::<usize>()
+            + series * (std::mem::size_of::<(Combination, BTreeMap<i64, Kpis>)>() + 1)
+            + sums * std::mem::size_of::<(i64, Kpis)>()
+    }
+
     /// The sums per bucket of `first..=last` for a city, a genre, both or
     /// neither, buckets without figures left out.
     pub fn series(

@@ -153,6 +153,17 @@ impl<K: Copy + Ord + std::hash::Hash> ByKey<K> {
             Self::Closed { keys, .. } => keys.len(),
         }
     }
+
+    /// What it holds beyond its own size: a map's slots (a key, sums and a
+    /// control byte each, used or not), or the two arrays.
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Self::Open(map) => map.capacity() * (std::mem::size_of::<(K, CellSums)>() + 1),
+            Self::Closed { keys, sums } => {
+                std::mem::size_of_val::<[K]>(keys) + std::mem::size_of_val::<[CellSums]>(sums)
+            }
+        }
+    }
 }
 
 /// Per-artist sums of one slice of one bucket, and their total (which also
@@ -182,6 +193,20 @@ impl SliceSums {
     pub fn len(&self) -> usize {
         self.by_artist.len()
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.by_artist.heap_bytes()
+    }
+}
+
+/// The memory a map of slices by name holds: its slots, the names, and
+/// what each value holds beyond its slot (`heap_bytes`).
+fn named_bytes<V>(map: &HashMap<Box<str>, V>, heap_bytes: impl Fn(&V) -> usize) -> usize {
+    map.capacity() * (std::mem::size_of::<(Box<str>, V)>() + 1)
+        + map
+            .iter()
+            .map(|(name, value)| name.len() + heap_bytes(value))
+            .sum::<usize>()
 }
 
 /// The (city, genre) pairs a bucket's live events name, each once, so that
@@ -207,6 +232,16 @@ impl Places {
             genres.insert(genre.into(), place);
         }
         place
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.pairs.capacity() * std::mem::size_of::<(Box<str>, Box<str>)>()
+            + self
+                .pairs
+                .iter()
+                .map(|(city, genre)| city.len() + genre.len())
+                .sum::<usize>()
+            + named_bytes(&self.index, |genres| named_bytes(genres, |_| 0))
     }
 
     /// Whether `place` is of `city` and `genre` (any, when not named).
@@ -366,6 +401,23 @@ impl Bucket {
 
     pub fn is_thin(&self) -> bool {
         self.thin
+    }
+
+    /// The memory its slices hold beyond the bucket's own size, estimated
+    /// from their lengths and capacities: what the allocator adds is not
+    /// counted.
+    pub fn slices_bytes(&self) -> usize {
+        self.all.heap_bytes()
+            + named_bytes(&self.city, SliceSums::heap_bytes)
+            + named_bytes(&self.genre, SliceSums::heap_bytes)
+            + named_bytes(&self.city_genre, |genres| named_bytes(genres, SliceSums::heap_bytes))
+            + named_bytes(&self.live_event, |rows| rows.0.heap_bytes())
+            + self.places.heap_bytes()
+    }
+
+    /// The memory its cells hold, estimated likewise.
+    pub fn cells_bytes(&self) -> usize {
+        self.cells.heap_bytes()
     }
 
     /// Packs every slice into sorted arrays and the cells with what they

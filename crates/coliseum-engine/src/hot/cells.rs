@@ -35,6 +35,12 @@ impl Words {
         id
     }
 
+    /// The memory it holds: the map's slots and the words.
+    pub fn bytes(&self) -> usize {
+        self.0.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+            + self.0.keys().map(|word| word.len()).sum::<usize>()
+    }
+
     /// The word's number; `None` for a word no cell named, and for `""`:
     /// the API refuses blank filters, and the slices hold no `""` either.
     pub fn find(&self, word: &str) -> Option<u32> {
@@ -109,6 +115,13 @@ impl Cells {
             }
         }
         self.packed = Some(Packed::of(&merged));
+    }
+
+    /// The memory it holds beyond its own size: the packed cells, and the
+    /// slots of the map of those added since.
+    pub fn heap_bytes(&self) -> usize {
+        self.packed.as_ref().map_or(0, Packed::heap_bytes)
+            + self.added.capacity() * (std::mem::size_of::<((u32, Place), CellSums)>() + 1)
     }
 
     /// The sums of `artist`'s cells (every artist's, with `None`) that
@@ -189,6 +202,19 @@ impl Packed {
             bytes: bytes.into(),
             live: live.into(),
         }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        let artists = match &self.artists {
+            Artists::Sorted(ids) => std::mem::size_of_val::<[u32]>(ids),
+            Artists::Bits { words, before } => {
+                std::mem::size_of_val::<[u64]>(words) + std::mem::size_of_val::<[u32]>(before)
+            }
+        };
+        artists
+            + std::mem::size_of_val::<[u32]>(&self.ends)
+            + self.bytes.len()
+            + std::mem::size_of_val::<[(u32, u32, u32)]>(&self.live)
     }
 
     /// The bytes of the artist at position `at`.
