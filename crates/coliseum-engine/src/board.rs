@@ -8,9 +8,13 @@
 //!
 //! Most boards are only ever read from their first page, so a new board
 //! picks its first [`TOP`] artists by selection and sorts the rest only when
-//! a later page, an artist's place or a move asks for the whole order.
+//! a later page, an artist's place or a move asks for the whole order. The
+//! whole order keeps ids only: values are the board's by id, and ranks
+//! follow from values, so a sorted board holds 16 bytes an artist, not 28.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
+use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use crate::hot::Names;
@@ -66,8 +70,8 @@ pub struct Board {
     top: usize,
     /// How many artists are ranked (their value is above zero).
     ranked: usize,
-    /// Every ranked artist in rank order, sorted when first asked for.
-    order: OnceLock<Vec<Ranked>>,
+    /// Every ranked artist's id in rank order, sorted when first asked for.
+    order: OnceLock<Box<[u32]>>,
     /// Every artist whose value is not zero, by id ascending: the ranked
     /// ones and those below zero (refunds, retracted votes), never ranked
     /// but where a past state of the board, or a later one, starts from.
@@ -79,8 +83,8 @@ type Key = (Reverse<i64>, u32);
 
 impl Board {
     /// Bytes a board holds per artist with a value: its value by id, and
-    /// its place in the whole order once sorted.
-    pub const BYTES_PER_ARTIST: usize = std::mem::size_of::<Valued>() + std::mem::size_of::<Ranked>();
+    /// its id in the whole order once sorted.
+    pub const BYTES_PER_ARTIST: usize = std::mem::size_of::<Valued>() + std::mem::size_of::<u32>();
 
     /// The board of artists with these `values` (at most one per id).
     /// `names` must name every id.
@@ -161,24 +165,30 @@ impl Board {
         for (id, _) in &movers {
             moving.set(*id);
         }
+        // The artists that stay keep their values: read by id from a dense
+        // copy, not by a search each.
+        let mut value_of = vec![0_i64; names.len()];
+        for valued in &values {
+            value_of[valued.id() as usize] = valued.value();
+        }
         let arriving = in_order(&names, &movers);
-        let staying = order.iter().filter(|entry| !moving.get(entry.id));
-        let key = |entry: &Ranked| (Reverse(entry.value), names.place(entry.id));
-        let mut merged = Vec::with_capacity(order.len() + arriving.len());
+        let staying = order.iter().filter(|id| !moving.get(**id));
+        let mut merged: Vec<(u32, i64)> = Vec::with_capacity(order.len() + arriving.len());
         let mut arriving = arriving.into_iter().peekable();
-        for entry in staying {
-            while let Some((_, id, value)) = arriving.next_if(|(arrives, _, _)| *arrives < key(entry)) {
-                merged.push((id, value));
+        for &id in staying {
+            let value = value_of[id as usize];
+            let key = (Reverse(value), names.place(id));
+            while let Some((_, arrives, arrives_with)) = arriving.next_if(|(arrives, _, _)| *arrives < key) {
+                merged.push((arrives, arrives_with));
             }
-            merged.push((entry.id, entry.value));
+            merged.push((id, value));
         }
         merged.extend(arriving.map(|(_, id, value)| (id, value)));
-        let order = with_ranks(merged.into_iter());
         Self {
-            first: order[..order.len().min(self.top)].to_vec(),
+            first: with_ranks(merged[..merged.len().min(self.top)].iter().copied()),
             top: self.top,
-            ranked: order.len(),
-            order: OnceLock::from(order),
+            ranked: merged.len(),
+            order: OnceLock::from(merged.into_iter().map(|(id, _)| id).collect::<Box<[u32]>>()),
             names,
             values,
         }
@@ -217,27 +227,62 @@ impl Board {
 
     /// The ranked artists at `positions` (within [`Self::ranked`]): from
     /// the first ones kept when they cover them, else from the whole order.
-    pub fn page(&self, positions: std::ops::Range<usize>) -> &[Ranked] {
+    pub fn page(&self, positions: Range<usize>) -> Cow<'_, [Ranked]> {
         if positions.end <= self.first.len() {
-            &self.first[positions]
-        } else {
-            &self.entries()[positions]
+            return Cow::Borrowed(&self.first[positions]);
         }
+        let order = self.order();
+        let positions = positions.start.min(order.len())..positions.end.min(order.len());
+        let Some(&first_id) = order.get(positions.start) else {
+            return Cow::Owned(Vec::new());
+        };
+        // A standard competition rank is one more than the number of
+        // artists with a higher value, all of them before it in order.
+        let mut previous = self.value(first_id);
+        let mut rank = order[..positions.start].partition_point(|&id| self.value(id) > previous) + 1;
+        let mut page = Vec::with_capacity(positions.len());
+        for at in positions {
+            let id = order[at];
+            let value = self.value(id);
+            if value != previous {
+                (rank, previous) = (at + 1, value);
+            }
+            page.push(Ranked {
+                rank: u32::try_from(rank).unwrap_or(u32::MAX),
+                id,
+                value,
+            });
+        }
+        Cow::Owned(page)
     }
 
-    /// Whether the whole order is at hand: [`Self::entries`] sorts nothing.
+    /// Whether the whole order is at hand: [`Self::sort`] sorts nothing.
     pub fn is_ordered(&self) -> bool {
         self.first.len() == self.ranked || self.order.get().is_some()
     }
 
-    /// Every ranked artist, in order (sorted on the first call: milliseconds
-    /// for a board of every artist, see [`Self::is_ordered`]).
-    pub fn entries(&self) -> &[Ranked] {
-        if self.first.len() == self.ranked {
-            return &self.first;
-        }
-        self.order
-            .get_or_init(|| ranks_of(at_least(&self.names, self.values.iter().map(|valued| valued.pair()), 1)))
+    /// Sorts the whole order, if not yet sorted: milliseconds for a board
+    /// of every artist (see [`Self::is_ordered`]).
+    pub fn sort(&self) {
+        self.order();
+    }
+
+    /// Every ranked artist's id, in order.
+    fn order(&self) -> &[u32] {
+        self.order.get_or_init(|| {
+            if self.first.len() == self.ranked {
+                return self.first.iter().map(|entry| entry.id).collect();
+            }
+            at_least(&self.names, self.values.iter().map(|valued| valued.pair()), 1)
+                .into_iter()
+                .map(|(_, id, _)| id)
+                .collect()
+        })
+    }
+
+    /// Every ranked artist, in order.
+    pub fn entries(&self) -> Vec<Ranked> {
+        self.page(0..self.ranked).into_owned()
     }
 
     /// How many artists have a value other than zero: the ranked ones and
@@ -269,16 +314,18 @@ impl Board {
             return None;
         }
         let wanted = (Reverse(value), self.names.place(id));
-        let entries = self.entries();
-        let at = entries.partition_point(|entry| (Reverse(entry.value), self.names.place(entry.id)) < wanted);
-        (entries.get(at)?.id == id).then_some(at)
+        let order = self.order();
+        let at = order.partition_point(|&other| (Reverse(self.value(other)), self.names.place(other)) < wanted);
+        (*order.get(at)? == id).then_some(at)
     }
 
     /// The position of the first entry ranked after an artist named
     /// `artist` with `value`, whether or not that artist is on the board.
     pub fn after(&self, value: i64, artist: &str) -> usize {
-        self.entries()
-            .partition_point(|entry| entry.value > value || (entry.value == value && self.name(entry.id) <= artist))
+        self.order().partition_point(|&id| {
+            let of = self.value(id);
+            of > value || (of == value && self.name(id) <= artist)
+        })
     }
 }
 
@@ -463,7 +510,7 @@ mod tests {
             // Moved before anyone read past the first page, and after.
             let selected = board.moved(after_names.clone(), &deltas);
             prop_assert_eq!(selected.page(0..selected.ranked().min(5)), &rebuilt.entries()[..rebuilt.ranked().min(5)]);
-            board.entries();
+            board.sort();
             let merged = board.moved(after_names, &deltas);
             prop_assert_eq!(merged.page(0..merged.ranked().min(5)), &rebuilt.entries()[..rebuilt.ranked().min(5)]);
             for moved in [selected, merged] {
@@ -492,6 +539,13 @@ mod tests {
             prop_assert_eq!(board.ranked(), whole.ranked());
             prop_assert_eq!(board.page(0..shown), &whole.entries()[..shown]);
             prop_assert_eq!(board.entries(), whole.entries());
+            // Any page of the whole order, its first rank found from the
+            // values before it.
+            let entries = whole.entries();
+            for start in 0..board.ranked() {
+                let end = (start + 3).min(board.ranked());
+                prop_assert_eq!(board.page(start..end), &entries[start..end]);
+            }
         }
     }
 }

@@ -247,7 +247,8 @@ pub struct Ranking {
 }
 
 impl Ranking {
-    pub fn entries(&self) -> &[Ranked] {
+    /// Every ranked artist, in order (sorted first if need be).
+    pub fn entries(&self) -> Vec<Ranked> {
         self.board.entries()
     }
 }
@@ -647,11 +648,7 @@ impl Reads {
             return Ok(());
         }
         let board = ranking.board.clone();
-        self.sorts
-            .run(move || {
-                board.entries();
-            })
-            .await
+        self.sorts.run(move || board.sort()).await
     }
 
     /// A ranking with an id of its own, for cursors.

@@ -359,17 +359,17 @@ pub async fn page(state: &AppState, audience: Audience, request: &PageRequest) -
         BoardCursor {
             snapshot: ranking.id,
             offset: next,
-            after: next
-                .checked_sub(1)
-                .and_then(|last| ranking.board.page(last..last + 1).first())
-                .map(|last| (last.value, ranking.board.name(last.id).to_owned())),
+            after: next.checked_sub(1).and_then(|last| {
+                let last = ranking.board.page(last..last + 1).first().copied()?;
+                Some((last.value, ranking.board.name(last.id).to_owned()))
+            }),
         }
         .encode()
     });
     let names = state.names.read();
     Ok(BoardPage {
         head: head(state, &names, &ranking),
-        entries: entries(&names, &ranking, ranking.board.page(page.positions)),
+        entries: entries(&names, &ranking, &ranking.board.page(page.positions)),
         next_cursor,
         upgrade_required: page.upgrade_required,
     })
@@ -381,8 +381,8 @@ pub async fn around(state: &AppState, audience: Audience, request: &AroundReques
     let ranking = state.served.leaderboard(&request.query, audience.freshness_s()).await?;
     state.served.ordered(&ranking).await?;
     let depth = leaderboard_depth(&audience.subject());
-    let ranked = ranking.entries();
-    let visible = depth.map_or(ranked.len(), |depth| depth.min(ranked.len()));
+    let ranked = ranking.board.ranked();
+    let visible = depth.map_or(ranked, |depth| depth.min(ranked));
     let artist = &request.artist;
     // An artist ranked beyond what the plan shows gets the answer an
     // unranked one gets: a different one would reveal the hidden ranks.
@@ -403,14 +403,15 @@ pub async fn around(state: &AppState, audience: Audience, request: &AroundReques
         })?;
     let from = position.saturating_sub(request.n);
     let to = (position + request.n + 1).min(visible);
+    let neighbours = ranking.board.page(from..to);
     let names = state.names.read();
     Ok(AroundBody {
         head: head(state, &names, &ranking),
         artist_id: artist.clone(),
         artist_name: super::artist_name(&names, artist),
-        rank: u64::from(ranked[position].rank),
-        entries: entries(&names, &ranking, &ranked[from..to]),
-        upgrade_required: (to == visible && ranked.len() > visible).then(|| depth_marker(audience, visible)),
+        rank: u64::from(neighbours[position - from].rank),
+        entries: entries(&names, &ranking, &neighbours),
+        upgrade_required: (to == visible && ranked > visible).then(|| depth_marker(audience, visible)),
     })
 }
 
