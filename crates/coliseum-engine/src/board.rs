@@ -23,9 +23,8 @@ use crate::hot::Names;
 /// page.
 pub const TOP: usize = 100;
 
-/// One ranked artist, in 16 bytes: boards of every artist are held by the
-/// thousand. Ranks never exceed the number of artists, which ids count in
-/// 32 bits.
+/// One ranked artist, as a page shows it. Ranks never exceed the number
+/// of artists, which ids count in 32 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ranked {
     pub rank: u32,
@@ -165,24 +164,22 @@ impl Board {
         for (id, _) in &movers {
             moving.set(*id);
         }
-        // The artists that stay keep their values: read by id from a dense
-        // copy, not by a search each.
-        let mut value_of = vec![0_i64; names.len()];
-        for valued in &values {
-            value_of[valued.id() as usize] = valued.value();
-        }
         let arriving = in_order(&names, &movers);
         let staying = order.iter().filter(|id| !moving.get(**id));
         let mut merged: Vec<(u32, i64)> = Vec::with_capacity(order.len() + arriving.len());
         let mut arriving = arriving.into_iter().peekable();
-        for &id in staying {
-            let value = value_of[id as usize];
-            let key = (Reverse(value), names.place(id));
-            while let Some((_, arrives, arrives_with)) = arriving.next_if(|(arrives, _, _)| *arrives < key) {
-                merged.push((arrives, arrives_with));
+        // The artists that stay keep their values: read by id from the
+        // thread's dense array, not by a search each.
+        crate::dense::with_values_by_id(values.iter().map(|valued| valued.pair()), |value_of| {
+            for &id in staying {
+                let value = value_of[id as usize];
+                let key = (Reverse(value), names.place(id));
+                while let Some((_, arrives, arrives_with)) = arriving.next_if(|(arrives, _, _)| *arrives < key) {
+                    merged.push((arrives, arrives_with));
+                }
+                merged.push((id, value));
             }
-            merged.push((id, value));
-        }
+        });
         merged.extend(arriving.map(|(_, id, value)| (id, value)));
         Self {
             first: with_ranks(merged[..merged.len().min(self.top)].iter().copied()),
@@ -515,6 +512,12 @@ mod tests {
             prop_assert_eq!(merged.page(0..merged.ranked().min(5)), &rebuilt.entries()[..rebuilt.ranked().min(5)]);
             for moved in [selected, merged] {
                 prop_assert_eq!(view(&moved), view(&rebuilt));
+                // Pages deep in the order, sorted by the merge or not.
+                let whole = rebuilt.entries();
+                for start in 0..moved.ranked() {
+                    let end = (start + 3).min(moved.ranked());
+                    prop_assert_eq!(moved.page(start..end), &whole[start..end]);
+                }
                 prop_assert_eq!(values(&moved), values(&rebuilt));
                 prop_assert_eq!(moved.valued(), rebuilt.valued());
                 prop_assert_eq!(moved.ranked(), rebuilt.ranked());

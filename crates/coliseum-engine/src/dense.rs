@@ -116,9 +116,40 @@ pub fn sum_values_by_id(ids: usize, rows: impl FnOnce(&mut ValueSums<'_>)) -> Ve
     })
 }
 
+/// Calls `read` with the thread's dense array holding each of `values`
+/// at its id (zero elsewhere), and leaves it zeroed again: a lookup by id
+/// that costs the values given, not the number of artists.
+pub fn with_values_by_id<R>(values: impl Iterator<Item = (u32, i64)> + Clone, read: impl FnOnce(&[i64]) -> R) -> R {
+    DENSE_VALUES.with_borrow_mut(|(dense, _)| {
+        let ids = values.clone().map(|(id, _)| id as usize + 1).max().unwrap_or(0);
+        if dense.len() < ids {
+            dense.resize(ids, 0);
+        }
+        for (id, value) in values.clone() {
+            dense[id as usize] = value;
+        }
+        let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read(dense)));
+        for (id, _) in values {
+            dense[id as usize] = 0;
+        }
+        read.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_read_by_id_and_the_array_is_left_zeroed() {
+        let values = [(3_u32, 7_i64), (130, -2)];
+        let read = with_values_by_id(values.iter().copied(), |dense| (dense[3], dense[130], dense[4]));
+        assert_eq!(read, (7, -2, 0));
+        with_values_by_id(std::iter::empty(), |dense| {
+            assert!(dense.iter().all(|value| *value == 0), "left zeroed");
+        });
+        assert_eq!(sum_values_by_id(200, |sums| sums.add(3, 1)), vec![(3, 1)]);
+    }
 
     fn plays(n: i64) -> Kpis {
         Kpis {

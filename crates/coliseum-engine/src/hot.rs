@@ -51,6 +51,12 @@ const DAYS_OPEN: i64 = 2;
 /// Seconds between packing passes.
 const PACK_EVERY_S: i64 = 30;
 
+/// The bytes of a hash map's slots for `capacity` entries of `T`: the
+/// table keeps an eighth of its slots free, and a control byte for each.
+pub(crate) fn map_bytes<T>(capacity: usize) -> usize {
+    capacity.div_ceil(7) * 8 * (std::mem::size_of::<T>() + 1)
+}
+
 /// Artist ids as small numbers: the per-artist maps are the bulk of the
 /// state, and a `u32` key is a fraction of a `String`. Index 0 is "no artist".
 #[derive(Debug)]
@@ -73,7 +79,7 @@ impl Artists {
     /// The memory it holds: the map's slots, the list, and each name once
     /// (with the two counts of its `Arc`).
     fn bytes(&self) -> usize {
-        self.index.capacity() * (std::mem::size_of::<(Arc<str>, u32)>() + 1)
+        map_bytes::<(Arc<str>, u32)>(self.index.capacity())
             + self.names.capacity() * std::mem::size_of::<Arc<str>>()
             + self
                 .names

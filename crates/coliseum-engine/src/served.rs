@@ -159,7 +159,7 @@ impl<K: Hash + Eq, V> Held<K, V> {
     }
 }
 
-/// Artists held by frozen leaderboards at most (28 bytes each ranked, 12
+/// Artists held by frozen leaderboards at most (16 bytes each ranked, 12
 /// below zero), and points by frozen KPI series (64 bytes each).
 const FROZEN_RANKED: usize = 4_000_000;
 const FROZEN_POINTS: usize = 1_000_000;

@@ -100,9 +100,9 @@ impl Totals {
     pub fn bytes(&self) -> usize {
         let sums: usize = self.hours.values().chain(self.days.values()).map(BTreeMap::len).sum();
         let series = self.hours.capacity() + self.days.capacity();
-        self.names.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
+        crate::hot::map_bytes::<(Box<str>, u32)>(self.names.capacity())
             + self.names.keys().map(|name| name.len()).sum::<usize>()
-            + series * (std::mem::size_of::<(Combination, BTreeMap<i64, Kpis>)>() + 1)
+            + crate::hot::map_bytes::<(Combination, BTreeMap<i64, Kpis>)>(series)
             + sums * std::mem::size_of::<(i64, Kpis)>()
     }
 

@@ -1,9 +1,9 @@
 //! One bucket of the hot state: per-artist sums in slices (everything, by
 //! city, by genre, by city and genre, by live event). While a bucket can
 //! still change often its sums live in hash maps; once it has closed they
-//! are packed into sorted arrays, 28 bytes an artist (44 where a figure
-//! needs more than 32 bits) instead of about 110 with a map's keys, spare
-//! room and control bytes: the state holds several times the buckets in
+//! are packed into sorted arrays, 28 bytes an artist (44 in a slice where
+//! any artist's figure needs more than 32 bits) instead of about 110 with
+//! a map's keys, spare room and control bytes: the state holds several times the buckets in
 //! the same memory.
 //!
 //! A live event's entries are few, so it keeps one row per city, genre and
@@ -256,7 +256,7 @@ impl<K: Copy + Ord + std::hash::Hash> ByKey<K> {
     /// control byte each, used or not), or the two arrays.
     fn heap_bytes(&self) -> usize {
         match self {
-            Self::Open(map) => map.capacity() * (std::mem::size_of::<(K, CellSums)>() + 1),
+            Self::Open(map) => super::map_bytes::<(K, CellSums)>(map.capacity()),
             Self::Closed { keys, sums } => std::mem::size_of_val::<[K]>(keys) + sums.bytes(),
         }
     }
@@ -298,7 +298,7 @@ impl SliceSums {
 /// The memory a map of slices by name holds: its slots, the names, and
 /// what each value holds beyond its slot (`heap_bytes`).
 fn named_bytes<V>(map: &HashMap<Box<str>, V>, heap_bytes: impl Fn(&V) -> usize) -> usize {
-    map.capacity() * (std::mem::size_of::<(Box<str>, V)>() + 1)
+    super::map_bytes::<(Box<str>, V)>(map.capacity())
         + map
             .iter()
             .map(|(name, value)| name.len() + heap_bytes(value))

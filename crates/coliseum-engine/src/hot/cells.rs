@@ -37,8 +37,7 @@ impl Words {
 
     /// The memory it holds: the map's slots and the words.
     pub fn bytes(&self) -> usize {
-        self.0.capacity() * (std::mem::size_of::<(Box<str>, u32)>() + 1)
-            + self.0.keys().map(|word| word.len()).sum::<usize>()
+        super::map_bytes::<(Box<str>, u32)>(self.0.capacity()) + self.0.keys().map(|word| word.len()).sum::<usize>()
     }
 
     /// The word's number; `None` for a word no cell named, and for `""`:
@@ -121,7 +120,7 @@ impl Cells {
     /// slots of the map of those added since.
     pub fn heap_bytes(&self) -> usize {
         self.packed.as_ref().map_or(0, Packed::heap_bytes)
-            + self.added.capacity() * (std::mem::size_of::<((u32, Place), CellSums)>() + 1)
+            + super::map_bytes::<((u32, Place), CellSums)>(self.added.capacity())
     }
 
     /// The sums of `artist`'s cells (every artist's, with `None`) that
