@@ -48,6 +48,10 @@ const SNAPSHOTS_KEPT: usize = 64;
 /// a budget of 640 MiB held about 200 MiB less than 1,120 MiB and served
 /// 8.6–10.0k reads/s against 10.7–16.6k/s (BENCHMARKS.md, eighth step;
 /// the sixth step measured the same trade before the rows were packed).
+/// Once a sorted board kept ids only in its order (16 bytes an artist
+/// instead of 28), 800 MiB with two fifths for tile sums (the same 320 MiB
+/// as before) held the benchmark's boards in 355–436 MiB and served its
+/// mixed reads as fast as 1,120 MiB did (BENCHMARKS.md, twenty-third step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheBudget {
     pub tiles: usize,
@@ -60,11 +64,11 @@ impl CacheBudget {
     /// The budget when none is set (`--read-cache-mib`).
     pub const DEFAULT: Self = Self::of_mib(DEFAULT_READ_CACHE_MIB);
 
-    /// `mib` MiB in all: two sevenths for tile sums, a thirty-fifth for
+    /// `mib` MiB in all: two fifths for tile sums, a thirty-fifth for
     /// series (a month of hourly points is 40 KiB), the rest for boards.
     pub const fn of_mib(mib: usize) -> Self {
         let bytes = mib.saturating_mul(1 << 20);
-        let (tiles, series) = (bytes / 7 * 2, bytes / 35);
+        let (tiles, series) = (bytes / 5 * 2, bytes / 35);
         Self {
             tiles,
             series,
@@ -84,7 +88,7 @@ pub(crate) fn report_cache_bytes(cache: &'static str, bytes: usize) {
 /// behind every board of all artists it waited as long as they did.
 const INLINE_BUILD_ROWS: usize = 16_384;
 /// See [`CacheBudget`]; chosen by measurement (BENCHMARKS.md).
-pub const DEFAULT_READ_CACHE_MIB: usize = 1_120;
+pub const DEFAULT_READ_CACHE_MIB: usize = 800;
 /// What `all` covers: the hot retention window.
 const KEPT_MONTHS: i64 = 24;
 
@@ -247,7 +251,8 @@ pub struct Ranking {
 }
 
 impl Ranking {
-    /// Every ranked artist, in order (sorted first if need be).
+    /// Every ranked artist, in order (sorted first if need be): a copy of
+    /// the whole board, for tests and tools; reads take a page.
     pub fn entries(&self) -> Vec<Ranked> {
         self.board.entries()
     }

@@ -96,7 +96,7 @@ pub struct ServeArgs {
     #[arg(long, env = "COLISEUM_RANKING_MAX_AGE_MS")]
     pub ranking_max_age_ms: Option<u64>,
     /// MiB the read caches (tile sums and leaderboards) may hold together
-    /// (default 1120); beyond it the least recently read are dropped.
+    /// (default 800); beyond it the least recently read are dropped.
     #[arg(long, env = "COLISEUM_READ_CACHE_MIB")]
     pub read_cache_mib: Option<usize>,
     /// How often, in ms, DNA scores are recomputed and published when
