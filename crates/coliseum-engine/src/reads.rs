@@ -50,8 +50,9 @@ const SNAPSHOTS_KEPT: usize = 64;
 /// the sixth step measured the same trade before the rows were packed).
 /// Once a sorted board kept ids only in its order (16 bytes an artist
 /// instead of 28), 800 MiB with two fifths for tile sums (the same 320 MiB
-/// as before) held the benchmark's boards in 355–436 MiB and served its
-/// mixed reads as fast as 1,120 MiB did (BENCHMARKS.md, twenty-third step).
+/// as before) held the benchmark's boards in 355–446 MiB and served its
+/// mixed reads at rates within the spread of 1,120 MiB's (BENCHMARKS.md,
+/// twenty-third step).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheBudget {
     pub tiles: usize,
