@@ -3,8 +3,8 @@
 //! still change often its sums live in hash maps; once it has closed they
 //! are packed into sorted arrays, 28 bytes an artist (44 in a slice where
 //! any artist's figure needs more than 32 bits) instead of about 110 with
-//! a map's keys, spare room and control bytes: the state holds several times the buckets in
-//! the same memory.
+//! a map's keys, spare room and control bytes: the state holds several
+//! times the buckets in the same memory.
 //!
 //! A live event's entries are few, so it keeps one row per city, genre and
 //! artist instead of slices, and a read of it with a city or a genre filter
