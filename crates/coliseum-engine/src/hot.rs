@@ -237,6 +237,7 @@ impl Inner {
         // would sort them again every time.
         if kept.now_s >= self.packed_at + PACK_EVERY_S {
             self.pack(kept);
+            self.report_bytes();
         }
     }
 
@@ -248,7 +249,6 @@ impl Inner {
         for (_, bucket) in self.days.range_mut(..kept.current_day - DAYS_OPEN + 1) {
             bucket.close();
         }
-        self.report_bytes();
     }
 
     /// Sets `coliseum_hot_state_bytes` by part, estimated from the lengths
@@ -473,6 +473,8 @@ impl HotState {
                 inner.pack(kept);
             }
         }
+        // Once the whole state is loaded, not after each of its buckets.
+        hot.inner.read().unwrap_or_else(|p| p.into_inner()).report_bytes();
         Ok(hot)
     }
 
