@@ -143,7 +143,8 @@ async fn reads_only(args: &PipelineBenchArgs, database_url: &str) -> anyhow::Res
 }
 
 /// What the engine's `/metrics` say its read caches, DNA aggregates and
-/// hot state hold: the parts of its resident memory it counts. Needs the metrics
+/// hot state hold: the parts of its resident memory it counts; and, from a
+/// build with the `heap-count` feature, all that its Rust code holds. Needs the metrics
 /// token the engine was given (`COLISEUM_METRICS_TOKEN`, which it inherits).
 async fn print_held(base_url: &str) {
     let Ok(token) = std::env::var("COLISEUM_METRICS_TOKEN") else {
@@ -189,6 +190,13 @@ async fn print_held(base_url: &str) {
         mib("coliseum_hot_state_bytes{part=\"journal\"}"),
         mib("coliseum_hot_state_bytes{part=\"names\"}"),
     );
+    if text.contains("coliseum_heap_bytes{") {
+        println!(
+            "- the live heap (a `heap-count` build; C libraries' own aside): {:.0} MiB asked for, {:.0} MiB in the allocator's size classes",
+            mib("coliseum_heap_bytes{measure=\"requested\"}"),
+            mib("coliseum_heap_bytes{measure=\"in_size_classes\"}"),
+        );
+    }
 }
 
 /// The three readers of the mixed scenarios on `plan`: a fan, an artist

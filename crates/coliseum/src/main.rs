@@ -4,6 +4,8 @@ mod cli;
 mod commands;
 mod config;
 mod demo;
+#[cfg(feature = "heap-count")]
+mod heap_count;
 
 use clap::Parser;
 use cli::{ApiKeysCommand, Cli, Command, UsersCommand};
@@ -12,8 +14,14 @@ use config::FileConfig;
 
 /// glibc's allocator spends a third of ingestion's CPU in malloc and free
 /// under many threads (measured with perf); mimalloc does not.
+#[cfg(not(feature = "heap-count"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// The same allocator, counting the live heap for `coliseum_heap_bytes`.
+#[cfg(feature = "heap-count")]
+#[global_allocator]
+static ALLOCATOR: heap_count::Counting = heap_count::Counting;
 
 /// `mi_option_purge_delay` in mimalloc 2 and 3 (`mimalloc.h`); the binding
 /// names no constant for it.
@@ -63,6 +71,8 @@ fn main() -> std::process::ExitCode {
     without_huge_pages();
     let cli = Cli::parse();
     observability::init_tracing();
+    #[cfg(feature = "heap-count")]
+    heap_count::report_every_second();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
